@@ -1,0 +1,44 @@
+# signgate: every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-unit test-contract test-integration test-e2e schemas clean help
+
+help:
+	@echo "make run          start the whole system on the embedded stack (Ctrl-C stops it)"
+	@echo "make test         run the whole test suite on the embedded stack"
+	@echo "make test-unit | test-contract | test-integration | test-e2e"
+	@echo "make schemas      re-export the JSON Schemas of every message into contracts/"
+	@echo "make clean        remove the virtual environment and local data"
+
+$(STAMP): pyproject.toml contracts/pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./contracts -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m libs.runner
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+test-contract: $(STAMP)
+	$(BIN)/python -m pytest tests/contract
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+schemas: $(STAMP)
+	$(BIN)/python -m signgate_contracts.schemas
+
+clean:
+	rm -rf $(VENV) .signgate

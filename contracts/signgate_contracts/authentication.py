@@ -1,0 +1,9 @@
+"""Messages of the authentication service: opening documents, OTP checks, lockout and unlock."""
+
+from __future__ import annotations
+
+from signgate_contracts.envelope import Command, Event
+from signgate_contracts.rejection import CommandRejected
+
+COMMANDS: tuple[type[Command], ...] = ()
+EVENTS: tuple[type[Event], ...] = (CommandRejected,)

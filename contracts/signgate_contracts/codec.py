@@ -1,0 +1,64 @@
+"""Turning bytes into the message a topic carries, and back, with the reasons decoding can fail."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from signgate_contracts.envelope import Message
+from signgate_contracts.topics import Topic
+
+
+class UndecodableMessage(ValueError):
+    """The bytes are not a signgate message at all: not JSON, not an object, or no `type`."""
+
+
+class UnknownMessageType(ValueError):
+    """The envelope is readable, but this topic carries no message of that `type`."""
+
+    def __init__(self, type_: str, topic: str) -> None:
+        super().__init__(f"topic {topic} carries no message of type {type_!r}")
+        self.type = type_
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def read_object(raw: bytes) -> dict[str, Any]:
+    """Parse raw bytes as a JSON object, or say why they are not one."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise UndecodableMessage(f"not JSON: {type(error).__name__}") from None
+    if not isinstance(document, dict):
+        raise UndecodableMessage(f"not a JSON object but {type(document).__name__}")
+    if not isinstance(document.get("type"), str):
+        raise UndecodableMessage("no string `type` field")
+    return document
+
+
+@cache
+def _adapter(messages: tuple[type[Message], ...]) -> TypeAdapter[Any] | None:
+    if not messages:
+        return None
+    if len(messages) == 1:
+        return TypeAdapter(messages[0])
+    return TypeAdapter(Annotated[Union[messages], Field(discriminator="type")])  # noqa: UP007
+
+
+def decode(topic: Topic, raw: bytes) -> Message:
+    """Decode one record of ``topic``; raises UndecodableMessage, UnknownMessageType or ValidationError."""
+    document = read_object(raw)
+    known = {message.model_fields["type"].default for message in topic.messages}
+    if document["type"] not in known:
+        raise UnknownMessageType(document["type"], topic.name)
+    adapter = _adapter(topic.messages)
+    assert adapter is not None
+    return adapter.validate_python(document)
+
+
+__all__ = ["UndecodableMessage", "UnknownMessageType", "ValidationError", "decode", "encode"]

@@ -1,0 +1,98 @@
+"""The topic registry: every topic, what its key is, how it is kept, and which messages it carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from signgate_contracts import authentication, identity, otp, workflow
+from signgate_contracts.envelope import Message
+
+
+class TopicKind(StrEnum):
+    COMMANDS = "commands"
+    EVENTS = "events"
+    REPLIES = "replies"
+    REQUESTS = "requests"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One Kafka topic of signgate."""
+
+    name: str
+    kind: TopicKind
+    key: str
+    """What the record key is; records with one key keep their order."""
+    partitions: int
+    retention: timedelta
+    messages: tuple[type[Message], ...]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        """Where messages of this topic that cannot be parsed or handled are set aside."""
+        return f"{self.name}.dlq"
+
+    @property
+    def answers_commands(self) -> bool:
+        """Whether a message here is a command owed exactly one outcome."""
+        return self.kind in (TopicKind.COMMANDS, TopicKind.REQUESTS)
+
+
+# Command topics carry passwords, access codes and tokens in clear: keep them briefly.
+_COMMAND_RETENTION = timedelta(hours=1)
+_EVENT_RETENTION = timedelta(days=7)
+_REPLY_RETENTION = timedelta(minutes=15)
+DLQ_RETENTION = timedelta(days=14)
+DLQ_PARTITIONS = 1
+
+IDENTITY_COMMANDS = Topic(
+    "signgate.identity.commands", TopicKind.COMMANDS, "normalised user name", 6,
+    _COMMAND_RETENTION, identity.COMMANDS, "Commands to the identity service.",
+)
+IDENTITY_EVENTS = Topic(
+    "signgate.identity.events", TopicKind.EVENTS, "normalised user name", 6,
+    _EVENT_RETENTION, identity.EVENTS, "Facts about API users; never a credential.",
+)
+IDENTITY_REPLIES = Topic(
+    "signgate.identity.replies", TopicKind.REPLIES, "normalised user name", 3,
+    _REPLY_RETENTION, (), "Tokens for callers that gave no reply_to.",
+)
+WORKFLOW_COMMANDS = Topic(
+    "signgate.workflow.commands", TopicKind.COMMANDS, "package_id", 6,
+    _COMMAND_RETENTION, workflow.COMMANDS, "Commands to the workflow service.",
+)
+WORKFLOW_EVENTS = Topic(
+    "signgate.workflow.events", TopicKind.EVENTS, "package_id", 6,
+    _EVENT_RETENTION, workflow.EVENTS, "Facts about packages, recipients and their settings.",
+)
+AUTHENTICATION_COMMANDS = Topic(
+    "signgate.authentication.commands", TopicKind.COMMANDS, "package_id", 6,
+    _COMMAND_RETENTION, authentication.COMMANDS, "Commands to the authentication service.",
+)
+AUTHENTICATION_EVENTS = Topic(
+    "signgate.authentication.events", TopicKind.EVENTS, "package_id", 6,
+    _EVENT_RETENTION, authentication.EVENTS, "Facts about recipient authentication.",
+)
+AUTHENTICATION_REPLIES = Topic(
+    "signgate.authentication.replies", TopicKind.REPLIES, "package_id", 3,
+    _REPLY_RETENTION, (), "Document-access grants for callers that gave no reply_to.",
+)
+OTP_REQUESTS = Topic(
+    "signgate.otp.requests", TopicKind.REQUESTS, "challenge id", 6,
+    _COMMAND_RETENTION, otp.REQUESTS, "Requests to deliver a one-time password.",
+)
+OTP_EVENTS = Topic(
+    "signgate.otp.events", TopicKind.EVENTS, "challenge id", 6,
+    _EVENT_RETENTION, otp.EVENTS, "Facts about OTP deliveries; destinations masked.",
+)
+
+TOPICS: tuple[Topic, ...] = (
+    IDENTITY_COMMANDS, IDENTITY_EVENTS, IDENTITY_REPLIES,
+    WORKFLOW_COMMANDS, WORKFLOW_EVENTS,
+    AUTHENTICATION_COMMANDS, AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES,
+    OTP_REQUESTS, OTP_EVENTS,
+)
+BY_NAME: dict[str, Topic] = {topic.name: topic for topic in TOPICS}

@@ -1,0 +1,94 @@
+"""Structured JSON logs with correlation ids, and redaction of every credential-shaped field."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+
+# Field names whose values are credentials. Matched case-insensitively on the name with
+# separators removed, so `user_password`, `accessCode` and `Access-Token` are all caught.
+_SECRET_NAME = re.compile(
+    r"(password|passwd|accesscode|otp|^code$|token|secret|pepper|apikey|authorization)",
+)
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(re.sub(r"[^a-z0-9]", "", name.lower())))
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with the values of secret-named keys replaced, at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and is_secret_name(key) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+def redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: no credential field reaches a log line."""
+    return redact(event_dict)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", service: str | None = None) -> None:
+    """Route structlog and the standard library (FastStream, aiokafka) through one JSON renderer."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_processor,
+    ]
+    if service:
+        shared.insert(0, _bind_service(service))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.dict_tracebacks if fmt == "json" else _identity,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def _identity(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return event_dict
+
+
+def _bind_service(service: str) -> Any:
+    def add_service(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add_service
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)

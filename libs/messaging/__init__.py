@@ -1,0 +1,1 @@
+"""The message spine: broker factory, consume pipeline, publishing with correlation, outbox."""

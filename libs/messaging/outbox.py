@@ -1,0 +1,98 @@
+"""Transactional outbox: messages written with the state they describe, published by a relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterable
+
+import asyncpg
+
+from libs.logging import get_logger
+from libs.messaging.outgoing import Outgoing
+
+log = get_logger(__name__)
+
+Send = Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]
+"""Publish one record: (registry topic, key, payload, headers); returns once the broker has it."""
+
+
+async def insert_outbox_messages(connection: asyncpg.Connection, messages: Iterable[Outgoing]) -> None:
+    """Queue ``messages`` inside the caller's transaction."""
+    await connection.executemany(
+        "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4)",
+        [
+            (m.topic, m.key.encode(), m.payload, json.dumps(_headers(m)))
+            for m in messages
+        ],
+    )
+
+
+def _headers(outgoing: Outgoing) -> dict[str, str]:
+    return {
+        "type": outgoing.message.type,
+        "correlation_id": str(outgoing.message.correlation_id),
+        "content-type": "application/json",
+    }
+
+
+class OutboxRelay:
+    """Publishes queued messages in order and deletes them once the broker has them.
+
+    ``flush`` is called right after a handler commits (the fast path); ``run`` polls for rows
+    left by a crash or a broker outage. Rows are locked with SKIP LOCKED, so replicas share
+    the work, and a process-wide lock keeps one process's flushes in order.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, send: Send, *, batch: int = 500) -> None:
+        self._pool = pool
+        self._send = send
+        self._batch = batch
+        self._lock = asyncio.Lock()
+
+    async def flush(self) -> int:
+        """Publish everything queued now; returns how many records were published."""
+        published = 0
+        async with self._lock:
+            while True:
+                count = await self._publish_batch()
+                published += count
+                if count < self._batch:
+                    return published
+
+    async def _publish_batch(self) -> int:
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT id, topic, key, payload, headers FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            for row in rows:
+                await self._send(row["topic"], row["key"], row["payload"], json.loads(row["headers"]))
+            if rows:
+                await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            return len(rows)
+
+    async def run(self, interval: float = 0.5) -> None:
+        """Poll forever; failures are logged and retried on the next tick."""
+        while True:
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; will retry")
+            await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_relay(relay: OutboxRelay, interval: float = 0.5):
+    """Run the relay's poll loop for the duration of the block."""
+    task = asyncio.create_task(relay.run(interval), name="outbox-relay")
+    try:
+        yield relay
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,200 @@
+"""The composition of a signgate service: what it consumes, how it handles it, and its resources.
+
+A service is described by a `ServiceDefinition` (pure data: topics, use cases, schema) and
+turned into a FastStream app by `build_app`. Nothing connects until the app starts: the
+lifespan opens the Postgres pool, the Redis client and the outbox relay, and closes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from faststream import AckPolicy, FastStream
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from libs.logging import configure_logging, get_logger
+from libs.messaging.broker import attach_pipeline, create_broker
+from libs.messaging.outbox import OutboxRelay, insert_outbox_messages, running_relay
+from libs.messaging.outgoing import Outgoing, caused_by
+from libs.messaging.pipeline import Envelope, Pipeline, RetryPolicy
+from libs.messaging.processed import insert_processed_message
+from libs.messaging.publisher import Publisher
+from libs.postgres import create_pool
+from libs.settings import ConnectionSettings
+from signgate_contracts import BY_NAME, Message, Topic, UnknownMessageType, decode
+from signgate_contracts.codec import read_object
+
+log = get_logger(__name__)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; each service subclasses it with its own env prefix."""
+
+    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
+    retry_attempts: int = Field(4, ge=1, description="Tries of a message hit by a transient fault.")
+    retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
+    outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.retry_attempts, first_delay=self.retry_first_delay)
+
+
+@dataclass
+class Resources:
+    """What the service's lifespan opened; handed to every use case."""
+
+    settings: ServiceSettings
+    publisher: Publisher
+    pool: asyncpg.Pool | None = None
+    redis: aioredis.Redis | None = None
+    relay: OutboxRelay | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one use case may touch: the transaction's connection (if the service has Postgres)."""
+
+    resources: Resources
+    connection: asyncpg.Connection | None = None
+
+
+UseCase = Callable[[Any, Unit], Awaitable[Sequence[Outgoing]]]
+"""A use case takes a message and returns what to publish; it raises a Refusal to refuse."""
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What a service is, as data."""
+
+    name: str
+    consumes: tuple[Topic, ...]
+    outcomes: Mapping[str, Topic]
+    """Command topic name -> the topic its outcomes (and rejections) go to."""
+    handlers: Mapping[type[Message], UseCase]
+    schema: str | None = None
+    """Postgres schema the service owns; None for a service without Postgres."""
+    uses_redis: bool = False
+    folder: Path | None = None
+    """The service's package folder (holds ``migrations/``)."""
+
+    @property
+    def group_id(self) -> str:
+        return f"signgate-{self.name}"
+
+    def check(self) -> None:
+        """Every command a consumed command topic carries has a use case."""
+        for topic in self.consumes:
+            if topic.answers_commands:
+                missing = [m.__name__ for m in topic.messages if m not in self.handlers]
+                if missing:
+                    raise TypeError(f"{self.name}: no use case for {', '.join(missing)}")
+
+
+def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastStream:
+    """The FastStream app of a service: broker, pipeline, one subscriber, lifespan."""
+    definition.check()
+    connections = settings.connections
+    configure_logging(connections.log_level, connections.log_format, service=definition.name)
+    broker = create_broker(definition.name, connections)
+    publisher = Publisher(broker, connections)
+    pipeline = Pipeline(
+        service=definition.name,
+        settings=connections,
+        publisher=publisher,
+        outcome_topics=dict(definition.outcomes),
+        retry=settings.retry,
+    )
+    attach_pipeline(broker, pipeline)
+    resources = Resources(settings=settings, publisher=publisher)
+    handle = Handler(definition, resources)
+
+    @broker.subscriber(
+        *(connections.topic(t.name) for t in definition.consumes),
+        group_id=definition.group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        title=f"{definition.name}",
+    )
+    async def consume(message: KafkaMessage) -> None:
+        await handle(message.raw_message.topic, message.body)
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if definition.schema:
+                resources.pool = await create_pool(connections.database_url, definition.schema)
+                stack.push_async_callback(resources.pool.close)
+                resources.relay = OutboxRelay(resources.pool, publisher.send)
+                pipeline.record_rejection = handle.record_rejection
+            if definition.uses_redis:
+                resources.redis = aioredis.Redis.from_url(connections.redis_url)
+                stack.push_async_callback(resources.redis.aclose)
+            if resources.relay:
+                # The poll loop needs the producer: it starts after the broker does.
+                await stack.enter_async_context(_relay_after_start(broker, resources.relay, settings))
+            yield
+
+    return FastStream(broker, lifespan=lifespan)
+
+
+@contextlib.asynccontextmanager
+async def _relay_after_start(broker, relay: OutboxRelay, settings: ServiceSettings):
+    await broker.connect()
+    async with running_relay(relay, settings.outbox_poll_interval):
+        yield
+
+
+class Handler:
+    """Decodes a record, runs its use case once, and queues or publishes what it returns."""
+
+    def __init__(self, definition: ServiceDefinition, resources: Resources) -> None:
+        self.definition = definition
+        self.resources = resources
+        self.handled_types = {m.model_fields["type"].default: m for m in definition.handlers}
+
+    async def __call__(self, deployed_topic: str, body: bytes) -> None:
+        settings = self.resources.settings.connections
+        topic = BY_NAME[settings.registry_name(deployed_topic)]
+        if not topic.answers_commands and read_object(body)["type"] not in self.handled_types:
+            return  # other services' facts this one does not need
+        message = decode(topic, body)
+        use_case = self.definition.handlers.get(type(message))
+        if use_case is None:
+            raise UnknownMessageType(message.type, topic.name)
+        if self.resources.pool is None:
+            outgoing = await use_case(message, Unit(self.resources))
+            for effect in stamp(message, outgoing):
+                await self.resources.publisher.publish(effect)
+            return
+        async with self.resources.pool.acquire() as connection, connection.transaction():
+            if not await insert_processed_message(connection, self.definition.name, message.event_id):
+                log.info("duplicate message ignored")
+                return
+            outgoing = await use_case(message, Unit(self.resources, connection))
+            await insert_outbox_messages(connection, stamp(message, outgoing))
+        assert self.resources.relay is not None
+        await self.resources.relay.flush()
+
+    async def record_rejection(self, envelope: Envelope, rejection: Outgoing) -> None:
+        """A rejection is an outcome too: recorded once, with the processed-message claim."""
+        assert self.resources.pool is not None and self.resources.relay is not None
+        async with self.resources.pool.acquire() as connection, connection.transaction():
+            if await insert_processed_message(connection, self.definition.name, envelope.event_id):
+                await insert_outbox_messages(connection, [rejection])
+        await self.resources.relay.flush()
+
+
+def stamp(cause: Message, outgoing: Sequence[Outgoing]) -> list[Outgoing]:
+    """Give every effect of ``cause`` its correlation, causation and a replay-stable id."""
+    return [
+        Outgoing(o.topic, o.key, caused_by(cause, o.message, index=i)) for i, o in enumerate(outgoing)
+    ]

@@ -1,0 +1,36 @@
+"""Connection settings every service and tool shares, read from ``SIGNGATE_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConnectionSettings(BaseSettings):
+    """Where the broker, Postgres and Redis are, and how to name things on them."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNGATE_", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_idempotence: bool = Field(
+        True,
+        description="Idempotent producer; the embedded broker cannot do it, so `make run` turns it off.",
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/signgate", description="Postgres connection URL."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
+    topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs).")
+    redis_prefix: str = Field("signgate:", description="Prepended to every Redis key.")
+    log_level: str = Field("INFO", description="Level of the JSON logs.")
+    log_format: Literal["json", "console"] = Field("json", description="`console` for humans.")
+
+    def topic(self, name: str) -> str:
+        """The name of a registry topic on this deployment."""
+        return f"{self.topic_prefix}{name}"
+
+    def registry_name(self, deployed: str) -> str:
+        """The registry name of a topic as deployed here (the inverse of `topic`)."""
+        return deployed.removeprefix(self.topic_prefix)

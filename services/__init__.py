@@ -1,0 +1,1 @@
+"""The four signgate services, each a FastStream app with its own composition root."""

@@ -1,0 +1,1 @@
+"""The authentication service: recipients prove who they are before opening a document."""

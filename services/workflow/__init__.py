@@ -1,0 +1,1 @@
+"""The workflow service: packages, recipients in workflow order, and their authentication settings."""
