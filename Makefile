@@ -16,7 +16,7 @@ help:
 $(STAMP): pyproject.toml contracts/pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./contracts -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./contracts -e '.[embedded,test]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -85,4 +85,4 @@ class TransientError(Exception):
 
 def is_transient(error: BaseException) -> bool:
     """Whether retrying the same message later may succeed."""
-    return isinstance(error, TransientError | _TRANSIENT)
+    return isinstance(error, (TransientError, *_TRANSIENT))

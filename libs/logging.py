@@ -40,6 +40,12 @@ def redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> 
     return redact(event_dict)
 
 
+# structlog's `dict_tracebacks` renders every frame's locals, credentials included.
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", service: str | None = None) -> None:
     """Route structlog and the standard library (FastStream, aiokafka) through one JSON renderer."""
     shared: list[Any] = [
@@ -47,6 +53,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # `extra=` of standard-library records (FastStream, aiokafka); redacted like the rest.
+        structlog.stdlib.ExtraAdder(),
         redact_processor,
     ]
     if service:
@@ -54,7 +62,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Tracebacks without frame locals: a local may hold a password or an OTP.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -66,7 +77,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks if fmt == "json" else _identity,
+            _DICT_TRACEBACKS if fmt == "json" else _identity,
             renderer,
         ],
     )

@@ -8,7 +8,7 @@ lifespan opens the Postgres pool, the Redis client and the outbox relay, and clo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import Field
 from pydantic_settings import BaseSettings
@@ -29,8 +30,9 @@ from libs.messaging.processed import insert_processed_message
 from libs.messaging.publisher import Publisher
 from libs.postgres import create_pool
 from libs.settings import ConnectionSettings
-from signgate_contracts import BY_NAME, Message, Topic, UnknownMessageType, decode
+from signgate_contracts import Message, Topic, UnknownMessageType, decode
 from signgate_contracts.codec import read_object
+from signgate_contracts.topics import OUTCOME_TOPIC
 
 log = get_logger(__name__)
 
@@ -77,14 +79,20 @@ class ServiceDefinition:
 
     name: str
     consumes: tuple[Topic, ...]
-    outcomes: Mapping[str, Topic]
-    """Command topic name -> the topic its outcomes (and rejections) go to."""
     handlers: Mapping[type[Message], UseCase]
+    extra_outcomes: Mapping[str, Topic] = field(default_factory=dict)
+    """Outcome topics of consumed command topics that are not in the registry (tests, extensions)."""
     schema: str | None = None
     """Postgres schema the service owns; None for a service without Postgres."""
     uses_redis: bool = False
     folder: Path | None = None
     """The service's package folder (holds ``migrations/``)."""
+
+    @property
+    def outcomes(self) -> dict[str, Topic]:
+        """Consumed command topic name -> the topic its outcomes (and rejections) go to."""
+        registry = {t.name: OUTCOME_TOPIC[t.name] for t in self.consumes if t.name in OUTCOME_TOPIC}
+        return {**registry, **self.extra_outcomes}
 
     @property
     def group_id(self) -> str:
@@ -99,8 +107,24 @@ class ServiceDefinition:
                     raise TypeError(f"{self.name}: no use case for {', '.join(missing)}")
 
 
-def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastStream:
-    """The FastStream app of a service: broker, pipeline, one subscriber, lifespan."""
+@dataclass
+class Service:
+    """A built service: the FastStream app and the parts tests and tools may reach for."""
+
+    definition: ServiceDefinition
+    app: FastStream
+    broker: KafkaBroker
+    pipeline: Pipeline
+    resources: Resources
+
+
+def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> Service:
+    """Broker, pipeline, one subscriber for every consumed topic, and start/stop hooks.
+
+    Resources open in ``on_startup`` (before the broker starts consuming) and close in
+    ``after_shutdown`` (after in-flight messages are done), so ``faststream run`` and
+    ``async with app`` in tests behave alike.
+    """
     definition.check()
     connections = settings.connections
     configure_logging(connections.log_level, connections.log_format, service=definition.name)
@@ -110,7 +134,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastS
         service=definition.name,
         settings=connections,
         publisher=publisher,
-        outcome_topics=dict(definition.outcomes),
+        outcome_topics=definition.outcomes,
         retry=settings.retry,
     )
     attach_pipeline(broker, pipeline)
@@ -119,38 +143,44 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastS
 
     @broker.subscriber(
         *(connections.topic(t.name) for t in definition.consumes),
-        group_id=definition.group_id,
+        group_id=connections.topic(definition.group_id),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
-        title=f"{definition.name}",
+        title=definition.name,
     )
     async def consume(message: KafkaMessage) -> None:
         await handle(message.raw_message.topic, message.body)
 
-    @contextlib.asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            if definition.schema:
-                resources.pool = await create_pool(connections.database_url, definition.schema)
-                stack.push_async_callback(resources.pool.close)
-                resources.relay = OutboxRelay(resources.pool, publisher.send)
-                pipeline.record_rejection = handle.record_rejection
-            if definition.uses_redis:
-                resources.redis = aioredis.Redis.from_url(connections.redis_url)
-                stack.push_async_callback(resources.redis.aclose)
-            if resources.relay:
-                # The poll loop needs the producer: it starts after the broker does.
-                await stack.enter_async_context(_relay_after_start(broker, resources.relay, settings))
-            yield
+    stack = contextlib.AsyncExitStack()  # resources: closed after the broker stops
+    relay_loop = contextlib.AsyncExitStack()  # stopped before the broker stops
 
-    return FastStream(broker, lifespan=lifespan)
+    async def open_resources() -> None:
+        if definition.schema:
+            resources.pool = await create_pool(connections.database_url, definition.schema)
+            stack.push_async_callback(resources.pool.close)
+            resources.relay = OutboxRelay(resources.pool, publisher.send)
+            pipeline.record_rejection = handle.record_rejection
+        if definition.uses_redis:
+            resources.redis = aioredis.Redis.from_url(connections.redis_url)
+            stack.push_async_callback(resources.redis.aclose)
+
+    async def start_relay() -> None:
+        if resources.relay:
+            await relay_loop.enter_async_context(running_relay(resources.relay, settings.outbox_poll_interval))
+
+    app = FastStream(
+        broker,
+        on_startup=[open_resources],
+        after_startup=[start_relay],
+        on_shutdown=[relay_loop.aclose],
+        after_shutdown=[stack.aclose],
+    )
+    return Service(definition, app, broker, pipeline, resources)
 
 
-@contextlib.asynccontextmanager
-async def _relay_after_start(broker, relay: OutboxRelay, settings: ServiceSettings):
-    await broker.connect()
-    async with running_relay(relay, settings.outbox_poll_interval):
-        yield
+def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastStream:
+    """The FastStream app of a service (what ``faststream run ... --factory`` runs)."""
+    return build_service(definition, settings).app
 
 
 class Handler:
@@ -160,10 +190,10 @@ class Handler:
         self.definition = definition
         self.resources = resources
         self.handled_types = {m.model_fields["type"].default: m for m in definition.handlers}
+        self.topics = {topic.name: topic for topic in definition.consumes}
 
     async def __call__(self, deployed_topic: str, body: bytes) -> None:
-        settings = self.resources.settings.connections
-        topic = BY_NAME[settings.registry_name(deployed_topic)]
+        topic = self.topics[self.resources.settings.connections.registry_name(deployed_topic)]
         if not topic.answers_commands and read_object(body)["type"] not in self.handled_types:
             return  # other services' facts this one does not need
         message = decode(topic, body)

@@ -96,3 +96,11 @@ TOPICS: tuple[Topic, ...] = (
     OTP_REQUESTS, OTP_EVENTS,
 )
 BY_NAME: dict[str, Topic] = {topic.name: topic for topic in TOPICS}
+
+OUTCOME_TOPIC: dict[str, Topic] = {
+    IDENTITY_COMMANDS.name: IDENTITY_EVENTS,
+    WORKFLOW_COMMANDS.name: WORKFLOW_EVENTS,
+    AUTHENTICATION_COMMANDS.name: AUTHENTICATION_EVENTS,
+    OTP_REQUESTS.name: OTP_EVENTS,
+}
+"""Where the outcome of each command (its event or its `command.rejected`) is published."""

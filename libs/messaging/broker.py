@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream.kafka import KafkaBroker
 
 from libs.messaging.pipeline import Pipeline, pipeline_middleware
@@ -16,6 +18,7 @@ def create_broker(service: str, settings: ConnectionSettings) -> KafkaBroker:
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
         request_timeout_ms=15_000,
+        logger=logging.getLogger(f"signgate.{service}.broker"),  # through the JSON log pipeline
     )
 
 

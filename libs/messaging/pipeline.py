@@ -32,7 +32,7 @@ from libs.messaging.dead_letters import dead_letter_record
 from libs.messaging.outgoing import Outgoing, caused_by
 from libs.messaging.publisher import Publisher
 from libs.settings import ConnectionSettings
-from signgate_contracts import BY_NAME, CommandRejected, Topic, UndecodableMessage, UnknownMessageType
+from signgate_contracts import CommandRejected, Topic, UndecodableMessage, UnknownMessageType
 from signgate_contracts.codec import read_object
 from signgate_contracts.envelope import Message
 
@@ -168,11 +168,8 @@ class Pipeline:
         await self.publisher.publish(outgoing)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        registry_name = self.settings.registry_name(record.topic)
-        topic = BY_NAME.get(registry_name)
-        dlq = topic.dlq if topic else f"{registry_name}.dlq"
         await self.publisher.send(
-            dlq,
+            f"{self.settings.registry_name(record.topic)}.dlq",
             record.key,
             dead_letter_record(record, service=self.service, reason=reason),
             {"content-type": "application/json", "reason": reason[:200]},

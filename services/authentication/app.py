@@ -10,7 +10,6 @@ from pydantic_settings import SettingsConfigDict
 from libs.service import ServiceDefinition, ServiceSettings, build_app
 from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
-    AUTHENTICATION_EVENTS,
     IDENTITY_EVENTS,
     OTP_EVENTS,
     WORKFLOW_EVENTS,
@@ -26,7 +25,6 @@ DEFINITION = ServiceDefinition(
     schema="authentication",
     uses_redis=True,
     consumes=(AUTHENTICATION_COMMANDS, WORKFLOW_EVENTS, IDENTITY_EVENTS, OTP_EVENTS),
-    outcomes={AUTHENTICATION_COMMANDS.name: AUTHENTICATION_EVENTS},
     handlers={},
     folder=Path(__file__).parent,
 )

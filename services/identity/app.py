@@ -8,7 +8,7 @@ from faststream import FastStream
 from pydantic_settings import SettingsConfigDict
 
 from libs.service import ServiceDefinition, ServiceSettings, build_app
-from signgate_contracts.topics import IDENTITY_COMMANDS, IDENTITY_EVENTS
+from signgate_contracts.topics import IDENTITY_COMMANDS
 
 
 class IdentitySettings(ServiceSettings):
@@ -20,7 +20,6 @@ DEFINITION = ServiceDefinition(
     schema="identity",
     uses_redis=True,
     consumes=(IDENTITY_COMMANDS,),
-    outcomes={IDENTITY_COMMANDS.name: IDENTITY_EVENTS},
     handlers={},
     folder=Path(__file__).parent,
 )

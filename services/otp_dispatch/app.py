@@ -6,7 +6,7 @@ from faststream import FastStream
 from pydantic_settings import SettingsConfigDict
 
 from libs.service import ServiceDefinition, ServiceSettings, build_app
-from signgate_contracts.topics import OTP_EVENTS, OTP_REQUESTS
+from signgate_contracts.topics import OTP_REQUESTS
 
 
 class OtpDispatchSettings(ServiceSettings):
@@ -17,7 +17,6 @@ DEFINITION = ServiceDefinition(
     name="otp_dispatch",
     uses_redis=True,
     consumes=(OTP_REQUESTS,),
-    outcomes={OTP_REQUESTS.name: OTP_EVENTS},
     handlers={},
 )
 

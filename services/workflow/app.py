@@ -8,7 +8,7 @@ from faststream import FastStream
 from pydantic_settings import SettingsConfigDict
 
 from libs.service import ServiceDefinition, ServiceSettings, build_app
-from signgate_contracts.topics import AUTHENTICATION_EVENTS, WORKFLOW_COMMANDS, WORKFLOW_EVENTS
+from signgate_contracts.topics import AUTHENTICATION_EVENTS, WORKFLOW_COMMANDS
 
 
 class WorkflowSettings(ServiceSettings):
@@ -19,7 +19,6 @@ DEFINITION = ServiceDefinition(
     name="workflow",
     schema="workflow",
     consumes=(WORKFLOW_COMMANDS, AUTHENTICATION_EVENTS),
-    outcomes={WORKFLOW_COMMANDS.name: WORKFLOW_EVENTS},
     handlers={},
     folder=Path(__file__).parent,
 )

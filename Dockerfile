@@ -1,0 +1,24 @@
+# One image for the four services and the provisioning job; docker-compose.yml gives each
+# container its command (see the Procfile for the services' commands).
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/signgate
+WORKDIR /src
+COPY contracts/ contracts/
+COPY pyproject.toml README.md ./
+COPY libs/ libs/
+COPY services/ services/
+# Not editable: the code lands in the venv's site-packages and /src stays in this stage.
+RUN /opt/signgate/bin/pip install ./contracts .
+
+FROM python:3.11-slim
+ENV PATH=/opt/signgate/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 signgate \
+    && useradd --system --uid 10001 --gid signgate --no-create-home \
+        --shell /usr/sbin/nologin signgate
+COPY --from=build /opt/signgate /opt/signgate
+USER 10001:10001
+CMD ["faststream", "--help"]

@@ -1,0 +1,25 @@
+"""Redis Lua scripts kept as ``.lua`` files beside the module that owns their keys.
+
+A module declares its scripts once (``scripts = LuaScripts(__file__, "verify_otp", ...)``)
+and binds them to a client when it has one; redis-py's `Script` runs them by SHA and loads
+them again only if the server has forgotten them (after a restart).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+
+class LuaScripts:
+    """The named ``.lua`` files in a module's folder, read once at import."""
+
+    def __init__(self, module_file: str, *names: str) -> None:
+        folder = Path(module_file).resolve().parent
+        self.sources = {name: (folder / f"{name}.lua").read_text() for name in names}
+
+    def bind(self, client: aioredis.Redis) -> dict[str, AsyncScript]:
+        """Register every script with ``client``; call each as ``await script(keys=[...], args=[...])``."""
+        return {name: client.register_script(source) for name, source in self.sources.items()}

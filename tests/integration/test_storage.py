@@ -1,0 +1,156 @@
+"""Migrations, the outbox relay and Lua scripts against the session's real Postgres and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from libs.messaging.outbox import OutboxRelay, insert_outbox_messages
+from libs.messaging.outgoing import Outgoing
+from libs.messaging.processed import insert_processed_message
+from libs.migrations import MigrationError, migrate, read_track
+from libs.postgres import create_pool
+from libs.redis_scripts import LuaScripts
+from libs.settings import ConnectionSettings
+from signgate_contracts import CommandRejected
+
+
+def write_track(folder: Path, *sqls: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, sql in enumerate(sqls, start=1):
+        (folder / f"{number:03d}_step_{number}.sql").write_text(sql)
+    return folder
+
+
+def schema_name() -> str:
+    return f"m_{uuid.uuid4().hex[:8]}"
+
+
+async def test_migrations_apply_once_in_order(database_url: str, tmp_path: Path) -> None:
+    """Numbered migrations are applied in order and a second run applies nothing."""
+    schema = schema_name()
+    track = read_track(schema, write_track(tmp_path, "CREATE TABLE a (id int)", "ALTER TABLE a ADD b text"))
+
+    first = await migrate(database_url, schema, [track])
+    second = await migrate(database_url, schema, [track])
+
+    assert [m.version for m in first] == [1, 2] and second == []
+    connection = await asyncpg.connect(database_url)
+    try:
+        columns = await connection.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = $1 AND table_name = 'a' ORDER BY ordinal_position",
+            schema,
+        )
+    finally:
+        await connection.close()
+    assert [c["column_name"] for c in columns] == ["id", "b"]
+
+
+async def test_concurrent_migrations_serialise_on_the_advisory_lock(database_url: str, tmp_path: Path) -> None:
+    """Three replicas migrating at once apply each migration exactly once."""
+    schema = schema_name()
+    track = read_track(schema, write_track(tmp_path, "CREATE TABLE t (id int)", "CREATE TABLE u (id int)"))
+
+    results = await asyncio.gather(*(migrate(database_url, schema, [track]) for _ in range(3)))
+
+    assert sorted(len(applied) for applied in results) == [0, 0, 2]
+
+
+async def test_a_database_ahead_of_the_code_is_refused(database_url: str, tmp_path: Path) -> None:
+    """A schema with a migration the code does not know is refused, and nothing is applied."""
+    schema = schema_name()
+    newer = read_track(schema, write_track(tmp_path / "new", "CREATE TABLE x (id int)", "CREATE TABLE y (id int)"))
+    older = newer[:1]
+    await migrate(database_url, schema, [newer])
+
+    with pytest.raises(MigrationError, match="ahead of this code"):
+        await migrate(database_url, schema, [older])
+
+
+async def test_an_edited_applied_migration_is_refused(database_url: str, tmp_path: Path) -> None:
+    """Changing a migration after it was applied is caught by its checksum."""
+    schema = schema_name()
+    await migrate(database_url, schema, [read_track(schema, write_track(tmp_path / "a", "CREATE TABLE x (id int)"))])
+    edited = read_track(schema, write_track(tmp_path / "b", "CREATE TABLE x (id bigint)"))
+
+    with pytest.raises(MigrationError, match="was changed"):
+        await migrate(database_url, schema, [edited])
+
+
+def test_gaps_in_numbering_are_refused(tmp_path: Path) -> None:
+    """A migration folder that skips a number is refused before touching the database."""
+    (tmp_path / "001_a.sql").write_text("SELECT 1")
+    (tmp_path / "003_c.sql").write_text("SELECT 1")
+
+    with pytest.raises(MigrationError, match="expected version 002"):
+        read_track("t", tmp_path)
+
+
+async def test_processed_message_claim_is_once_per_consumer(provisioned: ConnectionSettings) -> None:
+    """An event id is claimed once per consumer; another consumer may claim it too."""
+    pool = await create_pool(provisioned.database_url, "identity")
+    event_id = uuid.uuid4()
+    try:
+        async with pool.acquire() as connection:
+            claims = [
+                await insert_processed_message(connection, "identity", event_id),
+                await insert_processed_message(connection, "identity", event_id),
+                await insert_processed_message(connection, "other", event_id),
+            ]
+    finally:
+        await pool.close()
+    assert claims == [True, False, True]
+
+
+async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(provisioned: ConnectionSettings) -> None:
+    """Queued messages are sent in insertion order, deleted once sent, and a failed send leaves
+    them queued for the next flush."""
+    pool = await create_pool(provisioned.database_url, "workflow")
+    sent: list[tuple[str, bytes]] = []
+    broken = True
+
+    async def send(topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]) -> None:
+        if broken:
+            raise ConnectionError("broker away")
+        sent.append((topic, payload))
+
+    messages = [
+        Outgoing("signgate.workflow.events", "p1", CommandRejected(status=404, code="c", message=f"m{n}"))
+        for n in range(3)
+    ]
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            await insert_outbox_messages(connection, messages)
+        relay = OutboxRelay(pool, send)
+        with pytest.raises(ConnectionError):
+            await relay.flush()
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+
+        broken = False
+        assert await relay.flush() == 3
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await pool.close()
+    assert [payload for _, payload in sent] == [m.payload for m in messages]
+
+
+async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisioned: ConnectionSettings) -> None:
+    """A script from a .lua file runs atomically by SHA and is reloaded after the server forgets it."""
+    client = aioredis.Redis.from_url(provisioned.redis_url)
+    script = LuaScripts(str(Path(__file__).parent / "lua" / "x.py"), "bounded_counter").bind(client)["bounded_counter"]
+    key = f"{provisioned.redis_prefix}counter:{uuid.uuid4().hex}"
+    try:
+        results = await asyncio.gather(*(script(keys=[key], args=[3, 60]) for _ in range(10)))
+        await client.script_flush()
+        after_flush = await script(keys=[key], args=[5, 60])
+        ttl = await client.ttl(key)
+    finally:
+        await client.aclose()
+    assert sorted(results) == [-1] * 7 + [1, 2, 3]
+    assert after_flush == 4 and 0 < ttl <= 60
