@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,7 @@ class Handler:
                 log.info("duplicate message ignored")
                 return
             outgoing = await use_case(message, Unit(self.resources, connection))
-            await insert_outbox_messages(connection, stamp(message, outgoing))
+            await insert_outbox_messages(connection, stamp(message, outgoing), self.resources.publisher.deployed)
         assert self.resources.relay is not None
         await self.resources.relay.flush()
 
@@ -219,12 +219,12 @@ class Handler:
         assert self.resources.pool is not None and self.resources.relay is not None
         async with self.resources.pool.acquire() as connection, connection.transaction():
             if await insert_processed_message(connection, self.definition.name, envelope.event_id):
-                await insert_outbox_messages(connection, [rejection])
+                await insert_outbox_messages(connection, [rejection], self.resources.publisher.deployed)
         await self.resources.relay.flush()
 
 
 def stamp(cause: Message, outgoing: Sequence[Outgoing]) -> list[Outgoing]:
     """Give every effect of ``cause`` its correlation, causation and a replay-stable id."""
     return [
-        Outgoing(o.topic, o.key, caused_by(cause, o.message, index=i)) for i, o in enumerate(outgoing)
+        replace(o, message=caused_by(cause, o.message, index=i)) for i, o in enumerate(outgoing)
     ]

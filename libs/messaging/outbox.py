@@ -11,30 +11,22 @@ import asyncpg
 
 from libs.logging import get_logger
 from libs.messaging.outgoing import Outgoing
+from libs.messaging.publisher import headers
 
 log = get_logger(__name__)
 
 Send = Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]
-"""Publish one record: (registry topic, key, payload, headers); returns once the broker has it."""
+"""Publish one record: (deployed topic, key, payload, headers); returns once the broker has it."""
 
 
-async def insert_outbox_messages(connection: asyncpg.Connection, messages: Iterable[Outgoing]) -> None:
-    """Queue ``messages`` inside the caller's transaction."""
+async def insert_outbox_messages(
+    connection: asyncpg.Connection, messages: Iterable[Outgoing], deployed: Callable[[Outgoing], str]
+) -> None:
+    """Queue ``messages`` inside the caller's transaction, under their deployed topic names."""
     await connection.executemany(
         "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4)",
-        [
-            (m.topic, m.key.encode(), m.payload, json.dumps(_headers(m)))
-            for m in messages
-        ],
+        [(deployed(m), m.key.encode(), m.payload, json.dumps(headers(m))) for m in messages],
     )
-
-
-def _headers(outgoing: Outgoing) -> dict[str, str]:
-    return {
-        "type": outgoing.message.type,
-        "correlation_id": str(outgoing.message.correlation_id),
-        "content-type": "application/json",
-    }
 
 
 class OutboxRelay:

@@ -10,11 +10,17 @@ from signgate_contracts import Message, encode
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message bound for a registry topic, with its record key."""
+    """A message bound for a registry topic (or, ``verbatim``, a caller's own reply topic)."""
 
     topic: str
     key: str
     message: Message
+    verbatim: bool = False
+    """The topic is a caller's `reply_to`, used as given: no deployment prefix."""
+
+    @classmethod
+    def reply(cls, topic: str, key: str, message: Message) -> Outgoing:
+        return cls(topic, key, message, verbatim=True)
 
     @property
     def payload(self) -> bytes:

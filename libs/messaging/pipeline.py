@@ -169,7 +169,7 @@ class Pipeline:
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         await self.publisher.send(
-            f"{self.settings.registry_name(record.topic)}.dlq",
+            f"{record.topic}.dlq",
             record.key,
             dead_letter_record(record, service=self.service, reason=reason),
             {"content-type": "application/json", "reason": reason[:200]},

@@ -15,20 +15,22 @@ class Publisher:
         self._broker = broker
         self._settings = settings
 
+    def deployed(self, outgoing: Outgoing) -> str:
+        """The topic name ``outgoing`` is published to on this deployment."""
+        return outgoing.topic if outgoing.verbatim else self._settings.topic(outgoing.topic)
+
     async def send(self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]) -> None:
-        """Publish one record and wait until the broker has it."""
-        await self._broker.publish(
-            payload, topic=self._settings.topic(topic), key=key, headers=headers,
-        )
+        """Publish one record to a deployed topic name and wait until the broker has it."""
+        await self._broker.publish(payload, topic=topic, key=key, headers=headers)
 
     async def publish(self, outgoing: Outgoing) -> None:
-        await self.send(
-            outgoing.topic,
-            outgoing.key.encode(),
-            outgoing.payload,
-            {
-                "type": outgoing.message.type,
-                "correlation_id": str(outgoing.message.correlation_id),
-                "content-type": "application/json",
-            },
-        )
+        await self.send(self.deployed(outgoing), outgoing.key.encode(), outgoing.payload, headers(outgoing))
+
+
+def headers(outgoing: Outgoing) -> dict[str, str]:
+    """Record headers: enough to route and trace without decoding the payload."""
+    return {
+        "type": outgoing.message.type,
+        "correlation_id": str(outgoing.message.correlation_id),
+        "content-type": "application/json",
+    }

@@ -126,7 +126,7 @@ async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(provisio
     ]
     try:
         async with pool.acquire() as connection, connection.transaction():
-            await insert_outbox_messages(connection, messages)
+            await insert_outbox_messages(connection, messages, lambda m: m.topic)
         relay = OutboxRelay(pool, send)
         with pytest.raises(ConnectionError):
             await relay.flush()
