@@ -1,0 +1,95 @@
+"""Pure parts of the message pipeline: envelopes of bad records, field names, dead letters, ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Literal
+
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from libs.messaging.dead_letters import dead_letter_record
+from libs.messaging.outgoing import caused_by
+from libs.messaging.pipeline import RetryPolicy, describe_validation_error, read_envelope
+from signgate_contracts import Command, CommandRejected, Secret
+
+
+class Login(Command):
+    type: Literal["test.login"] = "test.login"
+    user_name: str
+    password: Secret
+    attempts: int
+
+
+def record(value: bytes, offset: int = 7) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic="signgate.identity.commands", partition=2, offset=offset, timestamp=0, timestamp_type=0,
+        key=b"alice", value=value, checksum=None, serialized_key_size=5,
+        serialized_value_size=len(value), headers=(),
+    )
+
+
+def test_envelope_of_a_valid_record_carries_its_ids() -> None:
+    """The ids and type of a readable envelope are taken as they are."""
+    event_id, correlation_id = uuid.uuid4(), uuid.uuid4()
+    body = {"type": "x.y", "event_id": str(event_id), "correlation_id": str(correlation_id)}
+    envelope = read_envelope(record(json.dumps(body).encode()))
+    assert (envelope.event_id, envelope.correlation_id, envelope.type) == (event_id, correlation_id, "x.y")
+
+
+def test_envelope_of_garbage_gets_ids_stable_across_redelivery() -> None:
+    """Unreadable records get stand-in ids derived from their position: the same on every delivery."""
+    first, again = read_envelope(record(b"\x00junk")), read_envelope(record(b"\x00junk"))
+    other = read_envelope(record(b"\x00junk", offset=8))
+    assert first == again and first.event_id != other.event_id and first.type is None
+
+
+def test_validation_error_names_the_field_without_the_input() -> None:
+    """An invalid body is described by its field path and message, never by the value sent."""
+    try:
+        Login.model_validate({"user_name": "a", "password": "hunter2", "attempts": "many"})
+    except ValidationError as error:
+        field, text = describe_validation_error(error, "test.login")
+    assert field == "attempts"
+    assert "many" not in text and "hunter2" not in text
+
+
+def test_dead_letter_keeps_a_json_payload_with_credentials_removed() -> None:
+    """A JSON payload is kept in the dead letter with every secret-named field redacted."""
+    body = {"type": "test.login", "user_name": "alice", "password": "hunter2", "nested": {"otp": "123456"}}
+    document = json.loads(dead_letter_record(record(json.dumps(body).encode()), service="identity", reason="r"))
+    assert document["payload"]["user_name"] == "alice"
+    assert "hunter2" not in json.dumps(document) and "123456" not in json.dumps(document)
+    assert (document["source_topic"], document["partition"], document["offset"]) == (
+        "signgate.identity.commands", 2, 7
+    )
+
+
+def test_dead_letter_of_non_json_keeps_only_a_digest() -> None:
+    """Bytes that are not a JSON object are kept only as digest and size."""
+    document = json.loads(dead_letter_record(record(b"password=hunter2"), service="identity", reason="r"))
+    assert document["payload"] is None and document["payload_size"] == 16
+    assert "hunter2" not in json.dumps(document)
+
+
+def test_effects_get_replay_stable_ids_and_the_cause_s_correlation() -> None:
+    """Handling one message twice stamps its effects with the same ids, correlation and causation."""
+    cause = Login(user_name="a", password="p", attempts=1)
+    effect = CommandRejected(status=401, code="c", message="m")
+    first, second = caused_by(cause, effect), caused_by(cause, effect)
+    assert first.event_id == second.event_id != caused_by(cause, effect, index=1).event_id
+    assert (first.correlation_id, first.causation_id) == (cause.correlation_id, cause.event_id)
+
+
+def test_retry_delays_grow_and_are_bounded() -> None:
+    """A transient fault is retried a bounded number of times with growing delays."""
+    assert RetryPolicy(attempts=4, first_delay=0.1).delays() == [0.1, 0.2, 0.4]
+    assert RetryPolicy(attempts=1).delays() == []
+
+
+def test_secret_fields_stay_out_of_repr_but_travel_on_the_wire() -> None:
+    """A credential in a command is hidden from repr and logs, and sent in clear only in JSON."""
+    command = Login(user_name="a", password="hunter2", attempts=1)
+    assert "hunter2" not in repr(command)
+    assert json.loads(command.model_dump_json())["password"] == "hunter2"
