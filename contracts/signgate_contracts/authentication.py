@@ -1,9 +1,200 @@
-"""Messages of the authentication service: opening documents, OTP checks, lockout and unlock."""
+"""Messages of the authentication service: opening documents, OTP checks, lockout and unlock.
+
+A recipient is named by ``package_id`` and ``order`` (their place in the workflow, 1-50);
+where only an email is known, ``email`` names the recipient and must be unambiguous in the
+package. Credentials issued here (document-access grants) go only to the caller's
+``reply_to`` (or ``signgate.authentication.replies``), never on the events topic.
+"""
 
 from __future__ import annotations
 
-from signgate_contracts.envelope import Command, Event
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, EmailStr, Field, model_validator
+
+from signgate_contracts.envelope import Command, Event, Secret
 from signgate_contracts.rejection import CommandRejected
 
+Method = Literal["password", "access_code", "sms_otp", "email_otp"]
+Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
+Order = Field(ge=1, le=50, description="The recipient's place in the workflow.")
+
+
+class _RecipientCommand(Command):
+    package_id: str = Field(min_length=1, max_length=100)
+    order: int | None = Order
+    email: EmailStr | None = Field(default=None, description="Names the recipient when no order is given.")
+
+    @model_validator(mode="after")
+    def _named(self) -> _RecipientCommand:
+        if self.order is None and self.email is None:
+            raise ValueError("order or email is required")
+        return self
+
+
+class OpenDocumentWithPassword(_RecipientCommand):
+    """Open a document with the recipient's password or access code."""
+
+    type: Literal["authentication.open_document_with_password"] = "authentication.open_document_with_password"
+    password: Secret = Field(description="The password or access code the sender set.")
+
+
+class RequestDocumentOtp(_RecipientCommand):
+    """Send the recipient a one-time password by the method the sender chose (SMS or email)."""
+
+    type: Literal["authentication.request_document_otp"] = "authentication.request_document_otp"
+
+
+class VerifyDocumentOtp(_RecipientCommand):
+    """Open a document with the one-time password the recipient received."""
+
+    type: Literal["authentication.verify_document_otp"] = "authentication.verify_document_otp"
+    code: Secret
+
+
+class RequestSigningOtp(Command):
+    """An authenticated user asks for an OTP to sign a field; it goes to their profile's mobile."""
+
+    type: Literal["authentication.request_signing_otp"] = "authentication.request_signing_otp"
+    package_id: str = Field(min_length=1, max_length=100)
+    document_id: str = Field(min_length=1, max_length=100)
+    field_name: str = Field(min_length=1, max_length=200)
+
+
+class VerifySigningOtp(Command):
+    type: Literal["authentication.verify_signing_otp"] = "authentication.verify_signing_otp"
+    package_id: str = Field(min_length=1, max_length=100)
+    document_id: str = Field(min_length=1, max_length=100)
+    field_name: str = Field(min_length=1, max_length=200)
+    code: Secret
+
+
+class GetRecipientAuthenticationStatus(_RecipientCommand):
+    """Query: attempts used and left, lock, last failure, pending OTP; answered to reply_to."""
+
+    type: Literal["authentication.get_recipient_authentication_status"] = (
+        "authentication.get_recipient_authentication_status"
+    )
+
+
+class RecipientAuthenticated(Event):
+    type: Literal["authentication.recipient_authenticated"] = "authentication.recipient_authenticated"
+    package_id: str
+    order: int
+    method: Method
+    access_until: AwareDatetime | None = Field(
+        default=None, description="When the access grant ends; None while the package lives."
+    )
+
+
+class RecipientAuthenticationFailed(Event):
+    type: Literal["authentication.recipient_authentication_failed"] = (
+        "authentication.recipient_authentication_failed"
+    )
+    package_id: str
+    order: int
+    method: Method
+    reason: Literal["wrong_secret", "expired_code", "no_pending_code"]
+    attempts_used: int
+    attempts_remaining: int
+
+
+class RecipientLockedOut(Event):
+    type: Literal["authentication.recipient_locked_out"] = "authentication.recipient_locked_out"
+    package_id: str
+    order: int
+    method: Method
+    failures: int
+    locked_at: AwareDatetime
+
+
+class RecipientAuthenticationCleared(Event):
+    """The recipient's failures and lock were cleared after the sender's reset."""
+
+    type: Literal["authentication.recipient_authentication_cleared"] = (
+        "authentication.recipient_authentication_cleared"
+    )
+    package_id: str
+    order: int
+    was_locked: bool
+
+
+class DocumentOtpSent(Event):
+    type: Literal["authentication.document_otp_sent"] = "authentication.document_otp_sent"
+    package_id: str
+    order: int
+    channel: Literal["sms", "email"]
+    destination: str = Field(description="Masked phone number or email.")
+    expires_at: AwareDatetime
+    resend_available_at: AwareDatetime
+
+
+class SigningOtpSent(Event):
+    type: Literal["authentication.signing_otp_sent"] = "authentication.signing_otp_sent"
+    package_id: str
+    document_id: str
+    field_name: str
+    user_id: str
+    destination: str = Field(description="Masked phone number.")
+    expires_at: AwareDatetime
+    resend_available_at: AwareDatetime
+
+
+class SignerAuthenticated(Event):
+    type: Literal["authentication.signer_authenticated"] = "authentication.signer_authenticated"
+    package_id: str
+    document_id: str
+    field_name: str
+    user_id: str
+
+
+class SignerAuthenticationFailed(Event):
+    type: Literal["authentication.signer_authentication_failed"] = (
+        "authentication.signer_authentication_failed"
+    )
+    package_id: str
+    document_id: str
+    field_name: str
+    user_id: str
+    reason: Literal["wrong_secret", "expired_code", "no_pending_code"]
+    attempts_remaining: int
+
+
+class DocumentAccessGranted(Event):
+    """Reply only: the grant a recipient shows to open the document."""
+
+    type: Literal["authentication.document_access_granted"] = "authentication.document_access_granted"
+    package_id: str
+    order: int
+    grant: Secret = Field(description="Signed grant, scoped to this package and recipient.")
+    expires_at: AwareDatetime | None = None
+    frequency: Frequency
+
+
+class RecipientAuthenticationStatus(Event):
+    """Reply only: the recipient's authentication state, without secrets."""
+
+    type: Literal["authentication.recipient_authentication_status"] = (
+        "authentication.recipient_authentication_status"
+    )
+    package_id: str
+    order: int
+    method: Method | None
+    attempts_used: int
+    attempts_remaining: int
+    locked: bool
+    locked_since: datetime | None = None
+    last_failure_reason: str | None = None
+    otp_expires_at: datetime | None = None
+    resend_available_at: datetime | None = None
+    destination: str | None = Field(default=None, description="Masked.")
+
+
 COMMANDS: tuple[type[Command], ...] = ()
-EVENTS: tuple[type[Event], ...] = (CommandRejected,)
+EVENTS: tuple[type[Event], ...] = (
+    RecipientAuthenticated, RecipientAuthenticationFailed, RecipientLockedOut,
+    RecipientAuthenticationCleared, DocumentOtpSent, SigningOtpSent, SignerAuthenticated,
+    SignerAuthenticationFailed, CommandRejected,
+)
+REPLIES: tuple[type[Event], ...] = (DocumentAccessGranted, RecipientAuthenticationStatus)

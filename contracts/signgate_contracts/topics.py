@@ -78,7 +78,7 @@ AUTHENTICATION_EVENTS = Topic(
 )
 AUTHENTICATION_REPLIES = Topic(
     "signgate.authentication.replies", TopicKind.REPLIES, "package_id", 3,
-    _REPLY_RETENTION, (), "Document-access grants for callers that gave no reply_to.",
+    _REPLY_RETENTION, authentication.REPLIES, "Document-access grants for callers that gave no reply_to.",
 )
 OTP_REQUESTS = Topic(
     "signgate.otp.requests", TopicKind.REQUESTS, "challenge id", 6,
