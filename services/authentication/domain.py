@@ -1,0 +1,136 @@
+"""Rules of recipient authentication, with no I/O: who may try, when, and what a result means.
+
+The service keeps a projection of each recipient's policy (from workflow events); these
+functions decide on it. Failures are counted atomically in Redis and the lock is recorded
+durably in Postgres by the handlers; the rules here say what a count means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from libs.errors import BadRequest, Forbidden, NotFound, Refusal
+
+Method = Literal["password", "access_code", "sms_otp", "email_otp"]
+Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
+SECRET_METHODS: frozenset[str] = frozenset({"password", "access_code"})
+OTP_METHODS: frozenset[str] = frozenset({"sms_otp", "email_otp"})
+TERMINAL_STATES = frozenset({"completed", "declined", "terminated"})
+
+ACCESS_PERIOD_ENDED = "You cannot access this document after the access period ends"
+ACCESS_PERIOD_NOT_STARTED = "You cannot access this document before the access period starts"
+DOCUMENT_NOT_FOUND = "Document not found"
+NO_USER_AT_ORDER = "No user found at given order"
+RECIPIENT_LOCKED = "Too many failed attempts: the recipient is locked until the sender resets it"
+EVERY_ACCESS_GRANT = timedelta(minutes=15)
+"""An EveryAccess grant opens the document once: it is short-lived and single-purpose."""
+
+
+class RecipientLocked(Refusal):
+    status, code = 403, "recipient_locked"
+
+
+class AccessPeriodClosed(Forbidden):
+    code = "access_period_closed"
+
+
+class AuthenticationNotEnabled(BadRequest):
+    code = "authentication_not_enabled"
+
+
+class WrongMethod(BadRequest):
+    code = "wrong_authentication_method"
+
+
+@dataclass(frozen=True)
+class AccessWindow:
+    """When a recipient may open the package: by dates, or by days after they received it."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    days: int | None = None
+
+    def closes_at(self, received_at: datetime | None) -> datetime | None:
+        if self.days is not None:
+            return received_at + timedelta(days=self.days) if received_at else None
+        return self.end
+
+    def check(self, now: datetime, received_at: datetime | None) -> None:
+        """Refuse outside the window: 403 with a clear message before, the seed's text after."""
+        if self.start is not None and now < self.start:
+            raise AccessPeriodClosed(ACCESS_PERIOD_NOT_STARTED, code="access_period_not_started")
+        closes = self.closes_at(received_at)
+        if closes is not None and now > closes:
+            raise AccessPeriodClosed(ACCESS_PERIOD_ENDED, code="access_period_ended")
+
+
+@dataclass(frozen=True)
+class RecipientPolicy:
+    """What the authentication service knows of one recipient, projected from workflow events."""
+
+    package_id: str
+    order: int
+    email: str
+    method: Method | None
+    retry_count: int = 3
+    frequency: Frequency = "OncePerDocument"
+    window: AccessWindow = AccessWindow()
+    destination: str | None = None
+    """Phone number (E.164) for SMS OTP, or email for email OTP; unmasked, never published."""
+    secret_hash: str | None = None
+    received_at: datetime | None = None
+    signed_at: datetime | None = None
+    package_state: str = "in_progress"
+    locked_at: datetime | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_at is not None
+
+
+def check_attempt(policy: RecipientPolicy | None, now: datetime, expected: frozenset[str]) -> RecipientPolicy:
+    """Whether this recipient may try the ``expected`` kind of method now; returns the policy."""
+    if policy is None:
+        raise NotFound(NO_USER_AT_ORDER, code="recipient_not_found")
+    if policy.package_state in TERMINAL_STATES:
+        raise Forbidden(f"The package is {policy.package_state}", code="package_closed")
+    if policy.method is None:
+        raise AuthenticationNotEnabled("Authentication is not enabled for this recipient")
+    if policy.method not in expected:
+        raise WrongMethod(f"This recipient authenticates with {policy.method}", field="method")
+    if policy.locked:
+        raise RecipientLocked(RECIPIENT_LOCKED)
+    policy.window.check(now, policy.received_at)
+    return policy
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """Failures counted for a recipient after one more wrong attempt."""
+
+    used: int
+    retry_count: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.retry_count - self.used, 0)
+
+    @property
+    def locks(self) -> bool:
+        return self.used >= self.retry_count
+
+
+def grant_expiry(policy: RecipientPolicy, now: datetime) -> datetime | None:
+    """How long a successful authentication lets the recipient in, by the frequency policy.
+
+    EveryAccess: this opening only (a short grant). UntilSignCompleted: until the recipient
+    signs (the grant is revoked by the signature, bounded by the access window).
+    OncePerDocument: for the package's life, bounded by the access window.
+    """
+    closes = policy.window.closes_at(policy.received_at)
+    if policy.frequency == "EveryAccess":
+        short = now + EVERY_ACCESS_GRANT
+        return min(short, closes) if closes else short
+    return closes

@@ -1,0 +1,105 @@
+"""Rules of recipient authentication: windows, method, lock, failure counts and grant lifetimes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.errors import NotFound
+from services.authentication.domain import (
+    ACCESS_PERIOD_ENDED,
+    OTP_METHODS,
+    SECRET_METHODS,
+    AccessPeriodClosed,
+    AccessWindow,
+    AuthenticationNotEnabled,
+    FailureCount,
+    RecipientLocked,
+    RecipientPolicy,
+    WrongMethod,
+    check_attempt,
+    grant_expiry,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+POLICY = RecipientPolicy(package_id="p1", order=2, email="b@example.com", method="sms_otp",
+                         destination="+447700900123")
+
+
+def test_unknown_recipient_is_not_found_with_the_seed_text() -> None:
+    """No recipient at the order gives 404 "No user found at given order"."""
+    with pytest.raises(NotFound, match="No user found at given order"):
+        check_attempt(None, NOW, OTP_METHODS)
+
+
+def test_recipient_without_authentication_cannot_attempt() -> None:
+    """A recipient with no method set is told authentication is not enabled."""
+    with pytest.raises(AuthenticationNotEnabled):
+        check_attempt(replace(POLICY, method=None), NOW, OTP_METHODS)
+
+
+def test_method_mismatch_is_refused() -> None:
+    """An OTP recipient cannot open with a password, and the reverse."""
+    with pytest.raises(WrongMethod):
+        check_attempt(POLICY, NOW, SECRET_METHODS)
+
+
+def test_locked_recipient_is_refused_before_anything_else_is_checked() -> None:
+    """A locked recipient is refused even inside the window."""
+    with pytest.raises(RecipientLocked):
+        check_attempt(replace(POLICY, locked_at=NOW), NOW, OTP_METHODS)
+
+
+def test_before_the_window_opens_the_answer_is_403_with_a_clear_message() -> None:
+    """Before the start date the recipient gets 403 saying the period has not started."""
+    policy = replace(POLICY, window=AccessWindow(start=NOW + timedelta(seconds=1)))
+    with pytest.raises(AccessPeriodClosed, match="before the access period starts") as refusal:
+        check_attempt(policy, NOW, OTP_METHODS)
+    assert refusal.value.status == 403
+
+
+def test_after_the_end_date_the_seed_text_is_given() -> None:
+    """After the end date the recipient gets 403 with the seed's text."""
+    policy = replace(POLICY, window=AccessWindow(end=NOW - timedelta(seconds=1)))
+    with pytest.raises(AccessPeriodClosed) as refusal:
+        check_attempt(policy, NOW, OTP_METHODS)
+    assert (refusal.value.status, refusal.value.message) == (403, ACCESS_PERIOD_ENDED)
+
+
+def test_access_by_days_counts_from_receipt() -> None:
+    """By-days access ends that many days after the recipient received the package."""
+    received = NOW - timedelta(days=4)
+    inside = replace(POLICY, window=AccessWindow(days=5), received_at=received)
+    outside = replace(POLICY, window=AccessWindow(days=3), received_at=received)
+    assert check_attempt(inside, NOW, OTP_METHODS) is inside
+    with pytest.raises(AccessPeriodClosed, match="after the access period ends"):
+        check_attempt(outside, NOW, OTP_METHODS)
+
+
+def test_closed_packages_refuse_authentication() -> None:
+    """A completed, declined or terminated package cannot be opened."""
+    with pytest.raises(Exception, match="terminated"):
+        check_attempt(replace(POLICY, package_state="terminated"), NOW, OTP_METHODS)
+
+
+@pytest.mark.parametrize(("used", "remaining", "locks"), [(1, 2, False), (2, 1, False), (3, 0, True), (4, 0, True)])
+def test_failure_count_locks_at_the_retry_count(used: int, remaining: int, locks: bool) -> None:
+    """The retry count's worth of failures locks; remaining attempts never go below zero."""
+    count = FailureCount(used=used, retry_count=3)
+    assert (count.remaining, count.locks) == (remaining, locks)
+
+
+def test_every_access_grants_this_opening_only() -> None:
+    """EveryAccess gives a short grant, never past the access window."""
+    assert grant_expiry(replace(POLICY, frequency="EveryAccess"), NOW) == NOW + timedelta(minutes=15)
+    closing = replace(POLICY, frequency="EveryAccess", window=AccessWindow(end=NOW + timedelta(minutes=5)))
+    assert grant_expiry(closing, NOW) == NOW + timedelta(minutes=5)
+
+
+def test_once_per_document_lasts_the_window() -> None:
+    """OncePerDocument lasts as long as the package may be accessed (unbounded without a window)."""
+    assert grant_expiry(replace(POLICY, frequency="OncePerDocument"), NOW) is None
+    by_days = replace(POLICY, frequency="OncePerDocument", window=AccessWindow(days=2), received_at=NOW)
+    assert grant_expiry(by_days, NOW) == NOW + timedelta(days=2)
