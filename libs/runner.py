@@ -15,7 +15,7 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from libs.embedded import Endpoints
+from libs.embedded import Endpoints, free_port
 from libs.logging import configure_logging, get_logger
 from libs.provision import ProvisionSettings, provision
 from libs.settings import ConnectionSettings
@@ -55,6 +55,12 @@ Ctrl-C stops everything.
 """
 
 
+def http_banner(ports: dict[str, int]) -> str:
+    lines = ["Each service serves /health, /metrics and its AsyncAPI document at /docs:"]
+    lines += [f"  {name:<15} http://127.0.0.1:{port}/health" for name, port in ports.items()]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     configure_logging("INFO", "console", service="run")
     embedded_broker = uses_embedded_broker()
@@ -71,8 +77,11 @@ def main() -> int:
         print(banner(endpoints), flush=True)
         manager = Manager()
         env = service_environment(endpoints, embedded_broker)
-        for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
-            manager.add_process(name, command, env=env, cwd=str(ROOT))
+        processes = parse_procfile((ROOT / "Procfile").read_text()).processes
+        ports = {name: free_port() for name in processes}
+        print(http_banner(ports), flush=True)
+        for name, command in processes.items():
+            manager.add_process(name, command, env={**env, "PORT": str(ports[name])}, cwd=str(ROOT))
         try:
             manager.loop()
         finally:

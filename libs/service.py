@@ -15,9 +15,12 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from faststream import AckPolicy, FastStream
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -28,13 +31,15 @@ from libs.messaging.outgoing import Outgoing, caused_by
 from libs.messaging.pipeline import Envelope, Pipeline, RetryPolicy
 from libs.messaging.processed import insert_processed_message
 from libs.messaging.publisher import Publisher
-from libs.postgres import create_pool
+from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
+from libs.postgres import create_pool, ping
 from libs.settings import ConnectionSettings
 from signgate_contracts import Message, Topic, UnknownMessageType, decode
 from signgate_contracts.codec import read_object
 from signgate_contracts.topics import OUTCOME_TOPIC
 
 log = get_logger(__name__)
+__version__ = "0.1.0"
 
 
 class ServiceSettings(BaseSettings):
@@ -44,6 +49,9 @@ class ServiceSettings(BaseSettings):
     retry_attempts: int = Field(4, ge=1, description="Tries of a message hit by a transient fault.")
     retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
     outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
+    stall_after: float = Field(
+        60.0, gt=0, description="Seconds with records waiting and none handled before /health fails."
+    )
 
     @property
     def retry(self) -> RetryPolicy:
@@ -112,10 +120,11 @@ class Service:
     """A built service: the FastStream app and the parts tests and tools may reach for."""
 
     definition: ServiceDefinition
-    app: FastStream
+    app: AsgiFastStream
     broker: KafkaBroker
     pipeline: Pipeline
     resources: Resources
+    metrics: Metrics
 
 
 def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> Service:
@@ -128,28 +137,44 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     definition.check()
     connections = settings.connections
     configure_logging(connections.log_level, connections.log_format, service=definition.name)
+    metrics = Metrics(definition.name)
+    progress = Progress(settings.stall_after)
     broker = create_broker(definition.name, connections)
-    publisher = Publisher(broker, connections)
+    broker.add_middleware(KafkaPrometheusMiddleware(registry=metrics.registry, app_name=definition.name))
+    publisher = Publisher(broker, connections, metrics)
     pipeline = Pipeline(
         service=definition.name,
         settings=connections,
         publisher=publisher,
         outcome_topics=definition.outcomes,
         retry=settings.retry,
+        metrics=metrics,
+        progress=progress,
     )
     attach_pipeline(broker, pipeline)
     resources = Resources(settings=settings, publisher=publisher)
     handle = Handler(definition, resources)
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *(connections.topic(t.name) for t in definition.consumes),
         group_id=connections.topic(definition.group_id),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         title=definition.name,
     )
+
+    @subscriber
     async def consume(message: KafkaMessage) -> None:
         await handle(message.raw_message.topic, message.body)
+
+    checks = {
+        "broker": lambda: broker.ping(timeout=2.0),
+        "progress": lambda: _progress_check(progress, getattr(subscriber, "consumer", None)),
+    }
+    if definition.schema:
+        checks["postgres"] = lambda: ping(resources.pool)
+    if definition.uses_redis:
+        checks["redis"] = lambda: resources.redis.ping()
 
     stack = contextlib.AsyncExitStack()  # resources: closed after the broker stops
     relay_loop = contextlib.AsyncExitStack()  # stopped before the broker stops
@@ -168,17 +193,25 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         if resources.relay:
             await relay_loop.enter_async_context(running_relay(resources.relay, settings.outbox_poll_interval))
 
-    app = FastStream(
+    app = AsgiFastStream(
         broker,
+        asgi_routes=[("/health", health_endpoint(checks)), ("/metrics", metrics.asgi())],
+        asyncapi_path="/docs",
         on_startup=[open_resources],
         after_startup=[start_relay],
         on_shutdown=[relay_loop.aclose],
         after_shutdown=[stack.aclose],
+        specification=AsyncAPI(title=f"signgate {definition.name}", version=__version__),
     )
-    return Service(definition, app, broker, pipeline, resources)
+    return Service(definition, app, broker, pipeline, resources, metrics)
 
 
-def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastStream:
+async def _progress_check(progress: Progress, consumer) -> dict[str, object]:
+    lag = await consumer_lag(consumer)
+    return {"ok": not progress.stalled(lag), "lag": lag, "idle_seconds": round(progress.idle_for(), 1)}
+
+
+def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
     """The FastStream app of a service (what ``faststream run ... --factory`` runs)."""
     return build_service(definition, settings).app
 

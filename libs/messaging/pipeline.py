@@ -31,6 +31,7 @@ from libs.logging import get_logger
 from libs.messaging.dead_letters import dead_letter_record
 from libs.messaging.outgoing import Outgoing, caused_by
 from libs.messaging.publisher import Publisher
+from libs.observability import Metrics, Progress
 from libs.settings import ConnectionSettings
 from signgate_contracts import CommandRejected, Topic, UndecodableMessage, UnknownMessageType
 from signgate_contracts.codec import read_object
@@ -77,6 +78,8 @@ class Pipeline:
         publisher: Publisher,
         outcome_topics: dict[str, Topic],
         retry: RetryPolicy = RetryPolicy(),
+        metrics: Metrics | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -84,6 +87,8 @@ class Pipeline:
         self.outcome_topics = outcome_topics
         """Registry name of a command topic -> the topic its rejections go to."""
         self.retry = retry
+        self.metrics = metrics
+        self.progress = progress
         self.record_rejection: RecordRejection = self._publish_rejection
 
     async def consume(self, call_next: Callable[[Any], Awaitable[Any]], message: Any) -> Any:
@@ -99,6 +104,8 @@ class Pipeline:
             return await self._handle(call_next, message, record, envelope)
         finally:
             structlog.contextvars.clear_contextvars()
+            if self.progress:
+                self.progress.handled()
 
     async def _handle(self, call_next, message, record: ConsumerRecord, envelope: Envelope) -> Any:
         delays = self.retry.delays()
@@ -162,12 +169,16 @@ class Pipeline:
             ),
         )
         key = record.key.decode(errors="replace") if record.key else str(envelope.correlation_id)
+        if self.metrics:
+            self.metrics.rejected.labels(self.service, code).inc()
         await self.record_rejection(envelope, Outgoing(outcome_topic.name, key, rejection))
 
     async def _publish_rejection(self, _envelope: Envelope, outgoing: Outgoing) -> None:
         await self.publisher.publish(outgoing)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        if self.metrics:
+            self.metrics.dead_lettered.labels(self.service, record.topic).inc()
         await self.publisher.send(
             f"{record.topic}.dlq",
             record.key,

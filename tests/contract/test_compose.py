@@ -46,7 +46,9 @@ PROVISION_MODULE = "libs.provision"
 INFRA_PORTS = {"kafka": {9092}, "postgres": {5432}, "redis": {6379}, "mailpit": {8025, 1025}}
 """Every infrastructure service and the container ports it may publish to the host."""
 APP_NAMES = [definition.name for definition in SERVICES]
-FASTSTREAM_COMMAND = re.compile(r"^faststream run (?P<module>[\w.]+):(?P<attr>[\w.]+) --factory$")
+FASTSTREAM_COMMAND = re.compile(
+    r"^faststream run (?P<module>[\w.]+):(?P<attr>[\w.]+) --factory --host (?P<host>[\d.]+) --port (?P<port>\d+)$"
+)
 
 
 # --- reading a compose file ------------------------------------------------------------
@@ -248,12 +250,24 @@ def test_compose_runs_the_registry_services_the_provision_job_and_the_infrastruc
 
 
 def test_each_service_runs_its_procfile_command():
-    """Each service runs in a container with the same command as its Procfile line."""
+    """Each service runs in a container with its Procfile command, serving HTTP on all interfaces
+    at the container port its health check probes."""
     procfile = dict(
         line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
     )
     for name in APP_NAMES:
-        assert command_line(services()[name]) == procfile[name].strip(), name
+        expected = procfile[name].strip().replace("--host 127.0.0.1", "--host 0.0.0.0")
+        assert command_line(services()[name]) == expected.replace("$PORT", str(SERVICE_HTTP_PORT)), name
+
+
+SERVICE_HTTP_PORT = 8000
+
+
+def test_each_service_is_health_checked_on_its_http_port():
+    """Each service's health check probes /health on the port its command serves."""
+    for name in APP_NAMES:
+        test = " ".join(services()[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{SERVICE_HTTP_PORT}/health" in test, name
 
 
 def test_each_service_command_names_an_importable_factory():
@@ -363,6 +377,10 @@ def test_published_ports_belong_to_known_servers_on_loopback():
     """Only the servers publish ports, each its own well-known one, on 127.0.0.1 and unchanged."""
     for name, service in services().items():
         ports = published_ports(service)
+        if name in APP_NAMES:  # the HTTP port of `faststream run --port` (/health, /metrics, /docs)
+            assert [port.target for port in ports] == [SERVICE_HTTP_PORT], name
+            assert all(port.host_ip == "127.0.0.1" for port in ports), name
+            continue
         if name not in INFRA_PORTS:
             assert ports == [], f"{name} publishes {ports}: no such port in the code"
             continue
