@@ -58,7 +58,7 @@ IDENTITY_EVENTS = Topic(
 )
 IDENTITY_REPLIES = Topic(
     "signgate.identity.replies", TopicKind.REPLIES, "normalised user name", 3,
-    _REPLY_RETENTION, (), "Tokens for callers that gave no reply_to.",
+    _REPLY_RETENTION, identity.REPLIES, "Tokens for callers that gave no reply_to.",
 )
 WORKFLOW_COMMANDS = Topic(
     "signgate.workflow.commands", TopicKind.COMMANDS, "package_id", 6,

@@ -7,6 +7,7 @@ from pathlib import Path
 from faststream import FastStream
 from pydantic_settings import SettingsConfigDict
 
+from libs.accounts import ACCOUNT_STATE_HANDLERS
 from libs.service import ServiceDefinition, ServiceSettings, build_app
 from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
@@ -25,7 +26,9 @@ DEFINITION = ServiceDefinition(
     schema="authentication",
     uses_redis=True,
     consumes=(AUTHENTICATION_COMMANDS, WORKFLOW_EVENTS, IDENTITY_EVENTS, OTP_EVENTS),
-    handlers={},
+    handlers={
+        **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
+    },
     folder=Path(__file__).parent,
 )
 

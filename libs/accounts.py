@@ -1,0 +1,129 @@
+"""Every service's projection of API users' account state, for verifying tokens locally.
+
+A service that accepts tokens keeps, in its own Postgres schema, the state identity's events
+say each user is in: disabled or not, and since when earlier tokens are revoked. Postgres,
+not Redis, so that losing a cache can never re-enable a disabled user.
+
+To use it, a service
+- adds a migration creating the table below (its own schema, its own migration track);
+- consumes ``signgate.identity.events`` with ``ACCOUNT_STATE_HANDLERS`` among its handlers;
+- verifies with ``TokenVerifier(..., states=PostgresAccountStates(pool_or_connection))``.
+
+    CREATE TABLE account_states (
+        user_id            uuid        PRIMARY KEY,
+        user_name          text        NOT NULL,
+        disabled           boolean     NOT NULL DEFAULT false,
+        tokens_valid_after timestamptz,
+        changed_at         timestamptz NOT NULL
+    );
+
+Events of one user share a partition (the key is the user name), so they arrive in order;
+the updates are still written to be safe against a replay of an older event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Protocol
+
+from libs.messaging.outgoing import Outgoing
+from libs.service import Unit
+from libs.tokens import AccountState
+from signgate_contracts.identity import PasswordChanged, UserDisabled, UserEnabled
+
+
+class _Queryable(Protocol):
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+
+class PostgresAccountStates:
+    """``AccountStates`` read from the ``account_states`` table through a pool or a connection."""
+
+    def __init__(self, source: _Queryable) -> None:
+        self._source = source
+
+    async def get(self, subject: str) -> AccountState | None:
+        try:
+            user_id = uuid.UUID(subject)
+        except ValueError:
+            return None  # not a user of identity's (an operator token): nothing is known
+        row = await self._source.fetchrow(
+            "SELECT disabled, tokens_valid_after FROM account_states WHERE user_id = $1", user_id
+        )
+        if row is None:
+            return None
+        return AccountState(disabled=row["disabled"], tokens_valid_after=row["tokens_valid_after"])
+
+
+async def upsert_disabled_account(connection: Any, user_id: uuid.UUID, user_name: str,
+                                  at: datetime) -> None:
+    """Mark disabled as of ``at``: tokens issued before it are revoked for good."""
+    await connection.execute(
+        """
+        INSERT INTO account_states (user_id, user_name, disabled, tokens_valid_after, changed_at)
+        VALUES ($1, $2, true, $3, $3)
+        ON CONFLICT (user_id) DO UPDATE SET
+            user_name = EXCLUDED.user_name,
+            disabled = CASE WHEN account_states.changed_at <= EXCLUDED.changed_at
+                            THEN true ELSE account_states.disabled END,
+            tokens_valid_after = GREATEST(account_states.tokens_valid_after, EXCLUDED.tokens_valid_after),
+            changed_at = GREATEST(account_states.changed_at, EXCLUDED.changed_at)
+        """,
+        user_id, user_name, at,
+    )
+
+
+async def upsert_enabled_account(connection: Any, user_id: uuid.UUID, user_name: str,
+                                 at: datetime) -> None:
+    """Mark enabled as of ``at``, unless a later disabling was already applied."""
+    await connection.execute(
+        """
+        INSERT INTO account_states (user_id, user_name, disabled, changed_at)
+        VALUES ($1, $2, false, $3)
+        ON CONFLICT (user_id) DO UPDATE SET
+            user_name = EXCLUDED.user_name,
+            disabled = CASE WHEN account_states.changed_at <= EXCLUDED.changed_at
+                            THEN false ELSE account_states.disabled END,
+            changed_at = GREATEST(account_states.changed_at, EXCLUDED.changed_at)
+        """,
+        user_id, user_name, at,
+    )
+
+
+async def upsert_revoked_tokens(connection: Any, user_id: uuid.UUID, user_name: str,
+                                at: datetime) -> None:
+    """Revoke the user's tokens issued before ``at``."""
+    await connection.execute(
+        """
+        INSERT INTO account_states (user_id, user_name, tokens_valid_after, changed_at)
+        VALUES ($1, $2, $3, $3)
+        ON CONFLICT (user_id) DO UPDATE SET
+            user_name = EXCLUDED.user_name,
+            tokens_valid_after = GREATEST(account_states.tokens_valid_after, EXCLUDED.tokens_valid_after)
+        """,
+        user_id, user_name, at,
+    )
+
+
+async def record_user_disabled(event: UserDisabled, unit: Unit) -> list[Outgoing]:
+    await upsert_disabled_account(unit.connection, event.user_id, event.user_name, event.occurred_at)
+    return []
+
+
+async def record_user_enabled(event: UserEnabled, unit: Unit) -> list[Outgoing]:
+    await upsert_enabled_account(unit.connection, event.user_id, event.user_name, event.occurred_at)
+    return []
+
+
+async def record_password_changed(event: PasswordChanged, unit: Unit) -> list[Outgoing]:
+    await upsert_revoked_tokens(unit.connection, event.user_id, event.user_name, event.occurred_at)
+    return []
+
+
+ACCOUNT_STATE_HANDLERS = {
+    UserDisabled: record_user_disabled,
+    UserEnabled: record_user_enabled,
+    PasswordChanged: record_password_changed,
+}
+"""Use cases that keep ``account_states`` current; merge them into a service's handlers."""

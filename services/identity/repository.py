@@ -1,0 +1,209 @@
+"""SQL of the identity service: users, accounts and memberships, in the service's own schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from signgate_contracts.identity import AccountMembership
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    user_name: str
+    first_name: str
+    last_name: str
+    email: str | None
+    mobile_number: str | None
+    roles: tuple[str, ...]
+    disabled: bool
+    password_hash: str | None
+    password_changed_at: datetime | None
+    password_expired: bool
+    must_change_password: bool
+    failed_attempts: int
+    lockouts: int
+    lock_mode: str | None
+    locked_until: datetime | None
+    tokens_valid_after: datetime | None
+
+
+_USER_COLUMNS = """
+    id, user_name, first_name, last_name, email, mobile_number, roles, disabled, password_hash,
+    password_changed_at, password_expired, must_change_password, failed_attempts, lockouts,
+    lock_mode, locked_until, tokens_valid_after
+"""
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    if row is None:
+        return None
+    return User(**{**dict(row), "roles": tuple(row["roles"])})
+
+
+async def select_user(connection: asyncpg.Connection, user_name: str, *,
+                      for_update: bool = False) -> User | None:
+    """The user with this normalised name; ``for_update`` serialises attempts on one user."""
+    lock = " FOR UPDATE" if for_update else ""
+    row = await connection.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE user_name = $1{lock}", user_name
+    )
+    return _user(row)
+
+
+async def select_user_by_id(connection: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
+    return _user(await connection.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id))
+
+
+async def select_memberships(connection: asyncpg.Connection, user_id: uuid.UUID) -> list[AccountMembership]:
+    """The user's accounts, primary first."""
+    rows = await connection.fetch(
+        """
+        SELECT a.name, a.context_identifier, m.is_primary
+        FROM memberships m JOIN accounts a USING (context_identifier)
+        WHERE m.user_id = $1
+        ORDER BY m.is_primary DESC, lower(a.name), a.context_identifier
+        """,
+        user_id,
+    )
+    return [AccountMembership(**dict(row)) for row in rows]
+
+
+async def insert_user(connection: asyncpg.Connection, *, user_id: uuid.UUID, user_name: str,
+                      first_name: str, last_name: str, email: str | None, mobile_number: str | None,
+                      roles: Sequence[str], password_hash: str | None, must_change_password: bool,
+                      now: datetime) -> bool:
+    """Insert a new user; False if the name is taken."""
+    status = await connection.execute(
+        """
+        INSERT INTO users (id, user_name, first_name, last_name, email, mobile_number, roles,
+                           password_hash, password_changed_at, must_change_password,
+                           created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                CASE WHEN $8::text IS NULL THEN NULL ELSE $9::timestamptz END, $10, $9, $9)
+        ON CONFLICT (user_name) DO NOTHING
+        """,
+        user_id, user_name, first_name, last_name, email, mobile_number, list(roles),
+        password_hash, now, must_change_password,
+    )
+    return status == "INSERT 0 1"
+
+
+async def upsert_accounts(connection: asyncpg.Connection, accounts: Sequence[AccountMembership]) -> None:
+    """Record the accounts named; an account's name is the latest one given for its identifier."""
+    await connection.executemany(
+        """
+        INSERT INTO accounts (context_identifier, name) VALUES ($1, $2)
+        ON CONFLICT (context_identifier) DO UPDATE SET name = EXCLUDED.name
+        """,
+        [(a.context_identifier, a.name) for a in accounts],
+    )
+
+
+async def replace_memberships(connection: asyncpg.Connection, user_id: uuid.UUID,
+                              accounts: Sequence[AccountMembership]) -> None:
+    await connection.execute("DELETE FROM memberships WHERE user_id = $1", user_id)
+    await connection.executemany(
+        "INSERT INTO memberships (user_id, context_identifier, is_primary) VALUES ($1, $2, $3)",
+        [(user_id, a.context_identifier, a.is_primary) for a in accounts],
+    )
+
+
+async def update_user_roles(connection: asyncpg.Connection, user_id: uuid.UUID,
+                            roles: Sequence[str], now: datetime) -> None:
+    await connection.execute(
+        "UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1", user_id, list(roles), now
+    )
+
+
+async def update_user_profile(connection: asyncpg.Connection, user_id: uuid.UUID, *,
+                              first_name: str, last_name: str, email: str | None,
+                              mobile_number: str | None, now: datetime) -> None:
+    await connection.execute(
+        """
+        UPDATE users SET first_name = $2, last_name = $3, email = $4, mobile_number = $5,
+                         updated_at = $6
+        WHERE id = $1
+        """,
+        user_id, first_name, last_name, email, mobile_number, now,
+    )
+
+
+async def update_password(connection: asyncpg.Connection, user_id: uuid.UUID, password_hash: str,
+                          *, must_change: bool, now: datetime) -> None:
+    """A new password: not expired, and every token issued before it revoked."""
+    await connection.execute(
+        """
+        UPDATE users SET password_hash = $2, must_change_password = $3, password_changed_at = $4,
+                         password_expired = false, tokens_valid_after = $4, updated_at = $4
+        WHERE id = $1
+        """,
+        user_id, password_hash, must_change, now,
+    )
+
+
+async def update_password_hash(connection: asyncpg.Connection, user_id: uuid.UUID,
+                               password_hash: str) -> None:
+    """Re-hash the same password with the current parameters (nothing else changes)."""
+    await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
+async def update_password_expired(connection: asyncpg.Connection, user_id: uuid.UUID,
+                                  now: datetime) -> None:
+    await connection.execute(
+        "UPDATE users SET password_expired = true, updated_at = $2 WHERE id = $1", user_id, now
+    )
+
+
+async def update_disabled(connection: asyncpg.Connection, user_id: uuid.UUID, disabled: bool,
+                          now: datetime) -> None:
+    """Disable (revoking every token issued so far) or enable a user."""
+    await connection.execute(
+        """
+        UPDATE users SET disabled = $2, updated_at = $3,
+                         tokens_valid_after = CASE WHEN $2 THEN $3 ELSE tokens_valid_after END
+        WHERE id = $1
+        """,
+        user_id, disabled, now,
+    )
+
+
+async def update_failed_attempts(connection: asyncpg.Connection, user_id: uuid.UUID,
+                                 failed_attempts: int) -> None:
+    await connection.execute(
+        "UPDATE users SET failed_attempts = GREATEST(failed_attempts, $2) WHERE id = $1",
+        user_id, failed_attempts,
+    )
+
+
+async def update_lock(connection: asyncpg.Connection, user_id: uuid.UUID, *, mode: str,
+                      until: datetime | None, failed_attempts: int, now: datetime) -> None:
+    """Lock the user durably; a temporary lock counts towards the run's growing wait."""
+    await connection.execute(
+        """
+        UPDATE users SET lock_mode = $2, locked_until = $3,
+                         failed_attempts = GREATEST(failed_attempts, $4),
+                         lockouts = lockouts + CASE WHEN $2 = 'temporary' THEN 1 ELSE 0 END,
+                         updated_at = $5
+        WHERE id = $1
+        """,
+        user_id, mode, until, failed_attempts, now,
+    )
+
+
+async def update_lock_cleared(connection: asyncpg.Connection, user_id: uuid.UUID,
+                              now: datetime) -> None:
+    """End the run of failures: no lock, no count (a success, or an administrator's unlock)."""
+    await connection.execute(
+        """
+        UPDATE users SET failed_attempts = 0, lockouts = 0, lock_mode = NULL, locked_until = NULL,
+                         updated_at = $2
+        WHERE id = $1
+        """,
+        user_id, now,
+    )

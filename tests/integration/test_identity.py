@@ -1,0 +1,694 @@
+"""The identity service on a real broker, Postgres and Redis: users, authentication, lockout,
+tokens every service trusts, and no secret anywhere it should not be.
+
+One identity service and one authentication service (whose account-state projection shows
+another service refusing a disabled user's token) run for the whole module; every test
+uses users of its own. The module's clock is injected into identity and only moves forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from pydantic import SecretStr
+
+from libs.accounts import PostgresAccountStates
+from libs.secrets import SecretSettings, generate_pepper
+from libs.service import Service, build_service
+from libs.settings import ConnectionSettings
+from libs.tokens import (
+    AccountDisabled,
+    AuthorizationDenied,
+    KeyPair,
+    TokenIssuer,
+    TokenSettings,
+    TokenVerifier,
+    generate_key_pair,
+)
+from libs.topics_admin import create_topics
+from services.authentication.app import DEFINITION as AUTHENTICATION
+from services.authentication.app import AuthenticationSettings
+from services.identity.app import DEFINITION as IDENTITY
+from services.identity.app import IdentitySettings
+from signgate_contracts import Command, Topic, TopicKind, encode
+from signgate_contracts.identity import (
+    AccountMembership,
+    AuthenticateUser,
+    ChangePassword,
+    DisableUser,
+    EnableUser,
+    ExpirePassword,
+    RegisterUser,
+    SetPassword,
+    UnlockUser,
+    UpdateUserProfile,
+    normalise_user_name,
+)
+from signgate_contracts.topics import IDENTITY_COMMANDS, IDENTITY_EVENTS, IDENTITY_REPLIES
+from tests.support.clock import MovableClock
+from tests.support.kafka import TopicWatcher, correlated, document
+from tests.support.waiting import eventually
+
+CALLER_REPLIES = Topic("test.identity.caller", TopicKind.REPLIES, "user name", 1,
+                       timedelta(hours=1), (), "A caller's own reply topic.")
+EXPIRED_URL = "https://signgate.example/password/expired?user={user_name}"
+CHANGE_URL = "https://signgate.example/password/change?user={user_name}"
+ACCOUNT = AccountMembership(name="Example, Inc.", context_identifier=uuid.uuid4(), is_primary=True)
+OTHER_ACCOUNT = AccountMembership(name="Other Co", context_identifier=uuid.uuid4())
+
+PASSWORDS: set[str] = set()
+"""Every password used in this module: none may appear in an event, a dead letter or a log line."""
+TOKENS: set[str] = set()
+"""Every token issued in this module: only a reply may carry one."""
+
+
+def new_password() -> str:
+    password = f"pw-{uuid.uuid4().hex}"
+    PASSWORDS.add(password)
+    return password
+
+
+def new_user_name() -> str:
+    return f"User-{uuid.uuid4().hex[:10]}@Example.com"
+
+
+# -- the services, and a caller of them --
+
+
+@pytest.fixture(scope="module")
+def keys() -> KeyPair:
+    return generate_key_pair()
+
+
+@pytest.fixture(scope="module")
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture(scope="module")
+async def identity_connections(provisioned: ConnectionSettings) -> ConnectionSettings:
+    await create_topics(provisioned, [CALLER_REPLIES])
+    return provisioned
+
+
+class Caller:
+    """Sends commands as an upstream system would and reads their outcomes, replies and effects."""
+
+    def __init__(self, connections: ConnectionSettings, producer: AIOKafkaProducer,
+                 watcher: TopicWatcher, keys: KeyPair, clock: MovableClock) -> None:
+        self.connections = connections
+        self.producer = producer
+        self.watcher = watcher
+        self.keys = keys
+        self.clock = clock
+        self.events = connections.topic(IDENTITY_EVENTS.name)
+        self.replies = connections.topic(IDENTITY_REPLIES.name)
+        self.reply_to = connections.topic(CALLER_REPLIES.name)
+
+    def admin_token(self) -> str:
+        """An operator's token with the admin role, as ``services.identity.admin_token`` mints."""
+        return TokenIssuer(self.keys.private_key, clock=self.clock).issue(
+            "operator:tests", "operator:tests", roles=["admin"]).token
+
+    def verifier(self, states=None) -> TokenVerifier:
+        return TokenVerifier(self.keys.public_key, states=states, clock=self.clock)
+
+    async def send(self, *commands: Command) -> None:
+        for command in commands:
+            key = normalise_user_name(command.user_name).encode()  # type: ignore[attr-defined]
+            await self.producer.send_and_wait(self.connections.topic(IDENTITY_COMMANDS.name),
+                                              encode(command), key=key)
+
+    async def on(self, topic: str, command: Command, *, count: int = 1) -> list[ConsumerRecord]:
+        return await self.watcher.wait_for(
+            lambda r: r.topic == topic and correlated(r, command.correlation_id), count=count)
+
+    async def outcome(self, command: Command) -> dict[str, Any]:
+        """The first message on the events topic caused by ``command``."""
+        return document((await self.on(self.events, command))[0])
+
+    async def events_of(self, command: Command, count: int) -> list[dict[str, Any]]:
+        return [document(r) for r in await self.on(self.events, command, count=count)]
+
+    async def admin(self, command: Command) -> dict[str, Any]:
+        """Send an administrative command with an admin token; its outcome."""
+        command = command.model_copy(update={"access_token": SecretStr(self.admin_token())})
+        await self.send(command)
+        return await self.outcome(command)
+
+    async def register(self, password: str | None = None, **fields: Any) -> dict[str, Any]:
+        command = RegisterUser(
+            user_name=fields.pop("user_name", new_user_name()), first_name="Jane", last_name="Doe",
+            accounts=fields.pop("accounts", [ACCOUNT]), password=password, **fields,
+        )
+        registered = await self.admin(command)
+        assert registered["type"] == "identity.user_registered", registered
+        return registered
+
+    async def authenticate(self, user_name: str, password: str, *, reply_to: str | None = None,
+                           wait: bool = True) -> dict[str, Any]:
+        """Authenticate and return the reply (on the caller's own topic by default)."""
+        command = AuthenticateUser(user_name=user_name, password=password,
+                                   reply_to=reply_to or self.reply_to)
+        await self.send(command)
+        if not wait:
+            return {}
+        [record] = await self.on(command.reply_to, command)  # type: ignore[arg-type]
+        reply = document(record)
+        if reply.get("access_token"):
+            TOKENS.add(reply["access_token"])
+        return reply
+
+    async def token(self, user_name: str, password: str) -> str:
+        reply = await self.authenticate(user_name, password)
+        assert reply["type"] == "identity.authentication_succeeded", reply
+        return reply["access_token"]
+
+
+class LogCapture(logging.Handler):
+    """Every log line the services write, rendered by their own (redacting) formatter."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="module")
+async def running(identity_connections: ConnectionSettings, keys: KeyPair,
+                  clock: MovableClock) -> AsyncIterator[tuple[Service, Service, LogCapture]]:
+    connections = identity_connections
+    identity = build_service(IDENTITY, IdentitySettings(
+        connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2,
+        secrets=SecretSettings(pepper=generate_pepper()),
+        tokens=TokenSettings(private_key=keys.private_key, public_key=keys.public_key),
+        expired_password_url=EXPIRED_URL, change_password_url=CHANGE_URL, clock=clock,
+    ))
+    authentication = build_service(AUTHENTICATION, AuthenticationSettings(
+        connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2,
+    ))
+    root = logging.getLogger()
+    capture = LogCapture(root.handlers[0].formatter if root.handlers else None)
+    root.addHandler(capture)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # Started together: each joins its consumer group, which takes the broker seconds.
+            await asyncio.gather(*(stack.enter_async_context(s.app) for s in (identity, authentication)))
+            yield identity, authentication, capture
+    finally:
+        root.removeHandler(capture)
+
+
+@pytest.fixture(scope="module")
+async def caller(running, identity_connections: ConnectionSettings, keys: KeyPair,
+                 clock: MovableClock) -> AsyncIterator[Caller]:
+    connections = identity_connections
+    topics = [connections.topic(t) for t in (
+        IDENTITY_EVENTS.name, IDENTITY_REPLIES.name, CALLER_REPLIES.name, IDENTITY_COMMANDS.dlq)]
+    producer = AIOKafkaProducer(bootstrap_servers=connections.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with TopicWatcher(connections.kafka_bootstrap, *topics) as watcher:
+            yield Caller(connections, producer, watcher, keys, clock)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture(scope="module")
+def authentication_states(running) -> PostgresAccountStates:
+    """The authentication service's projection of account states (its own schema)."""
+    _identity, authentication, _logs = running
+    return PostgresAccountStates(authentication.resources.pool)
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# -- registering and authenticating --
+
+
+async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_their_accounts(
+    caller: Caller,
+) -> None:
+    """The right password is answered on the caller's reply topic with a token valid for 30 minutes,
+    the user's names and accounts (with the primary flag), and the event carries no token."""
+    password = new_password()
+    registered = await caller.register(password, accounts=[OTHER_ACCOUNT, ACCOUNT])
+    command = AuthenticateUser(user_name=registered["user_name"].upper(), password=password,
+                               reply_to=caller.reply_to)
+    await caller.send(command)
+
+    [record] = await caller.on(caller.reply_to, command)
+    reply = document(record)
+    TOKENS.add(reply["access_token"])
+    event = await caller.outcome(command)
+    claims = await caller.verifier().verify(reply["access_token"])
+
+    assert reply["type"] == "identity.authentication_succeeded" and reply["success"] is True
+    assert (reply["user_name"], reply["first_name"], reply["last_name"]) == (
+        registered["user_name"], "Jane", "Doe")
+    assert reply["accounts"] == [
+        {"name": "Example, Inc.", "context_identifier": str(ACCOUNT.context_identifier), "is_primary": True},
+        {"name": "Other Co", "context_identifier": str(OTHER_ACCOUNT.context_identifier), "is_primary": False},
+    ]
+    assert at(reply["expires_at"]) - at(reply["occurred_at"]) == timedelta(minutes=30)
+    assert reply["change_password_url"] == CHANGE_URL.format(user_name=registered["user_name"].replace("@", "%40"))
+    assert claims.subject == registered["user_id"]
+    assert claims.accounts == (str(ACCOUNT.context_identifier), str(OTHER_ACCOUNT.context_identifier))
+    assert claims.primary_account == str(ACCOUNT.context_identifier)
+    assert event["type"] == "identity.user_authenticated"
+    assert event["token_id"] == str(claims.token_id)
+    assert record.key.decode() == registered["user_name"] == normalise_user_name(registered["user_name"])
+
+
+async def test_the_token_expires_after_30_minutes(caller: Caller) -> None:
+    """A token identity issued is accepted until 30 minutes after issue, and denied from then on."""
+    password = new_password()
+    registered = await caller.register(password)
+    reply = await caller.authenticate(registered["user_name"], password)
+    issued_at = at(reply["occurred_at"])
+
+    just_before = TokenVerifier(caller.keys.public_key, clock=lambda: issued_at + timedelta(minutes=30, microseconds=-1))
+    at_expiry = TokenVerifier(caller.keys.public_key, clock=lambda: issued_at + timedelta(minutes=30))
+
+    await just_before.verify(reply["access_token"])
+    with pytest.raises(AuthorizationDenied):
+        await at_expiry.verify(reply["access_token"])
+
+
+async def test_without_reply_to_the_answer_goes_to_the_identity_replies_topic(caller: Caller) -> None:
+    """A caller that names no reply topic gets its token on signgate.identity.replies, keyed by user."""
+    password = new_password()
+    registered = await caller.register(password)
+    command = AuthenticateUser(user_name=registered["user_name"], password=password)
+    await caller.send(command)
+
+    [record] = await caller.on(caller.replies, command)
+
+    assert document(record)["type"] == "identity.authentication_succeeded"
+    assert record.key.decode() == registered["user_name"]
+    TOKENS.add(document(record)["access_token"])
+
+
+async def test_a_reply_topic_that_is_a_signgate_events_topic_is_refused(caller: Caller) -> None:
+    """Asking for the token on the events topic is a 400, and no token is issued."""
+    password = new_password()
+    registered = await caller.register(password)
+    command = AuthenticateUser(user_name=registered["user_name"], password=password, reply_to=caller.events)
+    await caller.send(command)
+
+    outcome = await caller.outcome(command)
+
+    assert (outcome["type"], outcome["status"], outcome["code"], outcome["field"]) == (
+        "command.rejected", 400, "invalid_reply_to", "reply_to")
+    assert len(caller.watcher.matching(lambda r: correlated(r, command.correlation_id))) == 1
+
+
+async def test_unknown_user_and_wrong_password_get_byte_identical_answers(caller: Caller) -> None:
+    """An unknown user name and a wrong password are answered with the same bytes and headers,
+    apart from the message's ids and timestamp."""
+    registered = await caller.register(new_password())
+    unknown = AuthenticateUser(user_name=new_user_name(), password=new_password(), reply_to=caller.reply_to)
+    wrong = AuthenticateUser(user_name=registered["user_name"], password=new_password(), reply_to=caller.reply_to)
+    await caller.send(unknown, wrong)
+
+    [unknown_reply] = await caller.on(caller.reply_to, unknown)
+    [wrong_reply] = await caller.on(caller.reply_to, wrong)
+
+    assert without_ids(unknown_reply) == without_ids(wrong_reply)
+    assert document(wrong_reply)["reasons"] == [{"code": "invalid_credentials", "message": "Invalid credentials"}]
+    assert document(wrong_reply)["success"] is False
+    assert document(wrong_reply)["expired_password_url"] is None
+
+
+def without_ids(record: ConsumerRecord) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The record's value and headers with its ids and timestamp blanked out."""
+    body = document(record)
+    value, headers = record.value, list(record.headers)
+    for field in ("event_id", "correlation_id", "causation_id", "occurred_at"):
+        value = value.replace(str(body[field]).encode(), field.encode())
+        headers = [(k, v.replace(str(body[field]).encode(), field.encode())) for k, v in headers]
+    return value, headers
+
+
+# -- lockout --
+
+
+async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(caller: Caller) -> None:
+    """Four wrong passwords do not lock; the fifth does (temporarily); then the right password
+    answers "locked" and a wrong one still only "invalid credentials"."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
+                for _ in range(5)]
+    await caller.send(*attempts)
+
+    fourth = await caller.events_of(attempts[3], 1)
+    failed, locked_out = await caller.events_of(attempts[4], 2)
+    right = await caller.authenticate(name, password)
+    wrong = await caller.authenticate(name, new_password())
+
+    assert [e["type"] for e in fourth] == ["identity.user_authentication_failed"]
+    assert failed["reasons"] == ["invalid_credentials"]
+    assert (locked_out["type"], locked_out["mode"], locked_out["consecutive_failures"]) == (
+        "identity.user_locked_out", "temporary", 5)
+    assert at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) == timedelta(minutes=5)
+    assert [r["code"] for r in right["reasons"]] == ["account_locked"]
+    assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
+
+
+async def test_a_temporary_lock_ends_after_its_wait_and_a_success_resets_the_count(caller: Caller) -> None:
+    """After the lock's wait the right password gets a token, and four new failures do not lock again."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
+                for _ in range(5)]
+    await caller.send(*attempts)
+    _failed, locked_out = await caller.events_of(attempts[4], 2)
+    caller.clock.advance(at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) + timedelta(seconds=1))
+
+    await caller.token(name, password)
+    again = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
+             for _ in range(4)]
+    await caller.send(*again)
+    await caller.events_of(again[3], 1)
+    await caller.token(name, password)
+
+    lockouts = caller.watcher.matching(
+        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out"
+        and document(r)["user_name"] == name)
+    assert len(lockouts) == 1
+
+
+async def test_a_redis_flush_unlocks_nobody(caller: Caller, running) -> None:
+    """With every Redis key of the deployment gone, a locked user is still locked."""
+    identity, _authentication, _logs = running
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
+                for _ in range(5)]
+    await caller.send(*attempts)
+    await caller.events_of(attempts[4], 2)
+
+    redis = identity.resources.redis
+    assert redis is not None
+    keys = [key async for key in redis.scan_iter(match=f"{caller.connections.redis_prefix}*")]
+    assert keys
+    await redis.delete(*keys)
+    reply = await caller.authenticate(name, password)
+
+    assert [r["code"] for r in reply["reasons"]] == ["account_locked"]
+
+
+async def test_temporary_lockouts_turn_hard_before_100_failures_in_a_row(caller: Caller) -> None:
+    """Failing again after each temporary lockout is waited out, the waits double (up to a day)
+    and the lock turns hard at the 100th failure in a row; only an administrator's unlock lets
+    the user in again."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
+                for _ in range(100)]
+    caller.clock.tick = timedelta(days=1, seconds=1)  # every attempt comes after any lock's end
+    try:
+        await caller.send(*attempts)
+        await caller.on(caller.events, attempts[-1], count=2)
+        while_hard = await caller.authenticate(name, password)
+    finally:
+        caller.clock.tick = timedelta(0)
+    unlocked = await caller.admin(UnlockUser(user_name=name))
+    token = await caller.token(name, password)
+
+    lockouts = [document(r) for r in caller.watcher.matching(
+        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out"
+        and document(r)["user_name"] == name)]
+    waits = [at(e["locked_until"]) - at(e["occurred_at"]) for e in lockouts[:-1]]
+    assert [e["consecutive_failures"] for e in lockouts] == list(range(5, 101, 5))
+    assert [e["mode"] for e in lockouts] == ["temporary"] * 19 + ["hard"]
+    assert waits[:4] == [timedelta(minutes=m) for m in (5, 10, 20, 40)]
+    assert waits[-1] == timedelta(hours=24)
+    assert lockouts[-1]["locked_until"] is None
+    assert [r["code"] for r in while_hard["reasons"]] == ["account_locked"]
+    assert unlocked["type"] == "identity.user_unlocked"
+    assert token
+
+
+# -- account states --
+
+
+async def test_a_disabled_users_token_is_refused_by_another_services_verifier(
+    caller: Caller, authentication_states: PostgresAccountStates,
+) -> None:
+    """Once identity disables a user, the authentication service's verifier refuses their token
+    with 403 "Account is disabled"; enabled again, the old token stays revoked and a new one works."""
+    password = new_password()
+    registered = await caller.register(password)
+    name, user_id = registered["user_name"], registered["user_id"]
+    token = await caller.token(name, password)
+    verifier = caller.verifier(authentication_states)
+    await verifier.verify(token)
+
+    disabled = await caller.admin(DisableUser(user_name=name))
+    await eventually(lambda: _disabled(authentication_states, user_id, True))
+    with pytest.raises(AccountDisabled) as refused:
+        await verifier.verify(token)
+    disabled_login = await caller.authenticate(name, password)
+    wrong_while_disabled = await caller.authenticate(name, new_password())
+
+    enabled = await caller.admin(EnableUser(user_name=name))
+    await eventually(lambda: _disabled(authentication_states, user_id, False))
+    with pytest.raises(AuthorizationDenied):
+        await verifier.verify(token)
+    fresh = await caller.token(name, password)
+
+    assert (disabled["type"], enabled["type"]) == ("identity.user_disabled", "identity.user_enabled")
+    assert (refused.value.status, refused.value.message) == (403, "Account is disabled")
+    assert [r["code"] for r in disabled_login["reasons"]] == ["account_disabled"]
+    assert [r["code"] for r in wrong_while_disabled["reasons"]] == ["invalid_credentials"]
+    assert (await verifier.verify(fresh)).subject == user_id
+
+
+async def _disabled(states: PostgresAccountStates, user_id: str, disabled: bool) -> bool:
+    state = await states.get(user_id)
+    return state is not None and state.disabled is disabled
+
+
+async def test_a_password_change_revokes_earlier_tokens_everywhere(
+    caller: Caller, authentication_states: PostgresAccountStates,
+) -> None:
+    """After a user changes their password, the authentication service denies tokens issued before."""
+    password, new = new_password(), new_password()
+    registered = await caller.register(password)
+    name = registered["user_name"]
+    old_token = await caller.token(name, password)
+    change = ChangePassword(user_name=name, current_password=password, new_password=new)
+    await caller.send(change)
+    changed = await caller.outcome(change)
+
+    async def revoked() -> bool:
+        state = await authentication_states.get(registered["user_id"])
+        return state is not None and state.tokens_valid_after is not None
+
+    await eventually(revoked)
+    with pytest.raises(AuthorizationDenied):
+        await caller.verifier(authentication_states).verify(old_token)
+    old_login = await caller.authenticate(name, password)
+    await caller.token(name, new)
+
+    assert (changed["type"], changed["changed_by"]) == ("identity.password_changed", "user")
+    assert [r["code"] for r in old_login["reasons"]] == ["invalid_credentials"]
+
+
+# -- passwords --
+
+
+async def test_an_expired_password_is_told_only_with_the_right_password_and_a_change_cures_it(
+    caller: Caller,
+) -> None:
+    """After "expire now" the right password answers `password_expired` with the expired-password
+    URL, a wrong one only `invalid_credentials`; changing the password lets the user in."""
+    password, new = new_password(), new_password()
+    name = (await caller.register(password))["user_name"]
+    expired = await caller.admin(ExpirePassword(user_name=name))
+
+    right = await caller.authenticate(name, password)
+    wrong = await caller.authenticate(name, new_password())
+    change = ChangePassword(user_name=name, current_password=password, new_password=new)
+    await caller.send(change)
+    changed = await caller.outcome(change)
+
+    assert expired["type"] == "identity.password_expired"
+    assert [r["code"] for r in right["reasons"]] == ["password_expired"]
+    assert right["expired_password_url"] == EXPIRED_URL.format(user_name=name.replace("@", "%40"))
+    assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
+    assert wrong["expired_password_url"] is None
+    assert changed["type"] == "identity.password_changed"
+    assert await caller.token(name, new)
+
+
+async def test_a_password_set_by_an_administrator_must_be_changed(caller: Caller) -> None:
+    """A password an administrator set answers `change_required` with the change-password URL."""
+    name = (await caller.register())["user_name"]
+    password = new_password()
+    changed = await caller.admin(SetPassword(user_name=name, password=password))
+
+    reply = await caller.authenticate(name, password)
+
+    assert (changed["changed_by"], changed["must_change_password"]) == ("administrator", True)
+    assert [r["code"] for r in reply["reasons"]] == ["change_required"]
+    assert reply["change_password_url"] == CHANGE_URL.format(user_name=name.replace("@", "%40"))
+
+
+async def test_a_wrong_current_password_refuses_the_change_and_counts_as_a_failure(caller: Caller) -> None:
+    """Changing a password with a wrong current one is a 401 and a counted authentication failure."""
+    name = (await caller.register(new_password()))["user_name"]
+    change = ChangePassword(user_name=name, current_password=new_password(), new_password=new_password())
+    await caller.send(change)
+
+    rejected, failed = await caller.events_of(change, 2)
+
+    assert (rejected["type"], rejected["status"], rejected["code"]) == ("command.rejected", 401, "invalid_credentials")
+    assert (failed["type"], failed["reasons"]) == ("identity.user_authentication_failed", ["invalid_credentials"])
+
+
+async def test_a_too_short_password_is_refused_naming_the_field(caller: Caller) -> None:
+    """Registering with a seven-character password is a 400 naming `password`."""
+    short = "seven77"
+    PASSWORDS.add(short)
+    outcome = await caller.admin(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], password=short))
+
+    assert (outcome["status"], outcome["code"], outcome["field"]) == (400, "password_rejected", "password")
+
+
+# -- administration and profiles --
+
+
+async def test_administrative_commands_need_an_administrators_token(caller: Caller) -> None:
+    """No token is 401 "User authentication required", a forged one 401 "Request authorization
+    denied", and a plain user's 403."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    user_token = await caller.token(name, password)
+    forged = TokenIssuer(generate_key_pair().private_key).issue("operator:x", "x", roles=["admin"]).token
+    commands = [DisableUser(user_name=name, access_token=token) for token in (None, forged, user_token)]
+    await caller.send(*commands)
+
+    outcomes = [await caller.outcome(c) for c in commands]
+
+    assert [(o["status"], o["message"]) for o in outcomes] == [
+        (401, "User authentication required"),
+        (401, "Request authorization denied"),
+        (403, "User is not allowed to perform this action"),
+    ]
+
+
+async def test_a_disabled_administrators_token_is_refused(caller: Caller) -> None:
+    """An administrator who has been disabled can no longer use their token: 403 "Account is disabled"."""
+    password = new_password()
+    name = (await caller.register(password, roles=["admin"]))["user_name"]
+    token = await caller.token(name, password)
+    await caller.admin(DisableUser(user_name=name))
+    command = RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], access_token=token)
+    await caller.send(command)
+
+    outcome = await caller.outcome(command)
+
+    assert (outcome["status"], outcome["code"], outcome["message"]) == (403, "account_disabled", "Account is disabled")
+
+
+async def test_a_user_updates_their_own_profile_with_a_validated_mobile_number(caller: Caller) -> None:
+    """With their own token a user sets their profile; the mobile number is published in E.164."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    token = await caller.token(name, password)
+    command = UpdateUserProfile(user_name=name, first_name="Janet", last_name="Dough",
+                                email="Janet@Example.COM", mobile_number="+1 415-555-0123", access_token=token)
+    await caller.send(command)
+
+    updated = await caller.outcome(command)
+    reply = await caller.authenticate(name, password)
+
+    assert updated["type"] == "identity.user_profile_updated"
+    assert (updated["mobile_number"], updated["email"]) == ("+14155550123", "Janet@example.com")
+    assert (reply["first_name"], reply["last_name"]) == ("Janet", "Dough")
+
+
+async def test_an_invalid_mobile_number_or_anothers_profile_is_refused(caller: Caller) -> None:
+    """A number that is no mobile number is a 400 naming the field; another user's profile a 403."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    other = (await caller.register(new_password()))["user_name"]
+    token = await caller.token(name, password)
+    invalid = UpdateUserProfile(user_name=name, mobile_number="12345", access_token=token)
+    foreign = UpdateUserProfile(user_name=other, first_name="Mallory", access_token=token)
+    await caller.send(invalid, foreign)
+
+    refused_invalid, refused_foreign = await caller.outcome(invalid), await caller.outcome(foreign)
+
+    assert (refused_invalid["status"], refused_invalid["field"]) == (400, "mobile_number")
+    assert (refused_foreign["status"], refused_foreign["code"]) == (403, "not_an_administrator")
+
+
+async def test_a_user_name_is_registered_once_whatever_its_case(caller: Caller) -> None:
+    """Registering " JDOE@..." after "jdoe@..." is a 409."""
+    name = (await caller.register())["user_name"]
+    outcome = await caller.admin(RegisterUser(user_name=f"  {name.upper()} ", accounts=[ACCOUNT]))
+
+    assert (outcome["status"], outcome["code"]) == (409, "user_exists")
+
+
+async def test_registering_needs_exactly_one_primary_account(caller: Caller) -> None:
+    """Two primary accounts are a 400 naming `accounts`."""
+    second = AccountMembership(name="Second", context_identifier=uuid.uuid4(), is_primary=True)
+    outcome = await caller.admin(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT, second]))
+
+    assert (outcome["status"], outcome["code"], outcome["field"]) == (400, "invalid_accounts", "accounts")
+
+
+async def test_a_command_of_an_unknown_type_is_dead_lettered_without_its_password(caller: Caller) -> None:
+    """A misspelt command carrying a password lands in the DLQ with the password redacted."""
+    password = new_password()
+    correlation_id = str(uuid.uuid4())
+    body = {"type": "identity.authenticate_usr", "correlation_id": correlation_id,
+            "user_name": "someone", "password": password}
+    await caller.producer.send_and_wait(caller.connections.topic(IDENTITY_COMMANDS.name),
+                                        json.dumps(body).encode(), key=b"someone")
+
+    [dead] = await caller.watcher.wait_for(
+        lambda r: r.topic.endswith(".dlq") and (document(r).get("payload") or {}).get("correlation_id") == correlation_id)
+
+    assert document(dead)["payload"]["password"] == "[redacted]"
+
+
+# -- last: nothing leaked during the whole module --
+
+
+async def test_no_password_or_token_in_any_event_dead_letter_or_log_line(caller: Caller, running) -> None:
+    """Across every test above, no password used appears on any identity topic or in any log line,
+    and no token appears anywhere but in a reply."""
+    _identity, _authentication, logs = running
+    assert PASSWORDS and TOKENS and logs.lines
+    leaks = []
+    for record in caller.watcher.records:
+        text = record.value.decode(errors="replace") + repr(record.headers)
+        is_reply = record.topic in (caller.reply_to, caller.replies)
+        for secret in PASSWORDS | (set() if is_reply else TOKENS):
+            if secret in text:
+                leaks.append((record.topic, secret[:12]))
+    for line in logs.lines:
+        leaks += [("log", secret[:12]) for secret in PASSWORDS | TOKENS if secret in line]
+    assert not leaks
+    assert any(re.search(r"identity\.user_registered", r.value.decode()) for r in caller.watcher.records)

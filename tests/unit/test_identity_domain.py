@@ -1,0 +1,205 @@
+"""The identity service's rules, without a broker: profiles, memberships, passwords, lockout."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.tokens import Claims
+from services.identity import domain
+from signgate_contracts.identity import AccountMembership
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def account(name: str = "Example, Inc.", primary: bool = False) -> AccountMembership:
+    return AccountMembership(name=name, context_identifier=uuid.uuid4(), is_primary=primary)
+
+
+def claims(subject: str = "u-1", roles: tuple[str, ...] = ()) -> Claims:
+    return Claims(subject, "jdoe", (), None, roles, "api", uuid.uuid4(), NOW, NOW)
+
+
+def test_user_names_are_stripped_and_lower_cased() -> None:
+    """ " JDoe@Example.com " and "jdoe@example.com" are one user name."""
+    assert domain.normalise_user_name("  JDoe@Example.COM ") == "jdoe@example.com"
+
+
+def test_an_email_is_normalised() -> None:
+    """A valid email is kept, with its domain lower-cased."""
+    assert domain.valid_email("Jane.Doe@Example.COM") == "Jane.Doe@example.com"
+
+
+@pytest.mark.parametrize("email", ["jane", "jane@", "@example.com", "jane doe@example.com"])
+def test_an_invalid_email_is_refused_naming_the_field(email: str) -> None:
+    """Something that is not an email address is a 400 naming `email`."""
+    with pytest.raises(domain.InvalidProfile) as refused:
+        domain.valid_email(email)
+    assert (refused.value.status, refused.value.field) == (400, "email")
+
+
+@pytest.mark.parametrize(("given", "e164"), [
+    ("+1 415-555-0123", "+14155550123"),
+    ("+49 151 12345678", "+4915112345678"),
+    ("+33 6 12 34 56 78", "+33612345678"),
+])
+def test_a_mobile_number_is_stored_as_e164(given: str, e164: str) -> None:
+    """A mobile number with its country code, in any common layout, becomes E.164."""
+    assert domain.valid_mobile_number(given) == e164
+
+
+@pytest.mark.parametrize("number", ["4155550123", "+1 415", "+49 30 12345678", "call me", "+999 1234"])
+def test_a_number_that_is_not_a_valid_mobile_is_refused(number: str) -> None:
+    """No country code, too short, a landline, or not a number: a 400 naming `mobile_number`."""
+    with pytest.raises(domain.InvalidProfile) as refused:
+        domain.valid_mobile_number(number)
+    assert refused.value.field == "mobile_number"
+
+
+def test_no_profile_contact_is_allowed() -> None:
+    """Email and mobile number are optional."""
+    assert domain.valid_email(None) is None and domain.valid_mobile_number("  ") is None
+
+
+def test_memberships_need_exactly_one_primary() -> None:
+    """No primary, or two, is refused; one primary is kept first."""
+    with pytest.raises(domain.InvalidMemberships):
+        domain.valid_memberships([account(), account()])
+    with pytest.raises(domain.InvalidMemberships):
+        domain.valid_memberships([account(primary=True), account(primary=True)])
+    primary = account("Zeta", primary=True)
+    assert domain.valid_memberships([account("Alpha"), primary])[0] == primary
+
+
+def test_an_account_may_be_listed_once() -> None:
+    """The same context identifier twice is refused."""
+    twice = account(primary=True)
+    with pytest.raises(domain.InvalidMemberships, match="more than once"):
+        domain.valid_memberships([twice, twice.model_copy(update={"is_primary": False})])
+
+
+@pytest.mark.parametrize(("password", "reason"), [
+    ("short", "at least 8"), ("x" * 1025, "at most 1024"), ("JDoe@Example.com", "user name"),
+])
+def test_a_weak_new_password_is_refused(password: str, reason: str) -> None:
+    """Too short, too long, or the user name itself: refused; no composition rules (NIST)."""
+    with pytest.raises(domain.PasswordRejected, match=reason):
+        domain.check_new_password(password, "jdoe@example.com", domain.PasswordPolicy())
+
+
+def test_a_long_plain_passphrase_is_accepted() -> None:
+    """NIST SP 800-63B: length, not character classes."""
+    domain.check_new_password("correct horse battery staple", "jdoe", domain.PasswordPolicy())
+
+
+def test_passwords_do_not_expire_by_default() -> None:
+    """With no max age (the default), a ten-year-old password has not expired."""
+    assert not domain.password_has_expired(
+        expired_now=False, changed_at=NOW - timedelta(days=3650), now=NOW, policy=domain.PasswordPolicy()
+    )
+
+
+def test_a_max_age_policy_expires_old_passwords() -> None:
+    """With a 90-day policy, a password changed 90 days ago has expired, 89 days ago not."""
+    policy = domain.PasswordPolicy(max_age=timedelta(days=90))
+    assert domain.password_has_expired(expired_now=False, changed_at=NOW - timedelta(days=90), now=NOW, policy=policy)
+    assert not domain.password_has_expired(expired_now=False, changed_at=NOW - timedelta(days=89), now=NOW, policy=policy)
+
+
+def test_an_administrator_can_expire_a_password_now() -> None:
+    """"Expire now" expires a password whatever its age or the policy."""
+    assert domain.password_has_expired(expired_now=True, changed_at=NOW, now=NOW, policy=domain.PasswordPolicy())
+
+
+def test_temporary_lockouts_wait_longer_each_time_up_to_the_maximum() -> None:
+    """Each temporary lockout of a run waits twice as long as the one before, never past max_wait."""
+    policy = domain.LockoutPolicy(threshold=5, base_wait=timedelta(minutes=5), max_wait=timedelta(hours=1))
+    waits = [domain.lock_for(policy, consecutive_failures=5 * (n + 1), lockouts=n, now=NOW).until - NOW
+             for n in range(6)]
+    assert waits == [timedelta(minutes=m) for m in (5, 10, 20, 40, 60, 60)]
+
+
+def test_hard_mode_locks_until_unlocked() -> None:
+    """In hard mode the first lockout is hard, with no end."""
+    lock = domain.lock_for(domain.LockoutPolicy(mode="hard"), consecutive_failures=5, lockouts=0, now=NOW)
+    assert lock == domain.Lock("hard", None)
+
+
+@pytest.mark.parametrize("threshold", [1, 3, 5, 7, 10, 33, 100])
+def test_temporary_lockouts_never_allow_more_than_100_failures_in_a_row(threshold: int) -> None:
+    """Cycling through temporary lockouts, the lock turns hard before failures in a row pass 100."""
+    policy = domain.LockoutPolicy(threshold=threshold, hard_after=100)
+    failures, lockouts = 0, 0
+    while True:
+        failures += threshold
+        lock = domain.lock_for(policy, consecutive_failures=failures, lockouts=lockouts, now=NOW)
+        if lock.mode == "hard":
+            break
+        lockouts += 1
+    assert failures <= 100
+    assert failures + threshold > 100  # not earlier than the cap needs
+
+
+def test_a_lock_holds_until_its_time_and_a_hard_lock_for_ever() -> None:
+    """A temporary lock holds before its end and not after; a hard lock always holds."""
+    assert domain.is_locked("temporary", NOW + timedelta(seconds=1), NOW)
+    assert not domain.is_locked("temporary", NOW, NOW)
+    assert domain.is_locked("hard", None, NOW + timedelta(days=3650))
+    assert not domain.is_locked(None, None, NOW)
+
+
+def test_the_right_password_learns_every_reason_it_gets_no_token() -> None:
+    """Locked, disabled and expired are all reported to a caller who proved the password."""
+    standing = domain.AccountStanding(locked=True, disabled=True, password_expired=True, must_change_password=True)
+    assert domain.refusal_reasons(standing) == ["account_locked", "account_disabled", "password_expired"]
+
+
+def test_change_required_is_reported_when_the_password_has_not_expired() -> None:
+    """A password that must be changed (but has not expired) answers `change_required`."""
+    standing = domain.AccountStanding(locked=False, disabled=False, password_expired=False, must_change_password=True)
+    assert domain.refusal_reasons(standing) == ["change_required"]
+
+
+def test_a_good_standing_gets_a_token() -> None:
+    """No reasons when nothing stands in the way."""
+    assert domain.refusal_reasons(domain.AccountStanding(False, False, False, False)) == []
+
+
+def test_urls_are_filled_in_and_quoted() -> None:
+    """A URL template gets the user name and id, URL-quoted; no template, no URL."""
+    url = domain.render_url("https://x.example/pw?u={user_name}&id={user_id}", user_name="j doe&co", user_id=7)
+    assert url == "https://x.example/pw?u=j%20doe%26co&id=7"
+    assert domain.render_url(None, user_name="j", user_id=1) is None
+
+
+def test_administrative_commands_need_the_admin_role() -> None:
+    """A token without the admin role is refused with a 403; with it, allowed."""
+    with pytest.raises(domain.NotAnAdministrator) as refused:
+        domain.require_administrator(claims())
+    assert refused.value.status == 403
+    domain.require_administrator(claims(roles=("admin",)))
+
+
+def test_a_user_may_update_their_own_profile_but_not_anothers() -> None:
+    """Self-service is allowed for one's own user id; another user's needs the admin role."""
+    domain.require_self_or_administrator(claims("u-1"), "u-1")
+    with pytest.raises(domain.NotAnAdministrator):
+        domain.require_self_or_administrator(claims("u-1"), "u-2")
+
+
+@pytest.mark.parametrize("topic", [
+    "signgate.identity.events", "signgate.identity.commands", "signgate.workflow.events",
+    "signgate.identity.replies.dlq", "signgate.otp.requests",
+])
+def test_a_reply_topic_may_not_be_a_signgate_topic(topic: str) -> None:
+    """A token must never be sent to an events, commands, requests or dead-letter topic."""
+    with pytest.raises(domain.InvalidReplyTo):
+        domain.check_reply_to(topic)
+
+
+@pytest.mark.parametrize("topic", ["signgate.identity.replies", "portal.replies.42"])
+def test_a_callers_own_topic_or_a_replies_topic_is_a_fine_reply_topic(topic: str) -> None:
+    """The caller's own topic, or a signgate replies topic, is accepted."""
+    domain.check_reply_to(topic)
