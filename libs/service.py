@@ -67,6 +67,8 @@ class Resources:
     pool: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
     relay: OutboxRelay | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Objects a service builds once from the above (hashers, stores), by name."""
 
 
 @dataclass(frozen=True)

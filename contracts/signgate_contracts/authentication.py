@@ -191,7 +191,10 @@ class RecipientAuthenticationStatus(Event):
     destination: str | None = Field(default=None, description="Masked.")
 
 
-COMMANDS: tuple[type[Command], ...] = ()
+COMMANDS: tuple[type[Command], ...] = (
+    OpenDocumentWithPassword, RequestDocumentOtp, VerifyDocumentOtp,
+    RequestSigningOtp, VerifySigningOtp, GetRecipientAuthenticationStatus,
+)
 EVENTS: tuple[type[Event], ...] = (
     RecipientAuthenticated, RecipientAuthenticationFailed, RecipientLockedOut,
     RecipientAuthenticationCleared, DocumentOtpSent, SigningOtpSent, SignerAuthenticated,

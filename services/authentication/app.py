@@ -1,14 +1,22 @@
-"""Composition root of the authentication service."""
+"""Composition root of the authentication service.
+
+Consumes its commands, and the facts it projects: workflow's recipient policies, identity's
+user profiles and account states, and OTP dispatch's answers. Its settings are
+`AuthenticationSettings` (``SIGNGATE_AUTHENTICATION_*``), plus the secrets it shares:
+``SIGNGATE_SECRET_PEPPER`` (access codes and passwords), ``SIGNGATE_OTP_PEPPER`` (OTP
+digests), ``SIGNGATE_TOKEN_PUBLIC_KEY`` (API users' tokens) and ``SIGNGATE_GRANT_PRIVATE_KEY``
+(the document-access grants it signs).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from faststream import FastStream
-from pydantic_settings import SettingsConfigDict
+from faststream.asgi import AsgiFastStream
 
 from libs.accounts import ACCOUNT_STATE_HANDLERS
-from libs.service import ServiceDefinition, ServiceSettings, build_app
+from libs.service import ServiceDefinition, build_app
+from services.authentication.projection import HANDLERS as PROJECTION_HANDLERS
+from services.authentication.runtime import FOLDER, AuthenticationSettings
+from services.authentication.use_cases import COMMAND_HANDLERS, OTP_HANDLERS
 from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
     IDENTITY_EVENTS,
@@ -16,10 +24,7 @@ from signgate_contracts.topics import (
     WORKFLOW_EVENTS,
 )
 
-
-class AuthenticationSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SIGNGATE_AUTHENTICATION_", extra="ignore")
-
+__all__ = ["DEFINITION", "AuthenticationSettings", "create_app"]
 
 DEFINITION = ServiceDefinition(
     name="authentication",
@@ -27,11 +32,14 @@ DEFINITION = ServiceDefinition(
     uses_redis=True,
     consumes=(AUTHENTICATION_COMMANDS, WORKFLOW_EVENTS, IDENTITY_EVENTS, OTP_EVENTS),
     handlers={
+        **COMMAND_HANDLERS,
+        **PROJECTION_HANDLERS,
+        **OTP_HANDLERS,
         **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
     },
-    folder=Path(__file__).parent,
+    folder=FOLDER,
 )
 
 
-def create_app(settings: AuthenticationSettings | None = None) -> FastStream:
+def create_app(settings: AuthenticationSettings | None = None) -> AsgiFastStream:
     return build_app(DEFINITION, settings or AuthenticationSettings())

@@ -73,7 +73,9 @@ class RecipientPolicy:
     package_id: str
     order: int
     email: str
-    method: Method | None
+    """SHA-256 of the lower-cased email, as workflow publishes it."""
+    methods: tuple[Method, ...] = ()
+    """Every listed method is required (SigningHub allows a password and an SMS OTP together)."""
     retry_count: int = 3
     frequency: Frequency = "OncePerDocument"
     window: AccessWindow = AccessWindow()
@@ -89,6 +91,10 @@ class RecipientPolicy:
     def locked(self) -> bool:
         return self.locked_at is not None
 
+    def method_for(self, expected: frozenset[str]) -> Method:
+        """The one of the recipient's methods of the ``expected`` kind."""
+        return next(m for m in self.methods if m in expected)
+
 
 def check_attempt(policy: RecipientPolicy | None, now: datetime, expected: frozenset[str]) -> RecipientPolicy:
     """Whether this recipient may try the ``expected`` kind of method now; returns the policy."""
@@ -96,10 +102,10 @@ def check_attempt(policy: RecipientPolicy | None, now: datetime, expected: froze
         raise NotFound(NO_USER_AT_ORDER, code="recipient_not_found")
     if policy.package_state in TERMINAL_STATES:
         raise Forbidden(f"The package is {policy.package_state}", code="package_closed")
-    if policy.method is None:
+    if not policy.methods:
         raise AuthenticationNotEnabled("Authentication is not enabled for this recipient")
-    if policy.method not in expected:
-        raise WrongMethod(f"This recipient authenticates with {policy.method}", field="method")
+    if not expected.intersection(policy.methods):
+        raise WrongMethod(f"This recipient authenticates with {' and '.join(policy.methods)}")
     if policy.locked:
         raise RecipientLocked(RECIPIENT_LOCKED)
     policy.window.check(now, policy.received_at)

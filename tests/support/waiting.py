@@ -1,4 +1,4 @@
-"""Waiting for a condition that another process makes true, with a deadline instead of a sleep."""
+"""Waiting for a state no message announces (a projection row), by asking until it holds."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0,
-                     interval: float = 0.05) -> T:
-    """Call ``probe`` until it returns a truthy value; fail with the last value at the deadline."""
-    last: T | None = None
+async def until(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
+    """Ask ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            while not (last := await probe()):
-                await asyncio.sleep(interval)
+            while not (result := await probe()):
+                await asyncio.sleep(0.02)  # between two probes, not in place of one
+            return result
     except TimeoutError:
-        raise AssertionError(f"condition not met within {timeout}s; last probe gave {last!r}") from None
-    return last
+        raise AssertionError(f"{what} did not hold within {timeout}s") from None

@@ -24,7 +24,7 @@ from services.authentication.domain import (
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-POLICY = RecipientPolicy(package_id="p1", order=2, email="b@example.com", method="sms_otp",
+POLICY = RecipientPolicy(package_id="p1", order=2, email="b@example.com", methods=("sms_otp",),
                          destination="+447700900123")
 
 
@@ -37,7 +37,7 @@ def test_unknown_recipient_is_not_found_with_the_seed_text() -> None:
 def test_recipient_without_authentication_cannot_attempt() -> None:
     """A recipient with no method set is told authentication is not enabled."""
     with pytest.raises(AuthenticationNotEnabled):
-        check_attempt(replace(POLICY, method=None), NOW, OTP_METHODS)
+        check_attempt(replace(POLICY, methods=()), NOW, OTP_METHODS)
 
 
 def test_method_mismatch_is_refused() -> None:

@@ -1,0 +1,60 @@
+"""Wrong passwords and access codes counted per recipient, atomically in Redis.
+
+Key layout, under the deployment's Redis prefix ``P``:
+
+- ``P auth:failures:<package>:<order>``: a string counting wrong secrets since the last
+  success or reset, kept for a week after the last failure. (Wrong one-time passwords are
+  counted by the shared OTP store, with its code.) The lock itself is durable in Postgres;
+  this count only decides when to take it.
+- ``P auth:satisfied:<package>:<order>``: the set of methods the recipient has passed in
+  the last ten minutes, for recipients who must pass several (a password and an SMS OTP).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+
+from libs.redis_scripts import LuaScripts
+
+_SCRIPTS = LuaScripts(__file__, "count_failure")
+FAILURE_MEMORY = timedelta(days=7)
+SATISFIED_MEMORY = timedelta(minutes=10)
+
+
+class SecretFailures:
+    """The wrong-secret counters of one deployment."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self._redis = redis
+        self._failures = f"{prefix}auth:failures:"
+        self._satisfied = f"{prefix}auth:satisfied:"
+        self._count = _SCRIPTS.bind(redis)["count_failure"]
+
+    def _key(self, package_id: str, order: int) -> str:
+        return f"{self._failures}{package_id}:{order}"
+
+    async def count(self, package_id: str, order: int, retry_count: int) -> tuple[int, bool]:
+        """Count one failure; returns (failures used, whether this one was counted)."""
+        used, counted = await self._count(
+            keys=[self._key(package_id, order)],
+            args=[retry_count, int(FAILURE_MEMORY.total_seconds() * 1000)],
+        )
+        return int(used), bool(counted)
+
+    async def used(self, package_id: str, order: int) -> int:
+        return int(await self._redis.get(self._key(package_id, order)) or 0)
+
+    async def satisfy(self, package_id: str, order: int, method: str) -> set[str]:
+        """Record a passed method; returns every method passed within the memory window."""
+        key = f"{self._satisfied}{package_id}:{order}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, method).pexpire(key, int(SATISFIED_MEMORY.total_seconds() * 1000)).smembers(key)
+            *_, members = await pipe.execute()
+        return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+    async def reset(self, package_id: str, order: int) -> None:
+        """The sender's unlock: forget failures and passed methods."""
+        satisfied = f"{self._satisfied}{package_id}:{order}"
+        await self._redis.delete(self._key(package_id, order), satisfied)

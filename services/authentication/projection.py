@@ -1,0 +1,114 @@
+"""Keeping the projection: workflow's and identity's facts, applied to this service's tables.
+
+The authentication service never reads another service's tables; it learns recipients'
+policies from ``signgate.workflow.events`` and users' mobile numbers from
+``signgate.identity.events``. Each handler returns nothing to publish, except the reset,
+which clears the recipient's counters and lock and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from libs.messaging.outgoing import Outgoing
+from libs.service import Unit
+from services.authentication import repository as db
+from services.authentication.runtime import runtime
+from signgate_contracts import authentication as auth
+from signgate_contracts import identity, workflow
+from signgate_contracts.topics import AUTHENTICATION_EVENTS
+
+
+def email_digest(email: str) -> str:
+    """How workflow names a recipient's email in its events: SHA-256 of the lower-cased address."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> list[Outgoing]:
+    await db.upsert_package(unit.connection, event.package_id, event.owner_id, event.state,
+                            [d.document_id for d in event.documents])
+    for recipient in event.recipients:
+        await db.insert_recipient(unit.connection, event.package_id, recipient.order, recipient.email_digest)
+    return []
+
+
+def _package_state(state: str):
+    async def record(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+        await db.update_package_state(unit.connection, event.package_id, state)
+        return []
+
+    return record
+
+
+def _workflow_lock(locked: bool):
+    async def record(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+        await db.update_workflow_locked(unit.connection, event.package_id, locked)
+        return []
+
+    return record
+
+
+async def recipient_received(event: workflow.RecipientReceived, unit: Unit) -> list[Outgoing]:
+    await db.update_recipient_received(unit.connection, event.package_id, event.order, event.received_at)
+    return []
+
+
+async def recipient_signed(event: workflow.RecipientSigned, unit: Unit) -> list[Outgoing]:
+    await db.update_recipient_signed(unit.connection, event.package_id, event.order, event.signed_at)
+    return []
+
+
+async def recipient_authentication_updated(event: workflow.RecipientAuthenticationUpdated,
+                                           unit: Unit) -> list[Outgoing]:
+    await db.update_recipient_policy(
+        unit.connection, event.package_id, event.order, event.email_digest,
+        event.authentication.model_dump() if event.authentication else None,
+        event.access_window.model_dump() if event.access_window else None,
+    )
+    return []
+
+
+async def recipient_authentication_removed(event: workflow.RecipientAuthenticationRemoved,
+                                           unit: Unit) -> list[Outgoing]:
+    stored = await db.select_recipient(unit.connection, event.package_id, event.order)
+    if stored is not None:
+        await db.update_recipient_policy(unit.connection, event.package_id, event.order,
+                                         stored.policy.email, None, None)
+    return []
+
+
+async def recipient_authentication_reset(event: workflow.RecipientAuthenticationReset,
+                                         unit: Unit) -> list[Outgoing]:
+    """The sender's unlock: this recipient's failures, pending code and lock are cleared; nobody else's."""
+    await recipient_authentication_updated(event, unit)  # the policy as it stands now
+    was_locked = await db.update_recipient_unlocked(unit.connection, event.package_id, event.order)
+    services = runtime(unit)
+    await services.failures.reset(event.package_id, event.order)
+    await services.otp.reset(services.document_recipient(event.package_id, event.order))
+    cleared = auth.RecipientAuthenticationCleared(package_id=event.package_id, order=event.order,
+                                                  was_locked=was_locked)
+    return [Outgoing(AUTHENTICATION_EVENTS.name, event.package_id, cleared)]
+
+
+async def user_profile(event: identity.UserRegistered | identity.UserProfileUpdated, unit: Unit) -> list[Outgoing]:
+    await db.upsert_user_profile(unit.connection, event.user_id, event.user_name,
+                                 email_digest(event.email) if event.email else None, event.mobile_number)
+    return []
+
+
+HANDLERS = {
+    workflow.PackageRegistered: package_registered,
+    workflow.WorkflowShared: _package_state("in_progress"),
+    workflow.WorkflowCompleted: _package_state("completed"),
+    workflow.WorkflowDeclined: _package_state("declined"),
+    workflow.WorkflowTerminated: _package_state("terminated"),
+    workflow.WorkflowLocked: _workflow_lock(True),
+    workflow.WorkflowUnlocked: _workflow_lock(False),
+    workflow.RecipientReceived: recipient_received,
+    workflow.RecipientSigned: recipient_signed,
+    workflow.RecipientAuthenticationUpdated: recipient_authentication_updated,
+    workflow.RecipientAuthenticationRemoved: recipient_authentication_removed,
+    workflow.RecipientAuthenticationReset: recipient_authentication_reset,
+    identity.UserRegistered: user_profile,
+    identity.UserProfileUpdated: user_profile,
+}

@@ -1,0 +1,209 @@
+"""SQL of the authentication service's projection, one free function per statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.authentication.domain import AccessWindow, RecipientPolicy
+
+
+@dataclass(frozen=True)
+class Package:
+    package_id: str
+    owner_id: str
+    state: str
+    workflow_locked: bool
+    document_ids: list[str]
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    user_id: UUID
+    user_name: str
+    email_digest: str | None
+    mobile_number: str | None
+
+
+@dataclass(frozen=True)
+class StoredRecipient:
+    """A recipient row: the policy the domain decides on, plus what only the service needs."""
+
+    policy: RecipientPolicy
+    methods: tuple[str, ...]
+    channel: str | None
+    destination_masked: str | None
+    locked_failures: int | None
+    last_failure: str | None
+
+
+async def upsert_package(connection: asyncpg.Connection, package_id: str, owner_id: str, state: str,
+                         document_ids: list[str]) -> None:
+    await connection.execute(
+        """INSERT INTO packages (package_id, owner_id, state, document_ids) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (package_id) DO UPDATE SET owner_id = $2, state = $3, document_ids = $4""",
+        package_id, owner_id, state, document_ids,
+    )
+
+
+async def insert_recipient(connection: asyncpg.Connection, package_id: str, order: int, email_digest: str) -> None:
+    await connection.execute(
+        """INSERT INTO recipients (package_id, "order", email_digest) VALUES ($1, $2, $3)
+           ON CONFLICT (package_id, "order") DO NOTHING""",
+        package_id, order, email_digest,
+    )
+
+
+async def update_package_state(connection: asyncpg.Connection, package_id: str, state: str) -> None:
+    await connection.execute("UPDATE packages SET state = $2 WHERE package_id = $1", package_id, state)
+
+
+async def update_workflow_locked(connection: asyncpg.Connection, package_id: str, locked: bool) -> None:
+    await connection.execute("UPDATE packages SET workflow_locked = $2 WHERE package_id = $1", package_id, locked)
+
+
+async def update_recipient_received(connection: asyncpg.Connection, package_id: str, order: int,
+                                    at: datetime) -> None:
+    await connection.execute(
+        'UPDATE recipients SET received_at = $3 WHERE package_id = $1 AND "order" = $2', package_id, order, at
+    )
+
+
+async def update_recipient_signed(connection: asyncpg.Connection, package_id: str, order: int,
+                                  at: datetime) -> None:
+    await connection.execute(
+        'UPDATE recipients SET signed_at = $3 WHERE package_id = $1 AND "order" = $2', package_id, order, at
+    )
+
+
+async def update_recipient_policy(connection: asyncpg.Connection, package_id: str, order: int,
+                                  email_digest: str, policy: dict[str, Any] | None,
+                                  window: dict[str, Any] | None) -> None:
+    """Replace the recipient's policy with the one workflow published (None: no authentication)."""
+    policy = policy or {}
+    destination = policy.get("destination") or {}
+    window = window or {}
+    await connection.execute(
+        """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
+               destination, destination_masked, retry_count, frequency, starts_at, ends_at,
+               days_after_receipt)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           ON CONFLICT (package_id, "order") DO UPDATE SET
+               email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
+               destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
+               ends_at = $12, days_after_receipt = $13""",
+        package_id, order, email_digest, list(policy.get("methods") or []), policy.get("secret_hash"),
+        destination.get("channel"), destination.get("address"), destination.get("masked"),
+        policy.get("retry_count") or 3, policy.get("frequency") or "OncePerDocument",
+        window.get("starts_at"), window.get("ends_at"), window.get("days_after_receipt"),
+    )
+
+
+async def update_recipient_locked(connection: asyncpg.Connection, package_id: str, order: int,
+                                  at: datetime, failures: int) -> None:
+    await connection.execute(
+        """UPDATE recipients SET locked_at = COALESCE(locked_at, $3), locked_failures = $4
+           WHERE package_id = $1 AND "order" = $2""",
+        package_id, order, at, failures,
+    )
+
+
+async def update_recipient_unlocked(connection: asyncpg.Connection, package_id: str, order: int) -> bool:
+    """Clear the lock and the last failure; returns whether the recipient was locked."""
+    locked_at = await connection.fetchval(
+        'SELECT locked_at FROM recipients WHERE package_id = $1 AND "order" = $2 FOR UPDATE', package_id, order
+    )
+    await connection.execute(
+        """UPDATE recipients SET locked_at = NULL, locked_failures = NULL, last_failure = NULL
+           WHERE package_id = $1 AND "order" = $2""",
+        package_id, order,
+    )
+    return locked_at is not None
+
+
+async def update_recipient_last_failure(connection: asyncpg.Connection, package_id: str, order: int,
+                                        reason: str) -> None:
+    await connection.execute(
+        'UPDATE recipients SET last_failure = $3 WHERE package_id = $1 AND "order" = $2', package_id, order, reason
+    )
+
+
+async def select_package(connection: asyncpg.Connection, package_id: str) -> Package | None:
+    row = await connection.fetchrow(
+        "SELECT package_id, owner_id, state, workflow_locked, document_ids FROM packages WHERE package_id = $1",
+        package_id,
+    )
+    return Package(**dict(row)) if row else None
+
+
+async def select_recipient(connection: asyncpg.Connection, package_id: str, order: int | None,
+                           email_digest: str | None = None) -> StoredRecipient | None:
+    """The recipient at ``order``, or the only one with that email; None if none (or ambiguous)."""
+    rows = await connection.fetch(
+        """SELECT r.*, p.state AS package_state FROM recipients r JOIN packages p USING (package_id)
+           WHERE r.package_id = $1 AND (r."order" = $2 OR ($2::int IS NULL AND r.email_digest = $3))
+           LIMIT 2""",
+        package_id, order, email_digest,
+    )
+    if len(rows) != 1:
+        return None
+    row = rows[0]
+    methods = tuple(row["methods"])
+    policy = RecipientPolicy(
+        package_id=row["package_id"], order=row["order"], email=row["email_digest"],
+        methods=methods, retry_count=row["retry_count"],
+        frequency=row["frequency"],
+        window=AccessWindow(row["starts_at"], row["ends_at"], row["days_after_receipt"]),
+        destination=row["destination"], secret_hash=row["secret_hash"], received_at=row["received_at"],
+        signed_at=row["signed_at"], package_state=row["package_state"], locked_at=row["locked_at"],
+    )
+    return StoredRecipient(policy, methods, row["channel"], row["destination_masked"],
+                           row["locked_failures"], row["last_failure"])
+
+
+async def select_recipients_by_email_digest(connection: asyncpg.Connection, package_id: str,
+                                            email_digest: str) -> list[int]:
+    rows = await connection.fetch(
+        'SELECT "order" FROM recipients WHERE package_id = $1 AND email_digest = $2 ORDER BY "order"',
+        package_id, email_digest,
+    )
+    return [row["order"] for row in rows]
+
+
+async def upsert_user_profile(connection: asyncpg.Connection, user_id: UUID, user_name: str,
+                              email_digest: str | None, mobile_number: str | None) -> None:
+    await connection.execute(
+        """INSERT INTO user_profiles (user_id, user_name, email_digest, mobile_number) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (user_id) DO UPDATE SET user_name = $2, email_digest = $3, mobile_number = $4""",
+        user_id, user_name, email_digest, mobile_number,
+    )
+
+
+async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> UserProfile | None:
+    try:
+        key = UUID(user_id)
+    except ValueError:
+        return None
+    row = await connection.fetchrow(
+        "SELECT user_id, user_name, email_digest, mobile_number FROM user_profiles WHERE user_id = $1", key
+    )
+    return UserProfile(**dict(row)) if row else None
+
+
+async def insert_otp_request(connection: asyncpg.Connection, request_id: UUID, package_id: str,
+                             order: int | None, user_id: str | None = None, document_id: str | None = None,
+                             field_name: str | None = None) -> None:
+    await connection.execute(
+        """INSERT INTO otp_requests (request_id, package_id, "order", user_id, document_id, field_name)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        request_id, package_id, order, user_id, document_id, field_name,
+    )
+
+
+async def select_otp_request(connection: asyncpg.Connection, request_id: UUID) -> dict[str, Any] | None:
+    row = await connection.fetchrow("SELECT * FROM otp_requests WHERE request_id = $1", request_id)
+    return dict(row) if row else None

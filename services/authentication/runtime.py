@@ -1,0 +1,75 @@
+"""The authentication service's settings and the objects its use cases share, built once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from libs.accounts import PostgresAccountStates
+from libs.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
+from libs.secrets import SecretHasher, SecretSettings
+from libs.service import Resources, ServiceSettings, Unit
+from libs.tokens import TokenSettings, TokenVerifier, utc_now
+from services.authentication.failures import SecretFailures
+from services.authentication.grants import GrantSettings, GrantSigner
+
+FOLDER = Path(__file__).parent
+
+
+class AuthenticationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SIGNGATE_AUTHENTICATION_", extra="ignore")
+
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    otp_store: OtpStoreSettings = Field(default_factory=OtpStoreSettings)
+    grants: GrantSettings = Field(default_factory=GrantSettings)
+    otp_ttl: timedelta = Field(timedelta(minutes=5), description="How long a sent code is valid (≤ 10 min).")
+    otp_length: int = Field(6, ge=6, le=9, description="Digits in a one-time password.")
+    clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, description="Injectable for tests.")
+
+
+@dataclass
+class AuthenticationRuntime:
+    settings: AuthenticationSettings
+    hasher: SecretHasher
+    failures: SecretFailures
+    otp: OtpStore
+    grants: GrantSigner
+    verifier: TokenVerifier
+
+    @classmethod
+    def build(cls, resources: Resources) -> AuthenticationRuntime:
+        settings = resources.settings
+        assert isinstance(settings, AuthenticationSettings)
+        assert resources.redis is not None and resources.pool is not None
+        prefix = settings.connections.redis_prefix
+        return cls(
+            settings=settings,
+            hasher=SecretHasher.from_settings(settings.secrets),
+            failures=SecretFailures(resources.redis, prefix),
+            otp=OtpStore(resources.redis, prefix=prefix, pepper=settings.otp_store.pepper, clock=settings.clock),
+            grants=GrantSigner(settings.grants),
+            verifier=TokenVerifier.from_settings(
+                settings.tokens, states=PostgresAccountStates(resources.pool), clock=settings.clock
+            ),
+        )
+
+    def now(self) -> datetime:
+        return self.settings.clock()
+
+    @staticmethod
+    def document_recipient(package_id: str, order: int) -> OtpRecipient:
+        return OtpRecipient.document_opening(package_id, order)
+
+
+def runtime(unit: Unit) -> AuthenticationRuntime:
+    """The shared objects, built on first use from the opened resources."""
+    extras = unit.resources.extras
+    if "authentication" not in extras:
+        extras["authentication"] = AuthenticationRuntime.build(unit.resources)
+    return extras["authentication"]

@@ -1,0 +1,266 @@
+"""What the authentication service does with each command, and with OTP dispatch's answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from libs.errors import BadRequest, Forbidden, NotFound
+from libs.messaging.outgoing import Outgoing, caused_by
+from libs.otp_store import OtpRecipient, Verification, VerifyOutcome
+from libs.service import Unit
+from services.authentication import repository as db
+from services.authentication.domain import (
+    DOCUMENT_NOT_FOUND,
+    OTP_METHODS,
+    RECIPIENT_LOCKED,
+    SECRET_METHODS,
+    FailureCount,
+    RecipientLocked,
+    RecipientPolicy,
+    check_attempt,
+    grant_expiry,
+)
+from services.authentication.projection import email_digest
+from services.authentication.runtime import AuthenticationRuntime, runtime
+from signgate_contracts import Command, CommandRejected, Event, otp
+from signgate_contracts import authentication as auth
+from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
+
+DOCUMENT_NOT_OWNED = "Document does not belong to user"
+NO_MOBILE_NUMBER = "No mobile number is set in the user's profile: add one to receive the one-time password"
+DELIVERY_FAILED = "The one-time password could not be delivered; ask for a new one"
+FAILURE_REASONS = {
+    VerifyOutcome.WRONG: "wrong_secret", VerifyOutcome.EXPIRED: "expired_code",
+    VerifyOutcome.NO_PENDING: "no_pending_code",
+}
+
+
+def event(message: Event, package_id: str) -> Outgoing:
+    return Outgoing(AUTHENTICATION_EVENTS.name, package_id, message)
+
+
+def reply(command: Command, package_id: str, message: Event) -> Outgoing:
+    """A credential or query answer: to the caller's reply_to, else the service's replies topic."""
+    if command.reply_to:
+        return Outgoing.reply(command.reply_to, package_id, message)
+    return Outgoing(AUTHENTICATION_REPLIES.name, package_id, message)
+
+
+async def recipient(command: auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
+                    | auth.GetRecipientAuthenticationStatus, unit: Unit) -> db.StoredRecipient | None:
+    digest = email_digest(command.email) if command.email else None
+    return await db.select_recipient(unit.connection, command.package_id, command.order, digest)
+
+
+async def authenticated(command: Command, unit: Unit, policy: RecipientPolicy, method: str,
+                        now: datetime) -> list[Outgoing]:
+    """A method succeeded: say so, and grant access once every required method has."""
+    services = runtime(unit)
+    satisfied = await services.failures.satisfy(policy.package_id, policy.order, method)
+    expires_at = grant_expiry(policy, now)
+    outgoing = [event(auth.RecipientAuthenticated(
+        package_id=policy.package_id, order=policy.order, method=method, access_until=expires_at,
+    ), policy.package_id)]
+    if satisfied.issuperset(policy.methods):
+        grant = services.grants.sign(policy.package_id, policy.order, now, expires_at)
+        outgoing.append(reply(command, policy.package_id, auth.DocumentAccessGranted(
+            package_id=policy.package_id, order=policy.order, grant=grant, expires_at=expires_at,
+            frequency=policy.frequency,
+        )))
+    return outgoing
+
+
+async def failed(unit: Unit, policy: RecipientPolicy, method: str, reason: str, used: int,
+                 now: datetime) -> list[Outgoing]:
+    """A wrong attempt: its one outcome is the failure, or the lockout it caused."""
+    count = FailureCount(used=used, retry_count=policy.retry_count)
+    await db.update_recipient_last_failure(unit.connection, policy.package_id, policy.order, reason)
+    if count.locks:
+        await db.update_recipient_locked(unit.connection, policy.package_id, policy.order, now, used)
+        return [event(auth.RecipientLockedOut(
+            package_id=policy.package_id, order=policy.order, method=method, failures=used, locked_at=now,
+        ), policy.package_id)]
+    return [event(auth.RecipientAuthenticationFailed(
+        package_id=policy.package_id, order=policy.order, method=method, reason=reason,
+        attempts_used=used, attempts_remaining=count.remaining,
+    ), policy.package_id)]
+
+
+async def open_document_with_password(command: auth.OpenDocumentWithPassword, unit: Unit) -> list[Outgoing]:
+    services = runtime(unit)
+    now = services.now()
+    stored = await recipient(command, unit)
+    policy = check_attempt(stored.policy if stored else None, now, SECRET_METHODS)
+    method = policy.method_for(SECRET_METHODS)
+    verification = await services.hasher.verify(policy.secret_hash, command.password.get_secret_value())
+    if verification.matches:
+        await services.failures.reset(policy.package_id, policy.order)
+        return await authenticated(command, unit, policy, method, now)
+    used, counted = await services.failures.count(policy.package_id, policy.order, policy.retry_count)
+    if not counted:  # spent in Redis but not yet locked here: take the lock now
+        used = max(used, policy.retry_count)
+    return await failed(unit, policy, method, "wrong_secret", used, now)
+
+
+async def request_document_otp(command: auth.RequestDocumentOtp, unit: Unit) -> list[Outgoing]:
+    services = runtime(unit)
+    stored = await recipient(command, unit)
+    policy = check_attempt(stored.policy if stored else None, services.now(), OTP_METHODS)
+    assert stored is not None and stored.channel and policy.destination
+    return await request_delivery(command, unit, services, otp.OtpDeliveryRequested(
+        purpose="document_opening", package_id=policy.package_id, order=policy.order,
+        channel=stored.channel, destination=policy.destination,
+        code_length=services.settings.otp_length, ttl_seconds=int(services.settings.otp_ttl.total_seconds()),
+    ))
+
+
+async def request_delivery(command: Command, unit: Unit, services: AuthenticationRuntime,
+                           request: otp.OtpDeliveryRequested) -> list[Outgoing]:
+    """Ask OTP dispatch to send a code; its answer becomes this command's outcome."""
+    request = caused_by(command, request, index=0)  # the id the handler stamps it with
+    await db.insert_otp_request(unit.connection, request.event_id, request.package_id, request.order,
+                                request.user_id, request.document_id, request.field_name)
+    return [Outgoing(OTP_REQUESTS.name, str(request.challenge_id), request)]
+
+
+async def verify_document_otp(command: auth.VerifyDocumentOtp, unit: Unit) -> list[Outgoing]:
+    services = runtime(unit)
+    now = services.now()
+    stored = await recipient(command, unit)
+    policy = check_attempt(stored.policy if stored else None, now, OTP_METHODS)
+    method = policy.method_for(OTP_METHODS)
+    result = await services.otp.verify_and_consume(
+        OtpRecipient.document_opening(policy.package_id, policy.order), command.code,
+        retry_count=policy.retry_count, now=now,
+    )
+    if result.ok:
+        return await authenticated(command, unit, policy, method, now)
+    reason = FAILURE_REASONS.get(result.outcome, "wrong_secret")
+    return await failed(unit, policy, method, reason, locked_or_used(result, policy.retry_count), now)
+
+
+def locked_or_used(result: Verification, retry_count: int) -> int:
+    return retry_count if result.outcome is VerifyOutcome.LOCKED else result.attempts_used
+
+
+async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp, unit: Unit):
+    """The caller's claims, after the seed's checks: token, document, ownership, access period."""
+    services = runtime(unit)
+    claims = await services.verifier.verify(command.access_token)
+    package = await db.select_package(unit.connection, command.package_id)
+    if package is None or command.document_id not in package.document_ids:
+        raise NotFound(DOCUMENT_NOT_FOUND, code="document_not_found")
+    profile = await db.select_user_profile(unit.connection, claims.subject)
+    orders = []
+    if profile and profile.email_digest:
+        orders = await db.select_recipients_by_email_digest(unit.connection, package.package_id,
+                                                            profile.email_digest)
+    if package.owner_id != claims.subject and not orders:
+        raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
+    for order in orders:
+        stored = await db.select_recipient(unit.connection, package.package_id, order)
+        if stored is not None:
+            stored.policy.window.check(services.now(), stored.policy.received_at)
+    return services, claims, profile
+
+
+async def request_signing_otp(command: auth.RequestSigningOtp, unit: Unit) -> list[Outgoing]:
+    services, claims, profile = await signer_package(command, unit)
+    if profile is None or not profile.mobile_number:
+        raise BadRequest(NO_MOBILE_NUMBER, code="mobile_number_missing", field="mobile_number")
+    return await request_delivery(command, unit, services, otp.OtpDeliveryRequested(
+        purpose="signing", package_id=command.package_id, user_id=claims.subject,
+        document_id=command.document_id, field_name=command.field_name, channel="sms",
+        destination=profile.mobile_number, code_length=services.settings.otp_length,
+        ttl_seconds=int(services.settings.otp_ttl.total_seconds()),
+    ))
+
+
+SIGNING_RETRY_COUNT = 3
+
+
+async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Unit) -> list[Outgoing]:
+    services, claims, _ = await signer_package(command, unit)
+    fields = dict(package_id=command.package_id, document_id=command.document_id,
+                  field_name=command.field_name, user_id=claims.subject)
+    result = await services.otp.verify_and_consume(
+        OtpRecipient.signing(command.package_id, claims.subject, command.document_id, command.field_name),
+        command.code, retry_count=SIGNING_RETRY_COUNT, now=services.now(),
+    )
+    if result.ok:
+        return [event(auth.SignerAuthenticated(**fields), command.package_id)]
+    if result.outcome is VerifyOutcome.LOCKED and not result.locked_now:
+        raise RecipientLocked(RECIPIENT_LOCKED)
+    return [event(auth.SignerAuthenticationFailed(
+        **fields, reason=FAILURE_REASONS.get(result.outcome, "wrong_secret"),
+        attempts_remaining=result.attempts_remaining,
+    ), command.package_id)]
+
+
+async def get_recipient_authentication_status(command: auth.GetRecipientAuthenticationStatus,
+                                              unit: Unit) -> list[Outgoing]:
+    services = runtime(unit)
+    stored = await recipient(command, unit)
+    if stored is None:
+        raise NotFound("No user found at given order", code="recipient_not_found")
+    policy = stored.policy
+    otp_status = await services.otp.status(OtpRecipient.document_opening(policy.package_id, policy.order))
+    secret_failures = await services.failures.used(policy.package_id, policy.order)
+    used = stored.locked_failures or max(secret_failures, otp_status.failures)
+    status = auth.RecipientAuthenticationStatus(
+        package_id=policy.package_id, order=policy.order,
+        method=policy.methods[0] if policy.methods else None,
+        attempts_used=used, attempts_remaining=max(policy.retry_count - used, 0) if not policy.locked else 0,
+        locked=policy.locked, locked_since=policy.locked_at, last_failure_reason=stored.last_failure,
+        otp_expires_at=otp_status.pending.expires_at if otp_status.pending else None,
+        resend_available_at=otp_status.resend_available_at, destination=stored.destination_masked,
+    )
+    return [reply(command, policy.package_id, status)]
+
+
+async def otp_sent(sent: otp.OtpSent, unit: Unit) -> list[Outgoing]:
+    """OTP dispatch sent the code: that is the outcome of the command that asked for it."""
+    if sent.purpose == "signing":
+        assert sent.user_id and sent.document_id and sent.field_name
+        outcome: Event = auth.SigningOtpSent(
+            package_id=sent.package_id, document_id=sent.document_id, field_name=sent.field_name,
+            user_id=sent.user_id, destination=sent.destination, expires_at=sent.expires_at,
+            resend_available_at=sent.resend_available_at,
+        )
+    else:
+        assert sent.order is not None
+        outcome = auth.DocumentOtpSent(
+            package_id=sent.package_id, order=sent.order, channel=sent.channel, destination=sent.destination,
+            expires_at=sent.expires_at, resend_available_at=sent.resend_available_at,
+        )
+    return [event(outcome, sent.package_id)]
+
+
+async def otp_delivery_failed(failure: otp.OtpDeliveryFailed, unit: Unit) -> list[Outgoing]:
+    rejection = CommandRejected(status=500, code="otp_delivery_failed", message=DELIVERY_FAILED)
+    return [event(rejection, failure.package_id)]
+
+
+async def otp_request_rejected(rejection: CommandRejected, unit: Unit) -> list[Outgoing]:
+    """OTP dispatch refused a request of ours (a send limit): the caller gets that refusal."""
+    if rejection.command_event_id is None:
+        return []
+    request = await db.select_otp_request(unit.connection, rejection.command_event_id)
+    if request is None:
+        return []  # another service's rejection, seen on a topic this service reads
+    return [event(rejection.model_copy(update={"command_type": None}), request["package_id"])]
+
+
+COMMAND_HANDLERS = {
+    auth.OpenDocumentWithPassword: open_document_with_password,
+    auth.RequestDocumentOtp: request_document_otp,
+    auth.VerifyDocumentOtp: verify_document_otp,
+    auth.RequestSigningOtp: request_signing_otp,
+    auth.VerifySigningOtp: verify_signing_otp,
+    auth.GetRecipientAuthenticationStatus: get_recipient_authentication_status,
+}
+OTP_HANDLERS = {
+    otp.OtpSent: otp_sent,
+    otp.OtpDeliveryFailed: otp_delivery_failed,
+    CommandRejected: otp_request_rejected,
+}

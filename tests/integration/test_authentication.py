@@ -1,0 +1,264 @@
+"""The authentication service on the real stack, fed workflow's facts as workflow publishes them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from libs.otp_store import OtpStoreSettings
+from libs.secrets import SecretHasher, SecretSettings, generate_pepper
+from libs.service import Service, build_service
+from libs.settings import ConnectionSettings
+from libs.tokens import TokenIssuer, TokenSettings, generate_key_pair
+from services.authentication.app import DEFINITION, AuthenticationSettings
+from services.authentication.grants import GrantSettings
+from services.authentication.projection import email_digest
+from signgate_contracts import Command, Message, Topic, encode
+from signgate_contracts import authentication as auth
+from signgate_contracts import workflow as wf
+from signgate_contracts.topics import (
+    AUTHENTICATION_COMMANDS,
+    AUTHENTICATION_EVENTS,
+    AUTHENTICATION_REPLIES,
+    WORKFLOW_EVENTS,
+)
+from tests.support.kafka import TopicWatcher, correlated, producer
+from tests.support.waiting import until
+
+PEPPER = generate_pepper()
+KEYS = generate_key_pair()
+OWNER = str(uuid.uuid4())
+
+
+class Clock:
+    """Real time, moved by ``offset`` when a test travels."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+async def service(provisioned: ConnectionSettings, clock: Clock) -> AsyncIterator[Service]:
+    settings = AuthenticationSettings(
+        connections=provisioned, retry_first_delay=0.01, clock=clock,
+        secrets=SecretSettings(pepper=PEPPER), tokens=TokenSettings(public_key=KEYS.public_key),
+        otp_store=OtpStoreSettings(pepper=PEPPER), grants=GrantSettings(),
+    )
+    built = build_service(DEFINITION, settings)
+    async with built.app:
+        yield built
+
+
+@pytest.fixture
+async def watch(provisioned: ConnectionSettings) -> AsyncIterator[TopicWatcher]:
+    topics = (AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES)
+    async with TopicWatcher(provisioned.kafka_bootstrap, *(provisioned.topic(t.name) for t in topics)) as watcher:
+        yield watcher
+
+
+async def publish(connections: ConnectionSettings, topic: str, key: str, *messages: Message) -> None:
+    async with producer(connections.kafka_bootstrap) as client:
+        for message in messages:
+            await client.send_and_wait(connections.topic(topic), encode(message), key=key.encode())
+
+
+HASHER = SecretHasher(PEPPER.encode())
+
+
+def policy(methods: list[str], *, secret: str | None = None, retry_count: int = 3,
+           frequency: str = "OncePerDocument", phone: str | None = None) -> wf.AuthenticationPolicy:
+    destination = wf.Destination(channel="sms", address=phone, masked="+44******0123") if phone else None
+    return wf.AuthenticationPolicy(
+        methods=methods, secret_hash=HASHER.hash_now(secret) if secret else None, destination=destination,
+        retry_count=retry_count, frequency=frequency,
+    )
+
+
+async def package_with(connections: ConnectionSettings, service: Service, *recipients: tuple[int, wf.AuthenticationPolicy | None, wf.AccessWindow | None]) -> str:
+    """A package whose recipients have these policies, projected into the service."""
+    package_id = f"pkg-{uuid.uuid4().hex[:8]}"
+    summaries = [
+        wf.RecipientSummary(order=order, name=f"R{order}", role="signer", email_masked="r***@example.com",
+                            email_digest=email_digest(f"r{order}@example.com"))
+        for order, _, _ in recipients
+    ]
+    facts: list[Message] = [wf.PackageRegistered(
+        package_id=package_id, owner_id=OWNER, name="Contract", workflow_type="sequential", state="draft",
+        documents=[wf.DocumentSummary(document_id="doc-1", name="contract.pdf")], recipients=summaries,
+    )]
+    for order, rule, window in recipients:
+        facts.append(wf.RecipientAuthenticationUpdated(
+            package_id=package_id, order=order, email_digest=email_digest(f"r{order}@example.com"),
+            authentication=rule, access_window=window,
+        ))
+    facts.append(wf.WorkflowShared(package_id=package_id, workflow_type="sequential", shared_at=datetime.now(UTC)))
+    await publish(connections, WORKFLOW_EVENTS.name, package_id, *facts)
+    pool = service.resources.pool
+    assert pool is not None
+    await until(lambda: pool.fetchval("SELECT count(*) = $2 FROM recipients WHERE package_id = $1 AND methods <> '{}'"
+                                      " AND EXISTS (SELECT 1 FROM packages WHERE package_id = $1 AND state = 'in_progress')",
+                                      package_id, sum(1 for _, rule, _ in recipients if rule)),
+                what="the projection of the package")
+    return package_id
+
+
+async def command(connections: ConnectionSettings, watch: TopicWatcher, message: Command,
+                  topic: Topic = AUTHENTICATION_EVENTS) -> dict:
+    """Send a command and return its outcome: the record with its correlation id on ``topic``."""
+    await publish(connections, AUTHENTICATION_COMMANDS.name, getattr(message, "package_id", "k"), message)
+    [record, *_] = await watch.wait_for(
+        lambda r: r.topic == connections.topic(topic.name) and correlated(r, message.correlation_id)
+    )
+    return json.loads(record.value)
+
+
+async def test_right_access_code_opens_and_grants_access_to_the_reply_topic_only(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """The right access code yields RecipientAuthenticated on the events topic and a signed grant on
+    the replies topic only."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="S3cret-code"), None))
+    opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="S3cret-code")
+
+    outcome = await command(provisioned, watch, opening)
+    [granted] = await watch.wait_for(lambda r: r.topic.endswith(AUTHENTICATION_REPLIES.name)
+                                     and b"document_access_granted" in r.value)
+
+    assert outcome["type"] == "authentication.recipient_authenticated" and outcome["method"] == "access_code"
+    signer = service.resources.extras["authentication"].grants
+    grant = jwt.decode(json.loads(granted.value)["grant"], signer.public_key_pem(), algorithms=["EdDSA"])
+    assert (grant["pkg"], grant["ord"], grant["scope"]) == (package_id, 1, "doc:open")
+    events = [r for r in watch.records if r.topic.endswith(AUTHENTICATION_EVENTS.name)]
+    assert all(b"grant" not in r.value and b"S3cret-code" not in r.value for r in events)
+
+
+async def test_wrong_codes_count_down_then_lock_and_the_right_code_is_refused(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """Each wrong access code says how many attempts remain; the third locks; then even the right code
+    is refused with 403."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right"), None))
+    outcomes = [
+        await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="wrong"))
+        for _ in range(3)
+    ]
+    after = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right"))
+
+    assert [(o["type"], o.get("attempts_remaining")) for o in outcomes] == [
+        ("authentication.recipient_authentication_failed", 2),
+        ("authentication.recipient_authentication_failed", 1),
+        ("authentication.recipient_locked_out", None),
+    ]
+    assert (after["type"], after["status"], after["code"]) == ("command.rejected", 403, "recipient_locked")
+
+
+async def test_lockout_survives_a_redis_flush(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """A locked recipient stays locked when Redis forgets everything: the lock is in Postgres."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right", retry_count=1), None))
+    locked = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="x"))
+    redis = service.resources.redis
+    assert redis is not None
+    await redis.flushdb()
+
+    after = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right"))
+
+    assert locked["type"] == "authentication.recipient_locked_out"
+    assert (after["status"], after["code"]) == (403, "recipient_locked")
+
+
+async def test_reset_unlocks_one_recipient_and_leaves_the_other_alone(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """The sender's reset clears recipient 2's lock and failures; recipient 1's failures stay."""
+    package_id = await package_with(
+        provisioned, service,
+        (1, policy(["access_code"], secret="one"), None), (2, policy(["access_code"], secret="two", retry_count=1), None),
+    )
+    first = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="bad"))
+    await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, password="bad"))
+    reset = wf.RecipientAuthenticationReset(
+        package_id=package_id, order=2, email_digest=email_digest("r2@example.com"),
+        authentication=policy(["access_code"], secret="two", retry_count=1), access_window=None,
+    )
+    await publish(provisioned, WORKFLOW_EVENTS.name, package_id, reset)
+    cleared = await watch.outcome(reset.correlation_id)
+
+    opened = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, password="two"))
+    one_more = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="bad"))
+
+    assert first["attempts_remaining"] == 2
+    assert (cleared["type"], cleared["was_locked"]) == ("authentication.recipient_authentication_cleared", True)
+    assert opened["type"] == "authentication.recipient_authenticated"
+    assert one_more["attempts_remaining"] == 1  # recipient 1's earlier failure still counts
+
+
+async def test_access_window_refuses_before_and_after(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher, clock: Clock
+) -> None:
+    """Before the start the answer is 403 with a clear message; after the end, the seed's text."""
+    start, end = clock() + timedelta(hours=1), clock() + timedelta(hours=2)
+    package_id = await package_with(
+        provisioned, service,
+        (1, policy(["access_code"], secret="c"), wf.AccessWindow(starts_at=start, ends_at=end)),
+    )
+    early = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="c"))
+    clock.offset = timedelta(hours=2, seconds=1)
+    try:
+        late = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="c"))
+    finally:
+        clock.offset = timedelta(0)
+
+    assert (early["status"], early["code"]) == (403, "access_period_not_started")
+    assert (late["status"], late["message"]) == (403, "You cannot access this document after the access period ends")
+
+
+async def test_status_query_reports_attempts_and_lock_without_secrets(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """The status query answers attempts used and left, the lock and the last failure, to reply_to."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="c"), None))
+    await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="x"))
+    query = auth.GetRecipientAuthenticationStatus(package_id=package_id, order=1)
+
+    status = await command(provisioned, watch, query, topic=AUTHENTICATION_REPLIES)
+
+    assert (status["attempts_used"], status["attempts_remaining"], status["locked"]) == (1, 2, False)
+    assert status["last_failure_reason"] == "wrong_secret"
+
+
+async def test_signer_otp_refusals_follow_the_seed(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """Signer OTP: no token 401, unknown document 404 "Document not found", a stranger 403 "Document does
+    not belong to user"."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="c"), None))
+    issuer = TokenIssuer(KEYS.private_key)
+    stranger = issuer.issue(str(uuid.uuid4()), "stranger@example.com").token
+
+    no_token = await command(provisioned, watch, auth.RequestSigningOtp(package_id=package_id, document_id="doc-1", field_name="f"))
+    missing = await command(provisioned, watch, auth.RequestSigningOtp(
+        package_id=package_id, document_id="doc-9", field_name="f", access_token=stranger))
+    foreign = await command(provisioned, watch, auth.RequestSigningOtp(
+        package_id=package_id, document_id="doc-1", field_name="f", access_token=stranger))
+    no_mobile = await command(provisioned, watch, auth.RequestSigningOtp(
+        package_id=package_id, document_id="doc-1", field_name="f", access_token=issuer.issue(OWNER, "owner").token))
+
+    assert (no_token["status"], no_token["message"]) == (401, "User authentication required")
+    assert (missing["status"], missing["message"]) == (404, "Document not found")
+    assert (foreign["status"], foreign["message"]) == (403, "Document does not belong to user")
+    assert (no_mobile["status"], no_mobile["code"]) == (400, "mobile_number_missing")
