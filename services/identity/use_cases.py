@@ -401,7 +401,7 @@ async def change_password(command: ChangePassword, unit: Unit) -> list[Outgoing]
             refusal = domain.AccountDisabled()
         else:
             refusal = domain.InvalidCredentials()
-        return [fact(name, rejection(command, refusal)), *attempt.effects]
+        return [fact(name, rejection(command, refusal, now)), *attempt.effects]
     password_hash = await hasher_of(unit).hash(new_password)
     await repository.update_password(unit.connection, user.id, password_hash, must_change=False, now=now)
     return [fact(name, PasswordChanged(
@@ -409,10 +409,10 @@ async def change_password(command: ChangePassword, unit: Unit) -> list[Outgoing]
     ))]
 
 
-def rejection(command: Message, refusal: Refusal) -> CommandRejected:
+def rejection(command: Message, refusal: Refusal, now: datetime) -> CommandRejected:
     """The ``command.rejected`` outcome of a command whose refusal has effects to keep (a counted
     failure), so it is returned with them rather than raised (which would roll them back)."""
     return CommandRejected(
         status=refusal.status, code=refusal.code, message=refusal.message, field=refusal.field,
-        command_type=command.type, command_event_id=command.event_id,
+        command_type=command.type, command_event_id=command.event_id, occurred_at=now,
     )

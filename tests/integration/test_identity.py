@@ -51,6 +51,7 @@ from signgate_contracts.identity import (
     RegisterUser,
     SetPassword,
     UnlockUser,
+    UpdateUser,
     UpdateUserProfile,
     normalise_user_name,
 )
@@ -640,6 +641,25 @@ async def test_an_invalid_mobile_number_or_anothers_profile_is_refused(caller: C
 
     assert (refused_invalid["status"], refused_invalid["field"]) == (400, "mobile_number")
     assert (refused_foreign["status"], refused_foreign["code"]) == (403, "not_an_administrator")
+
+
+async def test_an_administrator_changes_a_users_accounts_and_the_next_token_carries_them(
+    caller: Caller,
+) -> None:
+    """After UpdateUser moves the primary to another account, the next authentication lists the
+    new accounts and the token names the new primary."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    moved = [ACCOUNT.model_copy(update={"is_primary": False}), OTHER_ACCOUNT.model_copy(update={"is_primary": True})]
+    updated = await caller.admin(UpdateUser(user_name=name, accounts=moved, roles=["admin"]))
+
+    reply = await caller.authenticate(name, password)
+    claims = await caller.verifier().verify(reply["access_token"])
+
+    assert (updated["type"], updated["roles"]) == ("identity.user_updated", ["admin"])
+    assert [(a["name"], a["is_primary"]) for a in reply["accounts"]] == [("Other Co", True), ("Example, Inc.", False)]
+    assert claims.primary_account == str(OTHER_ACCOUNT.context_identifier)
+    assert claims.roles == ("admin",)
 
 
 async def test_a_user_name_is_registered_once_whatever_its_case(caller: Caller) -> None:

@@ -18,3 +18,17 @@ async def until(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, wha
             return result
     except TimeoutError:
         raise AssertionError(f"{what} did not hold within {timeout}s") from None
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0) -> T:
+    """``until``, failing with the probe's last answer (the identity and workflow tests' name)."""
+    last: list[T] = []
+
+    async def remembered() -> T:
+        last[:] = [await probe()]
+        return last[0]
+
+    try:
+        return await until(remembered, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"condition not met within {timeout}s; last probe gave {last!r}") from None
