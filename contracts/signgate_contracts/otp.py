@@ -1,9 +1,117 @@
-"""Messages between the authentication and OTP-dispatch services."""
+"""Messages between the authentication and OTP-dispatch services.
+
+The authentication service asks for a delivery on ``signgate.otp.requests`` (keyed by the
+challenge id); the dispatcher answers each request with exactly one outcome on
+``signgate.otp.events``: `OtpSent`, `OtpDeliveryFailed`, or `command.rejected` (429 when a
+send limit is spent, with ``retry_after_seconds``). The code itself never travels on Kafka:
+the dispatcher generates it, stores only its HMAC digest in the shared OTP store
+(``libs/otp_store.py``) and hands it to the delivery provider.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from signgate_contracts.envelope import Command, Event
 from signgate_contracts.rejection import CommandRejected
 
-REQUESTS: tuple[type[Command], ...] = ()
-EVENTS: tuple[type[Event], ...] = (CommandRejected,)
+Channel = Literal["sms", "email"]
+Purpose = Literal["document_opening", "signing"]
+"""``document_opening``: a recipient opening a package's document (named by ``order``);
+``signing``: an authenticated user signing a field (named by ``user_id``, document and field)."""
+
+MAX_TTL_SECONDS = 600
+"""An OTP is valid for at most ten minutes after it is issued."""
+
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class OtpDeliveryRequested(Command):
+    """Generate a one-time password for a recipient and deliver it to ``destination``.
+
+    Answered like a command. This is the only message that carries the phone number or
+    email address in clear; its topic keeps records for an hour.
+    """
+
+    type: Literal["otp.delivery_requested"] = "otp.delivery_requested"
+    challenge_id: UUID = Field(default_factory=uuid4, description="Names this code; the record key.")
+    purpose: Purpose = "document_opening"
+    package_id: str = Field(min_length=1, max_length=100)
+    order: int | None = Field(
+        default=None, ge=1, le=50, description="The recipient's place in the workflow; required for document_opening."
+    )
+    user_id: str | None = Field(
+        default=None, min_length=1, max_length=100, description="The signing user; required for signing."
+    )
+    document_id: str | None = Field(default=None, min_length=1, max_length=100)
+    field_name: str | None = Field(default=None, min_length=1, max_length=200)
+    channel: Channel
+    destination: str = Field(
+        max_length=254,
+        repr=False,
+        description="E.164 phone number (`+447700908899`) for sms, email address for email; in clear.",
+    )
+    code_length: int = Field(default=6, ge=6, le=9, description="Digits in the code.")
+    ttl_seconds: int = Field(
+        default=300, ge=30, le=MAX_TTL_SECONDS, description="How long the code is valid, at most 600 s."
+    )
+
+    @field_validator("destination")
+    @classmethod
+    def _suits_channel(cls, destination: str, info: ValidationInfo) -> str:
+        channel = info.data.get("channel")
+        if channel == "sms" and not _E164.fullmatch(destination):
+            raise ValueError("an sms destination is an E.164 number such as +447700908899")
+        if channel == "email" and not _EMAIL.fullmatch(destination):
+            raise ValueError("an email destination is an email address")
+        return destination
+
+    @model_validator(mode="after")
+    def _recipient_named(self) -> OtpDeliveryRequested:
+        if self.purpose == "document_opening" and self.order is None:
+            raise ValueError("order: required for document_opening")
+        if self.purpose == "signing" and not (self.user_id and self.document_id and self.field_name):
+            raise ValueError("user_id, document_id and field_name are required for signing")
+        return self
+
+
+class _OtpOutcome(Event):
+    """What every outcome of a delivery request repeats from it; the destination masked."""
+
+    challenge_id: UUID
+    purpose: Purpose
+    package_id: str
+    order: int | None = None
+    user_id: str | None = None
+    document_id: str | None = None
+    field_name: str | None = None
+    channel: Channel
+    destination: str = Field(description="Masked: `+44******8899`, `a***@example.com`.")
+    provider: str = Field(description="The delivery provider: `sandbox`, `smtp`, `http_sms`.")
+
+
+class OtpSent(_OtpOutcome):
+    """A code was issued and handed to the provider; it is the only pending code of its recipient."""
+
+    type: Literal["otp.sent"] = "otp.sent"
+    provider_message_id: str
+    expires_at: AwareDatetime
+    resend_available_at: AwareDatetime = Field(description="When the next code may be requested.")
+    sends_remaining: int = Field(description="Codes this recipient may still be sent in the window.")
+
+
+class OtpDeliveryFailed(_OtpOutcome):
+    """The provider could not deliver the code; it was withdrawn and will not verify."""
+
+    type: Literal["otp.delivery_failed"] = "otp.delivery_failed"
+    reason: str = Field(description="Why, without the code: e.g. `http 503`, `SMTPConnectError`.")
+    resend_available_at: AwareDatetime | None = None
+
+
+REQUESTS: tuple[type[Command], ...] = (OtpDeliveryRequested,)
+EVENTS: tuple[type[Event], ...] = (OtpSent, OtpDeliveryFailed, CommandRejected)

@@ -22,3 +22,6 @@ class CommandRejected(Event):
     command_type: str | None = Field(default=None, description="`type` of the refused command.")
     field: str | None = Field(default=None, description="The offending field of an invalid body.")
     command_event_id: UUID | None = None
+    retry_after_seconds: int | None = Field(
+        default=None, ge=0, description="For a 429: seconds until the caller may try again."
+    )

@@ -1,25 +1,103 @@
-"""Composition root of the OTP-dispatch service (Redis only: no Postgres schema)."""
+"""Composition root of the OTP-dispatch service (Redis only: no Postgres schema).
+
+Consumes ``signgate.otp.requests`` and answers each request on ``signgate.otp.events``. Its
+settings are `OtpDispatchSettings` (``SIGNGATE_OTP_DISPATCH_*``, and the pepper shared with
+the authentication service, ``SIGNGATE_OTP_PEPPER``).
+"""
 
 from __future__ import annotations
 
-from faststream import FastStream
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from faststream.asgi import AsgiFastStream
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from libs.logging import get_logger
+from libs.otp_store import OtpStoreSettings, SendLimits
 from libs.service import ServiceDefinition, ServiceSettings, build_app
+from libs.stack import DATA_DIR
+from services.otp_dispatch.use_cases import dispatch_otp
+from signgate_contracts.otp import OtpDeliveryRequested
 from signgate_contracts.topics import OTP_REQUESTS
+
+log = get_logger(__name__)
 
 
 class OtpDispatchSettings(ServiceSettings):
+    """Providers per channel, send limits, and where each provider is."""
+
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_OTP_DISPATCH_", extra="ignore")
+
+    otp_store: OtpStoreSettings = Field(
+        default_factory=OtpStoreSettings,
+        description="The pepper shared with the authentication service (SIGNGATE_OTP_PEPPER).",
+    )
+
+    sms_provider: Literal["sandbox", "http"] = Field("sandbox", description="`http`: the SMS gateway.")
+    email_provider: Literal["sandbox", "smtp"] = Field("sandbox", description="`smtp`: the SMTP server.")
+    sandbox_outbox: Path = Field(
+        DATA_DIR / "sandbox-outbox.jsonl",
+        description="JSON-lines file the sandbox provider appends deliveries (with their codes) to.",
+    )
+
+    resend_cooldown_seconds: int = Field(30, ge=0, description="Between two codes for one recipient.")
+    max_sends_per_recipient: int = Field(5, ge=1, description="Codes per recipient of a package per window.")
+    recipient_window_seconds: int = Field(86_400, ge=1)
+    max_sends_per_destination: int = Field(
+        10, ge=1, description="Codes per phone number or address per window, across all packages."
+    )
+    destination_window_seconds: int = Field(3_600, ge=1)
+
+    delivery_timeout_seconds: float = Field(10.0, gt=0, description="Per provider call.")
+    delivery_attempts: int = Field(3, ge=1, description="Provider calls per code, on transient failures.")
+    delivery_retry_delay_seconds: float = Field(0.5, ge=0, description="Before the first retry; doubles.")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "none", description="`tls`: implicit TLS (port 465); `starttls`: upgrade (port 587)."
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "signgate <no-reply@signgate.localhost>"
+
+    sms_gateway_url: str | None = Field(None, description="POST endpoint of the HTTP SMS gateway.")
+    sms_gateway_username: str | None = Field(None, description="HTTP basic auth user.")
+    sms_gateway_password: SecretStr | None = None
+    sms_gateway_token: SecretStr | None = Field(None, description="Bearer token, instead of basic auth.")
+    sms_sender: str = Field("signgate", description="Sender id the gateway shows.")
+
+    @model_validator(mode="after")
+    def _gateway_configured(self) -> OtpDispatchSettings:
+        if self.sms_provider == "http" and not self.sms_gateway_url:
+            raise ValueError("sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set")
+        return self
+
+    @property
+    def limits(self) -> SendLimits:
+        return SendLimits(
+            resend_cooldown=timedelta(seconds=self.resend_cooldown_seconds),
+            per_recipient=self.max_sends_per_recipient,
+            recipient_window=timedelta(seconds=self.recipient_window_seconds),
+            per_destination=self.max_sends_per_destination,
+            destination_window=timedelta(seconds=self.destination_window_seconds),
+        )
 
 
 DEFINITION = ServiceDefinition(
     name="otp_dispatch",
     uses_redis=True,
     consumes=(OTP_REQUESTS,),
-    handlers={},
+    handlers={OtpDeliveryRequested: dispatch_otp},
 )
 
 
-def create_app(settings: OtpDispatchSettings | None = None) -> FastStream:
-    return build_app(DEFINITION, settings or OtpDispatchSettings())
+def create_app(settings: OtpDispatchSettings | None = None) -> AsgiFastStream:
+    settings = settings or OtpDispatchSettings()
+    app = build_app(DEFINITION, settings)
+    if settings.otp_store.is_development_pepper:
+        log.warning("SIGNGATE_OTP_PEPPER is not set: OTP digests use the development pepper")
+    return app

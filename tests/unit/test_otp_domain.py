@@ -1,0 +1,146 @@
+"""OTP dispatch rules without I/O: codes, message texts, refusals, and the provider retry policy."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from libs.otp_store import OtpRecipient, SendRefused
+from services.otp_dispatch.domain import delivery_text, email_subject, generate_code, send_refusal
+from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt, deliver_with_retries
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_code_has_six_digits_by_default() -> None:
+    """Without a length a code is six decimal digits."""
+    code = generate_code()
+    assert len(code) == 6 and code.isdigit()
+
+
+@pytest.mark.parametrize("length", [6, 7, 8, 9])
+def test_a_code_has_the_requested_length(length: int) -> None:
+    """Lengths from six to nine digits are honoured."""
+    assert len(generate_code(length)) == length
+
+
+@pytest.mark.parametrize("length", [5, 10])
+def test_lengths_outside_six_to_nine_are_refused(length: int) -> None:
+    """A code shorter than six or longer than nine digits is not generated."""
+    with pytest.raises(ValueError, match="6 to 9"):
+        generate_code(length)
+
+
+def test_codes_come_from_the_os_csprng_and_keep_leading_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code is `secrets.randbelow(10**n)`, zero-padded, so every code of n digits is possible."""
+    calls = []
+
+    def randbelow(bound: int) -> int:
+        calls.append(bound)
+        return 42
+
+    monkeypatch.setattr(secrets, "randbelow", randbelow)
+    assert generate_code(6) == "000042" and calls == [10**6]
+
+
+def test_codes_vary() -> None:
+    """Two hundred codes are not all alike (a smoke test of the randomness source)."""
+    assert len({generate_code() for _ in range(200)}) > 150
+
+
+def test_the_message_says_the_code_its_purpose_and_its_lifetime() -> None:
+    """The text has the code, what it is for, its lifetime in minutes, and a warning not to share it."""
+    text = delivery_text("482913", "document_opening", timedelta(seconds=300))
+    assert text == (
+        "Your signgate code to open your document is 482913. "
+        "It expires in 5 minutes. Do not share it with anyone."
+    )
+    assert "to sign" in delivery_text("482913", "signing", timedelta(seconds=60))
+    assert "1 minute." in delivery_text("482913", "signing", timedelta(seconds=60))
+
+
+def test_the_subject_never_carries_a_code() -> None:
+    """Email subjects are fixed texts, shown on lock screens without the code."""
+    assert not any(character.isdigit() for character in email_subject("signing") + email_subject("document_opening"))
+
+
+@pytest.mark.parametrize(
+    ("limit", "code"),
+    [("cooldown", "otp_resend_cooldown"), ("recipient", "otp_recipient_send_limit"),
+     ("destination", "otp_destination_send_limit")],
+)
+def test_each_spent_limit_has_its_own_code_and_says_when_to_retry(limit: str, code: str) -> None:
+    """A refusal names the limit in a stable code and the seconds to wait in its message."""
+    assert send_refusal(limit, 27) == (code, send_refusal(limit, 27)[1])  # type: ignore[arg-type]
+    assert "27 seconds" in send_refusal(limit, 27)[1]  # type: ignore[arg-type]
+
+
+def test_retry_after_rounds_up_to_a_whole_second() -> None:
+    """A refusal 20.2 s before the limit frees tells the caller 21 s, and never less than 1 s."""
+    assert SendRefused("cooldown", T0 + timedelta(seconds=20.2), T0).retry_after_seconds == 21
+    assert SendRefused("cooldown", T0, T0).retry_after_seconds == 1
+
+
+def test_a_recipient_id_is_fixed_length_whatever_its_ids_hold() -> None:
+    """Package ids with separators or unicode still give a 32-character key-safe id, distinct per recipient."""
+    odd = OtpRecipient.document_opening("pkg:with/odd*chars é", 2)
+    assert len(odd.id) == 32 and odd.id.isalnum()
+    assert odd.id != OtpRecipient.document_opening("pkg:with/odd*chars é", 3).id
+
+
+class FlakyProvider:
+    name = "flaky"
+
+    def __init__(self, failures: list[DeliveryFailed | Exception]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return Receipt(self.name, "m-1")
+
+
+def delivery() -> Delivery:
+    return Delivery(uuid4(), "sms", "+447700908899", "482913", "text 482913", "subject", "signing", T0)
+
+
+async def test_transient_failures_are_retried_until_delivery() -> None:
+    """Two transient failures then a success make three calls and a receipt."""
+    provider = FlakyProvider([DeliveryFailed("http 503", transient=True), ConnectionResetError("x")])
+    receipt = await deliver_with_retries(provider, delivery(), attempts=3, first_delay=0, timeout=5)
+    assert (receipt.message_id, provider.calls) == ("m-1", 3)
+
+
+async def test_retries_are_bounded() -> None:
+    """A provider that keeps failing is called `attempts` times, then the last failure is raised."""
+    provider = FlakyProvider([DeliveryFailed("http 503", transient=True)] * 5)
+    with pytest.raises(DeliveryFailed, match="http 503"):
+        await deliver_with_retries(provider, delivery(), attempts=3, first_delay=0, timeout=5)
+    assert provider.calls == 3
+
+
+async def test_a_permanent_failure_is_not_retried() -> None:
+    """A refusal such as a bad number is raised after one call."""
+    provider = FlakyProvider([DeliveryFailed("http 400", transient=False)])
+    with pytest.raises(DeliveryFailed):
+        await deliver_with_retries(provider, delivery(), attempts=3, first_delay=0, timeout=5)
+    assert provider.calls == 1
+
+
+async def test_an_unexpected_error_is_reduced_to_its_type_name() -> None:
+    """A provider bug whose message holds the code surfaces as its type name only."""
+    provider = FlakyProvider([RuntimeError("failed to send 482913")])
+    with pytest.raises(DeliveryFailed) as raised:
+        await deliver_with_retries(provider, delivery(), attempts=1, first_delay=0, timeout=5)
+    assert raised.value.reason == "RuntimeError" and "482913" not in str(raised.value)
+
+
+def test_a_delivery_repr_hides_the_code_and_destination() -> None:
+    """Logging a Delivery by accident shows neither the code nor the phone number."""
+    shown = repr(delivery())
+    assert "482913" not in shown and "7700908899" not in shown
