@@ -1,0 +1,161 @@
+"""The dispatch use case texting through a real HTTP SMS gateway on loopback, on real Redis.
+
+These call the use case directly (the broker path is covered by test_otp_dispatch, whose
+service runs in this run's consumer group; a second group member per module would cost a
+rebalance each).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from libs.logging import configure_logging
+from libs.messaging.outgoing import Outgoing
+from libs.otp_store import OtpStore, OtpStoreSettings, VerifyOutcome
+from libs.settings import ConnectionSettings
+from services.otp_dispatch.app import OtpDispatchSettings
+from services.otp_dispatch.use_cases import INTERRUPTED, Dispatcher, providers_for
+from signgate_contracts.otp import OtpDeliveryRequested
+from tests.support.otp_dispatch import PEPPER, CapturedLogs, leaked, recipient_of, sms_request
+from tests.support.otp_servers import SmsGateway, basic_auth, code_in
+
+ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[SmsGateway]:
+    with SmsGateway() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def logs() -> Iterator[CapturedLogs]:
+    configure_logging("INFO", "json", service="otp_dispatch")
+    captured = CapturedLogs()
+    logging.getLogger().addHandler(captured)
+    yield captured
+    logging.getLogger().removeHandler(captured)
+
+
+@pytest.fixture
+async def dispatcher(
+    connections: ConnectionSettings, gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Dispatcher]:
+    settings = OtpDispatchSettings(
+        connections=connections,
+        otp_store=OtpStoreSettings(pepper=PEPPER),
+        sms_provider="http",
+        sms_gateway_url=gateway.url,
+        sms_gateway_username="signgate",
+        sms_gateway_password=SecretStr("gateway-password"),
+        sandbox_outbox=tmp_path_factory.mktemp("otp-gw") / "outbox.jsonl",
+        delivery_attempts=ATTEMPTS,
+        delivery_retry_delay_seconds=0.01,
+        delivery_timeout_seconds=5,
+    )
+    client = aioredis.Redis.from_url(connections.redis_url)
+    store = OtpStore(client, prefix=connections.redis_prefix, pepper=PEPPER)
+    yield Dispatcher(settings, store, providers_for(settings))
+    await client.aclose()
+
+
+def outcome(outgoing: list[Outgoing]) -> dict:
+    [only] = outgoing
+    assert only.topic == "signgate.otp.events"
+    return json.loads(only.payload)
+
+
+async def test_an_sms_goes_through_the_gateway_and_its_code_verifies(
+    dispatcher: Dispatcher, gateway: SmsGateway, logs: CapturedLogs
+) -> None:
+    """The gateway receives the number and the text with credentials; the texted code verifies."""
+    request = sms_request("+15555550123", code_length=9)
+
+    sent = outcome(await dispatcher.dispatch(request))
+
+    [posted] = gateway.to("+15555550123")
+    assert posted.headers["Authorization"] == basic_auth("signgate", "gateway-password")
+    assert (sent["type"], sent["provider"], sent["destination"]) == ("otp.sent", "http_sms", "+15*****0123")
+    assert sent["provider_message_id"] == f"gw-{gateway.requests.index(posted) + 1}"
+    code = code_in(posted.body["text"])
+    assert len(code) == 9 and posted.body["reference"] == str(request.challenge_id)
+    assert (await dispatcher.store.verify_and_consume(recipient_of(request), code, retry_count=3)).ok
+
+
+async def test_a_gateway_that_is_down_yields_delivery_failed_and_a_withdrawn_code(
+    dispatcher: Dispatcher, gateway: SmsGateway, logs: CapturedLogs
+) -> None:
+    """A gateway answering 503 is tried a bounded number of times; the outcome is OtpDeliveryFailed and the
+    code it was given does not verify."""
+    gateway.statuses["+15555550124"] = 503
+    request = sms_request("+15555550124")
+
+    failed = outcome(await dispatcher.dispatch(request))
+
+    attempts = gateway.to("+15555550124")
+    code = code_in(attempts[0].body["text"])
+    assert (failed["type"], failed["reason"], failed["provider"]) == ("otp.delivery_failed", "http 503", "http_sms")
+    assert len(attempts) == ATTEMPTS
+    verification = await dispatcher.store.verify_and_consume(recipient_of(request), code, retry_count=3)
+    assert verification.outcome is VerifyOutcome.NO_PENDING
+
+
+async def test_a_redelivered_request_gets_the_first_outcome_without_a_second_text(
+    dispatcher: Dispatcher, gateway: SmsGateway, logs: CapturedLogs
+) -> None:
+    """Handling one request twice texts once and answers twice with the same event."""
+    request = sms_request("+15555550127")
+
+    first = await dispatcher.dispatch(request)
+    second = await dispatcher.dispatch(request)
+
+    assert len(gateway.to("+15555550127")) == 1
+    assert outcome(first) == outcome(second) and outcome(first)["type"] == "otp.sent"
+
+
+async def test_a_request_interrupted_after_its_code_was_issued_fails_closed(
+    dispatcher: Dispatcher, gateway: SmsGateway, logs: CapturedLogs
+) -> None:
+    """A redelivery of a request whose handling stopped between issuing and recording the outcome does not
+    text again: it withdraws the code and answers OtpDeliveryFailed."""
+    request = sms_request("+15555550128")
+    await claim_without_settling(dispatcher, request, "135792")
+
+    failed = outcome(await dispatcher.dispatch(request))
+
+    assert (failed["type"], failed["reason"]) == ("otp.delivery_failed", INTERRUPTED)
+    assert gateway.to("+15555550128") == []
+    verification = await dispatcher.store.verify_and_consume(recipient_of(request), "135792", retry_count=3)
+    assert verification.outcome is VerifyOutcome.NO_PENDING
+
+
+async def claim_without_settling(dispatcher: Dispatcher, request: OtpDeliveryRequested, code: str) -> None:
+    """What a crash right after the store step leaves behind."""
+    await dispatcher.store.issue(
+        request.event_id, recipient_of(request), challenge_id=request.challenge_id, code=code,
+        channel="sms", destination=request.destination, ttl=timedelta(minutes=5),
+    )
+
+
+async def test_no_code_sent_through_the_gateway_appears_in_an_outcome_or_a_log_line(
+    dispatcher: Dispatcher, gateway: SmsGateway, logs: CapturedLogs
+) -> None:
+    """A secrets scan over the outcomes and every log line of this module finds none of the gateway's codes."""
+    gateway.statuses["+15555550126"] = 500
+    outcomes = [
+        await dispatcher.dispatch(sms_request("+15555550125")),
+        await dispatcher.dispatch(sms_request("+15555550126")),
+    ]
+
+    codes = [code_in(posted.body["text"]) for posted in gateway.requests]
+    payloads = [o.payload.decode() for result in outcomes for o in result]
+
+    assert len(codes) >= 1 + ATTEMPTS and logs.lines
+    assert leaked(codes, *payloads, *logs.lines) == []
