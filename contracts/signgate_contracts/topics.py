@@ -68,6 +68,10 @@ WORKFLOW_EVENTS = Topic(
     "signgate.workflow.events", TopicKind.EVENTS, "package_id", 6,
     _EVENT_RETENTION, workflow.EVENTS, "Facts about packages, recipients and their settings.",
 )
+WORKFLOW_REPLIES = Topic(
+    "signgate.workflow.replies", TopicKind.REPLIES, "package_id", 3,
+    _REPLY_RETENTION, workflow.REPLIES, "Answers to queries for callers that gave no reply_to.",
+)
 AUTHENTICATION_COMMANDS = Topic(
     "signgate.authentication.commands", TopicKind.COMMANDS, "package_id", 6,
     _COMMAND_RETENTION, authentication.COMMANDS, "Commands to the authentication service.",
@@ -91,7 +95,7 @@ OTP_EVENTS = Topic(
 
 TOPICS: tuple[Topic, ...] = (
     IDENTITY_COMMANDS, IDENTITY_EVENTS, IDENTITY_REPLIES,
-    WORKFLOW_COMMANDS, WORKFLOW_EVENTS,
+    WORKFLOW_COMMANDS, WORKFLOW_EVENTS, WORKFLOW_REPLIES,
     AUTHENTICATION_COMMANDS, AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES,
     OTP_REQUESTS, OTP_EVENTS,
 )

@@ -1,9 +1,668 @@
-"""Messages of the workflow service: packages, recipients and their authentication settings."""
+"""Messages of the workflow service: packages, recipients and their authentication settings.
+
+Every command names its package by ``package_id`` (the record key; SigningHub's
+``package_id``, BoldSign's ``documentId``) and is answered with exactly one outcome: the
+events below on ``signgate.workflow.events``, a reply on the caller's ``reply_to`` (or
+``signgate.workflow.replies``) for a query, or ``command.rejected``.
+
+The two request shapes of the seeds are carried verbatim in a command's ``body``:
+
+- SigningHub, ``PUT /v3/packages/{package_id}/workflow/{order}/authentication``:
+  ``UpdateRecipientAuthentication{package_id, order, body}``; the body is the seed's JSON,
+  snake_case, including its ``"2015-02-13T12:10:000Z"`` timestamps.
+- BoldSign, ``PATCH /v1/document/addAuthentication?documentId=…`` (and its siblings):
+  ``AddAuthentication{package_id, body}`` and so on; the body is BoldSign's camelCase JSON.
+
+An invalid body is rejected with 400 and ``field`` set to the offending field's path
+(``body.authentication.sms_otp.mobile_number``, ``body.authenticationRetryCount``).
+
+Events carry what the authentication service needs to keep its own projection of each
+recipient's policy: methods, retry count, frequency, access window, the OTP destination
+(in clear only inside the policy, where OTP dispatch needs it; masked everywhere else) and
+the password or access code only as a peppered argon2id hash.
+"""
 
 from __future__ import annotations
 
-from signgate_contracts.envelope import Command, Event
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from signgate_contracts.envelope import Command, Event, Secret
 from signgate_contracts.rejection import CommandRejected
 
-COMMANDS: tuple[type[Command], ...] = ()
-EVENTS: tuple[type[Event], ...] = (CommandRejected,)
+# -- shared value types --
+
+PackageId = Annotated[str, Field(min_length=1, max_length=100, description="The package (document) id.")]
+Order = Annotated[int, Field(ge=1, le=50, description="The recipient's place in the workflow, 1-50.")]
+Method = Literal["password", "access_code", "sms_otp", "email_otp"]
+"""How a recipient proves who they are: SigningHub's password, BoldSign's access code, or an OTP."""
+Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
+"""How often a recipient must authenticate again (BoldSign's identity-verification `type`)."""
+PackageState = Literal["draft", "in_progress", "completed", "declined", "terminated"]
+RecipientStatus = Literal["pending", "received", "signed", "declined"]
+WorkflowType = Literal["sequential", "parallel"]
+Role = Literal["signer", "reviewer"]
+
+_SEED_DATETIME = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})T(?P<hm>\d{2}:\d{2}):(?P<seconds>\d{2})(?P<tenths>\d)"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _lenient_datetime(value: Any) -> Any:
+    """SigningHub's samples write seconds with three digits ("12:10:000Z"): read them as
+    seconds and tenths (12:10:00.0Z). A time without an offset is UTC."""
+    if isinstance(value, str):
+        match = _SEED_DATETIME.match(value)
+        if match:
+            value = (
+                f"{match['date']}T{match['hm']}:{match['seconds']}.{match['tenths']}"
+                f"{match['zone'] or 'Z'}"
+            )
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?", value):
+            value += "Z"
+    elif isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+LenientDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_lenient_datetime),
+    WithJsonSchema(
+        {"type": "string", "description": "ISO 8601 date-time; 'HH:MM:SSSZ' is read as 'HH:MM:SS.SZ'."},
+        mode="validation",
+    ),
+]
+
+_INTERNATIONAL = re.compile(r"^(\+|00)[1-9][0-9]{6,14}$")
+
+
+def international_number(value: str) -> str:
+    """``+`` or ``00``, then 7-15 digits (spaces, dots, dashes and brackets ignored) -> E.164."""
+    compact = re.sub(r"[\s().-]", "", value)
+    if not _INTERNATIONAL.match(compact):
+        raise ValueError("must be an international number: + or 00, the country code and the number")
+    return "+" + compact.removeprefix("+").removeprefix("00")
+
+
+InternationalNumber = Annotated[str, AfterValidator(international_number)]
+
+
+class Body(BaseModel):
+    """A request body as the source API sends it; unknown fields are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class CamelBody(Body):
+    """A BoldSign body: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", alias_generator=to_camel, validate_by_name=True,
+        validate_by_alias=True, serialize_by_alias=True,
+    )
+
+
+# -- registering a package --
+
+
+class DocumentSpec(Body):
+    document_id: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=300)
+
+
+class RecipientSpec(Body):
+    order: Order
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = "signer"
+    mobile_number: InternationalNumber | None = Field(
+        default=None, description="International form (+ or 00); carried as E.164."
+    )
+
+
+# -- SigningHub: Update Workflow User Authentication (Document Opening) --
+
+
+class PasswordSetting(Body):
+    enabled: bool = False
+    user_password: Secret | None = Field(
+        default=None,
+        description="New password; omitted, null or empty keeps the recipient's existing one.",
+    )
+
+
+class SmsOtpSetting(Body):
+    enabled: bool = False
+    mobile_number: str | None = Field(
+        default=None, validate_default=True,
+        description="Required when SMS OTP is enabled; international form (+ or 00).",
+    )
+
+    @field_validator("mobile_number")
+    @classmethod
+    def _required_when_enabled(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            if info.data.get("enabled"):
+                raise ValueError("a mobile number is required when SMS OTP is enabled")
+            return None
+        return international_number(value)
+
+
+class AuthenticationSetting(Body):
+    enabled: bool = False
+    password: PasswordSetting | None = None
+    sms_otp: SmsOtpSetting | None = None
+
+    @model_validator(mode="after")
+    def _a_method_when_enabled(self) -> AuthenticationSetting:
+        chosen = (self.password and self.password.enabled) or (self.sms_otp and self.sms_otp.enabled)
+        if self.enabled and not chosen:
+            raise ValueError("enabling authentication needs password or sms_otp enabled")
+        return self
+
+
+class DateRange(Body):
+    start_date_time: LenientDatetime
+    end_date_time: LenientDatetime
+
+    @field_validator("end_date_time")
+    @classmethod
+    def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start_date_time")
+        if start is not None and value <= start:
+            raise ValueError("must be after start_date_time")
+        return value
+
+
+class DurationByDate(Body):
+    enabled: bool = False
+    duration: DateRange | None = Field(default=None, validate_default=True)
+
+    @field_validator("duration")
+    @classmethod
+    def _required_when_enabled(cls, value: DateRange | None, info: ValidationInfo) -> DateRange | None:
+        if value is None and info.data.get("enabled"):
+            raise ValueError("start_date_time and end_date_time are required when enabled")
+        return value
+
+
+class DayCount(Body):
+    total_days: int = Field(ge=1, le=3650, description="Days of access after the recipient received the package.")
+
+
+class DurationByDays(Body):
+    enabled: bool = False
+    duration: DayCount | None = Field(default=None, validate_default=True)
+
+    @field_validator("duration")
+    @classmethod
+    def _required_when_enabled(cls, value: DayCount | None, info: ValidationInfo) -> DayCount | None:
+        if value is None and info.data.get("enabled"):
+            raise ValueError("total_days is required when enabled")
+        return value
+
+
+class AccessDuration(Body):
+    enabled: bool = False
+    duration_by_date: DurationByDate | None = None
+    duration_by_days: DurationByDays | None = Field(default=None, validate_default=True)
+
+    @field_validator("duration_by_days")
+    @classmethod
+    def _exactly_one(cls, value: DurationByDays | None, info: ValidationInfo) -> DurationByDays | None:
+        by_date = info.data.get("duration_by_date")
+        by_date_on = bool(by_date and by_date.enabled)
+        by_days_on = bool(value and value.enabled)
+        if by_date_on and by_days_on:
+            raise ValueError("duration_by_date and duration_by_days are exclusive: enable one")
+        if info.data.get("enabled") and not (by_date_on or by_days_on):
+            raise ValueError("enable duration_by_date or duration_by_days")
+        return value
+
+
+class SigningHubAuthenticationBody(Body):
+    """SigningHub's request body, verbatim. A section left out leaves that part unchanged."""
+
+    apply_to_all: bool = Field(default=False, description="Apply to every recipient of the package.")
+    authentication: AuthenticationSetting | None = None
+    access_duration: AccessDuration | None = None
+
+
+# -- BoldSign: addAuthentication, removeAuthentication, changeAccessCode --
+
+
+class PhoneNumber(CamelBody):
+    country_code: str = Field(pattern=r"^\+?[0-9]{1,4}$", description="e.g. +1")
+    number: str = Field(pattern=r"^[0-9]{4,14}$", description="The number without the country code.")
+
+    @property
+    def e164(self) -> str:
+        return "+" + self.country_code.removeprefix("+") + self.number
+
+
+class IdentityVerificationSettings(CamelBody):
+    type: Frequency = Field(
+        default="UntilSignCompleted",
+        description="How often the signer verifies; also governs OTP and access-code re-authentication.",
+    )
+    maximum_retry_count: int | None = Field(default=None, ge=1, le=10)
+    require_live_capture: bool = False
+    require_matching_selfie: bool = False
+    name_matcher: Literal["Strict", "Moderate", "Lenient"] | None = None
+    hold_for_prefill: bool = False
+
+
+class SignerReference(CamelBody):
+    """Which signer: by email, and by order when the email appears more than once."""
+
+    email_id: EmailStr
+    order: Order | None = None
+    on_behalf_of: EmailStr | None = Field(
+        default=None, description="The sender identity the document was created on behalf of."
+    )
+
+
+class AddAuthenticationBody(SignerReference):
+    """BoldSign's addAuthentication body, verbatim."""
+
+    authentication_type: Literal["AccessCode", "EmailOTP", "SMSOTP"]
+    access_code: Secret | None = Field(default=None, description="Required for AccessCode; otherwise empty.")
+    phone_number: PhoneNumber | None = Field(
+        default=None, description="For SMSOTP; the signer's mobile number on the package if left out."
+    )
+    authentication_retry_count: int | None = Field(
+        default=None, ge=1, le=10, description="Attempts allowed before lockout; 3 when left out."
+    )
+    identity_verification_settings: IdentityVerificationSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_access_code_even_when_left_out(cls, data: Any) -> Any:
+        # An absent field is not validated; a null one is, and its error names it by alias.
+        if isinstance(data, dict) and not {"accessCode", "access_code"} & data.keys():
+            return {**data, "accessCode": None}
+        return data
+
+    @field_validator("access_code")
+    @classmethod
+    def _access_code_only_for_access_code(cls, value: Any, info: ValidationInfo) -> Any:
+        given = bool(value and value.get_secret_value())
+        if info.data.get("authentication_type") == "AccessCode" and not given:
+            raise ValueError("an access code is required for AccessCode authentication")
+        if info.data.get("authentication_type") not in (None, "AccessCode") and given:
+            raise ValueError("an access code applies only to AccessCode authentication")
+        return value if given else None
+
+
+class ChangeAccessCodeBody(SignerReference):
+    access_code: Secret = Field(description="The new access code.")
+
+    @field_validator("access_code")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if not value.get_secret_value():
+            raise ValueError("the access code must not be empty")
+        return value
+
+
+# -- commands --
+
+
+class _PackageCommand(Command):
+    package_id: PackageId
+
+
+class RegisterPackage(_PackageCommand):
+    """Register a package in draft; the caller (from the token) becomes its owner."""
+
+    type: Literal["workflow.register_package"] = "workflow.register_package"
+    name: str = Field(min_length=1, max_length=300)
+    workflow_type: WorkflowType = "sequential"
+    documents: list[DocumentSpec] = Field(min_length=1, max_length=100)
+    recipients: list[RecipientSpec] = Field(min_length=1, max_length=50)
+    on_behalf_of: EmailStr | None = None
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique_orders(cls, value: list[RecipientSpec]) -> list[RecipientSpec]:
+        orders = [recipient.order for recipient in value]
+        if len(set(orders)) != len(orders):
+            raise ValueError("each recipient needs its own order")
+        return value
+
+
+class ShareWorkflow(_PackageCommand):
+    """Send the package to its recipients: draft -> in progress."""
+
+    type: Literal["workflow.share_workflow"] = "workflow.share_workflow"
+
+
+class LockWorkflow(_PackageCommand):
+    """Stop the owner's changes (settings, sharing, termination) until unlocked."""
+
+    type: Literal["workflow.lock_workflow"] = "workflow.lock_workflow"
+
+
+class UnlockWorkflow(_PackageCommand):
+    type: Literal["workflow.unlock_workflow"] = "workflow.unlock_workflow"
+
+
+class TerminateWorkflow(_PackageCommand):
+    """Complete the workflow in the middle: in progress -> terminated."""
+
+    type: Literal["workflow.terminate_workflow"] = "workflow.terminate_workflow"
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class _RecipientCommand(_PackageCommand):
+    order: Order
+
+
+class RecordRecipientReceived(_RecipientCommand):
+    """The recipient received the package; access by days counts from ``received_at``."""
+
+    type: Literal["workflow.record_recipient_received"] = "workflow.record_recipient_received"
+    received_at: LenientDatetime | None = Field(default=None, description="When; the command's time if left out.")
+
+
+class RecordRecipientSigned(_RecipientCommand):
+    type: Literal["workflow.record_recipient_signed"] = "workflow.record_recipient_signed"
+    signed_at: LenientDatetime | None = None
+
+
+class RecordRecipientDeclined(_RecipientCommand):
+    type: Literal["workflow.record_recipient_declined"] = "workflow.record_recipient_declined"
+    declined_at: LenientDatetime | None = None
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class UpdateRecipientAuthentication(_RecipientCommand):
+    """SigningHub: set the authentication and access duration of the recipient at ``order``
+    (or of every recipient, with ``body.apply_to_all``). Only while the package is a draft."""
+
+    type: Literal["workflow.update_recipient_authentication"] = "workflow.update_recipient_authentication"
+    body: SigningHubAuthenticationBody
+
+
+class AddAuthentication(_PackageCommand):
+    """BoldSign: add (or replace) one signer's authentication, in draft or in progress."""
+
+    type: Literal["workflow.add_authentication"] = "workflow.add_authentication"
+    body: AddAuthenticationBody
+
+
+class RemoveAuthentication(_PackageCommand):
+    """BoldSign: remove one signer's authentication."""
+
+    type: Literal["workflow.remove_authentication"] = "workflow.remove_authentication"
+    body: SignerReference
+
+
+class ChangeAccessCode(_PackageCommand):
+    """BoldSign: give a signer who authenticates by access code a new one."""
+
+    type: Literal["workflow.change_access_code"] = "workflow.change_access_code"
+    body: ChangeAccessCodeBody
+
+
+class ResetRecipientAuthentication(_RecipientCommand):
+    """Unlock one recipient: clear their lockout and failures, optionally with a new access
+    code or another method, leaving every other recipient, signature and the package state."""
+
+    type: Literal["workflow.reset_recipient_authentication"] = "workflow.reset_recipient_authentication"
+    method: Method | None = Field(default=None, description="Switch to this method; the current one if left out.")
+    access_code: Secret | None = Field(
+        default=None, description="New password or access code (for those methods)."
+    )
+    mobile_number: InternationalNumber | None = Field(
+        default=None, description="For a switch to SMS OTP; the recipient's number on record if left out."
+    )
+
+
+class GetRecipientAuthentication(_RecipientCommand):
+    """Query: a recipient's current settings, without secrets; answered to ``reply_to``."""
+
+    type: Literal["workflow.get_recipient_authentication"] = "workflow.get_recipient_authentication"
+
+
+class GetWorkflowHistory(_PackageCommand):
+    """Query: the package's history in order, a page at a time; answered to ``reply_to``."""
+
+    type: Literal["workflow.get_workflow_history"] = "workflow.get_workflow_history"
+    after_sequence: int = Field(default=0, ge=0, description="Entries after this sequence number.")
+    limit: int = Field(default=200, ge=1, le=500)
+
+
+# -- views carried by events --
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Destination(View):
+    """Where a one-time password goes."""
+
+    channel: Literal["sms", "email"]
+    address: str = Field(description="E.164 number or email, in clear: what OTP dispatch needs.")
+    masked: str
+
+
+class IdentityVerification(View):
+    type: Frequency
+    maximum_retry_count: int | None = None
+    require_live_capture: bool = False
+    require_matching_selfie: bool = False
+    name_matcher: Literal["Strict", "Moderate", "Lenient"] | None = None
+    hold_for_prefill: bool = False
+
+
+class AuthenticationPolicy(View):
+    """What a recipient must do to open the package. Every listed method is required."""
+
+    methods: list[Method]
+    secret_hash: str | None = Field(
+        default=None, description="argon2id of the HMAC-peppered password or access code."
+    )
+    destination: Destination | None = Field(default=None, description="For sms_otp or email_otp.")
+    retry_count: int = Field(ge=1, le=10, description="Failed attempts allowed before lockout.")
+    frequency: Frequency
+    identity_verification: IdentityVerification | None = None
+    on_behalf_of: str | None = Field(default=None, description="Masked sender identity (BoldSign).")
+
+
+class AccessWindow(View):
+    """When the recipient may open the package: between two times, or for days after receipt."""
+
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    days_after_receipt: int | None = None
+
+
+class RecipientSummary(View):
+    order: int
+    name: str
+    role: Role
+    email_masked: str
+    email_digest: str = Field(description="SHA-256 of the lower-cased email, to find a recipient by email.")
+    mobile_masked: str | None = None
+    status: RecipientStatus = "pending"
+
+
+class DocumentSummary(View):
+    document_id: str
+    name: str
+
+
+class HistoryEntry(View):
+    sequence: int
+    occurred_at: AwareDatetime
+    recorded_at: AwareDatetime
+    actor: str
+    action: str
+    order: int | None = None
+    correlation_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- events --
+
+
+class _PackageEvent(Event):
+    package_id: str
+
+
+class _RecipientEvent(_PackageEvent):
+    order: int
+
+
+class PackageRegistered(_PackageEvent):
+    type: Literal["workflow.package_registered"] = "workflow.package_registered"
+    owner_id: str
+    name: str
+    workflow_type: WorkflowType
+    state: PackageState = "draft"
+    documents: list[DocumentSummary]
+    recipients: list[RecipientSummary]
+
+
+class WorkflowShared(_PackageEvent):
+    type: Literal["workflow.workflow_shared"] = "workflow.workflow_shared"
+    workflow_type: WorkflowType
+    shared_at: AwareDatetime
+
+
+class WorkflowLocked(_PackageEvent):
+    type: Literal["workflow.workflow_locked"] = "workflow.workflow_locked"
+
+
+class WorkflowUnlocked(_PackageEvent):
+    type: Literal["workflow.workflow_unlocked"] = "workflow.workflow_unlocked"
+
+
+class WorkflowCompleted(_PackageEvent):
+    type: Literal["workflow.workflow_completed"] = "workflow.workflow_completed"
+    completed_at: AwareDatetime
+
+
+class WorkflowDeclined(_PackageEvent):
+    type: Literal["workflow.workflow_declined"] = "workflow.workflow_declined"
+    order: int = Field(description="The recipient who declined.")
+    declined_at: AwareDatetime
+
+
+class WorkflowTerminated(_PackageEvent):
+    type: Literal["workflow.workflow_terminated"] = "workflow.workflow_terminated"
+    terminated_at: AwareDatetime
+    reason: str | None = None
+
+
+class RecipientReceived(_RecipientEvent):
+    type: Literal["workflow.recipient_received"] = "workflow.recipient_received"
+    received_at: AwareDatetime
+
+
+class RecipientSigned(_RecipientEvent):
+    type: Literal["workflow.recipient_signed"] = "workflow.recipient_signed"
+    signed_at: AwareDatetime
+
+
+class RecipientDeclined(_RecipientEvent):
+    type: Literal["workflow.recipient_declined"] = "workflow.recipient_declined"
+    declined_at: AwareDatetime
+    reason: str | None = None
+
+
+class RecipientAuthenticationUpdated(_RecipientEvent):
+    """The recipient's whole policy after the change: a projection replaces what it had."""
+
+    type: Literal["workflow.recipient_authentication_updated"] = "workflow.recipient_authentication_updated"
+    email_digest: str
+    authentication: AuthenticationPolicy | None = Field(description="None: no authentication.")
+    access_window: AccessWindow | None = Field(description="None: no access restriction.")
+
+
+class RecipientAuthenticationRemoved(_RecipientEvent):
+    type: Literal["workflow.recipient_authentication_removed"] = "workflow.recipient_authentication_removed"
+
+
+class RecipientAuthenticationReset(_RecipientEvent):
+    """The owner unlocked this recipient: clear their failures and lock (this recipient only)
+    and take the policy as it stands now."""
+
+    type: Literal["workflow.recipient_authentication_reset"] = "workflow.recipient_authentication_reset"
+    email_digest: str
+    authentication: AuthenticationPolicy | None
+    access_window: AccessWindow | None
+
+
+# -- replies to queries --
+
+
+class PublicAuthenticationPolicy(View):
+    """A policy as the owner may read it back: no hash, destinations masked."""
+
+    methods: list[Method]
+    secret_set: bool
+    destination_masked: str | None = None
+    retry_count: int
+    frequency: Frequency
+    identity_verification: IdentityVerification | None = None
+    on_behalf_of: str | None = None
+
+
+class RecipientAuthenticationDescribed(_RecipientEvent):
+    """Reply: one recipient's current settings and status, without secrets."""
+
+    type: Literal["workflow.recipient_authentication_described"] = (
+        "workflow.recipient_authentication_described"
+    )
+    recipient: RecipientSummary
+    package_state: PackageState
+    locked_workflow: bool
+    authentication: PublicAuthenticationPolicy | None
+    access_window: AccessWindow | None
+    received_at: AwareDatetime | None = None
+    failed_attempts: int = 0
+    locked_out_at: AwareDatetime | None = None
+
+
+class WorkflowHistoryListed(_PackageEvent):
+    """Reply: a page of the package's history, oldest first."""
+
+    type: Literal["workflow.workflow_history_listed"] = "workflow.workflow_history_listed"
+    entries: list[HistoryEntry]
+    next_after: int | None = Field(description="Pass as after_sequence for the next page; None at the end.")
+
+
+COMMANDS: tuple[type[Command], ...] = (
+    RegisterPackage, ShareWorkflow, LockWorkflow, UnlockWorkflow, TerminateWorkflow,
+    RecordRecipientReceived, RecordRecipientSigned, RecordRecipientDeclined,
+    UpdateRecipientAuthentication, AddAuthentication, RemoveAuthentication, ChangeAccessCode,
+    ResetRecipientAuthentication, GetRecipientAuthentication, GetWorkflowHistory,
+)
+EVENTS: tuple[type[Event], ...] = (
+    PackageRegistered, WorkflowShared, WorkflowLocked, WorkflowUnlocked, WorkflowCompleted,
+    WorkflowDeclined, WorkflowTerminated, RecipientReceived, RecipientSigned, RecipientDeclined,
+    RecipientAuthenticationUpdated, RecipientAuthenticationRemoved, RecipientAuthenticationReset,
+    CommandRejected,
+)
+REPLIES: tuple[type[Event], ...] = (RecipientAuthenticationDescribed, WorkflowHistoryListed)
