@@ -7,7 +7,8 @@ the authentication service, ``SIGNGATE_OTP_PEPPER``).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +17,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.logging import get_logger
-from libs.otp_store import OtpStoreSettings, SendLimits
+from libs.otp_store import OtpStoreSettings, SendLimits, utc_now
 from libs.service import ServiceDefinition, ServiceSettings, build_app
 from libs.stack import DATA_DIR
 from services.otp_dispatch.use_cases import dispatch_otp
@@ -69,6 +70,10 @@ class OtpDispatchSettings(ServiceSettings):
     sms_gateway_password: SecretStr | None = None
     sms_gateway_token: SecretStr | None = Field(None, description="Bearer token, instead of basic auth.")
     sms_sender: str = Field("signgate", description="Sender id the gateway shows.")
+
+    clock: Callable[[], datetime] = Field(
+        default=utc_now, exclude=True, description="Now, for issue times and limits; tests inject one."
+    )
 
     @model_validator(mode="after")
     def _gateway_configured(self) -> OtpDispatchSettings:

@@ -71,6 +71,7 @@ class Dispatcher:
             resources.redis,
             prefix=settings.connections.redis_prefix,
             pepper=settings.otp_store.pepper,
+            clock=settings.clock,
         )
         return cls(settings, store, providers_for(settings))
 

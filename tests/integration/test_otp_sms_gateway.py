@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -44,11 +44,30 @@ def logs() -> Iterator[CapturedLogs]:
     logging.getLogger().removeHandler(captured)
 
 
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture
 async def dispatcher(
-    connections: ConnectionSettings, gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory
+    connections: ConnectionSettings, gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory, clock: Clock
 ) -> AsyncIterator[Dispatcher]:
     settings = OtpDispatchSettings(
+        clock=clock,
         connections=connections,
         otp_store=OtpStoreSettings(pepper=PEPPER),
         sms_provider="http",
@@ -61,7 +80,7 @@ async def dispatcher(
         delivery_timeout_seconds=5,
     )
     client = aioredis.Redis.from_url(connections.redis_url)
-    store = OtpStore(client, prefix=connections.redis_prefix, pepper=PEPPER)
+    store = OtpStore(client, prefix=connections.redis_prefix, pepper=PEPPER, clock=settings.clock)
     yield Dispatcher(settings, store, providers_for(settings))
     await client.aclose()
 
@@ -118,6 +137,24 @@ async def test_a_redelivered_request_gets_the_first_outcome_without_a_second_tex
 
     assert len(gateway.to("+15555550127")) == 1
     assert outcome(first) == outcome(second) and outcome(first)["type"] == "otp.sent"
+
+
+async def test_a_resend_is_refused_within_the_cooldown_and_sent_after_it(
+    dispatcher: Dispatcher, gateway: SmsGateway, clock: Clock, logs: CapturedLogs
+) -> None:
+    """A second code for one recipient is refused 10 s after the first and texted once the clock passes 30 s."""
+    first = sms_request("+15555550129")
+    same_recipient = {"package_id": first.package_id, "order": first.order}
+    await dispatcher.dispatch(first)
+
+    clock.advance(10)
+    refused = outcome(await dispatcher.dispatch(sms_request("+15555550129", **same_recipient)))
+    clock.advance(20)
+    sent = outcome(await dispatcher.dispatch(sms_request("+15555550129", **same_recipient)))
+
+    assert (refused["status"], refused["retry_after_seconds"]) == (429, 20)
+    assert sent["type"] == "otp.sent"
+    assert len(gateway.to("+15555550129")) == 2
 
 
 async def test_a_request_interrupted_after_its_code_was_issued_fails_closed(
