@@ -15,6 +15,7 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
+from libs.dev_secrets import development_secrets
 from libs.embedded import Endpoints, free_port
 from libs.logging import configure_logging, get_logger
 from libs.provision import ProvisionSettings, provision
@@ -25,8 +26,8 @@ log = get_logger(__name__)
 
 
 def service_environment(endpoints: Endpoints, embedded_broker: bool) -> dict[str, str]:
-    """The environment every service process gets."""
-    env = dict(os.environ)
+    """The environment every service process gets: the stack, and development secrets unless set."""
+    env = {**development_secrets(DATA_DIR), **os.environ}
     env.update(
         SIGNGATE_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap,
         SIGNGATE_DATABASE_URL=endpoints.database_url,

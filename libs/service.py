@@ -49,6 +49,9 @@ class ServiceSettings(BaseSettings):
     retry_attempts: int = Field(4, ge=1, description="Tries of a message hit by a transient fault.")
     retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
     outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
+    fetch_max_wait_ms: int = Field(
+        100, ge=0, description="Longest the broker holds a fetch for new records: the idle latency floor."
+    )
     stall_after: float = Field(
         60.0, gt=0, description="Seconds with records waiting and none handled before /health fails."
     )
@@ -162,6 +165,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         group_id=connections.topic(definition.group_id),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         title=definition.name,
     )
 

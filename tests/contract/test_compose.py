@@ -33,6 +33,7 @@ import yaml
 from jsonschema import Draft7Validator
 from pydantic_settings import BaseSettings
 
+from libs.dev_secrets import generate_secrets
 from libs.service import ServiceDefinition, ServiceSettings
 from libs.settings import ConnectionSettings
 from services.registry import SERVICES
@@ -62,13 +63,14 @@ class Port(NamedTuple):
 
 
 _INTERPOLATION = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}"
     r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|(?P<invalid>))"
 )
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """``text`` after Compose's ``$V``, ``${V}``, ``${V:-default}``, ``${V-default}`` and ``$$``."""
+    """``text`` after Compose's ``$V``, ``${V}``, ``${V:-default}``, ``${V-default}``, ``$$``,
+    and ``${V:?message}`` (required: empty here when unset; Compose itself refuses to start)."""
 
     def replace(match: re.Match[str]) -> str:
         if match["escaped"]:
@@ -178,23 +180,25 @@ def settings_class(service: str) -> type[BaseSettings]:
     if service == PROVISION:
         return importlib.import_module(PROVISION_MODULE).ProvisionSettings
     module = importlib.import_module(f"services.{service}.app")
-    found = [
+    found = {
         value for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, ServiceSettings)
-        and value.__module__ == module.__name__
-    ]
-    assert len(found) == 1, f"{module.__name__} should define one ServiceSettings subclass: {found}"
-    return found[0]
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
+        and value.__module__.startswith(f"services.{service}")
+    }
+    assert len(found) == 1, f"{module.__name__} should name one ServiceSettings subclass: {found}"
+    return found.pop()
 
 
 def env_names(cls: type[BaseSettings]) -> set[str]:
-    """The environment variables a settings class reads (nested settings excluded)."""
+    """The environment variables a settings class reads, with those of the settings it nests
+    (``connections``, ``secrets``, ``tokens``: each read by its own class with its own prefix)."""
     prefix = cls.model_config.get("env_prefix", "")
     names = set()
     for name, field in cls.model_fields.items():
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
-            continue  # e.g. ``connections``: read by its own class with its own prefix
-        names.add((field.alias or f"{prefix}{name}").upper())
+            names |= env_names(field.annotation)
+        else:
+            names.add((field.alias or f"{prefix}{name}").upper())
     return names
 
 
@@ -322,13 +326,24 @@ def test_signgate_env_vars_on_infrastructure_are_none():
         assert not [v for v in environment(services()[name]) if v.startswith("SIGNGATE_")], name
 
 
+OPERATOR_SECRETS = generate_secrets()
+
+
+def test_secrets_are_required_from_the_operator():
+    """Peppers and keys are never written in the file: each is a required variable of the operator's."""
+    for name in our_image_services():
+        for var, value in (services()[name].get("environment") or {}).items():
+            if any(word in var for word in ("PEPPER", "KEY")):
+                assert str(value).startswith(f"${{{var}:?"), f"{name}: {var} must come from the operator"
+
+
 def test_each_container_environment_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch):
     """Each container's environment parses into its settings, with Kafka idempotence left on."""
     for name in our_image_services():
         with monkeypatch.context() as env:
             for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
                 env.delenv(var)
-            for var, value in environment(services()[name]).items():
+            for var, value in environment(services()[name], OPERATOR_SECRETS).items():
                 env.setenv(var, value)
             settings = settings_class(name)()
             connections = settings.connections
@@ -468,7 +483,13 @@ def test_interpolate_follows_compose_rules(text, env, expected):
 def test_interpolate_refuses_forms_it_does_not_know():
     """An interpolation form the helper cannot evaluate fails instead of passing through."""
     with pytest.raises(ValueError):
-        interpolate("${A:?required}", {})
+        interpolate("${A/b}", {})
+
+
+def test_interpolate_reads_required_variables():
+    """A required variable takes its value when set (Compose itself refuses to start when unset)."""
+    assert interpolate("${A:?set A}", {"A": "x"}) == "x"
+    assert interpolate("${A:?set A}", {}) == ""
 
 
 @pytest.mark.parametrize(
