@@ -1,0 +1,175 @@
+"""Recipient authentication through all four services, as the seeds describe it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from libs.tokens import TokenSettings
+from services.identity.admin_token import operator_token
+from signgate_contracts import Command, encode
+from signgate_contracts import authentication as auth
+from signgate_contracts import identity as idn
+from signgate_contracts import workflow as wf
+from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC
+from tests.e2e.conftest import System
+from tests.support.kafka import correlated, producer
+from tests.support.scanning import leaks
+from tests.support.waiting import until
+
+ACCESS_CODE = "Acme-7391-Code"
+OWNER_PASSWORD = "Owner-pass-4417"
+BOB_MOBILE = "+447700900123"
+
+
+async def send(system: System, topic: str, command: Command, *, answer_on: str | None = None,
+               key: str = "k") -> dict[str, Any]:
+    """Publish a command and return its outcome (or, with ``answer_on``, the record there)."""
+    connections = system.connections
+    target = connections.topic(answer_on or OUTCOME_TOPIC[topic].name)
+    async with producer(connections.kafka_bootstrap) as client:
+        await client.send_and_wait(connections.topic(topic), encode(command), key=key.encode())
+    [record, *_] = await system.watch.wait_for(
+        lambda r: r.topic == target and correlated(r, command.correlation_id), timeout=30
+    )
+    return json.loads(record.value)
+
+
+def latest_code(system: System, destination: str) -> str:
+    deliveries = [json.loads(line) for line in system.sandbox.read_text().splitlines()]
+    return [d for d in deliveries if d["destination"] == destination][-1]["code"]
+
+
+async def owner_token(system: System) -> str:
+    secrets = system.secrets
+    admin = operator_token(TokenSettings(
+        private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"], public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]
+    )).token
+    user_name = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+    registered = await send(system, "signgate.identity.commands", idn.RegisterUser(
+        user_name=user_name, first_name="Olive", last_name="Owner", password=OWNER_PASSWORD,
+        accounts=[idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)],
+        access_token=admin,
+    ), key=user_name)
+    assert registered["type"] == "identity.user_registered", registered
+    reply = await send(system, "signgate.identity.commands",
+                       idn.AuthenticateUser(user_name=user_name, password=OWNER_PASSWORD),
+                       answer_on="signgate.identity.replies", key=user_name)
+    assert reply["success"] is True, reply
+    return reply["access_token"]
+
+
+async def workflow(system: System, command: Command) -> dict[str, Any]:
+    outcome = await send(system, "signgate.workflow.commands", command, key=command.package_id)
+    assert outcome["type"] != "command.rejected", outcome
+    return outcome
+
+
+async def authentication(system: System, command: Command, **kwargs) -> dict[str, Any]:
+    return await send(system, "signgate.authentication.commands", command, key=command.package_id, **kwargs)
+
+
+async def alice_as_seen(system: System, package_id: str, token: str) -> tuple[dict, dict, list]:
+    """Recipient 1 as both services see her: settings and status, authentication status, history."""
+    described = await send(system, "signgate.workflow.commands", wf.GetRecipientAuthentication(
+        package_id=package_id, order=1, access_token=token), answer_on="signgate.workflow.replies", key=package_id)
+    status = await authentication(system, auth.GetRecipientAuthenticationStatus(package_id=package_id, order=1),
+                                  answer_on="signgate.authentication.replies")
+    history = await send(system, "signgate.workflow.commands", wf.GetWorkflowHistory(
+        package_id=package_id, access_token=token), answer_on="signgate.workflow.replies", key=package_id)
+    for volatile in ("event_id", "occurred_at", "correlation_id", "causation_id"):
+        described.pop(volatile), status.pop(volatile)
+    return described, status, [e for e in history["entries"] if e.get("order") == 1]
+
+
+@pytest.fixture
+async def package(system: System) -> tuple[str, str]:
+    """A shared package: Alice (1) opens with an access code, Bob (2) with an SMS OTP (SigningHub body)."""
+    token = await owner_token(system)
+    package_id = f"pkg-{uuid.uuid4().hex[:8]}"
+    await workflow(system, wf.RegisterPackage(
+        package_id=package_id, name="Lease", access_token=token,
+        documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
+        recipients=[wf.RecipientSpec(order=1, email="alice@example.com", name="Alice"),
+                    wf.RecipientSpec(order=2, email="bob@example.com", name="Bob", mobile_number=BOB_MOBILE)],
+    ))
+    await workflow(system, wf.AddAuthentication.model_validate({
+        "package_id": package_id, "access_token": token,
+        "body": {"accessCode": ACCESS_CODE, "authenticationType": "AccessCode", "emailId": "alice@example.com"},
+    }))
+    await workflow(system, wf.UpdateRecipientAuthentication.model_validate({
+        "package_id": package_id, "order": 2, "access_token": token,
+        "body": {"apply_to_all": False, "authentication": {
+            "enabled": True, "password": {"enabled": False, "user_password": ""},
+            "sms_otp": {"enabled": True, "mobile_number": "00447700900123"}}},
+    }))
+    await workflow(system, wf.ShareWorkflow(package_id=package_id, access_token=token))
+    pool = system.services["authentication"].resources.pool
+    await until(lambda: pool.fetchval(
+        "SELECT count(*) = 2 FROM recipients r JOIN packages p USING (package_id)"
+        " WHERE package_id = $1 AND methods <> '{}' AND p.state = 'in_progress'", package_id),
+        what="the authentication service's projection of the package")
+    return package_id, token
+
+
+async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, package: tuple[str, str],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Bob authenticates by SMS OTP, is locked after three wrong codes, is reset by the owner and
+    succeeds with a new code, while Alice's settings, status and history stay as they were."""
+    caplog.set_level(logging.INFO)
+    package_id, token = package
+    opened = await authentication(system, auth.OpenDocumentWithPassword(package_id=package_id, order=1,
+                                                                        password=ACCESS_CODE))
+    alice_before = await alice_as_seen(system, package_id, token)
+
+    sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
+    first = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
+                                                                code=latest_code(system, BOB_MOBILE)))
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
+    right = latest_code(system, BOB_MOBILE)
+    wrong = [await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
+                                                                 code=str((int(right) + n) % 10**6).zfill(6)))
+             for n in (1, 2, 3)]
+    while_locked = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2, code=right))
+    reset = await workflow(system, wf.ResetRecipientAuthentication(package_id=package_id, order=2, access_token=token))
+    cleared = await until(lambda: _cleared(system, reset["correlation_id"]), what="the reset reaching authentication")
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
+    after_reset = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
+                                                                      code=latest_code(system, BOB_MOBILE)))
+    alice_after = await alice_as_seen(system, package_id, token)
+
+    assert opened["type"] == "authentication.recipient_authenticated"
+    assert (sent["type"], sent["channel"], sent["destination"]) == ("authentication.document_otp_sent", "sms",
+                                                                   "+44******0123")
+    assert first["type"] == "authentication.recipient_authenticated"
+    assert [(w["type"], w.get("attempts_remaining")) for w in wrong] == [
+        ("authentication.recipient_authentication_failed", 2),
+        ("authentication.recipient_authentication_failed", 1),
+        ("authentication.recipient_locked_out", None),
+    ]
+    assert (while_locked["status"], while_locked["code"]) == (403, "recipient_locked")
+    assert reset["type"] == "workflow.recipient_authentication_reset"
+    assert cleared["was_locked"] is True
+    assert after_reset["type"] == "authentication.recipient_authenticated"
+    assert alice_after == alice_before
+
+    codes = [json.loads(line)["code"] for line in system.sandbox.read_text().splitlines()]
+    published = [r.value.decode() for r in system.watch.records
+                 if BY_NAME.get(system.connections.registry_name(r.topic).removesuffix(".dlq")) is not None
+                 and (r.topic.endswith(".events") or r.topic.endswith(".dlq"))]
+    logged = [logging.getLogger().handlers[0].format(record) for record in caplog.records]
+    assert len(codes) == 3 and len(published) > 20 and logged, "the scan must have something to scan"
+    assert leaks(published + logged, [*codes, ACCESS_CODE, OWNER_PASSWORD, token]) == []
+
+
+async def _cleared(system: System, correlation_id: str) -> dict[str, Any] | None:
+    for record in system.watch.records:
+        if record.topic.endswith("authentication.events") and correlated(record, correlation_id):
+            body = json.loads(record.value)
+            if body["type"] == "authentication.recipient_authentication_cleared":
+                return body
+    return None

@@ -1,0 +1,42 @@
+"""Looking for secrets in what was published and logged, without tripping on ids and timestamps."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+_NOT_A_SECRET = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}[T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?"  # timestamps (microseconds look like codes)
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"  # uuids
+)
+
+
+def strings(document: Any) -> Iterator[str]:
+    """Every string in a JSON document: keys and values, at any depth."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield str(key)
+            yield from strings(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from strings(item)
+    elif document is not None:
+        yield str(document)
+
+
+def leaks(texts: Iterable[str], secrets: Iterable[str]) -> list[tuple[str, str]]:
+    """(secret, where) for every secret found in a text (a JSON document, or a plain line)."""
+    secrets = [s for s in secrets if s]
+    found = []
+    for text in texts:
+        try:
+            values = list(strings(json.loads(text)))
+        except ValueError:
+            values = [text]
+        for value in values:
+            if _NOT_A_SECRET.match(value):
+                continue
+            found += [(secret, text[:200]) for secret in secrets if re.search(rf"(?<!\d){re.escape(secret)}(?!\d)", value)]
+    return found
