@@ -4,25 +4,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faststream import FastStream
+from faststream.asgi import AsgiFastStream
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from libs.accounts import ACCOUNT_STATE_HANDLERS
+from libs.logging import get_logger
+from libs.secrets import SecretSettings
 from libs.service import ServiceDefinition, ServiceSettings, build_app
-from signgate_contracts.topics import AUTHENTICATION_EVENTS, WORKFLOW_COMMANDS
+from libs.tokens import TokenSettings
+from services.workflow.handlers import HANDLERS
+from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WORKFLOW_COMMANDS
+
+__all__ = ["DEFINITION", "WorkflowSettings", "create_app"]
+
+log = get_logger(__name__)
 
 
 class WorkflowSettings(ServiceSettings):
+    """``SIGNGATE_WORKFLOW_*``, plus the shared pepper (``SIGNGATE_SECRET_PEPPER``: access codes are
+    hashed as the authentication service checks them) and token key (``SIGNGATE_TOKEN_PUBLIC_KEY``)."""
+
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_WORKFLOW_", extra="ignore")
+
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
 
 
 DEFINITION = ServiceDefinition(
     name="workflow",
     schema="workflow",
-    consumes=(WORKFLOW_COMMANDS, AUTHENTICATION_EVENTS),
-    handlers={},
+    consumes=(WORKFLOW_COMMANDS, AUTHENTICATION_EVENTS, IDENTITY_EVENTS),
+    handlers={
+        **HANDLERS,
+        **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
+    },
     folder=Path(__file__).parent,
 )
 
 
-def create_app(settings: WorkflowSettings | None = None) -> FastStream:
-    return build_app(DEFINITION, settings or WorkflowSettings())
+def create_app(settings: WorkflowSettings | None = None) -> AsgiFastStream:
+    settings = settings or WorkflowSettings()
+    missing = [name for name, value in (
+        ("SIGNGATE_SECRET_PEPPER", settings.secrets.pepper),
+        ("SIGNGATE_TOKEN_PUBLIC_KEY", settings.tokens.public_key or settings.tokens.private_key),
+    ) if value is None]
+    app = build_app(DEFINITION, settings)
+    if missing:  # started anyway: commands needing them are answered with a 500 and logged
+        log.warning("workflow is not configured to verify tokens or hash secrets", missing=missing)
+    return app

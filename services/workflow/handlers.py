@@ -1,0 +1,165 @@
+"""Use cases of the workflow service, each inside the handler's transaction.
+
+A command that changes a package identifies the caller, hashes any secret it carries
+(before taking the package's row lock), reads the package for update, lets `domain.decide`
+apply the rule, writes what changed and a history entry per change, and returns the
+events. A query answers the caller's ``reply_to``. Facts from the authentication service
+are appended to the history. A refusal raised anywhere becomes the `command.rejected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from libs.logging import get_logger
+from libs.messaging.outgoing import Outgoing
+from libs.service import Unit
+from services.workflow import domain, repository, views
+from services.workflow.callers import hash_secret, identify_caller
+from services.workflow.domain import AuthenticationFact, Change, Decision, Package
+from services.workflow.repository import NewHistoryEntry
+from signgate_contracts import authentication as auth
+from signgate_contracts.envelope import Command, Event, Message
+from signgate_contracts.topics import WORKFLOW_EVENTS, WORKFLOW_REPLIES
+from signgate_contracts.workflow import (
+    GetRecipientAuthentication,
+    GetWorkflowHistory,
+    HistoryEntry,
+    WorkflowHistoryListed,
+)
+
+log = get_logger(__name__)
+
+Rule = Callable[[Package | None], Decision]
+
+
+async def apply(message: Message, package_id: str, actor: str, unit: Unit, rule: Rule) -> list[Outgoing]:
+    """Decide on the package under its row lock; write the new state, history and events."""
+    assert unit.connection is not None
+    before = await repository.select_package(unit.connection, package_id, for_update=True)
+    return await save(message, actor, unit, before, rule(before))
+
+
+async def save(
+    message: Message, actor: str, unit: Unit, before: Package | None, decision: Decision
+) -> list[Outgoing]:
+    connection = unit.connection
+    assert connection is not None
+    package_id = decision.package.package_id
+    if before is None:
+        await repository.insert_package(connection, decision.package)
+    else:
+        await repository.update_package(connection, before, decision.package)
+    await repository.insert_history_entries(connection, package_id, history(message, actor, decision.changes))
+    return [Outgoing(WORKFLOW_EVENTS.name, package_id, event) for event in views.events(decision)]
+
+
+def history(message: Message, actor: str, changes: Sequence[Change]) -> list[NewHistoryEntry]:
+    return [
+        NewHistoryEntry(
+            occurred_at=message.occurred_at, actor=actor, action=change.action, order=change.order,
+            correlation_id=message.correlation_id, cause_id=message.event_id, position=position,
+            details=dict(change.details),
+        )
+        for position, change in enumerate(changes)
+    ]
+
+
+def reply(command: Command, package_id: str, message: Event) -> Outgoing:
+    """A query's answer: to the caller's ``reply_to``, or to the workflow's replies topic."""
+    if command.reply_to:
+        return Outgoing.reply(command.reply_to, package_id, message)
+    return Outgoing(WORKFLOW_REPLIES.name, package_id, message)
+
+
+# -- commands that change a package --
+
+
+async def change_package(command: Command, unit: Unit) -> list[Outgoing]:
+    """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the lock."""
+    caller = await identify_caller(command, unit)
+    secret_hash = await hash_secret(unit, domain.secret_of(command))
+    package_id: str = command.package_id  # type: ignore[attr-defined]
+    return await apply(command, package_id, caller, unit,
+                       lambda package: domain.decide(command, package, caller, secret_hash))
+
+
+# -- queries --
+
+
+async def get_recipient_authentication(command: GetRecipientAuthentication, unit: Unit) -> list[Outgoing]:
+    caller = await identify_caller(command, unit)
+    assert unit.connection is not None
+    found = await repository.select_package(unit.connection, command.package_id)
+    package, recipient = domain.readable_recipient(found, caller, command.order)
+    return [reply(command, package.package_id, views.describe(package, recipient))]
+
+
+async def get_workflow_history(command: GetWorkflowHistory, unit: Unit) -> list[Outgoing]:
+    caller = await identify_caller(command, unit)
+    assert unit.connection is not None
+    domain.readable_history(await repository.select_package(unit.connection, command.package_id), caller)
+    records = await repository.select_history(
+        unit.connection, command.package_id, after_sequence=command.after_sequence, limit=command.limit + 1
+    )
+    page = records[: command.limit]
+    entries = [
+        HistoryEntry(
+            sequence=r.sequence, occurred_at=r.occurred_at, recorded_at=r.recorded_at, actor=r.actor,
+            action=r.action, order=r.order, correlation_id=str(r.correlation_id) if r.correlation_id else None,
+            details=r.details,
+        )
+        for r in page
+    ]
+    next_after = page[-1].sequence if len(records) > command.limit else None
+    return [reply(command, command.package_id, WorkflowHistoryListed(
+        package_id=command.package_id, entries=entries, next_after=next_after))]
+
+
+# -- facts from the authentication service --
+
+FactReader = Callable[[Any], AuthenticationFact]
+
+FACTS: Mapping[type[Event], FactReader] = {
+    auth.RecipientAuthenticated: lambda e: AuthenticationFact(
+        "recipient_authenticated", e.order, e.occurred_at, failed_attempts=0,
+        details={"method": e.method}),
+    auth.RecipientAuthenticationFailed: lambda e: AuthenticationFact(
+        "recipient_authentication_failed", e.order, e.occurred_at, failed_attempts=e.attempts_used,
+        details={"method": e.method, "reason": e.reason, "attempts_remaining": e.attempts_remaining}),
+    auth.RecipientLockedOut: lambda e: AuthenticationFact(
+        "recipient_locked_out", e.order, e.locked_at, failed_attempts=e.failures, locked=True,
+        details={"method": e.method, "failures": e.failures}),
+    auth.RecipientAuthenticationCleared: lambda e: AuthenticationFact(
+        "recipient_authentication_cleared", e.order, e.occurred_at, failed_attempts=0, locked=False,
+        details={"was_locked": e.was_locked}),
+    auth.SignerAuthenticated: lambda e: AuthenticationFact(
+        "signer_authenticated", None, e.occurred_at,
+        details={"user_id": e.user_id, "document_id": e.document_id, "field_name": e.field_name}),
+    auth.SignerAuthenticationFailed: lambda e: AuthenticationFact(
+        "signer_authentication_failed", None, e.occurred_at,
+        details={"user_id": e.user_id, "document_id": e.document_id, "field_name": e.field_name,
+                 "reason": e.reason, "attempts_remaining": e.attempts_remaining}),
+}
+"""The authentication service's facts the history records, and what each says."""
+
+
+async def record_authentication_fact(event: Event, unit: Unit) -> list[Outgoing]:
+    """Append a success, failure, lockout or clearing to the package's history."""
+    fact = FACTS[type(event)](event)
+    package_id: str = event.package_id  # type: ignore[attr-defined]
+    assert unit.connection is not None
+    package = await repository.select_package(unit.connection, package_id, for_update=True)
+    if package is None:
+        log.warning("authentication fact about an unknown package ignored", package_id=package_id)
+        return []
+    return await save(event, "authentication", unit, package, domain.record_authentication_fact(package, fact))
+
+
+HANDLERS: Mapping[type[Message], Callable[[Any, Unit], Any]] = {
+    **dict.fromkeys(domain.CHANGES, change_package),
+    GetRecipientAuthentication: get_recipient_authentication,
+    GetWorkflowHistory: get_workflow_history,
+    **dict.fromkeys(FACTS, record_authentication_fact),
+}

@@ -1,0 +1,214 @@
+"""The workflow's SQL: packages with their recipients, and the history, in the `workflow` schema.
+
+Functions are named after the SQL they run and take the caller's connection, so a handler's
+reads and writes share its transaction. Reading a package for a change locks its row
+(``for_update``): commands for one package are applied one at a time even while partitions
+move between replicas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.workflow.domain import Authentication, Document, Package, Recipient
+from signgate_contracts.workflow import AccessWindow, IdentityVerification
+
+
+@dataclass(frozen=True)
+class NewHistoryEntry:
+    occurred_at: datetime
+    actor: str
+    action: str
+    cause_id: UUID
+    position: int
+    """Among the entries of the message that caused it."""
+    order: int | None = None
+    correlation_id: UUID | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    sequence: int
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    action: str
+    order: int | None
+    correlation_id: UUID | None
+    details: dict[str, Any]
+
+
+# -- packages --
+
+
+async def select_package(
+    connection: asyncpg.Connection, package_id: str, *, for_update: bool = False
+) -> Package | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM packages WHERE package_id = $1" + (" FOR UPDATE" if for_update else ""), package_id
+    )
+    if row is None:
+        return None
+    recipients = await connection.fetch(
+        "SELECT * FROM recipients WHERE package_id = $1 ORDER BY recipient_order", package_id
+    )
+    return Package(
+        package_id=row["package_id"],
+        owner_id=row["owner_id"],
+        name=row["name"],
+        workflow_type=row["workflow_type"],
+        documents=tuple(Document(**d) for d in json.loads(row["documents"])),
+        recipients=tuple(_recipient(r) for r in recipients),
+        registered_at=row["registered_at"],
+        state=row["state"],
+        locked=row["locked"],
+        on_behalf_of=row["on_behalf_of"],
+        shared_at=row["shared_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+async def select_package_ids(connection: asyncpg.Connection, prefix: str) -> list[str]:
+    """Ids of the packages whose id starts with ``prefix`` (for tools and tests)."""
+    rows = await connection.fetch(
+        "SELECT package_id FROM packages WHERE starts_with(package_id, $1) ORDER BY package_id", prefix
+    )
+    return [row["package_id"] for row in rows]
+
+
+async def insert_package(connection: asyncpg.Connection, package: Package) -> None:
+    await connection.execute(
+        "INSERT INTO packages (package_id, owner_id, name, workflow_type, state, locked, on_behalf_of,"
+        " documents, registered_at, shared_at, finished_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)",
+        package.package_id, package.owner_id, package.name, package.workflow_type, package.state,
+        package.locked, package.on_behalf_of,
+        json.dumps([{"document_id": d.document_id, "name": d.name} for d in package.documents]),
+        package.registered_at, package.shared_at, package.finished_at,
+    )
+    await connection.executemany(
+        "INSERT INTO recipients (package_id, recipient_order, email, name, role, mobile_number, status,"
+        " received_at, signed_at, declined_at, authentication, access_window, failed_attempts, locked_out_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14)",
+        [(package.package_id, r.order, r.email, r.name, r.role, r.mobile_number, *_recipient_state(r))
+         for r in package.recipients],
+    )
+
+
+async def update_package(connection: asyncpg.Connection, before: Package, after: Package) -> None:
+    """Write what changed between ``before`` and ``after``: the package row, the recipients."""
+    if replace(before, recipients=()) != replace(after, recipients=()):
+        await connection.execute(
+            "UPDATE packages SET state = $2, locked = $3, shared_at = $4, finished_at = $5"
+            " WHERE package_id = $1",
+            after.package_id, after.state, after.locked, after.shared_at, after.finished_at,
+        )
+    changed = [new for old, new in zip(before.recipients, after.recipients, strict=True) if old != new]
+    if changed:
+        await connection.executemany(
+            "UPDATE recipients SET status = $3, received_at = $4, signed_at = $5, declined_at = $6,"
+            " authentication = $7::jsonb, access_window = $8::jsonb, failed_attempts = $9, locked_out_at = $10"
+            " WHERE package_id = $1 AND recipient_order = $2",
+            [(after.package_id, r.order, *_recipient_state(r)) for r in changed],
+        )
+
+
+def _recipient_state(recipient: Recipient) -> tuple[Any, ...]:
+    return (
+        recipient.status, recipient.received_at, recipient.signed_at, recipient.declined_at,
+        _dump_authentication(recipient.authentication),
+        recipient.access_window.model_dump_json() if recipient.access_window else None,
+        recipient.failed_attempts, recipient.locked_out_at,
+    )
+
+
+def _recipient(row: asyncpg.Record) -> Recipient:
+    return Recipient(
+        order=row["recipient_order"],
+        email=row["email"],
+        name=row["name"],
+        role=row["role"],
+        mobile_number=row["mobile_number"],
+        status=row["status"],
+        received_at=row["received_at"],
+        signed_at=row["signed_at"],
+        declined_at=row["declined_at"],
+        authentication=_load_authentication(row["authentication"]),
+        access_window=AccessWindow.model_validate_json(row["access_window"]) if row["access_window"] else None,
+        failed_attempts=row["failed_attempts"],
+        locked_out_at=row["locked_out_at"],
+    )
+
+
+def _dump_authentication(authentication: Authentication | None) -> str | None:
+    if authentication is None:
+        return None
+    verification = authentication.identity_verification
+    return json.dumps({
+        "methods": list(authentication.methods),
+        "secret_hash": authentication.secret_hash,
+        "mobile_number": authentication.mobile_number,
+        "retry_count": authentication.retry_count,
+        "frequency": authentication.frequency,
+        "identity_verification": verification.model_dump(mode="json") if verification else None,
+        "on_behalf_of": authentication.on_behalf_of,
+    })
+
+
+def _load_authentication(text: str | None) -> Authentication | None:
+    if text is None:
+        return None
+    document = json.loads(text)
+    verification = document["identity_verification"]
+    return Authentication(
+        methods=tuple(document["methods"]),
+        secret_hash=document["secret_hash"],
+        mobile_number=document["mobile_number"],
+        retry_count=document["retry_count"],
+        frequency=document["frequency"],
+        identity_verification=IdentityVerification.model_validate(verification) if verification else None,
+        on_behalf_of=document["on_behalf_of"],
+    )
+
+
+# -- history --
+
+
+async def insert_history_entries(
+    connection: asyncpg.Connection, package_id: str, entries: Sequence[NewHistoryEntry]
+) -> None:
+    """Append entries after the package's last one (the caller holds the package's row lock)."""
+    await connection.executemany(
+        "INSERT INTO history (package_id, sequence, occurred_at, actor, action, recipient_order,"
+        " correlation_id, cause_id, position, details)"
+        " SELECT $1, coalesce(max(sequence), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb"
+        " FROM history WHERE package_id = $1",
+        [(package_id, e.occurred_at, e.actor, e.action, e.order, e.correlation_id, e.cause_id, e.position,
+          json.dumps(e.details)) for e in entries],
+    )
+
+
+async def select_history(
+    connection: asyncpg.Connection, package_id: str, *, after_sequence: int = 0, limit: int | None = None
+) -> list[HistoryRecord]:
+    rows = await connection.fetch(
+        "SELECT sequence, occurred_at, recorded_at, actor, action, recipient_order, correlation_id, details"
+        " FROM history WHERE package_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+        package_id, after_sequence, limit,
+    )
+    return [
+        HistoryRecord(
+            sequence=row["sequence"], occurred_at=row["occurred_at"], recorded_at=row["recorded_at"],
+            actor=row["actor"], action=row["action"], order=row["recipient_order"],
+            correlation_id=row["correlation_id"], details=json.loads(row["details"]),
+        )
+        for row in rows
+    ]
