@@ -1,0 +1,65 @@
+"""The workflow service as its own process, killed in the middle of a burst and started again."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from libs.postgres import create_pool
+from libs.settings import ConnectionSettings
+from libs.topics_admin import create_topics
+from services.workflow import repository
+from tests.support.processes import service_env
+from tests.support.workflow_burst import comparable, generate, new_prefix, outcome_types, reference
+from tests.support.workflow_driver import Keys, User, WorkflowProcess, workflow_client
+
+
+async def test_process_killed_mid_burst_loses_no_command_and_applies_none_twice(
+    provisioned: ConnectionSettings, tmp_path: Path
+) -> None:
+    """SIGKILLed mid-burst and restarted, the service gives every command exactly one outcome and
+    ends with the state and history (no entry twice) that applying them one by one gives."""
+    connections = provisioned.model_copy(update={"topic_prefix": f"{provisioned.topic_prefix}wfcrash."})
+    await create_topics(connections)
+    keys = Keys()
+    issuer = keys.issuer()
+    burst = generate(User.new(issuer, "owner"), User.new(issuer, "stranger"), packages=25, per_package=20,
+                     seed=11, prefix=new_prefix("crash"))
+    expected = reference(burst)
+    env = service_env(connections, **keys.env())
+
+    async with workflow_client(connections) as client:
+        first = WorkflowProcess(env, tmp_path / "first.log").start()
+        try:
+            await client.publish(burst.commands)
+            await client.watcher.wait_count(60, timeout=60)
+            first.kill()
+            answered_before_the_kill = len(client.watcher.by_correlation)
+            second = WorkflowProcess(env, tmp_path / "second.log").start()
+            try:
+                await client.watcher.wait_all(expected.outcomes, timeout=90)
+                for correlation_id, types in expected.outcomes.items():
+                    if len(types) > 1:
+                        await client.watcher.wait_outcomes(correlation_id, len(types))
+            finally:
+                second.stop()
+        finally:
+            first.stop()
+        outcomes = {cid: outcome_types(client.watcher.outcomes(cid)) for cid in expected.outcomes}
+
+    assert answered_before_the_kill < len(burst.commands), "the kill came after the burst was done"
+    assert outcomes == expected.outcomes
+    pool = await create_pool(connections.database_url, "workflow")
+    try:
+        async with pool.acquire() as connection:
+            for package_id, package in expected.packages.items():
+                assert comparable(await repository.select_package(connection, package_id)) == comparable(package)
+                history = await repository.select_history(connection, package_id)
+                assert [(h.action, h.order, h.details) for h in history] == expected.history.get(package_id, [])
+                assert [h.sequence for h in history] == list(range(1, len(history) + 1))
+            causes = await connection.fetch(
+                "SELECT cause_id, position FROM history WHERE starts_with(package_id, $1)",
+                burst.commands[0].package_id.rsplit("-", 1)[0])
+    finally:
+        await pool.close()
+    assert not [key for key, n in Counter((r["cause_id"], r["position"]) for r in causes).items() if n > 1]
