@@ -18,12 +18,9 @@ from signgate_contracts.rejection import CommandRejected
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
-Order = Field(ge=1, le=50, description="The recipient's place in the workflow.")
-
-
 class _RecipientCommand(Command):
     package_id: str = Field(min_length=1, max_length=100)
-    order: int | None = Order
+    order: int | None = Field(default=None, ge=1, le=50, description="The recipient's place in the workflow.")
     email: EmailStr | None = Field(default=None, description="Names the recipient when no order is given.")
 
     @model_validator(mode="after")

@@ -4,73 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any
 
 import pytest
 
-from libs.tokens import TokenSettings
-from services.identity.admin_token import operator_token
-from signgate_contracts import Command, encode
 from signgate_contracts import authentication as auth
-from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
-from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC
+from signgate_contracts.topics import BY_NAME
 from tests.e2e.conftest import System
-from tests.support.kafka import correlated, producer
+from tests.e2e.steps import (
+    OWNER_PASSWORD,
+    authentication,
+    latest_sms_code,
+    owner_token,
+    send,
+    shared_package,
+    workflow,
+)
+from tests.support.kafka import correlated
 from tests.support.scanning import leaks
 from tests.support.waiting import until
 
 ACCESS_CODE = "Acme-7391-Code"
-OWNER_PASSWORD = "Owner-pass-4417"
 BOB_MOBILE = "+447700900123"
-
-
-async def send(system: System, topic: str, command: Command, *, answer_on: str | None = None,
-               key: str = "k") -> dict[str, Any]:
-    """Publish a command and return its outcome (or, with ``answer_on``, the record there)."""
-    connections = system.connections
-    target = connections.topic(answer_on or OUTCOME_TOPIC[topic].name)
-    async with producer(connections.kafka_bootstrap) as client:
-        await client.send_and_wait(connections.topic(topic), encode(command), key=key.encode())
-    [record, *_] = await system.watch.wait_for(
-        lambda r: r.topic == target and correlated(r, command.correlation_id), timeout=30
-    )
-    return json.loads(record.value)
-
-
-def latest_code(system: System, destination: str) -> str:
-    deliveries = [json.loads(line) for line in system.sandbox.read_text().splitlines()]
-    return [d for d in deliveries if d["destination"] == destination][-1]["code"]
-
-
-async def owner_token(system: System) -> str:
-    secrets = system.secrets
-    admin = operator_token(TokenSettings(
-        private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"], public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]
-    )).token
-    user_name = f"owner-{uuid.uuid4().hex[:6]}@example.com"
-    registered = await send(system, "signgate.identity.commands", idn.RegisterUser(
-        user_name=user_name, first_name="Olive", last_name="Owner", password=OWNER_PASSWORD,
-        accounts=[idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)],
-        access_token=admin,
-    ), key=user_name)
-    assert registered["type"] == "identity.user_registered", registered
-    reply = await send(system, "signgate.identity.commands",
-                       idn.AuthenticateUser(user_name=user_name, password=OWNER_PASSWORD),
-                       answer_on="signgate.identity.replies", key=user_name)
-    assert reply["success"] is True, reply
-    return reply["access_token"]
-
-
-async def workflow(system: System, command: Command) -> dict[str, Any]:
-    outcome = await send(system, "signgate.workflow.commands", command, key=command.package_id)
-    assert outcome["type"] != "command.rejected", outcome
-    return outcome
-
-
-async def authentication(system: System, command: Command, **kwargs) -> dict[str, Any]:
-    return await send(system, "signgate.authentication.commands", command, key=command.package_id, **kwargs)
 
 
 async def alice_as_seen(system: System, package_id: str, token: str) -> tuple[dict, dict, list]:
@@ -88,31 +44,18 @@ async def alice_as_seen(system: System, package_id: str, token: str) -> tuple[di
 
 @pytest.fixture
 async def package(system: System) -> tuple[str, str]:
-    """A shared package: Alice (1) opens with an access code, Bob (2) with an SMS OTP (SigningHub body)."""
+    """A shared package: Alice (1) opens with an access code (BoldSign's body), Bob (2) with an SMS
+    OTP (SigningHub's body)."""
     token = await owner_token(system)
-    package_id = f"pkg-{uuid.uuid4().hex[:8]}"
-    await workflow(system, wf.RegisterPackage(
-        package_id=package_id, name="Lease", access_token=token,
-        documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
-        recipients=[wf.RecipientSpec(order=1, email="alice@example.com", name="Alice"),
-                    wf.RecipientSpec(order=2, email="bob@example.com", name="Bob", mobile_number=BOB_MOBILE)],
-    ))
-    await workflow(system, wf.AddAuthentication.model_validate({
-        "package_id": package_id, "access_token": token,
-        "body": {"accessCode": ACCESS_CODE, "authenticationType": "AccessCode", "emailId": "alice@example.com"},
-    }))
-    await workflow(system, wf.UpdateRecipientAuthentication.model_validate({
-        "package_id": package_id, "order": 2, "access_token": token,
-        "body": {"apply_to_all": False, "authentication": {
+    package_id = await shared_package(
+        system, token,
+        [wf.RecipientSpec(order=1, email="alice@example.com", name="Alice"),
+         wf.RecipientSpec(order=2, email="bob@example.com", name="Bob", mobile_number=BOB_MOBILE)],
+        {"body": {"accessCode": ACCESS_CODE, "authenticationType": "AccessCode", "emailId": "alice@example.com"}},
+        {"order": 2, "body": {"apply_to_all": False, "authentication": {
             "enabled": True, "password": {"enabled": False, "user_password": ""},
-            "sms_otp": {"enabled": True, "mobile_number": "00447700900123"}}},
-    }))
-    await workflow(system, wf.ShareWorkflow(package_id=package_id, access_token=token))
-    pool = system.services["authentication"].resources.pool
-    await until(lambda: pool.fetchval(
-        "SELECT count(*) = 2 FROM recipients r JOIN packages p USING (package_id)"
-        " WHERE package_id = $1 AND methods <> '{}' AND p.state = 'in_progress'", package_id),
-        what="the authentication service's projection of the package")
+            "sms_otp": {"enabled": True, "mobile_number": "00447700900123"}}}},
+    )
     return package_id, token
 
 
@@ -128,9 +71,9 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, packag
 
     sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
     first = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
-                                                                code=latest_code(system, BOB_MOBILE)))
+                                                                code=latest_sms_code(system, BOB_MOBILE)))
     await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
-    right = latest_code(system, BOB_MOBILE)
+    right = latest_sms_code(system, BOB_MOBILE)
     wrong = [await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
                                                                  code=str((int(right) + n) % 10**6).zfill(6)))
              for n in (1, 2, 3)]
@@ -139,7 +82,7 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, packag
     cleared = await until(lambda: _cleared(system, reset["correlation_id"]), what="the reset reaching authentication")
     await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
     after_reset = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
-                                                                      code=latest_code(system, BOB_MOBILE)))
+                                                                      code=latest_sms_code(system, BOB_MOBILE)))
     alice_after = await alice_as_seen(system, package_id, token)
 
     assert opened["type"] == "authentication.recipient_authenticated"
@@ -162,7 +105,7 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, packag
                  if BY_NAME.get(system.connections.registry_name(r.topic).removesuffix(".dlq")) is not None
                  and (r.topic.endswith(".events") or r.topic.endswith(".dlq"))]
     logged = [logging.getLogger().handlers[0].format(record) for record in caplog.records]
-    assert len(codes) == 3 and len(published) > 20 and logged, "the scan must have something to scan"
+    assert len(codes) >= 3 and len(published) > 20 and logged, "the scan must have something to scan"
     assert leaks(published + logged, [*codes, ACCESS_CODE, OWNER_PASSWORD, token]) == []
 
 
