@@ -76,14 +76,6 @@ async def select_package(
     )
 
 
-async def select_package_ids(connection: asyncpg.Connection, prefix: str) -> list[str]:
-    """Ids of the packages whose id starts with ``prefix`` (for tools and tests)."""
-    rows = await connection.fetch(
-        "SELECT package_id FROM packages WHERE starts_with(package_id, $1) ORDER BY package_id", prefix
-    )
-    return [row["package_id"] for row in rows]
-
-
 async def insert_package(connection: asyncpg.Connection, package: Package) -> None:
     await connection.execute(
         "INSERT INTO packages (package_id, owner_id, name, workflow_type, state, locked, on_behalf_of,"
