@@ -26,12 +26,14 @@ class Refusal(Exception):
         code: str | None = None,
         status: int | None = None,
         field: str | None = None,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.code
         self.status = status or self.status
         self.field = field
+        self.retry_after_seconds = retry_after_seconds
 
 
 class BadRequest(Refusal):

@@ -7,6 +7,8 @@ recognise their own number or address and no more.
 
 from __future__ import annotations
 
+from typing import Any
+
 MASK = "*"
 
 
@@ -36,3 +38,31 @@ def mask_destination(channel: str, destination: str) -> str:
     if channel == "email":
         return mask_email(destination)
     raise ValueError(f"unknown channel {channel!r}")
+
+
+_PHONE_FIELDS = frozenset({"destination", "mobile_number", "mobilenumber", "phone", "phone_number", "number"})
+_EMAIL_FIELDS = frozenset({"email", "emailid", "email_id", "user_name", "username", "on_behalf_of", "onbehalfof"})
+
+
+def mask_contacts(value: Any) -> Any:
+    """A copy of a JSON document with phone numbers and email addresses masked, at any depth.
+
+    For records kept after the fact (dead letters), where the dispatcher's need for the
+    destination in clear is gone.
+    """
+    if isinstance(value, dict):
+        return {key: _mask_field(key, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_contacts(item) for item in value]
+    return value
+
+
+def _mask_field(key: Any, item: Any) -> Any:
+    if not isinstance(item, str):
+        return mask_contacts(item)
+    name = str(key).lower()
+    if "@" in item and (name in _EMAIL_FIELDS or name == "destination"):
+        return mask_email(item)
+    if name in _PHONE_FIELDS and any(character.isdigit() for character in item):
+        return mask_phone(item)
+    return item

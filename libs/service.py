@@ -52,6 +52,10 @@ class ServiceSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         100, ge=0, description="Longest the broker holds a fetch for new records: the idle latency floor."
     )
+    session_timeout_ms: int = Field(
+        10_000, ge=1_000, description="How long a silent consumer keeps its partitions: the wait after a crash."
+    )
+    heartbeat_interval_ms: int = Field(3_000, ge=100, description="How often a consumer says it is alive.")
     stall_after: float = Field(
         60.0, gt=0, description="Seconds with records waiting and none handled before /health fails."
     )
@@ -166,6 +170,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
         title=definition.name,
     )
 

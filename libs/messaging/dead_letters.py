@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from libs.logging import redact
+from libs.masking import mask_contacts
 from signgate_contracts import UndecodableMessage
 from signgate_contracts.codec import read_object
 
@@ -17,14 +18,15 @@ from signgate_contracts.codec import read_object
 def dead_letter_record(record: ConsumerRecord, *, service: str, reason: str) -> bytes:
     """The DLQ payload for ``record``.
 
-    A payload that is a JSON object is kept with secret-named fields redacted; anything else
+    A payload that is a JSON object is kept with secret-named fields redacted and phone numbers
+    and email addresses masked; anything else
     is kept only as a digest and size (it may hold a credential in a shape no redactor knows),
     and can be read from the source topic at its partition and offset while it is retained.
     """
     raw: bytes = record.value or b""
     payload: dict[str, Any] | None
     try:
-        payload = redact(read_object(raw))
+        payload = mask_contacts(redact(read_object(raw)))
     except UndecodableMessage:
         payload = None
     document = {

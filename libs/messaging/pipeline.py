@@ -114,7 +114,8 @@ class Pipeline:
                 return await call_next(message)
             except Refusal as refusal:
                 log.info("command refused", status=refusal.status, rejection_code=refusal.code)
-                await self._reject(record, envelope, refusal.status, refusal.code, refusal.message, refusal.field)
+                await self._reject(record, envelope, refusal.status, refusal.code, refusal.message,
+                                   refusal.field, refusal.retry_after_seconds)
             except UndecodableMessage as error:
                 log.warning("undecodable record dead-lettered", reason=str(error))
                 await self._dead_letter(record, f"undecodable: {error}")
@@ -154,6 +155,7 @@ class Pipeline:
         code: str,
         text: str,
         field: str | None = None,
+        retry_after_seconds: int | None = None,
     ) -> None:
         registry_name = self.settings.registry_name(record.topic)
         outcome_topic = self.outcome_topics.get(registry_name)
@@ -166,6 +168,7 @@ class Pipeline:
             CommandRejected(
                 status=status, code=code, message=text, field=field,
                 command_type=envelope.type, command_event_id=envelope.event_id,
+                retry_after_seconds=retry_after_seconds,
             ),
         )
         key = record.key.decode(errors="replace") if record.key else str(envelope.correlation_id)

@@ -31,7 +31,8 @@ async def test_record_unacknowledged_at_a_crash_is_handled_after_restart(
     once, and the record behind it on the partition too."""
     connections = provisioned.model_copy(update={"topic_prefix": f"{provisioned.topic_prefix}crash."})
     await prepare_ledger(connections)
-    env = service_env(connections, SIGNGATE_LEDGER_RETRY_FIRST_DELAY="0.01")
+    env = service_env(connections, SIGNGATE_LEDGER_RETRY_FIRST_DELAY="0.01",
+                      SIGNGATE_LEDGER_SESSION_TIMEOUT_MS="3000", SIGNGATE_LEDGER_HEARTBEAT_INTERVAL_MS="500")
     first = Deposit(account="crash", amount=1, behaviour="hang")
     second = Deposit(account="crash", amount=2)
     redis = aioredis.Redis.from_url(connections.redis_url)

@@ -26,7 +26,8 @@ async def test_process_killed_mid_burst_loses_no_command_and_applies_none_twice(
     burst = generate(User.new(issuer, "owner"), User.new(issuer, "stranger"), packages=25, per_package=20,
                      seed=11, prefix=new_prefix("crash"))
     expected = reference(burst)
-    env = service_env(connections, **keys.env())
+    env = service_env(connections, **keys.env(), SIGNGATE_WORKFLOW_SESSION_TIMEOUT_MS="3000",
+                      SIGNGATE_WORKFLOW_HEARTBEAT_INTERVAL_MS="500")
 
     async with workflow_client(connections) as client:
         first = WorkflowProcess(env, tmp_path / "first.log").start()

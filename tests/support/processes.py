@@ -29,7 +29,8 @@ def service_env(connections: ConnectionSettings, **extra: str) -> dict[str, str]
 
 
 class ServiceProcess:
-    """``faststream run <factory> --factory`` in a child process, logging to a file."""
+    """``faststream run <factory> --factory`` in a child process, logging to a file, its HTTP
+    endpoint (/health, /metrics) on a free loopback port."""
 
     def __init__(self, factory: str, env: dict[str, str], log_path: Path) -> None:
         self.factory = factory
@@ -40,7 +41,8 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "faststream", "run", self.factory, "--factory"],
+                [sys.executable, "-m", "faststream", "run", self.factory, "--factory",
+                 "--host", "127.0.0.1", "--port", "0"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         return self

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -24,7 +22,7 @@ from signgate_contracts import encode
 from signgate_contracts.envelope import Command
 from signgate_contracts.topics import WORKFLOW_COMMANDS, WORKFLOW_EVENTS, WORKFLOW_REPLIES
 from tests.support.kafka import TopicWatcher
-from tests.support.processes import ROOT, ServiceProcess
+from tests.support.processes import ServiceProcess
 
 FACTORY = "services.workflow.app:create_app"
 CHEAP_ARGON2 = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
@@ -183,16 +181,7 @@ async def workflow_client(connections: ConnectionSettings, *extra_topics: str) -
 
 
 class WorkflowProcess(ServiceProcess):
-    """The workflow service as its own OS process, its HTTP endpoint on a free port."""
+    """The workflow service as its own OS process."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         super().__init__(FACTORY, env, log_path)
-
-    def start(self) -> WorkflowProcess:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "faststream", "run", self.factory, "--factory",
-                 "--host", "127.0.0.1", "--port", "0"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        return self

@@ -93,3 +93,15 @@ def test_secret_fields_stay_out_of_repr_but_travel_on_the_wire() -> None:
     command = Login(user_name="a", password="hunter2", attempts=1)
     assert "hunter2" not in repr(command)
     assert json.loads(command.model_dump_json())["password"] == "hunter2"
+
+
+def test_dead_letter_masks_phone_numbers_and_email_addresses() -> None:
+    """A dead-lettered OTP request keeps its destination masked, and a package's recipients too."""
+    body = {"type": "otp.delivery_requested", "channel": "sms", "destination": "+447700908899",
+            "recipients": [{"email": "alice@example.com", "mobile_number": "+447700900123"}],
+            "body": {"phoneNumber": {"countryCode": "+1", "number": "2015666802"}}}
+    document = json.loads(dead_letter_record(record(json.dumps(body).encode()), service="otp", reason="r"))
+    text = json.dumps(document)
+    assert document["payload"]["destination"] == "+44******8899"
+    assert document["payload"]["recipients"][0] == {"email": "a***@example.com", "mobile_number": "+44******0123"}
+    assert "2015666802" not in text and "alice@example.com" not in text
