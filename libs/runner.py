@@ -50,7 +50,9 @@ signgate is starting on
   (also written to {STACK_FILE})
 
 Send a first command from a second terminal and see its outcome:
-  {python.relative_to(ROOT) if python.is_relative_to(ROOT) else python} -m libs.send signgate.identity.commands '{{"type": "identity.ping"}}'
+  {python.relative_to(ROOT) if python.is_relative_to(ROOT) else python} -m libs.send signgate.identity.commands \\
+    '{{"type": "identity.authenticate_user", "user_name": "nobody@example.com", "password": "wrong"}}'
+Codes sent by SMS or email land in {DATA_DIR / "sandbox-outbox.jsonl"}.
 
 Ctrl-C stops everything.
 """
