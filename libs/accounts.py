@@ -5,7 +5,8 @@ say each user is in: disabled or not, and since when earlier tokens are revoked.
 not Redis, so that losing a cache can never re-enable a disabled user.
 
 To use it, a service
-- adds a migration creating the table below (its own schema, its own migration track);
+- asks for the shared ``accounts`` migration track (``shared_tracks=("accounts",)``), which
+  creates the table below in its own schema;
 - consumes ``signgate.identity.events`` with ``ACCOUNT_STATE_HANDLERS`` among its handlers;
 - verifies with ``TokenVerifier(..., states=PostgresAccountStates(pool_or_connection))``.
 

@@ -52,8 +52,13 @@ def read_track(track: str, folder: Path) -> list[Migration]:
     return migrations
 
 
-def service_tracks(schema: str, service_folder: Path) -> list[list[Migration]]:
-    return [read_track("spine", SPINE), read_track(schema, service_folder / "migrations")]
+def service_tracks(schema: str, service_folder: Path, shared: tuple[str, ...] = ()) -> list[list[Migration]]:
+    """The spine, the shared tracks a service asks for (``libs/sql/<name>/``), then its own."""
+    return [
+        read_track("spine", SPINE),
+        *(read_track(name, SPINE / name) for name in shared),
+        read_track(schema, service_folder / "migrations"),
+    ]
 
 
 async def migrate(database_url: str, schema: str, tracks: list[list[Migration]]) -> list[Migration]:

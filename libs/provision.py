@@ -31,7 +31,8 @@ class ProvisionSettings(BaseSettings):
 async def migrate_services(database_url: str, services: Iterable[ServiceDefinition]) -> None:
     for service in services:
         if service.schema and service.folder:
-            await migrate(database_url, service.schema, service_tracks(service.schema, service.folder))
+            await migrate(database_url, service.schema,
+                          service_tracks(service.schema, service.folder, service.shared_tracks))
 
 
 async def provision(settings: ProvisionSettings, services: Iterable[ServiceDefinition]) -> None:

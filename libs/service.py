@@ -102,6 +102,8 @@ class ServiceDefinition:
     schema: str | None = None
     """Postgres schema the service owns; None for a service without Postgres."""
     uses_redis: bool = False
+    shared_tracks: tuple[str, ...] = ()
+    """Shared migration tracks from ``libs/sql/`` (``accounts``: API users' account states)."""
     folder: Path | None = None
     """The service's package folder (holds ``migrations/``)."""
 

@@ -24,6 +24,7 @@ the password or access code only as a peppered argon2id hash.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -103,6 +104,14 @@ def international_number(value: str) -> str:
 
 
 InternationalNumber = Annotated[str, AfterValidator(international_number)]
+
+
+def email_digest(email: str) -> str:
+    """How events name a recipient's email without holding it: SHA-256 of the lower-cased address.
+
+    Consumers compute the same digest to find a recipient by email.
+    """
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 class Body(BaseModel):

@@ -29,6 +29,7 @@ __all__ = ["DEFINITION", "AuthenticationSettings", "create_app"]
 DEFINITION = ServiceDefinition(
     name="authentication",
     schema="authentication",
+    shared_tracks=("accounts",),
     uses_redis=True,
     consumes=(AUTHENTICATION_COMMANDS, WORKFLOW_EVENTS, IDENTITY_EVENTS, OTP_EVENTS),
     handlers={

@@ -8,8 +8,6 @@ which clears the recipient's counters and lock and says so.
 
 from __future__ import annotations
 
-import hashlib
-
 from libs.messaging.outgoing import Outgoing
 from libs.service import Unit
 from services.authentication import repository as db
@@ -17,11 +15,7 @@ from services.authentication.runtime import runtime
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity, workflow
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
-
-
-def email_digest(email: str) -> str:
-    """How workflow names a recipient's email in its events: SHA-256 of the lower-cased address."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+from signgate_contracts.workflow import email_digest
 
 
 async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> list[Outgoing]:

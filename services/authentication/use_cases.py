@@ -20,11 +20,11 @@ from services.authentication.domain import (
     check_attempt,
     grant_expiry,
 )
-from services.authentication.projection import email_digest
 from services.authentication.runtime import AuthenticationRuntime, runtime
 from signgate_contracts import Command, CommandRejected, Event, otp
 from signgate_contracts import authentication as auth
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
+from signgate_contracts.workflow import email_digest
 
 DOCUMENT_NOT_OWNED = "Document does not belong to user"
 NO_MOBILE_NUMBER = "No mobile number is set in the user's profile: add one to receive the one-time password"

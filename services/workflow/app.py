@@ -34,6 +34,7 @@ class WorkflowSettings(ServiceSettings):
 DEFINITION = ServiceDefinition(
     name="workflow",
     schema="workflow",
+    shared_tracks=("accounts",),
     consumes=(WORKFLOW_COMMANDS, AUTHENTICATION_EVENTS, IDENTITY_EVENTS),
     handlers={
         **HANDLERS,

@@ -8,7 +8,6 @@ Replies to the owner's queries carry no hash and no clear destination.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 
 from libs.masking import mask_email, mask_phone
@@ -34,12 +33,8 @@ from signgate_contracts.workflow import (
     WorkflowShared,
     WorkflowTerminated,
     WorkflowUnlocked,
+    email_digest,
 )
-
-
-def email_digest(email: str) -> str:
-    """The key by which another service finds a recipient by email without holding the email."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def destination(recipient: Recipient, authentication: Authentication) -> Destination | None:

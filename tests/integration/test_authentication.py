@@ -17,7 +17,6 @@ from libs.settings import ConnectionSettings
 from libs.tokens import TokenIssuer, TokenSettings, generate_key_pair
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings
-from services.authentication.projection import email_digest
 from signgate_contracts import Command, Message, Topic, encode
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
@@ -27,6 +26,7 @@ from signgate_contracts.topics import (
     AUTHENTICATION_REPLIES,
     WORKFLOW_EVENTS,
 )
+from signgate_contracts.workflow import email_digest
 from tests.support.kafka import TopicWatcher, correlated, producer
 from tests.support.waiting import until
 
