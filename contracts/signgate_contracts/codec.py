@@ -11,6 +11,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 from signgate_contracts.envelope import Message
 from signgate_contracts.topics import Topic
 
+MAX_TYPE_LENGTH = 200
+"""No message type name is longer; a longer ``type`` is not a message type at all."""
+
 
 class UndecodableMessage(ValueError):
     """The bytes are not a signgate message at all: not JSON, not an object, or no `type`."""
@@ -38,6 +41,8 @@ def read_object(raw: bytes) -> dict[str, Any]:
         raise UndecodableMessage(f"not a JSON object but {type(document).__name__}")
     if not isinstance(document.get("type"), str):
         raise UndecodableMessage("no string `type` field")
+    if len(document["type"]) > MAX_TYPE_LENGTH:  # it is echoed in rejections and dead letters
+        raise UndecodableMessage(f"`type` longer than {MAX_TYPE_LENGTH} characters")
     return document
 
 

@@ -14,6 +14,10 @@ from libs.masking import mask_contacts
 from signgate_contracts import UndecodableMessage
 from signgate_contracts.codec import read_object
 
+MAX_KEPT_PAYLOAD = 64 * 1024
+"""Bytes of redacted JSON a dead letter keeps; beyond it (escaping can triple a record's size,
+past the broker's 1 MiB limit) only the digest and size are kept."""
+
 
 def dead_letter_record(record: ConsumerRecord, *, service: str, reason: str) -> bytes:
     """The DLQ payload for ``record``.
@@ -22,12 +26,16 @@ def dead_letter_record(record: ConsumerRecord, *, service: str, reason: str) -> 
     and email addresses masked; anything else
     is kept only as a digest and size (it may hold a credential in a shape no redactor knows),
     and can be read from the source topic at its partition and offset while it is retained.
+    So is an object nested too deeply to redact, or too large to keep: the dead letter must
+    always fit on the broker, or the partition would stop on it.
     """
     raw: bytes = record.value or b""
     payload: dict[str, Any] | None
     try:
         payload = mask_contacts(redact(read_object(raw)))
-    except UndecodableMessage:
+        if len(json.dumps(payload)) > MAX_KEPT_PAYLOAD:
+            payload = None
+    except (UndecodableMessage, RecursionError):
         payload = None
     document = {
         "reason": reason,

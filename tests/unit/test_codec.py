@@ -166,3 +166,9 @@ def test_decoded_messages_are_frozen() -> None:
     decoded = decode(IDENTITY_EVENTS, encode(_rejection()))
     with pytest.raises(ValidationError):
         decoded.code = "other"  # type: ignore[misc]
+
+
+def test_overlong_type_is_undecodable() -> None:
+    """A `type` longer than any message type name is refused before it could be echoed in outcomes."""
+    with pytest.raises(UndecodableMessage, match="longer than"):
+        decode(BY_NAME["signgate.identity.commands"], json.dumps({"type": "x" * 900_000}).encode())

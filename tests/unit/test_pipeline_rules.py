@@ -105,3 +105,17 @@ def test_dead_letter_masks_phone_numbers_and_email_addresses() -> None:
     assert document["payload"]["destination"] == "+44******8899"
     assert document["payload"]["recipients"][0] == {"email": "a***@example.com", "mobile_number": "+44******0123"}
     assert "2015666802" not in text and "alice@example.com" not in text
+
+
+def test_dead_letter_of_an_object_too_deep_to_redact_keeps_only_a_digest() -> None:
+    """A JSON object nested deeper than the redactor can walk is dead-lettered as digest and size."""
+    raw = ('{"type":"x.y","a":' + '{"a":' * 900 + '1' + '}' * 901).encode()
+    document = json.loads(dead_letter_record(record(raw), service="identity", reason="r"))
+    assert document["payload"] is None and document["payload_size"] == len(raw)
+
+
+def test_dead_letter_of_a_huge_object_fits_on_the_broker() -> None:
+    """A JSON object whose escaped form would pass the broker's 1 MiB limit is kept only as a digest."""
+    raw = json.dumps({"type": "x.y", "name": "é" * 300_000}, ensure_ascii=False).encode()
+    dead_letter = dead_letter_record(record(raw), service="identity", reason="r")
+    assert len(dead_letter) < 64 * 1024 and json.loads(dead_letter)["payload"] is None
