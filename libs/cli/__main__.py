@@ -1,0 +1,3 @@
+from libs.cli import app
+
+app(prog_name="signgate")

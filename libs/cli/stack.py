@@ -1,0 +1,70 @@
+"""Finding the stack to talk to, and the credentials a development stack lets the CLI use.
+
+The broker is ``--bootstrap``, else ``SIGNGATE_KAFKA_BOOTSTRAP``, else what a running `make run`
+wrote to ``.signgate/stack.json``. An operator token is minted from the token signing key
+(``SIGNGATE_TOKEN_PRIVATE_KEY``, else the `make run` stack's development key). An owner's token
+is kept in a file readable by its owner only under ``.signgate/``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from pathlib import Path
+
+from libs.dev_secrets import development_secrets
+from libs.stack import DATA_DIR, STACK_FILE
+from libs.tokens import TokenSettings
+from services.identity.admin_token import operator_token
+
+
+def reply_topic(topic_prefix: str = "") -> str:
+    """The CLI's and the demo's own reply topic: one per local user, reused across runs."""
+    user = re.sub(r"[^A-Za-z0-9_-]", "-", getpass.getuser())
+    return f"{topic_prefix}signgate-cli.{user}.replies"
+
+
+TOKEN_FILE = DATA_DIR / "cli-token"
+"""The last token `signgate send authenticate` obtained (0600), for owner commands."""
+
+
+class NoStack(RuntimeError):
+    """No broker named and no running `make run` stack found."""
+
+
+def find_bootstrap(bootstrap: str | None = None, environ: dict[str, str] | None = None,
+                   stack_file: Path = STACK_FILE) -> str:
+    """The broker to use: the one given, the environment's, or the running `make run` stack's."""
+    environ = dict(os.environ) if environ is None else environ
+    if bootstrap:
+        return bootstrap
+    if environ.get("SIGNGATE_KAFKA_BOOTSTRAP"):
+        return environ["SIGNGATE_KAFKA_BOOTSTRAP"]
+    if stack_file.exists():
+        return json.loads(stack_file.read_text())["kafka_bootstrap"]
+    raise NoStack("no running stack: start one with `make run`, or pass --bootstrap")
+
+
+def mint_operator_token(name: str = "cli") -> str:
+    """An administrator's token, signed with the configured key or the development stack's."""
+    settings = TokenSettings()
+    if settings.private_key is None:
+        if not STACK_FILE.exists() and not (DATA_DIR / "development-secrets.json").exists():
+            raise NoStack("no token signing key: set SIGNGATE_TOKEN_PRIVATE_KEY or start `make run`")
+        settings = TokenSettings(private_key=development_secrets(DATA_DIR)["SIGNGATE_TOKEN_PRIVATE_KEY"])
+    return operator_token(settings, name).token
+
+
+def save_token(token: str, path: Path = TOKEN_FILE) -> None:
+    """Keep ``token`` for later commands, readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token)
+    os.chmod(path, 0o600)
+
+
+def saved_token(path: Path = TOKEN_FILE) -> str | None:
+    return path.read_text().strip() if path.exists() else None
