@@ -1,0 +1,79 @@
+"""The Python client and the `signgate` command on the real stack with all four services."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from signgate_client import OutcomeTimeout, SignGateClient
+from typer.testing import CliRunner
+
+from libs.cli import app
+from signgate_contracts import CommandRejected
+from signgate_contracts import identity as idn
+from signgate_contracts import workflow as wf
+from tests.e2e.conftest import System
+from tests.support.kafka import correlated
+
+
+@pytest.fixture
+async def client(system: System):
+    async with SignGateClient(system.connections.kafka_bootstrap,
+                              topic_prefix=system.connections.topic_prefix) as client:
+        yield client
+
+
+async def test_a_reply_comes_to_the_callers_own_topic_with_the_event(system: System, client: SignGateClient) -> None:
+    """AuthenticateUser's outcome holds the event and the reply, which went to the client's own topic
+    and not to the service's shared replies topic."""
+    command = idn.AuthenticateUser(user_name=f"nobody-{uuid.uuid4().hex[:6]}@example.com", password="wrong")
+    outcome = await client.send(command)
+
+    assert isinstance(outcome.event, idn.UserAuthenticationFailed)
+    assert isinstance(outcome.reply, idn.AuthenticationFailed)
+    assert outcome.command.reply_to == client.reply_topic
+    assert outcome.reply.correlation_id == outcome.event.correlation_id == command.correlation_id
+    shared = system.connections.topic("signgate.identity.replies")
+    assert not system.watch.matching(lambda r: r.topic == shared and correlated(r, command.correlation_id))
+
+
+async def test_concurrent_commands_each_get_their_own_outcome(client: SignGateClient) -> None:
+    """Twenty commands in flight at once on one client are each answered with their own outcome."""
+    names = [f"many-{n}-{uuid.uuid4().hex[:6]}@example.com" for n in range(20)]
+    outcomes = await asyncio.gather(*(client.send(idn.AuthenticateUser(user_name=name, password="x"))
+                                      for name in names))
+    assert [o.event.user_name for o in outcomes] == names
+    assert all(o.reply.correlation_id == o.command.correlation_id for o in outcomes)
+
+
+async def test_a_refusal_is_a_typed_rejection(client: SignGateClient) -> None:
+    """A command without a token comes back as `CommandRejected` with the seed's 401."""
+    outcome = await client.send(wf.ShareWorkflow(package_id=f"pkg-{uuid.uuid4().hex[:8]}"))
+    assert isinstance(outcome.rejection, CommandRejected)
+    assert (outcome.rejection.status, outcome.rejection.message) == (401, "User authentication required")
+
+
+async def test_an_outcome_that_does_not_complete_in_time_raises_with_what_arrived(client: SignGateClient) -> None:
+    """Waiting for an effect that never comes ends in `OutcomeTimeout`, holding the event that did."""
+    command = wf.ShareWorkflow(package_id=f"pkg-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(OutcomeTimeout) as raised:
+        await client.send(command, timeout=1, effects={"workflow.never_published"})
+    assert isinstance(raised.value.partial.event, CommandRejected)
+
+
+async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System) -> None:
+    """`signgate send json` prints the rejection and exits 1; `status` of an unknown recipient says 404."""
+    options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
+    runner = CliRunner()
+    package = f"pkg-{uuid.uuid4().hex[:8]}"
+
+    sent = await asyncio.to_thread(runner.invoke, app, [
+        *options, "send", "json", f'{{"type": "workflow.share_workflow", "package_id": "{package}"}}'],
+        env={"COLUMNS": "200", "SIGNGATE_ACCESS_TOKEN": ""})
+    status = await asyncio.to_thread(runner.invoke, app, [*options, "status", package, "2"],
+                                     env={"COLUMNS": "200", "SIGNGATE_ACCESS_TOKEN": ""})
+
+    assert sent.exit_code == 1, sent.output
+    assert "→ workflow.share_workflow" in sent.output and "command.rejected  status=401" in sent.output
+    assert "status=404" in status.output and "No user found at given order" in status.output
