@@ -1,0 +1,3 @@
+from libs.bench.scenarios import main
+
+raise SystemExit(main())
