@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -29,7 +28,7 @@ from signgate_client.stream import assign, correlation_of, partitions_of
 from signgate_contracts.codec import decode, encode
 from signgate_contracts.envelope import Command, Message
 from signgate_contracts.rejection import CommandRejected
-from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC, TopicKind
+from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC, Topic, TopicKind
 
 REPLY_RETENTION = timedelta(minutes=15)
 """How long the broker keeps a reply topic the client creates: replies carry credentials."""
@@ -208,7 +207,7 @@ class SignGateClient:
                 async with asyncio.timeout(max(wait, 0)):
                     await pending.arrived.wait()
             except TimeoutError:
-                if state is Progress.GRANT_MAY_FOLLOW and reply is None and loop.time() < deadline:
+                if state is Progress.GRANT_MAY_FOLLOW and reply is None:
                     return  # no grant: the recipient still owes another method
                 raise OutcomeTimeout(pending.outcome(), timeout) from None
 
@@ -242,7 +241,7 @@ class SignGateClient:
         pending.arrived.set()
 
 
-def _decoded(topic: Any, record: ConsumerRecord) -> Message | None:
+def _decoded(topic: Topic, record: ConsumerRecord) -> Message | None:
     """The record as a message, or None for one this version of the contracts cannot read."""
     try:
         return decode(topic, record.value or b"")

@@ -38,7 +38,7 @@ from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from signgate_contracts.codec import decode
-from signgate_contracts.envelope import Command
+from signgate_contracts.envelope import Command, Message
 from signgate_contracts.topics import BY_NAME, TOPICS
 
 T = TypeVar("T")
@@ -108,8 +108,12 @@ def _send(ctx: typer.Context, command: Command, after: Callable[[Outcome], None]
     async def go() -> Outcome:
         async with settings.client() as client:
             if not settings.as_json:
-                out.print(render.message_line(command))
+                show(command)
             return await client.send(command, timeout=settings.timeout)
+
+    def show(message: Message) -> None:
+        out.print(render.message_line(message, width=max(out.width - 50, 60)), overflow="ellipsis", no_wrap=True)
+
 
     outcome = _run(go())
     messages = [m for m in (outcome.event, outcome.reply, *outcome.effects.values()) if m is not None]
@@ -118,7 +122,7 @@ def _send(ctx: typer.Context, command: Command, after: Callable[[Outcome], None]
                           for m in messages], default=str, indent=2))
     else:
         for message in messages:
-            out.print(render.message_line(message))
+            show(message)
     if after is not None:
         after(outcome)
     if outcome.rejected:
