@@ -145,3 +145,18 @@ def test_the_html_page_loads_the_vendored_viewer_and_embeds_the_document() -> No
     assert "unpkg.com" not in html and "jsdelivr" not in html
     assert '<meta charset="utf-8">' in html
     assert all(topic.name in html for topic in TOPICS)
+
+
+@pytest.mark.parametrize("definition", SERVICES, ids=lambda d: d.name)
+def test_a_service_serves_the_document_of_its_topics(definition) -> None:
+    """The FastStream app of each service serves libs.specification's document at /docs, topic by topic."""
+    from libs.service import ServiceSettings, build_service
+
+    connections = documentation_connections()
+    served = build_service(definition, ServiceSettings(connections=connections)).app.schema
+    mine = service_specification(definition, connections, version=__version__)
+    addresses = [
+        {channel["address"] for channel in document.to_specification().to_jsonable()["channels"].values()}
+        for document in (served, mine)
+    ]
+    assert addresses[0] - {"/health"} == addresses[1] and addresses[1]  # plus the HTTP health route
