@@ -4,13 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-contract test-integration test-e2e schemas clean help
+.PHONY: run demo test test-unit test-contract test-integration test-e2e schemas docs clean help bench
 
 help:
 	@echo "make run          start the whole system on the embedded stack (Ctrl-C stops it)"
 	@echo "make test         run the whole test suite on the embedded stack"
 	@echo "make test-unit | test-contract | test-integration | test-e2e"
+	@echo "make demo         against a running \`make run\`: lock a signer out, unlock them, print the history"
 	@echo "make schemas      re-export the JSON Schemas of every message into contracts/"
+	@echo "make docs         regenerate docs/: AsyncAPI (YAML, HTML), message catalogue, settings reference"
 	@echo "make clean        remove the virtual environment and local data"
 
 $(STAMP): pyproject.toml contracts/pyproject.toml
@@ -21,6 +23,9 @@ $(STAMP): pyproject.toml contracts/pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python -m libs.runner
+
+demo: $(STAMP)
+	$(BIN)/python -m libs.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -40,5 +45,12 @@ test-e2e: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m signgate_contracts.schemas
 
+docs: $(STAMP)
+	$(BIN)/python -m libs.docs docs
+
 clean:
 	rm -rf $(VENV) .signgate
+
+# make bench ARGS="--replicas 2" | ARGS=--quick: figures, not a test (nothing fails on a timing).
+bench: $(STAMP)
+	$(BIN)/python -m libs.bench $(ARGS)

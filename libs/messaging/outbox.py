@@ -18,6 +18,10 @@ log = get_logger(__name__)
 Send = Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]
 """Publish one record: (deployed topic, key, payload, headers); returns once the broker has it."""
 
+Record = tuple[str, bytes | None, bytes, dict[str, str]]
+SendMany = Callable[[list[Record]], Awaitable[None]]
+"""Publish records in order without waiting for each; returns once the broker has them all."""
+
 
 async def insert_outbox_messages(
     connection: asyncpg.Connection, messages: Iterable[Outgoing], deployed: Callable[[Outgoing], str]
@@ -37,9 +41,9 @@ class OutboxRelay:
     the work, and a process-wide lock keeps one process's flushes in order.
     """
 
-    def __init__(self, pool: asyncpg.Pool, send: Send, *, batch: int = 500) -> None:
+    def __init__(self, pool: asyncpg.Pool, send: Send, *, batch: int = 500, send_many: SendMany | None = None) -> None:
         self._pool = pool
-        self._send = send
+        self._send_many = send_many or _one_by_one(send)
         self._batch = batch
         self._lock = asyncio.Lock()
 
@@ -54,16 +58,20 @@ class OutboxRelay:
                     return published
 
     async def _publish_batch(self) -> int:
+        """Claim (delete) the oldest rows, publish them, and commit only once the broker has them
+        all: a failed send rolls the delete back and the rows wait for the next flush."""
         async with self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
-                "SELECT id, topic, key, payload, headers FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "DELETE FROM outbox WHERE id IN"
+                " (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, topic, key, payload, headers",
                 self._batch,
             )
-            for row in rows:
-                await self._send(row["topic"], row["key"], row["payload"], json.loads(row["headers"]))
             if rows:
-                await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+                rows = sorted(rows, key=lambda r: r["id"])
+                await self._send_many(
+                    [(r["topic"], r["key"], r["payload"], json.loads(r["headers"])) for r in rows]
+                )
             return len(rows)
 
     async def run(self, interval: float = 0.5) -> None:
@@ -76,6 +84,14 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay failed; will retry")
             await asyncio.sleep(interval)
+
+
+def _one_by_one(send: Send) -> SendMany:
+    async def send_many(records: list[Record]) -> None:
+        for record in records:
+            await send(*record)
+
+    return send_many
 
 
 @contextlib.asynccontextmanager

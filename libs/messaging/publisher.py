@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream.kafka import KafkaBroker
 
 from libs.messaging.outgoing import Outgoing
@@ -26,6 +28,25 @@ class Publisher:
         await self._broker.publish(payload, topic=topic, key=key, headers=headers)
         if self._metrics and "type" in headers:
             self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
+
+    async def send_many(self, records: list[tuple[str, bytes | None, bytes, dict[str, str]]]) -> None:
+        """Publish records in order without waiting for each, then wait until the broker has them all.
+
+        The producer keeps one request in flight per partition, so records of one key stay in order;
+        if any send fails, the first error is raised once every send has finished either way.
+        """
+        deliveries = [
+            await self._broker.publish(payload, topic=topic, key=key, headers=headers, no_confirm=True)
+            for topic, key, payload, headers in records
+        ]
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if self._metrics:
+            for _topic, _key, _payload, headers in records:
+                if "type" in headers:
+                    self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
 
     async def publish(self, outgoing: Outgoing) -> None:
         await self.send(self.deployed(outgoing), outgoing.key.encode(), outgoing.payload, headers(outgoing))
