@@ -1,81 +1,18 @@
-"""All four services in this process, on the session's real stack, sharing one set of secrets.
-
-OTP dispatch sends SMS to its sandbox outbox and email through a real SMTP server (aiosmtpd on
-loopback); the authentication and OTP services share a clock tests can move forward.
-"""
+"""All four services in this process, on the session's real stack (see tests.support.system)."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from libs.dev_secrets import generate_secrets
-from libs.otp_store import OtpStoreSettings
-from libs.secrets import SecretSettings
-from libs.service import Service, build_service
 from libs.settings import ConnectionSettings
-from libs.tokens import TokenSettings
-from services.authentication.app import DEFINITION as AUTHENTICATION
-from services.authentication.app import AuthenticationSettings
-from services.authentication.grants import GrantSettings
-from services.identity.app import DEFINITION as IDENTITY
-from services.identity.app import IdentitySettings
-from services.otp_dispatch.app import DEFINITION as OTP_DISPATCH
-from services.otp_dispatch.app import OtpDispatchSettings
-from services.workflow.app import DEFINITION as WORKFLOW
-from services.workflow.app import WorkflowSettings
-from signgate_contracts import TOPICS
-from tests.support.clock import MovableClock
-from tests.support.kafka import TopicWatcher
-from tests.support.otp_servers import SmtpSink, smtp_server
+from tests.support.system import System, running_system
 
-
-@dataclass
-class System:
-    connections: ConnectionSettings
-    services: dict[str, Service]
-    secrets: dict[str, str]
-    sandbox: Path
-    clock: MovableClock
-    smtp: SmtpSink
-    watch: TopicWatcher
-    """Every registry topic and its dead letters, from the system's start."""
+__all__ = ["System"]
 
 
 @pytest.fixture(scope="package")
 async def system(provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
-    secrets = generate_secrets()
-    clock = MovableClock()
-    sandbox = tmp_path_factory.mktemp("otp") / "sandbox-outbox.jsonl"
-    common = {"connections": provisioned, "retry_first_delay": 0.01}
-    pepper = SecretSettings(pepper=secrets["SIGNGATE_SECRET_PEPPER"])
-    tokens = TokenSettings(public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"])
-    otp_store = OtpStoreSettings(pepper=secrets["SIGNGATE_OTP_PEPPER"])
-    topics = [provisioned.topic(name) for t in TOPICS for name in (t.name, t.dlq)]
-    with smtp_server() as (smtp, smtp_port):
-        settings = [
-            (IDENTITY, IdentitySettings(**common, secrets=pepper, tokens=TokenSettings(
-                private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"], public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]))),
-            (WORKFLOW, WorkflowSettings(**common, secrets=pepper, tokens=tokens)),
-            (AUTHENTICATION, AuthenticationSettings(
-                **common, secrets=pepper, tokens=tokens, otp_store=otp_store, clock=clock,
-                grants=GrantSettings(private_key=secrets["SIGNGATE_GRANT_PRIVATE_KEY"]),
-            )),
-            (OTP_DISPATCH, OtpDispatchSettings(
-                **common, otp_store=otp_store, sandbox_outbox=sandbox, clock=clock, resend_cooldown_seconds=0,
-                max_sends_per_destination=100, email_provider="smtp", smtp_host="127.0.0.1", smtp_port=smtp_port,
-            )),
-        ]
-        async with contextlib.AsyncExitStack() as stack:
-            watch = await stack.enter_async_context(TopicWatcher(provisioned.kafka_bootstrap, *topics))
-            services = {}
-            for definition, service_settings in settings:
-                services[definition.name] = build_service(definition, service_settings)
-                await stack.enter_async_context(services[definition.name].app)
-            logging.getLogger().setLevel(logging.INFO)
-            yield System(provisioned, services, secrets, sandbox, clock, smtp, watch)
+    async with running_system(provisioned, tmp_path_factory.mktemp("otp")) as running:
+        yield running

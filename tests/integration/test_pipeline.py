@@ -133,6 +133,28 @@ async def test_undecodable_payload_is_dead_lettered_and_consumption_goes_on(
     assert applied["type"] == "ledger.deposited"
 
 
+async def test_json_nested_too_deep_to_parse_is_dead_lettered_not_failed(
+    ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
+) -> None:
+    """A JSON object nested deeper than the parser's recursion limit is dead-lettered as undecodable,
+    with no 500 rejection, and the next command is handled."""
+    key = account()
+    nested = b'{"type": "ledger.deposit", "body": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001
+    following = Deposit(account=key, amount=3)
+    await send(ledger_connections, nested, encode(following), key=key)
+
+    [dead] = await ledger_watch.wait_for(
+        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key
+    )
+    applied = await ledger_watch.outcome(following.correlation_id)
+    rejections = [r for r in ledger_watch.records if r.topic == ledger_connections.topic(EVENTS.name)
+                  and r.key == key.encode() and document(r)["type"] == "command.rejected"]
+
+    assert document(dead)["reason"] == "undecodable: not JSON: RecursionError"
+    assert applied["type"] == "ledger.deposited"
+    assert rejections == []
+
+
 async def test_invalid_command_is_rejected_naming_the_field(
     ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
 ) -> None:

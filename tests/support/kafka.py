@@ -80,7 +80,7 @@ class TopicWatcher:
 def correlated(record: ConsumerRecord, correlation_id: Any) -> bool:
     try:
         return json.loads(record.value).get("correlation_id") == str(correlation_id)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # hostile records are watched too
         return False
 
 
