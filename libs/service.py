@@ -56,6 +56,11 @@ class ServiceSettings(BaseSettings):
         10_000, ge=1_000, description="How long a silent consumer keeps its partitions: the wait after a crash."
     )
     heartbeat_interval_ms: int = Field(3_000, ge=100, description="How often a consumer says it is alive.")
+    consumer_workers: int = Field(
+        1, ge=1, le=32,
+        description="Consumers per consumed topic in this process: partitions are handled concurrently, "
+        "each partition (so each key) still one record at a time, in order, committed only once handled.",
+    )
     stall_after: float = Field(
         60.0, gt=0, description="Seconds with records waiting and none handled before /health fails."
     )
@@ -166,25 +171,35 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     resources = Resources(settings=settings, publisher=publisher)
     handle = Handler(definition, resources)
 
-    subscriber = broker.subscriber(
-        *(connections.topic(t.name) for t in definition.consumes),
-        group_id=connections.topic(definition.group_id),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        title=definition.name,
-        decoder=undecoded,
-    )
+    topics = [connections.topic(t.name) for t in definition.consumes]
+    workers = settings.consumer_workers
+    # One consumer over every topic; or, with several workers, one subscriber per topic whose
+    # consumers share its partitions (FastStream's concurrent manual-commit mode takes one topic).
+    groups = [topics] if workers == 1 else [[topic] for topic in topics]
+    subscribers = []
+    for group in groups:
+        subscriber = broker.subscriber(
+            *group,
+            group_id=connections.topic(definition.group_id),
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            title=definition.name if workers == 1 else f"{definition.name}:{group[0]}",
+            decoder=undecoded,
+            **({"max_workers": workers} if workers > 1 else {}),
+        )
 
-    @subscriber
-    async def consume(message: KafkaMessage) -> None:
-        await handle(message.raw_message.topic, message.body)
+        @subscriber
+        async def consume(message: KafkaMessage) -> None:
+            await handle(message.raw_message.topic, message.body)
+
+        subscribers.append(subscriber)
 
     checks = {
         "broker": lambda: broker.ping(timeout=2.0),
-        "progress": lambda: _progress_check(progress, getattr(subscriber, "consumer", None)),
+        "progress": lambda: _progress_check(progress, [c for s in subscribers for c in _consumers(s)]),
     }
     if definition.schema:
         checks["postgres"] = lambda: ping(resources.pool)
@@ -198,7 +213,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         if definition.schema:
             resources.pool = await create_pool(connections.database_url, definition.schema)
             stack.push_async_callback(resources.pool.close)
-            resources.relay = OutboxRelay(resources.pool, publisher.send)
+            resources.relay = OutboxRelay(resources.pool, publisher.send, send_many=publisher.send_many)
             pipeline.record_rejection = handle.record_rejection
         if definition.uses_redis:
             resources.redis = aioredis.Redis.from_url(connections.redis_url)
@@ -227,8 +242,17 @@ async def undecoded(message: Any) -> bytes:
     return message.body
 
 
-async def _progress_check(progress: Progress, consumer) -> dict[str, object]:
-    lag = await consumer_lag(consumer)
+def _consumers(subscriber) -> list:
+    """A subscriber's consumers: its one, or one per worker when partitions are handled concurrently."""
+    group = getattr(subscriber, "consumer_subgroup", None)
+    if group:
+        return list(group)
+    consumer = getattr(subscriber, "consumer", None)
+    return [consumer] if consumer is not None else []
+
+
+async def _progress_check(progress: Progress, consumers: list) -> dict[str, object]:
+    lag = sum([await consumer_lag(consumer) for consumer in consumers])
     return {"ok": not progress.stalled(lag), "lag": lag, "idle_seconds": round(progress.idle_for(), 1)}
 
 
