@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from libs.dev_secrets import generate_secrets
 from libs.otp_store import OtpStoreSettings
@@ -49,8 +50,10 @@ class System:
 
 @contextlib.asynccontextmanager
 async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
-                         identity_clock: MovableClock | None = None) -> AsyncIterator[System]:
-    """Start the four services (identity on ``identity_clock`` if given, else the wall clock)."""
+                         identity_clock: MovableClock | None = None,
+                         identity: dict[str, Any] | None = None) -> AsyncIterator[System]:
+    """Start the four services (identity on ``identity_clock`` if given, else the wall clock, and
+    with the ``identity`` settings given)."""
     secrets = generate_secrets()
     clock = MovableClock()
     sandbox = workdir / "sandbox-outbox.jsonl"
@@ -59,7 +62,7 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
     tokens = TokenSettings(public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"])
     otp_store = OtpStoreSettings(pepper=secrets["SIGNGATE_OTP_PEPPER"])
     topics = [provisioned.topic(name) for t in TOPICS for name in (t.name, t.dlq)]
-    identity_extra = {"clock": identity_clock} if identity_clock else {}
+    identity_extra = {**({"clock": identity_clock} if identity_clock else {}), **(identity or {})}
     with smtp_server() as (smtp, smtp_port):
         settings = [
             (IDENTITY, IdentitySettings(**common, **identity_extra, secrets=pepper, tokens=TokenSettings(

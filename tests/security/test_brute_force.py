@@ -1,0 +1,53 @@
+"""The brute-force budget on the real stack: how many wrong passwords an attacker may try in a row."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.support.chaos_identity import authenticate, register_user
+from tests.support.chaos_scale import report
+from tests.support.kafka import producer
+from tests.support.system import System
+
+PASSWORD = "Right-pass-2231"
+pytestmark = pytest.mark.timeout(300)
+
+
+async def test_lock_expire_fail_cycles_never_allow_more_than_a_hundred_failures(system: System) -> None:
+    """Failing until locked, waiting out each temporary lockout and failing again ends in a hard lock
+    after at most 100 wrong passwords (the configured cap), and the right password then gets no token."""
+    cap = system.services["identity"].resources.settings.lockout.hard_after
+    assert cap <= 100
+    clock = system.identity_clock
+    assert clock is not None
+    async with producer(system.connections.kafka_bootstrap) as client:
+        user_name = await register_user(system, client, PASSWORD)
+        guesses, lockouts, seconds = 0, [], []
+        while guesses < 300:
+            answer = await authenticate(system, client, user_name, f"Wrong-pass-{guesses}")
+            guesses += 1
+            seconds.append(answer.seconds)
+            assert answer.reply["success"] is False
+            assert [r["code"] for r in answer.reply["reasons"]] == ["invalid_credentials"]
+            locks = [e for e in answer.events if e["type"] == "identity.user_locked_out"]
+            if not locks:
+                continue
+            lockouts.append(locks[0])
+            if locks[0]["mode"] == "hard":
+                break
+            clock.advance(datetime.fromisoformat(locks[0]["locked_until"]) - clock() + timedelta(seconds=1))
+        clock.advance(timedelta(days=30))
+        after_hard_lock = await authenticate(system, client, user_name, PASSWORD)
+
+    assert lockouts[-1]["mode"] == "hard"
+    assert guesses <= cap
+    assert max(lock["consecutive_failures"] for lock in lockouts) <= cap
+    assert after_hard_lock.reply["success"] is False
+    assert [r["code"] for r in after_hard_lock.reply["reasons"]] == ["account_locked"]
+    report("brute-force budget (identity)", wrong_passwords_before_hard_lock=guesses, hard_after=cap,
+           temporary_lockouts=len(lockouts) - 1, max_consecutive_failures=lockouts[-1]["consecutive_failures"],
+           longest_wait=str(max((datetime.fromisoformat(lock["locked_until"]) - datetime.fromisoformat(
+               lock["occurred_at"]) for lock in lockouts if lock["locked_until"]), default=None)),
+           median_answer_ms=round(sorted(seconds)[len(seconds) // 2] * 1000, 1))
