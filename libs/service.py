@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
@@ -28,7 +29,7 @@ from libs.logging import configure_logging, get_logger
 from libs.messaging.broker import attach_pipeline, create_broker
 from libs.messaging.outbox import OutboxRelay, insert_outbox_messages, running_relay
 from libs.messaging.outgoing import Outgoing, caused_by
-from libs.messaging.pipeline import Envelope, Pipeline, RetryPolicy
+from libs.messaging.pipeline import Envelope, Pipeline, RetryPolicy, read_envelope
 from libs.messaging.processed import insert_processed_message
 from libs.messaging.publisher import Publisher
 from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
@@ -193,7 +194,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
         @subscriber
         async def consume(message: KafkaMessage) -> None:
-            await handle(message.raw_message.topic, message.body)
+            record = message.raw_message
+            await handle(record.topic, message.body, record)
 
         subscribers.append(subscriber)
 
@@ -270,11 +272,13 @@ class Handler:
         self.handled_types = {m.model_fields["type"].default: m for m in definition.handlers}
         self.topics = {topic.name: topic for topic in definition.consumes}
 
-    async def __call__(self, deployed_topic: str, body: bytes) -> None:
+    async def __call__(self, deployed_topic: str, body: bytes, record: ConsumerRecord | None = None) -> None:
         topic = self.topics[self.resources.settings.connections.registry_name(deployed_topic)]
         if not topic.answers_commands and read_object(body)["type"] not in self.handled_types:
             return  # other services' facts this one does not need
         message = decode(topic, body)
+        if record is not None and not {"event_id", "correlation_id"} <= message.model_fields_set:
+            message = with_stand_in_ids(message, read_envelope(record))
         use_case = self.definition.handlers.get(type(message))
         if use_case is None:
             raise UnknownMessageType(message.type, topic.name)
@@ -299,6 +303,14 @@ class Handler:
             if await insert_processed_message(connection, self.definition.name, envelope.event_id):
                 await insert_outbox_messages(connection, [rejection], self.resources.publisher.deployed)
         await self.resources.relay.flush()
+
+
+def with_stand_in_ids(message: Message, envelope: Envelope) -> Message:
+    """A message sent without its ids takes the stand-ins derived from its record's position (as
+    its rejections do): a redelivery is then recognised as one, and its outcome can be found."""
+    missing = {name: getattr(envelope, name) for name in ("event_id", "correlation_id")
+               if name not in message.model_fields_set}
+    return message.model_copy(update=missing) if missing else message
 
 
 def stamp(cause: Message, outgoing: Sequence[Outgoing]) -> list[Outgoing]:

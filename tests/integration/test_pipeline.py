@@ -155,6 +155,23 @@ async def test_json_nested_too_deep_to_parse_is_dead_lettered_not_failed(
     assert rejections == []
 
 
+async def test_command_without_ids_takes_ids_from_its_position(
+    ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
+) -> None:
+    """A valid command sent without event and correlation ids is applied under ids derived from its
+    record's position, so its outcome can be found and a redelivery is recognised."""
+    key = account()
+    async with producer(ledger_connections.kafka_bootstrap) as client:
+        sent = await client.send_and_wait(ledger_connections.topic(COMMANDS.name), json.dumps(
+            {"type": "ledger.deposit", "account": key, "amount": 4}).encode(), key=key.encode())
+    position = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{sent.topic}/{sent.partition}/{sent.offset}")
+
+    outcome = await ledger_watch.outcome(position)
+
+    assert (outcome["type"], outcome["causation_id"]) == ("ledger.deposited", str(position))
+    assert await entries(ledger_service, key) == [(position, 4)]
+
+
 async def test_invalid_command_is_rejected_naming_the_field(
     ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
 ) -> None:
