@@ -57,8 +57,9 @@ def mint_operator_token(name: str = "cli") -> str:
     return operator_token(settings, name).token
 
 
-def save_token(token: str, path: Path = TOKEN_FILE) -> None:
+def save_token(token: str, path: Path | None = None) -> None:
     """Keep ``token`` for later commands, readable by this user only."""
+    path = path or TOKEN_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
@@ -66,5 +67,6 @@ def save_token(token: str, path: Path = TOKEN_FILE) -> None:
     os.chmod(path, 0o600)
 
 
-def saved_token(path: Path = TOKEN_FILE) -> str | None:
+def saved_token(path: Path | None = None) -> str | None:
+    path = path or TOKEN_FILE
     return path.read_text().strip() if path.exists() else None

@@ -62,8 +62,10 @@ async def test_an_outcome_that_does_not_complete_in_time_raises_with_what_arrive
     assert isinstance(raised.value.partial.event, CommandRejected)
 
 
-async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System) -> None:
+async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, tmp_path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """`signgate send json` prints the rejection and exits 1; `status` of an unknown recipient says 404."""
+    monkeypatch.setattr("libs.cli.stack.TOKEN_FILE", tmp_path / "cli-token")  # no token kept by anyone
     options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
     runner = CliRunner()
     package = f"pkg-{uuid.uuid4().hex[:8]}"
