@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from signgate_client import Outcome, SignGateClient
 
 from libs.cli.render import console as make_console
 from libs.cli.render import history_table, message_line
 from libs.cli.stack import NoStack, find_bootstrap, mint_operator_token, reply_topic
 from libs.stack import DATA_DIR
 from services.otp_dispatch.providers.sandbox import read_outbox
+from signgate_client import Outcome, SignGateClient
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf

@@ -42,6 +42,7 @@ def service_environment(endpoints: Endpoints, embedded_broker: bool) -> dict[str
 
 def banner(endpoints: Endpoints) -> str:
     python = Path(sys.executable)
+    bin_dir = python.parent.relative_to(ROOT) if python.is_relative_to(ROOT) else python.parent
     return f"""
 signgate is starting on
   Kafka     {endpoints.kafka_bootstrap}
@@ -50,8 +51,9 @@ signgate is starting on
   (also written to {STACK_FILE})
 
 Send a first command from a second terminal and see its outcome:
-  {python.relative_to(ROOT) if python.is_relative_to(ROOT) else python} -m libs.send signgate.identity.commands \\
+  {bin_dir}/signgate send json \\
     '{{"type": "identity.authenticate_user", "user_name": "nobody@example.com", "password": "wrong"}}'
+Or watch a whole scenario: make demo  (and `{bin_dir}/signgate tail` in a third terminal)
 Codes sent by SMS or email land in {DATA_DIR / "sandbox-outbox.jsonl"}.
 
 Ctrl-C stops everything.

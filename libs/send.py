@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from signgate_client import parse_command, route
-
 from libs.cli import app
+from signgate_client import parse_command, route
 
 
 def main() -> None:

@@ -20,8 +20,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
-from signgate_client import Outcome, OutcomeTimeout, SignGateClient, parse_command
-from signgate_client.stream import assign, correlation_of, partitions_of
 
 from libs.cli import render
 from libs.cli.stack import (
@@ -34,6 +32,8 @@ from libs.cli.stack import (
 )
 from libs.stack import DATA_DIR
 from services.otp_dispatch.providers.sandbox import read_outbox
+from signgate_client import Outcome, OutcomeTimeout, SignGateClient, parse_command
+from signgate_client.stream import assign, correlation_of, partitions_of
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf

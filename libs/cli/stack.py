@@ -14,10 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from libs.dev_secrets import development_secrets
 from libs.stack import DATA_DIR, STACK_FILE
-from libs.tokens import TokenSettings
-from services.identity.admin_token import operator_token
+from services.identity.admin_token import operator_settings, operator_token
 
 
 def reply_topic(topic_prefix: str = "") -> str:
@@ -49,11 +47,9 @@ def find_bootstrap(bootstrap: str | None = None, environ: dict[str, str] | None 
 
 def mint_operator_token(name: str = "cli") -> str:
     """An administrator's token, signed with the configured key or the development stack's."""
-    settings = TokenSettings()
-    if settings.private_key is None:
-        if not STACK_FILE.exists() and not (DATA_DIR / "development-secrets.json").exists():
-            raise NoStack("no token signing key: set SIGNGATE_TOKEN_PRIVATE_KEY or start `make run`")
-        settings = TokenSettings(private_key=development_secrets(DATA_DIR)["SIGNGATE_TOKEN_PRIVATE_KEY"])
+    settings = operator_settings()
+    if settings is None:
+        raise NoStack("no token signing key: set SIGNGATE_TOKEN_PRIVATE_KEY or start `make run`")
     return operator_token(settings, name).token
 
 

@@ -21,12 +21,22 @@ def operator_token(settings: TokenSettings, name: str = "bootstrap") -> IssuedTo
     return TokenIssuer.from_settings(settings).issue(f"operator:{name}", f"operator:{name}", roles=[ADMIN])
 
 
+def operator_settings() -> TokenSettings | None:
+    """The signing key's settings: ``SIGNGATE_TOKEN_PRIVATE_KEY``, else the `make run` stack's
+    development key; None when there is neither."""
+    settings = TokenSettings()
+    if settings.private_key is not None:
+        return settings
+    if not (DATA_DIR / "development-secrets.json").exists():
+        return None
+    return TokenSettings(private_key=development_secrets(DATA_DIR)["SIGNGATE_TOKEN_PRIVATE_KEY"])
+
+
 def main() -> None:
     name = sys.argv[1] if len(sys.argv) > 1 else "bootstrap"
-    settings = TokenSettings()
-    if settings.private_key is None:  # a `make run` stack: its development key
-        secrets = development_secrets(DATA_DIR)
-        settings = TokenSettings(private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"])
+    settings = operator_settings()
+    if settings is None:
+        raise SystemExit("no token signing key: set SIGNGATE_TOKEN_PRIVATE_KEY or start `make run`")
     print(operator_token(settings, name).token)
 
 

@@ -6,10 +6,10 @@ import asyncio
 import uuid
 
 import pytest
-from signgate_client import OutcomeTimeout, SignGateClient
 from typer.testing import CliRunner
 
 from libs.cli import app
+from signgate_client import OutcomeTimeout, SignGateClient
 from signgate_contracts import CommandRejected
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf

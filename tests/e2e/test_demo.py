@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from signgate_client import SignGateClient
 
 from libs.demo import Demo
 from libs.tokens import TokenSettings
 from services.identity.admin_token import operator_token
 from services.otp_dispatch.providers.sandbox import read_outbox
+from signgate_client import SignGateClient
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from tests.e2e.conftest import System

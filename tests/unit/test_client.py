@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from signgate_client import Answer, Outcome, Rejected, parse_command, route
 from signgate_client.routing import Progress, progress
-
 from signgate_contracts import CommandRejected, otp
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
