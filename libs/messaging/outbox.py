@@ -46,15 +46,31 @@ class OutboxRelay:
         self._send_many = send_many or _one_by_one(send)
         self._batch = batch
         self._lock = asyncio.Lock()
+        self._requested = 0
+        """Flush calls so far, numbered."""
+        self._covered = 0
+        """Every call numbered up to this was answered by a flush that began after it."""
 
     async def flush(self) -> int:
-        """Publish everything queued now; returns how many records were published."""
+        """Publish everything queued now; returns how many records were published.
+
+        Concurrent callers share flushes: a caller that finds a flush running waits for it and
+        then needs no flush of its own if another one began after its call (rows committed
+        before the call are visible to that flush's DELETE), so N handlers finishing together
+        cost about two flushes, not N.
+        """
+        self._requested += 1
+        ticket = self._requested
         published = 0
         async with self._lock:
+            if self._covered >= ticket:
+                return 0
+            covers = self._requested
             while True:
                 count = await self._publish_batch()
                 published += count
                 if count < self._batch:
+                    self._covered = covers
                     return published
 
     async def _publish_batch(self) -> int:

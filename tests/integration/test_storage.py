@@ -140,6 +140,43 @@ async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(provisio
     assert [payload for _, payload in sent] == [m.payload for m in messages]
 
 
+async def test_concurrent_flushes_share_the_work_and_publish_each_message_once(
+    provisioned: ConnectionSettings,
+) -> None:
+    """Handlers finishing together share flushes: every message committed before a flush call
+    is published by the time that call returns, once, through batched sends (the order of rows is
+    the sequential test's above)."""
+    pool = await create_pool(provisioned.database_url, "authentication")
+    batches: list[list[bytes]] = []
+
+    async def send_many(records) -> None:
+        await asyncio.sleep(0.01)  # a broker round trip, so callers pile up behind the lock
+        batches.append([payload for _topic, _key, payload, _headers in records])
+
+    async def unreachable(*_record) -> None:
+        raise AssertionError("records go out in batches")
+
+    relay = OutboxRelay(pool, unreachable, send_many=send_many)
+
+    async def handler(n: int) -> None:
+        message = Outgoing("signgate.authentication.events", "p", CommandRejected(status=404, code="c", message=f"m{n}"))
+        async with pool.acquire() as connection, connection.transaction():
+            await insert_outbox_messages(connection, [message], lambda m: m.topic)
+        await relay.flush()
+        sent = [payload for batch in batches for payload in batch]
+        assert message.payload in sent  # published before flush returned
+
+    try:
+        await pool.execute("DELETE FROM outbox")
+        await asyncio.gather(*(handler(n) for n in range(20)))
+        left = await pool.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await pool.close()
+    sent = [payload for batch in batches for payload in batch]
+    assert left == 0 and len(sent) == len(set(sent)) == 20
+    assert len(batches) < 20  # shared: fewer flushes than callers
+
+
 async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisioned: ConnectionSettings) -> None:
     """A script from a .lua file runs atomically by SHA and is reloaded after the server forgets it."""
     client = aioredis.Redis.from_url(provisioned.redis_url)
