@@ -54,3 +54,13 @@ clean:
 # make bench ARGS="--replicas 2" | ARGS=--quick: figures, not a test (nothing fails on a timing).
 bench: $(STAMP)
 	$(BIN)/python -m libs.bench $(ARGS)
+
+# The long forms (make test runs both short): 10,000 commands under SIGKILLs; 800 hostile
+# records, the full 100-failure lockout cycle, 100 enumeration samples each. Figures are printed
+# and kept in .signgate/chaos-report.jsonl.
+.PHONY: chaos security
+chaos: $(STAMP)
+	SIGNGATE_CHAOS_SCALE=long $(BIN)/python -m pytest -s -p no:cacheprovider tests/chaos
+
+security: $(STAMP)
+	SIGNGATE_CHAOS_SCALE=long $(BIN)/python -m pytest -s -p no:cacheprovider tests/security
