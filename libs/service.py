@@ -19,7 +19,6 @@ from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from pydantic import Field
@@ -29,7 +28,7 @@ from libs.logging import configure_logging, get_logger
 from libs.messaging.broker import attach_pipeline, create_broker
 from libs.messaging.outbox import OutboxRelay, insert_outbox_messages, running_relay
 from libs.messaging.outgoing import Outgoing, caused_by
-from libs.messaging.pipeline import Envelope, Pipeline, RetryPolicy, read_envelope
+from libs.messaging.pipeline import CURRENT_RECORD, Envelope, Pipeline, RetryPolicy, read_envelope
 from libs.messaging.processed import insert_processed_message
 from libs.messaging.publisher import Publisher
 from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
@@ -193,9 +192,9 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         )
 
         @subscriber
-        async def consume(message: KafkaMessage) -> None:
-            record = message.raw_message
-            await handle(record.topic, message.body, record)
+        async def consume(_body: Any) -> None:  # no Context parameter: resolving one costs a thread hop
+            record = CURRENT_RECORD.get()
+            await handle(record.topic, record.value or b"", record)
 
         subscribers.append(subscriber)
 
