@@ -454,8 +454,8 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m libs.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=1, help="authentication service replicas (default 1)")
-    parser.add_argument("--workers", type=int, default=6,
-                        help="consumers per service process (partitions handled concurrently; default 6)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="consumers per consumed topic in each service process (default 1: on 2 cores more cost more than they give)")
     parser.add_argument("--quick", action="store_true", help="small runs: checks the harness in about a minute")
     parser.add_argument("--out", type=Path, default=DATA_DIR / "bench.json", help="where the JSON report goes")
     parser.add_argument("--keep-logs", action="store_true", help=f"copy the services' logs to {DATA_DIR}/bench-logs")
