@@ -20,7 +20,6 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.specification import AsyncAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -34,6 +33,7 @@ from libs.messaging.publisher import Publisher
 from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
 from libs.postgres import create_pool, ping
 from libs.settings import ConnectionSettings
+from libs.specification import service_specification
 from signgate_contracts import Message, Topic, UnknownMessageType, decode
 from signgate_contracts.codec import read_object
 from signgate_contracts.topics import OUTCOME_TOPIC
@@ -188,6 +188,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             title=definition.name if workers == 1 else f"{definition.name}:{group[0]}",
             decoder=undecoded,
+            include_in_schema=False,  # described topic by topic in libs.specification
             **({"max_workers": workers} if workers > 1 else {}),
         )
 
@@ -232,7 +233,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         after_startup=[start_relay],
         on_shutdown=[relay_loop.aclose],
         after_shutdown=[stack.aclose],
-        specification=AsyncAPI(title=f"signgate {definition.name}", version=__version__),
+        specification=service_specification(definition, connections, version=__version__),
     )
     return Service(definition, app, broker, pipeline, resources, metrics)
 
