@@ -16,17 +16,18 @@ import pytest
 
 from tests.support.kafka import TopicWatcher, producer
 from tests.support.processes import ROOT
+from tests.support.waiting import until
 
 
-def wait_for_file(path: Path, process: subprocess.Popen, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def wait_for_file(path: Path, process: subprocess.Popen, timeout: float) -> dict:
+    """The runner's stack file, once written; fails at once if the runner exits instead."""
+
+    async def written() -> dict | None:
         if process.poll() is not None:
             raise AssertionError(f"runner exited with {process.returncode}")
-        if path.exists() and path.read_text().strip():
-            return json.loads(path.read_text())
-        time.sleep(0.1)
-    raise AssertionError(f"{path} did not appear within {timeout}s")
+        return json.loads(path.read_text()) if path.exists() and path.read_text().strip() else None
+
+    return await until(written, timeout=timeout, what=f"{path} being written")
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ async def test_runner_answers_a_first_command_and_ctrl_c_leaves_nothing_running(
     service's event topic, and after Ctrl-C no process it started is left."""
     process, tmp_path = runner
     started = time.monotonic()
-    stack = wait_for_file(tmp_path / "data" / "stack.json", process, timeout=60)
+    stack = await wait_for_file(tmp_path / "data" / "stack.json", process, timeout=60)
     correlation_id = str(uuid.uuid4())
 
     async with TopicWatcher(stack["kafka_bootstrap"], "signgate.identity.events") as watch:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -13,15 +12,9 @@ from tests.integration.conftest import prepare_ledger
 from tests.integration.ledger.app import COMMANDS, EVENTS, Deposit, armed_key, entered_key
 from tests.support.kafka import TopicWatcher, producer
 from tests.support.processes import ServiceProcess, service_env
+from tests.support.waiting import until
 
 FACTORY = "tests.integration.ledger.app:create_app"
-
-
-async def wait_for_key(redis: aioredis.Redis, key: str, timeout: float = 60.0) -> None:
-    """Wait until the service signals, through Redis, that it is inside the handler."""
-    async with asyncio.timeout(timeout):
-        while not await redis.exists(key):
-            await asyncio.sleep(0.05)
 
 
 async def test_record_unacknowledged_at_a_crash_is_handled_after_restart(
@@ -44,7 +37,8 @@ async def test_record_unacknowledged_at_a_crash_is_handled_after_restart(
             async with producer(connections.kafka_bootstrap) as client:
                 for command in (first, second):
                     await client.send_and_wait(connections.topic(COMMANDS.name), encode(command), key=b"crash")
-            await wait_for_key(redis, entered_key(connections.redis_prefix, first.event_id))
+            await until(lambda: redis.exists(entered_key(connections.redis_prefix, first.event_id)),
+                        timeout=60, what="the service signalling, through Redis, that it is inside the handler")
             service.kill()
             assert not watch.records, "nothing may be published by a handler that never finished"
 
