@@ -205,19 +205,21 @@ async def set_password(command: SetPassword, unit: Unit) -> list[Outgoing]:
 
 
 async def disable_user(command: DisableUser, unit: Unit) -> list[Outgoing]:
-    await administrator(command, unit)
-    now = settings_of(unit).clock()
-    user = await existing_user(unit, command.user_name)
-    await repository.update_disabled(unit.connection, user.id, True, now)
-    return [fact(user.user_name, UserDisabled(user_id=user.id, user_name=user.user_name, occurred_at=now))]
+    return await _set_disabled(command, unit, disabled=True)
 
 
 async def enable_user(command: EnableUser, unit: Unit) -> list[Outgoing]:
+    return await _set_disabled(command, unit, disabled=False)
+
+
+async def _set_disabled(command: DisableUser | EnableUser, unit: Unit, *, disabled: bool) -> list[Outgoing]:
+    """An administrator disables or enables a user; the fact says which."""
     await administrator(command, unit)
     now = settings_of(unit).clock()
     user = await existing_user(unit, command.user_name)
-    await repository.update_disabled(unit.connection, user.id, False, now)
-    return [fact(user.user_name, UserEnabled(user_id=user.id, user_name=user.user_name, occurred_at=now))]
+    await repository.update_disabled(unit.connection, user.id, disabled, now)
+    event = UserDisabled if disabled else UserEnabled
+    return [fact(user.user_name, event(user_id=user.id, user_name=user.user_name, occurred_at=now))]
 
 
 async def unlock_user(command: UnlockUser, unit: Unit) -> list[Outgoing]:

@@ -148,9 +148,14 @@ async def test_concurrent_flushes_share_the_work_and_publish_each_message_once(
     the sequential test's above)."""
     pool = await create_pool(provisioned.database_url, "authentication")
     batches: list[list[bytes]] = []
+    callers = 20
+    flushing = 0
+    all_flushing = asyncio.Event()
 
     async def send_many(records) -> None:
-        await asyncio.sleep(0.01)  # a broker round trip, so callers pile up behind the lock
+        # The broker holds the first batch until every caller has asked for a flush, so the
+        # callers pile up behind the one in progress.
+        await asyncio.wait_for(all_flushing.wait(), timeout=20)
         batches.append([payload for _topic, _key, payload, _headers in records])
 
     async def unreachable(*_record) -> None:
@@ -162,19 +167,23 @@ async def test_concurrent_flushes_share_the_work_and_publish_each_message_once(
         message = Outgoing("signgate.authentication.events", "p", CommandRejected(status=404, code="c", message=f"m{n}"))
         async with pool.acquire() as connection, connection.transaction():
             await insert_outbox_messages(connection, [message], lambda m: m.topic)
+        nonlocal flushing
+        flushing += 1
+        if flushing == callers:
+            all_flushing.set()
         await relay.flush()
         sent = [payload for batch in batches for payload in batch]
         assert message.payload in sent  # published before flush returned
 
     try:
         await pool.execute("DELETE FROM outbox")
-        await asyncio.gather(*(handler(n) for n in range(20)))
+        await asyncio.gather(*(handler(n) for n in range(callers)))
         left = await pool.fetchval("SELECT count(*) FROM outbox")
     finally:
         await pool.close()
     sent = [payload for batch in batches for payload in batch]
-    assert left == 0 and len(sent) == len(set(sent)) == 20
-    assert len(batches) < 20  # shared: fewer flushes than callers
+    assert left == 0 and len(sent) == len(set(sent)) == callers
+    assert len(batches) < callers  # shared: fewer flushes than callers
 
 
 async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisioned: ConnectionSettings) -> None:
