@@ -46,6 +46,11 @@ class SecretFailures:
     async def used(self, package_id: str, order: int) -> int:
         return int(await self._redis.get(self._key(package_id, order)) or 0)
 
+    async def succeeded(self, package_id: str, order: int) -> None:
+        """The right secret: forget its failures, but not the methods passed (an OTP passed first
+        still counts towards a grant that needs both)."""
+        await self._redis.delete(self._key(package_id, order))
+
     async def satisfy(self, package_id: str, order: int, method: str) -> set[str]:
         """Record a passed method; returns every method passed within the memory window."""
         key = f"{self._satisfied}{package_id}:{order}"

@@ -86,6 +86,21 @@ async def failed(unit: Unit, policy: RecipientPolicy, method: str, reason: str, 
     ), policy.package_id)]
 
 
+async def failures_of_the_other_kind(services: AuthenticationRuntime, policy: RecipientPolicy,
+                                     kind: frozenset[str]) -> int:
+    """Wrong attempts counted by the recipient's method of ``kind``, if it has one.
+
+    A recipient who must pass a password and an OTP has one retry count for both: each counter
+    is given what the other has left. Both are read and written only by this package's commands,
+    handled one at a time in order (one key, one partition), so their sum is exact.
+    """
+    if not kind.intersection(policy.methods):
+        return 0
+    if kind == OTP_METHODS:
+        return (await services.otp.status(services.document_recipient(policy.package_id, policy.order))).failures
+    return await services.failures.used(policy.package_id, policy.order)
+
+
 async def open_document_with_password(command: auth.OpenDocumentWithPassword, unit: Unit) -> list[Outgoing]:
     services = runtime(unit)
     now = services.now()
@@ -94,12 +109,14 @@ async def open_document_with_password(command: auth.OpenDocumentWithPassword, un
     method = policy.method_for(SECRET_METHODS)
     verification = await services.hasher.verify(policy.secret_hash, command.password.get_secret_value())
     if verification.matches:
-        await services.failures.reset(policy.package_id, policy.order)
+        await services.failures.succeeded(policy.package_id, policy.order)
         return await authenticated(command, unit, policy, method, now)
-    used, counted = await services.failures.count(policy.package_id, policy.order, policy.retry_count)
+    other = await failures_of_the_other_kind(services, policy, OTP_METHODS)
+    budget = max(policy.retry_count - other, 0)
+    used, counted = await services.failures.count(policy.package_id, policy.order, budget)
     if not counted:  # spent in Redis but not yet locked here: take the lock now
-        used = max(used, policy.retry_count)
-    return await failed(unit, policy, method, "wrong_secret", used, now)
+        used = max(used, budget)
+    return await failed(unit, policy, method, "wrong_secret", used + other, now)
 
 
 async def request_document_otp(command: auth.RequestDocumentOtp, unit: Unit) -> list[Outgoing]:
@@ -129,14 +146,18 @@ async def verify_document_otp(command: auth.VerifyDocumentOtp, unit: Unit) -> li
     stored = await recipient(command, unit)
     policy = check_attempt(stored.policy if stored else None, now, OTP_METHODS)
     method = policy.method_for(OTP_METHODS)
+    other = await failures_of_the_other_kind(services, policy, SECRET_METHODS)
+    budget = policy.retry_count - other
+    if budget < 1:  # spent by wrong secrets but not yet locked here: take the lock now
+        return await failed(unit, policy, method, "wrong_secret", policy.retry_count, now)
     result = await services.otp.verify_and_consume(
         OtpRecipient.document_opening(policy.package_id, policy.order), command.code,
-        retry_count=policy.retry_count, now=now,
+        retry_count=budget, now=now,
     )
     if result.ok:
         return await authenticated(command, unit, policy, method, now)
     reason = FAILURE_REASONS.get(result.outcome, "wrong_secret")
-    return await failed(unit, policy, method, reason, locked_or_used(result, policy.retry_count), now)
+    return await failed(unit, policy, method, reason, locked_or_used(result, budget) + other, now)
 
 
 def locked_or_used(result: Verification, retry_count: int) -> int:
@@ -206,7 +227,7 @@ async def get_recipient_authentication_status(command: auth.GetRecipientAuthenti
     policy = stored.policy
     otp_status = await services.otp.status(OtpRecipient.document_opening(policy.package_id, policy.order))
     secret_failures = await services.failures.used(policy.package_id, policy.order)
-    used = stored.locked_failures or max(secret_failures, otp_status.failures)
+    used = stored.locked_failures or secret_failures + otp_status.failures  # one retry count for both
     status = auth.RecipientAuthenticationStatus(
         package_id=policy.package_id, order=policy.order,
         method=policy.methods[0] if policy.methods else None,

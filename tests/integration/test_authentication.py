@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from libs.otp_store import OtpStoreSettings
+from libs.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
 from libs.secrets import SecretHasher, SecretSettings, generate_pepper
 from libs.service import Service, build_service
 from libs.settings import ConnectionSettings
@@ -163,6 +163,57 @@ async def test_wrong_codes_count_down_then_lock_and_the_right_code_is_refused(
         ("authentication.recipient_locked_out", None),
     ]
     assert (after["type"], after["status"], after["code"]) == ("command.rejected", 403, "recipient_locked")
+
+
+async def test_wrong_passwords_and_wrong_codes_spend_one_retry_count(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher, clock: Clock
+) -> None:
+    """A recipient who must pass both a password and an SMS OTP is locked by the third wrong attempt
+    of either kind (retry count 3), not after two of each, and the right code is then refused."""
+    phone = "+447700900123"
+    package_id = await package_with(provisioned, service, (1, policy(["password", "sms_otp"], secret="right",
+                                                                     phone=phone), None))
+    store = OtpStore(service.resources.redis, prefix=provisioned.redis_prefix, pepper=PEPPER)  # otp-dispatch's part
+    await store.issue(uuid.uuid4(), OtpRecipient.document_opening(package_id, 1), challenge_id=uuid.uuid4(),
+                      code="123456", channel="sms", destination=phone, ttl=timedelta(minutes=5), now=clock())
+    wrong_password = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="wrong")
+    outcomes = [
+        await command(provisioned, watch, wrong_password),
+        await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="000000")),
+        await command(provisioned, watch, wrong_password.model_copy(update={"event_id": uuid.uuid4(),
+                                                                            "correlation_id": uuid.uuid4()})),
+    ]
+    after = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="123456"))
+
+    assert [(o["type"], o.get("attempts_used", o.get("failures")), o.get("attempts_remaining")) for o in outcomes] == [
+        ("authentication.recipient_authentication_failed", 1, 2),
+        ("authentication.recipient_authentication_failed", 2, 1),
+        ("authentication.recipient_locked_out", 3, None),
+    ]
+    assert (after["type"], after["status"], after["code"]) == ("command.rejected", 403, "recipient_locked")
+
+
+async def test_an_otp_passed_before_the_password_still_counts_towards_the_grant(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher, clock: Clock
+) -> None:
+    """A recipient who must pass both a password and an SMS OTP is granted access when the right code
+    comes first and the right password second (the password's success does not forget the code's)."""
+    phone = "+447700900123"
+    package_id = await package_with(provisioned, service, (1, policy(["password", "sms_otp"], secret="right",
+                                                                     phone=phone), None))
+    store = OtpStore(service.resources.redis, prefix=provisioned.redis_prefix, pepper=PEPPER)  # otp-dispatch's part
+    await store.issue(uuid.uuid4(), OtpRecipient.document_opening(package_id, 1), challenge_id=uuid.uuid4(),
+                      code="123456", channel="sms", destination=phone, ttl=timedelta(minutes=5), now=clock())
+    by_code = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="123456"))
+    opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right")
+    by_password = await command(provisioned, watch, opening)
+    [granted] = await watch.wait_for(lambda r: r.topic == provisioned.topic(AUTHENTICATION_REPLIES.name)
+                                     and correlated(r, opening.correlation_id))
+
+    assert [(o["type"], o["method"]) for o in (by_code, by_password)] == [
+        ("authentication.recipient_authenticated", "sms_otp"), ("authentication.recipient_authenticated", "password"),
+    ]
+    assert json.loads(granted.value)["type"] == "authentication.document_access_granted"
 
 
 async def test_lockout_survives_a_redis_flush(
