@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,14 @@ USER_PASSWORD = "Restart-pass-7731"
 USES = {"redis": ("identity", "authentication", "otp_dispatch"), "postgres": ("identity", "workflow", "authentication")}
 
 
+@pytest.fixture
+def store_dir() -> Iterator[Path]:
+    """Outside pytest's temporary root: Postgres runs as its own user when we are root, and every
+    pytest session that starts (others run beside this one) makes that root private again."""
+    with tempfile.TemporaryDirectory(prefix="signgate-restarts-", ignore_cleanup_errors=True) as path:
+        yield Path(path)
+
+
 def access_code(n: int) -> str:
     return f"AC-{n:04d}-restart"
 
@@ -59,10 +69,10 @@ def mobile(n: int) -> str:
     return f"+447700{900000 + n}"
 
 
-async def test_restarted_redis_comes_back_empty_and_postgres_with_its_rows(tmp_path: Path) -> None:
+async def test_restarted_redis_comes_back_empty_and_postgres_with_its_rows(store_dir: Path) -> None:
     """A restarted embedded Redis is back on its old port holding nothing and the services' Redis
     client's very next command succeeds; a restarted Postgres holds every committed row."""
-    with EmbeddedStack(tmp_path, kafka=False) as stores:
+    with EmbeddedStack(store_dir, kafka=False) as stores:
         client = create_redis(stores.urls["redis"])
         await client.set("kept?", "no")
         stores.by_kind["redis"].restart()
@@ -193,10 +203,12 @@ class Run:
         """Background traffic touching Postgres, Redis or both: guesses, code requests, logins, drafts."""
         self.slices += 1
         sent = []
-        for package_id, _ in self.background:
+        for package_id, n in self.background:  # a wrong guess, then the right code (which clears the count)
             sent += await self.ledger.send(AUTHENTICATION, package_id,
                                            auth.OpenDocumentWithPassword(package_id=package_id, order=1,
                                                                          password=f"guess-{self.slices}"),
+                                           auth.OpenDocumentWithPassword(package_id=package_id, order=1,
+                                                                         password=access_code(n)),
                                            auth.RequestDocumentOtp(package_id=package_id, order=2),
                                            auth.VerifyDocumentOtp(package_id=package_id, order=2,
                                                                   code=f"{self.slices:06d}"))
@@ -239,13 +251,14 @@ def _hit_the_outage(supervisor: Supervisor, logged_before: int) -> bool:
                for line in supervisor.logged()[logged_before:])
 
 
-async def test_services_ride_out_redis_and_postgres_restarts(connections: ConnectionSettings, tmp_path: Path) -> None:
+async def test_services_ride_out_redis_and_postgres_restarts(connections: ConnectionSettings, tmp_path: Path,
+                                                              store_dir: Path) -> None:
     """While Redis and then Postgres are restarted under the running services, every command gets
     exactly one outcome, no service is restarted, a lockout from before stays, and an OTP sent before
     the Redis restart no longer opens the document."""
-    cycles = scaled(1, 4)
+    cycles = scaled(1, 10)
     started = time.monotonic()
-    stores = EmbeddedStack(tmp_path / "stores", kafka=False)
+    stores = EmbeddedStack(store_dir, kafka=False)
     stores.start()
     try:
         connections = connections.model_copy(update={
