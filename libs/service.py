@@ -7,11 +7,14 @@ lifespan opens the Postgres pool, the Redis client and the outbox relay, and clo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -23,19 +26,20 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from libs.errors import is_transient
 from libs.logging import configure_logging, get_logger
-from libs.messaging.broker import attach_pipeline, create_broker
+from libs.messaging.broker import attach_batches, create_broker
 from libs.messaging.outbox import OutboxRelay, insert_outbox_messages, running_relay
 from libs.messaging.outgoing import Outgoing, caused_by
-from libs.messaging.pipeline import CURRENT_RECORD, Envelope, Pipeline, RetryPolicy, read_envelope
-from libs.messaging.processed import insert_processed_message
-from libs.messaging.publisher import Publisher
+from libs.messaging.pipeline import CURRENT_BATCH, Envelope, Pipeline, RetryPolicy, read_envelope
+from libs.messaging.processed import claim_processed_messages
+from libs.messaging.publisher import Publisher, headers
 from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
 from libs.postgres import create_pool, ping
+from libs.redis_client import create_redis
 from libs.settings import ConnectionSettings
 from libs.specification import service_specification
 from signgate_contracts import Message, Topic, UnknownMessageType, decode
-from signgate_contracts.codec import read_object
 from signgate_contracts.topics import OUTCOME_TOPIC
 
 log = get_logger(__name__)
@@ -50,16 +54,25 @@ class ServiceSettings(BaseSettings):
     retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
     outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
     fetch_max_wait_ms: int = Field(
-        100, ge=0, description="Longest the broker holds a fetch for new records: the idle latency floor."
+        25, ge=0, description="Longest the broker holds a fetch while no record waits: a record that "
+        "arrives meanwhile waits up to this long; shorter costs more idle fetches.",
     )
     session_timeout_ms: int = Field(
         10_000, ge=1_000, description="How long a silent consumer keeps its partitions: the wait after a crash."
     )
     heartbeat_interval_ms: int = Field(3_000, ge=100, description="How often a consumer says it is alive.")
-    consumer_workers: int = Field(
-        1, ge=1, le=32,
-        description="Consumers per consumed topic in this process: partitions are handled concurrently, "
-        "each partition (so each key) still one record at a time, in order, committed only once handled.",
+    batch_max_records: int = Field(
+        256, ge=1, le=10_000,
+        description="Most records fetched and handled as one batch: one offset commit and one outbox "
+        "flush per batch.",
+    )
+    batch_timeout_ms: int = Field(
+        5, ge=1, description="Longest a consumer waits for a batch to fill before handling what it has.",
+    )
+    lanes: int = Field(
+        8, ge=1, le=32,
+        description="Records of a batch handled concurrently, split by key: each lane one Postgres "
+        "transaction, each key's records in order within its lane.",
     )
     stall_after: float = Field(
         60.0, gt=0, description="Seconds with records waiting and none handled before /health fails."
@@ -167,41 +180,33 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         metrics=metrics,
         progress=progress,
     )
-    attach_pipeline(broker, pipeline)
+    attach_batches(broker)
     resources = Resources(settings=settings, publisher=publisher)
-    handle = Handler(definition, resources)
+    handle = Handler(definition, resources, pipeline)
 
-    topics = [connections.topic(t.name) for t in definition.consumes]
-    workers = settings.consumer_workers
-    # One consumer over every topic; or, with several workers, one subscriber per topic whose
-    # consumers share its partitions (FastStream's concurrent manual-commit mode takes one topic).
-    groups = [topics] if workers == 1 else [[topic] for topic in topics]
-    subscribers = []
-    for group in groups:
-        subscriber = broker.subscriber(
-            *group,
-            group_id=connections.topic(definition.group_id),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            title=definition.name if workers == 1 else f"{definition.name}:{group[0]}",
-            decoder=undecoded,
-            include_in_schema=False,  # described topic by topic in libs.specification
-            **({"max_workers": workers} if workers > 1 else {}),
-        )
+    subscriber = broker.subscriber(
+        *[connections.topic(t.name) for t in definition.consumes],
+        group_id=connections.topic(definition.group_id),
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # commit the batch once handled; on error, seek back
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        title=definition.name,
+        decoder=undecoded,
+        include_in_schema=False,  # described topic by topic in libs.specification
+    )
 
-        @subscriber
-        async def consume(_body: Any) -> None:  # no Context parameter: resolving one costs a thread hop
-            record = CURRENT_RECORD.get()
-            await handle(record.topic, record.value or b"", record)
-
-        subscribers.append(subscriber)
+    @subscriber
+    async def consume(_bodies: Any) -> None:  # no Context parameter: resolving one costs a thread hop
+        await handle.batch(CURRENT_BATCH.get())
 
     checks = {
         "broker": lambda: broker.ping(timeout=2.0),
-        "progress": lambda: _progress_check(progress, [c for s in subscribers for c in _consumers(s)]),
+        "progress": lambda: _progress_check(progress, _consumers(subscriber)),
     }
     if definition.schema:
         checks["postgres"] = lambda: ping(resources.pool)
@@ -216,9 +221,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
             resources.pool = await create_pool(connections.database_url, definition.schema)
             stack.push_async_callback(resources.pool.close)
             resources.relay = OutboxRelay(resources.pool, publisher.send, send_many=publisher.send_many)
-            pipeline.record_rejection = handle.record_rejection
         if definition.uses_redis:
-            resources.redis = aioredis.Redis.from_url(connections.redis_url)
+            resources.redis = create_redis(connections.redis_url)
             stack.push_async_callback(resources.redis.aclose)
 
     async def start_relay() -> None:
@@ -245,10 +249,7 @@ async def undecoded(message: Any) -> bytes:
 
 
 def _consumers(subscriber) -> list:
-    """A subscriber's consumers: its one, or one per worker when partitions are handled concurrently."""
-    group = getattr(subscriber, "consumer_subgroup", None)
-    if group:
-        return list(group)
+    """The subscriber's consumer, once it has started."""
     consumer = getattr(subscriber, "consumer", None)
     return [consumer] if consumer is not None else []
 
@@ -263,46 +264,129 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiF
     return build_service(definition, settings).app
 
 
-class Handler:
-    """Decodes a record, runs its use case once, and queues or publishes what it returns."""
+@dataclass
+class Item:
+    """One record of a batch, decoded as far as it could be."""
 
-    def __init__(self, definition: ServiceDefinition, resources: Resources) -> None:
+    record: ConsumerRecord
+    envelope: Envelope
+    message: Message | None = None
+    error: Exception | None = None
+    """Why the record could not be decoded; it is settled (dead letter, rejection), not handled."""
+
+    @property
+    def event_id(self) -> UUID:
+        return self.message.event_id if self.message is not None else self.envelope.event_id
+
+
+class LaneAborted(Exception):
+    """The lane's transaction cannot go on (its connection broke, or Postgres picked it as a
+    deadlock victim): the batch is delivered again, and records already handled are skipped."""
+
+
+class Handler:
+    """Handles a fetched batch: its records split into lanes by key, each lane one transaction.
+
+    In a lane every record claims its event id (one statement for the lane), runs its use case
+    in a savepoint, so that a refusal undoes only its own writes, and queues what it returns,
+    or its rejection, in the outbox. Lanes run concurrently; one outbox flush publishes what
+    the whole batch produced before its offsets are committed. A service without Postgres
+    publishes each batch's effects together instead.
+    """
+
+    def __init__(self, definition: ServiceDefinition, resources: Resources, pipeline: Pipeline) -> None:
         self.definition = definition
         self.resources = resources
+        self.pipeline = pipeline
         self.handled_types = {m.model_fields["type"].default: m for m in definition.handlers}
         self.topics = {topic.name: topic for topic in definition.consumes}
 
-    async def __call__(self, deployed_topic: str, body: bytes, record: ConsumerRecord | None = None) -> None:
-        topic = self.topics[self.resources.settings.connections.registry_name(deployed_topic)]
-        if not topic.answers_commands and read_object(body)["type"] not in self.handled_types:
-            return  # other services' facts this one does not need
-        message = decode(topic, body)
-        if record is not None and not {"event_id", "correlation_id"} <= message.model_fields_set:
-            message = with_stand_in_ids(message, read_envelope(record))
-        use_case = self.definition.handlers.get(type(message))
-        if use_case is None:
-            raise UnknownMessageType(message.type, topic.name)
-        if self.resources.pool is None:
-            outgoing = await use_case(message, Unit(self.resources))
-            for effect in stamp(message, outgoing):
-                await self.resources.publisher.publish(effect)
-            return
-        async with self.resources.pool.acquire() as connection, connection.transaction():
-            if not await insert_processed_message(connection, self.definition.name, message.event_id):
-                log.info("duplicate message ignored")
-                return
-            outgoing = await use_case(message, Unit(self.resources, connection))
-            await insert_outbox_messages(connection, stamp(message, outgoing), self.resources.publisher.deployed)
-        assert self.resources.relay is not None
-        await self.resources.relay.flush()
+    async def batch(self, records: Sequence[ConsumerRecord]) -> None:
+        count = self.resources.settings.lanes
+        lanes: list[list[ConsumerRecord]] = [[] for _ in range(count)]
+        for record in records:  # one key's records share a lane, in the order they came
+            lanes[zlib.crc32(record.key or b"%d" % record.partition) % count].append(record)
+        results = await asyncio.gather(*(self._lane(lane) for lane in lanes if lane), return_exceptions=True)
+        effects = [o for result in results if not isinstance(result, BaseException) for o in result]
+        if self.resources.relay is not None:
+            await self.resources.relay.flush()
+        elif effects:
+            publisher = self.resources.publisher
+            await publisher.send_many([(publisher.deployed(o), o.key.encode(), o.payload, headers(o)) for o in effects])
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
-    async def record_rejection(self, envelope: Envelope, rejection: Outgoing) -> None:
-        """A rejection is an outcome too: recorded once, with the processed-message claim."""
-        assert self.resources.pool is not None and self.resources.relay is not None
-        async with self.resources.pool.acquire() as connection, connection.transaction():
-            if await insert_processed_message(connection, self.definition.name, envelope.event_id):
-                await insert_outbox_messages(connection, [rejection], self.resources.publisher.deployed)
-        await self.resources.relay.flush()
+    async def _lane(self, records: list[ConsumerRecord]) -> list[Outgoing]:
+        """Handle one lane's records in order; returns what to publish (nothing: it is in the outbox)."""
+        items = [item for item in map(self._decode, records) if item is not None]
+        pool = self.resources.pool
+        if pool is None:
+            effects: list[Outgoing] = []
+            for item in items:
+                effects += await self._settled(item, lambda item=item: self._apply(item, Unit(self.resources)))
+            return effects
+        async with pool.acquire() as connection, connection.transaction():
+            fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in items])
+            queued: list[Outgoing] = []
+            for item in items:
+                if item.event_id not in fresh:
+                    log.info("duplicate message ignored", event_id=str(item.event_id))
+                    continue
+                fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
+                queued += await self._settled(item, lambda item=item: self._in_savepoint(item, connection))
+            await insert_outbox_messages(connection, queued, self.resources.publisher.deployed)
+        return []
+
+    def _decode(self, record: ConsumerRecord) -> Item | None:
+        """The record's message; None for another service's fact this one does not need."""
+        envelope = read_envelope(record)
+        try:
+            topic = self.topics[self.resources.settings.connections.registry_name(record.topic)]
+            body = record.value or b""
+            if not topic.answers_commands and envelope.type is not None and envelope.type not in self.handled_types:
+                return None  # (a record without a readable type is decoded, and so dead-lettered)
+            message = decode(topic, body)
+            if not {"event_id", "correlation_id"} <= message.model_fields_set:
+                message = with_stand_in_ids(message, envelope)
+            if type(message) not in self.definition.handlers:
+                raise UnknownMessageType(message.type, topic.name)
+            return Item(record, envelope, message)
+        except Exception as error:  # settled in the lane, like a failure of the use case
+            return Item(record, envelope, error=error)
+
+    async def _settled(self, item: Item, attempt: Callable[[], Awaitable[list[Outgoing]]]) -> list[Outgoing]:
+        """What ``item`` yields: its effects, or the rejection the pipeline maps its failure to."""
+        with self.pipeline.bound(item.record, item.envelope):
+            try:
+                if item.error is not None:
+                    raise item.error
+                return await self.pipeline.run(attempt)
+            except LaneAborted:
+                raise
+            except Exception as error:
+                if is_transient(error):  # a dependency is away: deliver the batch again, answer nothing yet
+                    log.warning("dependency unavailable after retries; the batch will be delivered again",
+                                error=type(error).__name__)
+                    raise
+                rejection = await self.pipeline.settle(item.record, item.envelope, error)
+                return [rejection] if rejection is not None else []
+
+    async def _in_savepoint(self, item: Item, connection: asyncpg.Connection) -> list[Outgoing]:
+        try:
+            async with connection.transaction():
+                return await self._apply(item, Unit(self.resources, connection))
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
+            raise LaneAborted(type(error).__name__) from error
+        except Exception as error:
+            if connection.is_closed():
+                raise LaneAborted(type(error).__name__) from error
+            raise
+
+    async def _apply(self, item: Item, unit: Unit) -> list[Outgoing]:
+        assert item.message is not None
+        use_case = self.definition.handlers[type(item.message)]
+        return stamp(item.message, await use_case(item.message, unit))
 
 
 def with_stand_in_ids(message: Message, envelope: Envelope) -> Message:

@@ -18,6 +18,11 @@ class ConnectionSettings(BaseSettings):
         True,
         description="Idempotent producer; the embedded broker cannot do it, so `make run` turns it off.",
     )
+    kafka_request_timeout_ms: int = Field(
+        15_000, ge=1_000,
+        description="How long a request to the broker may take before it fails and is retried; "
+        "a publish gives up after twice this.",
+    )
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:5432/signgate", description="Postgres connection URL."
     )

@@ -13,14 +13,15 @@ import asyncio
 import signal
 import sys
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from libs.redis_client import create_redis
 
 ECHO = "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 60000) return n"
 
 
 async def echo(bootstrap: str, redis_url: str, source: str, target: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+    client = create_redis(redis_url)
     script = client.register_script(ECHO)
     consumer = AIOKafkaConsumer(
         source, bootstrap_servers=bootstrap, group_id=f"{prefix}ceiling", enable_auto_commit=False,

@@ -288,7 +288,7 @@ async def run(args: argparse.Namespace) -> Report:
     report.context = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
         "cpus": os.cpu_count(), "python": platform.python_version(), "replicas": args.replicas,
-        "consumer_workers": args.workers,
+        "lanes": args.lanes, "fetch_max_wait_ms": args.fetch_max_wait_ms,
         "quick": args.quick, "load_average_at_start": os.getloadavg(),
     }
     print(f"load average at start: {_load()}", flush=True)
@@ -321,7 +321,9 @@ async def run(args: argparse.Namespace) -> Report:
             "SIGNGATE_KAFKA_IDEMPOTENCE": str(connections.kafka_idempotence).lower(),
             "SIGNGATE_OTP_DISPATCH_SANDBOX_OUTBOX": str(folder / "sandbox-outbox.jsonl"),
             "SIGNGATE_OTP_DISPATCH_RESEND_COOLDOWN_SECONDS": "0",
-            **{f"SIGNGATE_{name.upper()}_CONSUMER_WORKERS": str(args.workers) for name in SERVICES},
+            **{f"SIGNGATE_{name.upper()}_LANES": str(args.lanes) for name in SERVICES},
+            **({f"SIGNGATE_{name.upper()}_FETCH_MAX_WAIT_MS": str(args.fetch_max_wait_ms) for name in SERVICES}
+               if args.fetch_max_wait_ms is not None else {}),
         }
         bench = Bench(connections, secrets, folder, env)
         bench.pool = await create_pool(connections.database_url, "authentication", max_size=8)
@@ -454,8 +456,10 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m libs.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=1, help="authentication service replicas (default 1)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="consumers per consumed topic in each service process (default 1: on 2 cores more cost more than they give)")
+    parser.add_argument("--lanes", type=int, default=8,
+                        help="records of a batch each service handles concurrently, split by key (default 8)")
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
+                        help="how long the services' fetches wait at the broker (default: the services' own)")
     parser.add_argument("--quick", action="store_true", help="small runs: checks the harness in about a minute")
     parser.add_argument("--out", type=Path, default=DATA_DIR / "bench.json", help="where the JSON report goes")
     parser.add_argument("--keep-logs", action="store_true", help=f"copy the services' logs to {DATA_DIR}/bench-logs")

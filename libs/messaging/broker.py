@@ -1,4 +1,4 @@
-"""The broker factory every service uses: one group per service, ack after commit, one pipeline."""
+"""The broker factory every service uses: one group per service, ack after commit, batches as records."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
-from libs.messaging.pipeline import Pipeline, pipeline_middleware
+from libs.messaging.pipeline import batch_middleware
 from libs.settings import ConnectionSettings
 
 
@@ -17,11 +17,11 @@ def create_broker(service: str, settings: ConnectionSettings) -> KafkaBroker:
         client_id=f"signgate-{service}",
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
-        request_timeout_ms=15_000,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
         logger=logging.getLogger(f"signgate.{service}.broker"),  # through the JSON log pipeline
     )
 
 
-def attach_pipeline(broker: KafkaBroker, pipeline: Pipeline) -> None:
-    """Run every record this broker consumes through ``pipeline``."""
-    broker.add_middleware(pipeline_middleware(pipeline))
+def attach_batches(broker: KafkaBroker) -> None:
+    """Hand every batch this broker fetches, as records, to its subscriber."""
+    broker.add_middleware(batch_middleware())

@@ -1,25 +1,28 @@
-"""The consume pipeline: one middleware that decides what happens when handling a record fails.
+"""The consume pipeline: what happens to a record of a fetched batch when handling it fails.
 
 - a domain refusal            -> `command.rejected` to the caller, ack;
 - an undecodable record       -> `<topic>.dlq` with the reason (and a rejection if the caller
                                  can be told), ack;
 - an invalid command body     -> `command.rejected` 400 naming the field, ack;
-- a transient fault           -> bounded retries with backoff, then the DLQ and a 500 rejection;
+- a transient fault           -> bounded retries with backoff; if it lasts, the error escapes;
 - any other error             -> the DLQ and a 500 rejection, ack.
 
-The partition keeps moving in every case. Only when the DLQ or the rejection cannot be
-written does the error escape, and the subscriber's NACK_ON_ERROR policy seeks back so the
-record is delivered again: nothing is skipped.
+The partition keeps moving past bad records. A lasting transient fault (Redis or Postgres
+away), or a dead letter that cannot be written, lets the error escape: the subscriber's
+NACK_ON_ERROR policy seeks back and the batch is delivered again (records already handled are
+recognised by event id), so an outage pauses consumption instead of dead-lettering good
+commands, and nothing is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
@@ -42,9 +45,11 @@ log = get_logger(__name__)
 
 INTERNAL_ERROR = "An internal server error occurred while processing the request"
 
-CURRENT_RECORD: ContextVar[ConsumerRecord] = ContextVar("signgate_current_record")
-"""The record the pipeline is handling, for the subscriber function: cheaper than FastStream's
-``Context`` injection, which resolves each message in a worker thread."""
+CURRENT_BATCH: ContextVar[tuple[ConsumerRecord, ...]] = ContextVar("signgate_current_batch")
+"""The records of the batch being handled, for the subscriber function: cheaper than FastStream's
+``Context`` injection, which resolves in a worker thread."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,8 @@ class Envelope:
     type: str | None
 
 
-RecordRejection = Callable[[Envelope, Outgoing], Awaitable[None]]
-"""Deliver a rejection; Postgres-backed services record it with the processed message."""
-
-
 class Pipeline:
-    """Maps the outcome of handling one record to acks, rejections and dead letters."""
+    """Maps the outcome of handling one record to retries, rejections and dead letters."""
 
     def __init__(
         self,
@@ -94,12 +95,10 @@ class Pipeline:
         self.retry = retry
         self.metrics = metrics
         self.progress = progress
-        self.record_rejection: RecordRejection = self._publish_rejection
 
-    async def consume(self, call_next: Callable[[Any], Awaitable[Any]], message: Any) -> Any:
-        record: ConsumerRecord = message.raw_message
-        current = CURRENT_RECORD.set(record)
-        envelope = read_envelope(record)
+    @contextlib.contextmanager
+    def bound(self, record: ConsumerRecord, envelope: Envelope) -> Iterator[None]:
+        """Log lines inside the block name the record's ids; the record counts as handled after it."""
         structlog.contextvars.bind_contextvars(
             correlation_id=str(envelope.correlation_id),
             event_id=str(envelope.event_id),
@@ -107,49 +106,57 @@ class Pipeline:
             topic=record.topic,
         )
         try:
-            return await self._handle(call_next, message, record, envelope)
+            yield
         finally:
-            CURRENT_RECORD.reset(current)
             structlog.contextvars.clear_contextvars()
             if self.progress:
                 self.progress.handled()
 
-    async def _handle(self, call_next, message, record: ConsumerRecord, envelope: Envelope) -> Any:
+    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, retried with backoff while it fails transiently; the last error escapes."""
         delays = self.retry.delays()
         while True:
             try:
-                return await call_next(message)
-            except Refusal as refusal:
+                return await attempt()
+            except Exception as error:
+                if isinstance(error, Refusal) or not is_transient(error) or not delays:
+                    raise
+                delay = delays.pop(0)
+                log.warning("transient failure; retrying", error=type(error).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def settle(self, record: ConsumerRecord, envelope: Envelope, error: Exception) -> Outgoing | None:
+        """Dead-letter what must be kept and return the rejection the caller is owed, if any.
+
+        Raises only when a dead letter cannot be written: the record is then delivered again.
+        """
+        match error:
+            case Refusal() as refusal:
                 log.info("command refused", status=refusal.status, rejection_code=refusal.code)
-                await self._reject(record, envelope, refusal.status, refusal.code, refusal.message,
-                                   refusal.field, refusal.retry_after_seconds)
-            except UndecodableMessage as error:
+                return await self._reject(record, envelope, refusal.status, refusal.code, refusal.message,
+                                          refusal.field, refusal.retry_after_seconds)
+            case UndecodableMessage():
                 log.warning("undecodable record dead-lettered", reason=str(error))
                 await self._dead_letter(record, f"undecodable: {error}")
-                if envelope.type is not None:
-                    await self._reject(record, envelope, 400, "undecodable_message", str(error))
-            except UnknownMessageType as error:
+                if envelope.type is None:
+                    return None
+                return await self._reject(record, envelope, 400, "undecodable_message", str(error))
+            case UnknownMessageType():
                 log.warning("unknown message type dead-lettered", reason=str(error))
                 await self._dead_letter(record, f"unknown type: {error}")
-                await self._reject(record, envelope, 400, "unknown_message_type", str(error))
-            except ValidationError as error:
+                return await self._reject(record, envelope, 400, "unknown_message_type", str(error))
+            case ValidationError():
                 field, text = describe_validation_error(error, envelope.type)
                 if self._answers(record):
                     log.info("invalid command rejected", field=field)
-                    await self._reject(record, envelope, 400, "invalid_command", text, field)
-                else:
-                    log.warning("invalid record dead-lettered", field=field)
-                    await self._dead_letter(record, f"invalid: {text}")
-            except Exception as error:
-                if is_transient(error) and delays:
-                    delay = delays.pop(0)
-                    log.warning("transient failure; retrying", error=type(error).__name__, retry_in=delay)
-                    await asyncio.sleep(delay)
-                    continue
-                log.exception("handling failed; dead-lettered")
+                    return await self._reject(record, envelope, 400, "invalid_command", text, field)
+                log.warning("invalid record dead-lettered", field=field)
+                await self._dead_letter(record, f"invalid: {text}")
+                return None
+            case _:
+                log.error("handling failed; dead-lettered", exc_info=error)
                 await self._dead_letter(record, f"failed: {describe_error(error)}")
-                await self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)
-            return None
+                return await self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)
 
     def _answers(self, record: ConsumerRecord) -> bool:
         return self.settings.registry_name(record.topic) in self.outcome_topics
@@ -163,13 +170,13 @@ class Pipeline:
         text: str,
         field: str | None = None,
         retry_after_seconds: int | None = None,
-    ) -> None:
+    ) -> Outgoing | None:
         registry_name = self.settings.registry_name(record.topic)
         outcome_topic = self.outcome_topics.get(registry_name)
         if outcome_topic is None:
             if status != 500:  # a refused event is a defect; the DLQ keeps it visible
                 await self._dead_letter(record, f"refused ({status} {code}): {text}")
-            return
+            return None
         rejection = caused_by(
             envelope,
             CommandRejected(
@@ -181,10 +188,7 @@ class Pipeline:
         key = record.key.decode(errors="replace") if record.key else str(envelope.correlation_id)
         if self.metrics:
             self.metrics.rejected.labels(self.service, code).inc()
-        await self.record_rejection(envelope, Outgoing(outcome_topic.name, key, rejection))
-
-    async def _publish_rejection(self, _envelope: Envelope, outgoing: Outgoing) -> None:
-        await self.publisher.publish(outgoing)
+        return Outgoing(outcome_topic.name, key, rejection)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         if self.metrics:
@@ -234,14 +238,19 @@ def describe_error(error: BaseException) -> str:
     return type(error).__name__
 
 
-def pipeline_middleware(pipeline: Pipeline) -> type[BaseMiddleware]:
-    """The FastStream middleware class that runs every consumed record through ``pipeline``."""
+def batch_middleware() -> type[BaseMiddleware]:
+    """The FastStream middleware that hands each fetched batch's records to the subscriber."""
 
-    class PipelineMiddleware(BaseMiddleware):
+    class BatchMiddleware(BaseMiddleware):
         async def consume_scope(self, call_next, msg):  # type: ignore[override]
-            return await pipeline.consume(call_next, msg)
+            records = msg.raw_message
+            current = CURRENT_BATCH.set(records if isinstance(records, tuple) else (records,))
+            try:
+                return await call_next(msg)
+            finally:
+                CURRENT_BATCH.reset(current)
 
-    return PipelineMiddleware
+    return BatchMiddleware
 
 
-__all__ = ["CURRENT_RECORD", "Envelope", "Message", "Pipeline", "RetryPolicy", "pipeline_middleware", "read_envelope"]
+__all__ = ["CURRENT_BATCH", "Envelope", "Message", "Pipeline", "RetryPolicy", "batch_middleware", "read_envelope"]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
 
 
-async def insert_processed_message(connection: asyncpg.Connection, consumer: str, event_id: UUID) -> bool:
-    """Claim ``event_id`` for ``consumer`` inside the caller's transaction; False if already handled."""
-    status = await connection.execute(
-        "INSERT INTO processed_messages (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        consumer, event_id,
+async def claim_processed_messages(
+    connection: asyncpg.Connection, consumer: str, event_ids: Sequence[UUID]
+) -> set[UUID]:
+    """Claim many event ids in one statement inside the caller's transaction; returns those not
+    handled before (an id repeated in ``event_ids`` is claimed once)."""
+    if not event_ids:
+        return set()
+    rows = await connection.fetch(
+        "INSERT INTO processed_messages (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer, list(event_ids),
     )
-    return status == "INSERT 0 1"
+    return {row["event_id"] for row in rows}

@@ -23,9 +23,17 @@ class Publisher:
         """The topic name ``outgoing`` is published to on this deployment."""
         return outgoing.topic if outgoing.verbatim else self._settings.topic(outgoing.topic)
 
+    @property
+    def give_up_after(self) -> float:
+        """Seconds a publish may wait for the broker before failing as transient. aiokafka's idempotent
+        producer never expires a batch (aiokafka #1101), so without this limit a broker outage would
+        hold the outbox relay, and every handler waiting on it, for as long as the outage lasts."""
+        return 2 * self._settings.kafka_request_timeout_ms / 1000
+
     async def send(self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]) -> None:
         """Publish one record to a deployed topic name and wait until the broker has it."""
-        await self._broker.publish(payload, topic=topic, key=key, headers=headers)
+        async with asyncio.timeout(self.give_up_after):
+            await self._broker.publish(payload, topic=topic, key=key, headers=headers)
         if self._metrics and "type" in headers:
             self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
 
@@ -35,11 +43,12 @@ class Publisher:
         The producer keeps one request in flight per partition, so records of one key stay in order;
         if any send fails, the first error is raised once every send has finished either way.
         """
-        deliveries = [
-            await self._broker.publish(payload, topic=topic, key=key, headers=headers, no_confirm=True)
-            for topic, key, payload, headers in records
-        ]
-        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        async with asyncio.timeout(self.give_up_after):
+            deliveries = [
+                await self._broker.publish(payload, topic=topic, key=key, headers=headers, no_confirm=True)
+                for topic, key, payload, headers in records
+            ]
+            results = await asyncio.gather(*deliveries, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result

@@ -75,25 +75,26 @@ async def test_transient_failure_is_retried_until_it_succeeds(
     assert int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{command.event_id}")) == 3
 
 
-async def test_lasting_transient_failure_is_dead_lettered_and_the_partition_moves_on(
+async def test_lasting_transient_failure_pauses_the_partition_until_the_dependency_is_back(
     ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
 ) -> None:
-    """A handler still failing after its retries is dead-lettered with the reason, the caller gets a
-    500, and the next command on the same partition is applied."""
+    """A handler still failing transiently after its retries is delivered again, not dead-lettered:
+    it is applied once the dependency is back, before the next command of its key."""
     key = account()
-    failing = Deposit(account=key, amount=1, behaviour="transient", transient_failures=99)
+    retries = ledger_service.resources.settings.retry_attempts
+    failing = Deposit(account=key, amount=1, behaviour="transient", transient_failures=retries + 2)
     following = Deposit(account=key, amount=2)
     await send(ledger_connections, encode(failing), encode(following), key=key)
 
-    rejection = await ledger_watch.outcome(failing.correlation_id)
-    [dead] = await ledger_watch.wait_for(is_dead_letter(ledger_connections))
-    applied = await ledger_watch.outcome(following.correlation_id)
+    applied_first = await ledger_watch.outcome(failing.correlation_id)
+    applied_next = await ledger_watch.outcome(following.correlation_id)
 
-    assert (rejection["type"], rejection["status"], rejection["code"]) == ("command.rejected", 500, "internal_error")
-    assert document(dead)["reason"] == "failed: ConnectionError"
-    assert document(dead)["payload"]["event_id"] == str(failing.event_id)
-    assert applied["type"] == "ledger.deposited"
-    assert await entries(ledger_service, key) == [(following.event_id, 2)]
+    assert applied_first["type"] == applied_next["type"] == "ledger.deposited"
+    assert await entries(ledger_service, key) == [(failing.event_id, 1), (following.event_id, 2)]
+    redis = ledger_service.resources.redis
+    assert redis is not None
+    assert int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{failing.event_id}")) == retries + 3
+    assert not [r for r in ledger_watch.records if is_dead_letter(ledger_connections)(r) and document(r)["key"] == key]
 
 
 async def test_same_event_id_delivered_twice_is_applied_once(

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from libs.messaging.outbox import OutboxRelay, insert_outbox_messages
 from libs.messaging.outgoing import Outgoing
-from libs.messaging.processed import insert_processed_message
+from libs.messaging.processed import claim_processed_messages
 from libs.migrations import MigrationError, migrate, read_track
 from libs.postgres import create_pool
 from libs.redis_scripts import LuaScripts
@@ -93,19 +93,21 @@ def test_gaps_in_numbering_are_refused(tmp_path: Path) -> None:
 
 
 async def test_processed_message_claim_is_once_per_consumer(provisioned: ConnectionSettings) -> None:
-    """An event id is claimed once per consumer; another consumer may claim it too."""
+    """An event id is claimed once per consumer, even when a batch repeats it; another consumer may
+    claim it too."""
     pool = await create_pool(provisioned.database_url, "identity")
-    event_id = uuid.uuid4()
+    first, second = uuid.uuid4(), uuid.uuid4()
     try:
         async with pool.acquire() as connection:
             claims = [
-                await insert_processed_message(connection, "identity", event_id),
-                await insert_processed_message(connection, "identity", event_id),
-                await insert_processed_message(connection, "other", event_id),
+                await claim_processed_messages(connection, "identity", [first, first]),
+                await claim_processed_messages(connection, "identity", [first, second]),
+                await claim_processed_messages(connection, "other", [first]),
+                await claim_processed_messages(connection, "other", []),
             ]
     finally:
         await pool.close()
-    assert claims == [True, False, True]
+    assert claims == [{first}, {second}, {first}, set()]
 
 
 async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(provisioned: ConnectionSettings) -> None:

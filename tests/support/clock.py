@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 
 class MovableClock:
-    """Wall-clock time plus an offset that only grows; call it like ``datetime.now(UTC)``."""
+    """Wall-clock time plus an offset that only grows until reset; call it like ``datetime.now(UTC)``."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self._fixed = start
@@ -20,3 +20,9 @@ class MovableClock:
 
     def advance(self, by: timedelta) -> None:
         self.offset += by
+
+    def reset(self) -> None:
+        """Back to the wall clock (for when a test that moved it is done: tokens issued on a moved
+        clock are not yet valid for services on the wall clock)."""
+        self.offset = timedelta(0)
+        self.tick = timedelta(0)
