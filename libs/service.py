@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import zlib
+import heapq
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +34,7 @@ from libs.messaging.outgoing import Outgoing, caused_by
 from libs.messaging.pipeline import CURRENT_BATCH, Envelope, Pipeline, RetryPolicy, read_envelope
 from libs.messaging.processed import claim_processed_messages
 from libs.messaging.publisher import Publisher, headers
+from libs.messaging.savepoint import SavepointOnWrite
 from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
 from libs.postgres import create_pool, ping
 from libs.redis_client import create_redis
@@ -218,7 +219,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
     async def open_resources() -> None:
         if definition.schema:
-            resources.pool = await create_pool(connections.database_url, definition.schema)
+            resources.pool = await create_pool(  # a connection per lane, the relay's, and one for /health
+                connections.database_url, definition.schema, max_size=settings.lanes + 2)
             stack.push_async_callback(resources.pool.close)
             resources.relay = OutboxRelay(resources.pool, publisher.send, send_many=publisher.send_many)
         if definition.uses_redis:
@@ -279,6 +281,11 @@ class Item:
         return self.message.event_id if self.message is not None else self.envelope.event_id
 
 
+TRANSACTION_RECORDS = 48
+"""Most records in one lane transaction: each writing record's savepoint is a subtransaction,
+and past 64 of them Postgres overflows its subtransaction cache, which slows every session."""
+
+
 class LaneAborted(Exception):
     """The lane's transaction cannot go on (its connection broke, or Postgres picked it as a
     deadlock victim): the batch is delivered again, and records already handled are skipped."""
@@ -288,10 +295,11 @@ class Handler:
     """Handles a fetched batch: its records split into lanes by key, each lane one transaction.
 
     In a lane every record claims its event id (one statement for the lane), runs its use case
-    in a savepoint, so that a refusal undoes only its own writes, and queues what it returns,
-    or its rejection, in the outbox. Lanes run concurrently; one outbox flush publishes what
-    the whole batch produced before its offsets are committed. A service without Postgres
-    publishes each batch's effects together instead.
+    with a savepoint opened at its first write, so that a refusal undoes only its own writes, and queues what it returns,
+    or its rejection, in the outbox. Lanes run concurrently. Once they have committed, the
+    batch's outcomes are durable, so its offsets are committed while the outbox relay publishes
+    them. A service without Postgres publishes each batch's effects, and waits for the broker to
+    have them, before its offsets are committed.
     """
 
     def __init__(self, definition: ServiceDefinition, resources: Resources, pipeline: Pipeline) -> None:
@@ -302,14 +310,14 @@ class Handler:
         self.topics = {topic.name: topic for topic in definition.consumes}
 
     async def batch(self, records: Sequence[ConsumerRecord]) -> None:
-        count = self.resources.settings.lanes
-        lanes: list[list[ConsumerRecord]] = [[] for _ in range(count)]
-        for record in records:  # one key's records share a lane, in the order they came
-            lanes[zlib.crc32(record.key or b"%d" % record.partition) % count].append(record)
-        results = await asyncio.gather(*(self._lane(lane) for lane in lanes if lane), return_exceptions=True)
+        lanes = balanced_lanes(records, self.resources.settings.lanes)
+        results = await asyncio.gather(*(self._lane(lane) for lane in lanes), return_exceptions=True)
         effects = [o for result in results if not isinstance(result, BaseException) for o in result]
-        if self.resources.relay is not None:
-            await self.resources.relay.flush()
+        relay = self.resources.relay
+        if relay is not None and relay.running:
+            relay.kick()  # what the lanes committed is durable: publishing need not hold the batch
+        elif relay is not None:
+            await relay.flush()
         elif effects:
             publisher = self.resources.publisher
             await publisher.send_many([(publisher.deployed(o), o.key.encode(), o.payload, headers(o)) for o in effects])
@@ -326,16 +334,18 @@ class Handler:
             for item in items:
                 effects += await self._settled(item, lambda item=item: self._apply(item, Unit(self.resources)))
             return effects
-        async with pool.acquire() as connection, connection.transaction():
-            fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in items])
-            queued: list[Outgoing] = []
-            for item in items:
-                if item.event_id not in fresh:
-                    log.info("duplicate message ignored", event_id=str(item.event_id))
-                    continue
-                fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
-                queued += await self._settled(item, lambda item=item: self._in_savepoint(item, connection))
-            await insert_outbox_messages(connection, queued, self.resources.publisher.deployed)
+        for start in range(0, len(items), TRANSACTION_RECORDS):
+            async with pool.acquire() as connection, connection.transaction():
+                chunk = items[start:start + TRANSACTION_RECORDS]
+                fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in chunk])
+                queued: list[Outgoing] = []
+                for item in chunk:
+                    if item.event_id not in fresh:
+                        log.info("duplicate message ignored", event_id=str(item.event_id))
+                        continue
+                    fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
+                    queued += await self._settled(item, lambda item=item: self._in_savepoint(item, connection))
+                await insert_outbox_messages(connection, queued, self.resources.publisher.deployed)
         return []
 
     def _decode(self, record: ConsumerRecord) -> Item | None:
@@ -373,9 +383,15 @@ class Handler:
                 return [rejection] if rejection is not None else []
 
     async def _in_savepoint(self, item: Item, connection: asyncpg.Connection) -> list[Outgoing]:
+        guarded = SavepointOnWrite(connection)
         try:
-            async with connection.transaction():
-                return await self._apply(item, Unit(self.resources, connection))
+            try:
+                effects = await self._apply(item, Unit(self.resources, guarded))  # type: ignore[arg-type]
+            except BaseException:
+                await guarded.rollback()
+                raise
+            await guarded.commit()
+            return effects
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
             raise LaneAborted(type(error).__name__) from error
         except Exception as error:
@@ -387,6 +403,22 @@ class Handler:
         assert item.message is not None
         use_case = self.definition.handlers[type(item.message)]
         return stamp(item.message, await use_case(item.message, unit))
+
+
+def balanced_lanes(records: Sequence[ConsumerRecord], count: int) -> list[list[ConsumerRecord]]:
+    """At most ``count`` lanes of records, each key's records in one lane in the order they came,
+    keys spread so the lanes hold about as many records each (largest key first, to the emptiest
+    lane): a batch takes as long as its fullest lane."""
+    by_key: dict[bytes, list[ConsumerRecord]] = {}
+    for record in records:
+        by_key.setdefault(record.key if record.key is not None else b"%d" % record.partition, []).append(record)
+    lanes: list[list[ConsumerRecord]] = [[] for _ in range(min(count, len(by_key)))]
+    emptiest = [(0, n) for n in range(len(lanes))]
+    for group in sorted(by_key.values(), key=len, reverse=True):
+        size, n = heapq.heappop(emptiest)
+        lanes[n] += group
+        heapq.heappush(emptiest, (size + len(group), n))
+    return lanes
 
 
 def with_stand_in_ids(message: Message, envelope: Envelope) -> Message:

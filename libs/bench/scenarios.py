@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,9 @@ from signgate_contracts.topics import (
 )
 
 RIGHT, WRONG = "482913", "000000"
-PER_PACKAGE = 50
+PER_PACKAGE = 5
+"""Signers per prepared package. A package's commands are handled one at a time, in order (its id
+is the key), so this and the interleaving below decide how much of a load can run concurrently."""
 SERVICES = {
     "identity": "services.identity.app:create_app",
     "workflow": "services.workflow.app:create_app",
@@ -275,9 +278,11 @@ def raw_argon2_rate(hasher: SecretHasher, seconds: float, threads: int) -> float
 
 
 async def verifications(bench: Bench, count: int) -> list[list[str]]:
-    """``count`` prepared recipients with pending codes; commands half right, half wrong."""
+    """``count`` prepared recipients with pending codes; commands half right, half wrong, in an
+    order that interleaves packages (many signers of many documents at once)."""
     recipients = await bench.recipients(count)
     await bench.challenges(recipients)
+    random.Random(count).shuffle(recipients)
     return [_record(auth.VerifyDocumentOtp(package_id=p, order=o, code=RIGHT if i % 2 == 0 else WRONG), p)
             for i, (p, o) in enumerate(recipients)]
 

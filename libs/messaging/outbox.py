@@ -36,9 +36,11 @@ async def insert_outbox_messages(
 class OutboxRelay:
     """Publishes queued messages in order and deletes them once the broker has them.
 
-    ``flush`` is called right after a handler commits (the fast path); ``run`` polls for rows
-    left by a crash or a broker outage. Rows are locked with SKIP LOCKED, so replicas share
-    the work, and a process-wide lock keeps one process's flushes in order.
+    ``run`` flushes whenever a handler has committed rows and says so with ``kick`` (the fast
+    path: the consumer commits its offsets and goes on to the next batch while the relay
+    publishes), and at least every ``interval`` for rows left by a crash or a broker outage.
+    Rows are locked with SKIP LOCKED, so replicas share the work, and a process-wide lock keeps
+    one process's flushes in order.
     """
 
     def __init__(self, pool: asyncpg.Pool, send: Send, *, batch: int = 500, send_many: SendMany | None = None) -> None:
@@ -50,6 +52,13 @@ class OutboxRelay:
         """Flush calls so far, numbered."""
         self._covered = 0
         """Every call numbered up to this was answered by a flush that began after it."""
+        self._kicked = asyncio.Event()
+        self.running = False
+        """Whether ``run`` is looping: if not, whoever commits rows flushes them itself."""
+
+    def kick(self) -> None:
+        """Rows were committed: have ``run`` flush now rather than at its next tick."""
+        self._kicked.set()
 
     async def flush(self) -> int:
         """Publish everything queued now; returns how many records were published.
@@ -91,15 +100,27 @@ class OutboxRelay:
             return len(rows)
 
     async def run(self, interval: float = 0.5) -> None:
-        """Poll forever; failures are logged and retried on the next tick."""
+        """Flush on every kick, and every ``interval`` anyway; failures are logged and retried on the
+        next tick."""
+        self.running = True
+        try:
+            await self._loop(interval)
+        finally:
+            self.running = False
+
+    async def _loop(self, interval: float) -> None:
         while True:
+            self._kicked.clear()  # a kick during the flush below starts another one straight after
             try:
                 await self.flush()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay failed; will retry")
-            await asyncio.sleep(interval)
+                await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._kicked.wait()
 
 
 def _one_by_one(send: Send) -> SendMany:
@@ -120,3 +141,7 @@ async def running_relay(relay: OutboxRelay, interval: float = 0.5):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        try:  # what was committed since the last flush goes out now, not at the next start
+            await relay.flush()
+        except Exception:
+            log.exception("final outbox flush failed; the rows wait for the next start")

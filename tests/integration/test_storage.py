@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from libs.messaging.outbox import OutboxRelay, insert_outbox_messages
 from libs.messaging.outgoing import Outgoing
 from libs.messaging.processed import claim_processed_messages
+from libs.messaging.savepoint import SavepointOnWrite
 from libs.migrations import MigrationError, migrate, read_track
 from libs.postgres import create_pool
 from libs.redis_scripts import LuaScripts
@@ -202,3 +203,35 @@ async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisione
         await client.aclose()
     assert sorted(results) == [-1] * 7 + [1, 2, 3]
     assert after_flush == 4 and 0 < ttl <= 60
+
+
+async def test_a_record_that_refuses_after_writing_leaves_nothing_and_a_reader_opens_no_savepoint(
+    database_url: str,
+) -> None:
+    """In a lane's transaction, a record's writes are undone alone when it fails, a record that
+    only reads opens no savepoint, and a record that succeeds keeps its writes."""
+    connection = await asyncpg.connect(database_url)
+    table = f"lane_{uuid.uuid4().hex[:8]}"
+    try:
+        await connection.execute(f"CREATE TEMP TABLE {table} (n int)")
+        async with connection.transaction():
+            kept = SavepointOnWrite(connection)
+            await kept.execute(f"INSERT INTO {table} VALUES (1)")
+            await kept.commit()
+
+            refused = SavepointOnWrite(connection)
+            with pytest.raises(RuntimeError):
+                try:
+                    await refused.execute(f"INSERT INTO {table} VALUES (2)")
+                    raise RuntimeError("refused after writing")
+                except BaseException:
+                    await refused.rollback()
+                    raise
+
+            reader = SavepointOnWrite(connection)
+            assert await reader.fetchval(f"SELECT count(*) FROM {table}") == 1
+            assert reader._savepoint is None
+            await reader.rollback()  # nothing to undo: the lane's transaction goes on
+        assert [r["n"] for r in await connection.fetch(f"SELECT n FROM {table}")] == [1]
+    finally:
+        await connection.close()

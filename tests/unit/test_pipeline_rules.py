@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from libs.messaging.dead_letters import dead_letter_record
 from libs.messaging.outgoing import caused_by
 from libs.messaging.pipeline import RetryPolicy, describe_validation_error, read_envelope
+from libs.messaging.savepoint import reads_only
 from signgate_contracts import Command, CommandRejected, Secret
 
 
@@ -119,3 +120,11 @@ def test_dead_letter_of_a_huge_object_fits_on_the_broker() -> None:
     raw = json.dumps({"type": "x.y", "name": "é" * 300_000}, ensure_ascii=False).encode()
     dead_letter = dead_letter_record(record(raw), service="identity", reason="r")
     assert len(dead_letter) < 64 * 1024 and json.loads(dead_letter)["payload"] is None
+
+
+def test_only_a_plain_select_counts_as_reading() -> None:
+    """A plain SELECT opens no savepoint; an update, an insert or a CTE (which may write) does."""
+    assert reads_only("  select * from recipients")
+    assert not reads_only("UPDATE recipients SET locked_at = now()")
+    assert not reads_only("INSERT INTO outbox VALUES (1)")
+    assert not reads_only("WITH gone AS (DELETE FROM outbox RETURNING id) SELECT count(*) FROM gone")
