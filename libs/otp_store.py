@@ -23,6 +23,8 @@ key                             type    value                                   
 ``P otp:dest:D:sends``          zset    challenge id -> sent at (ms), sliding window     destination window
 ``P otp:request:<event id>``    hash    state (claimed | refused | settled), the         1 d
                                         challenge id, the refusal or the outcome event
+``P otp:attempt:<event id>``    string  the answer a verification got (JSON), so the     attempt memory
+                                        command delivered again gets it again            (1 h)
 ==============================  ======  ===============================================  ==================
 
 The scripts touch keys of several recipients and destinations at once, so they need one
@@ -245,6 +247,7 @@ class OtpStore:
         clock: Clock = utc_now,
         failure_memory: timedelta = timedelta(days=7),
         request_memory: timedelta = timedelta(days=1),
+        attempt_memory: timedelta = timedelta(hours=1),
     ) -> None:
         secret = pepper.get_secret_value() if isinstance(pepper, SecretStr) else pepper
         if len(secret) < 16:
@@ -255,6 +258,7 @@ class OtpStore:
         self._clock = clock
         self._failure_memory_ms = _ms(failure_memory)
         self._request_memory_ms = _ms(request_memory)
+        self._attempt_memory_ms = _ms(attempt_memory)
 
     def __repr__(self) -> str:
         return f"OtpStore(prefix={self._prefix!r})"
@@ -356,6 +360,7 @@ class OtpStore:
         *,
         retry_count: int,
         now: datetime | None = None,
+        attempt: UUID | None = None,
     ) -> Verification:
         """Check a submitted code against the recipient's pending one, atomically.
 
@@ -363,17 +368,18 @@ class OtpStore:
         counted, and the one that reaches ``retry_count`` signals the lockout (``locked_now``).
         Once ``retry_count`` failures are counted, every submission answers LOCKED without
         checking, until `reset`. Expired codes and submissions with no pending code are not
-        counted as failures.
+        counted as failures. ``attempt`` (the id of the command that submits the code) makes a
+        repeat harmless: the same attempt again gets its first answer and changes nothing.
         """
         if retry_count < 1:
             raise ValueError("retry_count must be at least 1")
         submitted = code.get_secret_value() if isinstance(code, SecretStr) else code
         challenge, failures, *_ = self._recipient_keys(recipient)
         reply = await self._scripts["otp_verify"](
-            keys=[challenge, failures],
+            keys=[challenge, failures, *([f"{self._prefix}attempt:{attempt}"] if attempt else [])],
             args=[
                 self.digest(recipient, submitted), retry_count, _ms_at(now or self._clock()),
-                _ms(MAX_TTL), self._failure_memory_ms,
+                _ms(MAX_TTL), self._failure_memory_ms, self._attempt_memory_ms,
             ],
         )
         kind, used_text, challenge_text = _strings(reply)

@@ -1,9 +1,15 @@
 -- Verify and consume a submitted code for one recipient, atomically.
 --
 -- KEYS[1] recipient's challenge (hash)   KEYS[2] recipient's failure count (string)
+-- KEYS[3] (optional) this attempt's answer, by the id of the command that made it (string)
 -- ARGV[1] digest of the submitted code   ARGV[2] retry count (attempts allowed)
 -- ARGV[3] now ms                         ARGV[4] longest validity ms (10 minutes)
 -- ARGV[5] how long failures are remembered, ms
+-- ARGV[6] how long an attempt's answer is remembered, ms (with KEYS[3])
+--
+-- With KEYS[3], the same attempt made again (its command delivered again after a crash, before
+-- its outcome was committed) gets the answer it got the first time and changes nothing: a wrong
+-- code is counted once, a right one is not refused as already used.
 --
 -- Returns {outcome, failures after this call, challenge id or ''} where outcome is
 --   'locked'      the retry count was already spent: nothing checked, nothing counted;
@@ -14,38 +20,53 @@
 --   'locked_now'  the code did not match and that spent the last attempt: the pending code
 --                 is withdrawn, so only a new one (after the unlock) can succeed.
 -- Failures survive a new code (NIST SP 800-63B: the limit is per authenticator, not per code).
-local limit = tonumber(ARGV[2])
-local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
-if failures >= limit then
-  return {'locked', failures, ''}
+local function verify()
+  local limit = tonumber(ARGV[2])
+  local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if failures >= limit then
+    return {'locked', failures, ''}
+  end
+
+  local challenge = redis.call('HMGET', KEYS[1], 'digest', 'issued_at', 'expires_at', 'challenge_id')
+  local digest = challenge[1]
+  if not digest then
+    return {'no_pending', failures, ''}
+  end
+
+  local now = tonumber(ARGV[3])
+  if now >= tonumber(challenge[3]) or now - tonumber(challenge[2]) >= tonumber(ARGV[4]) then
+    redis.call('DEL', KEYS[1])
+    return {'expired', failures, challenge[4]}
+  end
+
+  -- Comparing here keeps check-and-consume atomic: fetching the digest to compare in the
+  -- client would let two submissions of one code both succeed. Lua's `==` on strings is not
+  -- constant-time, but what it compares are HMAC-SHA256 digests keyed with a secret pepper:
+  -- learning how many leading characters of a guess's digest match the stored one tells an
+  -- attacker nothing about which code to try next, as they cannot compute digests themselves.
+  if digest == ARGV[1] then
+    redis.call('DEL', KEYS[1], KEYS[2])
+    return {'ok', 0, challenge[4]}
+  end
+
+  failures = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  if failures >= limit then
+    redis.call('DEL', KEYS[1])
+    return {'locked_now', failures, challenge[4]}
+  end
+  return {'wrong', failures, challenge[4]}
 end
 
-local challenge = redis.call('HMGET', KEYS[1], 'digest', 'issued_at', 'expires_at', 'challenge_id')
-local digest = challenge[1]
-if not digest then
-  return {'no_pending', failures, ''}
+local memo = KEYS[3]
+if memo then
+  local seen = redis.call('GET', memo)
+  if seen then
+    return cjson.decode(seen)
+  end
 end
-
-local now = tonumber(ARGV[3])
-if now >= tonumber(challenge[3]) or now - tonumber(challenge[2]) >= tonumber(ARGV[4]) then
-  redis.call('DEL', KEYS[1])
-  return {'expired', failures, challenge[4]}
+local reply = verify()
+if memo then
+  redis.call('SET', memo, cjson.encode(reply), 'PX', ARGV[6])
 end
-
--- Comparing here keeps check-and-consume atomic: fetching the digest to compare in the
--- client would let two submissions of one code both succeed. Lua's `==` on strings is not
--- constant-time, but what it compares are HMAC-SHA256 digests keyed with a secret pepper:
--- learning how many leading characters of a guess's digest match the stored one tells an
--- attacker nothing about which code to try next, as they cannot compute digests themselves.
-if digest == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {'ok', 0, challenge[4]}
-end
-
-failures = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if failures >= limit then
-  redis.call('DEL', KEYS[1])
-  return {'locked_now', failures, challenge[4]}
-end
-return {'wrong', failures, challenge[4]}
+return reply

@@ -8,11 +8,15 @@ Key layout, under the deployment's Redis prefix ``P``:
   this count only decides when to take it.
 - ``P auth:satisfied:<package>:<order>``: the set of methods the recipient has passed in
   the last ten minutes, for recipients who must pass several (a password and an SMS OTP).
+- ``P auth:failure_attempt:<event id>``: the answer the counting of one command's wrong
+  secret got, for an hour (the commands topic's retention): the command delivered again
+  (after a crash, before its outcome was committed) gets it again and counts nothing.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
 import redis.asyncio as aioredis
 
@@ -21,6 +25,7 @@ from libs.redis_scripts import LuaScripts
 _SCRIPTS = LuaScripts(__file__, "count_failure")
 FAILURE_MEMORY = timedelta(days=7)
 SATISFIED_MEMORY = timedelta(minutes=10)
+ATTEMPT_MEMORY = timedelta(hours=1)
 
 
 class SecretFailures:
@@ -30,16 +35,20 @@ class SecretFailures:
         self._redis = redis
         self._failures = f"{prefix}auth:failures:"
         self._satisfied = f"{prefix}auth:satisfied:"
+        self._attempts = f"{prefix}auth:failure_attempt:"
         self._count = _SCRIPTS.bind(redis)["count_failure"]
 
     def _key(self, package_id: str, order: int) -> str:
         return f"{self._failures}{package_id}:{order}"
 
-    async def count(self, package_id: str, order: int, retry_count: int) -> tuple[int, bool]:
-        """Count one failure; returns (failures used, whether this one was counted)."""
+    async def count(self, package_id: str, order: int, retry_count: int,
+                    attempt: UUID | None = None) -> tuple[int, bool]:
+        """Count one failure (once per ``attempt``, the command's id); returns (failures used,
+        whether this one was counted)."""
+        memo = [f"{self._attempts}{attempt}"] if attempt else []
         used, counted = await self._count(
-            keys=[self._key(package_id, order)],
-            args=[retry_count, int(FAILURE_MEMORY.total_seconds() * 1000)],
+            keys=[self._key(package_id, order), *memo],
+            args=[retry_count, _ms(FAILURE_MEMORY), _ms(ATTEMPT_MEMORY)],
         )
         return int(used), bool(counted)
 
@@ -55,7 +64,7 @@ class SecretFailures:
         """Record a passed method; returns every method passed within the memory window."""
         key = f"{self._satisfied}{package_id}:{order}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, method).pexpire(key, int(SATISFIED_MEMORY.total_seconds() * 1000)).smembers(key)
+            pipe.sadd(key, method).pexpire(key, _ms(SATISFIED_MEMORY)).smembers(key)
             *_, members = await pipe.execute()
         return {m.decode() if isinstance(m, bytes) else m for m in members}
 
@@ -63,3 +72,7 @@ class SecretFailures:
         """The sender's unlock: forget failures and passed methods."""
         satisfied = f"{self._satisfied}{package_id}:{order}"
         await self._redis.delete(self._key(package_id, order), satisfied)
+
+
+def _ms(duration: timedelta) -> int:
+    return int(duration.total_seconds() * 1000)

@@ -113,7 +113,7 @@ async def open_document_with_password(command: auth.OpenDocumentWithPassword, un
         return await authenticated(command, unit, policy, method, now)
     other = await failures_of_the_other_kind(services, policy, OTP_METHODS)
     budget = max(policy.retry_count - other, 0)
-    used, counted = await services.failures.count(policy.package_id, policy.order, budget)
+    used, counted = await services.failures.count(policy.package_id, policy.order, budget, command.event_id)
     if not counted:  # spent in Redis but not yet locked here: take the lock now
         used = max(used, budget)
     return await failed(unit, policy, method, "wrong_secret", used + other, now)
@@ -152,7 +152,7 @@ async def verify_document_otp(command: auth.VerifyDocumentOtp, unit: Unit) -> li
         return await failed(unit, policy, method, "wrong_secret", policy.retry_count, now)
     result = await services.otp.verify_and_consume(
         OtpRecipient.document_opening(policy.package_id, policy.order), command.code,
-        retry_count=budget, now=now,
+        retry_count=budget, now=now, attempt=command.event_id,
     )
     if result.ok:
         return await authenticated(command, unit, policy, method, now)
@@ -206,7 +206,7 @@ async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Unit) -> list
                   field_name=command.field_name, user_id=claims.subject)
     result = await services.otp.verify_and_consume(
         OtpRecipient.signing(command.package_id, claims.subject, command.document_id, command.field_name),
-        command.code, retry_count=SIGNING_RETRY_COUNT, now=services.now(),
+        command.code, retry_count=SIGNING_RETRY_COUNT, now=services.now(), attempt=command.event_id,
     )
     if result.ok:
         return [event(auth.SignerAuthenticated(**fields), command.package_id)]

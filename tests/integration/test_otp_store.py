@@ -79,6 +79,25 @@ async def test_a_correct_code_verifies_once(store: OtpStore) -> None:
     assert second.outcome is VerifyOutcome.NO_PENDING
 
 
+async def test_an_attempt_made_again_gets_its_first_answer_and_changes_nothing(store: OtpStore) -> None:
+    """A verification repeated with its command's id (a redelivery) is answered as the first time:
+    a wrong code counts once, a right code is not refused as already used, and a new attempt
+    still sees the code consumed."""
+    who = recipient()
+    await issue(store, who, "123456")
+    wrong, right = uuid.uuid4(), uuid.uuid4()
+
+    first_wrong = await store.verify_and_consume(who, "000000", retry_count=3, attempt=wrong)
+    again_wrong = await store.verify_and_consume(who, "000000", retry_count=3, attempt=wrong)
+    first_right = await store.verify_and_consume(who, "123456", retry_count=3, attempt=right)
+    again_right = await store.verify_and_consume(who, "123456", retry_count=3, attempt=right)
+    another = await store.verify_and_consume(who, "123456", retry_count=3, attempt=uuid.uuid4())
+
+    assert first_wrong == again_wrong and first_wrong.attempts_used == 1
+    assert first_right == again_right and first_right.ok
+    assert another.outcome is VerifyOutcome.NO_PENDING
+
+
 async def test_a_hundred_concurrent_wrong_guesses_count_exactly_the_retry_count(store: OtpStore) -> None:
     """100 concurrent wrong guesses at retry count 3 count exactly 3 failures, one of which signals the lock."""
     who = recipient()

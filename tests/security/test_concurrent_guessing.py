@@ -355,3 +355,20 @@ class _Correlations:
             except (ValueError, AttributeError, RecursionError):  # hostile records share the topics
                 self._known[where] = None
         return self._known[where]
+
+
+async def test_a_wrong_secret_counted_again_by_its_command_id_counts_once(
+    replicas: list[aioredis.Redis], prefix: str
+) -> None:
+    """A wrong password counted again under its command's id (a redelivery) gets its first answer
+    and leaves the count unchanged; another command's wrong password counts."""
+    counter = SecretFailures(replicas[0], prefix)
+    package, attempt = f"pkg-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+
+    first = await counter.count(package, 1, 3, attempt)
+    again = await counter.count(package, 1, 3, attempt)
+    other = await counter.count(package, 1, 3, uuid.uuid4())
+
+    assert first == again == (1, True)
+    assert other == (2, True)
+    assert await counter.used(package, 1) == 2
