@@ -336,7 +336,10 @@ def _settings_section(
     if extra:
         lines.append(f"{extra}\n\n")
     base = ServiceSettings.model_fields if own_only else {}
-    lines.append(_settings_table(cls, prefix=env_prefix(cls), skip=set(base)))
+    inherited = {name for name, field in base.items()  # a service's own default is listed as its own
+                 if (cls.model_fields[name].default, cls.model_fields[name].description)
+                 == (field.default, field.description)}
+    lines.append(_settings_table(cls, prefix=env_prefix(cls), skip=inherited))
     return "".join(lines) + "\n"
 
 

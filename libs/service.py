@@ -55,8 +55,9 @@ class ServiceSettings(BaseSettings):
     retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
     outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
     fetch_max_wait_ms: int = Field(
-        25, ge=0, description="Longest the broker holds a fetch while no record waits: a record that "
-        "arrives meanwhile waits up to this long; shorter costs more idle fetches.",
+        100, ge=0, description="Longest the broker holds a fetch while no record waits: a record that "
+        "arrives meanwhile may wait a fraction of it; shorter costs idle fetches (on the embedded "
+        "broker, 25 ms costs an idle service about 5% of a core and the broker 4%; 100 ms, 1%).",
     )
     session_timeout_ms: int = Field(
         10_000, ge=1_000, description="How long a silent consumer keeps its partitions: the wait after a crash."

@@ -31,6 +31,10 @@ class AuthenticationSettings(ServiceSettings):
     otp_ttl: timedelta = Field(timedelta(minutes=5), description="How long a sent code is valid (≤ 10 min).")
     otp_length: int = Field(6, ge=6, le=9, description="Digits in a one-time password.")
     clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, description="Injectable for tests.")
+    fetch_max_wait_ms: int = Field(
+        25, ge=0, description="Longest the broker holds a fetch while no record waits: shorter than the "
+        "other services' (100), as this service is on the path of every document opening.",
+    )
 
 
 @dataclass
