@@ -1,4 +1,9 @@
-"""Mixed commands to all four services while a supervisor SIGKILLs one at random and restarts it."""
+"""Mixed commands to all four services while a supervisor SIGKILLs one at random and restarts it.
+
+Beside the burst of commands, real recipients (set up before the first kill) try access codes and
+one-time passwords throughout the kills, and their answers are checked against a reference
+(`tests.support.recipient_traffic`).
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,14 @@ from libs.topics_admin import create_topics
 from services.registry import SERVICES
 from services.workflow import repository
 from signgate_contracts import Command, encode, otp
-from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.support.chaos_scale import LONG, report, scaled
 from tests.support.chaos_supervisor import Supervisor, chaos_env
 from tests.support.kafka import TopicWatcher, producer
+from tests.support.recipient_traffic import RecipientTraffic
 from tests.support.scanning import leaks
+from tests.support.store_restarts import Ledger
 from tests.support.waiting import until
 from tests.support.workflow_burst import comparable, generate, new_prefix, outcome_types, reference
 from tests.support.workflow_driver import User
@@ -38,7 +44,7 @@ PASSWORD = "Chaos-pass-5510"
 
 
 def mixed_commands(secrets: dict[str, str], rng: random.Random, *, packages: int, per_package: int,
-                   users: int, otps: int, recipients: int) -> tuple[list[tuple[str, str, Command]], object, list]:
+                   users: int, otps: int) -> tuple[list[tuple[str, str, Command]], object, list]:
     """(topic, key, command) in publication order: each stream's own order kept, streams interleaved."""
     issuer = TokenIssuer.from_settings(TokenSettings(private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"],
                                                      public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]))
@@ -63,13 +69,6 @@ def mixed_commands(secrets: dict[str, str], rng: random.Random, *, packages: int
         request = otp.OtpDeliveryRequested(package_id=f"chaos-otp-{n}", order=1, channel="sms",
                                            destination="+447700900123")
         streams.append([("signgate.otp.requests", str(request.challenge_id), request)])
-    for _ in range(recipients):
-        package_id = f"chaos-none-{uuid.uuid4().hex[:8]}"
-        streams.append([("signgate.authentication.commands", package_id, c) for c in (
-            auth.RequestDocumentOtp(package_id=package_id, order=1),
-            auth.VerifyDocumentOtp(package_id=package_id, order=1, code="123456"),
-            auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="not-the-code"),
-        )])
     ordered = []
     while any(streams):
         stream = rng.choice([s for s in streams if s])
@@ -106,25 +105,37 @@ async def consumer_lag(connections: ConnectionSettings) -> dict[str, int]:
 async def test_no_command_is_lost_or_applied_twice_while_services_are_killed(
         provisioned: ConnectionSettings, tmp_path: Path) -> None:
     """While a random service is SIGKILLed every 2-5 s and restarted, every command gets its outcome,
-    none is applied twice, the workflow state equals the reference model, and no consumer lags."""
+    none is applied twice, the workflow state equals the reference model, real recipients' attempts
+    are answered as applying them in order gives (no more failures than the retry count, one lockout,
+    nothing accepted after it, no code accepted twice), and no consumer lags."""
     connections = provisioned.model_copy(update={"topic_prefix": f"{provisioned.topic_prefix}chaos."})
     await create_topics(connections)
     secrets = generate_secrets()
     rng = random.Random(2026)
     commands, burst, tokens = mixed_commands(
-        secrets, rng, packages=scaled(10, 200), per_package=scaled(15, 30), users=scaled(30, 700),
-        otps=scaled(30, 900), recipients=scaled(20, 330))
+        secrets, rng, packages=scaled(10, 200), per_package=scaled(15, 30), users=scaled(30, 600),
+        otps=scaled(30, 600))
     expected = reference(burst)
     owed = {str(c.correlation_id): connections.topic(OUTCOME_TOPIC[topic].name) for topic, _, c in commands}
     (tmp_path / "logs").mkdir()
-    supervisor = Supervisor(chaos_env(connections, secrets, tmp_path / "sandbox.jsonl"), tmp_path / "logs")
+    sandbox = tmp_path / "sandbox.jsonl"
+    supervisor = Supervisor(chaos_env(connections, secrets, sandbox), tmp_path / "logs")
     topics = [connections.topic(t.name) for t in OUTCOME_TOPIC.values()]
     topics += [connections.topic(f"{name}.dlq") for name in OUTCOME_TOPIC]
-    started = time.monotonic()
-    async with TopicWatcher(connections.kafka_bootstrap, *topics) as watch:
+    owner = User.new(TokenIssuer.from_settings(TokenSettings(private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"],
+                                                             public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"])), "owner")
+    async with TopicWatcher(connections.kafka_bootstrap, *topics) as watch, \
+            producer(connections.kafka_bootstrap) as client:
         supervisor.start()
         try:
-            lags = await _drive(connections, supervisor, watch, commands, owed, expected)
+            # real recipients, registered and shared before the first kill (codes go to phones
+            # +447700901000 and up, none of the burst's OTP requests')
+            traffic = RecipientTraffic(Ledger(connections, client, watch), owner.token, sandbox, rng,
+                                       packages=scaled(8, 150), prefix=new_prefix("chaos-auth"), first=1000)
+            await traffic.prepare(connections.database_url, timeout=scaled(90, 300))
+            started = time.monotonic()
+            lags, kills_during_traffic = await _drive(connections, supervisor, client, watch, commands, owed,
+                                                      expected, traffic)
             elapsed = time.monotonic() - started
         finally:
             supervisor.stop()
@@ -141,40 +152,54 @@ async def test_no_command_is_lost_or_applied_twice_while_services_are_killed(
     twice = [c for c in owed if c not in expected.outcomes and len(outcomes[c]) > 1]
     twice += [c for c in expected.outcomes if len(workflow[c]) > len(expected.outcomes[c])]
     dead = [body for topic, body in records if topic.endswith(".dlq")]
+    sent = [c for _, _, c in commands] + traffic.setup + [a.command for r in traffic.recipients for a in r.attempts]
     endings = Counter(f"{c.type} -> {', '.join(sorted(outcome_types(list(outcomes[str(c.correlation_id)].values()))))}"
-                      for _, _, c in commands if str(c.correlation_id) not in expected.outcomes)
+                      for c in sent if str(c.correlation_id) not in expected.outcomes)
     assert lost == []
     assert twice == [], {c: list(outcomes[c].values()) for c in twice}
     assert dead == []
     assert workflow == {c: sorted(types) for c, types in expected.outcomes.items()}
     history_twice = await _workflow_matches_reference(connections, expected, burst)
     assert history_twice == 0
-    codes = [json.loads(line)["code"] for line in (tmp_path / "sandbox.jsonl").read_text().splitlines()]
+    not_found = [e for e in endings if e.startswith("authentication.") and "recipient_not_found" in e]
+    assert not_found == []
+    recipients = traffic.check()
+    codes = [json.loads(line)["code"] for line in sandbox.read_text().splitlines()]
     found = leaks([json.dumps(body) for _, body in records] + supervisor.logged(),
-                  [*codes, PASSWORD, *tokens, *secrets.values()])
+                  [*codes, PASSWORD, *tokens, *secrets.values(), *traffic.secrets()])
     assert found == []
-    report("crash safety", commands_sent=len(commands), outcomes_received=len(set(owed) & set(outcomes)),
+    report("crash safety", commands_sent=len(sent), outcomes_received=len(set(owed) & set(outcomes)),
            lost=len(lost), applied_twice=len(twice) + history_twice, republished_after_a_kill=republished,
            kills=len(supervisor.kills), killed=dict(Counter(supervisor.kills)), restarts=supervisor.restarts,
-           consumer_lag=lags, endings=dict(sorted(endings.items())), dead_letters=len(dead), secrets_found=len(found), otp_codes_scanned_for=len(codes),
+           kills_during_recipient_traffic=kills_during_traffic,
+           consumer_lag=lags, endings=dict(sorted(endings.items())), recipients=recipients,
+           dead_letters=len(dead), secrets_found=len(found), otp_codes_scanned_for=len(codes),
            seconds=round(elapsed, 1))
 
 
-async def _drive(connections: ConnectionSettings, supervisor: Supervisor, watch: TopicWatcher,
-                 commands: list, owed: dict[str, str], expected) -> dict[str, int]:
-    """Publish the commands a slice after each kill while the supervisor kills; wait for every
-    outcome and for every consumer group to have committed everything; return the lags."""
+async def _drive(connections: ConnectionSettings, supervisor: Supervisor, client, watch: TopicWatcher,
+                 commands: list, owed: dict[str, str], expected, traffic: RecipientTraffic) -> tuple[dict[str, int], int]:
+    """Publish the commands a slice after each kill while the supervisor kills and the recipients
+    try their codes; wait for every outcome (``owed`` gains the recipients' commands) and for every
+    consumer group to have committed everything; return the lags and the kills during the
+    recipients' attempts."""
     slices = 40 if LONG else 4
     chunk = -(-len(commands) // slices)
     chaos = asyncio.create_task(supervisor.chaos(max_kills=None if LONG else 3))
+    kills_before = len(supervisor.kills)
+    # spread over most of the kills' schedule (a kill every 3.5 s on average)
+    flows = asyncio.create_task(traffic.run(spread=slices * 3.5 * 0.75 if LONG else 6.0,
+                                            pause=scaled(0.3, 1.0), timeout=scaled(120, 600)))
     try:
-        async with producer(connections.kafka_bootstrap) as client:
-            for index in range(slices):  # a slice after each kill: commands are in flight at every kill
-                if index:
-                    await asyncio.wait_for(supervisor.wait_kills(index if LONG else min(index, 3)), 120)
-                for topic, key, command in commands[index * chunk:(index + 1) * chunk]:
-                    await client.send(connections.topic(topic), encode(command), key=key.encode())
-                await client.flush()
+        for index in range(slices):  # a slice after each kill: commands are in flight at every kill
+            if index:
+                await asyncio.wait_for(supervisor.wait_kills(index if LONG else min(index, 3)), 120)
+            for topic, key, command in commands[index * chunk:(index + 1) * chunk]:
+                await client.send(connections.topic(topic), encode(command), key=key.encode())
+            await client.flush()
+        await flows
+        kills_during_traffic = len(supervisor.kills) - kills_before
+        owed.update(traffic.ledger.owed)
         seen: dict[str, set[str]] = defaultdict(set)  # correlation id -> its outcomes' event ids
         read = [0]
         owed_count = {c: len(expected.outcomes.get(c, [None])) for c in owed}
@@ -191,12 +216,13 @@ async def _drive(connections: ConnectionSettings, supervisor: Supervisor, watch:
         if not LONG:
             await asyncio.wait_for(supervisor.wait_kills(3), 60)
     finally:
-        chaos.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await chaos
+        for task in (flows, chaos):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     last: list[dict[str, int]] = [{}]
     try:
-        return await until(lambda: _settled(connections, last), timeout=120)
+        return await until(lambda: _settled(connections, last), timeout=120), kills_during_traffic
     except AssertionError:
         raise AssertionError(f"consumer lag did not reach zero: {last[0]}") from None
 

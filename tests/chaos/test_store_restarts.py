@@ -37,6 +37,7 @@ from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.support.chaos_scale import LONG, report, scaled
 from tests.support.chaos_supervisor import Supervisor, chaos_env
 from tests.support.kafka import TopicWatcher, producer
+from tests.support.recipients import access_code, delivered_code, mobile, projected, shared_package
 from tests.support.scanning import leaks
 from tests.support.store_restarts import Ledger, all_failing, all_healthy
 from tests.support.waiting import until
@@ -57,14 +58,6 @@ def store_dir() -> Iterator[Path]:
     pytest session that starts (others run beside this one) makes that root private again."""
     with tempfile.TemporaryDirectory(prefix="signgate-restarts-", ignore_cleanup_errors=True) as path:
         yield Path(path)
-
-
-def access_code(n: int) -> str:
-    return f"AC-{n:04d}-restart"
-
-
-def mobile(n: int) -> str:
-    return f"+447700{900000 + n}"
 
 
 async def test_restarted_redis_comes_back_empty_and_postgres_with_its_rows(store_dir: Path) -> None:
@@ -124,36 +117,12 @@ class Run:
         assert refused == []
 
     def _shared_package(self, package_id: str, n: int) -> list:
-        token = self.owner.token
-        return [
-            wf.RegisterPackage(package_id=package_id, name="Lease", access_token=token,
-                               documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
-                               recipients=[wf.RecipientSpec(order=1, email=f"a{n}@example.com", name="A"),
-                                           wf.RecipientSpec(order=2, email=f"b{n}@example.com", name="B",
-                                                            mobile_number=mobile(n))]),
-            wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
-                "authenticationType": "AccessCode", "accessCode": access_code(n), "emailId": f"a{n}@example.com"}}),
-            wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
-                "authenticationType": "SMSOTP", "emailId": f"b{n}@example.com",
-                "phoneNumber": {"countryCode": "+44", "number": mobile(n)[3:]}}}),
-            wf.ShareWorkflow(package_id=package_id, access_token=token),
-        ]
+        return shared_package(self.owner.token, package_id, n)
 
-    async def projected(self, pool_url: str, schema: str = "authentication") -> None:
+    async def projected(self, database_url: str) -> None:
         """Until the authentication service has projected every shared package (no message says so)."""
-        import asyncpg
-        ids = [p for p, _ in self.locked + [p for cycle in self.pending for p in cycle] + self.background]
-
-        async def ready() -> bool:
-            connection = await asyncpg.connect(pool_url, server_settings={"search_path": schema})
-            try:
-                return await connection.fetchval(
-                    "SELECT count(*) FROM recipients r JOIN packages p USING (package_id)"
-                    " WHERE package_id = ANY($1) AND methods <> '{}' AND p.state = 'in_progress'", ids) == 2 * len(ids)
-            finally:
-                await connection.close()
-
-        await until(ready, timeout=60, what="the authentication projection of every package")
+        await projected(database_url, [p for p, _ in self.locked + [p for cycle in self.pending for p in cycle]
+                                       + self.background])
 
     async def lock_out(self) -> tuple[list, list]:
         """Spend every locked package's access-code retries, and the locked user's five attempts."""
@@ -175,8 +144,9 @@ class Run:
         return sent
 
     def code(self, n: int) -> str:
-        deliveries = [json.loads(line) for line in self.sandbox.read_text().splitlines()]
-        return [d for d in deliveries if d["destination"] == mobile(n)][-1]["code"]
+        code = delivered_code(self.sandbox, mobile(n))
+        assert code is not None, f"no code delivered to recipient {n}"
+        return code
 
     async def verify(self, cycle: int, codes: dict[str, str]) -> list:
         sent = []
