@@ -72,7 +72,7 @@ class ServiceSettings(BaseSettings):
         5, ge=1, description="Longest a consumer waits for a batch to fill before handling what it has.",
     )
     lanes: int = Field(
-        8, ge=1, le=32,
+        4, ge=1, le=32,
         description="Records of a batch handled concurrently, split by key: each lane one Postgres "
         "transaction, each key's records in order within its lane.",
     )

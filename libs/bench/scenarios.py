@@ -326,7 +326,7 @@ async def run(args: argparse.Namespace) -> Report:
             "SIGNGATE_KAFKA_IDEMPOTENCE": str(connections.kafka_idempotence).lower(),
             "SIGNGATE_OTP_DISPATCH_SANDBOX_OUTBOX": str(folder / "sandbox-outbox.jsonl"),
             "SIGNGATE_OTP_DISPATCH_RESEND_COOLDOWN_SECONDS": "0",
-            **{f"SIGNGATE_{name.upper()}_LANES": str(args.lanes) for name in SERVICES},
+            **({f"SIGNGATE_{name.upper()}_LANES": str(args.lanes) for name in SERVICES} if args.lanes else {}),
             **({f"SIGNGATE_{name.upper()}_FETCH_MAX_WAIT_MS": str(args.fetch_max_wait_ms) for name in SERVICES}
                if args.fetch_max_wait_ms is not None else {}),
         }
@@ -461,8 +461,8 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m libs.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=1, help="authentication service replicas (default 1)")
-    parser.add_argument("--lanes", type=int, default=8,
-                        help="records of a batch each service handles concurrently, split by key (default 8)")
+    parser.add_argument("--lanes", type=int, default=None,
+                        help="lanes each service handles a batch in (default: the services' own, 4)")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
                         help="how long the services' fetches wait at the broker (default: the services' own)")
     parser.add_argument("--quick", action="store_true", help="small runs: checks the harness in about a minute")
