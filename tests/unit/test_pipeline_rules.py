@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from typing import Literal
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from libs.errors import is_transient
 from libs.messaging.dead_letters import dead_letter_record
 from libs.messaging.outgoing import caused_by
 from libs.messaging.pipeline import RetryPolicy, describe_validation_error, read_envelope
+from libs.messaging.publisher import Publisher
 from libs.messaging.savepoint import reads_only
+from libs.settings import ConnectionSettings
 from signgate_contracts import Command, CommandRejected, Secret
 
 
@@ -128,3 +134,24 @@ def test_only_a_plain_select_counts_as_reading() -> None:
     assert not reads_only("UPDATE recipients SET locked_at = now()")
     assert not reads_only("INSERT INTO outbox VALUES (1)")
     assert not reads_only("WITH gone AS (DELETE FROM outbox RETURNING id) SELECT count(*) FROM gone")
+
+
+class _SilentBroker:
+    """A broker that takes a record and never answers, as one that hangs does."""
+
+    async def publish(self, *_args, **_kwargs):
+        await asyncio.Event().wait()
+
+
+async def test_a_publish_to_a_silent_broker_gives_up_after_twice_the_request_timeout() -> None:
+    """A publish the broker never acknowledges fails as a (transient) timeout after twice the request
+    timeout, instead of holding the relay for as long as the broker stays silent (aiokafka #1101)."""
+    settings = ConnectionSettings(kafka_request_timeout_ms=1_000)
+    publisher = Publisher(_SilentBroker(), settings)  # type: ignore[arg-type]
+    started = time.monotonic()
+
+    with pytest.raises(TimeoutError) as raised:
+        await publisher.send("topic", b"key", b"{}", {})
+
+    assert 2.0 <= time.monotonic() - started < 4.0
+    assert is_transient(raised.value)
