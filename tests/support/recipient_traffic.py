@@ -186,7 +186,7 @@ class RecipientTraffic:
 
     async def _script(self, package_id: str, pair: list[Recipient], start: float, rng: random.Random,
                       pause: float, timeout: float) -> None:
-        await asyncio.sleep(start)
+        await asyncio.sleep(start)  # staggered starts: the traffic spans the kill schedule (load pacing)
         queues = [(recipient, list(recipient.steps)) for recipient in pair]
         while any(steps for _, steps in queues):
             recipient, steps = rng.choice([q for q in queues if q[1]])
@@ -198,7 +198,7 @@ class RecipientTraffic:
                                            what=f"the outcome of an OTP request of {package_id}")
                 if self.ledger.outcome(attempt.command)["type"] == SENT[0]:
                     attempt.code = delivered_code(self.sandbox, mobile(recipient.n))
-            await asyncio.sleep(rng.uniform(0, pause))
+            await asyncio.sleep(rng.uniform(0, pause))  # the pace of one signer, not a synchronisation
 
     def _attempt(self, recipient: Recipient, step: str) -> Attempt:
         package_id = recipient.package_id
