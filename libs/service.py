@@ -296,8 +296,8 @@ class Handler:
     """Handles a fetched batch: its records split into lanes by key, each lane one transaction.
 
     In a lane every record claims its event id (one statement for the lane), runs its use case
-    with a savepoint opened at its first write, so that a refusal undoes only its own writes, and queues what it returns,
-    or its rejection, in the outbox. Lanes run concurrently. Once they have committed, the
+    with a savepoint opened at its first write (so that a refusal undoes only its own writes),
+    and queues what it returns, or its rejection, in the outbox. Lanes run concurrently. Once they have committed, the
     batch's outcomes are durable, so its offsets are committed while the outbox relay publishes
     them. A service without Postgres publishes each batch's effects, and waits for the broker to
     have them, before its offsets are committed.
@@ -345,7 +345,7 @@ class Handler:
                         log.info("duplicate message ignored", event_id=str(item.event_id))
                         continue
                     fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
-                    queued += await self._settled(item, lambda item=item: self._in_savepoint(item, connection))
+                    queued += await self._settled(item, lambda item=item: self._apply_guarded(item, connection))
                 await insert_outbox_messages(connection, queued, self.resources.publisher.deployed)
         return []
 
@@ -383,7 +383,8 @@ class Handler:
                 rejection = await self.pipeline.settle(item.record, item.envelope, error)
                 return [rejection] if rejection is not None else []
 
-    async def _in_savepoint(self, item: Item, connection: asyncpg.Connection) -> list[Outgoing]:
+    async def _apply_guarded(self, item: Item, connection: asyncpg.Connection) -> list[Outgoing]:
+        """Apply ``item`` on the lane's connection, its writes undone alone if it fails."""
         guarded = SavepointOnWrite(connection)
         try:
             try:

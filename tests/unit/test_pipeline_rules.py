@@ -18,6 +18,7 @@ from libs.messaging.outgoing import caused_by
 from libs.messaging.pipeline import RetryPolicy, describe_validation_error, read_envelope
 from libs.messaging.publisher import Publisher
 from libs.messaging.savepoint import reads_only
+from libs.service import balanced_lanes
 from libs.settings import ConnectionSettings
 from signgate_contracts import Command, CommandRejected, Secret
 
@@ -155,3 +156,27 @@ async def test_a_publish_to_a_silent_broker_gives_up_after_twice_the_request_tim
 
     assert 2.0 <= time.monotonic() - started < 4.0
     assert is_transient(raised.value)
+
+
+def _record(key: bytes | None, offset: int, partition: int = 0) -> ConsumerRecord:
+    return ConsumerRecord("t", partition, offset, 0, 0, key, b"{}", None, 0, 0, [])
+
+
+def test_lanes_keep_each_keys_records_together_in_order_and_hold_about_as_many() -> None:
+    """A batch's records are split so that every key's records share one lane, in the order they
+    came, no more lanes than asked for, and the lanes about equally full."""
+    records = [_record(f"pkg-{n % 10}".encode(), n) for n in range(100)]
+    records += [_record(None, 100 + n, partition=3) for n in range(5)]
+
+    lanes = balanced_lanes(records, 4)
+
+    assert len(lanes) == 4
+    assert sorted(r.offset for lane in lanes for r in lane) == list(range(105))
+    for lane in lanes:
+        keys = {r.key or b"p3" for r in lane}
+        for key in keys:
+            offsets = [r.offset for r in lane if (r.key or b"p3") == key]
+            assert offsets == sorted(offsets)
+            assert not any((r.key or b"p3") == key for other in lanes if other is not lane for r in other)
+    assert max(map(len, lanes)) - min(map(len, lanes)) <= 10
+    assert balanced_lanes(records[:3], 4) == [[records[0]], [records[1]], [records[2]]]
