@@ -13,7 +13,10 @@ _NOT_A_SECRET = re.compile(
 )
 
 
-_DIGIT_RUN = re.compile(r"\d+")
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])\d+(?![0-9A-Za-z])")
+"""A run of digits standing on its own: inside hex digests and ids (``d25354f482913d39...``,
+``sandbox-482913bc-...``) six digits in a row are common, and with hundreds of delivered codes
+to look for, one of them now and then matches such a run by chance."""
 
 
 def strings(document: Any) -> Iterator[str]:
