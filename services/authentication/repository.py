@@ -104,12 +104,15 @@ async def update_recipient_policy(connection: asyncpg.Connection, package_id: st
 
 
 async def update_recipient_locked(connection: asyncpg.Connection, package_id: str, order: int,
-                                  at: datetime, failures: int) -> None:
-    await connection.execute(
-        """UPDATE recipients SET locked_at = COALESCE(locked_at, $3), locked_failures = $4
-           WHERE package_id = $1 AND "order" = $2""",
+                                  at: datetime, failures: int) -> bool:
+    """Lock the recipient; False if they were locked already (by another attempt handled at the
+    same time), so that only one attempt announces the lockout."""
+    status = await connection.execute(
+        """UPDATE recipients SET locked_at = $3, locked_failures = $4
+           WHERE package_id = $1 AND "order" = $2 AND locked_at IS NULL""",
         package_id, order, at, failures,
     )
+    return status == "UPDATE 1"
 
 
 async def update_recipient_unlocked(connection: asyncpg.Connection, package_id: str, order: int) -> bool:

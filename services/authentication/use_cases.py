@@ -79,7 +79,8 @@ async def failed(unit: Unit, policy: RecipientPolicy, method: str, reason: str, 
     count = FailureCount(used=used, retry_count=policy.retry_count)
     await db.update_recipient_last_failure(unit.connection, policy.package_id, policy.order, reason)
     if count.locks:
-        await db.update_recipient_locked(unit.connection, policy.package_id, policy.order, now, used)
+        if not await db.update_recipient_locked(unit.connection, policy.package_id, policy.order, now, used):
+            raise RecipientLocked(RECIPIENT_LOCKED)  # another attempt took the lock and announced it
         return [event(auth.RecipientLockedOut(
             package_id=policy.package_id, order=policy.order, method=method, failures=used, locked_at=now,
         ), policy.package_id)]

@@ -15,6 +15,7 @@ from libs.secrets import SecretHasher, SecretSettings, generate_pepper
 from libs.service import Service, build_service
 from libs.settings import ConnectionSettings
 from libs.tokens import TokenIssuer, TokenSettings, generate_key_pair
+from services.authentication import repository as db
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings
 from signgate_contracts import Command, Message, Topic, encode
@@ -313,3 +314,18 @@ async def test_signer_otp_refusals_follow_the_seed(
     assert (missing["status"], missing["message"]) == (404, "Document not found")
     assert (foreign["status"], foreign["message"]) == (403, "Document does not belong to user")
     assert (no_mobile["status"], no_mobile["code"]) == (400, "mobile_number_missing")
+
+
+async def test_only_one_attempt_takes_the_lock(provisioned: ConnectionSettings, service: Service) -> None:
+    """Of two attempts that both reach the retry count at once (two consumers during a rebalance),
+    only the first records the lock; the second learns the recipient is locked already."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right"), None))
+    pool = service.resources.pool
+    assert pool is not None
+    now = datetime.now(UTC)
+
+    async with pool.acquire() as connection:
+        first = await db.update_recipient_locked(connection, package_id, 1, now, 3)
+        second = await db.update_recipient_locked(connection, package_id, 1, now, 3)
+
+    assert (first, second) == (True, False)
