@@ -20,12 +20,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from libs.dev_secrets import generate_secrets
-from libs.postgres import create_pool
 from libs.settings import ConnectionSettings
 from libs.tokens import TokenIssuer, TokenSettings
 from libs.topics_admin import create_topics
 from services.registry import SERVICES
-from services.workflow import repository
 from signgate_contracts import Command, encode, otp
 from signgate_contracts import identity as idn
 from signgate_contracts.topics import OUTCOME_TOPIC
@@ -36,7 +34,13 @@ from tests.support.recipient_traffic import RecipientTraffic
 from tests.support.scanning import leaks
 from tests.support.store_restarts import Ledger
 from tests.support.waiting import until
-from tests.support.workflow_burst import comparable, generate, new_prefix, outcome_types, reference
+from tests.support.workflow_burst import (
+    generate,
+    new_prefix,
+    outcome_types,
+    reference,
+    stored_against_reference,
+)
 from tests.support.workflow_driver import User
 
 pytestmark = pytest.mark.timeout(3600 if LONG else 300)
@@ -234,19 +238,10 @@ async def _settled(connections: ConnectionSettings, last: list[dict[str, int]]) 
 
 async def _workflow_matches_reference(connections: ConnectionSettings, expected, burst) -> int:
     """Assert the workflow state equals the reference; return history entries applied twice."""
-    pool = await create_pool(connections.database_url, "workflow")
-    try:
-        async with pool.acquire() as connection:
-            for package_id, package in expected.packages.items():
-                assert comparable(await repository.select_package(connection, package_id)) == comparable(package)
-                history = await repository.select_history(connection, package_id)
-                # what the authentication service reports back (a reset clearing its counters) is
-                # beyond the workflow-only reference: compared as "at most once" by the cause check
-                own = [(h.action, h.order, h.details) for h in history if h.action != "recipient_authentication_cleared"]
-                assert own == expected.history.get(package_id, [])
-            causes = await connection.fetch(
-                "SELECT cause_id, position FROM history WHERE starts_with(package_id, $1)",
-                burst.commands[0].package_id.rsplit("-", 1)[0])
-    finally:
-        await pool.close()
-    return sum(n - 1 for n in Counter((r["cause_id"], r["position"]) for r in causes).values() if n > 1)
+    histories, twice = await stored_against_reference(connections.database_url, expected, burst)
+    for package_id, history in histories.items():
+        # what the authentication service reports back (a reset clearing its counters) is
+        # beyond the workflow-only reference: compared as "at most once" by the cause check
+        own = [(h.action, h.order, h.details) for h in history if h.action != "recipient_authentication_cleared"]
+        assert own == expected.history.get(package_id, [])
+    return twice

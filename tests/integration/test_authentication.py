@@ -116,6 +116,18 @@ async def package_with(connections: ConnectionSettings, service: Service, *recip
     return package_id
 
 
+async def two_method_recipient(provisioned: ConnectionSettings, service: Service, clock: Clock) -> str:
+    """A package whose recipient 1 must pass the password ``right`` and an SMS OTP, with the code
+    ``123456`` pending (issued as otp-dispatch would)."""
+    phone = "+447700900123"
+    package_id = await package_with(provisioned, service, (1, policy(["password", "sms_otp"], secret="right",
+                                                                     phone=phone), None))
+    store = OtpStore(service.resources.redis, prefix=provisioned.redis_prefix, pepper=PEPPER)
+    await store.issue(uuid.uuid4(), OtpRecipient.document_opening(package_id, 1), challenge_id=uuid.uuid4(),
+                      code="123456", channel="sms", destination=phone, ttl=timedelta(minutes=5), now=clock())
+    return package_id
+
+
 async def command(connections: ConnectionSettings, watch: TopicWatcher, message: Command,
                   topic: Topic = AUTHENTICATION_EVENTS) -> dict:
     """Send a command and return its outcome: the record with its correlation id on ``topic``."""
@@ -171,12 +183,7 @@ async def test_wrong_passwords_and_wrong_codes_spend_one_retry_count(
 ) -> None:
     """A recipient who must pass both a password and an SMS OTP is locked by the third wrong attempt
     of either kind (retry count 3), not after two of each, and the right code is then refused."""
-    phone = "+447700900123"
-    package_id = await package_with(provisioned, service, (1, policy(["password", "sms_otp"], secret="right",
-                                                                     phone=phone), None))
-    store = OtpStore(service.resources.redis, prefix=provisioned.redis_prefix, pepper=PEPPER)  # otp-dispatch's part
-    await store.issue(uuid.uuid4(), OtpRecipient.document_opening(package_id, 1), challenge_id=uuid.uuid4(),
-                      code="123456", channel="sms", destination=phone, ttl=timedelta(minutes=5), now=clock())
+    package_id = await two_method_recipient(provisioned, service, clock)
     wrong_password = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="wrong")
     outcomes = [
         await command(provisioned, watch, wrong_password),
@@ -199,12 +206,7 @@ async def test_an_otp_passed_before_the_password_still_counts_towards_the_grant(
 ) -> None:
     """A recipient who must pass both a password and an SMS OTP is granted access when the right code
     comes first and the right password second (the password's success does not forget the code's)."""
-    phone = "+447700900123"
-    package_id = await package_with(provisioned, service, (1, policy(["password", "sms_otp"], secret="right",
-                                                                     phone=phone), None))
-    store = OtpStore(service.resources.redis, prefix=provisioned.redis_prefix, pepper=PEPPER)  # otp-dispatch's part
-    await store.issue(uuid.uuid4(), OtpRecipient.document_opening(package_id, 1), challenge_id=uuid.uuid4(),
-                      code="123456", channel="sms", destination=phone, ttl=timedelta(minutes=5), now=clock())
+    package_id = await two_method_recipient(provisioned, service, clock)
     by_code = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="123456"))
     opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right")
     by_password = await command(provisioned, watch, opening)

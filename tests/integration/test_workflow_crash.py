@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
-from libs.postgres import create_pool
 from libs.settings import ConnectionSettings
 from libs.topics_admin import create_topics
-from services.workflow import repository
 from tests.support.processes import service_env
-from tests.support.workflow_burst import comparable, generate, new_prefix, outcome_types, reference
+from tests.support.workflow_burst import (
+    generate,
+    new_prefix,
+    outcome_types,
+    reference,
+    stored_against_reference,
+)
 from tests.support.workflow_driver import Keys, User, WorkflowProcess, workflow_client
 
 
@@ -50,17 +53,8 @@ async def test_process_killed_mid_burst_loses_no_command_and_applies_none_twice(
 
     assert answered_before_the_kill < len(burst.commands), "the kill came after the burst was done"
     assert outcomes == expected.outcomes
-    pool = await create_pool(connections.database_url, "workflow")
-    try:
-        async with pool.acquire() as connection:
-            for package_id, package in expected.packages.items():
-                assert comparable(await repository.select_package(connection, package_id)) == comparable(package)
-                history = await repository.select_history(connection, package_id)
-                assert [(h.action, h.order, h.details) for h in history] == expected.history.get(package_id, [])
-                assert [h.sequence for h in history] == list(range(1, len(history) + 1))
-            causes = await connection.fetch(
-                "SELECT cause_id, position FROM history WHERE starts_with(package_id, $1)",
-                burst.commands[0].package_id.rsplit("-", 1)[0])
-    finally:
-        await pool.close()
-    assert not [key for key, n in Counter((r["cause_id"], r["position"]) for r in causes).items() if n > 1]
+    histories, applied_twice = await stored_against_reference(connections.database_url, expected, burst)
+    for package_id, history in histories.items():
+        assert [(h.action, h.order, h.details) for h in history] == expected.history.get(package_id, [])
+        assert [h.sequence for h in history] == list(range(1, len(history) + 1))
+    assert applied_twice == 0

@@ -200,3 +200,26 @@ def comparable(package: Package | None) -> Package | None:
 
 def new_prefix(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def stored_against_reference(database_url: str, expected: Any, burst: Any) -> tuple[dict[str, list], int]:
+    """Assert every reference package is stored as the reference has it; return each package's
+    stored history, and how many history entries of the burst were applied more than once."""
+    from collections import Counter
+
+    from libs.postgres import create_pool
+    from services.workflow import repository
+
+    pool = await create_pool(database_url, "workflow")
+    try:
+        async with pool.acquire() as connection:
+            histories = {}
+            for package_id, package in expected.packages.items():
+                assert comparable(await repository.select_package(connection, package_id)) == comparable(package)
+                histories[package_id] = await repository.select_history(connection, package_id)
+            causes = await connection.fetch(
+                "SELECT cause_id, position FROM history WHERE starts_with(package_id, $1)",
+                burst.commands[0].package_id.rsplit("-", 1)[0])
+    finally:
+        await pool.close()
+    return histories, sum(n - 1 for n in Counter((r["cause_id"], r["position"]) for r in causes).values() if n > 1)
