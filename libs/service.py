@@ -12,8 +12,9 @@ import contextlib
 import heapq
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -98,12 +99,26 @@ class Resources:
     """Objects a service builds once from the above (hashers, stores), by name."""
 
 
+class ReadAhead(Protocol):
+    """What a lane reads at once for all its records, before handling them one by one.
+
+    A use case consults it before querying for itself. What was read for a package is valid until
+    a record about that package writes: the lane then calls ``forget`` with that record's message.
+    """
+
+    async def load(self, connection: asyncpg.Connection, messages: Sequence[Message]) -> None: ...
+
+    def forget(self, message: Message) -> None: ...
+
+
 @dataclass(frozen=True)
 class Unit:
-    """What one use case may touch: the transaction's connection (if the service has Postgres)."""
+    """What one use case may touch: the transaction's connection (if the service has Postgres),
+    and what its lane read ahead (if the service reads ahead)."""
 
     resources: Resources
     connection: asyncpg.Connection | None = None
+    ahead: ReadAhead | None = None
 
 
 UseCase = Callable[[Any, Unit], Awaitable[Sequence[Outgoing]]]
@@ -126,6 +141,8 @@ class ServiceDefinition:
     """Shared migration tracks from ``libs/sql/`` (``accounts``: API users' account states)."""
     folder: Path | None = None
     """The service's package folder (holds ``migrations/``)."""
+    read_ahead: Callable[[], ReadAhead] | None = None
+    """Makes a lane's read-ahead: one query for what its records will look up one by one."""
 
     @property
     def outcomes(self) -> dict[str, Topic]:
@@ -295,11 +312,12 @@ class LaneAborted(Exception):
 class Handler:
     """Handles a fetched batch: its records split into lanes by key, each lane one transaction.
 
-    In a lane every record claims its event id (one statement for the lane), runs its use case
-    with a savepoint opened at its first write (so that a refusal undoes only its own writes),
-    and queues what it returns, or its rejection, in the outbox. Lanes run concurrently. Once they have committed, the
-    batch's outcomes are durable, so its offsets are committed while the outbox relay publishes
-    them. A service without Postgres publishes each batch's effects, and waits for the broker to
+    In a lane every record claims its event id (one statement for the lane), what the records will
+    look up is read at once (if the service reads ahead), and each record runs its use case with
+    a savepoint opened at its first write (so that a refusal undoes only its own writes) and
+    queues what it returns, or its rejection, in the outbox. Lanes run concurrently. Once they
+    have committed, the batch's outcomes are durable, so its offsets are committed while the
+    outbox relay publishes them. A service without Postgres publishes each batch's effects, and waits for the broker to
     have them, before its offsets are committed.
     """
 
@@ -339,15 +357,23 @@ class Handler:
             async with pool.acquire() as connection, connection.transaction():
                 chunk = items[start:start + TRANSACTION_RECORDS]
                 fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in chunk])
+                ahead = await self._read_ahead(connection, [i for i in chunk if i.event_id in fresh])
                 queued: list[Outgoing] = []
                 for item in chunk:
                     if item.event_id not in fresh:
                         log.info("duplicate message ignored", event_id=str(item.event_id))
                         continue
                     fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
-                    queued += await self._settled(item, lambda item=item: self._apply_guarded(item, connection))
+                    queued += await self._settled(item, partial(self._apply_guarded, item, connection, ahead))
                 await insert_outbox_messages(connection, queued, self.resources.publisher.deployed)
         return []
+
+    async def _read_ahead(self, connection: asyncpg.Connection, items: list[Item]) -> ReadAhead | None:
+        if self.definition.read_ahead is None:
+            return None
+        ahead = self.definition.read_ahead()
+        await ahead.load(connection, [item.message for item in items if item.message is not None])
+        return ahead
 
     def _decode(self, record: ConsumerRecord) -> Item | None:
         """The record's message; None for another service's fact this one does not need."""
@@ -383,17 +409,19 @@ class Handler:
                 rejection = await self.pipeline.settle(item.record, item.envelope, error)
                 return [rejection] if rejection is not None else []
 
-    async def _apply_guarded(self, item: Item, connection: asyncpg.Connection) -> list[Outgoing]:
+    async def _apply_guarded(self, item: Item, connection: asyncpg.Connection,
+                             ahead: ReadAhead | None) -> list[Outgoing]:
         """Apply ``item`` on the lane's connection, its writes undone alone if it fails."""
         guarded = SavepointOnWrite(connection)
         try:
             try:
-                effects = await self._apply(item, Unit(self.resources, guarded))  # type: ignore[arg-type]
+                return await self._apply(item, Unit(self.resources, guarded, ahead))  # type: ignore[arg-type]
             except BaseException:
                 await guarded.rollback()
                 raise
-            await guarded.commit()
-            return effects
+            finally:
+                if guarded.wrote and ahead is not None and item.message is not None:
+                    ahead.forget(item.message)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
             raise LaneAborted(type(error).__name__) from error
         except Exception as error:

@@ -1,10 +1,15 @@
 """A record's writes, undone alone when its use case refuses, at no cost for records that only read.
 
 The records of a lane share one transaction. A use case that refuses (or fails) after writing
-must leave nothing behind, so its writes go inside a savepoint; but a savepoint costs two round
-trips, and most refusals, and many successes, write nothing. ``SavepointOnWrite`` is the lane's
+must leave nothing behind, so its writes go inside a savepoint; but a savepoint costs a round
+trip, and most refusals, and many successes, write nothing. ``SavepointOnWrite`` is the lane's
 connection as a use case sees it: it opens the savepoint just before the record's first
 statement that is not a plain ``SELECT``.
+
+Every record's savepoint has the same name and none is released: a new savepoint of a name
+hides the older ones, so ``ROLLBACK TO`` undoes the newest record's writes and no earlier
+record's, and a record that succeeds costs no second round trip. (A released savepoint is a
+subtransaction all the same; the lane's record limit keeps their number small.)
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from asyncpg.transaction import Transaction
+
+SAVEPOINT = "signgate_record"
 
 
 def reads_only(query: str) -> bool:
@@ -25,12 +31,13 @@ class SavepointOnWrite:
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
-        self._savepoint: Transaction | None = None
+        self.wrote = False
+        """Whether the record has written (and so opened its savepoint)."""
 
     async def _before(self, query: str) -> None:
-        if self._savepoint is None and not reads_only(query):
-            self._savepoint = self._connection.transaction()
-            await self._savepoint.start()
+        if not self.wrote and not reads_only(query):
+            await self._connection.execute(f"SAVEPOINT {SAVEPOINT}")
+            self.wrote = True
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
         await self._before(query)
@@ -57,12 +64,7 @@ class SavepointOnWrite:
             raise AttributeError(f"{name} is not available to a use case inside a lane")
         return getattr(self._connection, name)
 
-    async def commit(self) -> None:
-        """The record's writes stand (released into the lane's transaction)."""
-        if self._savepoint is not None:
-            await self._savepoint.commit()
-
     async def rollback(self) -> None:
         """Undo the record's writes, if it made any."""
-        if self._savepoint is not None:
-            await self._savepoint.rollback()
+        if self.wrote:
+            await self._connection.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")

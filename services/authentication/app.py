@@ -15,6 +15,7 @@ from faststream.asgi import AsgiFastStream
 from libs.accounts import ACCOUNT_STATE_HANDLERS
 from libs.service import ServiceDefinition, build_app
 from services.authentication.projection import HANDLERS as PROJECTION_HANDLERS
+from services.authentication.read_ahead import RecipientsAhead
 from services.authentication.runtime import FOLDER, AuthenticationSettings
 from services.authentication.use_cases import COMMAND_HANDLERS, OTP_HANDLERS
 from signgate_contracts.topics import (
@@ -39,6 +40,7 @@ DEFINITION = ServiceDefinition(
         **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
     },
     folder=FOLDER,
+    read_ahead=RecipientsAhead,  # a verification's recipient, read with its lane's others
 )
 
 

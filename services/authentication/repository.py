@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -143,18 +144,34 @@ async def select_package(connection: asyncpg.Connection, package_id: str) -> Pac
     return Package(**dict(row)) if row else None
 
 
+RECIPIENT_COLUMNS = "SELECT r.*, p.state AS package_state FROM recipients r JOIN packages p USING (package_id)"
+
+
 async def select_recipient(connection: asyncpg.Connection, package_id: str, order: int | None,
                            email_digest: str | None = None) -> StoredRecipient | None:
     """The recipient at ``order``, or the only one with that email; None if none (or ambiguous)."""
     rows = await connection.fetch(
-        """SELECT r.*, p.state AS package_state FROM recipients r JOIN packages p USING (package_id)
+        f"""{RECIPIENT_COLUMNS}
            WHERE r.package_id = $1 AND (r."order" = $2 OR ($2::int IS NULL AND r.email_digest = $3))
            LIMIT 2""",
         package_id, order, email_digest,
     )
-    if len(rows) != 1:
-        return None
-    row = rows[0]
+    return stored_recipient(rows[0]) if len(rows) == 1 else None
+
+
+async def select_recipients(connection: asyncpg.Connection,
+                            wanted: Collection[tuple[str, int]]) -> dict[tuple[str, int], StoredRecipient]:
+    """The recipients at the (package id, order) pairs ``wanted``, in one query."""
+    package_ids, orders = zip(*wanted, strict=True) if wanted else ((), ())
+    rows = await connection.fetch(
+        f"""{RECIPIENT_COLUMNS}
+           WHERE (r.package_id, r."order") IN (SELECT * FROM unnest($1::text[], $2::int[]))""",
+        list(package_ids), list(orders),
+    )
+    return {(row["package_id"], row["order"]): stored_recipient(row) for row in rows}
+
+
+def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
     methods = tuple(row["methods"])
     policy = RecipientPolicy(
         package_id=row["package_id"], order=row["order"], email=row["email_digest"],

@@ -20,6 +20,7 @@ from services.authentication.domain import (
     check_attempt,
     grant_expiry,
 )
+from services.authentication.read_ahead import RecipientsAhead
 from services.authentication.runtime import AuthenticationRuntime, runtime
 from signgate_contracts import Command, CommandRejected, Event, otp
 from signgate_contracts import authentication as auth
@@ -48,6 +49,10 @@ def reply(command: Command, package_id: str, message: Event) -> Outgoing:
 
 async def recipient(command: auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
                     | auth.GetRecipientAuthenticationStatus, unit: Unit) -> db.StoredRecipient | None:
+    if isinstance(unit.ahead, RecipientsAhead) and command.order is not None:
+        known, stored = unit.ahead.recipient(command.package_id, command.order)
+        if known:
+            return stored
     digest = email_digest(command.email) if command.email else None
     return await db.select_recipient(unit.connection, command.package_id, command.order, digest)
 

@@ -208,8 +208,9 @@ async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisione
 async def test_a_record_that_refuses_after_writing_leaves_nothing_and_a_reader_opens_no_savepoint(
     database_url: str,
 ) -> None:
-    """In a lane's transaction, a record's writes are undone alone when it fails, a record that
-    only reads opens no savepoint, and a record that succeeds keeps its writes."""
+    """In a lane's transaction, a record's writes are undone alone when it fails (however many
+    records wrote before it), a record that only reads opens no savepoint, and a record that
+    succeeds keeps its writes."""
     connection = await asyncpg.connect(database_url)
     table = f"lane_{uuid.uuid4().hex[:8]}"
     try:
@@ -217,7 +218,6 @@ async def test_a_record_that_refuses_after_writing_leaves_nothing_and_a_reader_o
         async with connection.transaction():
             kept = SavepointOnWrite(connection)
             await kept.execute(f"INSERT INTO {table} VALUES (1)")
-            await kept.commit()
 
             refused = SavepointOnWrite(connection)
             with pytest.raises(RuntimeError):
@@ -230,8 +230,14 @@ async def test_a_record_that_refuses_after_writing_leaves_nothing_and_a_reader_o
 
             reader = SavepointOnWrite(connection)
             assert await reader.fetchval(f"SELECT count(*) FROM {table}") == 1
-            assert reader._savepoint is None
+            assert not reader.wrote
             await reader.rollback()  # nothing to undo: the lane's transaction goes on
-        assert [r["n"] for r in await connection.fetch(f"SELECT n FROM {table}")] == [1]
+
+            later = SavepointOnWrite(connection)  # savepoints share a name: each undoes only its own
+            await later.execute(f"INSERT INTO {table} VALUES (3)")
+            last = SavepointOnWrite(connection)
+            await last.execute(f"INSERT INTO {table} VALUES (4)")
+            await last.rollback()
+        assert sorted(r["n"] for r in await connection.fetch(f"SELECT n FROM {table}")) == [1, 3]
     finally:
         await connection.close()
