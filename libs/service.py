@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -38,10 +38,12 @@ from libs.messaging.publisher import Publisher, headers
 from libs.messaging.savepoint import SavepointOnWrite
 from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
 from libs.postgres import create_pool, ping
+from libs.read_ahead import ReadAhead
 from libs.redis_client import create_redis
 from libs.settings import ConnectionSettings
 from libs.specification import service_specification
 from signgate_contracts import Message, Topic, UnknownMessageType, decode
+from signgate_contracts.codec import decode_object
 from signgate_contracts.topics import OUTCOME_TOPIC
 
 log = get_logger(__name__)
@@ -97,18 +99,6 @@ class Resources:
     relay: OutboxRelay | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     """Objects a service builds once from the above (hashers, stores), by name."""
-
-
-class ReadAhead(Protocol):
-    """What a lane reads at once for all its records, before handling them one by one.
-
-    A use case consults it before querying for itself. What was read for a package is valid until
-    a record about that package writes: the lane then calls ``forget`` with that record's message.
-    """
-
-    async def load(self, connection: asyncpg.Connection, messages: Sequence[Message]) -> None: ...
-
-    def forget(self, message: Message) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -383,7 +373,8 @@ class Handler:
             body = record.value or b""
             if not topic.answers_commands and envelope.type is not None and envelope.type not in self.handled_types:
                 return None  # (a record without a readable type is decoded, and so dead-lettered)
-            message = decode(topic, body)
+            parsed = envelope.document  # None: not a JSON object with a type; decode says why
+            message = decode_object(topic, parsed) if parsed is not None else decode(topic, body)
             if not {"event_id", "correlation_id"} <= message.model_fields_set:
                 message = with_stand_in_ids(message, envelope)
             if type(message) not in self.definition.handlers:

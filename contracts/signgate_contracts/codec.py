@@ -55,15 +55,23 @@ def _adapter(messages: tuple[type[Message], ...]) -> TypeAdapter[Any] | None:
     return TypeAdapter(Annotated[Union[messages], Field(discriminator="type")])  # noqa: UP007
 
 
+@cache
+def _types(messages: tuple[type[Message], ...]) -> frozenset[str]:
+    return frozenset(message.model_fields["type"].default for message in messages)
+
+
 def decode(topic: Topic, raw: bytes) -> Message:
     """Decode one record of ``topic``; raises UndecodableMessage, UnknownMessageType or ValidationError."""
-    document = read_object(raw)
-    known = {message.model_fields["type"].default for message in topic.messages}
-    if document["type"] not in known:
+    return decode_object(topic, read_object(raw))
+
+
+def decode_object(topic: Topic, document: dict[str, Any]) -> Message:
+    """Decode a record of ``topic`` already parsed by ``read_object``; raises as ``decode`` does."""
+    if document["type"] not in _types(topic.messages):
         raise UnknownMessageType(document["type"], topic.name)
     adapter = _adapter(topic.messages)
     assert adapter is not None
     return adapter.validate_python(document)
 
 
-__all__ = ["UndecodableMessage", "UnknownMessageType", "ValidationError", "decode", "encode"]
+__all__ = ["UndecodableMessage", "UnknownMessageType", "ValidationError", "decode", "decode_object", "encode"]

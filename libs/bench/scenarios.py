@@ -35,6 +35,7 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from libs.bench import cpu
 from libs.bench.report import Report, Row
 from libs.bench.stats import ratio
 from libs.dev_secrets import generate_secrets
@@ -175,6 +176,8 @@ class Bench:
             "answer_topics": answer_topics, "records": records, "rate": rate,
             "answer_types": answer_types, "timeout": timeout,
         }))
+        services = {p.pid: name for name, processes in self.processes.items() for p in processes}
+        before = cpu.cpu_seconds(services)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "libs.bench.loadgen", str(job_file), str(result_file), cwd=ROOT, env=self.env)
         if await process.wait() != 0:
@@ -182,6 +185,7 @@ class Bench:
         job_file.unlink()
         result = json.loads(result_file.read_text())
         result["load_average"] = os.getloadavg()
+        result["cpu_us_per_message"] = cpu.per_message(before, cpu.cpu_seconds(services), max(result["answered"], 1))
         print(f"  {name}: {result['answered']}/{result['sent']} answered, {result['throughput']:.0f}/s, "
               f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, load {_load()}", flush=True)
         return result
@@ -240,6 +244,10 @@ def _otp_policy(phone: str) -> wf.AuthenticationPolicy:
         methods=["sms_otp"], destination=wf.Destination(channel="sms", address=phone, masked="+44******0123"),
         retry_count=3, frequency="OncePerDocument",
     )
+
+
+def _by_role(spent: dict[str, float]) -> str:
+    return ", ".join(f"{role} {us:.0f}" for role, us in sorted(spent.items(), key=lambda item: -item[1]))
 
 
 def _phone(package_id: str, order: int) -> str:
@@ -368,6 +376,9 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
         echo.wait(10)
     report.runs["ceiling"] = ceiling
     report.add(Row("ceiling: aiokafka echo + 1 Redis round trip", ceiling["throughput"], "msg/s"))
+    echo_cpu = ceiling["cpu_us_per_message"]
+    report.add(Row("CPU per echoed message (echo, broker, Redis)", sum(echo_cpu.values()), "µs",
+                   note=_by_role(echo_cpu)))
 
     # -- the services --
     for name in SERVICES:
@@ -383,6 +394,10 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
     report.add(Row(f"OTP verification, max sustained ({replicas} replica)", verify["throughput"], "verif/s",
                    ratio(verify["throughput"], ceiling["throughput"]), "ceiling", ">= 5,000/s and >= 50%",
                    f"{verify['outcomes']}"))
+    verify_cpu = verify["cpu_us_per_message"]
+    report.add(Row("CPU per OTP verification (services and servers)", sum(verify_cpu.values()), "µs",
+                   ratio(sum(verify_cpu.values()), sum(echo_cpu.values())), "an echoed message",
+                   note=_by_role(verify_cpu)))
     for rate in sizes.rates:
         records = await verifications(bench, int(rate * sizes.rate_seconds))
         fixed = await bench.load(f"verify at {rate}/s", AUTHENTICATION_COMMANDS.name, events, records, rate=rate)

@@ -21,7 +21,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -71,6 +71,8 @@ class Envelope:
     event_id: UUID
     correlation_id: UUID
     type: str | None
+    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The record parsed as a signgate message's JSON object, for decoding; None if it is not one."""
 
 
 class Pipeline:
@@ -204,15 +206,18 @@ class Pipeline:
 def read_envelope(record: ConsumerRecord) -> Envelope:
     """Read ids and type leniently; stand-ins derived from the record's position fill the gaps,
     so a redelivered record yields the same ids."""
-    position = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
     try:
-        document = read_object(record.value or b"")
+        document: dict[str, Any] | None = read_object(record.value or b"")
     except UndecodableMessage:
-        document = {}
+        document = None
+    found = document or {}
+    event_id, correlation_id = _uuid(found.get("event_id")), _uuid(found.get("correlation_id"))
+    if event_id is None or correlation_id is None:
+        position = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
+        event_id, correlation_id = event_id or position, correlation_id or position
     return Envelope(
-        event_id=_uuid(document.get("event_id")) or position,
-        correlation_id=_uuid(document.get("correlation_id")) or position,
-        type=document.get("type") if isinstance(document.get("type"), str) else None,
+        event_id=event_id, correlation_id=correlation_id,
+        type=found.get("type") if isinstance(found.get("type"), str) else None, document=document,
     )
 
 

@@ -50,7 +50,7 @@ def reply(command: Command, package_id: str, message: Event) -> Outgoing:
 async def recipient(command: auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
                     | auth.GetRecipientAuthenticationStatus, unit: Unit) -> db.StoredRecipient | None:
     if isinstance(unit.ahead, RecipientsAhead) and command.order is not None:
-        known, stored = unit.ahead.recipient(command.package_id, command.order)
+        known, stored = unit.ahead.recall(command.package_id, command.order)
         if known:
             return stored
     digest = email_digest(command.email) if command.email else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
@@ -13,7 +14,8 @@ from libs.logging import get_logger
 from libs.secrets import SecretSettings
 from libs.service import ServiceDefinition, ServiceSettings, build_app
 from libs.tokens import TokenSettings
-from services.workflow.handlers import HANDLERS
+from services.workflow.handlers import FACTS, HANDLERS
+from services.workflow.read_ahead import PackagesAhead
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WORKFLOW_COMMANDS
 
 __all__ = ["DEFINITION", "WorkflowSettings", "create_app"]
@@ -41,6 +43,7 @@ DEFINITION = ServiceDefinition(
         **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
     },
     folder=Path(__file__).parent,
+    read_ahead=partial(PackagesAhead, frozenset(FACTS)),  # the packages of a lane's facts, in one go
 )
 
 

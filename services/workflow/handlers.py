@@ -18,6 +18,7 @@ from libs.service import Unit
 from services.workflow import domain, repository, views
 from services.workflow.callers import hash_secret, identify_caller
 from services.workflow.domain import AuthenticationFact, Change, Decision, Package
+from services.workflow.read_ahead import PackagesAhead
 from services.workflow.repository import NewHistoryEntry
 from signgate_contracts import authentication as auth
 from signgate_contracts.envelope import Command, Event, Message
@@ -149,12 +150,21 @@ async def record_authentication_fact(event: Event, unit: Unit) -> list[Outgoing]
     """Append a success, failure, lockout or clearing to the package's history."""
     fact = FACTS[type(event)](event)
     package_id: str = event.package_id  # type: ignore[attr-defined]
-    assert unit.connection is not None
-    package = await repository.select_package(unit.connection, package_id, for_update=True)
+    package = await locked_package(unit, package_id)
     if package is None:
         log.warning("authentication fact about an unknown package ignored", package_id=package_id)
         return []
     return await save(event, "authentication", unit, package, domain.record_authentication_fact(package, fact))
+
+
+async def locked_package(unit: Unit, package_id: str) -> Package | None:
+    """The package, locked for update: as its lane read it ahead, else read now."""
+    if isinstance(unit.ahead, PackagesAhead):
+        known, package = unit.ahead.recall(package_id, None)
+        if known:
+            return package
+    assert unit.connection is not None
+    return await repository.select_package(unit.connection, package_id, for_update=True)
 
 
 HANDLERS: Mapping[type[Message], Callable[[Any, Unit], Any]] = {

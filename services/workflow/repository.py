@@ -52,28 +52,44 @@ class HistoryRecord:
 async def select_package(
     connection: asyncpg.Connection, package_id: str, *, for_update: bool = False
 ) -> Package | None:
-    row = await connection.fetchrow(
-        "SELECT * FROM packages WHERE package_id = $1" + (" FOR UPDATE" if for_update else ""), package_id
+    return (await select_packages(connection, [package_id], for_update=for_update)).get(package_id)
+
+
+async def select_packages(
+    connection: asyncpg.Connection, package_ids: Sequence[str], *, for_update: bool = False
+) -> dict[str, Package]:
+    """The packages of ``package_ids`` that exist, with their recipients, in two queries (locked
+    in the order of their ids, so that two transactions locking several never wait on each other)."""
+    rows = await connection.fetch(
+        "SELECT * FROM packages WHERE package_id = ANY($1::text[]) ORDER BY package_id"
+        + (" FOR UPDATE" if for_update else ""),
+        list(package_ids),
     )
-    if row is None:
-        return None
-    recipients = await connection.fetch(
-        "SELECT * FROM recipients WHERE package_id = $1 ORDER BY recipient_order", package_id
-    )
-    return Package(
-        package_id=row["package_id"],
-        owner_id=row["owner_id"],
-        name=row["name"],
-        workflow_type=row["workflow_type"],
-        documents=tuple(Document(**d) for d in json.loads(row["documents"])),
-        recipients=tuple(_recipient(r) for r in recipients),
-        registered_at=row["registered_at"],
-        state=row["state"],
-        locked=row["locked"],
-        on_behalf_of=row["on_behalf_of"],
-        shared_at=row["shared_at"],
-        finished_at=row["finished_at"],
-    )
+    if not rows:
+        return {}
+    recipients: dict[str, list[Recipient]] = {}
+    for r in await connection.fetch(
+        "SELECT * FROM recipients WHERE package_id = ANY($1::text[]) ORDER BY package_id, recipient_order",
+        [row["package_id"] for row in rows],
+    ):
+        recipients.setdefault(r["package_id"], []).append(_recipient(r))
+    return {
+        row["package_id"]: Package(
+            package_id=row["package_id"],
+            owner_id=row["owner_id"],
+            name=row["name"],
+            workflow_type=row["workflow_type"],
+            documents=tuple(Document(**d) for d in json.loads(row["documents"])),
+            recipients=tuple(recipients.get(row["package_id"], ())),
+            registered_at=row["registered_at"],
+            state=row["state"],
+            locked=row["locked"],
+            on_behalf_of=row["on_behalf_of"],
+            shared_at=row["shared_at"],
+            finished_at=row["finished_at"],
+        )
+        for row in rows
+    }
 
 
 async def insert_package(connection: asyncpg.Connection, package: Package) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -331,3 +332,28 @@ async def test_only_one_attempt_takes_the_lock(provisioned: ConnectionSettings, 
         second = await db.update_recipient_locked(connection, package_id, 1, now, 3)
 
     assert (first, second) == (True, False)
+
+
+async def test_attempts_sent_together_see_each_others_writes(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """Wrong access codes and then the right one, sent at once (so handled in one batch, where the
+    recipient was read ahead for all of them): the third locks, and the right code after it is
+    refused, not granted on the recipient as it was read before the lock."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right"), None))
+    attempts = [auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=p)
+                for p in ("wrong", "wrong", "wrong", "right")]
+    async with producer(provisioned.kafka_bootstrap) as client:
+        sent = [await client.send(provisioned.topic(AUTHENTICATION_COMMANDS.name), encode(a), key=package_id.encode())
+                for a in attempts]
+        await asyncio.gather(*sent)
+
+    outcomes = [json.loads(r.value) for r in await watch.wait_for(
+        lambda r: r.topic.endswith(AUTHENTICATION_EVENTS.name) and r.key == package_id.encode(), count=4)]
+
+    assert [(o["type"], o.get("code")) for o in outcomes] == [
+        ("authentication.recipient_authentication_failed", None),
+        ("authentication.recipient_authentication_failed", None),
+        ("authentication.recipient_locked_out", None),
+        ("command.rejected", "recipient_locked"),
+    ]

@@ -3,6 +3,7 @@ history, unlocking one recipient, and a burst of commands applied in order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,11 @@ from libs.topics_admin import create_topics
 from services.workflow import repository
 from services.workflow.app import DEFINITION
 from signgate_contracts import Topic, TopicKind, encode
-from signgate_contracts.authentication import RecipientAuthenticationFailed, RecipientLockedOut
+from signgate_contracts.authentication import (
+    RecipientAuthenticated,
+    RecipientAuthenticationFailed,
+    RecipientLockedOut,
+)
 from signgate_contracts.identity import UserDisabled
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WORKFLOW_REPLIES
 from signgate_contracts.workflow import (
@@ -412,6 +417,37 @@ async def test_reset_of_recipient_two_leaves_recipient_one_untouched(
         ("recipient_authentication_failed", 1, "authentication"),
         ("recipient_authentication_failed", 2, "authentication"),
         ("recipient_locked_out", 2, "authentication")]
+
+
+async def test_facts_sent_together_each_apply_to_the_package_as_the_one_before_left_it(
+    workflow: Service, client: WorkflowClient, owner: User, provisioned: ConnectionSettings
+) -> None:
+    """Two wrong attempts and then a success of one recipient, published at once (one batch, where
+    the package was read ahead for all of them): the recipient ends with no failures counted, as
+    the success cleared what the failures before it had counted."""
+    package = await registered(client, owner, workflow_type="parallel")
+    await accepted(client, AddAuthentication(package_id=package, access_token=owner.token, body={
+        "authenticationType": "AccessCode", "emailId": BOLDSIGN_SIGNER, "accessCode": "111111"}))
+    await accepted(client, ShareWorkflow(package_id=package, access_token=owner.token))
+    facts = [
+        RecipientAuthenticationFailed(package_id=package, order=1, method="access_code", reason="wrong_secret",
+                                      attempts_used=1, attempts_remaining=2),
+        RecipientAuthenticationFailed(package_id=package, order=1, method="access_code", reason="wrong_secret",
+                                      attempts_used=2, attempts_remaining=1),
+        RecipientAuthenticated(package_id=package, order=1, method="access_code"),
+    ]
+    topic = provisioned.topic(AUTHENTICATION_EVENTS.name)
+    sent = [await client.producer.send(topic, encode(fact), key=package.encode()) for fact in facts]
+    await asyncio.gather(*sent)
+    await until(lambda: _history_has(workflow, package, "recipient_authenticated"), what="the success recorded")
+
+    assert (await stored(workflow, package)).recipient(1).failed_attempts == 0
+    assert [h.action for h in (await history_of(workflow, package))[-3:]] == [
+        "recipient_authentication_failed", "recipient_authentication_failed", "recipient_authenticated"]
+
+
+async def _history_has(service: Service, package: str, action: str) -> bool:
+    return any(h.action == action for h in await history_of(service, package))
 
 
 async def _locked(service: Service, package: str, order: int) -> bool:
