@@ -23,6 +23,16 @@ SendMany = Callable[[list[Record]], Awaitable[None]]
 """Publish records in order without waiting for each; returns once the broker has them all."""
 
 
+CLAIM_OLDEST = (
+    "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))"
+    " RETURNING id, topic, key, payload, headers"
+)
+"""Delete and return the oldest rows no other relay holds. The ids are gathered once, as an array:
+written as ``id IN (SELECT ...)``, an outbox analysed while empty (a queue usually is) was planned
+as a nested loop that ran the subquery again for every row, quadratic in the backlog (20 ms for
+300 rows instead of 1.7 ms), just when a backlog needs clearing."""
+
+
 async def insert_outbox_messages(
     connection: asyncpg.Connection, messages: Iterable[Outgoing], deployed: Callable[[Outgoing], str]
 ) -> None:
@@ -86,12 +96,7 @@ class OutboxRelay:
         """Claim (delete) the oldest rows, publish them, and commit only once the broker has them
         all: a failed send rolls the delete back and the rows wait for the next flush."""
         async with self._pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                "DELETE FROM outbox WHERE id IN"
-                " (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, topic, key, payload, headers",
-                self._batch,
-            )
+            rows = await connection.fetch(CLAIM_OLDEST, self._batch)
             if rows:
                 rows = sorted(rows, key=lambda r: r["id"])
                 await self._send_many(

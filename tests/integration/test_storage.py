@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from libs.messaging.outbox import OutboxRelay, insert_outbox_messages
+from libs.messaging.outbox import CLAIM_OLDEST, OutboxRelay, insert_outbox_messages
 from libs.messaging.outgoing import Outgoing
 from libs.messaging.processed import claim_processed_messages
 from libs.messaging.savepoint import SavepointOnWrite
@@ -187,6 +188,34 @@ async def test_concurrent_flushes_share_the_work_and_publish_each_message_once(
     sent = [payload for batch in batches for payload in batch]
     assert left == 0 and len(sent) == len(set(sent)) == callers
     assert len(batches) < callers  # shared: fewer flushes than callers
+
+
+async def test_the_relays_claim_stays_one_pass_over_an_outbox_analysed_while_empty(
+    provisioned: ConnectionSettings,
+) -> None:
+    """Planned on statistics that say the outbox is empty (autovacuum's usual view of a queue), the
+    relay's claim of a backlog is one index scan, not a join that runs the claim again per row."""
+    connection = await asyncpg.connect(provisioned.database_url)
+    try:
+        await connection.execute("SET search_path TO authentication")
+        await connection.execute("CREATE TEMP TABLE outbox (LIKE authentication.outbox INCLUDING ALL)")
+        await connection.execute("INSERT INTO pg_temp.outbox (topic, payload) SELECT 't', 'x' FROM generate_series(1, 2000)")
+        await connection.execute("DELETE FROM pg_temp.outbox")
+        await connection.execute("ANALYZE pg_temp.outbox")
+        await connection.execute("INSERT INTO pg_temp.outbox (topic, payload) SELECT 't', 'x' FROM generate_series(1, 300)")
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE claim(int) AS {CLAIM_OLDEST.replace('outbox', 'pg_temp.outbox')}")
+        async with connection.transaction():
+            [plan] = json.loads(await connection.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim(500)"))
+    finally:
+        await connection.close()
+
+    def node_types(node: dict) -> list[str]:
+        return [node["Node Type"], *(t for child in node.get("Plans", []) for t in node_types(child))]
+
+    types = node_types(plan["Plan"])
+    assert not [t for t in types if "Join" in t or "Loop" in t], types
+    assert types.count("Index Scan") == 2  # the claim, once; the delete, by the claimed ids
 
 
 async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisioned: ConnectionSettings) -> None:
