@@ -121,8 +121,10 @@ class SecretHasher:
         return await _hashing(self.verify_now, stored, secret)
 
     async def warm_up(self) -> None:
-        """Compute the dummy hash now, so the first unknown-user check is not slower than later ones."""
-        await _hashing(self._dummy_hash)
+        """Compute the dummy hash now, so the first unknown-user check is not slower than later ones
+        (once it is computed, this costs nothing: it does not queue for a hashing thread)."""
+        if self._dummy is None:
+            await _hashing(self._dummy_hash)
 
 
 T = TypeVar("T")
