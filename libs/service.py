@@ -307,8 +307,8 @@ class Handler:
     a savepoint opened at its first write (so that a refusal undoes only its own writes) and
     queues what it returns, or its rejection, in the outbox. Lanes run concurrently. Once they
     have committed, the batch's outcomes are durable, so its offsets are committed while the
-    outbox relay publishes them. A service without Postgres publishes each batch's effects, and waits for the broker to
-    have them, before its offsets are committed.
+    outbox relay publishes them. A service without Postgres publishes each batch's effects, and
+    waits for the broker to have them, before its offsets are committed.
     """
 
     def __init__(self, definition: ServiceDefinition, resources: Resources, pipeline: Pipeline) -> None:
