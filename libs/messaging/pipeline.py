@@ -102,6 +102,7 @@ class Pipeline:
     def bound(self, record: ConsumerRecord, envelope: Envelope) -> Iterator[None]:
         """Log lines inside the block name the record's ids; the record counts as handled after it."""
         structlog.contextvars.bind_contextvars(
+            service=self.service,  # the process may run several services (tests do)
             correlation_id=str(envelope.correlation_id),
             event_id=str(envelope.event_id),
             message_type=envelope.type,

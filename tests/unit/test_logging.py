@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 import structlog
+from aiokafka.structs import ConsumerRecord
 
 from libs.logging import REDACTED, configure_logging, get_logger, redact
+from libs.messaging.pipeline import Pipeline, read_envelope
+from libs.settings import ConnectionSettings
 
 SECRET_NAMES = [
     "password",
@@ -98,6 +101,21 @@ def test_structlog_line_is_json_without_credentials_and_with_correlation_id(
     assert line["level"] == "info"
     assert line["password"] == REDACTED
     assert line["challenge"] == {"code": REDACTED, "attempt": 2}
+
+
+def test_a_line_logged_while_handling_names_the_handling_service(capsys: pytest.CaptureFixture[str]) -> None:
+    """In a process that runs several services (the process's logging set up by the last one), a
+    line logged while a record is handled names the service handling it; other lines, the process's."""
+    configure_logging("INFO", "json", service="otp_dispatch")
+    pipeline = Pipeline(service="workflow", settings=ConnectionSettings(), publisher=None,  # type: ignore[arg-type]
+                        outcome_topics={})
+    record = ConsumerRecord("signgate.workflow.commands", 0, 1, 0, 0, b"k", b"{}", None, 1, 2, ())
+    with pipeline.bound(record, read_envelope(record)):
+        get_logger("signgate.test").info("handling")
+    get_logger("signgate.test").info("idle")
+
+    assert [(line["event"], line["service"]) for line in _json_lines(capsys.readouterr().err)] == [
+        ("handling", "workflow"), ("idle", "otp_dispatch")]
 
 
 def test_stdlib_line_goes_through_the_same_json_renderer(
