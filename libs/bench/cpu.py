@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import psutil
 
@@ -35,7 +35,7 @@ def cpu_seconds(services: Mapping[int, str]) -> Counter[str]:
     """CPU seconds (user + system) so far of every live descendant, by role; ``services`` names
     the processes the bench started by pid."""
     spent: Counter[str] = Counter()
-    for process in _descendants():
+    for process in psutil.Process(os.getpid()).children(recursive=True):
         try:
             role = _role(process, services)
             if role is not None:
@@ -44,10 +44,6 @@ def cpu_seconds(services: Mapping[int, str]) -> Counter[str]:
         except psutil.Error:
             continue  # gone meanwhile
     return spent
-
-
-def _descendants() -> Iterator[psutil.Process]:
-    yield from psutil.Process(os.getpid()).children(recursive=True)
 
 
 def per_message(before: Counter[str], after: Counter[str], messages: int) -> dict[str, float]:
