@@ -9,12 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from libs.messaging.signatures import (
+    PUBLIC_KEYS_VARIABLE,
+    generate_record_keys,
+    is_signing_key_variable,
+)
 from libs.secrets import generate_pepper
 from libs.tokens import generate_key_pair
 
+RECORD_WRITERS = ("identity", "workflow", "authentication", "otp_dispatch")
+"""The services that sign what they publish (`signgate_contracts.topics.Topic.writer`)."""
+
 
 def generate_secrets() -> dict[str, str]:
-    """Every secret the services share, fresh: two peppers and two Ed25519 key pairs' halves."""
+    """Every secret of the services, fresh: two peppers, the token and grant key pairs' halves, and
+    each service's record signing key with the public keys of them all."""
     tokens, grants = generate_key_pair(), generate_key_pair()
     return {
         "SIGNGATE_SECRET_PEPPER": generate_pepper(),
@@ -22,24 +31,37 @@ def generate_secrets() -> dict[str, str]:
         "SIGNGATE_TOKEN_PRIVATE_KEY": tokens.private_key,
         "SIGNGATE_TOKEN_PUBLIC_KEY": tokens.public_key,
         "SIGNGATE_GRANT_PRIVATE_KEY": grants.private_key,
+        **generate_record_keys(RECORD_WRITERS),
     }
 
 
 def development_secrets(folder: Path) -> dict[str, str]:
-    """The development stack's secrets: made once, then read back (the pepper is in every hash)."""
+    """The development stack's secrets: made once, then read back (the pepper is in every hash);
+    a secret added since they were made is added to them."""
     path = folder / "development-secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    secrets = generate_secrets()
-    folder.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(secrets, indent=2))
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    secrets = _completed(stored, generate_secrets())
+    if secrets != stored:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(secrets, indent=2))
     return secrets
 
 
+def _completed(stored: dict[str, str], fresh: dict[str, str]) -> dict[str, str]:
+    """``stored`` with what it lacks from ``fresh``; the record keys all fresh if any is missing
+    (the public keys must match the signing keys)."""
+    record_keys = [name for name in fresh if is_signing_key_variable(name) or name == PUBLIC_KEYS_VARIABLE]
+    if any(name not in stored for name in record_keys):
+        stored = {name: value for name, value in stored.items() if name not in record_keys}
+    return {**fresh, **stored}
+
+
 def dotenv(secrets: dict[str, str]) -> str:
-    """A ``.env`` file's text; PEM keys are quoted, newlines kept, as Compose reads them."""
-    return "".join(f'{name}="{value}"\n' for name, value in secrets.items())
+    """A ``.env`` file's text as Compose reads it: PEM keys double-quoted, newlines kept; JSON
+    single-quoted (taken literally)."""
+    return "".join(f"{name}='{value}'\n" if '"' in value else f'{name}="{value}"\n'
+                   for name, value in secrets.items())
 
 
 if __name__ == "__main__":

@@ -10,17 +10,28 @@ from typing import Any
 
 import structlog
 
+from signgate_contracts.credentials import credential_fields
+
 REDACTED = "[redacted]"
 
-# Field names whose values are credentials. Matched case-insensitively on the name with
-# separators removed, so `user_password`, `accessCode` and `Access-Token` are all caught.
+# Field names whose values are credentials: every field the contracts type as a credential
+# (`signgate_contracts.credentials`), and any name that looks like one. Matched case-insensitively
+# on the name with separators removed, so `user_password`, `accessCode` and `Access-Token` are all caught.
 _SECRET_NAME = re.compile(
-    r"(password|passwd|accesscode|otp|^code$|token|secret|pepper|apikey|authorization)",
+    r"(password|passwd|accesscode|otp|^code$|token|secret|pepper|apikey|authorization|grant$)",
 )
 
 
+def _squashed(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_CREDENTIAL_FIELDS = frozenset(_squashed(name) for name in credential_fields())
+
+
 def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(re.sub(r"[^a-z0-9]", "", name.lower())))
+    squashed = _squashed(name)
+    return squashed in _CREDENTIAL_FIELDS or bool(_SECRET_NAME.search(squashed))
 
 
 def redact(value: Any) -> Any:

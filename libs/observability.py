@@ -4,8 +4,8 @@
 metrics, plus signgate's counters: messages published by type (OTPs sent, authentications,
 failures, lockouts, unlocks are all event types), rejections by code, dead letters by topic.
 ``/health``: 200 when the broker, Postgres and Redis answer and the consumer keeps up;
-503 with the failing checks otherwise. "Keeps up" fails when records are waiting on the
-service's partitions but none has been handled for ``stall_after`` seconds.
+503 with the failing checks otherwise. "Keeps up" fails when records wait on one of the
+service's partitions and its committed offset has not advanced for ``stall_after`` seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,38 +42,62 @@ class Metrics:
             "signgate_messages_dead_lettered", "Records set aside in a dead-letter topic.",
             [*labels, "topic"], registry=self.registry,
         )
+        self.unauthenticated = Counter(
+            "signgate_records_unauthenticated",
+            "Records of internal topics without a valid signature of the topic's writer; dead-lettered.",
+            [*labels, "topic"], registry=self.registry,
+        )
+        self.redelivered = Counter(
+            "signgate_records_redelivered",
+            "Records of batches that failed and are delivered again (a dependency away, or a record that "
+            "keeps failing until its deliveries are exhausted).",
+            labels, registry=self.registry,
+        )
 
     def asgi(self) -> Any:
         return make_asgi_app(self.registry)
 
 
 class Progress:
-    """Remembers when the consumer last finished a record, to tell a stall from an idle topic."""
+    """Tells a stalled consumer from an idle one by its committed offsets.
+
+    A partition is stalled when records wait past its committed offset and that offset has not
+    moved for ``stall_after`` seconds: records are read and handled, but none is settled (a
+    batch delivered again and again fails the same way). Reading records is not progress.
+    """
 
     def __init__(self, stall_after: float) -> None:
         self.stall_after = stall_after
-        self.last_handled = time.monotonic()
+        self._since: dict[Any, tuple[int, float, int]] = {}
+        """Partition -> (its committed offset, since when records have waited at it, how many
+        waited at the last look): the clock starts at the first look that finds records waiting."""
 
-    def handled(self) -> None:
-        self.last_handled = time.monotonic()
+    def observe(self, committed: Mapping[Any, int], ends: Mapping[Any, int],
+                now: float | None = None) -> tuple[int, list[Any]]:
+        """(records waiting past the committed offsets, the partitions stalled) at ``now``."""
+        now = time.monotonic() if now is None else now
+        lag, stalled = 0, []
+        for partition, end in ends.items():
+            offset = committed.get(partition, 0)
+            waiting = max(end - offset, 0)
+            seen = self._since.get(partition)
+            if seen is None or seen[0] != offset or seen[2] == 0:
+                seen = (offset, now, waiting)
+            self._since[partition] = seen = (offset, seen[1], waiting)
+            lag += waiting
+            if waiting and now - seen[1] > self.stall_after:
+                stalled.append(partition)
+        return lag, stalled
 
-    def idle_for(self) -> float:
-        return time.monotonic() - self.last_handled
 
-    def stalled(self, lag: int) -> bool:
-        return lag > 0 and self.idle_for() > self.stall_after
-
-
-async def consumer_lag(consumer: Any) -> int:
-    """Records on the consumer's assigned partitions that it has not yet read."""
+async def committed_progress(consumer: Any) -> tuple[dict[Any, int], dict[Any, int]]:
+    """The group's committed offsets and the end offsets of the consumer's assigned partitions."""
     partitions = list(consumer.assignment()) if consumer is not None else []
     if not partitions:
-        return 0
+        return {}, {}
     ends = await consumer.end_offsets(partitions)
-    lag = 0
-    for partition in partitions:
-        lag += max(ends[partition] - await consumer.position(partition), 0)
-    return lag
+    offsets = await asyncio.gather(*(consumer.committed(partition) for partition in partitions))
+    return {p: o or 0 for p, o in zip(partitions, offsets, strict=True)}, ends
 
 
 Check = Callable[[], Awaitable[Any]]

@@ -8,6 +8,7 @@ lifespan opens the Postgres pool, the Redis client and the outbox relay, and clo
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,19 +25,36 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from libs.errors import is_transient
 from libs.logging import configure_logging, get_logger
 from libs.messaging.broker import attach_batches, create_broker
-from libs.messaging.outbox import OutboxRelay, insert_outbox_messages, running_relay
+from libs.messaging.outbox import OutboxRelay, insert_outbox_records, running_relay
 from libs.messaging.outgoing import Outgoing, caused_by
-from libs.messaging.pipeline import CURRENT_BATCH, Envelope, Pipeline, RetryPolicy, read_envelope
+from libs.messaging.pipeline import (
+    CURRENT_BATCH,
+    DeliveriesExhausted,
+    Envelope,
+    Pipeline,
+    RetryPolicy,
+    position_id,
+    read_envelope,
+)
 from libs.messaging.processed import claim_processed_messages
-from libs.messaging.publisher import Publisher, headers
+from libs.messaging.publisher import Publication, Publisher
+from libs.messaging.replies import ReplyRule
 from libs.messaging.savepoint import SavepointOnWrite
-from libs.observability import Metrics, Progress, consumer_lag, health_endpoint
+from libs.messaging.signatures import (
+    RecordKeyError,
+    RecordKeySettings,
+    RecordSigner,
+    RecordVerifier,
+    Unauthenticated,
+    signing_key_variable,
+)
+from libs.observability import Metrics, Progress, committed_progress, health_endpoint
 from libs.postgres import create_pool, ping
 from libs.read_ahead import ReadAhead
 from libs.redis_client import create_redis
@@ -44,7 +62,7 @@ from libs.settings import ConnectionSettings
 from libs.specification import service_specification
 from signgate_contracts import Message, Topic, UnknownMessageType, decode
 from signgate_contracts.codec import decode_object
-from signgate_contracts.topics import OUTCOME_TOPIC
+from signgate_contracts.topics import OUTCOME_TOPIC, TOPICS, TopicKind
 
 log = get_logger(__name__)
 __version__ = "0.1.0"
@@ -54,6 +72,11 @@ class ServiceSettings(BaseSettings):
     """Settings every service has; each service subclasses it with its own env prefix."""
 
     connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
+    record_signing_key: SecretStr | None = Field(
+        None, description="This service's own Ed25519 private key (PEM), which signs every record it "
+        "publishes; required, and given to no other service (`SIGNGATE_<SERVICE>_RECORD_SIGNING_KEY`).",
+    )
+    records: RecordKeySettings = Field(default_factory=RecordKeySettings)
     retry_attempts: int = Field(4, ge=1, description="Tries of a message hit by a transient fault.")
     retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
     outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
@@ -80,7 +103,13 @@ class ServiceSettings(BaseSettings):
         "transaction, each key's records in order within its lane.",
     )
     stall_after: float = Field(
-        60.0, gt=0, description="Seconds with records waiting and none handled before /health fails."
+        60.0, gt=0, description="Seconds with records waiting and no committed offset advancing before "
+        "/health fails."
+    )
+    max_deliveries: int = Field(
+        5, ge=2, le=100,
+        description="Deliveries of a record that fails transiently while Postgres and Redis answer, "
+        "before it is dead-lettered (and answered 500) so that its partition moves on.",
     )
 
     @property
@@ -163,6 +192,7 @@ class Service:
     pipeline: Pipeline
     resources: Resources
     metrics: Metrics
+    progress: Progress
 
 
 def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> Service:
@@ -179,7 +209,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     progress = Progress(settings.stall_after)
     broker = create_broker(definition.name, connections)
     broker.add_middleware(KafkaPrometheusMiddleware(registry=metrics.registry, app_name=definition.name))
-    publisher = Publisher(broker, connections, metrics)
+    signer, verifier = record_keys(definition, settings)
+    publisher = Publisher(broker, connections, signer, metrics)
     pipeline = Pipeline(
         service=definition.name,
         settings=connections,
@@ -187,11 +218,10 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         outcome_topics=definition.outcomes,
         retry=settings.retry,
         metrics=metrics,
-        progress=progress,
     )
     attach_batches(broker)
     resources = Resources(settings=settings, publisher=publisher)
-    handle = Handler(definition, resources, pipeline)
+    handle = Handler(definition, resources, pipeline, verifier)
 
     subscriber = broker.subscriber(
         *[connections.topic(t.name) for t in definition.consumes],
@@ -249,7 +279,23 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         after_shutdown=[stack.aclose],
         specification=service_specification(definition, connections, version=__version__),
     )
-    return Service(definition, app, broker, pipeline, resources, metrics)
+    return Service(definition, app, broker, pipeline, resources, metrics, progress)
+
+
+def record_keys(definition: ServiceDefinition, settings: ServiceSettings) -> tuple[RecordSigner, RecordVerifier]:
+    """The service's record signer, and the verifier of what it consumes; refuses to start without
+    its signing key, or without a public key of the writer of a topic it consumes."""
+    if settings.record_signing_key is None:
+        variable = signing_key_variable(settings.model_config.get("env_prefix") or f"SIGNGATE_{definition.name.upper()}_")
+        raise RecordKeyError(f"{definition.name} has no record signing key: set {variable} "
+                             "(python -m libs.dev_secrets makes a development set)")
+    signer = RecordSigner(settings.record_signing_key.get_secret_value())
+    verifier = RecordVerifier.from_settings(settings.records)
+    for topic in definition.consumes:
+        if topic.writer is not None and not verifier.knows(topic.writer):
+            raise RecordKeyError(f"{definition.name} consumes {topic.name}, which {topic.writer} signs, but "
+                                 f"SIGNGATE_RECORD_PUBLIC_KEYS has no public key of {topic.writer}")
+    return signer, verifier
 
 
 async def undecoded(message: Any) -> bytes:
@@ -265,8 +311,14 @@ def _consumers(subscriber) -> list:
 
 
 async def _progress_check(progress: Progress, consumers: list) -> dict[str, object]:
-    lag = sum([await consumer_lag(consumer) for consumer in consumers])
-    return {"ok": not progress.stalled(lag), "lag": lag, "idle_seconds": round(progress.idle_for(), 1)}
+    committed: dict[Any, int] = {}
+    ends: dict[Any, int] = {}
+    for consumer in consumers:
+        offsets, last = await committed_progress(consumer)
+        committed.update(offsets)
+        ends.update(last)
+    lag, stalled = progress.observe(committed, ends)
+    return {"ok": not stalled, "lag": lag, "stalled": sorted(f"{p.topic}/{p.partition}" for p in stalled)}
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
@@ -293,10 +345,18 @@ TRANSACTION_RECORDS = 48
 """Most records in one lane transaction: each writing record's savepoint is a subtransaction,
 and past 64 of them Postgres overflows its subtransaction cache, which slows every session."""
 
+DELIVERIES_REMEMBERED = 10_000
+"""Records whose failed deliveries are counted at once (the oldest are forgotten first)."""
+
 
 class LaneAborted(Exception):
     """The lane's transaction cannot go on (its connection broke, or Postgres picked it as a
     deadlock victim): the batch is delivered again, and records already handled are skipped."""
+
+
+class TransactionAborted(Exception):
+    """A record's statement failed outside its savepoint, so Postgres aborted the lane's transaction:
+    the lane's records are handled again, each in a transaction of its own."""
 
 
 class Handler:
@@ -305,18 +365,33 @@ class Handler:
     In a lane every record claims its event id (one statement for the lane), what the records will
     look up is read at once (if the service reads ahead), and each record runs its use case with
     a savepoint opened at its first write (so that a refusal undoes only its own writes) and
-    queues what it returns, or its rejection, in the outbox. Lanes run concurrently. Once they
-    have committed, the batch's outcomes are durable, so its offsets are committed while the
-    outbox relay publishes them. A service without Postgres publishes each batch's effects, and
-    waits for the broker to have them, before its offsets are committed.
+    queues what it returns, or its rejection and dead letter, in the outbox. Lanes run
+    concurrently. Once they have committed, the batch's outcomes are durable, so its offsets are
+    committed while the outbox relay publishes them. A service without Postgres publishes each
+    batch's effects, and waits for the broker to have them, before its offsets are committed.
+
+    A record that breaks its lane's transaction (a failure in the claim, the read-ahead, the
+    outbox insert, or a statement outside its savepoint) costs the others nothing: the lane's
+    transaction is rolled back and its records are handled again one by one, each in its own
+    transaction, and the one that fails alone is settled alone (dead letter, 500) in one more.
     """
 
-    def __init__(self, definition: ServiceDefinition, resources: Resources, pipeline: Pipeline) -> None:
+    def __init__(self, definition: ServiceDefinition, resources: Resources, pipeline: Pipeline,
+                 verifier: RecordVerifier) -> None:
         self.definition = definition
+        self.verifier = verifier
         self.resources = resources
         self.pipeline = pipeline
         self.handled_types = {m.model_fields["type"].default: m for m in definition.handlers}
         self.topics = {topic.name: topic for topic in definition.consumes}
+        connections = resources.settings.connections
+        self.reply_rule = ReplyRule(
+            own_replies=[connections.topic(t.name) for t in TOPICS
+                         if t.kind is TopicKind.REPLIES and t.writer == definition.name],
+            caller_prefix=connections.topic(connections.caller_reply_prefix),
+        )
+        self._deliveries: collections.OrderedDict[tuple[str, int, int], int] = collections.OrderedDict()
+        """(topic, partition, offset) -> deliveries that failed transiently while dependencies answered."""
 
     async def batch(self, records: Sequence[ConsumerRecord]) -> None:
         lanes = balanced_lanes(records, self.resources.settings.lanes)
@@ -328,35 +403,74 @@ class Handler:
         elif relay is not None:
             await relay.flush()
         elif effects:
-            publisher = self.resources.publisher
-            await publisher.send_many([(publisher.deployed(o), o.key.encode(), o.payload, headers(o)) for o in effects])
+            await self.resources.publisher.send_many(effects)
+            self._count_dead_letters(effects)
         for result in results:
             if isinstance(result, BaseException):
+                if self.pipeline.metrics:
+                    self.pipeline.metrics.redelivered.labels(self.definition.name).inc(len(records))
                 raise result
 
-    async def _lane(self, records: list[ConsumerRecord]) -> list[Outgoing]:
+    async def _lane(self, records: list[ConsumerRecord]) -> list[Publication]:
         """Handle one lane's records in order; returns what to publish (nothing: it is in the outbox)."""
         items = [item for item in map(self._decode, records) if item is not None]
         pool = self.resources.pool
         if pool is None:
-            effects: list[Outgoing] = []
+            effects: list[Publication] = []
             for item in items:
                 effects += await self._settled(item, lambda item=item: self._apply(item, Unit(self.resources)))
             return effects
         for start in range(0, len(items), TRANSACTION_RECORDS):
-            async with pool.acquire() as connection, connection.transaction():
-                chunk = items[start:start + TRANSACTION_RECORDS]
-                fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in chunk])
-                ahead = await self._read_ahead(connection, [i for i in chunk if i.event_id in fresh])
-                queued: list[Outgoing] = []
+            chunk = items[start:start + TRANSACTION_RECORDS]
+            try:
+                await self._transaction(pool, chunk, read_ahead=True)
+            except Exception as error:
+                if isinstance(error, LaneAborted) or is_transient(error):
+                    raise
+                log.warning("a record broke its lane's transaction; the lane's records are handled "
+                            "again, each alone", error=type(error).__name__, records=len(chunk))
                 for item in chunk:
-                    if item.event_id not in fresh:
-                        log.info("duplicate message ignored", event_id=str(item.event_id))
-                        continue
-                    fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
-                    queued += await self._settled(item, partial(self._apply_guarded, item, connection, ahead))
-                await insert_outbox_messages(connection, queued, self.resources.publisher.deployed)
+                    await self._alone(pool, item)
         return []
+
+    async def _transaction(self, pool: asyncpg.Pool, items: list[Item], *, read_ahead: bool) -> None:
+        """Handle ``items`` in one transaction: claim their event ids, read ahead, apply each, queue
+        what they yield."""
+        async with pool.acquire() as connection, connection.transaction():
+            fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in items])
+            ahead = await self._read_ahead(connection, [i for i in items if i.event_id in fresh]) if read_ahead else None
+            queued: list[Publication] = []
+            for item in items:
+                if item.event_id not in fresh:
+                    log.info("duplicate message ignored", event_id=str(item.event_id))
+                    continue
+                fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
+                queued += await self._settled(item, partial(self._apply_guarded, item, connection, ahead))
+            await insert_outbox_records(connection, queued)
+        self._count_dead_letters(queued)
+
+    async def _alone(self, pool: asyncpg.Pool, item: Item) -> None:
+        """Handle ``item`` in a transaction of its own; if it breaks that one too, settle its failure
+        (dead letter, 500) in another."""
+        try:
+            await self._transaction(pool, [item], read_ahead=False)
+        except Exception as error:
+            if isinstance(error, LaneAborted) or is_transient(error):
+                raise
+            cause = error.__cause__ if isinstance(error, TransactionAborted) and error.__cause__ else error
+            with self.pipeline.bound(item.record, item.envelope):
+                settled = self.pipeline.settle(item.record, item.envelope, cause)  # type: ignore[arg-type]
+            async with pool.acquire() as connection, connection.transaction():
+                if await claim_processed_messages(connection, self.definition.name, [item.event_id]):
+                    await insert_outbox_records(connection, settled)
+            self._count_dead_letters(settled)
+
+    def _count_dead_letters(self, published: Sequence[Publication]) -> None:
+        metrics = self.pipeline.metrics
+        if metrics:
+            for record in published:
+                if record.topic.endswith(".dlq"):
+                    metrics.dead_lettered.labels(self.definition.name, record.topic.removesuffix(".dlq")).inc()
 
     async def _read_ahead(self, connection: asyncpg.Connection, items: list[Item]) -> ReadAhead | None:
         if self.definition.read_ahead is None:
@@ -373,6 +487,8 @@ class Handler:
             body = record.value or b""
             if not topic.answers_commands and envelope.type is not None and envelope.type not in self.handled_types:
                 return None  # (a record without a readable type is decoded, and so dead-lettered)
+            if topic.writer is not None:
+                self._authenticate(record, topic.writer)
             parsed = envelope.document  # None: not a JSON object with a type; decode says why
             message = decode_object(topic, parsed) if parsed is not None else decode(topic, body)
             if not {"event_id", "correlation_id"} <= message.model_fields_set:
@@ -380,28 +496,62 @@ class Handler:
             if type(message) not in self.definition.handlers:
                 raise UnknownMessageType(message.type, topic.name)
             return Item(record, envelope, message)
+        except Unauthenticated as error:  # its ids are the forger's: it claims its position instead
+            return Item(record, replace(envelope, event_id=position_id(record)), error=error)
         except Exception as error:  # settled in the lane, like a failure of the use case
             return Item(record, envelope, error=error)
 
-    async def _settled(self, item: Item, attempt: Callable[[], Awaitable[list[Outgoing]]]) -> list[Outgoing]:
-        """What ``item`` yields: its effects, or the rejection the pipeline maps its failure to."""
+    def _authenticate(self, record: ConsumerRecord, writer: str) -> None:
+        """Raises `Unauthenticated` unless ``writer`` signed this very record."""
+        self.verifier.verify(record.topic, record.key, record.value or b"", record.headers, writer)
+
+    async def _settled(self, item: Item, attempt: Callable[[], Awaitable[list[Publication]]]) -> list[Publication]:
+        """What ``item`` yields: its effects, or the rejection and dead letter its failure maps to."""
         with self.pipeline.bound(item.record, item.envelope):
             try:
                 if item.error is not None:
                     raise item.error
                 return await self.pipeline.run(attempt)
-            except LaneAborted:
+            except (LaneAborted, TransactionAborted):
                 raise
             except Exception as error:
-                if is_transient(error):  # a dependency is away: deliver the batch again, answer nothing yet
-                    log.warning("dependency unavailable after retries; the batch will be delivered again",
-                                error=type(error).__name__)
-                    raise
-                rejection = await self.pipeline.settle(item.record, item.envelope, error)
-                return [rejection] if rejection is not None else []
+                if is_transient(error):
+                    error = await self._delivery_failed(item, error)
+                return self.pipeline.settle(item.record, item.envelope, error)
+
+    async def _delivery_failed(self, item: Item, error: Exception) -> Exception:
+        """A transient failure that outlasted the retries: raised (the batch is delivered again) while
+        a dependency is away or the record has deliveries left; returned as `DeliveriesExhausted`,
+        to be settled, once the record has failed ``max_deliveries`` times with its dependencies up."""
+        if not await self._dependencies_answer():
+            log.warning("dependency unavailable after retries; the batch will be delivered again",
+                        error=type(error).__name__)
+            raise error
+        position = (item.record.topic, item.record.partition, item.record.offset)
+        deliveries = self._deliveries.pop(position, 0) + 1
+        if deliveries >= self.resources.settings.max_deliveries:
+            return DeliveriesExhausted(deliveries, error)
+        self._deliveries[position] = deliveries
+        while len(self._deliveries) > DELIVERIES_REMEMBERED:
+            self._deliveries.popitem(last=False)
+        log.warning("a record failed transiently with its dependencies up; the batch will be delivered again",
+                    error=type(error).__name__, deliveries=deliveries)
+        raise error
+
+    async def _dependencies_answer(self) -> bool:
+        """Whether Postgres and Redis (those the service uses) answer now."""
+        try:
+            async with asyncio.timeout(2.0):
+                if self.resources.pool is not None:
+                    await ping(self.resources.pool)
+                if self.resources.redis is not None:
+                    await self.resources.redis.ping()
+            return True
+        except Exception:
+            return False
 
     async def _apply_guarded(self, item: Item, connection: asyncpg.Connection,
-                             ahead: ReadAhead | None) -> list[Outgoing]:
+                             ahead: ReadAhead | None) -> list[Publication]:
         """Apply ``item`` on the lane's connection, its writes undone alone if it fails."""
         guarded = SavepointOnWrite(connection)
         try:
@@ -418,12 +568,16 @@ class Handler:
         except Exception as error:
             if connection.is_closed():
                 raise LaneAborted(type(error).__name__) from error
+            if isinstance(error, asyncpg.PostgresError) and not guarded.wrote:
+                raise TransactionAborted(type(error).__name__) from error  # no savepoint to roll back to
             raise
 
-    async def _apply(self, item: Item, unit: Unit) -> list[Outgoing]:
+    async def _apply(self, item: Item, unit: Unit) -> list[Publication]:
         assert item.message is not None
+        self.reply_rule.check(getattr(item.message, "reply_to", None))
         use_case = self.definition.handlers[type(item.message)]
-        return stamp(item.message, await use_case(item.message, unit))
+        publication = self.resources.publisher.publication
+        return [publication(o) for o in stamp(item.message, await use_case(item.message, unit))]
 
 
 def balanced_lanes(records: Sequence[ConsumerRecord], count: int) -> list[list[ConsumerRecord]]:

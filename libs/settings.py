@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from signgate_contracts.topics import CALLER_REPLY_PREFIX
+
 
 class ConnectionSettings(BaseSettings):
     """Where the broker, Postgres and Redis are, and how to name things on them."""
@@ -28,6 +30,11 @@ class ConnectionSettings(BaseSettings):
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
     topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs).")
+    caller_reply_prefix: str = Field(
+        CALLER_REPLY_PREFIX, min_length=1, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Callers' reply topics are named under it (after `topic_prefix`); a `reply_to` "
+        "elsewhere, but for the service's own replies topic, is refused with 400 `invalid_reply_to`.",
+    )
     redis_prefix: str = Field("signgate:", description="Prepended to every Redis key.")
     log_level: str = Field("INFO", description="Level of the JSON logs.")
     log_format: Literal["json", "console"] = Field("json", description="`console` for humans.")

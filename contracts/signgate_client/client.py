@@ -3,11 +3,14 @@
 One producer and one consumer per client. The consumer has no group: it is assigned every
 partition of the four outcome topics and of the client's own reply topic, positioned at their
 ends when the client starts, and hands each record whose correlation id a `send` is waiting for
-to that `send`. The reply topic is the caller's own (created when missing, 1 partition);
-the client sets it as every command's ``reply_to``, so tokens, grants and query answers come
-back only to it. Reply topics are not deleted on close: a service that has published to one
+to that `send`. The reply topic is the caller's own (created when missing, 1 partition, records
+kept 15 minutes); the client sets it as every command's ``reply_to``, so tokens, grants and query
+answers come back only to it. It must be named under the deployment's caller reply prefix
+(``<topic_prefix>signgate.replies.``): services refuse any other ``reply_to`` with 400
+``invalid_reply_to``. Reply topics are not deleted on close: a service that has published to one
 would create it again on its next metadata refresh. Give a long-lived caller a stable
-``reply_topic``; a generated one is left to the broker's retention.
+``reply_topic``; a generated one (``signgate.replies.client.<uuid>``) holds nothing after its
+retention, and an operator removes such empty topics with ``kafka-topics --delete``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from signgate_client.stream import assign, correlation_of, partitions_of
 from signgate_contracts.codec import decode, encode
 from signgate_contracts.envelope import Command, Message
 from signgate_contracts.rejection import CommandRejected
-from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC, Topic, TopicKind
+from signgate_contracts.topics import BY_NAME, CALLER_REPLY_PREFIX, OUTCOME_TOPIC, Topic, TopicKind
 
 REPLY_RETENTION = timedelta(minutes=15)
 """How long the broker keeps a reply topic the client creates: replies carry credentials."""
@@ -106,7 +109,7 @@ class SignGateClient:
                  grant_wait: float = 2.0, client_id: str = "signgate-client") -> None:
         self.bootstrap = bootstrap
         self.topic_prefix = topic_prefix
-        self.reply_topic = reply_topic or f"{topic_prefix}signgate-client.{uuid.uuid4().hex}"
+        self.reply_topic = reply_topic or f"{topic_prefix}{CALLER_REPLY_PREFIX}client.{uuid.uuid4().hex}"
         self.grant_wait = grant_wait
         """How long to wait for a document-access grant after a success (none comes while the
         recipient still owes another method)."""

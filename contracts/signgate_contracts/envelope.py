@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from signgate_contracts.text import unstorable_at
 
 Secret = Annotated[
     SecretStr,
@@ -38,6 +50,20 @@ class Message(BaseModel):
     causation_id: UUID | None = Field(
         default=None, description="The event_id of the message that caused this one."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        """Refuse a NUL or a lone surrogate in any field, naming the field (`signgate_contracts.text`)."""
+        path = unstorable_at(data)
+        if path is not None:
+            error = PydanticCustomError(
+                "unstorable_text", "text must not contain a NUL character or a lone surrogate"
+            )
+            raise ValidationError.from_exception_data(
+                cls.__name__, [InitErrorDetails(type=error, loc=path, input="")]
+            )
+        return data
 
 
 class Command(Message):

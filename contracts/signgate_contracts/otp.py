@@ -56,9 +56,13 @@ class OtpDeliveryRequested(Command):
         repr=False,
         description="E.164 phone number (`+447700908899`) for sms, email address for email; in clear.",
     )
-    code_length: int = Field(default=6, ge=6, le=9, description="Digits in the code.")
+    code_length: int = Field(
+        default=6, ge=6, le=9,
+        description="Deprecated and ignored: OTP dispatch takes the length from its own settings.",
+    )
     ttl_seconds: int = Field(
-        default=300, ge=30, le=MAX_TTL_SECONDS, description="How long the code is valid, at most 600 s."
+        default=300, ge=30, le=MAX_TTL_SECONDS,
+        description="Deprecated and ignored: OTP dispatch takes the lifetime from its own settings.",
     )
 
     @field_validator("destination")

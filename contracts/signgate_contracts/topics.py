@@ -29,6 +29,9 @@ class Topic:
     retention: timedelta
     messages: tuple[type[Message], ...]
     description: str
+    writer: str | None = None
+    """The one service that writes this topic, and signs every record on it; None for a command
+    topic, which upstream callers write (their authority is the token a command carries)."""
 
     @property
     def dlq(self) -> str:
@@ -55,10 +58,12 @@ IDENTITY_COMMANDS = Topic(
 IDENTITY_EVENTS = Topic(
     "signgate.identity.events", TopicKind.EVENTS, "normalised user name", 6,
     _EVENT_RETENTION, identity.EVENTS, "Facts about API users; never a credential.",
+    writer="identity",
 )
 IDENTITY_REPLIES = Topic(
     "signgate.identity.replies", TopicKind.REPLIES, "normalised user name", 3,
     _REPLY_RETENTION, identity.REPLIES, "Tokens for callers that gave no reply_to.",
+    writer="identity",
 )
 WORKFLOW_COMMANDS = Topic(
     "signgate.workflow.commands", TopicKind.COMMANDS, "package_id", 6,
@@ -67,10 +72,12 @@ WORKFLOW_COMMANDS = Topic(
 WORKFLOW_EVENTS = Topic(
     "signgate.workflow.events", TopicKind.EVENTS, "package_id", 6,
     _EVENT_RETENTION, workflow.EVENTS, "Facts about packages, recipients and their settings.",
+    writer="workflow",
 )
 WORKFLOW_REPLIES = Topic(
     "signgate.workflow.replies", TopicKind.REPLIES, "package_id", 3,
     _REPLY_RETENTION, workflow.REPLIES, "Answers to queries for callers that gave no reply_to.",
+    writer="workflow",
 )
 AUTHENTICATION_COMMANDS = Topic(
     "signgate.authentication.commands", TopicKind.COMMANDS, "package_id", 6,
@@ -79,18 +86,22 @@ AUTHENTICATION_COMMANDS = Topic(
 AUTHENTICATION_EVENTS = Topic(
     "signgate.authentication.events", TopicKind.EVENTS, "package_id", 6,
     _EVENT_RETENTION, authentication.EVENTS, "Facts about recipient authentication.",
+    writer="authentication",
 )
 AUTHENTICATION_REPLIES = Topic(
     "signgate.authentication.replies", TopicKind.REPLIES, "package_id", 3,
     _REPLY_RETENTION, authentication.REPLIES, "Document-access grants for callers that gave no reply_to.",
+    writer="authentication",
 )
 OTP_REQUESTS = Topic(
     "signgate.otp.requests", TopicKind.REQUESTS, "challenge id", 6,
     _COMMAND_RETENTION, otp.REQUESTS, "Requests to deliver a one-time password.",
+    writer="authentication",
 )
 OTP_EVENTS = Topic(
     "signgate.otp.events", TopicKind.EVENTS, "challenge id", 6,
     _EVENT_RETENTION, otp.EVENTS, "Facts about OTP deliveries; destinations masked.",
+    writer="otp_dispatch",
 )
 
 TOPICS: tuple[Topic, ...] = (
@@ -100,6 +111,10 @@ TOPICS: tuple[Topic, ...] = (
     OTP_REQUESTS, OTP_EVENTS,
 )
 BY_NAME: dict[str, Topic] = {topic.name: topic for topic in TOPICS}
+
+CALLER_REPLY_PREFIX = "signgate.replies."
+"""Callers' own reply topics are named under this prefix (after any deployment prefix); a
+service sends a reply only there or to its own replies topic (`libs.messaging.replies`)."""
 
 OUTCOME_TOPIC: dict[str, Topic] = {
     IDENTITY_COMMANDS.name: IDENTITY_EVENTS,

@@ -42,6 +42,12 @@ from libs.bench.report import Report, Row
 from libs.bench.stats import ratio
 from libs.dev_secrets import generate_secrets
 from libs.embedded import free_port
+from libs.messaging.signatures import (
+    PUBLIC_KEYS_VARIABLE,
+    RecordSigner,
+    RecordVerifier,
+    signing_key_variable,
+)
 from libs.otp_store import OtpRecipient, OtpStore, SendLimits
 from libs.postgres import create_pool
 from libs.provision import ProvisionSettings, provision
@@ -306,6 +312,26 @@ def raw_argon2_rate(hasher: SecretHasher, seconds: float, threads: int) -> float
     return total / (time.perf_counter() - started)
 
 
+def record_authentication_cost(secrets: dict[str, str], samples: int = 2_000) -> tuple[float, float]:
+    """CPU µs to sign one record as its writer does, and to verify it as a consumer does, on a
+    typical event (an authentication fact, keyed by package)."""
+    signer = RecordSigner(secrets[signing_key_variable("SIGNGATE_AUTHENTICATION_")])
+    verifier = RecordVerifier(json.loads(secrets[PUBLIC_KEYS_VARIABLE]))
+    value = encode(auth.RecipientAuthenticated(package_id="bench-0000000-0", order=1, method="sms_otp"))
+    topic, key = "signgate.authentication.events", b"bench-0000000-0"
+    plain = {"type": "authentication.recipient_authenticated", "content-type": "application/json"}
+    started = time.process_time()
+    for _ in range(samples):
+        signed = signer.headers(topic, key, value, plain)
+    signing = time.process_time() - started
+    headers = [(name, text.encode()) for name, text in signed.items()]
+    started = time.process_time()
+    for _ in range(samples):
+        verifier.verify(topic, key, value, headers, "authentication")
+    verifying = time.process_time() - started
+    return signing / samples * 1e6, verifying / samples * 1e6
+
+
 async def verifications(bench: Bench, count: int) -> list[list[str]]:
     """``count`` prepared recipients with pending codes; commands half right, half wrong, in an
     order that interleaves packages (many signers of many documents at once)."""
@@ -402,6 +428,11 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
     echo_cpu = ceiling["cpu_us_per_message"]
     report.add(Row("CPU per echoed message (echo, broker, Redis)", sum(echo_cpu.values()), "µs",
                    note=_by_role(echo_cpu)))
+    sign_us, verify_us = record_authentication_cost(bench.secrets)
+    report.context["record_authentication_us"] = {"sign": sign_us, "verify": verify_us}
+    report.add(Row("record authentication: Ed25519 sign + verify of one record", sign_us + verify_us, "µs",
+                   ratio(sign_us + verify_us, sum(echo_cpu.values())), "CPU per echoed message",
+                   note=f"sign {sign_us:.0f} µs (writer), verify {verify_us:.0f} µs (each consumer)"))
 
     # -- the services --
     for name in SERVICES:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from libs.stack import DATA_DIR, STACK_FILE
 from services.identity.admin_token import operator_settings, operator_token
+from signgate_contracts.topics import CALLER_REPLY_PREFIX
 
 
 def reply_topic(topic_prefix: str = "") -> str:
     """The CLI's and the demo's own reply topic: one per local user, reused across runs."""
     user = re.sub(r"[^A-Za-z0-9_-]", "-", getpass.getuser())
-    return f"{topic_prefix}signgate-cli.{user}.replies"
+    return f"{topic_prefix}{CALLER_REPLY_PREFIX}cli.{user}"
 
 
 TOKEN_FILE = DATA_DIR / "cli-token"

@@ -10,16 +10,14 @@ from collections.abc import Awaitable, Callable, Iterable
 import asyncpg
 
 from libs.logging import get_logger
-from libs.messaging.outgoing import Outgoing
-from libs.messaging.publisher import headers
+from libs.messaging.publisher import Publication
 
 log = get_logger(__name__)
 
 Send = Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]
 """Publish one record: (deployed topic, key, payload, headers); returns once the broker has it."""
 
-Record = tuple[str, bytes | None, bytes, dict[str, str]]
-SendMany = Callable[[list[Record]], Awaitable[None]]
+SendMany = Callable[[list[Publication]], Awaitable[None]]
 """Publish records in order without waiting for each; returns once the broker has them all."""
 
 
@@ -33,13 +31,11 @@ as a nested loop that ran the subquery again for every row, quadratic in the bac
 300 rows instead of 1.7 ms), just when a backlog needs clearing."""
 
 
-async def insert_outbox_messages(
-    connection: asyncpg.Connection, messages: Iterable[Outgoing], deployed: Callable[[Outgoing], str]
-) -> None:
-    """Queue ``messages`` inside the caller's transaction, under their deployed topic names."""
+async def insert_outbox_records(connection: asyncpg.Connection, records: Iterable[Publication]) -> None:
+    """Queue ``records`` inside the caller's transaction (they are signed when the relay publishes them)."""
     await connection.executemany(
         "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4)",
-        [(deployed(m), m.key.encode(), m.payload, json.dumps(headers(m))) for m in messages],
+        [(r.topic, r.key, r.payload, json.dumps(r.headers)) for r in records],
     )
 
 
@@ -100,7 +96,7 @@ class OutboxRelay:
             if rows:
                 rows = sorted(rows, key=lambda r: r["id"])
                 await self._send_many(
-                    [(r["topic"], r["key"], r["payload"], json.loads(r["headers"])) for r in rows]
+                    [Publication(r["topic"], r["key"], r["payload"], json.loads(r["headers"])) for r in rows]
                 )
             return len(rows)
 
@@ -129,7 +125,7 @@ class OutboxRelay:
 
 
 def _one_by_one(send: Send) -> SendMany:
-    async def send_many(records: list[Record]) -> None:
+    async def send_many(records: list[Publication]) -> None:
         for record in records:
             await send(*record)
 

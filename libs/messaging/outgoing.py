@@ -22,6 +22,13 @@ class Outgoing:
     def reply(cls, topic: str, key: str, message: Message) -> Outgoing:
         return cls(topic, key, message, verbatim=True)
 
+    @classmethod
+    def answer(cls, command: Message, replies: str, key: str, message: Message) -> Outgoing:
+        """The answer to ``command``: to the caller's ``reply_to`` (the handler has held it to
+        `libs.messaging.replies`' rule), else to the service's own ``replies`` topic."""
+        reply_to = getattr(command, "reply_to", None)
+        return cls.reply(reply_to, key, message) if reply_to else cls(replies, key, message)
+
     @property
     def payload(self) -> bytes:
         return encode(self.message)

@@ -4,6 +4,8 @@
 - an undecodable record       -> `<topic>.dlq` with the reason (and a rejection if the caller
                                  can be told), ack;
 - an invalid command body     -> `command.rejected` 400 naming the field, ack;
+- an internal record without
+  its writer's signature      -> `<topic>.dlq` as unauthenticated, no effect, ack;
 - a transient fault           -> bounded retries with backoff; if it lasts, the error escapes;
 - any other error             -> the DLQ and a 500 rejection, ack.
 
@@ -11,7 +13,11 @@ The partition keeps moving past bad records. A lasting transient fault (Redis or
 away), or a dead letter that cannot be written, lets the error escape: the subscriber's
 NACK_ON_ERROR policy seeks back and the batch is delivered again (records already handled are
 recognised by event id), so an outage pauses consumption instead of dead-lettering good
-commands, and nothing is skipped.
+commands, and nothing is skipped. A record that fails transiently while its dependencies
+answer is delivered again at most ``max_deliveries`` times, then dead-lettered.
+
+Dead letters and rejections are returned as `Publication`s, not sent: the handler queues them
+in the outbox in the transaction that claims the record's event id, so each is written once.
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ from libs.errors import Refusal, is_transient
 from libs.logging import get_logger
 from libs.messaging.dead_letters import dead_letter_record
 from libs.messaging.outgoing import Outgoing, caused_by
-from libs.messaging.publisher import Publisher
-from libs.observability import Metrics, Progress
+from libs.messaging.publisher import Publication, Publisher, dead_letter_headers
+from libs.messaging.signatures import Unauthenticated
+from libs.observability import Metrics
 from libs.settings import ConnectionSettings
 from signgate_contracts import CommandRejected, Topic, UndecodableMessage, UnknownMessageType
 from signgate_contracts.codec import read_object
 from signgate_contracts.envelope import Message
+from signgate_contracts.text import printable
 
 log = get_logger(__name__)
 
@@ -87,7 +95,6 @@ class Pipeline:
         outcome_topics: dict[str, Topic],
         retry: RetryPolicy = RetryPolicy(),
         metrics: Metrics | None = None,
-        progress: Progress | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -96,11 +103,10 @@ class Pipeline:
         """Registry name of a command topic -> the topic its rejections go to."""
         self.retry = retry
         self.metrics = metrics
-        self.progress = progress
 
     @contextlib.contextmanager
     def bound(self, record: ConsumerRecord, envelope: Envelope) -> Iterator[None]:
-        """Log lines inside the block name the record's ids; the record counts as handled after it."""
+        """Log lines inside the block name the record's ids."""
         structlog.contextvars.bind_contextvars(
             service=self.service,  # the process may run several services (tests do)
             correlation_id=str(envelope.correlation_id),
@@ -112,8 +118,6 @@ class Pipeline:
             yield
         finally:
             structlog.contextvars.clear_contextvars()
-            if self.progress:
-                self.progress.handled()
 
     async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()``, retried with backoff while it fails transiently; the last error escapes."""
@@ -128,43 +132,50 @@ class Pipeline:
                 log.warning("transient failure; retrying", error=type(error).__name__, retry_in=delay)
                 await asyncio.sleep(delay)
 
-    async def settle(self, record: ConsumerRecord, envelope: Envelope, error: Exception) -> Outgoing | None:
-        """Dead-letter what must be kept and return the rejection the caller is owed, if any.
-
-        Raises only when a dead letter cannot be written: the record is then delivered again.
-        """
+    def settle(self, record: ConsumerRecord, envelope: Envelope, error: Exception) -> list[Publication]:
+        """What settles a record whose handling failed: the dead letter to keep and the rejection
+        the caller is owed (either may be absent)."""
         match error:
             case Refusal() as refusal:
                 log.info("command refused", status=refusal.status, rejection_code=refusal.code)
-                return await self._reject(record, envelope, refusal.status, refusal.code, refusal.message,
-                                          refusal.field, refusal.retry_after_seconds)
+                return self._reject(record, envelope, refusal.status, refusal.code, refusal.message,
+                                    refusal.field, refusal.retry_after_seconds)
+            case Unauthenticated():
+                log.warning("unauthenticated record dead-lettered", reason=str(error))
+                if self.metrics:
+                    self.metrics.unauthenticated.labels(self.service, record.topic).inc()
+                return [self._dead_letter(record, f"unauthenticated: {error}")]
             case UndecodableMessage():
                 log.warning("undecodable record dead-lettered", reason=str(error))
-                await self._dead_letter(record, f"undecodable: {error}")
+                dead = self._dead_letter(record, f"undecodable: {error}")
                 if envelope.type is None:
-                    return None
-                return await self._reject(record, envelope, 400, "undecodable_message", str(error))
+                    return [dead]
+                return [dead, *self._reject(record, envelope, 400, "undecodable_message", str(error))]
             case UnknownMessageType():
                 log.warning("unknown message type dead-lettered", reason=str(error))
-                await self._dead_letter(record, f"unknown type: {error}")
-                return await self._reject(record, envelope, 400, "unknown_message_type", str(error))
+                dead = self._dead_letter(record, f"unknown type: {error}")
+                return [dead, *self._reject(record, envelope, 400, "unknown_message_type", str(error))]
             case ValidationError():
                 field, text = describe_validation_error(error, envelope.type)
                 if self._answers(record):
                     log.info("invalid command rejected", field=field)
-                    return await self._reject(record, envelope, 400, "invalid_command", text, field)
+                    return self._reject(record, envelope, 400, "invalid_command", text, field)
                 log.warning("invalid record dead-lettered", field=field)
-                await self._dead_letter(record, f"invalid: {text}")
-                return None
+                return [self._dead_letter(record, f"invalid: {text}")]
+            case DeliveriesExhausted():
+                log.error("a record kept failing while its dependencies answered; dead-lettered",
+                          deliveries=error.deliveries, error=describe_error(error.last))
+                return [self._dead_letter(record, str(error)),
+                        *self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)]
             case _:
                 log.error("handling failed; dead-lettered", exc_info=error)
-                await self._dead_letter(record, f"failed: {describe_error(error)}")
-                return await self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)
+                return [self._dead_letter(record, f"failed: {describe_error(error)}"),
+                        *self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)]
 
     def _answers(self, record: ConsumerRecord) -> bool:
         return self.settings.registry_name(record.topic) in self.outcome_topics
 
-    async def _reject(
+    def _reject(
         self,
         record: ConsumerRecord,
         envelope: Envelope,
@@ -173,35 +184,40 @@ class Pipeline:
         text: str,
         field: str | None = None,
         retry_after_seconds: int | None = None,
-    ) -> Outgoing | None:
+    ) -> list[Publication]:
         registry_name = self.settings.registry_name(record.topic)
         outcome_topic = self.outcome_topics.get(registry_name)
         if outcome_topic is None:
             if status != 500:  # a refused event is a defect; the DLQ keeps it visible
-                await self._dead_letter(record, f"refused ({status} {code}): {text}")
-            return None
+                return [self._dead_letter(record, f"refused ({status} {code}): {text}")]
+            return []
         rejection = caused_by(
             envelope,
             CommandRejected(
-                status=status, code=code, message=text, field=field,
-                command_type=envelope.type, command_event_id=envelope.event_id,
+                status=status, code=code, message=printable(text), field=printable(field),
+                command_type=printable(envelope.type), command_event_id=envelope.event_id,
                 retry_after_seconds=retry_after_seconds,
             ),
         )
         key = record.key.decode(errors="replace") if record.key else str(envelope.correlation_id)
         if self.metrics:
             self.metrics.rejected.labels(self.service, code).inc()
-        return Outgoing(outcome_topic.name, key, rejection)
+        return [self.publisher.publication(Outgoing(outcome_topic.name, printable(key), rejection))]
 
-    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        if self.metrics:
-            self.metrics.dead_lettered.labels(self.service, record.topic).inc()
-        await self.publisher.send(
-            f"{record.topic}.dlq",
-            record.key,
-            dead_letter_record(record, service=self.service, reason=reason),
-            {"content-type": "application/json", "reason": reason[:200]},
-        )
+    def _dead_letter(self, record: ConsumerRecord, reason: str) -> Publication:
+        return Publication(f"{record.topic}.dlq", record.key,
+                           dead_letter_record(record, service=self.service, reason=printable(reason)),
+                           dead_letter_headers(reason))
+
+
+class DeliveriesExhausted(Exception):
+    """A record failed transiently on every one of its deliveries while its dependencies answered:
+    the fault is the record's, and it is dead-lettered so that its partition moves on."""
+
+    def __init__(self, deliveries: int, last: BaseException) -> None:
+        super().__init__(f"failed after {deliveries} deliveries: {describe_error(last)}")
+        self.deliveries = deliveries
+        self.last = last
 
 
 def read_envelope(record: ConsumerRecord) -> Envelope:
@@ -214,12 +230,17 @@ def read_envelope(record: ConsumerRecord) -> Envelope:
     found = document or {}
     event_id, correlation_id = _uuid(found.get("event_id")), _uuid(found.get("correlation_id"))
     if event_id is None or correlation_id is None:
-        position = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
+        position = position_id(record)
         event_id, correlation_id = event_id or position, correlation_id or position
     return Envelope(
         event_id=event_id, correlation_id=correlation_id,
         type=found.get("type") if isinstance(found.get("type"), str) else None, document=document,
     )
+
+
+def position_id(record: ConsumerRecord) -> UUID:
+    """An id derived from the record's place on its topic: the same on every delivery."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -259,4 +280,4 @@ def batch_middleware() -> type[BaseMiddleware]:
     return BatchMiddleware
 
 
-__all__ = ["CURRENT_BATCH", "Envelope", "Message", "Pipeline", "RetryPolicy", "batch_middleware", "read_envelope"]
+__all__ = ["CURRENT_BATCH", "DeliveriesExhausted", "Envelope", "Message", "Pipeline", "RetryPolicy", "batch_middleware", "read_envelope"]

@@ -1,27 +1,45 @@
-"""The one place messages leave a service: registry topic names mapped to deployed ones."""
+"""The one place records leave a service: deployed topic names, headers, and the service's signature."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from faststream.kafka import KafkaBroker
 
 from libs.messaging.outgoing import Outgoing
+from libs.messaging.signatures import RecordSigner
 from libs.observability import Metrics
 from libs.settings import ConnectionSettings
+from signgate_contracts.text import printable
+
+
+class Publication(NamedTuple):
+    """A record as it will be published: deployed topic, key, value and headers (before signing)."""
+
+    topic: str
+    key: bytes | None
+    payload: bytes
+    headers: dict[str, str]
 
 
 class Publisher:
-    """Publishes records and outgoing messages on the broker, honouring the topic prefix."""
+    """Publishes records and outgoing messages on the broker, honouring the topic prefix, and signs
+    every record with the service's key (`libs.messaging.signatures`)."""
 
-    def __init__(self, broker: KafkaBroker, settings: ConnectionSettings, metrics: Metrics | None = None) -> None:
+    def __init__(self, broker: KafkaBroker, settings: ConnectionSettings, signer: RecordSigner | None = None,
+                 metrics: Metrics | None = None) -> None:
         self._broker = broker
         self._settings = settings
+        self._sign = signer.headers if signer is not None else _unsigned
         self._metrics = metrics
 
     def deployed(self, outgoing: Outgoing) -> str:
         """The topic name ``outgoing`` is published to on this deployment."""
         return outgoing.topic if outgoing.verbatim else self._settings.topic(outgoing.topic)
+
+    def publication(self, outgoing: Outgoing) -> Publication:
+        return Publication(self.deployed(outgoing), outgoing.key.encode(), outgoing.payload, headers(outgoing))
 
     @property
     def give_up_after(self) -> float:
@@ -33,19 +51,22 @@ class Publisher:
     async def send(self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]) -> None:
         """Publish one record to a deployed topic name and wait until the broker has it."""
         async with asyncio.timeout(self.give_up_after):
-            await self._broker.publish(payload, topic=topic, key=key, headers=headers)
+            await self._broker.publish(payload, topic=topic, key=key,
+                                       headers=self._sign(topic, key, payload, headers))
         if self._metrics and "type" in headers:
             self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
 
-    async def send_many(self, records: list[tuple[str, bytes | None, bytes, dict[str, str]]]) -> None:
+    async def send_many(self, records: list[Publication]) -> None:
         """Publish records in order without waiting for each, then wait until the broker has them all.
 
         The producer keeps one request in flight per partition, so records of one key stay in order;
         if any send fails, the first error is raised once every send has finished either way.
         """
+        sign = self._sign
         async with asyncio.timeout(self.give_up_after):
             deliveries = [
-                await self._broker.publish(payload, topic=topic, key=key, headers=headers, no_confirm=True)
+                await self._broker.publish(payload, topic=topic, key=key, headers=sign(topic, key, payload, headers),
+                                           no_confirm=True)
                 for topic, key, payload, headers in records
             ]
             results = await asyncio.gather(*deliveries, return_exceptions=True)
@@ -58,7 +79,11 @@ class Publisher:
                     self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
 
     async def publish(self, outgoing: Outgoing) -> None:
-        await self.send(self.deployed(outgoing), outgoing.key.encode(), outgoing.payload, headers(outgoing))
+        await self.send(*self.publication(outgoing))
+
+
+def _unsigned(_topic: str, _key: bytes | None, _value: bytes, headers: dict[str, str]) -> dict[str, str]:
+    return headers
 
 
 def headers(outgoing: Outgoing) -> dict[str, str]:
@@ -68,3 +93,8 @@ def headers(outgoing: Outgoing) -> dict[str, str]:
         "correlation_id": str(outgoing.message.correlation_id),
         "content-type": "application/json",
     }
+
+
+def dead_letter_headers(reason: str) -> dict[str, str]:
+    """A dead letter's headers: its reason (shortened, and storable whatever the record held)."""
+    return {"content-type": "application/json", "reason": printable(reason[:200])}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field
@@ -28,8 +28,6 @@ class AuthenticationSettings(ServiceSettings):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     otp_store: OtpStoreSettings = Field(default_factory=OtpStoreSettings)
     grants: GrantSettings = Field(default_factory=GrantSettings)
-    otp_ttl: timedelta = Field(timedelta(minutes=5), description="How long a sent code is valid (≤ 10 min).")
-    otp_length: int = Field(6, ge=6, le=9, description="Digits in a one-time password.")
     clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, description="Injectable for tests.")
     fetch_max_wait_ms: int = Field(
         25, ge=0, description="Longest the broker holds a fetch while no record waits: shorter than the "

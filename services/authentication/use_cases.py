@@ -40,13 +40,6 @@ def event(message: Event, package_id: str) -> Outgoing:
     return Outgoing(AUTHENTICATION_EVENTS.name, package_id, message)
 
 
-def reply(command: Command, package_id: str, message: Event) -> Outgoing:
-    """A credential or query answer: to the caller's reply_to, else the service's replies topic."""
-    if command.reply_to:
-        return Outgoing.reply(command.reply_to, package_id, message)
-    return Outgoing(AUTHENTICATION_REPLIES.name, package_id, message)
-
-
 async def recipient(command: auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
                     | auth.GetRecipientAuthenticationStatus, unit: Unit) -> db.StoredRecipient | None:
     if isinstance(unit.ahead, RecipientsAhead) and command.order is not None:
@@ -71,7 +64,7 @@ async def authenticated(command: Command, unit: Unit, policy: RecipientPolicy, m
     ), policy.package_id)]
     if satisfied.issuperset(policy.methods):
         grant = services.grants.sign(policy.package_id, policy.order, now, expires_at)
-        outgoing.append(reply(command, policy.package_id, auth.DocumentAccessGranted(
+        outgoing.append(Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, auth.DocumentAccessGranted(
             package_id=policy.package_id, order=policy.order, grant=grant, expires_at=expires_at,
             frequency=policy.frequency,
         )))
@@ -136,7 +129,6 @@ async def request_document_otp(command: auth.RequestDocumentOtp, unit: Unit) -> 
     return await request_delivery(command, unit, services, otp.OtpDeliveryRequested(
         purpose="document_opening", package_id=policy.package_id, order=policy.order,
         channel=stored.channel, destination=policy.destination,
-        code_length=services.settings.otp_length, ttl_seconds=int(services.settings.otp_ttl.total_seconds()),
     ))
 
 
@@ -201,8 +193,7 @@ async def request_signing_otp(command: auth.RequestSigningOtp, unit: Unit) -> li
     return await request_delivery(command, unit, services, otp.OtpDeliveryRequested(
         purpose="signing", package_id=command.package_id, user_id=claims.subject,
         document_id=command.document_id, field_name=command.field_name, channel="sms",
-        destination=profile.mobile_number, code_length=services.settings.otp_length,
-        ttl_seconds=int(services.settings.otp_ttl.total_seconds()),
+        destination=profile.mobile_number,
     ))
 
 
@@ -245,7 +236,7 @@ async def get_recipient_authentication_status(command: auth.GetRecipientAuthenti
         otp_expires_at=otp_status.pending.expires_at if otp_status.pending else None,
         resend_available_at=otp_status.resend_available_at, destination=stored.destination_masked,
     )
-    return [reply(command, policy.package_id, status)]
+    return [Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, status)]
 
 
 async def otp_sent(sent: otp.OtpSent, unit: Unit) -> list[Outgoing]:

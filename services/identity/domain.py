@@ -17,7 +17,6 @@ from email_validator import EmailNotValidError, validate_email
 from libs.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from libs.tokens import AccountDisabled, Claims
 from signgate_contracts.identity import AccountMembership, FailureReason, normalise_user_name
-from signgate_contracts.topics import BY_NAME, TopicKind
 
 # Re-exported: the key of every identity record; the refusal of a disabled user's request.
 __all__ = ["AccountDisabled", "normalise_user_name"]
@@ -84,21 +83,6 @@ class AccountLocked(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("Account is locked")
-
-
-class InvalidReplyTo(BadRequest):
-    """A reply topic that is one of signgate's own (a token must never land on an events topic)."""
-
-    code = "invalid_reply_to"
-
-
-def check_reply_to(registry_name: str) -> None:
-    """A caller's reply topic may be its own or a ``*.replies`` topic, never another signgate topic
-    (nor its dead-letter topic): credentials must not reach readers of events or commands."""
-    topic = BY_NAME.get(registry_name.removesuffix(".dlq"))
-    if topic is not None and (topic.kind is not TopicKind.REPLIES or registry_name.endswith(".dlq")):
-        raise InvalidReplyTo("reply_to must not name a signgate events, commands or dead-letter topic",
-                             field="reply_to")
 
 
 # -- profiles and memberships --

@@ -322,12 +322,6 @@ async def _failed(unit: Unit, command, name: str, user: User | None, now: dateti
 # -- authenticating --
 
 
-def _reply(command: AuthenticateUser, key: str, message: Message) -> Outgoing:
-    if command.reply_to:
-        return Outgoing.reply(command.reply_to, key, message)
-    return Outgoing(IDENTITY_REPLIES.name, key, message)
-
-
 async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgoing]:
     """AssureSign's AuthenticateUser: a token and the user's accounts, or the reasons why not.
 
@@ -336,8 +330,6 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     or ``UserAuthenticationFailed`` with the reasons).
     """
     settings = settings_of(unit)
-    if command.reply_to:
-        domain.check_reply_to(settings.connections.registry_name(command.reply_to))
     now = settings.clock()
     name = domain.normalise_user_name(command.user_name)
     attempt = await attempt_password(unit, command, name, command.password.get_secret_value(), now)
@@ -358,7 +350,7 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
         effects = attempt.effects or [fact(name, UserAuthenticationFailed(
             user_id=user.id if user else None, user_name=name, reasons=attempt.reasons, occurred_at=now,
         ))]
-        return [_reply(command, name, answer), *effects]
+        return [Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer), *effects]
 
     assert user is not None
     accounts = await repository.select_memberships(unit.connection, user.id)
@@ -376,7 +368,7 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
         occurred_at=issued.claims.issued_at,
     )
     return [
-        _reply(command, name, answer),
+        Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer),
         fact(name, UserAuthenticated(
             user_id=user.id, user_name=user.user_name, token_id=issued.claims.token_id,
             expires_at=issued.claims.expires_at, occurred_at=issued.claims.issued_at,

@@ -44,6 +44,9 @@ class OtpDispatchSettings(ServiceSettings):
         description="JSON-lines file the sandbox provider appends deliveries (with their codes) to.",
     )
 
+    code_length: int = Field(6, ge=6, le=9, description="Digits in a code (what a request asks is not taken).")
+    code_ttl_seconds: int = Field(
+        300, ge=30, le=600, description="How long a sent code is valid (what a request asks is not taken).")
     resend_cooldown_seconds: int = Field(30, ge=0, description="Between two codes for one recipient.")
     max_sends_per_recipient: int = Field(5, ge=1, description="Codes per recipient of a package per window.")
     recipient_window_seconds: int = Field(86_400, ge=1)

@@ -77,8 +77,8 @@ class Dispatcher:
 
     async def dispatch(self, request: OtpDeliveryRequested) -> list[Outgoing]:
         recipient = OtpRecipient.of(request)
-        code = generate_code(request.code_length)
-        ttl = timedelta(seconds=request.ttl_seconds)
+        code = generate_code(self.settings.code_length)  # never the request's: a code's strength is ours
+        ttl = timedelta(seconds=self.settings.code_ttl_seconds)
         result = await self.store.issue(
             request.event_id,
             recipient,

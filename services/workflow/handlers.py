@@ -67,13 +67,6 @@ def history(message: Message, actor: str, changes: Sequence[Change]) -> list[New
     ]
 
 
-def reply(command: Command, package_id: str, message: Event) -> Outgoing:
-    """A query's answer: to the caller's ``reply_to``, or to the workflow's replies topic."""
-    if command.reply_to:
-        return Outgoing.reply(command.reply_to, package_id, message)
-    return Outgoing(WORKFLOW_REPLIES.name, package_id, message)
-
-
 # -- commands that change a package --
 
 
@@ -94,7 +87,7 @@ async def get_recipient_authentication(command: GetRecipientAuthentication, unit
     assert unit.connection is not None
     found = await repository.select_package(unit.connection, command.package_id)
     package, recipient = domain.readable_recipient(found, caller, command.order)
-    return [reply(command, package.package_id, views.describe(package, recipient))]
+    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, views.describe(package, recipient))]
 
 
 async def get_workflow_history(command: GetWorkflowHistory, unit: Unit) -> list[Outgoing]:
@@ -114,7 +107,7 @@ async def get_workflow_history(command: GetWorkflowHistory, unit: Unit) -> list[
         for r in page
     ]
     next_after = page[-1].sequence if len(records) > command.limit else None
-    return [reply(command, command.package_id, WorkflowHistoryListed(
+    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, command.package_id, WorkflowHistoryListed(
         package_id=command.package_id, entries=entries, next_after=next_after))]
 
 

@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from libs.dev_secrets import generate_secrets
 from libs.settings import ConnectionSettings
@@ -29,9 +28,10 @@ from signgate_contracts import identity as idn
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.support.chaos_scale import LONG, report, scaled
 from tests.support.chaos_supervisor import Supervisor, chaos_env
-from tests.support.kafka import TopicWatcher, producer
+from tests.support.kafka import TopicWatcher, consumer_lag, producer
 from tests.support.recipient_traffic import RecipientTraffic
 from tests.support.scanning import leaks
+from tests.support.signing import as_writer
 from tests.support.store_restarts import Ledger
 from tests.support.waiting import until
 from tests.support.workflow_burst import (
@@ -78,32 +78,6 @@ def mixed_commands(secrets: dict[str, str], rng: random.Random, *, packages: int
         stream = rng.choice([s for s in streams if s])
         ordered.append(stream.pop(0))
     return ordered, burst, [admin]
-
-
-async def consumer_lag(connections: ConnectionSettings) -> dict[str, int]:
-    """Records each service's group has not committed, over every topic it consumes: counted by
-    reading on from the committed offsets (Tansu's latest offset is that of the last batch)."""
-    lags = {}
-    for definition in SERVICES:
-        group = AIOKafkaConsumer(bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False,
-                                 group_id=connections.topic(definition.group_id))
-        reader = AIOKafkaConsumer(bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False)
-        await group.start()
-        await reader.start()
-        try:
-            partitions = [TopicPartition(connections.topic(t.name), p)
-                          for t in definition.consumes for p in range(t.partitions)]
-            reader.assign(partitions)
-            for partition in partitions:
-                reader.seek(partition, await group.committed(partition) or 0)
-            lag = 0
-            while batch := await reader.getmany(timeout_ms=500):
-                lag += sum(len(records) for records in batch.values())
-            lags[definition.name] = lag
-        finally:
-            await reader.stop()
-            await group.stop()
-    return lags
 
 
 async def test_no_command_is_lost_or_applied_twice_while_services_are_killed(
@@ -199,7 +173,9 @@ async def _drive(connections: ConnectionSettings, supervisor: Supervisor, client
             if index:
                 await asyncio.wait_for(supervisor.wait_kills(index if LONG else min(index, 3)), 120)
             for topic, key, command in commands[index * chunk:(index + 1) * chunk]:
-                await client.send(connections.topic(topic), encode(command), key=key.encode())
+                deployed, value = connections.topic(topic), encode(command)
+                await client.send(deployed, value, key=key.encode(),
+                                  headers=as_writer(topic, deployed, key.encode(), value, supervisor.env))
             await client.flush()
         await flows
         kills_during_traffic = len(supervisor.kills) - kills_before
@@ -232,7 +208,7 @@ async def _drive(connections: ConnectionSettings, supervisor: Supervisor, client
 
 
 async def _settled(connections: ConnectionSettings, last: list[dict[str, int]]) -> dict[str, int] | None:
-    lags = last[0] = await consumer_lag(connections)
+    lags = last[0] = await consumer_lag(connections, SERVICES)
     return lags if not any(lags.values()) else None
 
 

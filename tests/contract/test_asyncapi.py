@@ -21,6 +21,7 @@ from libs.specification import (
 from services.registry import SERVICES
 from signgate_contracts.schemas import message_type
 from signgate_contracts.topics import TOPICS
+from tests.support.signing import signing_key_of
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def test_a_service_serves_the_document_of_its_topics(definition) -> None:
     from libs.service import ServiceSettings, build_service
 
     connections = documentation_connections()
-    served = build_service(definition, ServiceSettings(connections=connections)).app.schema
+    served = build_service(definition, ServiceSettings(connections=connections, record_signing_key=signing_key_of(definition.name))).app.schema
     mine = service_specification(definition, connections, version=__version__)
     addresses = [
         {channel["address"] for channel in document.to_specification().to_jsonable()["channels"].values()}

@@ -26,10 +26,12 @@ from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
     AUTHENTICATION_EVENTS,
     AUTHENTICATION_REPLIES,
+    BY_NAME,
     WORKFLOW_EVENTS,
 )
 from signgate_contracts.workflow import email_digest
 from tests.support.kafka import TopicWatcher, correlated, producer
+from tests.support.signing import signed_headers
 from tests.support.waiting import until
 
 PEPPER = generate_pepper()
@@ -72,9 +74,13 @@ async def watch(provisioned: ConnectionSettings) -> AsyncIterator[TopicWatcher]:
 
 
 async def publish(connections: ConnectionSettings, topic: str, key: str, *messages: Message) -> None:
+    """Publish to ``topic`` as its writer would: signed, if it is an internal topic."""
+    writer = BY_NAME[topic].writer
     async with producer(connections.kafka_bootstrap) as client:
         for message in messages:
-            await client.send_and_wait(connections.topic(topic), encode(message), key=key.encode())
+            deployed, value = connections.topic(topic), encode(message)
+            headers = signed_headers(writer, deployed, key.encode(), value) if writer else None
+            await client.send_and_wait(deployed, value, key=key.encode(), headers=headers)
 
 
 HASHER = SecretHasher(PEPPER.encode())

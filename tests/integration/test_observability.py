@@ -9,6 +9,7 @@ from libs.settings import ConnectionSettings
 from signgate_contracts import encode
 from tests.integration.ledger.app import COMMANDS, Deposit
 from tests.support.kafka import TopicWatcher, producer
+from tests.support.waiting import until
 
 
 def http(service: Service) -> httpx.AsyncClient:
@@ -26,33 +27,41 @@ async def test_health_reports_every_dependency_and_progress(ledger_service: Serv
     assert all(check["ok"] for check in body["checks"].values())
 
 
-async def test_health_fails_when_records_wait_and_none_is_handled(ledger_service: Service) -> None:
-    """/health answers 503 when the consumer has records waiting but has handled none for too long."""
-    progress = ledger_service.pipeline.progress
-    assert progress is not None
-    stall_after, progress.stall_after = progress.stall_after, -1.0
+async def test_health_fails_while_records_wait_and_no_committed_offset_moves_and_recovers(
+        ledger_service: Service) -> None:
+    """/health answers 503, naming the partition, once a record has waited past the committed offset
+    for ``stall_after``; when the record is handled and its offset committed, it answers 200 again."""
+    progress = ledger_service.progress
+    stall_after, progress.stall_after = progress.stall_after, 0.3
+    consumer = ledger_service.broker.subscribers[0].consumer
+    partitions = list(consumer.assignment())
+    connections = ledger_service.resources.settings.connections
+    consumer.pause(*partitions)  # records arrive but are not read
     try:
-        progress.last_handled -= 1
-        consumer = ledger_service.broker.subscribers[0].consumer
-        partitions = list(consumer.assignment())
-        consumer.pause(*partitions)  # records arrive but are not read
         try:
-            command = Deposit(account="stalled", amount=1)
-            async with producer(ledger_service.resources.settings.connections.kafka_bootstrap) as client:
-                connections = ledger_service.resources.settings.connections
-                await client.send_and_wait(connections.topic(COMMANDS.name), encode(command), key=b"stalled")
+            async with producer(connections.kafka_bootstrap) as client:
+                await client.send_and_wait(connections.topic(COMMANDS.name),
+                                           encode(Deposit(account="stalled", amount=1)), key=b"stalled")
             async with http(ledger_service) as client:
-                statuses = []
-                for _ in range(50):  # the record reaches the broker's end offset promptly
-                    response = await client.get("/health")
-                    statuses.append(response.status_code)
-                    if response.status_code == 503:
-                        break
+                stalled = await until(lambda: failing(client), timeout=20, what="/health failing")
         finally:
             consumer.resume(*partitions)
+        async with http(ledger_service) as client:
+            await until(lambda: healthy(client), timeout=20, what="/health recovered")
     finally:
         progress.stall_after = stall_after
-    assert 503 in statuses
+    assert stalled["checks"]["progress"]["lag"] >= 1
+    assert [name.split("/")[0] for name in stalled["checks"]["progress"]["stalled"]] == [
+        connections.topic(COMMANDS.name)]
+
+
+async def failing(client: httpx.AsyncClient) -> dict | None:
+    response = await client.get("/health")
+    return response.json() if response.status_code == 503 else None
+
+
+async def healthy(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/health")).status_code == 200
 
 
 async def test_metrics_count_published_messages_by_type(

@@ -73,7 +73,7 @@ async def test_an_sms_request_is_sent_masked_and_its_code_verifies(run: OtpDispa
     lifetime_after_cooldown = datetime.fromisoformat(sent["expires_at"]) - datetime.fromisoformat(
         sent["resend_available_at"]
     )
-    assert lifetime_after_cooldown.total_seconds() == request.ttl_seconds - 30
+    assert lifetime_after_cooldown.total_seconds() == run.settings.code_ttl_seconds - 30
     [code] = sandbox_codes(outbox, request.challenge_id)
     [line] = [entry for entry in read_outbox(outbox) if entry["code"] == code]
     assert len(code) == 6 and line["message_id"] == sent["provider_message_id"]
@@ -129,9 +129,10 @@ async def test_a_request_delivered_twice_sends_one_code(run: OtpDispatchRun, out
 async def test_an_email_request_goes_through_the_smtp_server(
     run: OtpDispatchRun, smtp: tuple[SmtpSink, int]
 ) -> None:
-    """An email request is delivered by SMTP; the code in the mail verifies and the event masks the address."""
+    """An email request is delivered by SMTP; the code in the mail verifies and the event masks the address.
+    The request asks for 8 digits and 10 minutes: the code has the dispatcher's 6 and 5 minutes."""
     sink, _ = smtp
-    request = email_request("erin.example@example.com", code_length=8)
+    request = email_request("erin.example@example.com", code_length=8, ttl_seconds=600)
     await run.send(request)
 
     sent = await run.outcome(request)
@@ -140,7 +141,10 @@ async def test_an_email_request_goes_through_the_smtp_server(
     code = code_in(mail.get_content())
     assert (sent["type"], sent["provider"], sent["destination"]) == ("otp.sent", "smtp", "e***@example.com")
     assert sent["provider_message_id"] == mail["Message-ID"].strip("<>")
-    assert len(code) == 8
+    assert len(code) == 6
+    lifetime_after_cooldown = datetime.fromisoformat(sent["expires_at"]) - datetime.fromisoformat(
+        sent["resend_available_at"])
+    assert lifetime_after_cooldown.total_seconds() == 300 - run.settings.resend_cooldown_seconds
     assert (await run.store().verify_and_consume(recipient_of(request), code, retry_count=3)).ok
 
 

@@ -97,6 +97,62 @@ async def test_lasting_transient_failure_pauses_the_partition_until_the_dependen
     assert not [r for r in ledger_watch.records if is_dead_letter(ledger_connections)(r) and document(r)["key"] == key]
 
 
+async def test_a_record_that_aborts_its_lane_transaction_is_settled_alone_and_its_lane_goes_on(
+    ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
+) -> None:
+    """A statement Postgres refuses outside any savepoint aborts the lane's transaction: the record
+    that did it is dead-lettered once and answered 500, and the records before and after it on its
+    key, and on other keys, are applied once each, in order."""
+    key, other = account(), account()
+    before, after = Deposit(account=key, amount=1), Deposit(account=key, amount=3)
+    aborting = Deposit(account=key, amount=2, behaviour="aborts")
+    beside = Deposit(account=other, amount=4)
+    await send(ledger_connections, encode(before), encode(aborting), encode(after), key=key)
+    await send(ledger_connections, encode(beside), key=other)
+
+    rejection = await ledger_watch.outcome(aborting.correlation_id)
+    for command in (before, after, beside):
+        assert (await ledger_watch.outcome(command.correlation_id))["type"] == "ledger.deposited"
+    [dead] = await ledger_watch.wait_for(
+        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key)
+
+    assert (rejection["status"], rejection["code"]) == (500, "internal_error")
+    assert document(dead)["reason"] == "failed: InvalidTextRepresentationError"
+    assert await entries(ledger_service, key) == [(before.event_id, 1), (after.event_id, 3)]
+    assert await entries(ledger_service, other) == [(beside.event_id, 4)]
+    assert len(ledger_watch.matching(lambda r: document(r).get("correlation_id") == str(aborting.correlation_id)
+                                     and r.topic == ledger_connections.topic(EVENTS.name))) == 1
+
+
+async def test_a_record_failing_transiently_while_its_dependencies_answer_is_dead_lettered_after_max_deliveries(
+    ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
+) -> None:
+    """A record that fails transiently on every try while Postgres and Redis answer is the record's
+    fault, not an outage: after ``max_deliveries`` deliveries it is dead-lettered and answered 500,
+    the redeliveries are counted, and the next record of its key is applied."""
+    key = account()
+    settings = ledger_service.resources.settings
+    failing = Deposit(account=key, amount=1, behaviour="transient", transient_failures=10**6)
+    following = Deposit(account=key, amount=2)
+    redelivered = ledger_service.metrics.redelivered.labels("ledger")
+    redelivered_before = redelivered._value.get()
+    await send(ledger_connections, encode(failing), encode(following), key=key)
+
+    rejection = await ledger_watch.outcome(failing.correlation_id)
+    applied = await ledger_watch.outcome(following.correlation_id)
+    [dead] = await ledger_watch.wait_for(
+        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key)
+
+    assert rejection["status"] == 500 and applied["type"] == "ledger.deposited"
+    assert document(dead)["reason"] == f"failed after {settings.max_deliveries} deliveries: ConnectionError"
+    redis = ledger_service.resources.redis
+    assert redis is not None
+    attempts = int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{failing.event_id}"))
+    assert attempts == settings.max_deliveries * settings.retry_attempts
+    assert redelivered._value.get() - redelivered_before >= settings.max_deliveries - 1
+    assert await entries(ledger_service, key) == [(following.event_id, 2)]
+
+
 async def test_same_event_id_delivered_twice_is_applied_once(
     ledger_service: Service, ledger_connections: ConnectionSettings, ledger_watch: TopicWatcher
 ) -> None:
@@ -225,22 +281,22 @@ async def test_failed_message_is_not_skipped_when_a_later_one_succeeds(
     ledger_watch: TopicWatcher,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """When handling a record fails outright (its dead letter cannot be written), the record is
+    """When settling a record fails transiently (its dead letter cannot be made), the record is
     delivered again before the next one on its partition is committed (FastStream issue #2618)."""
     key = account()
     poison = Deposit(account=key, amount=1, behaviour="poison")
     following = Deposit(account=key, amount=2)
     pipeline = ledger_service.pipeline
-    real_dead_letter = pipeline._dead_letter
+    real_settle = pipeline.settle
     failures = []
 
-    async def dead_letter_failing_once(record, reason):
+    def settle_failing_once(record, envelope, error):
         if not failures:
             failures.append(record.offset)
-            raise ConnectionError("DLQ unavailable")
-        await real_dead_letter(record, reason)
+            raise ConnectionError("dead letter unavailable")
+        return real_settle(record, envelope, error)
 
-    monkeypatch.setattr(pipeline, "_dead_letter", dead_letter_failing_once)
+    monkeypatch.setattr(pipeline, "settle", settle_failing_once)
     await send(ledger_connections, encode(poison), encode(following), key=key)
 
     rejection = await ledger_watch.outcome(poison.correlation_id)

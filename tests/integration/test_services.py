@@ -14,6 +14,7 @@ from libs.settings import ConnectionSettings
 from services.registry import SERVICES
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.support.kafka import TopicWatcher, document, producer
+from tests.support.signing import as_writer, signing_key_of
 
 COMMAND_TOPICS = {s.name: t for s in SERVICES for t in s.consumes if t.name in OUTCOME_TOPIC}
 
@@ -22,7 +23,7 @@ COMMAND_TOPICS = {s.name: t for s in SERVICES for t in s.consumes if t.name in O
 async def running_services(provisioned: ConnectionSettings) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         for definition in SERVICES:
-            service = build_service(definition, ServiceSettings(connections=provisioned))
+            service = build_service(definition, ServiceSettings(connections=provisioned, record_signing_key=signing_key_of(definition.name)))
             await stack.enter_async_context(service.app)
         yield
 
@@ -38,7 +39,8 @@ async def test_unknown_command_gets_a_rejection_on_the_outcome_topic(
     async with TopicWatcher(provisioned.kafka_bootstrap, outcome_topic) as watch:
         async with producer(provisioned.kafka_bootstrap) as client:
             body = {"type": "no.such.command", "correlation_id": correlation_id, "event_id": str(uuid.uuid4())}
-            await client.send_and_wait(provisioned.topic(topic.name), json.dumps(body).encode(), key=b"k")
+            deployed, value = provisioned.topic(topic.name), json.dumps(body).encode()
+            await client.send_and_wait(deployed, value, key=b"k", headers=as_writer(topic.name, deployed, b"k", value))
         rejection = await watch.outcome(correlation_id, timeout=30)
 
     assert rejection["type"] == "command.rejected"
@@ -56,7 +58,9 @@ async def test_garbage_is_dead_lettered_without_its_content(
     secret = f"password={uuid.uuid4().hex}"
     async with TopicWatcher(provisioned.kafka_bootstrap, provisioned.topic(topic.dlq)) as watch:
         async with producer(provisioned.kafka_bootstrap) as client:
-            await client.send_and_wait(provisioned.topic(topic.name), secret.encode(), key=b"k")
+            deployed = provisioned.topic(topic.name)
+            await client.send_and_wait(deployed, secret.encode(), key=b"k",
+                                       headers=as_writer(topic.name, deployed, b"k", secret.encode()))
         [dead] = await watch.wait_for(lambda r: True, timeout=30)
 
     assert document(dead)["service"] == service

@@ -11,9 +11,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from libs.messaging.outbox import CLAIM_OLDEST, OutboxRelay, insert_outbox_messages
+from libs.messaging.outbox import CLAIM_OLDEST, OutboxRelay, insert_outbox_records
 from libs.messaging.outgoing import Outgoing
 from libs.messaging.processed import claim_processed_messages
+from libs.messaging.publisher import Publication, headers
 from libs.messaging.savepoint import SavepointOnWrite
 from libs.migrations import MigrationError, migrate, read_track
 from libs.postgres import create_pool
@@ -130,7 +131,7 @@ async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(provisio
     ]
     try:
         async with pool.acquire() as connection, connection.transaction():
-            await insert_outbox_messages(connection, messages, lambda m: m.topic)
+            await insert_outbox_records(connection, map(as_published, messages))
         relay = OutboxRelay(pool, send)
         with pytest.raises(ConnectionError):
             await relay.flush()
@@ -170,7 +171,7 @@ async def test_concurrent_flushes_share_the_work_and_publish_each_message_once(
     async def handler(n: int) -> None:
         message = Outgoing("signgate.authentication.events", "p", CommandRejected(status=404, code="c", message=f"m{n}"))
         async with pool.acquire() as connection, connection.transaction():
-            await insert_outbox_messages(connection, [message], lambda m: m.topic)
+            await insert_outbox_records(connection, [as_published(message)])
         nonlocal flushing
         flushing += 1
         if flushing == callers:
@@ -270,3 +271,8 @@ async def test_a_record_that_refuses_after_writing_leaves_nothing_and_a_reader_o
         assert sorted(r["n"] for r in await connection.fetch(f"SELECT n FROM {table}")) == [1, 3]
     finally:
         await connection.close()
+
+
+def as_published(outgoing: Outgoing) -> Publication:
+    """The outbox row of ``outgoing`` on an unprefixed deployment."""
+    return Publication(outgoing.topic, outgoing.key.encode(), outgoing.payload, headers(outgoing))

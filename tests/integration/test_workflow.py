@@ -40,12 +40,13 @@ from signgate_contracts.workflow import (
     UnlockWorkflow,
     UpdateRecipientAuthentication,
 )
+from tests.support.signing import signed_headers
 from tests.support.waiting import until
 from tests.support.workflow_burst import comparable, generate, new_prefix, outcome_types, reference
 from tests.support.workflow_driver import Keys, User, WorkflowClient, workflow_client
 from tests.support.workflow_seeds import BOLDSIGN_SAMPLES, BOLDSIGN_SIGNER, SIGNINGHUB_SAMPLE
 
-CALLER_REPLIES = Topic("test.workflow.caller-replies", TopicKind.REPLIES, "package_id", 1,
+CALLER_REPLIES = Topic("signgate.replies.test-workflow", TopicKind.REPLIES, "package_id", 1,
                        timedelta(minutes=15), (), "A caller's own reply topic.")
 
 
@@ -225,7 +226,9 @@ async def test_disabled_account_is_403_account_is_disabled(
     """Once identity says the owner is disabled, their token gets 403 "Account is disabled"."""
     package = await registered(client, owner)
     disabled = UserDisabled(user_id=uuid.UUID(owner.user_id), user_name="owner")
-    await client.producer.send_and_wait(provisioned.topic(IDENTITY_EVENTS.name), encode(disabled), key=b"owner")
+    topic, value = provisioned.topic(IDENTITY_EVENTS.name), encode(disabled)
+    await client.producer.send_and_wait(topic, value, key=b"owner",
+                                        headers=signed_headers("identity", topic, b"owner", value))
     assert workflow.resources.pool is not None
     await until(lambda: workflow.resources.pool.fetchval(
         "SELECT disabled FROM account_states WHERE user_id = $1", disabled.user_id), what="owner disabled")
@@ -387,9 +390,11 @@ async def test_reset_of_recipient_two_leaves_recipient_one_untouched(
         RecipientLockedOut(package_id=package, order=2, method="access_code", failures=3,
                            locked_at=datetime.now(UTC)),
     ]
+    topic = provisioned.topic(AUTHENTICATION_EVENTS.name)
     for fact in facts:
-        await client.producer.send_and_wait(provisioned.topic(AUTHENTICATION_EVENTS.name), encode(fact),
-                                            key=package.encode())
+        value = encode(fact)
+        await client.producer.send_and_wait(topic, value, key=package.encode(),
+                                            headers=signed_headers("authentication", topic, package.encode(), value))
     await until(lambda: _locked(workflow, package, 2), what="recipient 2 locked out")
     before = await stored(workflow, package)
     history_before = await history_of(workflow, package)
@@ -437,7 +442,8 @@ async def test_facts_sent_together_each_apply_to_the_package_as_the_one_before_l
         RecipientAuthenticated(package_id=package, order=1, method="access_code"),
     ]
     topic = provisioned.topic(AUTHENTICATION_EVENTS.name)
-    sent = [await client.producer.send(topic, encode(fact), key=package.encode()) for fact in facts]
+    sent = [await client.producer.send(topic, encode(fact), key=package.encode(), headers=signed_headers(
+        "authentication", topic, package.encode(), encode(fact))) for fact in facts]
     await asyncio.gather(*sent)
     await until(lambda: _history_has(workflow, package, "recipient_authenticated"), what="the success recorded")
 

@@ -21,6 +21,7 @@ from tests.support.chaos_payloads import generate
 from tests.support.chaos_scale import report, scaled
 from tests.support.kafka import producer
 from tests.support.scanning import leaks
+from tests.support.signing import as_writer
 from tests.support.system import System
 
 pytestmark = pytest.mark.timeout(600)
@@ -120,7 +121,8 @@ async def _valid_commands_answered(system: System) -> list[str]:
                                                   "correlation_id": str(correlation_ids["signgate.otp.requests"])}).encode()
     async with producer(connections.kafka_bootstrap) as client:
         for topic, body in bodies.items():
-            await client.send_and_wait(connections.topic(topic), body, key=b"k")
+            deployed = connections.topic(topic)
+            await client.send_and_wait(deployed, body, key=b"k", headers=as_writer(topic, deployed, b"k", body))
     for correlation_id in correlation_ids.values():
         await system.watch.outcome(correlation_id, timeout=30)
     return sorted(bodies)

@@ -97,6 +97,8 @@ def expected(case: Case, deployed_topic: str, partition: int, offset: int) -> tu
     record = ConsumerRecord(deployed_topic, partition, offset, 0, 0, case.key, case.value, None, 0,
                             len(case.value), ())
     envelope = read_envelope(record)
+    if BY_NAME[case.topic].writer is not None:  # unsigned on an internal topic: no effect, no answer
+        return True, None
     try:
         document = read_object(case.value)
     except UndecodableMessage:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from libs.settings import ConnectionSettings
 
 
 class TopicWatcher:
@@ -97,3 +99,39 @@ async def producer(bootstrap: str):
         yield client
     finally:
         await client.stop()
+
+
+async def consumer_lag(connections: ConnectionSettings, definitions: Iterable[Any]) -> dict[str, int]:
+    """Records each service's group has not committed, over every topic it consumes: counted by
+    reading on from the committed offsets (Tansu's latest offset is that of the last batch)."""
+    lags = {}
+    for definition in definitions:
+        group = AIOKafkaConsumer(bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False,
+                                 group_id=connections.topic(definition.group_id))
+        reader = AIOKafkaConsumer(bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False)
+        await group.start()
+        await reader.start()
+        try:
+            partitions = [TopicPartition(connections.topic(t.name), p)
+                          for t in definition.consumes for p in range(t.partitions)]
+            reader.assign(partitions)
+            for partition in partitions:
+                reader.seek(partition, await group.committed(partition) or 0)
+            lag = 0
+            while batch := await reader.getmany(timeout_ms=500):
+                lag += sum(len(records) for records in batch.values())
+            lags[definition.name] = lag
+        finally:
+            await reader.stop()
+            await group.stop()
+    return lags
+
+
+def json_object(record: ConsumerRecord) -> dict[str, Any]:
+    """A record's JSON object; {} for anything else (hostile suites leave bytes of every kind on
+    the topics they share, some nested deeper than json can read)."""
+    try:
+        document = json.loads(record.value or b"")
+    except (ValueError, RecursionError):
+        return {}
+    return document if isinstance(document, dict) else {}

@@ -21,6 +21,7 @@ from signgate_contracts import Message, encode
 from signgate_contracts.otp import OtpDeliveryRequested
 from signgate_contracts.topics import OTP_EVENTS, OTP_REQUESTS
 from tests.support.kafka import TopicWatcher, producer
+from tests.support.signing import signed_headers
 
 PEPPER = "integration-test-pepper-5f1c9a7e"
 
@@ -59,14 +60,14 @@ class OtpDispatchRun:
         )
 
     async def send(self, *messages: Message | bytes, key: str | None = None) -> None:
-        """Publish requests as an upstream producer would, keyed by challenge id unless told."""
+        """Publish requests as the authentication service would (signed), keyed by challenge id unless told."""
         async with producer(self.connections.kafka_bootstrap) as client:
             for message in messages:
                 payload = message if isinstance(message, bytes) else encode(message)
                 record_key = key or str(getattr(message, "challenge_id", uuid.uuid4()))
-                await client.send_and_wait(
-                    self.connections.topic(OTP_REQUESTS.name), payload, key=record_key.encode()
-                )
+                topic = self.connections.topic(OTP_REQUESTS.name)
+                await client.send_and_wait(topic, payload, key=record_key.encode(), headers=signed_headers(
+                    "authentication", topic, record_key.encode(), payload))
 
     def is_outcome(self, record: ConsumerRecord, request: Message) -> bool:
         if record.topic != self.connections.topic(OTP_EVENTS.name):

@@ -187,19 +187,3 @@ def test_a_user_may_update_their_own_profile_but_not_anothers() -> None:
     domain.require_self_or_administrator(claims("u-1"), "u-1")
     with pytest.raises(domain.NotAnAdministrator):
         domain.require_self_or_administrator(claims("u-1"), "u-2")
-
-
-@pytest.mark.parametrize("topic", [
-    "signgate.identity.events", "signgate.identity.commands", "signgate.workflow.events",
-    "signgate.identity.replies.dlq", "signgate.otp.requests",
-])
-def test_a_reply_topic_may_not_be_a_signgate_topic(topic: str) -> None:
-    """A token must never be sent to an events, commands, requests or dead-letter topic."""
-    with pytest.raises(domain.InvalidReplyTo):
-        domain.check_reply_to(topic)
-
-
-@pytest.mark.parametrize("topic", ["signgate.identity.replies", "portal.replies.42"])
-def test_a_callers_own_topic_or_a_replies_topic_is_a_fine_reply_topic(topic: str) -> None:
-    """The caller's own topic, or a signgate replies topic, is accepted."""
-    domain.check_reply_to(topic)

@@ -69,7 +69,7 @@ def message_schemas() -> dict[str, dict[str, Any]]:
 
 
 def topic_index() -> dict[str, dict[str, Any]]:
-    """Every topic with its key, kind, partitions, retention and the message types it carries."""
+    """Every topic with its key, kind, partitions, retention, writer and the message types it carries."""
     return {
         topic.name: {
             "description": topic.description,
@@ -79,6 +79,7 @@ def topic_index() -> dict[str, dict[str, Any]]:
             "messages": [message_type(message) for message in topic.messages],
             "partitions": topic.partitions,
             "retention_ms": int(topic.retention.total_seconds() * 1000),
+            "writer": topic.writer,
         }
         for topic in TOPICS
     }

@@ -20,7 +20,8 @@ from libs.messaging.outgoing import Outgoing
 from libs.service import ServiceDefinition, ServiceSettings, Unit, build_app
 from signgate_contracts import Command, CommandRejected, Event, Topic, TopicKind
 
-Behaviour = Literal["ok", "transient", "poison", "refuse", "hang"]
+Behaviour = Literal["ok", "transient", "poison", "refuse", "hang", "aborts"]
+"""``aborts``: a read Postgres refuses before any write, which aborts the lane's transaction."""
 
 
 class Deposit(Command):
@@ -68,6 +69,8 @@ async def deposit(command: Deposit, unit: Unit) -> list[Outgoing]:
             raise RuntimeError("simulated defect")
         case "refuse":
             raise NotFound("Account not found", code="account_not_found")
+        case "aborts":
+            await unit.connection.fetchval("SELECT 'not a number'::int")
         case "hang" if await redis.getdel(armed_key(prefix, command.event_id)):
             await redis.set(entered_key(prefix, command.event_id), 1)
             await asyncio.Event().wait()  # until the process is killed

@@ -1,0 +1,46 @@
+"""The session's record keys, and records signed as a service would sign them.
+
+Tests that stand in for a service on an internal topic (a workflow fact for the authentication
+service, an OTP request for dispatch) sign what they publish with that service's key, as the
+service would; a test that forges leaves the signature out or signs with a key of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from libs.dev_secrets import RECORD_WRITERS
+from libs.messaging.signatures import RecordSigner, generate_record_keys, signing_key_variable
+from signgate_contracts.topics import BY_NAME
+
+TEST_RECORD_KEYS = generate_record_keys((*RECORD_WRITERS, "ledger"))
+"""Every test service's signing key and the public keys of all, as environment variables."""
+
+
+def signing_key_of(service: str) -> str:
+    """The session's record signing key of ``service`` (for settings built without an env prefix)."""
+    return TEST_RECORD_KEYS[signing_key_variable(f"SIGNGATE_{service.upper()}_")]
+
+
+def signer_of(writer: str, keys: Mapping[str, str] = TEST_RECORD_KEYS) -> RecordSigner:
+    """``writer``'s signer, from the session's keys or from ``keys`` (a stack started with its own)."""
+    return RecordSigner(keys[signing_key_variable(f"SIGNGATE_{writer.upper()}_")])
+
+
+def signed_headers(writer: str, topic: str, key: bytes | None, value: bytes,
+                   keys: Mapping[str, str] = TEST_RECORD_KEYS) -> list[tuple[str, bytes]]:
+    """aiokafka headers for ``value`` on the deployed ``topic``, signed by ``writer`` as it signs."""
+    try:
+        type_ = str(json.loads(value).get("type", ""))
+    except (ValueError, AttributeError):
+        type_ = ""
+    headers = signer_of(writer, keys).headers(topic, key, value, {"type": type_, "content-type": "application/json"})
+    return [(name, text.encode()) for name, text in headers.items()]
+
+
+def as_writer(registry_topic: str, deployed_topic: str, key: bytes | None, value: bytes,
+              keys: Mapping[str, str] = TEST_RECORD_KEYS) -> list[tuple[str, bytes]] | None:
+    """The headers ``registry_topic``'s writer would give ``value`` (None for a command topic)."""
+    writer = BY_NAME[registry_topic].writer
+    return signed_headers(writer, deployed_topic, key, value, keys) if writer else None
