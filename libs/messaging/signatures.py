@@ -29,9 +29,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -108,16 +109,14 @@ class RecordSigner:
             raise RecordKeyError("the record signing key cannot be read (a PEM Ed25519 key)") from error
         if not isinstance(key, Ed25519PrivateKey):
             raise RecordKeyError("the record signing key is not an Ed25519 key")
-        self._key = key
-        self.key_id = key_id(key.public_key())
-
-    @property
-    def public_key(self) -> Ed25519PublicKey:
-        return self._key.public_key()
+        self.public_key = key.public_key()
+        self.key_id = key_id(self.public_key)
+        self._key = SigningKey(key.private_bytes(  # read with cryptography, used through libsodium
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
 
     def headers(self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]) -> dict[str, str]:
         """``headers`` with the signature of the record added."""
-        signature = self._key.sign(signed_bytes(topic, key, headers.get("type", ""), value))
+        signature = self._key.sign(signed_bytes(topic, key, headers.get("type", ""), value)).signature
         return {**headers, KEY_ID_HEADER: self.key_id,
                 SIGNATURE_HEADER: base64.b64encode(signature).decode()}
 
@@ -126,11 +125,12 @@ class RecordVerifier:
     """Checks that a record was signed by the writer its topic names."""
 
     def __init__(self, public_keys: Mapping[str, Iterable[str]]) -> None:
-        self._keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
+        self._keys: dict[str, tuple[str, VerifyKey]] = {}
         for writer, pems in public_keys.items():
             for pem in pems:
                 public_key = load_public_key(pem, writer)
-                self._keys[key_id(public_key)] = (writer, public_key)
+                raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+                self._keys[key_id(public_key)] = (writer, VerifyKey(raw))
 
     @classmethod
     def from_settings(cls, settings: RecordKeySettings) -> RecordVerifier:
@@ -154,8 +154,8 @@ class RecordVerifier:
         try:
             signature = base64.b64decode(found[SIGNATURE_HEADER], validate=True)
             type_ = found.get("type", b"").decode()
-            public_key.verify(signature, signed_bytes(topic, key, type_, value))
-        except (InvalidSignature, binascii.Error, UnicodeDecodeError):
+            public_key.verify(signed_bytes(topic, key, type_, value), signature)
+        except (BadSignatureError, ValueError, binascii.Error, UnicodeDecodeError):
             raise Unauthenticated("the signature does not match the record") from None
 
 
