@@ -59,8 +59,8 @@ def services() -> tuple[ServiceDefinition, ...]:
 def service_settings() -> dict[str, type[ServiceSettings]]:
     """Each service's settings class, by service name."""
     from services.authentication.runtime import AuthenticationSettings
-    from services.identity.app import IdentitySettings
-    from services.otp_dispatch.app import OtpDispatchSettings
+    from services.identity.settings import IdentitySettings
+    from services.otp_dispatch.settings import OtpDispatchSettings
     from services.workflow.app import WorkflowSettings
 
     return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import Annotated, Any, Protocol, Union
 
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
@@ -30,8 +30,18 @@ from signgate_contracts.topics import (
     TopicKind,
 )
 
-if TYPE_CHECKING:
-    from libs.service import ServiceDefinition
+
+class ServiceDefinition(Protocol):
+    """What a specification reads of a service (`libs.service.ServiceDefinition` has it)."""
+
+    name: str
+    consumes: tuple[Topic, ...]
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def outcomes(self) -> dict[str, Topic]: ...
 
 DESCRIPTION = (
     "Upstream systems publish commands; each command yields exactly one outcome with its "

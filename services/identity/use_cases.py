@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from libs.errors import Refusal
 from libs.messaging.outgoing import Outgoing
@@ -21,6 +20,7 @@ from libs.tokens import AccountState, Claims, TokenIssuer, TokenVerifier
 from services.identity import domain, repository
 from services.identity.failures import FailureCounters
 from services.identity.repository import User
+from services.identity.settings import IdentitySettings
 from signgate_contracts import Message
 from signgate_contracts.identity import (
     AuthenticateUser,
@@ -51,9 +51,6 @@ from signgate_contracts.identity import (
 )
 from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.topics import IDENTITY_EVENTS, IDENTITY_REPLIES
-
-if TYPE_CHECKING:  # the composition root imports this module
-    from services.identity.app import IdentitySettings
 
 # -- what every use case reaches for --
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from libs.logging import get_logger
 from libs.masking import mask_destination
@@ -22,12 +21,10 @@ from services.otp_dispatch.providers import Delivery, DeliveryFailed, Provider, 
 from services.otp_dispatch.providers.http_sms import HttpSmsProvider
 from services.otp_dispatch.providers.sandbox import SandboxProvider
 from services.otp_dispatch.providers.smtp import SmtpProvider
+from services.otp_dispatch.settings import OtpDispatchSettings
 from signgate_contracts import CommandRejected, Message, decode, encode
 from signgate_contracts.otp import OtpDeliveryFailed, OtpDeliveryRequested, OtpSent
 from signgate_contracts.topics import OTP_EVENTS
-
-if TYPE_CHECKING:
-    from services.otp_dispatch.app import OtpDispatchSettings
 
 log = get_logger(__name__)
 
@@ -50,8 +47,6 @@ def providers_for(settings: OtpDispatchSettings) -> dict[str, Provider]:
 
 def dispatch_settings(settings: ServiceSettings) -> OtpDispatchSettings:
     """The service's settings; read from the environment when it was built with the base class."""
-    from services.otp_dispatch.app import OtpDispatchSettings  # the app imports this module
-
     if isinstance(settings, OtpDispatchSettings):
         return settings
     return OtpDispatchSettings(connections=settings.connections)

@@ -8,14 +8,10 @@ trouble are retried; other 4xx answers are not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import httpx
 
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt
-
-if TYPE_CHECKING:
-    from services.otp_dispatch.app import OtpDispatchSettings
+from services.otp_dispatch.settings import OtpDispatchSettings
 
 _TRANSIENT_STATUS = {408, 425, 429}
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import TYPE_CHECKING
 
 import aiosmtplib
 
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt
-
-if TYPE_CHECKING:
-    from services.otp_dispatch.app import OtpDispatchSettings
+from services.otp_dispatch.settings import OtpDispatchSettings
 
 # Connection trouble and 4xx replies may pass; 5xx replies (bad address, refused) will not.
 _TRANSIENT_ERRORS = (
