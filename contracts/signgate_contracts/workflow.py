@@ -25,6 +25,7 @@ the password or access code only as a peppered argon2id hash.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -106,11 +107,20 @@ def international_number(value: str) -> str:
 InternationalNumber = Annotated[str, AfterValidator(international_number)]
 
 
-def email_digest(email: str) -> str:
-    """How events name a recipient's email without holding it: SHA-256 of the lower-cased address.
+def keyed_digest(key: bytes, purpose: str, identifier: str) -> str:
+    """How events name an email (or a typed user name) without holding it: HMAC-SHA256, under the
+    deployment's digest key, of the purpose and the stripped, lower-cased identifier (hex).
 
-    Consumers compute the same digest to find a recipient by email.
+    Consumers holding the same key compute the same digest to find a recipient by email; a
+    reader of the topic without it learns nothing, not even from a list of candidate emails.
     """
+    message = purpose.encode() + b"\x00" + identifier.strip().lower().encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def email_digest(email: str) -> str:
+    """The unkeyed SHA-256 of the lower-cased email that the first event shapes carry; reversible
+    from a list of candidate emails, so no longer published: see `keyed_digest`."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
