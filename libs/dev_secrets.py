@@ -14,16 +14,22 @@ from libs.messaging.signatures import (
     generate_record_keys,
     is_signing_key_variable,
 )
+from libs.sealing import PUBLIC_KEYS_VARIABLE as SEALING_PUBLIC_KEYS
+from libs.sealing import generate_sealing_keys
+from libs.sealing import is_private_keys_variable as is_sealing_key_variable
 from libs.secrets import generate_pepper
 from libs.tokens import generate_key_pair
 
 RECORD_WRITERS = ("identity", "workflow", "authentication", "otp_dispatch")
 """The services that sign what they publish (`signgate_contracts.topics.Topic.writer`)."""
+SEALING_CONSUMERS = ("authentication",)
+"""The services that open values sealed to them on the bus (`libs.sealing`)."""
 
 
 def generate_secrets() -> dict[str, str]:
-    """Every secret of the services, fresh: two peppers, the token and grant key pairs' halves, and
-    each service's record signing key with the public keys of them all."""
+    """Every secret of the services, fresh: two peppers, the identifier digest key, the token and
+    grant key pairs' halves, each service's record signing key with the public keys of them all,
+    and the sealing keys of the services values are sealed to."""
     tokens, grants = generate_key_pair(), generate_key_pair()
     return {
         "SIGNGATE_SECRET_PEPPER": generate_pepper(),
@@ -31,7 +37,9 @@ def generate_secrets() -> dict[str, str]:
         "SIGNGATE_TOKEN_PRIVATE_KEY": tokens.private_key,
         "SIGNGATE_TOKEN_PUBLIC_KEY": tokens.public_key,
         "SIGNGATE_GRANT_PRIVATE_KEY": grants.private_key,
+        "SIGNGATE_DIGEST_KEY": generate_pepper(),
         **generate_record_keys(RECORD_WRITERS),
+        **generate_sealing_keys(SEALING_CONSUMERS),
     }
 
 
@@ -49,11 +57,14 @@ def development_secrets(folder: Path) -> dict[str, str]:
 
 
 def _completed(stored: dict[str, str], fresh: dict[str, str]) -> dict[str, str]:
-    """``stored`` with what it lacks from ``fresh``; the record keys all fresh if any is missing
-    (the public keys must match the signing keys)."""
-    record_keys = [name for name in fresh if is_signing_key_variable(name) or name == PUBLIC_KEYS_VARIABLE]
-    if any(name not in stored for name in record_keys):
-        stored = {name: value for name, value in stored.items() if name not in record_keys}
+    """``stored`` with what it lacks from ``fresh``; the record keys (or the sealing keys) all fresh
+    if any of them is missing (the public keys must match the private keys)."""
+    for pairs in (
+        [name for name in fresh if is_signing_key_variable(name) or name == PUBLIC_KEYS_VARIABLE],
+        [name for name in fresh if is_sealing_key_variable(name) or name == SEALING_PUBLIC_KEYS],
+    ):
+        if any(name not in stored for name in pairs):
+            stored = {name: value for name, value in stored.items() if name not in pairs}
     return {**fresh, **stored}
 
 

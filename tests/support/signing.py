@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from libs.dev_secrets import RECORD_WRITERS
+from libs.dev_secrets import RECORD_WRITERS, SEALING_CONSUMERS
+from libs.sealing import generate_sealing_keys
+from libs.secrets import generate_pepper
 from libs.messaging.signatures import RecordSigner, generate_record_keys, signing_key_variable
 from signgate_contracts.topics import BY_NAME
 
 TEST_RECORD_KEYS = generate_record_keys((*RECORD_WRITERS, "ledger"))
 """Every test service's signing key and the public keys of all, as environment variables."""
+TEST_SEALING_KEYS = generate_sealing_keys(SEALING_CONSUMERS)
+"""The sealing keys of the services values are sealed to, as environment variables."""
+TEST_DIGEST_KEY = {"SIGNGATE_DIGEST_KEY": generate_pepper()}
 
 
 def signing_key_of(service: str) -> str:
