@@ -28,15 +28,17 @@ SEALING_CONSUMERS = ("authentication",)
 
 def generate_secrets() -> dict[str, str]:
     """Every secret of the services, fresh: two peppers, the identifier digest key, the token and
-    grant key pairs' halves, each service's record signing key with the public keys of them all,
+    grant key pairs' halves, the invitation key pair, each service's record signing key with the public keys of them all,
     and the sealing keys of the services values are sealed to."""
-    tokens, grants = generate_key_pair(), generate_key_pair()
+    tokens, grants, invitations = generate_key_pair(), generate_key_pair(), generate_key_pair()
     return {
         "SIGNGATE_SECRET_PEPPER": generate_pepper(),
         "SIGNGATE_OTP_PEPPER": generate_pepper(),
         "SIGNGATE_TOKEN_PRIVATE_KEY": tokens.private_key,
         "SIGNGATE_TOKEN_PUBLIC_KEY": tokens.public_key,
         "SIGNGATE_GRANT_PRIVATE_KEY": grants.private_key,
+        "SIGNGATE_INVITATION_PRIVATE_KEY": invitations.private_key,
+        "SIGNGATE_INVITATION_PUBLIC_KEY": invitations.public_key,
         "SIGNGATE_DIGEST_KEY": generate_pepper(),
         **generate_record_keys(RECORD_WRITERS),
         **generate_sealing_keys(SEALING_CONSUMERS),

@@ -20,7 +20,7 @@ from libs.embedded import Endpoints
 from libs.provision import ProvisionSettings, provision
 from libs.settings import ConnectionSettings
 from libs.stack import open_stack, uses_embedded_broker
-from tests.support.signing import TEST_DIGEST_KEY, TEST_RECORD_KEYS, TEST_SEALING_KEYS
+from tests.support.signing import TEST_RECORD_KEYS, TEST_SEALING_KEYS, TEST_SHARED_KEYS
 
 # Services built by tests read settings from the environment too; the session's own
 # fixtures pass them explicitly, so keep ambient SIGNGATE_* tuning out of the way.
@@ -28,7 +28,7 @@ for _var in ("SIGNGATE_TOPIC_PREFIX", "SIGNGATE_REDIS_PREFIX"):
     os.environ.pop(_var, None)
 # Record, sealing and digest keys for every service the tests build or start (processes inherit them; `make run`'s
 # runner hands each only its own signing key).
-os.environ.update({**TEST_RECORD_KEYS, **TEST_SEALING_KEYS, **TEST_DIGEST_KEY})
+os.environ.update({**TEST_RECORD_KEYS, **TEST_SEALING_KEYS, **TEST_SHARED_KEYS})
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ class Answer(Enum):
     EVENT = "event"
     """The domain event (or the rejection) on the service's events topic."""
     EVENT_AND_REPLY = "event and reply"
-    """The event, and a reply to the caller that always comes with it (a user token or the reasons)."""
+    """The event, and a reply to the caller that always comes with it (a user token or the reasons,
+    the recipients' invitations)."""
     EVENT_AND_GRANT = "event and, after a success, a grant"
     """The event; after a success, a document-access grant once every required method has passed."""
     REPLY = "reply"
@@ -33,6 +34,8 @@ _ANSWERS: dict[type[Command], Answer] = {
     authentication.GetRecipientAuthenticationStatus: Answer.REPLY,
     workflow.GetRecipientAuthentication: Answer.REPLY,
     workflow.GetWorkflowHistory: Answer.REPLY,
+    workflow.ShareWorkflow: Answer.EVENT_AND_REPLY,
+    workflow.IssueRecipientInvitation: Answer.REPLY,
 }
 
 _KEYS: dict[str, Callable[[Any], str]] = {

@@ -2,7 +2,8 @@
 
 A recipient is named by ``package_id`` and ``order`` (their place in the workflow, 1-50);
 where only an email is known, ``email`` names the recipient and must be unambiguous in the
-package. Credentials issued here (document-access grants) go only to the caller's
+package. Every recipient command proves itself with the recipient's invitation or the
+owner's token (`libs.invitations`). Credentials issued here (document-access grants) go only to the caller's
 ``reply_to`` (or ``signgate.authentication.replies``), never on the events topic.
 """
 
@@ -19,14 +20,21 @@ from signgate_contracts.rejection import CommandRejected
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
 class _RecipientCommand(Command):
+    """A recipient's command: it carries the recipient's ``invitation`` (from their signing link), or
+    the package owner's ``access_token``; anything else is refused with 401 before any effect."""
+
     package_id: str = Field(min_length=1, max_length=100)
     order: int | None = Field(default=None, ge=1, le=50, description="The recipient's place in the workflow.")
     email: EmailStr | None = Field(default=None, description="Names the recipient when no order is given.")
+    invitation: Secret | None = Field(
+        default=None, description="The recipient's invitation (workflow's RecipientInvitationsIssued); it "
+        "names the recipient, so order and email may be left out.",
+    )
 
     @model_validator(mode="after")
     def _named(self) -> _RecipientCommand:
-        if self.order is None and self.email is None:
-            raise ValueError("order or email is required")
+        if self.order is None and self.email is None and self.invitation is None:
+            raise ValueError("order, email or invitation is required")
         return self
 
 

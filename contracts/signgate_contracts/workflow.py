@@ -17,9 +17,18 @@ An invalid body is rejected with 400 and ``field`` set to the offending field's 
 (``body.authentication.sms_otp.mobile_number``, ``body.authenticationRetryCount``).
 
 Events carry what the authentication service needs to keep its own projection of each
-recipient's policy: methods, retry count, frequency, access window, the OTP destination
-(in clear only inside the policy, where OTP dispatch needs it; masked everywhere else) and
-the password or access code only as a peppered argon2id hash.
+recipient's policy: methods, retry count, frequency, access window, the recipient's
+authentication version (which recipient invitations carry), and, sealed to the authentication
+service's key (`libs.sealing`), the peppered argon2id hash of the password or access code and
+the OTP destination. Nobody else reading the events topic sees either; emails are named by a
+keyed digest, destinations masked.
+
+Moving from the first shapes: ``workflow.recipient_authentication_updated`` and
+``workflow.recipient_authentication_reset`` carried the hash and the destination in clear and
+are no longer published; their ``_v2`` successors carry them sealed. A consumer other than the
+authentication service reads ``authentication`` (methods, channel, masked destination) and
+ignores ``sealed``. ``email_digest`` is now a keyed HMAC (`keyed_digest`): a consumer that found
+recipients by the SHA-256 of their email asks for the deployment's digest key.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import hmac
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -49,6 +59,22 @@ from signgate_contracts.envelope import Command, Event, Secret
 from signgate_contracts.rejection import CommandRejected
 
 # -- shared value types --
+
+ACCESS_CODE_MIN_LENGTH = 6
+"""The shortest password or access code accepted: with a retry count of at most 10, a guesser
+has at most 10 tries at 10^6 or more values. BoldSign's sample code ("123456") fits."""
+ACCESS_CODE_MAX_LENGTH = 50
+"""The longest accepted, as BoldSign and DocuSign allow."""
+
+
+def _acceptable_secret(value: Any) -> Any:
+    """A password or access code of ACCESS_CODE_MIN_LENGTH to ACCESS_CODE_MAX_LENGTH characters
+    (empty or None: none given)."""
+    text = value.get_secret_value() if value is not None else ""
+    if text and not ACCESS_CODE_MIN_LENGTH <= len(text) <= ACCESS_CODE_MAX_LENGTH:
+        raise ValueError(f"must be {ACCESS_CODE_MIN_LENGTH} to {ACCESS_CODE_MAX_LENGTH} characters")
+    return value
+
 
 PackageId = Annotated[str, Field(min_length=1, max_length=100, description="The package (document) id.")]
 Order = Annotated[int, Field(ge=1, le=50, description="The recipient's place in the workflow, 1-50.")]
@@ -155,6 +181,14 @@ class RecipientSpec(Body):
     mobile_number: InternationalNumber | None = Field(
         default=None, description="International form (+ or 00); carried as E.164."
     )
+    signer_user_id: UUID | None = Field(
+        default=None, description="The API user who signs fields for this recipient (seed 002's signer OTP); "
+        "the user must be a member of the package's account.",
+    )
+    signer_user_name: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="Or that user by user name (set by an administrator; a user cannot change it).",
+    )
 
 
 # -- SigningHub: Update Workflow User Authentication (Document Opening) --
@@ -164,8 +198,10 @@ class PasswordSetting(Body):
     enabled: bool = False
     user_password: Secret | None = Field(
         default=None,
-        description="New password; omitted, null or empty keeps the recipient's existing one.",
+        description="New password, 6-50 characters; omitted, null or empty keeps the recipient's existing one.",
     )
+
+    _acceptable = field_validator("user_password")(_acceptable_secret)
 
 
 class SmsOtpSetting(Body):
@@ -320,6 +356,8 @@ class AddAuthenticationBody(SignerReference):
             return {**data, "accessCode": None}
         return data
 
+    _acceptable = field_validator("access_code")(_acceptable_secret)
+
     @field_validator("access_code")
     @classmethod
     def _access_code_only_for_access_code(cls, value: Any, info: ValidationInfo) -> Any:
@@ -332,14 +370,14 @@ class AddAuthenticationBody(SignerReference):
 
 
 class ChangeAccessCodeBody(SignerReference):
-    access_code: Secret = Field(description="The new access code.")
+    access_code: Secret = Field(description="The new access code, 6-50 characters.")
 
     @field_validator("access_code")
     @classmethod
     def _not_empty(cls, value: Any) -> Any:
         if not value.get_secret_value():
             raise ValueError("the access code must not be empty")
-        return value
+        return _acceptable_secret(value)
 
 
 # -- commands --
@@ -358,6 +396,10 @@ class RegisterPackage(_PackageCommand):
     documents: list[DocumentSpec] = Field(min_length=1, max_length=100)
     recipients: list[RecipientSpec] = Field(min_length=1, max_length=50)
     on_behalf_of: EmailStr | None = None
+    account: UUID | None = Field(
+        default=None, description="The account (context identifier) the package belongs to: one of the "
+        "owner's; the owner's primary account if left out. Signers must be members of it.",
+    )
 
     @field_validator("recipients")
     @classmethod
@@ -369,7 +411,8 @@ class RegisterPackage(_PackageCommand):
 
 
 class ShareWorkflow(_PackageCommand):
-    """Send the package to its recipients: draft -> in progress."""
+    """Send the package to its recipients: draft -> in progress. The caller gets each recipient's
+    invitation (`RecipientInvitationsIssued`) on its ``reply_to``, to put in their signing links."""
 
     type: Literal["workflow.share_workflow"] = "workflow.share_workflow"
 
@@ -455,6 +498,16 @@ class ResetRecipientAuthentication(_RecipientCommand):
         default=None, description="For a switch to SMS OTP; the recipient's number on record if left out."
     )
 
+    _acceptable = field_validator("access_code")(_acceptable_secret)
+
+
+class IssueRecipientInvitation(_RecipientCommand):
+    """The owner asks for a new invitation for one recipient (a lost or expired signing link);
+    answered to ``reply_to`` with `RecipientInvitationIssued`. Earlier invitations stay valid
+    until the recipient's authentication is reset, changed or removed."""
+
+    type: Literal["workflow.issue_recipient_invitation"] = "workflow.issue_recipient_invitation"
+
 
 class GetRecipientAuthentication(_RecipientCommand):
     """Query: a recipient's current settings, without secrets; answered to ``reply_to``."""
@@ -478,7 +531,7 @@ class View(BaseModel):
 
 
 class Destination(View):
-    """Where a one-time password goes."""
+    """Where a one-time password goes (first shape only: in clear)."""
 
     channel: Literal["sms", "email"]
     address: str = Field(description="E.164 number or email, in clear: what OTP dispatch needs.")
@@ -508,6 +561,29 @@ class AuthenticationPolicy(View):
     on_behalf_of: str | None = Field(default=None, description="Masked sender identity (BoldSign).")
 
 
+class SealedAuthenticationPolicy(View):
+    """What a recipient must do to open the package, as the events topic carries it: the secret's
+    hash and the destination only sealed to the authentication service."""
+
+    methods: list[Method]
+    secret_set: bool = Field(description="Whether a password or access code is set.")
+    channel: Literal["sms", "email"] | None = Field(default=None, description="For sms_otp or email_otp.")
+    destination_masked: str | None = None
+    sealed: str | None = Field(
+        default=None, description="Sealed to the authentication service (libs.sealing), context "
+        "'policy:<package_id>/<order>/<authentication_version>': {secret_hash, destination}.",
+    )
+    retry_count: int = Field(ge=1, le=10, description="Failed attempts allowed before lockout.")
+    frequency: Frequency
+    identity_verification: IdentityVerification | None = None
+    on_behalf_of: str | None = Field(default=None, description="Masked sender identity (BoldSign).")
+
+
+def sealed_policy_context(package_id: str, order: int, version: int) -> str:
+    """What a policy's sealed part is bound to: it opens for this recipient and version only."""
+    return f"policy:{package_id}/{order}/{version}"
+
+
 class AccessWindow(View):
     """When the recipient may open the package: between two times, or for days after receipt."""
 
@@ -521,9 +597,13 @@ class RecipientSummary(View):
     name: str
     role: Role
     email_masked: str
-    email_digest: str = Field(description="SHA-256 of the lower-cased email, to find a recipient by email.")
+    email_digest: str = Field(description="Keyed HMAC of the email (`keyed_digest`), to find a recipient by email.")
     mobile_masked: str | None = None
     status: RecipientStatus = "pending"
+    signer_user_id: str | None = Field(default=None, description="The API user who signs for this recipient.")
+    signer_user_name_digest: str | None = Field(
+        default=None, description="Or that user's name, as a keyed digest (`keyed_digest`, purpose user_name)."
+    )
 
 
 class DocumentSummary(View):
@@ -561,6 +641,7 @@ class PackageRegistered(_PackageEvent):
     state: PackageState = "draft"
     documents: list[DocumentSummary]
     recipients: list[RecipientSummary]
+    account: str | None = Field(default=None, description="The account (context identifier) of the package.")
 
 
 class WorkflowShared(_PackageEvent):
@@ -611,7 +692,8 @@ class RecipientDeclined(_RecipientEvent):
 
 
 class RecipientAuthenticationUpdated(_RecipientEvent):
-    """The recipient's whole policy after the change: a projection replaces what it had."""
+    """First shape, no longer published (it carried the hash and destination in clear): see
+    `RecipientAuthenticationUpdatedV2`."""
 
     type: Literal["workflow.recipient_authentication_updated"] = "workflow.recipient_authentication_updated"
     email_digest: str
@@ -619,13 +701,24 @@ class RecipientAuthenticationUpdated(_RecipientEvent):
     access_window: AccessWindow | None = Field(description="None: no access restriction.")
 
 
+class RecipientAuthenticationUpdatedV2(_RecipientEvent):
+    """The recipient's whole policy after the change: a projection replaces what it had."""
+
+    type: Literal["workflow.recipient_authentication_updated_v2"] = "workflow.recipient_authentication_updated_v2"
+    email_digest: str = Field(description="Keyed HMAC of the email (`keyed_digest`).")
+    authentication_version: int = Field(ge=0, description="Raised by every change: older invitations stop working.")
+    authentication: SealedAuthenticationPolicy | None = Field(description="None: no authentication.")
+    access_window: AccessWindow | None = Field(description="None: no access restriction.")
+
+
 class RecipientAuthenticationRemoved(_RecipientEvent):
     type: Literal["workflow.recipient_authentication_removed"] = "workflow.recipient_authentication_removed"
+    authentication_version: int | None = Field(default=None, description="After the removal.")
 
 
 class RecipientAuthenticationReset(_RecipientEvent):
-    """The owner unlocked this recipient: clear their failures and lock (this recipient only)
-    and take the policy as it stands now."""
+    """First shape, no longer published (it carried the hash and destination in clear): see
+    `RecipientAuthenticationResetV2`."""
 
     type: Literal["workflow.recipient_authentication_reset"] = "workflow.recipient_authentication_reset"
     email_digest: str
@@ -633,7 +726,39 @@ class RecipientAuthenticationReset(_RecipientEvent):
     access_window: AccessWindow | None
 
 
+class RecipientAuthenticationResetV2(_RecipientEvent):
+    """The owner unlocked this recipient: clear their failures and lock (this recipient only)
+    and take the policy as it stands now."""
+
+    type: Literal["workflow.recipient_authentication_reset_v2"] = "workflow.recipient_authentication_reset_v2"
+    email_digest: str = Field(description="Keyed HMAC of the email (`keyed_digest`).")
+    authentication_version: int = Field(ge=0, description="Raised by the reset: older invitations stop working.")
+    authentication: SealedAuthenticationPolicy | None
+    access_window: AccessWindow | None
+
+
 # -- replies to queries --
+
+
+class InvitationView(View):
+    order: int
+    invitation: Secret = Field(description="The recipient's invitation: put it in their signing link.")
+    expires_at: AwareDatetime
+
+
+class RecipientInvitationsIssued(_PackageEvent):
+    """Reply only: the invitation of every recipient of the package just shared."""
+
+    type: Literal["workflow.recipient_invitations_issued"] = "workflow.recipient_invitations_issued"
+    invitations: list[InvitationView]
+
+
+class RecipientInvitationIssued(_RecipientEvent):
+    """Reply only: a new invitation for one recipient."""
+
+    type: Literal["workflow.recipient_invitation_issued"] = "workflow.recipient_invitation_issued"
+    invitation: Secret = Field(description="The recipient's invitation: put it in their signing link.")
+    expires_at: AwareDatetime
 
 
 class PublicAuthenticationPolicy(View):
@@ -676,12 +801,14 @@ COMMANDS: tuple[type[Command], ...] = (
     RegisterPackage, ShareWorkflow, LockWorkflow, UnlockWorkflow, TerminateWorkflow,
     RecordRecipientReceived, RecordRecipientSigned, RecordRecipientDeclined,
     UpdateRecipientAuthentication, AddAuthentication, RemoveAuthentication, ChangeAccessCode,
-    ResetRecipientAuthentication, GetRecipientAuthentication, GetWorkflowHistory,
+    ResetRecipientAuthentication, GetRecipientAuthentication, GetWorkflowHistory, IssueRecipientInvitation,
 )
 EVENTS: tuple[type[Event], ...] = (
     PackageRegistered, WorkflowShared, WorkflowLocked, WorkflowUnlocked, WorkflowCompleted,
     WorkflowDeclined, WorkflowTerminated, RecipientReceived, RecipientSigned, RecipientDeclined,
     RecipientAuthenticationUpdated, RecipientAuthenticationRemoved, RecipientAuthenticationReset,
-    CommandRejected,
+    RecipientAuthenticationUpdatedV2, RecipientAuthenticationResetV2, CommandRejected,
 )
-REPLIES: tuple[type[Event], ...] = (RecipientAuthenticationDescribed, WorkflowHistoryListed)
+REPLIES: tuple[type[Event], ...] = (
+    RecipientAuthenticationDescribed, WorkflowHistoryListed, RecipientInvitationsIssued, RecipientInvitationIssued,
+)

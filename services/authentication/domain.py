@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from libs.errors import BadRequest, Forbidden, NotFound, Refusal
+from libs.errors import BadRequest, Forbidden, NotFound, Refusal, Unauthorized
+from libs.invitations import Invitation
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
@@ -34,6 +35,16 @@ class RecipientLocked(Refusal):
 
 class AccessPeriodClosed(Forbidden):
     code = "access_period_closed"
+
+
+class InvitationNotValid(Unauthorized):
+    """A genuine invitation, but not for this recipient, or issued before their authentication last
+    changed (a reset, a change or a removal)."""
+
+    code = "invitation_not_valid"
+
+    def __init__(self) -> None:
+        super().__init__("Request authorization denied")
 
 
 class AuthenticationNotEnabled(BadRequest):
@@ -73,7 +84,7 @@ class RecipientPolicy:
     package_id: str
     order: int
     email: str
-    """SHA-256 of the lower-cased email, as workflow publishes it."""
+    """The keyed digest of the email, as workflow publishes it."""
     methods: tuple[Method, ...] = ()
     """Every listed method is required (SigningHub allows a password and an SMS OTP together)."""
     retry_count: int = 3
@@ -86,6 +97,8 @@ class RecipientPolicy:
     signed_at: datetime | None = None
     package_state: str = "in_progress"
     locked_at: datetime | None = None
+    authentication_version: int = 0
+    """Raised by workflow on every change of the authentication; invitations carry it."""
 
     @property
     def locked(self) -> bool:
@@ -94,6 +107,18 @@ class RecipientPolicy:
     def method_for(self, expected: frozenset[str]) -> Method:
         """The one of the recipient's methods of the ``expected`` kind."""
         return next(m for m in self.methods if m in expected)
+
+
+def admit_invitation(invitation: Invitation, package_id: str, order: int | None, email_digest: str | None,
+                     policy: RecipientPolicy | None) -> None:
+    """Whether a genuine ``invitation`` lets its holder act for the recipient a command names:
+    the same package and recipient, at the recipient's current authentication version."""
+    if invitation.package_id != package_id or (order is not None and order != invitation.order):
+        raise InvitationNotValid()
+    if policy is None or policy.authentication_version != invitation.version:
+        raise InvitationNotValid()
+    if email_digest is not None and policy.email != email_digest:
+        raise InvitationNotValid()
 
 
 def check_attempt(policy: RecipientPolicy | None, now: datetime, expected: frozenset[str]) -> RecipientPolicy:

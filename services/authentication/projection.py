@@ -15,14 +15,15 @@ from services.authentication.runtime import runtime
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity, workflow
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
-from signgate_contracts.workflow import email_digest
+from signgate_contracts.workflow import email_digest, sealed_policy_context
 
 
 async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> list[Outgoing]:
     await db.upsert_package(unit.connection, event.package_id, event.owner_id, event.state,
-                            [d.document_id for d in event.documents])
+                            [d.document_id for d in event.documents], event.account)
     for recipient in event.recipients:
-        await db.insert_recipient(unit.connection, event.package_id, recipient.order, recipient.email_digest)
+        await db.insert_recipient(unit.connection, event.package_id, recipient.order, recipient.email_digest,
+                                  recipient.signer_user_id, recipient.signer_user_name_digest)
     return []
 
 
@@ -62,19 +63,43 @@ async def recipient_authentication_updated(event: workflow.RecipientAuthenticati
     return []
 
 
+async def recipient_policy(event: workflow.RecipientAuthenticationUpdatedV2 | workflow.RecipientAuthenticationResetV2,
+                           unit: Unit) -> list[Outgoing]:
+    """The recipient's policy as workflow published it, its sealed part opened with this service's key."""
+    policy = event.authentication
+    stored = None
+    if policy is not None:
+        opened = {}
+        if policy.sealed is not None:
+            context = sealed_policy_context(event.package_id, event.order, event.authentication_version)
+            opened = runtime(unit).opener.open(context, policy.sealed)
+        destination = {"channel": policy.channel, "address": opened.get("destination"),
+                       "masked": policy.destination_masked} if policy.channel else None
+        stored = {**policy.model_dump(exclude={"sealed", "channel", "destination_masked", "secret_set"}),
+                  "secret_hash": opened.get("secret_hash"), "destination": destination}
+    await db.update_recipient_policy(
+        unit.connection, event.package_id, event.order, event.email_digest, stored,
+        event.access_window.model_dump() if event.access_window else None, event.authentication_version,
+    )
+    return []
+
+
 async def recipient_authentication_removed(event: workflow.RecipientAuthenticationRemoved,
                                            unit: Unit) -> list[Outgoing]:
     stored = await db.select_recipient(unit.connection, event.package_id, event.order)
     if stored is not None:
         await db.update_recipient_policy(unit.connection, event.package_id, event.order,
-                                         stored.policy.email, None, None)
+                                         stored.policy.email, None, None, event.authentication_version)
     return []
 
 
-async def recipient_authentication_reset(event: workflow.RecipientAuthenticationReset,
-                                         unit: Unit) -> list[Outgoing]:
+async def recipient_authentication_reset(event: workflow.RecipientAuthenticationReset
+                                         | workflow.RecipientAuthenticationResetV2, unit: Unit) -> list[Outgoing]:
     """The sender's unlock: this recipient's failures, pending code and lock are cleared; nobody else's."""
-    await recipient_authentication_updated(event, unit)  # the policy as it stands now
+    if isinstance(event, workflow.RecipientAuthenticationResetV2):
+        await recipient_policy(event, unit)  # the policy as it stands now
+    else:
+        await recipient_authentication_updated(event, unit)
     was_locked = await db.update_recipient_unlocked(unit.connection, event.package_id, event.order)
     services = runtime(unit)
     await services.failures.reset(event.package_id, event.order)
@@ -103,6 +128,8 @@ HANDLERS = {
     workflow.RecipientAuthenticationUpdated: recipient_authentication_updated,
     workflow.RecipientAuthenticationRemoved: recipient_authentication_removed,
     workflow.RecipientAuthenticationReset: recipient_authentication_reset,
+    workflow.RecipientAuthenticationUpdatedV2: recipient_policy,
+    workflow.RecipientAuthenticationResetV2: recipient_authentication_reset,
     identity.UserRegistered: user_profile,
     identity.UserProfileUpdated: user_profile,
 }

@@ -20,6 +20,7 @@ class Package:
     state: str
     workflow_locked: bool
     document_ids: list[str]
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,20 @@ class StoredRecipient:
 
 
 async def upsert_package(connection: asyncpg.Connection, package_id: str, owner_id: str, state: str,
-                         document_ids: list[str]) -> None:
+                         document_ids: list[str], account: str | None = None) -> None:
     await connection.execute(
-        """INSERT INTO packages (package_id, owner_id, state, document_ids) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (package_id) DO UPDATE SET owner_id = $2, state = $3, document_ids = $4""",
-        package_id, owner_id, state, document_ids,
+        """INSERT INTO packages (package_id, owner_id, state, document_ids, account) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (package_id) DO UPDATE SET owner_id = $2, state = $3, document_ids = $4, account = $5""",
+        package_id, owner_id, state, document_ids, account,
     )
 
 
-async def insert_recipient(connection: asyncpg.Connection, package_id: str, order: int, email_digest: str) -> None:
+async def insert_recipient(connection: asyncpg.Connection, package_id: str, order: int, email_digest: str,
+                           signer_user_id: str | None = None, signer_user_name_digest: str | None = None) -> None:
     await connection.execute(
-        """INSERT INTO recipients (package_id, "order", email_digest) VALUES ($1, $2, $3)
-           ON CONFLICT (package_id, "order") DO NOTHING""",
-        package_id, order, email_digest,
+        """INSERT INTO recipients (package_id, "order", email_digest, signer_user_id, signer_user_name_digest)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (package_id, "order") DO NOTHING""",
+        package_id, order, email_digest, signer_user_id, signer_user_name_digest,
     )
 
 
@@ -83,24 +85,26 @@ async def update_recipient_signed(connection: asyncpg.Connection, package_id: st
 
 async def update_recipient_policy(connection: asyncpg.Connection, package_id: str, order: int,
                                   email_digest: str, policy: dict[str, Any] | None,
-                                  window: dict[str, Any] | None) -> None:
-    """Replace the recipient's policy with the one workflow published (None: no authentication)."""
+                                  window: dict[str, Any] | None, version: int | None = None) -> None:
+    """Replace the recipient's policy with the one workflow published (None: no authentication),
+    at the authentication ``version`` it carries (None: as it was)."""
     policy = policy or {}
     destination = policy.get("destination") or {}
     window = window or {}
     await connection.execute(
         """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
                destination, destination_masked, retry_count, frequency, starts_at, ends_at,
-               days_after_receipt)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               days_after_receipt, authentication_version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0))
            ON CONFLICT (package_id, "order") DO UPDATE SET
                email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
-               ends_at = $12, days_after_receipt = $13""",
+               ends_at = $12, days_after_receipt = $13,
+               authentication_version = coalesce($14, recipients.authentication_version)""",
         package_id, order, email_digest, list(policy.get("methods") or []), policy.get("secret_hash"),
         destination.get("channel"), destination.get("address"), destination.get("masked"),
         policy.get("retry_count") or 3, policy.get("frequency") or "OncePerDocument",
-        window.get("starts_at"), window.get("ends_at"), window.get("days_after_receipt"),
+        window.get("starts_at"), window.get("ends_at"), window.get("days_after_receipt"), version,
     )
 
 
@@ -138,7 +142,8 @@ async def update_recipient_last_failure(connection: asyncpg.Connection, package_
 
 async def select_package(connection: asyncpg.Connection, package_id: str) -> Package | None:
     row = await connection.fetchrow(
-        "SELECT package_id, owner_id, state, workflow_locked, document_ids FROM packages WHERE package_id = $1",
+        "SELECT package_id, owner_id, state, workflow_locked, document_ids, account FROM packages"
+        " WHERE package_id = $1",
         package_id,
     )
     return Package(**dict(row)) if row else None
@@ -180,16 +185,19 @@ def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
         window=AccessWindow(row["starts_at"], row["ends_at"], row["days_after_receipt"]),
         destination=row["destination"], secret_hash=row["secret_hash"], received_at=row["received_at"],
         signed_at=row["signed_at"], package_state=row["package_state"], locked_at=row["locked_at"],
+        authentication_version=row["authentication_version"],
     )
     return StoredRecipient(policy, methods, row["channel"], row["destination_masked"],
                            row["locked_failures"], row["last_failure"])
 
 
-async def select_recipients_by_email_digest(connection: asyncpg.Connection, package_id: str,
-                                            email_digest: str) -> list[int]:
+async def select_recipients_signed_by(connection: asyncpg.Connection, package_id: str, user_id: str,
+                                      user_name_digest: str) -> list[int]:
+    """The orders of the package whose signer the owner named as this user (by id or by name)."""
     rows = await connection.fetch(
-        'SELECT "order" FROM recipients WHERE package_id = $1 AND email_digest = $2 ORDER BY "order"',
-        package_id, email_digest,
+        'SELECT "order" FROM recipients WHERE package_id = $1'
+        ' AND (signer_user_id = $2 OR signer_user_name_digest = $3) ORDER BY "order"',
+        package_id, user_id, user_name_digest,
     )
     return [row["order"] for row in rows]
 

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from libs.accounts import PostgresAccountStates
+from libs.digests import Digests, DigestSettings
+from libs.invitations import InvitationSettings, InvitationVerifier
 from libs.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
+from libs.sealing import Opener
 from libs.secrets import SecretHasher, SecretSettings
 from libs.service import Resources, ServiceSettings, Unit
 from libs.tokens import TokenSettings, TokenVerifier, utc_now
@@ -28,6 +31,12 @@ class AuthenticationSettings(ServiceSettings):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     otp_store: OtpStoreSettings = Field(default_factory=OtpStoreSettings)
     grants: GrantSettings = Field(default_factory=GrantSettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
+    digests: DigestSettings = Field(default_factory=DigestSettings)
+    sealing_keys: list[SecretStr] = Field(
+        default_factory=list, description="This service's X25519 private keys (base64), JSON list: what "
+        "workflow and identity seal to it opens with any (SIGNGATE_AUTHENTICATION_SEALING_KEYS).",
+    )
     clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, description="Injectable for tests.")
     fetch_max_wait_ms: int = Field(
         25, ge=0, description="Longest the broker holds a fetch while no record waits: shorter than the "
@@ -43,6 +52,9 @@ class AuthenticationRuntime:
     otp: OtpStore
     grants: GrantSigner
     verifier: TokenVerifier
+    invitations: InvitationVerifier
+    digests: Digests
+    opener: Opener
 
     @classmethod
     def build(cls, resources: Resources) -> AuthenticationRuntime:
@@ -59,6 +71,9 @@ class AuthenticationRuntime:
             verifier=TokenVerifier.from_settings(
                 settings.tokens, states=PostgresAccountStates(resources.pool), clock=settings.clock
             ),
+            invitations=InvitationVerifier(settings.invitations, settings.clock),
+            digests=Digests.from_settings(settings.digests),
+            opener=Opener(key.get_secret_value() for key in settings.sealing_keys),
         )
 
     def now(self) -> datetime:

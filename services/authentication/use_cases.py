@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from libs.errors import BadRequest, Forbidden, NotFound
+from libs.invitations import CredentialRequired
 from libs.messaging.outgoing import Outgoing, caused_by
 from libs.otp_store import OtpRecipient, Verification, VerifyOutcome
 from libs.service import Unit
@@ -15,8 +16,10 @@ from services.authentication.domain import (
     RECIPIENT_LOCKED,
     SECRET_METHODS,
     FailureCount,
+    InvitationNotValid,
     RecipientLocked,
     RecipientPolicy,
+    admit_invitation,
     check_attempt,
     grant_expiry,
 )
@@ -25,7 +28,6 @@ from services.authentication.runtime import AuthenticationRuntime, runtime
 from signgate_contracts import Command, CommandRejected, Event, otp
 from signgate_contracts import authentication as auth
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
-from signgate_contracts.workflow import email_digest
 
 DOCUMENT_NOT_OWNED = "Document does not belong to user"
 NO_MOBILE_NUMBER = "No mobile number is set in the user's profile: add one to receive the one-time password"
@@ -40,14 +42,42 @@ def event(message: Event, package_id: str) -> Outgoing:
     return Outgoing(AUTHENTICATION_EVENTS.name, package_id, message)
 
 
-async def recipient(command: auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
-                    | auth.GetRecipientAuthenticationStatus, unit: Unit) -> db.StoredRecipient | None:
-    if isinstance(unit.ahead, RecipientsAhead) and command.order is not None:
-        known, stored = unit.ahead.recall(command.package_id, command.order)
+RecipientCommand = (auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
+                    | auth.GetRecipientAuthenticationStatus)
+
+
+async def recipient(command: RecipientCommand, unit: Unit) -> db.StoredRecipient | None:
+    """The recipient the command names, once it has proved it may act for them: with the
+    recipient's invitation, or the package owner's token. Anything else is refused (401) here,
+    before a counter moves, a code is sent or a status is read."""
+    services = runtime(unit)
+    digest = services.digests.email(command.email) if command.email else None
+    if command.invitation is not None:
+        invitation = services.invitations.verify(command.invitation.get_secret_value())
+        if invitation.package_id != command.package_id:
+            raise InvitationNotValid()
+        stored = await stored_recipient(unit, command.package_id, invitation.order, None)
+        admit_invitation(invitation, command.package_id, command.order, digest, stored.policy if stored else None)
+        return stored
+    if command.access_token is None:
+        raise CredentialRequired()
+    claims = await services.verifier.verify(command.access_token)
+    package = await db.select_package(unit.connection, command.package_id)
+    if package is None:
+        raise NotFound(DOCUMENT_NOT_FOUND, code="document_not_found")
+    if package.owner_id != claims.subject:
+        raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
+    return await stored_recipient(unit, command.package_id, command.order, digest)
+
+
+async def stored_recipient(unit: Unit, package_id: str, order: int | None,
+                           digest: str | None) -> db.StoredRecipient | None:
+    """The recipient at ``order`` (as the lane read it ahead, else read now), or by email digest."""
+    if isinstance(unit.ahead, RecipientsAhead) and order is not None:
+        known, stored = unit.ahead.recall(package_id, order)
         if known:
             return stored
-    digest = email_digest(command.email) if command.email else None
-    return await db.select_recipient(unit.connection, command.package_id, command.order, digest)
+    return await db.select_recipient(unit.connection, package_id, order, digest)
 
 
 async def authenticated(command: Command, unit: Unit, policy: RecipientPolicy, method: str,
@@ -166,7 +196,12 @@ def locked_or_used(result: Verification, retry_count: int) -> int:
 
 
 async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp, unit: Unit):
-    """The caller's claims, after the seed's checks: token, document, ownership, access period."""
+    """The caller's claims, after the seed's checks: token, document, who may sign, access period.
+
+    The owner may sign; anyone else only as the signer the owner named for a recipient (by user
+    id, or by a user name an administrator set), and only as a member of the package's account.
+    Nothing a user edits about themself (their profile's email or mobile) widens that.
+    """
     services = runtime(unit)
     claims = await services.verifier.verify(command.access_token)
     package = await db.select_package(unit.connection, command.package_id)
@@ -174,11 +209,12 @@ async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp
         raise NotFound(DOCUMENT_NOT_FOUND, code="document_not_found")
     profile = await db.select_user_profile(unit.connection, claims.subject)
     orders = []
-    if profile and profile.email_digest:
-        orders = await db.select_recipients_by_email_digest(unit.connection, package.package_id,
-                                                            profile.email_digest)
-    if package.owner_id != claims.subject and not orders:
-        raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
+    if package.owner_id != claims.subject:
+        if package.account is None or package.account in claims.accounts:
+            orders = await db.select_recipients_signed_by(
+                unit.connection, package.package_id, claims.subject, services.digests.user_name(claims.user_name))
+        if not orders:
+            raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
     for order in orders:
         stored = await db.select_recipient(unit.connection, package.package_id, order)
         if stored is not None:

@@ -10,10 +10,14 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from libs.accounts import ACCOUNT_STATE_HANDLERS
+from libs.digests import DigestSettings
+from libs.invitations import InvitationSettings
 from libs.logging import get_logger
+from libs.sealing import SealingPublicKeySettings
 from libs.secrets import SecretSettings
 from libs.service import ServiceDefinition, ServiceSettings, build_app
 from libs.tokens import TokenSettings
+from services.workflow.callers import PublishingKeys
 from services.workflow.handlers import FACTS, HANDLERS
 from services.workflow.read_ahead import PackagesAhead
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WORKFLOW_COMMANDS
@@ -25,12 +29,18 @@ log = get_logger(__name__)
 
 class WorkflowSettings(ServiceSettings):
     """``SIGNGATE_WORKFLOW_*``, plus the shared pepper (``SIGNGATE_SECRET_PEPPER``: access codes are
-    hashed as the authentication service checks them) and token key (``SIGNGATE_TOKEN_PUBLIC_KEY``)."""
+    hashed as the authentication service checks them), token key (``SIGNGATE_TOKEN_PUBLIC_KEY``),
+    the invitation signing key (``SIGNGATE_INVITATION_PRIVATE_KEY``), the identifier digest key
+    (``SIGNGATE_DIGEST_KEY``) and the authentication service's sealing public key
+    (``SIGNGATE_SEALING_PUBLIC_KEYS``)."""
 
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_WORKFLOW_", extra="ignore")
 
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
+    digests: DigestSettings = Field(default_factory=DigestSettings)
+    sealing: SealingPublicKeySettings = Field(default_factory=SealingPublicKeySettings)
 
 
 DEFINITION = ServiceDefinition(
@@ -53,6 +63,7 @@ def create_app(settings: WorkflowSettings | None = None) -> AsgiFastStream:
         ("SIGNGATE_SECRET_PEPPER", settings.secrets.pepper),
         ("SIGNGATE_TOKEN_PUBLIC_KEY", settings.tokens.public_key or settings.tokens.private_key),
     ) if value is None]
+    PublishingKeys.build(settings)  # refuses to start without the invitation, digest or sealing keys
     app = build_app(DEFINITION, settings)
     if missing:  # started anyway: commands needing them are answered with a 500 and logged
         log.warning("workflow is not configured to verify tokens or hash secrets", missing=missing)

@@ -1,14 +1,20 @@
-"""Who sent a command, and hashing what they sent: the workflow's seams to `libs.tokens` and
-`libs.secrets`."""
+"""Who sent a command, hashing what they sent, and the keys of what the workflow publishes: the
+workflow's seams to `libs.tokens`, `libs.secrets`, `libs.invitations`, `libs.digests` and
+`libs.sealing`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 from libs.accounts import PostgresAccountStates
+from libs.digests import Digests, DigestSettings
+from libs.invitations import InvitationIssuer, InvitationSettings
+from libs.sealing import Sealer, SealingPublicKeySettings
 from libs.secrets import SecretHasher, SecretSettings
 from libs.service import Unit
-from libs.tokens import TokenSettings, TokenVerifier
+from libs.tokens import Claims, TokenSettings, TokenVerifier
+from services.workflow.domain import Caller
 from signgate_contracts.envelope import Command, Secret
 
 
@@ -17,10 +23,44 @@ class CredentialSettings(Protocol):
 
     secrets: SecretSettings
     tokens: TokenSettings
+    invitations: InvitationSettings
+    digests: DigestSettings
+    sealing: SealingPublicKeySettings
 
 
 def settings_of(unit: Unit) -> CredentialSettings:
     return cast(CredentialSettings, unit.resources.settings)
+
+
+@dataclass(frozen=True)
+class PublishingKeys:
+    """What the workflow signs, digests and seals what it publishes with; built once."""
+
+    invitations: InvitationIssuer
+    digests: Digests
+    sealer: Sealer
+
+    @classmethod
+    def build(cls, settings: CredentialSettings) -> PublishingKeys:
+        return cls(InvitationIssuer(settings.invitations), Digests.from_settings(settings.digests),
+                   Sealer.for_consumer("authentication", settings.sealing))
+
+
+def keys_of(unit: Unit) -> PublishingKeys:
+    extras = unit.resources.extras
+    if "workflow_keys" not in extras:
+        extras["workflow_keys"] = PublishingKeys.build(settings_of(unit))
+    return extras["workflow_keys"]
+
+
+async def caller_of(command: Command, unit: Unit) -> Caller:
+    """The command's caller, with the accounts their token names (refusals as `identify_caller`)."""
+    claims: Claims = await _verifier(unit).verify(command.access_token)
+    return Caller(claims.subject, tuple(claims.accounts), claims.primary_account)
+
+
+def _verifier(unit: Unit) -> TokenVerifier:
+    return TokenVerifier.from_settings(settings_of(unit).tokens, states=PostgresAccountStates(unit.connection))
 
 
 async def identify_caller(command: Command, unit: Unit) -> str:
@@ -30,10 +70,7 @@ async def identify_caller(command: Command, unit: Unit) -> str:
     expired or revoked one 401 "Request authorization denied"; a disabled user's 403
     "Account is disabled" (from this service's projection of identity's events).
     """
-    verifier = TokenVerifier.from_settings(
-        settings_of(unit).tokens, states=PostgresAccountStates(unit.connection)
-    )
-    return (await verifier.verify(command.access_token)).subject
+    return (await _verifier(unit).verify(command.access_token)).subject
 
 
 async def hash_secret(unit: Unit, secret: Secret | None) -> str | None:

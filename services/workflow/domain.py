@@ -18,9 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from libs.errors import BadRequest, Conflict, Forbidden, NotFound
 from signgate_contracts.envelope import Command, Secret
+from signgate_contracts.identity import normalise_user_name
 from signgate_contracts.workflow import (
     AccessDuration,
     AccessWindow,
@@ -151,6 +153,27 @@ class Recipient:
     failed_attempts: int = 0
     """Failed attempts as the authentication service reported them."""
     locked_out_at: datetime | None = None
+    authentication_version: int = 0
+    """Raised by every change, reset or removal of the authentication: invitations carry it, and
+    one issued before the latest change no longer works."""
+    signer_user_id: UUID | None = None
+    """The API user who signs fields for this recipient (seed 002), as the owner named them."""
+    signer_user_name: str | None = None
+    """Or that user by (normalised) user name."""
+
+    def with_authentication(self, authentication: Authentication | None, **changes: Any) -> Recipient:
+        """This recipient with another authentication: older invitations stop working."""
+        return replace(self, authentication=authentication,
+                       authentication_version=self.authentication_version + 1, **changes)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a command, from their token: the user and the accounts they act for."""
+
+    user_id: str
+    accounts: tuple[str, ...] = ()
+    primary_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +195,8 @@ class Package:
     state: PackageState = "draft"
     locked: bool = False
     on_behalf_of: str | None = None
+    account: str | None = None
+    """The account (context identifier) the package belongs to; signers must be its members."""
     shared_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -231,22 +256,30 @@ def _said(state: str) -> str:
 # -- lifecycle --
 
 
-def register_package(existing: Package | None, caller: str, command: RegisterPackage, at: datetime) -> Decision:
-    """A new package in draft, owned by the caller."""
+def register_package(existing: Package | None, caller: Caller | str, command: RegisterPackage,
+                     at: datetime) -> Decision:
+    """A new package in draft, owned by the caller, in one of the caller's accounts."""
+    caller = caller if isinstance(caller, Caller) else Caller(caller)
     if existing is not None:
         raise StateConflict("A package with this id already exists", code="package_exists")
+    account = str(command.account) if command.account else caller.primary_account
+    if command.account is not None and str(command.account) not in caller.accounts:
+        raise InvalidSettings("account is not one of the caller's accounts", field="account", code="account_not_member")
     package = Package(
         package_id=command.package_id,
-        owner_id=caller,
+        owner_id=caller.user_id,
         name=command.name,
         workflow_type=command.workflow_type,
         documents=tuple(Document(d.document_id, d.name) for d in command.documents),
         recipients=tuple(
-            Recipient(order=r.order, email=r.email, name=r.name, role=r.role, mobile_number=r.mobile_number)
+            Recipient(order=r.order, email=r.email, name=r.name, role=r.role, mobile_number=r.mobile_number,
+                      signer_user_id=r.signer_user_id,
+                      signer_user_name=normalise_user_name(r.signer_user_name) if r.signer_user_name else None)
             for r in sorted(command.recipients, key=lambda r: r.order)
         ),
         registered_at=at,
         on_behalf_of=command.on_behalf_of,
+        account=account,
     )
     return Decision(package, (Change("package_registered"),))
 
@@ -358,10 +391,12 @@ def update_recipient_authentication(
     for recipient in targets:
         changed = recipient
         if body.authentication is not None:
-            changed = replace(changed, authentication=_signinghub_authentication(
+            changed = changed.with_authentication(_signinghub_authentication(
                 recipient.authentication, body.authentication, password_hash))
         if body.access_duration is not None:
             changed = replace(changed, access_window=access_window(body.access_duration))
+            if changed.authentication_version == recipient.authentication_version:
+                changed = changed.with_authentication(changed.authentication)
         package = package.with_recipient(changed)
         changes.append(Change("recipient_authentication_updated", recipient.order, _policy_details(
             changed, shape="signinghub", secret_changed=password_hash is not None and _has_secret(changed))))
@@ -463,7 +498,7 @@ def add_authentication(
         identity_verification=IdentityVerification(**verification.model_dump(by_alias=False)) if verification else None,
         on_behalf_of=body.on_behalf_of,
     )
-    changed = replace(signer, authentication=authentication)
+    changed = signer.with_authentication(authentication)
     return Decision(package.with_recipient(changed), (Change(
         "recipient_authentication_updated", signer.order,
         _policy_details(changed, shape="boldsign", secret_changed=method == "access_code")),))
@@ -472,7 +507,7 @@ def add_authentication(
 def remove_authentication(package: Package | None, caller: str, body: SignerReference) -> Decision:
     """The signer opens the document without authentication from now on."""
     package, signer = _boldsign_signer(package, caller, body)
-    changed = replace(signer, authentication=None)
+    changed = signer.with_authentication(None)
     return Decision(package.with_recipient(changed), (Change("recipient_authentication_removed", signer.order),))
 
 
@@ -482,7 +517,7 @@ def change_access_code(
     package, signer = _boldsign_signer(package, caller, body)
     if signer.authentication is None or not signer.authentication.uses_secret:
         raise StateConflict("The signer does not authenticate with an access code", code="not_access_code")
-    changed = replace(signer, authentication=replace(signer.authentication, secret_hash=access_code_hash))
+    changed = signer.with_authentication(replace(signer.authentication, secret_hash=access_code_hash))
     return Decision(package.with_recipient(changed), (Change(
         "recipient_authentication_updated", signer.order,
         _policy_details(changed, shape="boldsign", secret_changed=True)),))
@@ -513,7 +548,7 @@ def reset_recipient_authentication(
     authentication = current
     if method is not None or secret_hash is not None or mobile_number is not None:
         authentication = _reset_authentication(recipient, method, secret_hash, mobile_number)
-    changed = replace(recipient, authentication=authentication, failed_attempts=0, locked_out_at=None)
+    changed = recipient.with_authentication(authentication, failed_attempts=0, locked_out_at=None)
     details = {
         "was_locked": recipient.locked_out_at is not None,
         "failures_cleared": recipient.failed_attempts,
@@ -602,12 +637,14 @@ def secret_of(command: Command) -> Secret | None:
     return None
 
 
-def decide(command: Command, package: Package | None, caller: str, secret_hash: str | None) -> Decision:
+def decide(command: Command, package: Package | None, caller: str | Caller, secret_hash: str | None) -> Decision:
     """Apply one of `CHANGES` to the package as it is; ``secret_hash`` is the hash of `secret_of`."""
     at = command.occurred_at
+    if isinstance(command, RegisterPackage):
+        return register_package(package, caller, command, at)
+    if isinstance(caller, Caller):
+        caller = caller.user_id
     match command:
-        case RegisterPackage():
-            return register_package(package, caller, command, at)
         case ShareWorkflow():
             return share_workflow(package, caller, at)
         case LockWorkflow():
@@ -645,6 +682,17 @@ def readable_recipient(package: Package | None, caller: str, order: int) -> tupl
     """The owner may read a recipient's settings (without secrets)."""
     package = _owned(package, caller)
     return package, package.recipient(order)
+
+
+def invitable_recipient(package: Package | None, caller: str, order: int) -> tuple[Package, Recipient]:
+    """The owner may have a new invitation issued for a recipient of a package that is out (shared
+    and not finished), who has not yet signed or declined."""
+    package = _owned(package, caller)
+    _in_progress(package)
+    recipient = package.recipient(order)
+    if recipient.status in ("signed", "declined"):
+        raise StateConflict(f"The recipient has already {recipient.status}", code=f"recipient_already_{recipient.status}")
+    return package, recipient
 
 
 def readable_history(package: Package | None, caller: str) -> Package:

@@ -15,8 +15,9 @@ from typing import Any
 from libs.logging import get_logger
 from libs.messaging.outgoing import Outgoing
 from libs.service import Unit
+from libs.tokens import utc_now
 from services.workflow import domain, repository, views
-from services.workflow.callers import hash_secret, identify_caller
+from services.workflow.callers import caller_of, hash_secret, identify_caller, keys_of
 from services.workflow.domain import AuthenticationFact, Change, Decision, Package
 from services.workflow.read_ahead import PackagesAhead
 from services.workflow.repository import NewHistoryEntry
@@ -27,6 +28,8 @@ from signgate_contracts.workflow import (
     GetRecipientAuthentication,
     GetWorkflowHistory,
     HistoryEntry,
+    IssueRecipientInvitation,
+    ShareWorkflow,
     WorkflowHistoryListed,
 )
 
@@ -53,7 +56,7 @@ async def save(
     else:
         await repository.update_package(connection, before, decision.package)
     await repository.insert_history_entries(connection, package_id, history(message, actor, decision.changes))
-    return [Outgoing(WORKFLOW_EVENTS.name, package_id, event) for event in views.events(decision)]
+    return [Outgoing(WORKFLOW_EVENTS.name, package_id, event) for event in views.events(decision, keys_of(unit))]
 
 
 def history(message: Message, actor: str, changes: Sequence[Change]) -> list[NewHistoryEntry]:
@@ -71,12 +74,22 @@ def history(message: Message, actor: str, changes: Sequence[Change]) -> list[New
 
 
 async def change_package(command: Command, unit: Unit) -> list[Outgoing]:
-    """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the lock."""
-    caller = await identify_caller(command, unit)
+    """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the lock.
+    Sharing also answers the caller with every recipient's invitation."""
+    caller = await caller_of(command, unit)
     secret_hash = await hash_secret(unit, domain.secret_of(command))
     package_id: str = command.package_id  # type: ignore[attr-defined]
-    return await apply(command, package_id, caller, unit,
-                       lambda package: domain.decide(command, package, caller, secret_hash))
+    decisions: list[Decision] = []
+
+    def rule(package: Package | None) -> Decision:
+        decisions.append(domain.decide(command, package, caller, secret_hash))
+        return decisions[-1]
+
+    outgoing = await apply(command, package_id, caller.user_id, unit, rule)
+    if isinstance(command, ShareWorkflow):
+        issued = views.invitations_issued(decisions[-1].package, keys_of(unit), utc_now())
+        outgoing.append(Outgoing.answer(command, WORKFLOW_REPLIES.name, package_id, issued))
+    return outgoing
 
 
 # -- queries --
@@ -87,7 +100,19 @@ async def get_recipient_authentication(command: GetRecipientAuthentication, unit
     assert unit.connection is not None
     found = await repository.select_package(unit.connection, command.package_id)
     package, recipient = domain.readable_recipient(found, caller, command.order)
-    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, views.describe(package, recipient))]
+    described = views.describe(package, recipient, keys_of(unit))
+    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, described)]
+
+
+async def issue_recipient_invitation(command: IssueRecipientInvitation, unit: Unit) -> list[Outgoing]:
+    """A new invitation for one recipient, to the owner only."""
+    caller = await identify_caller(command, unit)
+    assert unit.connection is not None
+    found = await repository.select_package(unit.connection, command.package_id)
+    package, recipient = domain.invitable_recipient(found, caller, command.order)
+    issued = views.invitation_issued(package, recipient, keys_of(unit), utc_now())
+    log.info("recipient invitation issued", package_id=package.package_id, order=recipient.order)
+    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, issued)]
 
 
 async def get_workflow_history(command: GetWorkflowHistory, unit: Unit) -> list[Outgoing]:
@@ -164,5 +189,6 @@ HANDLERS: Mapping[type[Message], Callable[[Any, Unit], Any]] = {
     **dict.fromkeys(domain.CHANGES, change_package),
     GetRecipientAuthentication: get_recipient_authentication,
     GetWorkflowHistory: get_workflow_history,
+    IssueRecipientInvitation: issue_recipient_invitation,
     **dict.fromkeys(FACTS, record_authentication_fact),
 }

@@ -85,6 +85,7 @@ async def select_packages(
             state=row["state"],
             locked=row["locked"],
             on_behalf_of=row["on_behalf_of"],
+            account=row["account"],
             shared_at=row["shared_at"],
             finished_at=row["finished_at"],
         )
@@ -95,19 +96,20 @@ async def select_packages(
 async def insert_package(connection: asyncpg.Connection, package: Package) -> None:
     await connection.execute(
         "INSERT INTO packages (package_id, owner_id, name, workflow_type, state, locked, on_behalf_of,"
-        " documents, registered_at, shared_at, finished_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)",
+        " documents, registered_at, shared_at, finished_at, account)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12)",
         package.package_id, package.owner_id, package.name, package.workflow_type, package.state,
         package.locked, package.on_behalf_of,
         json.dumps([{"document_id": d.document_id, "name": d.name} for d in package.documents]),
-        package.registered_at, package.shared_at, package.finished_at,
+        package.registered_at, package.shared_at, package.finished_at, package.account,
     )
     await connection.executemany(
-        "INSERT INTO recipients (package_id, recipient_order, email, name, role, mobile_number, status,"
-        " received_at, signed_at, declined_at, authentication, access_window, failed_attempts, locked_out_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14)",
-        [(package.package_id, r.order, r.email, r.name, r.role, r.mobile_number, *_recipient_state(r))
-         for r in package.recipients],
+        "INSERT INTO recipients (package_id, recipient_order, email, name, role, mobile_number,"
+        " signer_user_id, signer_user_name, status, received_at, signed_at, declined_at, authentication,"
+        " access_window, failed_attempts, locked_out_at, authentication_version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15, $16, $17)",
+        [(package.package_id, r.order, r.email, r.name, r.role, r.mobile_number, r.signer_user_id,
+          r.signer_user_name, *_recipient_state(r)) for r in package.recipients],
     )
 
 
@@ -123,7 +125,8 @@ async def update_package(connection: asyncpg.Connection, before: Package, after:
     if changed:
         await connection.executemany(
             "UPDATE recipients SET status = $3, received_at = $4, signed_at = $5, declined_at = $6,"
-            " authentication = $7::jsonb, access_window = $8::jsonb, failed_attempts = $9, locked_out_at = $10"
+            " authentication = $7::jsonb, access_window = $8::jsonb, failed_attempts = $9, locked_out_at = $10,"
+            " authentication_version = $11"
             " WHERE package_id = $1 AND recipient_order = $2",
             [(after.package_id, r.order, *_recipient_state(r)) for r in changed],
         )
@@ -134,7 +137,7 @@ def _recipient_state(recipient: Recipient) -> tuple[Any, ...]:
         recipient.status, recipient.received_at, recipient.signed_at, recipient.declined_at,
         _dump_authentication(recipient.authentication),
         recipient.access_window.model_dump_json() if recipient.access_window else None,
-        recipient.failed_attempts, recipient.locked_out_at,
+        recipient.failed_attempts, recipient.locked_out_at, recipient.authentication_version,
     )
 
 
@@ -153,6 +156,9 @@ def _recipient(row: asyncpg.Record) -> Recipient:
         access_window=AccessWindow.model_validate_json(row["access_window"]) if row["access_window"] else None,
         failed_attempts=row["failed_attempts"],
         locked_out_at=row["locked_out_at"],
+        authentication_version=row["authentication_version"],
+        signer_user_id=row["signer_user_id"],
+        signer_user_name=row["signer_user_name"],
     )
 
 

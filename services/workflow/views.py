@@ -1,39 +1,45 @@
 """What the outside sees of a package: the events a decision publishes, and the query replies.
 
-Events carry each recipient's whole policy (a projection replaces what it had): the secret
-only as its peppered hash, the OTP destination in clear only inside the policy (the
-authentication service needs it to ask for a delivery), and masked everywhere else.
-Replies to the owner's queries carry no hash and no clear destination.
+Events carry each recipient's whole policy (a projection replaces what it had): the secret's
+peppered hash and the OTP destination only sealed to the authentication service (which needs
+them to check a password and to ask for a delivery), masked everywhere else; emails only as
+keyed digests. Replies to the owner's queries carry no hash and no clear destination; the
+owner's replies to sharing carry the recipients' invitations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from libs.masking import mask_email, mask_phone
+from services.workflow.callers import PublishingKeys
 from services.workflow.domain import Authentication, Change, Decision, Package, Recipient
 from signgate_contracts.envelope import Event
 from signgate_contracts.workflow import (
-    AuthenticationPolicy,
     Destination,
     DocumentSummary,
+    InvitationView,
     PackageRegistered,
     PublicAuthenticationPolicy,
     RecipientAuthenticationDescribed,
     RecipientAuthenticationRemoved,
-    RecipientAuthenticationReset,
-    RecipientAuthenticationUpdated,
+    RecipientAuthenticationResetV2,
+    RecipientAuthenticationUpdatedV2,
     RecipientDeclined,
+    RecipientInvitationIssued,
+    RecipientInvitationsIssued,
     RecipientReceived,
     RecipientSigned,
     RecipientSummary,
+    SealedAuthenticationPolicy,
     WorkflowCompleted,
     WorkflowDeclined,
     WorkflowLocked,
     WorkflowShared,
     WorkflowTerminated,
     WorkflowUnlocked,
-    email_digest,
+    sealed_policy_context,
 )
 
 
@@ -46,14 +52,21 @@ def destination(recipient: Recipient, authentication: Authentication) -> Destina
     return None
 
 
-def policy(recipient: Recipient) -> AuthenticationPolicy | None:
+def policy(package_id: str, recipient: Recipient, keys: PublishingKeys) -> SealedAuthenticationPolicy | None:
+    """The recipient's policy as the events topic carries it: what only the authentication service
+    may read sealed to it, bound to this recipient and authentication version."""
     authentication = recipient.authentication
     if authentication is None:
         return None
-    return AuthenticationPolicy(
+    where = destination(recipient, authentication)
+    secret = {"secret_hash": authentication.secret_hash, "destination": where.address if where else None}
+    context = sealed_policy_context(package_id, recipient.order, recipient.authentication_version)
+    return SealedAuthenticationPolicy(
         methods=list(authentication.methods),
-        secret_hash=authentication.secret_hash,
-        destination=destination(recipient, authentication),
+        secret_set=authentication.secret_hash is not None,
+        channel=where.channel if where else None,
+        destination_masked=where.masked if where else None,
+        sealed=keys.sealer.seal(context, secret) if authentication.secret_hash or where else None,
         retry_count=authentication.retry_count,
         frequency=authentication.frequency,
         identity_verification=authentication.identity_verification,
@@ -62,37 +75,59 @@ def policy(recipient: Recipient) -> AuthenticationPolicy | None:
 
 
 def public_policy(recipient: Recipient) -> PublicAuthenticationPolicy | None:
-    full = policy(recipient)
-    if full is None:
+    authentication = recipient.authentication
+    if authentication is None:
         return None
+    where = destination(recipient, authentication)
     return PublicAuthenticationPolicy(
-        methods=full.methods,
-        secret_set=full.secret_hash is not None,
-        destination_masked=full.destination.masked if full.destination else None,
-        retry_count=full.retry_count,
-        frequency=full.frequency,
-        identity_verification=full.identity_verification,
-        on_behalf_of=full.on_behalf_of,
+        methods=list(authentication.methods),
+        secret_set=authentication.secret_hash is not None,
+        destination_masked=where.masked if where else None,
+        retry_count=authentication.retry_count,
+        frequency=authentication.frequency,
+        identity_verification=authentication.identity_verification,
+        on_behalf_of=mask_email(authentication.on_behalf_of) if authentication.on_behalf_of else None,
     )
 
 
-def summary(recipient: Recipient) -> RecipientSummary:
+def summary(recipient: Recipient, keys: PublishingKeys) -> RecipientSummary:
     return RecipientSummary(
         order=recipient.order,
         name=recipient.name,
         role=recipient.role,
         email_masked=mask_email(recipient.email),
-        email_digest=email_digest(recipient.email),
+        email_digest=keys.digests.email(recipient.email),
         mobile_masked=mask_phone(recipient.mobile_number) if recipient.mobile_number else None,
         status=recipient.status,
+        signer_user_id=str(recipient.signer_user_id) if recipient.signer_user_id else None,
+        signer_user_name_digest=keys.digests.user_name(recipient.signer_user_name)
+        if recipient.signer_user_name else None,
     )
 
 
-def describe(package: Package, recipient: Recipient) -> RecipientAuthenticationDescribed:
+def invitation(package: Package, recipient: Recipient, keys: PublishingKeys, now: datetime) -> InvitationView:
+    token, issued = keys.invitations.issue(package.package_id, recipient.order, recipient.authentication_version, now)
+    return InvitationView(order=recipient.order, invitation=token, expires_at=issued.expires_at)
+
+
+def invitations_issued(package: Package, keys: PublishingKeys, now: datetime) -> RecipientInvitationsIssued:
+    """Every recipient's invitation, for the signing links of a package just shared."""
+    return RecipientInvitationsIssued(
+        package_id=package.package_id, invitations=[invitation(package, r, keys, now) for r in package.recipients])
+
+
+def invitation_issued(package: Package, recipient: Recipient, keys: PublishingKeys,
+                      now: datetime) -> RecipientInvitationIssued:
+    issued = invitation(package, recipient, keys, now)
+    return RecipientInvitationIssued(package_id=package.package_id, order=recipient.order,
+                                     invitation=issued.invitation, expires_at=issued.expires_at)
+
+
+def describe(package: Package, recipient: Recipient, keys: PublishingKeys) -> RecipientAuthenticationDescribed:
     return RecipientAuthenticationDescribed(
         package_id=package.package_id,
         order=recipient.order,
-        recipient=summary(recipient),
+        recipient=summary(recipient, keys),
         package_state=package.state,
         locked_workflow=package.locked,
         authentication=public_policy(recipient),
@@ -105,10 +140,10 @@ def describe(package: Package, recipient: Recipient) -> RecipientAuthenticationD
 
 # -- a decision's events --
 
-EventBuilder = Callable[[Package, Change], Event]
+EventBuilder = Callable[[Package, Change, PublishingKeys], Event]
 
 
-def _registered(package: Package, _change: Change) -> Event:
+def _registered(package: Package, _change: Change, keys: PublishingKeys) -> Event:
     return PackageRegistered(
         package_id=package.package_id,
         owner_id=package.owner_id,
@@ -116,19 +151,21 @@ def _registered(package: Package, _change: Change) -> Event:
         workflow_type=package.workflow_type,
         state=package.state,
         documents=[DocumentSummary(document_id=d.document_id, name=d.name) for d in package.documents],
-        recipients=[summary(r) for r in package.recipients],
+        recipients=[summary(r, keys) for r in package.recipients],
+        account=package.account,
     )
 
 
-def _policy_event(kind: type[RecipientAuthenticationUpdated] | type[RecipientAuthenticationReset]) -> EventBuilder:
-    def build(package: Package, change: Change) -> Event:
+def _policy_event(kind: type[RecipientAuthenticationUpdatedV2] | type[RecipientAuthenticationResetV2]) -> EventBuilder:
+    def build(package: Package, change: Change, keys: PublishingKeys) -> Event:
         assert change.order is not None
         recipient = package.recipient(change.order)
         return kind(
             package_id=package.package_id,
             order=recipient.order,
-            email_digest=email_digest(recipient.email),
-            authentication=policy(recipient),
+            email_digest=keys.digests.email(recipient.email),
+            authentication_version=recipient.authentication_version,
+            authentication=policy(package.package_id, recipient, keys),
             access_window=recipient.access_window,
         )
 
@@ -142,34 +179,34 @@ def _at(package: Package, change: Change, attribute: str):
 
 BUILDERS: Mapping[str, EventBuilder] = {
     "package_registered": _registered,
-    "workflow_shared": lambda p, c: WorkflowShared(
+    "workflow_shared": lambda p, c, k: WorkflowShared(
         package_id=p.package_id, workflow_type=p.workflow_type, shared_at=p.shared_at),
-    "workflow_locked": lambda p, c: WorkflowLocked(package_id=p.package_id),
-    "workflow_unlocked": lambda p, c: WorkflowUnlocked(package_id=p.package_id),
-    "workflow_completed": lambda p, c: WorkflowCompleted(package_id=p.package_id, completed_at=p.finished_at),
-    "workflow_declined": lambda p, c: WorkflowDeclined(
+    "workflow_locked": lambda p, c, k: WorkflowLocked(package_id=p.package_id),
+    "workflow_unlocked": lambda p, c, k: WorkflowUnlocked(package_id=p.package_id),
+    "workflow_completed": lambda p, c, k: WorkflowCompleted(package_id=p.package_id, completed_at=p.finished_at),
+    "workflow_declined": lambda p, c, k: WorkflowDeclined(
         package_id=p.package_id, order=c.order, declined_at=p.finished_at),
-    "workflow_terminated": lambda p, c: WorkflowTerminated(
+    "workflow_terminated": lambda p, c, k: WorkflowTerminated(
         package_id=p.package_id, terminated_at=p.finished_at, reason=c.details.get("reason")),
-    "recipient_received": lambda p, c: RecipientReceived(
+    "recipient_received": lambda p, c, k: RecipientReceived(
         package_id=p.package_id, order=c.order, received_at=_at(p, c, "received_at")),
-    "recipient_signed": lambda p, c: RecipientSigned(
+    "recipient_signed": lambda p, c, k: RecipientSigned(
         package_id=p.package_id, order=c.order, signed_at=_at(p, c, "signed_at")),
-    "recipient_declined": lambda p, c: RecipientDeclined(
+    "recipient_declined": lambda p, c, k: RecipientDeclined(
         package_id=p.package_id, order=c.order, declined_at=_at(p, c, "declined_at"),
         reason=c.details.get("reason")),
-    "recipient_authentication_updated": _policy_event(RecipientAuthenticationUpdated),
-    "recipient_authentication_reset": _policy_event(RecipientAuthenticationReset),
-    "recipient_authentication_removed": lambda p, c: RecipientAuthenticationRemoved(
-        package_id=p.package_id, order=c.order),
+    "recipient_authentication_updated": _policy_event(RecipientAuthenticationUpdatedV2),
+    "recipient_authentication_reset": _policy_event(RecipientAuthenticationResetV2),
+    "recipient_authentication_removed": lambda p, c, k: RecipientAuthenticationRemoved(
+        package_id=p.package_id, order=c.order, authentication_version=_at(p, c, "authentication_version")),
 }
 """Change action -> its event; changes not listed (facts from other services) publish none."""
 
 
-def events(decision: Decision) -> list[Event]:
+def events(decision: Decision, keys: PublishingKeys) -> list[Event]:
     """The events a decision publishes, in the order its changes happened."""
     return [
-        BUILDERS[change.action](decision.package, change)
+        BUILDERS[change.action](decision.package, change, keys)
         for change in decision.changes
         if change.action in BUILDERS
     ]

@@ -11,16 +11,24 @@ import json
 from collections.abc import Mapping
 
 from libs.dev_secrets import RECORD_WRITERS, SEALING_CONSUMERS
-from libs.sealing import generate_sealing_keys
-from libs.secrets import generate_pepper
+from libs.digests import Digests
 from libs.messaging.signatures import RecordSigner, generate_record_keys, signing_key_variable
+from libs.sealing import Opener, generate_sealing_keys, private_keys_variable
+from libs.secrets import generate_pepper
+from libs.tokens import generate_key_pair
 from signgate_contracts.topics import BY_NAME
 
 TEST_RECORD_KEYS = generate_record_keys((*RECORD_WRITERS, "ledger"))
 """Every test service's signing key and the public keys of all, as environment variables."""
 TEST_SEALING_KEYS = generate_sealing_keys(SEALING_CONSUMERS)
 """The sealing keys of the services values are sealed to, as environment variables."""
-TEST_DIGEST_KEY = {"SIGNGATE_DIGEST_KEY": generate_pepper()}
+_invitations = generate_key_pair()
+TEST_SHARED_KEYS = {
+    "SIGNGATE_DIGEST_KEY": generate_pepper(),
+    "SIGNGATE_INVITATION_PRIVATE_KEY": _invitations.private_key,
+    "SIGNGATE_INVITATION_PUBLIC_KEY": _invitations.public_key,
+}
+"""The identifier digest key and the invitation key pair, as environment variables."""
 
 
 def signing_key_of(service: str) -> str:
@@ -49,3 +57,12 @@ def as_writer(registry_topic: str, deployed_topic: str, key: bytes | None, value
     """The headers ``registry_topic``'s writer would give ``value`` (None for a command topic)."""
     writer = BY_NAME[registry_topic].writer
     return signed_headers(writer, deployed_topic, key, value, keys) if writer else None
+
+
+def authentication_opener() -> Opener:
+    """What the authentication service opens sealed values with, from the session's keys."""
+    return Opener(json.loads(TEST_SEALING_KEYS[private_keys_variable("authentication")]))
+
+
+def session_digests() -> Digests:
+    return Digests(TEST_SHARED_KEYS["SIGNGATE_DIGEST_KEY"])

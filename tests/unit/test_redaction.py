@@ -25,6 +25,7 @@ NOT_CREDENTIALS = {
     ("PasswordChanged", "must_change_password"), ("UserRegistered", "must_change_password"),
     ("UserRegistered", "password_set"), ("RegisterUser", "require_password_change"),
     ("PhoneNumber", "country_code"), ("PublicAuthenticationPolicy", "secret_set"),
+    ("SealedAuthenticationPolicy", "secret_set"),
     ("UserAuthenticated", "token_id"),  # names a token, is not one
     ("AuthenticationPolicy", "secret_hash"),  # a peppered argon2id hash; redacted by name all the same
 }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from libs.errors import Refusal
+from libs.sealing import SealedValueError
 from services.workflow import domain, views
+from services.workflow.app import WorkflowSettings
+from services.workflow.callers import PublishingKeys
 from services.workflow.domain import AuthenticationFact, Package
 from signgate_contracts.workflow import (
     AccessWindow,
@@ -17,12 +21,16 @@ from signgate_contracts.workflow import (
     RegisterPackage,
     SignerReference,
     SigningHubAuthenticationBody,
+    sealed_policy_context,
 )
+from tests.support.signing import authentication_opener
 from tests.support.workflow_seeds import BOLDSIGN_SAMPLES, BOLDSIGN_SIGNER, SIGNINGHUB_SAMPLE, body
 
 OWNER = "owner-1"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HASH = "$argon2id$hash-of-the-secret"
+KEYS = PublishingKeys.build(WorkflowSettings())
+AUTHENTICATION_OPENER = authentication_opener()
 
 
 def registered(*, workflow_type: str = "sequential", recipients: list[dict[str, Any]] | None = None,
@@ -227,7 +235,7 @@ def test_seed_sample_applies_to_all_keeping_passwords_and_setting_the_dates() ->
 
 def test_sms_otp_with_password_and_access_by_days() -> None:
     """Password and SMS OTP together, with access for some days after receipt."""
-    setting = {"enabled": True, "password": {"enabled": True, "user_password": "pw"},
+    setting = {"enabled": True, "password": {"enabled": True, "user_password": "pw-4821"},
                "sms_otp": {"enabled": True, "mobile_number": "00445566778899"}}
     duration = {"enabled": True, "duration_by_days": {"enabled": True, "duration": {"total_days": 4}}}
 
@@ -367,7 +375,7 @@ def test_remove_and_change_access_code() -> None:
     assert changed.recipient(2).authentication.secret_hash == "$argon2id$new"
     assert removed.recipient(2).authentication is None
     assert refusal(domain.change_access_code, removed, OWNER,
-                   ChangeAccessCodeBody.model_validate({"emailId": BOLDSIGN_SIGNER, "accessCode": "1"}),
+                   ChangeAccessCodeBody.model_validate({"emailId": BOLDSIGN_SIGNER, "accessCode": "193746"}),
                    "$h")[1] == "not_access_code"
 
 
@@ -399,19 +407,23 @@ def test_reset_clears_one_recipients_lockout_and_nothing_else() -> None:
 
 
 def test_reset_is_idempotent() -> None:
-    """Resetting twice leaves the recipient exactly as resetting once."""
+    """Resetting twice leaves the recipient as resetting once, but for the authentication version:
+    each reset invalidates the invitations issued before it."""
     package = locked_out(shared(registered()), 2)
 
     once = domain.reset_recipient_authentication(package, OWNER, 2).package
+    twice = domain.reset_recipient_authentication(once, OWNER, 2).package
 
-    assert domain.reset_recipient_authentication(once, OWNER, 2).package == once
+    assert replace(twice.recipient(2), authentication_version=0) == replace(once.recipient(2), authentication_version=0)
+    assert twice.recipient(2).authentication_version == once.recipient(2).authentication_version + 1
+    assert twice.recipient(1) == once.recipient(1)
 
 
 def test_reset_can_set_a_new_access_code_or_switch_method() -> None:
     """A reset may carry a new access code, or switch to SMS OTP with the mobile on record."""
     package = domain.add_authentication(
         shared(registered()), OWNER,
-        boldsign({"authenticationType": "AccessCode", "emailId": "first@example.com", "accessCode": "1"}),
+        boldsign({"authenticationType": "AccessCode", "emailId": "first@example.com", "accessCode": "193746"}),
         HASH).package
 
     recoded = domain.reset_recipient_authentication(package, OWNER, 1, secret_hash="$new").package
@@ -452,21 +464,27 @@ def test_authentication_facts_keep_failures_and_lock_and_clearing_undoes_them() 
     assert locked.recipient(1).locked_out_at == T0
     assert (cleared.package.recipient(1).failed_attempts, cleared.package.recipient(1).locked_out_at) == (0, None)
     assert cleared.changes[0].action == "recipient_authentication_cleared"
-    assert views.events(cleared) == []
+    assert views.events(cleared, KEYS) == []
 
 
-def test_events_carry_the_hash_and_destination_and_the_query_carries_neither() -> None:
-    """The policy event has the hash and the clear OTP destination; the owner's view masks both away."""
-    setting = {"enabled": True, "password": {"enabled": True, "user_password": "pw"},
+def test_events_seal_the_hash_and_destination_and_the_query_carries_neither() -> None:
+    """The policy event carries the hash and the OTP destination only sealed to the authentication
+    service, bound to the recipient and version; the owner's view masks both away."""
+    setting = {"enabled": True, "password": {"enabled": True, "user_password": "pw-4821"},
                "sms_otp": {"enabled": True, "mobile_number": "+445566778899"}}
     decision = domain.update_recipient_authentication(registered(), OWNER, 1, signinghub(authentication=setting), HASH)
 
-    [event] = views.events(decision)
-    described = views.describe(decision.package, decision.package.recipient(1))
+    [event] = views.events(decision, KEYS)
+    described = views.describe(decision.package, decision.package.recipient(1), KEYS)
 
-    assert event.authentication.secret_hash == HASH
-    assert event.authentication.destination.address == "+445566778899"
-    assert event.authentication.destination.masked == "+44******8899"
+    published = event.model_dump_json()
+    assert HASH not in published and "5566778899" not in published and "first@example.com" not in published
+    assert event.authentication.destination_masked == "+44******8899"
+    assert event.authentication_version == 1
+    opened = AUTHENTICATION_OPENER.open(sealed_policy_context("p-1", 1, 1), event.authentication.sealed)
+    assert opened == {"secret_hash": HASH, "destination": "+445566778899"}
+    with pytest.raises(SealedValueError):
+        AUTHENTICATION_OPENER.open(sealed_policy_context("p-1", 2, 1), event.authentication.sealed)
     public = described.model_dump_json()
     assert HASH not in public and "5566778899" not in public and "first@example.com" not in public
     assert described.authentication.secret_set is True
@@ -478,6 +496,6 @@ def test_every_workflow_change_has_an_event() -> None:
     package = domain.record_received(package, OWNER, 1, T0).package
     decision = domain.record_declined(package, OWNER, 1, T0, None)
 
-    assert [e.type for e in views.events(decision)] == ["workflow.recipient_declined", "workflow.workflow_declined"]
-    assert {e.package_id for e in views.events(decision)} == {"p-1"}
+    assert [e.type for e in views.events(decision, KEYS)] == ["workflow.recipient_declined", "workflow.workflow_declined"]
+    assert {e.package_id for e in views.events(decision, KEYS)} == {"p-1"}
     assert decision.package.state == "declined"
