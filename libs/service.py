@@ -162,6 +162,9 @@ class ServiceDefinition:
     """The service's package folder (holds ``migrations/``)."""
     read_ahead: Callable[[], ReadAhead] | None = None
     """Makes a lane's read-ahead: one query for what its records will look up one by one."""
+    http_routes: Callable[[Any], Sequence[tuple[str, Any]]] | None = None
+    """The service's own HTTP routes besides /health and /metrics: (path, ASGI handler) pairs, built
+    once from the service's settings (the authentication service's JWKS)."""
 
     @property
     def outcomes(self) -> dict[str, Topic]:
@@ -271,7 +274,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
     app = AsgiFastStream(
         broker,
-        asgi_routes=[("/health", health_endpoint(checks)), ("/metrics", metrics.asgi())],
+        asgi_routes=[("/health", health_endpoint(checks)), ("/metrics", metrics.asgi()),
+                     *(definition.http_routes(settings) if definition.http_routes else ())],
         asyncapi_path="/docs",
         on_startup=[open_resources],
         after_startup=[start_relay],

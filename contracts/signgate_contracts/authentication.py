@@ -4,7 +4,8 @@ A recipient is named by ``package_id`` and ``order`` (their place in the workflo
 where only an email is known, ``email`` names the recipient and must be unambiguous in the
 package. Every recipient command proves itself with the recipient's invitation or the
 owner's token (`libs.invitations`). Credentials issued here (document-access grants) go only to the caller's
-``reply_to`` (or ``signgate.authentication.replies``), never on the events topic.
+``reply_to`` (or ``signgate.authentication.replies``), never on the events topic; their revocations
+(`DocumentAccessRevoked`, by grant id) go on the events topic.
 """
 
 from __future__ import annotations
@@ -173,8 +174,34 @@ class DocumentAccessGranted(Event):
     package_id: str
     order: int
     grant: Secret = Field(description="Signed grant, scoped to this package and recipient.")
-    expires_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="The grant's exp: at most the grant lifetime, and at most the end of the "
+        "recipient's access window. Always set since grants are bounded.",
+    )
     frequency: Frequency
+    grant_id: str | None = Field(default=None, description="The grant's jti, as a revocation names it.")
+
+
+RevocationReason = Literal[
+    "recipient_signed", "recipient_declined", "authentication_changed", "authentication_reset",
+    "authentication_removed", "package_completed", "package_declined", "package_terminated",
+]
+
+
+class DocumentAccessRevoked(Event):
+    """A grant stopped being valid before its exp: the recipient signed or declined, their
+    authentication was changed, reset or removed, or the package ended. One event per grant;
+    it names the grant by its jti and never carries the grant itself. Verifiers refuse a grant
+    whose jti they have seen revoked (`signgate_client.GrantRevocations`)."""
+
+    type: Literal["authentication.document_access_revoked"] = "authentication.document_access_revoked"
+    jti: str = Field(description="The revoked grant's id (its jti claim).")
+    package_id: str
+    order: int
+    reason: RevocationReason
+    expires_at: AwareDatetime = Field(
+        description="The revoked grant's exp: after it (and a verifier's leeway) the revocation may be forgotten.",
+    )
 
 
 class RecipientAuthenticationStatus(Event):
@@ -203,6 +230,6 @@ COMMANDS: tuple[type[Command], ...] = (
 EVENTS: tuple[type[Event], ...] = (
     RecipientAuthenticated, RecipientAuthenticationFailed, RecipientLockedOut,
     RecipientAuthenticationCleared, DocumentOtpSent, SigningOtpSent, SignerAuthenticated,
-    SignerAuthenticationFailed, CommandRejected,
+    SignerAuthenticationFailed, DocumentAccessRevoked, CommandRejected,
 )
 REPLIES: tuple[type[Event], ...] = (DocumentAccessGranted, RecipientAuthenticationStatus)

@@ -5,7 +5,8 @@ user profiles and account states, and OTP dispatch's answers. Its settings are
 `AuthenticationSettings` (``SIGNGATE_AUTHENTICATION_*``), plus the secrets it shares:
 ``SIGNGATE_SECRET_PEPPER`` (access codes and passwords), ``SIGNGATE_OTP_PEPPER`` (OTP
 digests), ``SIGNGATE_TOKEN_PUBLIC_KEY`` (API users' tokens) and ``SIGNGATE_GRANT_PRIVATE_KEY``
-(the document-access grants it signs).
+(the document-access grants it signs). Besides ``/health`` and ``/metrics`` it serves the grant
+public keys at ``/.well-known/jwks.json`` (`jwks`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from faststream.asgi import AsgiFastStream
 
 from libs.accounts import ACCOUNT_STATE_HANDLERS
 from libs.service import ServiceDefinition, build_app
+from services.authentication.jwks import jwks_routes
 from services.authentication.projection import HANDLERS as PROJECTION_HANDLERS
 from services.authentication.read_ahead import RecipientsAhead
 from services.authentication.runtime import FOLDER, AuthenticationSettings
@@ -41,6 +43,7 @@ DEFINITION = ServiceDefinition(
     },
     folder=FOLDER,
     read_ahead=RecipientsAhead,  # a verification's recipient, read with its lane's others
+    http_routes=jwks_routes,
 )
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from libs.errors import BadRequest, Forbidden, NotFound, Refusal, Unauthorized
 from libs.invitations import Invitation
+from signgate_contracts.authentication import RevocationReason
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
@@ -27,6 +28,13 @@ NO_USER_AT_ORDER = "No user found at given order"
 RECIPIENT_LOCKED = "Too many failed attempts: the recipient is locked until the sender resets it"
 EVERY_ACCESS_GRANT = timedelta(minutes=15)
 """An EveryAccess grant opens the document once: it is short-lived and single-purpose."""
+GRANT_LIFETIME = timedelta(minutes=30)
+"""The longest any grant lasts (``SIGNGATE_GRANT_LIFETIME``): one sitting of reading and signing, as
+an API user's token (30 minutes). A viewer checks the grant when it opens the document; a
+recipient back after it has expired authenticates again."""
+REVOCATION_MARGIN = timedelta(minutes=5)
+"""A grant expired less than this long ago is still revoked: verifiers allow a little clock skew
+(`signgate_client.GrantVerifier`'s leeway, 30 seconds by default, must stay below it)."""
 
 
 class RecipientLocked(Refusal):
@@ -45,6 +53,12 @@ class InvitationNotValid(Unauthorized):
 
     def __init__(self) -> None:
         super().__init__("Request authorization denied")
+
+
+class AuthenticationChanged(Refusal):
+    """The recipient's authentication changed while they were authenticating: no grant on the old one."""
+
+    status, code = 409, "authentication_changed"
 
 
 class AuthenticationNotEnabled(BadRequest):
@@ -153,15 +167,68 @@ class FailureCount:
         return self.used >= self.retry_count
 
 
-def grant_expiry(policy: RecipientPolicy, now: datetime) -> datetime | None:
-    """How long a successful authentication lets the recipient in, by the frequency policy.
+def grant_expiry(policy: RecipientPolicy, now: datetime, lifetime: timedelta = GRANT_LIFETIME) -> datetime:
+    """When a grant issued ``now`` expires: never later than ``lifetime`` from now, nor than the end
+    of the recipient's access window.
 
-    EveryAccess: this opening only (a short grant). UntilSignCompleted: until the recipient
-    signs (the grant is revoked by the signature, bounded by the access window).
-    OncePerDocument: for the package's life, bounded by the access window.
+    EveryAccess: this opening only (a shorter grant still). UntilSignCompleted: until the recipient
+    signs (the signature revokes it). OncePerDocument: while the package lives (its end revokes it).
     """
-    closes = policy.window.closes_at(policy.received_at)
+    bounds = [now + lifetime]
     if policy.frequency == "EveryAccess":
-        short = now + EVERY_ACCESS_GRANT
-        return min(short, closes) if closes else short
-    return closes
+        bounds.append(now + EVERY_ACCESS_GRANT)
+    closes = policy.window.closes_at(policy.received_at)
+    if closes is not None:
+        bounds.append(closes)
+    return min(bounds)
+
+
+def grant_still_current(policy: RecipientPolicy, version: int | None, package_state: str | None) -> None:
+    """Whether a grant may still be issued on ``policy``, now that the recipient's row is locked: a
+    change, reset or removal of their authentication (a new ``version``) or the package's end that
+    committed meanwhile would otherwise revoke nothing, as the grant was not yet recorded."""
+    if version is None or package_state is None:
+        raise NotFound(NO_USER_AT_ORDER, code="recipient_not_found")
+    if package_state in TERMINAL_STATES:
+        raise Forbidden(f"The package is {package_state}", code="package_closed")
+    if version != policy.authentication_version:
+        raise AuthenticationChanged("The recipient's authentication changed meanwhile: authenticate again")
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """Which grants a workflow fact ends: the recipient's at ``order``, or (None) all of the package's."""
+
+    reason: RevocationReason
+    order: int | None
+
+    @property
+    def whole_package(self) -> bool:
+        return self.order is None
+
+
+RECIPIENT_REVOCATIONS: dict[str, RevocationReason] = {
+    "workflow.recipient_signed": "recipient_signed",
+    "workflow.recipient_declined": "recipient_declined",
+    "workflow.recipient_authentication_updated": "authentication_changed",
+    "workflow.recipient_authentication_updated_v2": "authentication_changed",
+    "workflow.recipient_authentication_reset": "authentication_reset",
+    "workflow.recipient_authentication_reset_v2": "authentication_reset",
+    "workflow.recipient_authentication_removed": "authentication_removed",
+}
+PACKAGE_REVOCATIONS: dict[str, RevocationReason] = {
+    "workflow.workflow_completed": "package_completed",
+    "workflow.workflow_declined": "package_declined",
+    "workflow.workflow_terminated": "package_terminated",
+}
+
+
+def revocation_for(event_type: str, order: int | None = None) -> Revocation | None:
+    """The grants a workflow fact of ``event_type`` (about the recipient at ``order``) revokes: a
+    recipient's when they sign or decline or their authentication changes, is reset or removed;
+    every recipient's when the package ends; none for any other fact."""
+    if event_type in PACKAGE_REVOCATIONS:
+        return Revocation(PACKAGE_REVOCATIONS[event_type], None)
+    if event_type in RECIPIENT_REVOCATIONS and order is not None:
+        return Revocation(RECIPIENT_REVOCATIONS[event_type], order)
+    return None

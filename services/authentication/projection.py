@@ -3,7 +3,10 @@
 The authentication service never reads another service's tables; it learns recipients'
 policies from ``signgate.workflow.events`` and users' mobile numbers from
 ``signgate.identity.events``. Each handler returns nothing to publish, except the reset,
-which clears the recipient's counters and lock and says so.
+which clears the recipient's counters and lock and says so, and the facts that revoke grants
+(`domain.revocation_for`): one ``authentication.document_access_revoked`` per grant they end.
+A replayed fact revokes nothing again: its event id was claimed with its effects, and a grant
+once revoked is not revoked twice.
 """
 
 from __future__ import annotations
@@ -11,11 +14,40 @@ from __future__ import annotations
 from libs.messaging.outgoing import Outgoing
 from libs.service import Unit
 from services.authentication import repository as db
+from services.authentication.domain import REVOCATION_MARGIN, revocation_for
 from services.authentication.runtime import runtime
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity, workflow
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
 from signgate_contracts.workflow import email_digest, sealed_policy_context
+
+
+async def revoked_grants(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+    """Revoke the grants ``event`` ends, and announce each: by its jti, never its text."""
+    revocation = revocation_for(event.type, getattr(event, "order", None))
+    if revocation is None:
+        return []
+    now = runtime(unit).now()
+    revoked = await db.update_grants_revoked(unit.connection, event.package_id, revocation.order,
+                                             revocation.reason, now, now - REVOCATION_MARGIN)
+    return [Outgoing(AUTHENTICATION_EVENTS.name, grant.package_id, auth.DocumentAccessRevoked(
+        jti=str(grant.jti), package_id=grant.package_id, order=grant.order, reason=revocation.reason,
+        expires_at=grant.expires_at, occurred_at=now,
+    )) for grant in revoked]
+
+
+def revoking(project):
+    """``project``, then the revocation of the grants its fact ends."""
+    async def handle(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+        return [*await project(event, unit), *await revoked_grants(event, unit)]
+
+    handle.__name__ = handle.__qualname__ = project.__name__
+    handle.__doc__ = project.__doc__
+    return handle
+
+
+async def recipient_declined(event: workflow.RecipientDeclined, unit: Unit) -> list[Outgoing]:
+    return []  # nothing to project: the recipient's grants end (`revoking`), and the package with them
 
 
 async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> list[Outgoing]:
@@ -118,18 +150,19 @@ async def user_profile(event: identity.UserRegistered | identity.UserProfileUpda
 HANDLERS = {
     workflow.PackageRegistered: package_registered,
     workflow.WorkflowShared: _package_state("in_progress"),
-    workflow.WorkflowCompleted: _package_state("completed"),
-    workflow.WorkflowDeclined: _package_state("declined"),
-    workflow.WorkflowTerminated: _package_state("terminated"),
+    workflow.WorkflowCompleted: revoking(_package_state("completed")),
+    workflow.WorkflowDeclined: revoking(_package_state("declined")),
+    workflow.WorkflowTerminated: revoking(_package_state("terminated")),
     workflow.WorkflowLocked: _workflow_lock(True),
     workflow.WorkflowUnlocked: _workflow_lock(False),
     workflow.RecipientReceived: recipient_received,
-    workflow.RecipientSigned: recipient_signed,
-    workflow.RecipientAuthenticationUpdated: recipient_authentication_updated,
-    workflow.RecipientAuthenticationRemoved: recipient_authentication_removed,
-    workflow.RecipientAuthenticationReset: recipient_authentication_reset,
-    workflow.RecipientAuthenticationUpdatedV2: recipient_policy,
-    workflow.RecipientAuthenticationResetV2: recipient_authentication_reset,
+    workflow.RecipientSigned: revoking(recipient_signed),
+    workflow.RecipientDeclined: revoking(recipient_declined),
+    workflow.RecipientAuthenticationUpdated: revoking(recipient_authentication_updated),
+    workflow.RecipientAuthenticationRemoved: revoking(recipient_authentication_removed),
+    workflow.RecipientAuthenticationReset: revoking(recipient_authentication_reset),
+    workflow.RecipientAuthenticationUpdatedV2: revoking(recipient_policy),
+    workflow.RecipientAuthenticationResetV2: revoking(recipient_authentication_reset),
     identity.UserRegistered: user_profile,
     identity.UserProfileUpdated: user_profile,
 }

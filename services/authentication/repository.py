@@ -235,3 +235,55 @@ async def insert_otp_request(connection: asyncpg.Connection, request_id: UUID, p
 async def select_otp_request(connection: asyncpg.Connection, request_id: UUID) -> dict[str, Any] | None:
     row = await connection.fetchrow("SELECT * FROM otp_requests WHERE request_id = $1", request_id)
     return dict(row) if row else None
+
+
+@dataclass(frozen=True)
+class RevokedGrant:
+    jti: UUID
+    package_id: str
+    order: int
+    expires_at: datetime
+
+
+async def select_recipient_for_grant(connection: asyncpg.Connection, package_id: str,
+                                     order: int) -> tuple[int, str] | None:
+    """The recipient's authentication version and package state as committed now, their rows locked
+    (shared) until the transaction ends: a revocation of the recipient or the package waits for the
+    grant to be recorded, and a change committed first is seen here."""
+    row = await connection.fetchrow(
+        """SELECT r.authentication_version, p.state FROM recipients r JOIN packages p USING (package_id)
+           WHERE r.package_id = $1 AND r."order" = $2 FOR SHARE OF r, p""",
+        package_id, order,
+    )
+    return (row["authentication_version"], row["state"]) if row else None
+
+
+async def insert_issued_grant(connection: asyncpg.Connection, jti: str, package_id: str, order: int,
+                              issued_at: datetime, expires_at: datetime) -> None:
+    await connection.execute(
+        """INSERT INTO issued_grants (jti, package_id, "order", issued_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        UUID(jti), package_id, order, issued_at, expires_at,
+    )
+
+
+async def update_grants_revoked(connection: asyncpg.Connection, package_id: str, order: int | None,
+                                reason: str, now: datetime, expired_since: datetime) -> list[RevokedGrant]:
+    """Revoke the recipient's (``order`` None: every recipient's of the package) grants not yet
+    revoked that expire after ``expired_since``; returns them, oldest first. The recipients' rows
+    (or the package's) are locked first, so a grant being issued meanwhile is recorded before, and
+    revoked here, or sees what revokes it."""
+    if order is None:
+        await connection.execute("SELECT 1 FROM packages WHERE package_id = $1 FOR UPDATE", package_id)
+    else:
+        await connection.execute(
+            'SELECT 1 FROM recipients WHERE package_id = $1 AND "order" = $2 FOR UPDATE', package_id, order)
+    rows = await connection.fetch(
+        """UPDATE issued_grants SET revoked_at = $4, revocation_reason = $3
+           WHERE package_id = $1 AND ($2::int IS NULL OR "order" = $2) AND revoked_at IS NULL
+                 AND expires_at > $5
+           RETURNING jti, package_id, "order", issued_at, expires_at""",
+        package_id, order, reason, now, expired_since,
+    )
+    ordered = sorted(rows, key=lambda row: (row["issued_at"], row["order"], row["jti"]))
+    return [RevokedGrant(row["jti"], row["package_id"], row["order"], row["expires_at"]) for row in ordered]

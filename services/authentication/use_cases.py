@@ -22,6 +22,7 @@ from services.authentication.domain import (
     admit_invitation,
     check_attempt,
     grant_expiry,
+    grant_still_current,
 )
 from services.authentication.read_ahead import RecipientsAhead
 from services.authentication.runtime import AuthenticationRuntime, runtime
@@ -88,17 +89,32 @@ async def authenticated(command: Command, unit: Unit, policy: RecipientPolicy, m
         satisfied = {method}
     else:
         satisfied = await services.failures.satisfy(policy.package_id, policy.order, method)
-    expires_at = grant_expiry(policy, now)
-    outgoing = [event(auth.RecipientAuthenticated(
-        package_id=policy.package_id, order=policy.order, method=method, access_until=expires_at,
-    ), policy.package_id)]
-    if satisfied.issuperset(policy.methods):
-        grant = services.grants.sign(policy.package_id, policy.order, now, expires_at)
-        outgoing.append(Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, auth.DocumentAccessGranted(
-            package_id=policy.package_id, order=policy.order, grant=grant, expires_at=expires_at,
-            frequency=policy.frequency,
-        )))
-    return outgoing
+    expires_at = grant_expiry(policy, now, services.grants.lifetime)
+    if not satisfied.issuperset(policy.methods):
+        return [event(auth.RecipientAuthenticated(
+            package_id=policy.package_id, order=policy.order, method=method, access_until=expires_at,
+        ), policy.package_id)]
+    return await grant_access(command, unit, policy, method, now, expires_at)
+
+
+async def grant_access(command: Command, unit: Unit, policy: RecipientPolicy, method: str, now: datetime,
+                       expires_at: datetime) -> list[Outgoing]:
+    """Sign a grant and record it (to revoke it later) with the reply that carries it and the event
+    that announces the authentication, in the command's transaction."""
+    current = await db.select_recipient_for_grant(unit.connection, policy.package_id, policy.order)
+    grant_still_current(policy, *(current or (None, None)))
+    grant = runtime(unit).grants.sign(policy.package_id, policy.order, now, expires_at)
+    await db.insert_issued_grant(unit.connection, grant.grant_id, policy.package_id, policy.order,
+                                 grant.issued_at, grant.expires_at)
+    return [
+        event(auth.RecipientAuthenticated(
+            package_id=policy.package_id, order=policy.order, method=method, access_until=grant.expires_at,
+        ), policy.package_id),
+        Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, auth.DocumentAccessGranted(
+            package_id=policy.package_id, order=policy.order, grant=grant.token, expires_at=grant.expires_at,
+            frequency=policy.frequency, grant_id=grant.grant_id,
+        )),
+    ]
 
 
 async def failed(unit: Unit, policy: RecipientPolicy, method: str, reason: str, used: int,
