@@ -1,9 +1,27 @@
-"""signgate's Python client: publish a command, get its outcome (and any reply) back as typed models."""
+"""signgate's Python client: publish a command, get its outcome (and any reply) back as typed models;
+and verify document-access grants locally (`signgate_client.grants`, the ``verify`` extra)."""
+
+from typing import Any
 
 from signgate_client.client import Outcome, OutcomeTimeout, Rejected, SignGateClient
 from signgate_client.routing import Answer, Route, command_types, parse_command, route
 
+_GRANT_NAMES = frozenset({
+    "GrantError", "GrantExpired", "GrantInvalid", "GrantNotForThis", "GrantNotYetValid", "GrantRevocations",
+    "GrantRevoked", "GrantVerifier", "UnknownGrantKey", "VerifiedGrant", "fetch_grant_keys",
+})
+
 __all__ = [
     "Answer", "Outcome", "OutcomeTimeout", "Rejected", "Route", "SignGateClient", "command_types",
-    "parse_command", "route",
+    "parse_command", "route", *sorted(_GRANT_NAMES),
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The grant verifier's names, imported on first use: they need PyJWT and cryptography, which
+    a client that only sends commands does without."""
+    if name in _GRANT_NAMES:
+        from signgate_client import grants
+
+        return getattr(grants, name)
+    raise AttributeError(f"module 'signgate_client' has no attribute {name!r}")

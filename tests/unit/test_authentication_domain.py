@@ -10,6 +10,7 @@ import pytest
 from libs.errors import NotFound
 from services.authentication.domain import (
     ACCESS_PERIOD_ENDED,
+    GRANT_LIFETIME,
     OTP_METHODS,
     SECRET_METHODS,
     AccessPeriodClosed,
@@ -98,8 +99,19 @@ def test_every_access_grants_this_opening_only() -> None:
     assert grant_expiry(closing, NOW) == NOW + timedelta(minutes=5)
 
 
-def test_once_per_document_lasts_the_window() -> None:
-    """OncePerDocument lasts as long as the package may be accessed (unbounded without a window)."""
-    assert grant_expiry(replace(POLICY, frequency="OncePerDocument"), NOW) is None
-    by_days = replace(POLICY, frequency="OncePerDocument", window=AccessWindow(days=2), received_at=NOW)
-    assert grant_expiry(by_days, NOW) == NOW + timedelta(days=2)
+@pytest.mark.parametrize("frequency", ["OncePerDocument", "UntilSignCompleted"])
+def test_a_grant_without_an_access_window_still_expires_after_the_lifetime(frequency: str) -> None:
+    """OncePerDocument and UntilSignCompleted without a window expire after the grant lifetime (30
+    minutes by default, or the setting's), not never."""
+    assert grant_expiry(replace(POLICY, frequency=frequency), NOW) == NOW + GRANT_LIFETIME
+    assert grant_expiry(replace(POLICY, frequency=frequency), NOW, timedelta(minutes=10)) == NOW + timedelta(minutes=10)
+
+
+def test_a_grant_ends_with_the_access_window_when_it_closes_first() -> None:
+    """A window closing before the lifetime ends bounds the grant: by date, or by days after receipt."""
+    by_date = replace(POLICY, window=AccessWindow(end=NOW + timedelta(minutes=7)))
+    assert grant_expiry(by_date, NOW) == NOW + timedelta(minutes=7)
+    by_days = replace(POLICY, window=AccessWindow(days=2), received_at=NOW - timedelta(days=2, minutes=-3))
+    assert grant_expiry(by_days, NOW) == NOW + timedelta(minutes=3)
+    long_window = replace(POLICY, window=AccessWindow(days=2), received_at=NOW)
+    assert grant_expiry(long_window, NOW) == NOW + GRANT_LIFETIME
