@@ -27,6 +27,7 @@ NOT_CREDENTIALS = {
     ("PhoneNumber", "country_code"), ("PublicAuthenticationPolicy", "secret_set"),
     ("SealedAuthenticationPolicy", "secret_set"),
     ("UserAuthenticated", "token_id"),  # names a token, is not one
+    ("DocumentAccessGranted", "grant_id"),  # the grant's jti, as its revocation names it; not the grant
     ("AuthenticationPolicy", "secret_hash"),  # a peppered argon2id hash; redacted by name all the same
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
