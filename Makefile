@@ -12,7 +12,8 @@ help:
 	@echo "make test-unit | test-contract | test-integration | test-e2e"
 	@echo "make demo         against a running \`make run\`: lock a signer out, unlock them, print the history"
 	@echo "make schemas      re-export the JSON Schemas of every message into contracts/"
-	@echo "make docs         regenerate docs/: AsyncAPI (YAML, HTML), message catalogue, settings reference"
+	@echo "make docs         regenerate docs/: AsyncAPI (YAML, HTML), message catalogue, settings reference;"
+	@echo "                  and .signgate/jwks.json, the grant keys of the make run stack, if it has made them"
 	@echo "make clean        remove the virtual environment and local data"
 
 $(STAMP): pyproject.toml contracts/pyproject.toml
@@ -45,8 +46,11 @@ test-e2e: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m signgate_contracts.schemas
 
+# The JWKS is per deployment (its keys are), so it is not in docs/: the development stack's goes beside
+# its secrets; a deployment prints its own with `python -m services.authentication.jwks`.
 docs: $(STAMP)
 	$(BIN)/python -m libs.docs docs
+	$(BIN)/python -m services.authentication.jwks --development --output .signgate/jwks.json
 
 clean:
 	rm -rf $(VENV) .signgate
