@@ -34,8 +34,11 @@ def jwks_text(settings: GrantSettings) -> str:
 
 
 def jwks_routes(settings) -> list[tuple[str, object]]:
-    """The service's ``/.well-known/jwks.json``, its body made once from ``settings.grants``."""
-    body = json.dumps(GrantSigner(settings.grants).jwks()).encode()
+    """The service's ``/.well-known/jwks.json``, its body made once from ``settings.grants`` (the
+    settings the use cases sign with; a tool building the app from bare service settings gets the
+    keys of the environment's grant settings)."""
+    grants = getattr(settings, "grants", None) or GrantSettings()
+    body = json.dumps(GrantSigner(grants).jwks()).encode()
 
     @get(description="The public keys of document-access grants (JWKS: OKP Ed25519, EdDSA).")
     async def jwks(scope: object) -> AsgiResponse:

@@ -160,4 +160,5 @@ def test_a_service_serves_the_document_of_its_topics(definition) -> None:
         {channel["address"] for channel in document.to_specification().to_jsonable()["channels"].values()}
         for document in (served, mine)
     ]
-    assert addresses[0] - {"/health"} == addresses[1] and addresses[1]  # plus the HTTP health route
+    http_routes = {"/health", *(path for path, _ in (definition.http_routes(ServiceSettings()) if definition.http_routes else ()))}
+    assert addresses[0] - http_routes == addresses[1] and addresses[1]  # plus the HTTP routes (health, JWKS)
