@@ -45,8 +45,11 @@ ISSUER = "signgate-authentication"
 AUDIENCE = "signgate-viewer"
 SCOPE = "doc:open"
 DEFAULT_LEEWAY = timedelta(seconds=30)
-"""Clock skew tolerated between signgate and the viewer. The service revokes grants that expired
-up to 5 minutes ago, so a leeway below that never lets a revoked grant through."""
+"""Clock skew tolerated between signgate and the viewer by default."""
+MAX_LEEWAY = timedelta(minutes=2)
+"""The most skew a verifier may tolerate: revocations are kept this long past their grant's exp,
+and the service still revokes grants that expired up to 5 minutes ago, so no leeway allowed lets
+a revoked grant through."""
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "pkg", "ord", "scope")
 Clock = Callable[[], datetime]
 
@@ -110,12 +113,11 @@ class VerifiedGrant:
 
 
 class GrantRevocations:
-    """Ids of revoked grants, each kept until its grant expires (plus the leeway)."""
+    """Ids of revoked grants, each kept until its grant has expired beyond any verifier's leeway."""
 
-    def __init__(self, *, clock: Clock = utc_now, leeway: timedelta = DEFAULT_LEEWAY) -> None:
+    def __init__(self, *, clock: Clock = utc_now) -> None:
         self._revoked: dict[str, datetime] = {}
         self._clock = clock
-        self._leeway = leeway
         self.caught_up = asyncio.Event()
         """Set by `follow` once it has read every revocation published before it started."""
 
@@ -150,7 +152,7 @@ class GrantRevocations:
 
     def forget_expired(self) -> int:
         """Drop revocations of grants that no verifier accepts any more anyway; returns how many."""
-        horizon = self._clock() - self._leeway
+        horizon = self._clock() - MAX_LEEWAY
         expired = [jti for jti, expires_at in self._revoked.items() if expires_at < horizon]
         for jti in expired:
             del self._revoked[jti]
@@ -205,6 +207,8 @@ class GrantVerifier:
                  clock: Clock = utc_now) -> None:
         if not keys:
             raise KeySetError("a grant verifier needs at least one public key")
+        if not timedelta(0) <= leeway <= MAX_LEEWAY:
+            raise ValueError(f"the leeway is between 0 and {MAX_LEEWAY}: longer would outlast revocations")
         self.keys = keys
         """Replace after fetching the JWKS again (a rotation); `UnknownGrantKey` says when."""
         self.issuer = issuer

@@ -90,7 +90,8 @@ class RecipientAuthenticated(Event):
     order: int
     method: Method
     access_until: AwareDatetime | None = Field(
-        default=None, description="When the access grant ends; None while the package lives."
+        default=None, description="When the access grant ends (its exp: at most the grant lifetime, and "
+        "at most the access window's end); revocation may end it sooner.",
     )
 
 

@@ -34,7 +34,7 @@ an API user's token (30 minutes). A viewer checks the grant when it opens the do
 recipient back after it has expired authenticates again."""
 REVOCATION_MARGIN = timedelta(minutes=5)
 """A grant expired less than this long ago is still revoked: verifiers allow a little clock skew
-(`signgate_client.GrantVerifier`'s leeway, 30 seconds by default, must stay below it)."""
+(`signgate_client.GrantVerifier`'s leeway: 30 seconds by default, 2 minutes at most)."""
 
 
 class RecipientLocked(Refusal):

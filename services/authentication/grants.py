@@ -32,11 +32,8 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.authentication.domain import GRANT_LIFETIME
+from signgate_client.grants import AUDIENCE, ISSUER, SCOPE  # what verifiers expect by default
 from signgate_client.jwks import ALGORITHM, GrantKeys, public_key_from_pem, thumbprint
-
-SCOPE = "doc:open"
-AUDIENCE = "signgate-viewer"
-ISSUER = "signgate-authentication"
 
 
 class GrantKeyError(ValueError):

@@ -158,6 +158,12 @@ def test_an_expired_grant_is_refused_after_the_leeway_only() -> None:
         verifier_of(by, at=NOW + timedelta(minutes=5, seconds=31)).verify(token)
 
 
+def test_a_leeway_longer_than_revocations_are_kept_is_refused() -> None:
+    """A verifier cannot be set to accept grants long expired, which revocations no longer name."""
+    with pytest.raises(ValueError, match="leeway"):
+        verifier_of(signer(), leeway=timedelta(minutes=3))
+
+
 def test_a_grant_from_the_future_is_refused() -> None:
     """A grant issued further ahead than the leeway (a skewed or forged clock) is not valid yet."""
     by = signer()
@@ -283,14 +289,15 @@ def test_revocations_ignore_every_other_record_of_the_topic() -> None:
 
 
 def test_revocations_are_forgotten_once_their_grant_has_expired() -> None:
-    """A revocation is kept while its grant could still verify (exp plus leeway), then dropped."""
+    """A revocation is kept while its grant could still verify (exp plus the longest leeway a
+    verifier may allow, 2 minutes), then dropped."""
     now = [NOW]
     revocations = GrantRevocations(clock=lambda: now[0])
     revocations.add(revocation("a", expires_at=NOW + timedelta(minutes=1)))
     revocations.add(revocation("b", expires_at=NOW + timedelta(minutes=30)))
-    now[0] = NOW + timedelta(minutes=1, seconds=29)
+    now[0] = NOW + timedelta(minutes=2, seconds=59)
     assert revocations.forget_expired() == 0
-    now[0] = NOW + timedelta(minutes=1, seconds=31)
+    now[0] = NOW + timedelta(minutes=3, seconds=1)
     assert revocations.forget_expired() == 1
     assert "a" not in revocations and "b" in revocations
 
