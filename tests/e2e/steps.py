@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from libs.tokens import TokenSettings
@@ -11,6 +12,7 @@ from services.identity.admin_token import operator_token
 from signgate_contracts import Command, encode
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
+from signgate_contracts.envelope import Secret
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.e2e.conftest import System
 from tests.support.kafka import correlated, producer
@@ -62,10 +64,35 @@ async def authentication(system: System, command: Command, **kwargs: Any) -> dic
     return await send(system, "signgate.authentication.commands", command, key=command.package_id, **kwargs)
 
 
+@dataclass(frozen=True)
+class SharedPackage:
+    """A shared package and what the signing platform got back when it shared it: each recipient's
+    invitation, to put in their signing link."""
+
+    package_id: str
+    invitations: dict[int, Secret]
+
+
+async def invitations_of(system: System, share: wf.ShareWorkflow) -> dict[int, Secret]:
+    """Share a package; the invitations the workflow answers with, by order."""
+    reply = await send(system, "signgate.workflow.commands", share, answer_on="signgate.workflow.replies",
+                       key=share.package_id)
+    assert reply["type"] == "workflow.recipient_invitations_issued", reply
+    return {item["order"]: Secret(item["invitation"]) for item in reply["invitations"]}
+
+
+async def new_invitation(system: System, package_id: str, order: int, token: str) -> Secret:
+    """The owner asks for a new invitation for one recipient (after a reset, say)."""
+    reply = await send(system, "signgate.workflow.commands", wf.IssueRecipientInvitation(
+        package_id=package_id, order=order, access_token=token), answer_on="signgate.workflow.replies", key=package_id)
+    assert reply["type"] == "workflow.recipient_invitation_issued", reply
+    return Secret(reply["invitation"])
+
+
 async def shared_package(system: System, token: str, recipients: list[wf.RecipientSpec],
-                         *settings: dict[str, Any]) -> str:
-    """Register a package, apply each authentication command (as JSON bodies), share it, and wait
-    until the authentication service has projected it."""
+                         *settings: dict[str, Any]) -> SharedPackage:
+    """Register a package, apply each authentication command (as JSON bodies), share it (keeping the
+    invitations it answers with), and wait until the authentication service has projected it."""
     package_id = f"pkg-{uuid.uuid4().hex[:8]}"
     await workflow(system, wf.RegisterPackage(
         package_id=package_id, name="Lease", access_token=token, recipients=recipients,
@@ -75,13 +102,13 @@ async def shared_package(system: System, token: str, recipients: list[wf.Recipie
         command = {"package_id": package_id, "access_token": token, **setting}
         model = wf.UpdateRecipientAuthentication if "order" in setting else wf.AddAuthentication
         await workflow(system, model.model_validate(command))
-    await workflow(system, wf.ShareWorkflow(package_id=package_id, access_token=token))
+    invitations = await invitations_of(system, wf.ShareWorkflow(package_id=package_id, access_token=token))
     pool = system.services["authentication"].resources.pool
     await until(lambda: pool.fetchval(
         "SELECT count(*) = $2 FROM recipients r JOIN packages p USING (package_id)"
         " WHERE package_id = $1 AND methods <> '{}' AND p.state = 'in_progress'", package_id, len(settings)),
         what="the authentication service's projection of the package")
-    return package_id
+    return SharedPackage(package_id, invitations)
 
 
 def latest_sms_code(system: System, destination: str) -> str:

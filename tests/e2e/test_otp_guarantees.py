@@ -12,7 +12,13 @@ from signgate_contracts import authentication as auth
 from signgate_contracts import encode
 from signgate_contracts import workflow as wf
 from tests.e2e.conftest import System
-from tests.e2e.steps import authentication, latest_sms_code, owner_token, shared_package
+from tests.e2e.steps import (
+    SharedPackage,
+    authentication,
+    latest_sms_code,
+    owner_token,
+    shared_package,
+)
 from tests.support.kafka import producer
 from tests.support.otp_servers import code_in
 
@@ -25,14 +31,14 @@ async def token(system: System) -> str:
     return await owner_token(system)
 
 
-async def email_otp_package(system: System, token: str, retry_count: int = 3) -> str:
+async def email_otp_package(system: System, token: str, retry_count: int = 3) -> SharedPackage:
     return await shared_package(
         system, token, [wf.RecipientSpec(order=1, email=CAROL, name="Carol")],
         {"body": {"authenticationType": "EmailOTP", "emailId": CAROL, "authenticationRetryCount": retry_count}},
     )
 
 
-async def sms_otp_package(system: System, token: str) -> str:
+async def sms_otp_package(system: System, token: str) -> SharedPackage:
     return await shared_package(
         system, token, [wf.RecipientSpec(order=1, email="dave@example.com", name="Dave", mobile_number=DAVE_MOBILE)],
         {"body": {"authenticationType": "SMSOTP", "emailId": "dave@example.com",
@@ -42,7 +48,8 @@ async def sms_otp_package(system: System, token: str) -> str:
 
 async def test_email_otp_is_delivered_by_smtp_and_verified(system: System, token: str) -> None:
     """An EmailOTP recipient receives the code through a real SMTP server and opens with it."""
-    package_id = await email_otp_package(system, token)
+    shared = await email_otp_package(system, token)
+    package_id, holder = shared.package_id, shared.invitations[1]
     before = len(system.smtp.to(CAROL))
 
     sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, email=CAROL))
@@ -57,26 +64,28 @@ async def test_email_otp_is_delivered_by_smtp_and_verified(system: System, token
 
 async def test_a_code_ten_minutes_and_a_second_old_is_refused(system: System, token: str) -> None:
     """A code submitted 10 minutes and 1 second after it was issued does not open the document."""
-    package_id = await sms_otp_package(system, token)
-    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=1))
+    shared = await sms_otp_package(system, token)
+    package_id, holder = shared.package_id, shared.invitations[1]
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=holder))
     code = latest_sms_code(system, DAVE_MOBILE)
     system.clock.advance(timedelta(minutes=10, seconds=1))
 
-    late = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=1, code=code))
+    late = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, invitation=holder, code=code))
 
     assert (late["type"], late["reason"]) == ("authentication.recipient_authentication_failed", "expired_code")
 
 
 async def test_a_redis_loss_makes_pending_codes_fail_closed(system: System, token: str) -> None:
     """After Redis forgets everything, a code sent before no longer opens the document."""
-    package_id = await sms_otp_package(system, token)
-    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=1))
+    shared = await sms_otp_package(system, token)
+    package_id, holder = shared.package_id, shared.invitations[1]
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=holder))
     code = latest_sms_code(system, DAVE_MOBILE)
     redis = system.services["authentication"].resources.redis
     assert redis is not None
     await redis.flushdb()
 
-    after = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=1, code=code))
+    after = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, invitation=holder, code=code))
 
     assert (after["type"], after["reason"]) == ("authentication.recipient_authentication_failed", "no_pending_code")
 
@@ -84,9 +93,10 @@ async def test_a_redis_loss_makes_pending_codes_fail_closed(system: System, toke
 async def test_a_hundred_concurrent_wrong_codes_count_exactly_the_retry_count(system: System, token: str) -> None:
     """100 wrong codes sent at once to a recipient allowed 3 attempts: two failures, one lockout,
     and 97 refusals — never a fourth counted attempt."""
-    package_id = await email_otp_package(system, token, retry_count=3)
-    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=1))
-    guesses = [auth.VerifyDocumentOtp(package_id=package_id, order=1, code=f"{n:06d}") for n in range(100)]
+    shared = await email_otp_package(system, token, retry_count=3)
+    package_id, holder = shared.package_id, shared.invitations[1]
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=holder))
+    guesses = [auth.VerifyDocumentOtp(package_id=package_id, invitation=holder, code=f"{n:06d}") for n in range(100)]
     topic = system.connections.topic("signgate.authentication.commands")
     async with producer(system.connections.kafka_bootstrap) as client:
         sent = [await client.send(topic, encode(g), key=package_id.encode()) for g in guesses]

@@ -14,8 +14,10 @@ from signgate_contracts.topics import BY_NAME
 from tests.e2e.conftest import System
 from tests.e2e.steps import (
     OWNER_PASSWORD,
+    SharedPackage,
     authentication,
     latest_sms_code,
+    new_invitation,
     owner_token,
     send,
     shared_package,
@@ -29,11 +31,13 @@ ACCESS_CODE = "Acme-7391-Code"
 BOB_MOBILE = "+447700900123"
 
 
-async def alice_as_seen(system: System, package_id: str, token: str) -> tuple[dict, dict, list]:
+async def alice_as_seen(system: System, shared: SharedPackage, token: str) -> tuple[dict, dict, list]:
     """Recipient 1 as both services see her: settings and status, authentication status, history."""
+    package_id = shared.package_id
     described = await send(system, "signgate.workflow.commands", wf.GetRecipientAuthentication(
         package_id=package_id, order=1, access_token=token), answer_on="signgate.workflow.replies", key=package_id)
-    status = await authentication(system, auth.GetRecipientAuthenticationStatus(package_id=package_id, order=1),
+    status = await authentication(system, auth.GetRecipientAuthenticationStatus(
+        package_id=package_id, invitation=shared.invitations[1]),
                                   answer_on="signgate.authentication.replies")
     history = await send(system, "signgate.workflow.commands", wf.GetWorkflowHistory(
         package_id=package_id, access_token=token), answer_on="signgate.workflow.replies", key=package_id)
@@ -43,11 +47,11 @@ async def alice_as_seen(system: System, package_id: str, token: str) -> tuple[di
 
 
 @pytest.fixture
-async def package(system: System) -> tuple[str, str]:
+async def package(system: System) -> tuple[SharedPackage, str]:
     """A shared package: Alice (1) opens with an access code (BoldSign's body), Bob (2) with an SMS
     OTP (SigningHub's body)."""
     token = await owner_token(system)
-    package_id = await shared_package(
+    shared = await shared_package(
         system, token,
         [wf.RecipientSpec(order=1, email="alice@example.com", name="Alice"),
          wf.RecipientSpec(order=2, email="bob@example.com", name="Bob", mobile_number=BOB_MOBILE)],
@@ -56,34 +60,39 @@ async def package(system: System) -> tuple[str, str]:
             "enabled": True, "password": {"enabled": False, "user_password": ""},
             "sms_otp": {"enabled": True, "mobile_number": "00447700900123"}}}},
     )
-    return package_id, token
+    return shared, token
 
 
-async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, package: tuple[str, str],
+async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, package: tuple[SharedPackage, str],
                                                          caplog: pytest.LogCaptureFixture) -> None:
     """Bob authenticates by SMS OTP, is locked after three wrong codes, is reset by the owner and
-    succeeds with a new code, while Alice's settings, status and history stay as they were."""
+    succeeds with a new code, while Alice's settings, status and history stay as they were. Each
+    holds only the invitation from their signing link; the reset makes Bob's old one stale, and the
+    owner asks for a new one."""
     caplog.set_level(logging.INFO)
-    package_id, token = package
-    opened = await authentication(system, auth.OpenDocumentWithPassword(package_id=package_id, order=1,
+    shared, token = package
+    package_id, alice, bob = shared.package_id, shared.invitations[1], shared.invitations[2]
+    opened = await authentication(system, auth.OpenDocumentWithPassword(package_id=package_id, invitation=alice,
                                                                         password=ACCESS_CODE))
-    alice_before = await alice_as_seen(system, package_id, token)
+    alice_before = await alice_as_seen(system, shared, token)
 
-    sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
-    first = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
+    sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
+    first = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, invitation=bob,
                                                                 code=latest_sms_code(system, BOB_MOBILE)))
-    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
     right = latest_sms_code(system, BOB_MOBILE)
-    wrong = [await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
+    wrong = [await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, invitation=bob,
                                                                  code=str((int(right) + n) % 10**6).zfill(6)))
              for n in (1, 2, 3)]
-    while_locked = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2, code=right))
+    while_locked = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, invitation=bob, code=right))
     reset = await workflow(system, wf.ResetRecipientAuthentication(package_id=package_id, order=2, access_token=token))
     cleared = await until(lambda: _cleared(system, reset["correlation_id"]), what="the reset reaching authentication")
-    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, order=2))
-    after_reset = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, order=2,
+    stale = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
+    bob = await new_invitation(system, package_id, 2, token)
+    await authentication(system, auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
+    after_reset = await authentication(system, auth.VerifyDocumentOtp(package_id=package_id, invitation=bob,
                                                                       code=latest_sms_code(system, BOB_MOBILE)))
-    alice_after = await alice_as_seen(system, package_id, token)
+    alice_after = await alice_as_seen(system, shared, token)
 
     assert opened["type"] == "authentication.recipient_authenticated"
     assert (sent["type"], sent["channel"], sent["destination"]) == ("authentication.document_otp_sent", "sms",
@@ -95,8 +104,9 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, packag
         ("authentication.recipient_locked_out", None),
     ]
     assert (while_locked["status"], while_locked["code"]) == (403, "recipient_locked")
-    assert reset["type"] == "workflow.recipient_authentication_reset"
+    assert reset["type"] == "workflow.recipient_authentication_reset_v2"
     assert cleared["was_locked"] is True
+    assert (stale["status"], stale["code"]) == (401, "invitation_not_valid")
     assert after_reset["type"] == "authentication.recipient_authenticated"
     assert alice_after == alice_before
 
@@ -106,7 +116,7 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(system: System, packag
                  and (r.topic.endswith(".events") or r.topic.endswith(".dlq"))]
     logged = [logging.getLogger().handlers[0].format(record) for record in caplog.records]
     assert len(codes) >= 3 and len(published) > 20 and logged, "the scan must have something to scan"
-    assert leaks(published + logged, [*codes, ACCESS_CODE, OWNER_PASSWORD, token]) == []
+    assert leaks(published + logged, [*codes, ACCESS_CODE, OWNER_PASSWORD, token, alice.get_secret_value(), bob.get_secret_value()]) == []
 
 
 async def _cleared(system: System, correlation_id: str) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 
 from libs.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
@@ -19,6 +18,7 @@ from libs.tokens import TokenIssuer, TokenSettings, generate_key_pair
 from services.authentication import repository as db
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings
+from signgate_client import GrantVerifier
 from signgate_contracts import Command, Message, Topic, encode
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
@@ -29,9 +29,8 @@ from signgate_contracts.topics import (
     BY_NAME,
     WORKFLOW_EVENTS,
 )
-from signgate_contracts.workflow import email_digest
 from tests.support.kafka import TopicWatcher, correlated, producer
-from tests.support.signing import signed_headers
+from tests.support.signing import invitation_for, policy_updated, session_digests, signed_headers
 from tests.support.waiting import until
 
 PEPPER = generate_pepper()
@@ -100,7 +99,7 @@ async def package_with(connections: ConnectionSettings, service: Service, *recip
     package_id = f"pkg-{uuid.uuid4().hex[:8]}"
     summaries = [
         wf.RecipientSummary(order=order, name=f"R{order}", role="signer", email_masked="r***@example.com",
-                            email_digest=email_digest(f"r{order}@example.com"))
+                            email_digest=session_digests().email(f"r{order}@example.com"))
         for order, _, _ in recipients
     ]
     facts: list[Message] = [wf.PackageRegistered(
@@ -108,10 +107,7 @@ async def package_with(connections: ConnectionSettings, service: Service, *recip
         documents=[wf.DocumentSummary(document_id="doc-1", name="contract.pdf")], recipients=summaries,
     )]
     for order, rule, window in recipients:
-        facts.append(wf.RecipientAuthenticationUpdated(
-            package_id=package_id, order=order, email_digest=email_digest(f"r{order}@example.com"),
-            authentication=rule, access_window=window,
-        ))
+        facts.append(policy_updated(package_id, order, f"r{order}@example.com", rule, window))
     facts.append(wf.WorkflowShared(package_id=package_id, workflow_type="sequential", shared_at=datetime.now(UTC)))
     await publish(connections, WORKFLOW_EVENTS.name, package_id, *facts)
     pool = service.resources.pool
@@ -151,7 +147,7 @@ async def test_right_access_code_opens_and_grants_access_to_the_reply_topic_only
     """The right access code yields RecipientAuthenticated on the events topic and a signed grant on
     the replies topic only."""
     package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="S3cret-code"), None))
-    opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="S3cret-code")
+    opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="S3cret-code")
 
     outcome = await command(provisioned, watch, opening)
     [granted] = await watch.wait_for(lambda r: r.topic.endswith(AUTHENTICATION_REPLIES.name)
@@ -159,8 +155,8 @@ async def test_right_access_code_opens_and_grants_access_to_the_reply_topic_only
 
     assert outcome["type"] == "authentication.recipient_authenticated" and outcome["method"] == "access_code"
     signer = service.resources.extras["authentication"].grants
-    grant = jwt.decode(json.loads(granted.value)["grant"], signer.public_key_pem(), algorithms=["EdDSA"])
-    assert (grant["pkg"], grant["ord"], grant["scope"]) == (package_id, 1, "doc:open")
+    grant = GrantVerifier.from_jwks(signer.jwks()).verify(json.loads(granted.value)["grant"], package_id=package_id, order=1)
+    assert (grant.package_id, grant.order) == (package_id, 1)
     events = [r for r in watch.records if r.topic.endswith(AUTHENTICATION_EVENTS.name)]
     assert all(b"grant" not in r.value and b"S3cret-code" not in r.value for r in events)
 
@@ -172,10 +168,10 @@ async def test_wrong_codes_count_down_then_lock_and_the_right_code_is_refused(
     is refused with 403."""
     package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right"), None))
     outcomes = [
-        await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="wrong"))
+        await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="wrong"))
         for _ in range(3)
     ]
-    after = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right"))
+    after = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="right"))
 
     assert [(o["type"], o.get("attempts_remaining")) for o in outcomes] == [
         ("authentication.recipient_authentication_failed", 2),
@@ -191,14 +187,14 @@ async def test_wrong_passwords_and_wrong_codes_spend_one_retry_count(
     """A recipient who must pass both a password and an SMS OTP is locked by the third wrong attempt
     of either kind (retry count 3), not after two of each, and the right code is then refused."""
     package_id = await two_method_recipient(provisioned, service, clock)
-    wrong_password = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="wrong")
+    wrong_password = auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="wrong")
     outcomes = [
         await command(provisioned, watch, wrong_password),
-        await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="000000")),
+        await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), code="000000")),
         await command(provisioned, watch, wrong_password.model_copy(update={"event_id": uuid.uuid4(),
                                                                             "correlation_id": uuid.uuid4()})),
     ]
-    after = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="123456"))
+    after = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), code="123456"))
 
     assert [(o["type"], o.get("attempts_used", o.get("failures")), o.get("attempts_remaining")) for o in outcomes] == [
         ("authentication.recipient_authentication_failed", 1, 2),
@@ -214,8 +210,8 @@ async def test_an_otp_passed_before_the_password_still_counts_towards_the_grant(
     """A recipient who must pass both a password and an SMS OTP is granted access when the right code
     comes first and the right password second (the password's success does not forget the code's)."""
     package_id = await two_method_recipient(provisioned, service, clock)
-    by_code = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, code="123456"))
-    opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right")
+    by_code = await command(provisioned, watch, auth.VerifyDocumentOtp(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), code="123456"))
+    opening = auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="right")
     by_password = await command(provisioned, watch, opening)
     [granted] = await watch.wait_for(lambda r: r.topic == provisioned.topic(AUTHENTICATION_REPLIES.name)
                                      and correlated(r, opening.correlation_id))
@@ -231,12 +227,12 @@ async def test_lockout_survives_a_redis_flush(
 ) -> None:
     """A locked recipient stays locked when Redis forgets everything: the lock is in Postgres."""
     package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right", retry_count=1), None))
-    locked = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="x"))
+    locked = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="x"))
     redis = service.resources.redis
     assert redis is not None
     await redis.flushdb()
 
-    after = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="right"))
+    after = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="right"))
 
     assert locked["type"] == "authentication.recipient_locked_out"
     assert (after["status"], after["code"]) == (403, "recipient_locked")
@@ -250,20 +246,21 @@ async def test_reset_unlocks_one_recipient_and_leaves_the_other_alone(
         provisioned, service,
         (1, policy(["access_code"], secret="one"), None), (2, policy(["access_code"], secret="two", retry_count=1), None),
     )
-    first = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="bad"))
-    await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, password="bad"))
-    reset = wf.RecipientAuthenticationReset(
-        package_id=package_id, order=2, email_digest=email_digest("r2@example.com"),
-        authentication=policy(["access_code"], secret="two", retry_count=1), access_window=None,
-    )
+    first = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="bad"))
+    await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, invitation=invitation_for(package_id, 2), password="bad"))
+    reset = wf.RecipientAuthenticationResetV2.model_validate({
+        **policy_updated(package_id, 2, "r2@example.com", policy(["access_code"], secret="two", retry_count=1),
+                         version=2).model_dump(exclude={"type", "event_id", "correlation_id", "occurred_at"})})
     await publish(provisioned, WORKFLOW_EVENTS.name, package_id, reset)
     cleared = await watch.outcome(reset.correlation_id)
 
-    opened = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, password="two"))
-    one_more = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="bad"))
+    stale = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, invitation=invitation_for(package_id, 2), password="two"))
+    opened = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, invitation=invitation_for(package_id, 2, version=2), password="two"))
+    one_more = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="bad"))
 
     assert first["attempts_remaining"] == 2
     assert (cleared["type"], cleared["was_locked"]) == ("authentication.recipient_authentication_cleared", True)
+    assert (stale["status"], stale["code"]) == (401, "invitation_not_valid")  # the reset raised the version
     assert opened["type"] == "authentication.recipient_authenticated"
     assert one_more["attempts_remaining"] == 1  # recipient 1's earlier failure still counts
 
@@ -277,10 +274,10 @@ async def test_access_window_refuses_before_and_after(
         provisioned, service,
         (1, policy(["access_code"], secret="c"), wf.AccessWindow(starts_at=start, ends_at=end)),
     )
-    early = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="c"))
+    early = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="c"))
     clock.offset = timedelta(hours=2, seconds=1)
     try:
-        late = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="c"))
+        late = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="c"))
     finally:
         clock.offset = timedelta(0)
 
@@ -293,8 +290,8 @@ async def test_status_query_reports_attempts_and_lock_without_secrets(
 ) -> None:
     """The status query answers attempts used and left, the lock and the last failure, to reply_to."""
     package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="c"), None))
-    await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password="x"))
-    query = auth.GetRecipientAuthenticationStatus(package_id=package_id, order=1)
+    await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="x"))
+    query = auth.GetRecipientAuthenticationStatus(package_id=package_id, order=1, invitation=invitation_for(package_id, 1))
 
     status = await command(provisioned, watch, query, topic=AUTHENTICATION_REPLIES)
 
@@ -347,7 +344,7 @@ async def test_attempts_sent_together_see_each_others_writes(
     recipient was read ahead for all of them): the third locks, and the right code after it is
     refused, not granted on the recipient as it was read before the lock."""
     package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right"), None))
-    attempts = [auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=p)
+    attempts = [auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password=p)
                 for p in ("wrong", "wrong", "wrong", "right")]
     async with producer(provisioned.kafka_bootstrap) as client:
         sent = [await client.send(provisioned.topic(AUTHENTICATION_COMMANDS.name), encode(a), key=package_id.encode())

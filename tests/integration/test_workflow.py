@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,8 +40,9 @@ from signgate_contracts.workflow import (
     TerminateWorkflow,
     UnlockWorkflow,
     UpdateRecipientAuthentication,
+    sealed_policy_context,
 )
-from tests.support.signing import signed_headers
+from tests.support.signing import authentication_opener, signed_headers
 from tests.support.waiting import until
 from tests.support.workflow_burst import comparable, generate, new_prefix, outcome_types, reference
 from tests.support.workflow_driver import Keys, User, WorkflowClient, workflow_client
@@ -93,6 +95,12 @@ def registration(owner: User, *, workflow_type: str = "sequential", recipients: 
             {"order": 2, "email": BOLDSIGN_SIGNER, "name": "Alex Gayle"},
         ],
     )
+
+
+def sealed_part(event: dict[str, Any]) -> dict[str, Any]:
+    """What the event's policy seals to the authentication service, opened as that service opens it."""
+    context = sealed_policy_context(event["package_id"], event["order"], event["authentication_version"])
+    return authentication_opener().open(context, event["authentication"]["sealed"])
 
 
 async def registered(client: WorkflowClient, owner: User, **kwargs: Any) -> str:
@@ -150,10 +158,11 @@ async def test_signinghub_sample_body_is_applied_verbatim(workflow: Service, cli
     events = await client.send_raw(text, package, correlation_id, 2)
 
     assert [(e["type"], e["order"]) for e in events] == [
-        ("workflow.recipient_authentication_updated", 1), ("workflow.recipient_authentication_updated", 2)]
+        ("workflow.recipient_authentication_updated_v2", 1), ("workflow.recipient_authentication_updated_v2", 2)]
     for event in events:
         assert event["authentication"]["methods"] == ["password"]
-        assert event["authentication"]["secret_hash"].startswith("$argon2id$")
+        assert "$argon2" not in json.dumps(event)  # the hash travels sealed, for authentication only
+        assert sealed_part(event)["secret_hash"].startswith("$argon2id$")
         assert event["access_window"] == {"starts_at": "2015-02-13T12:10:00Z", "ends_at": "2015-02-28T12:10:00Z",
                                           "days_after_receipt": None}
     assert "Sesame-1" not in json.dumps([json.loads(r.value) for r in client.watcher.records])
@@ -185,16 +194,20 @@ async def test_boldsign_sample_body_is_applied_verbatim(client: WorkflowClient, 
 
     [event] = await client.send_raw(text, package, correlation_id)
 
-    assert (event["type"], event["order"]) == ("workflow.recipient_authentication_updated", 2)
-    policy = event["authentication"]
+    assert (event["type"], event["order"]) == ("workflow.recipient_authentication_updated_v2", 2)
+    policy, sealed = event["authentication"], sealed_part(event)
     assert policy["methods"] == [{"access_code": "access_code", "sms_otp": "sms_otp"}.get(sample, "email_otp")]
     assert policy["retry_count"] == 3
+    text = json.dumps(event)
+    assert "$argon2" not in text and "123456" not in text and "2015666802" not in text and "@" not in text.replace(
+        policy.get("destination_masked") or "", "")
     if sample == "access_code":
-        assert policy["secret_hash"].startswith("$argon2id$") and "123456" not in json.dumps(event)
+        assert sealed["secret_hash"].startswith("$argon2id$")
     if sample == "sms_otp":
-        assert policy["destination"] == {"channel": "sms", "address": "+12015666802", "masked": "+12*****6802"}
+        assert (policy["channel"], policy["destination_masked"], sealed["destination"]) == (
+            "sms", "+12*****6802", "+12015666802")
     if sample.startswith("email_otp"):
-        assert policy["destination"]["channel"] == "email"
+        assert policy["channel"] == "email" and "@" in sealed["destination"]
 
 
 # -- the seed's errors --
@@ -268,7 +281,7 @@ async def test_locked_workflow_is_403(client: WorkflowClient, owner: User) -> No
 
     assert rejection(outcome) == (403, "You are not allowed to perform this action on locked workflow")
     assert (await client.send(UpdateRecipientAuthentication(**update)))["type"] == (
-        "workflow.recipient_authentication_updated")
+        "workflow.recipient_authentication_updated_v2")
 
 
 async def test_unknown_package_is_404(client: WorkflowClient, owner: User) -> None:
@@ -309,10 +322,13 @@ async def test_lifecycle_from_draft_to_completed(workflow: Service, client: Work
         steps += [RecordRecipientReceived(package_id=package, order=order, access_token=owner.token),
                   RecordRecipientSigned(package_id=package, order=order, access_token=owner.token)]
 
-    types = [event["type"] for step in steps[:-1] for event in await accepted(client, step)]
+    shared = await accepted(client, steps[0], 2)  # the event, and the invitations to reply_to
+    types = [event["type"] for step in steps[1:-1] for event in await accepted(client, step)]
     types += [event["type"] for event in await accepted(client, steps[-1], 2)]
 
-    assert types == ["workflow.workflow_shared", "workflow.recipient_received", "workflow.recipient_signed",
+    assert sorted(event["type"] for event in shared) == [
+        "workflow.recipient_invitations_issued", "workflow.workflow_shared"]
+    assert types == [ "workflow.recipient_received", "workflow.recipient_signed",
                      "workflow.recipient_received", "workflow.recipient_signed", "workflow.workflow_completed"]
     assert (await stored(workflow, package)).state == "completed"
     outcome = await client.send(TerminateWorkflow(package_id=package, access_token=owner.token))
@@ -327,7 +343,7 @@ async def test_recipient_settings_query_answers_the_callers_topic_without_secret
     package = await registered(client, owner)
     await accepted(client, UpdateRecipientAuthentication(
         package_id=package, order=1, access_token=owner.token, body={"authentication": {
-            "enabled": True, "password": {"enabled": True, "user_password": "pw-1"},
+            "enabled": True, "password": {"enabled": True, "user_password": "pw-one"},
             "sms_otp": {"enabled": True, "mobile_number": "+445566778899"}}}))
     query = GetRecipientAuthentication(package_id=package, order=1, access_token=owner.token,
                                        reply_to=provisioned.topic(CALLER_REPLIES.name))
@@ -405,15 +421,17 @@ async def test_reset_of_recipient_two_leaves_recipient_one_untouched(
     await accepted(client, ResetRecipientAuthentication(package_id=package, order=2, access_token=owner.token))
     twice = await stored(workflow, package)
 
-    assert event["type"] == "workflow.recipient_authentication_reset" and event["order"] == 2
-    assert event["authentication"]["secret_hash"] != before.recipient(2).authentication.secret_hash
+    assert event["type"] == "workflow.recipient_authentication_reset_v2" and event["order"] == 2
+    assert sealed_part(event)["secret_hash"] != before.recipient(2).authentication.secret_hash
     assert "222222" not in json.dumps(event)
     assert once.recipient(1) == before.recipient(1)
     assert (once.recipient(1).status, once.recipient(1).failed_attempts) == ("signed", 1)
     assert (once.state, once.locked, once.shared_at) == (before.state, before.locked, before.shared_at)
     assert (once.recipient(2).failed_attempts, once.recipient(2).locked_out_at) == (0, None)
     assert once.recipient(2).status == "received"
-    assert twice == once
+    assert twice.recipient(2).authentication_version == once.recipient(2).authentication_version + 1
+    assert twice == replace(once, recipients=(once.recipient(1), replace(
+        once.recipient(2), authentication_version=twice.recipient(2).authentication_version)))  # a reset: new version
     history_after = await history_of(workflow, package)
     assert history_after[: len(history_before)] == history_before
     assert [(h.action, h.order) for h in history_after[len(history_before):]] == [

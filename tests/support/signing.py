@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from libs.dev_secrets import RECORD_WRITERS, SEALING_CONSUMERS
 from libs.digests import Digests
+from libs.invitations import InvitationIssuer, InvitationSettings
 from libs.messaging.signatures import RecordSigner, generate_record_keys, signing_key_variable
-from libs.sealing import Opener, generate_sealing_keys, private_keys_variable
+from libs.sealing import (
+    Opener,
+    Sealer,
+    generate_sealing_keys,
+    private_keys_variable,
+    public_keys_of,
+)
 from libs.secrets import generate_pepper
 from libs.tokens import generate_key_pair
+from signgate_contracts import workflow as wf
+from signgate_contracts.envelope import Secret
 from signgate_contracts.topics import BY_NAME
 
 TEST_RECORD_KEYS = generate_record_keys((*RECORD_WRITERS, "ledger"))
@@ -66,3 +76,42 @@ def authentication_opener() -> Opener:
 
 def session_digests() -> Digests:
     return Digests(TEST_SHARED_KEYS["SIGNGATE_DIGEST_KEY"])
+
+
+def invitation_for(package_id: str, order: int, version: int = 1, *, now: datetime | None = None) -> Secret:
+    """The invitation workflow would issue to recipient ``order`` at authentication ``version``,
+    signed with the session's invitation key (for tests standing in for the workflow service)."""
+    issuer = InvitationIssuer(InvitationSettings(private_key=TEST_SHARED_KEYS["SIGNGATE_INVITATION_PRIVATE_KEY"]))
+    token, _ = issuer.issue(package_id, order, version, now or datetime.now(UTC))
+    return Secret(token)
+
+
+def authentication_sealer() -> Sealer:
+    """What workflow and identity seal values to the authentication service with, from the session's keys."""
+    return Sealer("authentication", public_keys_of(TEST_SEALING_KEYS)["authentication"])
+
+
+def sealed_policy(policy: wf.AuthenticationPolicy, package_id: str, order: int,
+                  version: int = 1) -> wf.SealedAuthenticationPolicy:
+    """``policy`` as workflow publishes it: the secret's hash and the destination sealed to the
+    authentication service, bound to the recipient and ``version``."""
+    where = policy.destination
+    secret = {"secret_hash": policy.secret_hash, "destination": where.address if where else None}
+    context = wf.sealed_policy_context(package_id, order, version)
+    return wf.SealedAuthenticationPolicy(
+        methods=list(policy.methods), secret_set=policy.secret_hash is not None,
+        channel=where.channel if where else None, destination_masked=where.masked if where else None,
+        sealed=authentication_sealer().seal(context, secret) if policy.secret_hash or where else None,
+        retry_count=policy.retry_count, frequency=policy.frequency,
+        identity_verification=policy.identity_verification, on_behalf_of=policy.on_behalf_of,
+    )
+
+
+def policy_updated(package_id: str, order: int, email: str, policy: wf.AuthenticationPolicy | None,
+                   window: wf.AccessWindow | None = None, version: int = 1) -> wf.RecipientAuthenticationUpdatedV2:
+    """The fact workflow publishes when recipient ``order``'s policy becomes ``policy``."""
+    return wf.RecipientAuthenticationUpdatedV2(
+        package_id=package_id, order=order, email_digest=session_digests().email(email),
+        authentication_version=version, access_window=window,
+        authentication=sealed_policy(policy, package_id, order, version) if policy else None,
+    )

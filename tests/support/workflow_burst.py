@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from libs.errors import Refusal
 from services.workflow import domain, views
+from services.workflow.callers import PublishingKeys
 from services.workflow.domain import Package
 from signgate_contracts.envelope import Command
 from signgate_contracts.workflow import (
@@ -158,6 +159,13 @@ class Reference:
     """Correlation id -> the event types it publishes, or ["command.rejected:<code>"]."""
 
 
+def _publishing_keys() -> PublishingKeys:
+    """The keys the workflow service publishes with, from the session's environment."""
+    from services.workflow.app import WorkflowSettings
+
+    return PublishingKeys.build(WorkflowSettings())
+
+
 def reference(burst: Burst) -> Reference:
     model = Reference()
     for command in burst.commands:
@@ -175,15 +183,17 @@ def reference(burst: Burst) -> Reference:
         model.history.setdefault(package_id, []).extend(
             (change.action, change.order, dict(change.details)) for change in decision.changes
         )
-        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision)]
+        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision, _publishing_keys())] + (
+            ["workflow.recipient_invitations_issued"] if isinstance(command, ShareWorkflow) else [])
     return model
 
 
 def outcome_types(outcomes: list[dict[str, Any]]) -> list[str]:
-    """The types of a command's outcomes in the form `Reference.outcomes` uses."""
-    return [
+    """The types of a command's outcomes in the form `Reference.outcomes` uses: its events in their
+    order, then its reply (the two topics' records arrive in either order)."""
+    return sorted((
         f"command.rejected:{o['code']}" if o["type"] == "command.rejected" else o["type"] for o in outcomes
-    ]
+    ), key=lambda type_: type_ == "workflow.recipient_invitations_issued")
 
 
 def comparable(package: Package | None) -> Package | None:
