@@ -162,6 +162,9 @@ class ServiceDefinition:
     """The service's package folder (holds ``migrations/``)."""
     read_ahead: Callable[[], ReadAhead] | None = None
     """Makes a lane's read-ahead: one query for what its records will look up one by one."""
+    rejection_key: Callable[[ServiceSettings], Callable[[str], str]] | None = None
+    """Makes what keys a rejection from the command's record key, when that key must not be
+    published as it is (identity's: the user name a caller gave, published as a keyed digest)."""
 
     @property
     def outcomes(self) -> dict[str, Topic]:
@@ -218,6 +221,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         outcome_topics=definition.outcomes,
         retry=settings.retry,
         metrics=metrics,
+        rejection_key=definition.rejection_key(settings) if definition.rejection_key else None,
     )
     attach_batches(broker)
     resources = Resources(settings=settings, publisher=publisher)
