@@ -27,6 +27,8 @@ NOT_CREDENTIALS = {
     ("PhoneNumber", "country_code"), ("PublicAuthenticationPolicy", "secret_set"),
     ("SealedAuthenticationPolicy", "secret_set"),
     ("UserAuthenticated", "token_id"),  # names a token, is not one
+    ("PasswordChangedV2", "must_change_password"), ("UserRegisteredV2", "must_change_password"),
+    ("UserRegisteredV2", "password_set"), ("UserAuthenticatedV2", "token_id"),
     ("AuthenticationPolicy", "secret_hash"),  # a peppered argon2id hash; redacted by name all the same
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
