@@ -112,7 +112,8 @@ def valid_mobile_number(number: str | None) -> str | None:
     if (parsed is None or not phonenumbers.is_valid_number(parsed)
             or phonenumbers.number_type(parsed) not in _SMS_CAPABLE):
         raise InvalidProfile(
-            "Mobile number must be a valid mobile number with its country code, e.g. +14155550123",
+            "Mobile number must be a valid mobile number in international form: + and the country code, "
+            "then the number",
             field="mobile_number",
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
