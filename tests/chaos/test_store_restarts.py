@@ -297,7 +297,7 @@ async def _drive(run: Run, stores: EmbeddedStack, supervisor: Supervisor, connec
         "authentication.recipient_authentication_failed", "authentication.recipient_authentication_failed",
         "authentication.recipient_locked_out"] * len(run.locked)
     locked_out = [b["type"] for c in user_wrong for b in ledger.seen[str(c.correlation_id)].values()]
-    assert locked_out.count("identity.user_locked_out") == 1, locked_out
+    assert locked_out.count("identity.user_locked_out_v2") == 1, locked_out
     redis = create_redis(connections.redis_url)
     downtime: dict[str, list[float]] = {"redis": [], "postgres": []}
     during: dict[str, list[str]] = {"redis": [], "postgres": []}
@@ -344,5 +344,5 @@ def _assert_locked(ledger: Ledger, right: list, user_right: list) -> None:
     assert [(ledger.outcome(c).get("status"), ledger.outcome(c).get("code")) for c in right] == [
         (403, "recipient_locked")] * len(right)
     [answer] = [ledger.outcome(c) for c in user_right]
-    assert answer["type"] == "identity.user_authentication_failed", answer
+    assert answer["type"] == "identity.user_authentication_failed_v2", answer
     assert "locked" in json.dumps(answer["reasons"]), answer
