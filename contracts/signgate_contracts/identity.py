@@ -325,17 +325,18 @@ class UserProfileUpdatedV2(_ProfileContacts):
     """A user's profile contacts, as they are now (a projection replaces what it had)."""
 
     type: Literal["identity.user_profile_updated_v2"] = "identity.user_profile_updated_v2"
-    changed_by: ChangedBy
+    changed_by: ChangedBy = Field(description="The user themself (with their own token), or an administrator.")
 
 
 class UserMobileNumberChanged(_UserEvent):
-    """The mobile number signer codes go to changed (set, replaced or removed): recorded by identity
-    and announced, so that the account's people can see it. No number in clear."""
+    """The profile mobile number, which signer codes go to, changed (set, replaced or removed):
+    recorded by identity and announced, so that the user and the account's administrators can see
+    it. No number in clear."""
 
     type: Literal["identity.user_mobile_number_changed"] = "identity.user_mobile_number_changed"
     old_mobile_masked: str | None = Field(description="The number before, masked; None: there was none.")
     new_mobile_masked: str | None = Field(description="The number now, masked; None: removed.")
-    changed_by: ChangedBy
+    changed_by: ChangedBy = Field(description="The user themself (with their own token), or an administrator.")
 
 
 class UserAuthenticatedV2(_UserEvent):
@@ -359,6 +360,8 @@ class UserAuthenticationFailedV2(Event):
 
 
 class UserLockedOutV2(_UserEvent):
+    """Failures in a row locked the user: for a while, or until an administrator unlocks."""
+
     type: Literal["identity.user_locked_out_v2"] = "identity.user_locked_out_v2"
     mode: Literal["temporary", "hard"]
     locked_until: AwareDatetime | None = Field(default=None, description="None: until unlocked.")
@@ -366,6 +369,8 @@ class UserLockedOutV2(_UserEvent):
 
 
 class UserUnlockedV2(_UserEvent):
+    """An administrator lifted the user's lockout; their failures are forgotten."""
+
     type: Literal["identity.user_unlocked_v2"] = "identity.user_unlocked_v2"
 
 
@@ -376,6 +381,8 @@ class UserDisabledV2(_UserEvent):
 
 
 class UserEnabledV2(_UserEvent):
+    """The user may authenticate again (tokens issued before the disabling stay revoked)."""
+
     type: Literal["identity.user_enabled_v2"] = "identity.user_enabled_v2"
 
 
@@ -388,6 +395,8 @@ class PasswordChangedV2(_UserEvent):
 
 
 class PasswordExpiredV2(_UserEvent):
+    """An administrator expired the user's password: the next authentication answers `password_expired`."""
+
     type: Literal["identity.password_expired_v2"] = "identity.password_expired_v2"
 
 

@@ -56,8 +56,8 @@ class IdentitySettings(ServiceSettings):
     portal_url: str = Field(
         DEVELOPMENT_PORTAL_URL,
         description="Base URL of the portal where users renew or change their password: AuthenticateUser's "
-        "expired_password_url is <portal>/password/expired?user_name=..., its change_password_url "
-        "<portal>/password/change?user_name=...",
+        "expired_password_url is this URL + /password/expired?user_name=..., its change_password_url this "
+        "URL + /password/change?user_name=...",
     )
     expired_password_url: str | None = Field(
         None, description="Template with {user_name} and {user_id} replacing the portal's expired-password page."

@@ -97,5 +97,6 @@ def outcome_for_name(user_name: str, event: Event, keys: PublishingKeys) -> Outg
 
 def rejection_key(settings: ServiceSettings) -> Callable[[str], str]:
     """How the pipeline keys identity's rejections: by the digest of the command's key (the user
-    name the caller gave), never by the name itself."""
-    return PublishingKeys.build(cast(KeySettings, settings)).digests.user_name
+    name the caller gave), never by the name itself. Refuses without the digest key."""
+    digests = getattr(settings, "digests", None) or DigestSettings()  # identity's, or read as identity reads them
+    return Digests.from_settings(digests).user_name
