@@ -12,14 +12,14 @@ To use it, a service
 
     CREATE TABLE account_states (
         user_id            uuid        PRIMARY KEY,
-        user_name          text        NOT NULL,
         disabled           boolean     NOT NULL DEFAULT false,
         tokens_valid_after timestamptz,
         changed_at         timestamptz NOT NULL
     );
 
-Events of one user share a partition (the key is the user name), so they arrive in order;
-the updates are still written to be safe against a replay of an older event.
+Events of one user share a partition (the key is the user id), so they arrive in order; the
+updates are still written to be safe against an older event arriving later (a replay, or a
+record of the first event shapes, which were keyed by user name, so in another partition).
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from typing import Any, Protocol
 from libs.messaging.outgoing import Outgoing
 from libs.service import Unit
 from libs.tokens import AccountState
-from signgate_contracts.identity import PasswordChanged, UserDisabled, UserEnabled
+from signgate_contracts.identity import (
+    PasswordChanged,
+    PasswordChangedV2,
+    UserDisabled,
+    UserDisabledV2,
+    UserEnabled,
+    UserEnabledV2,
+)
 
 
 class _Queryable(Protocol):
@@ -57,72 +64,70 @@ class PostgresAccountStates:
         return AccountState(disabled=row["disabled"], tokens_valid_after=row["tokens_valid_after"])
 
 
-async def upsert_disabled_account(connection: Any, user_id: uuid.UUID, user_name: str,
-                                  at: datetime) -> None:
+async def upsert_disabled_account(connection: Any, user_id: uuid.UUID, at: datetime) -> None:
     """Mark disabled as of ``at``: tokens issued before it are revoked for good."""
     await connection.execute(
         """
-        INSERT INTO account_states (user_id, user_name, disabled, tokens_valid_after, changed_at)
-        VALUES ($1, $2, true, $3, $3)
+        INSERT INTO account_states (user_id, disabled, tokens_valid_after, changed_at)
+        VALUES ($1, true, $2, $2)
         ON CONFLICT (user_id) DO UPDATE SET
-            user_name = EXCLUDED.user_name,
             disabled = CASE WHEN account_states.changed_at <= EXCLUDED.changed_at
                             THEN true ELSE account_states.disabled END,
             tokens_valid_after = GREATEST(account_states.tokens_valid_after, EXCLUDED.tokens_valid_after),
             changed_at = GREATEST(account_states.changed_at, EXCLUDED.changed_at)
         """,
-        user_id, user_name, at,
+        user_id, at,
     )
 
 
-async def upsert_enabled_account(connection: Any, user_id: uuid.UUID, user_name: str,
-                                 at: datetime) -> None:
+async def upsert_enabled_account(connection: Any, user_id: uuid.UUID, at: datetime) -> None:
     """Mark enabled as of ``at``, unless a later disabling was already applied."""
     await connection.execute(
         """
-        INSERT INTO account_states (user_id, user_name, disabled, changed_at)
-        VALUES ($1, $2, false, $3)
+        INSERT INTO account_states (user_id, disabled, changed_at)
+        VALUES ($1, false, $2)
         ON CONFLICT (user_id) DO UPDATE SET
-            user_name = EXCLUDED.user_name,
             disabled = CASE WHEN account_states.changed_at <= EXCLUDED.changed_at
                             THEN false ELSE account_states.disabled END,
             changed_at = GREATEST(account_states.changed_at, EXCLUDED.changed_at)
         """,
-        user_id, user_name, at,
+        user_id, at,
     )
 
 
-async def upsert_revoked_tokens(connection: Any, user_id: uuid.UUID, user_name: str,
-                                at: datetime) -> None:
+async def upsert_revoked_tokens(connection: Any, user_id: uuid.UUID, at: datetime) -> None:
     """Revoke the user's tokens issued before ``at``."""
     await connection.execute(
         """
-        INSERT INTO account_states (user_id, user_name, tokens_valid_after, changed_at)
-        VALUES ($1, $2, $3, $3)
+        INSERT INTO account_states (user_id, tokens_valid_after, changed_at)
+        VALUES ($1, $2, $2)
         ON CONFLICT (user_id) DO UPDATE SET
-            user_name = EXCLUDED.user_name,
             tokens_valid_after = GREATEST(account_states.tokens_valid_after, EXCLUDED.tokens_valid_after)
         """,
-        user_id, user_name, at,
+        user_id, at,
     )
 
 
-async def record_user_disabled(event: UserDisabled, unit: Unit) -> list[Outgoing]:
-    await upsert_disabled_account(unit.connection, event.user_id, event.user_name, event.occurred_at)
+async def record_user_disabled(event: UserDisabledV2 | UserDisabled, unit: Unit) -> list[Outgoing]:
+    await upsert_disabled_account(unit.connection, event.user_id, event.occurred_at)
     return []
 
 
-async def record_user_enabled(event: UserEnabled, unit: Unit) -> list[Outgoing]:
-    await upsert_enabled_account(unit.connection, event.user_id, event.user_name, event.occurred_at)
+async def record_user_enabled(event: UserEnabledV2 | UserEnabled, unit: Unit) -> list[Outgoing]:
+    await upsert_enabled_account(unit.connection, event.user_id, event.occurred_at)
     return []
 
 
-async def record_password_changed(event: PasswordChanged, unit: Unit) -> list[Outgoing]:
-    await upsert_revoked_tokens(unit.connection, event.user_id, event.user_name, event.occurred_at)
+async def record_password_changed(event: PasswordChangedV2 | PasswordChanged, unit: Unit) -> list[Outgoing]:
+    await upsert_revoked_tokens(unit.connection, event.user_id, event.occurred_at)
     return []
 
 
 ACCOUNT_STATE_HANDLERS = {
+    UserDisabledV2: record_user_disabled,
+    UserEnabledV2: record_user_enabled,
+    PasswordChangedV2: record_password_changed,
+    # the first shapes, still read while records of them are on the topic (7 days)
     UserDisabled: record_user_disabled,
     UserEnabled: record_user_enabled,
     PasswordChanged: record_password_changed,

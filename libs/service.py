@@ -165,6 +165,9 @@ class ServiceDefinition:
     http_routes: Callable[[Any], Sequence[tuple[str, Any]]] | None = None
     """The service's own HTTP routes besides /health and /metrics: (path, ASGI handler) pairs, built
     once from the service's settings (the authentication service's JWKS)."""
+    rejection_key: Callable[[ServiceSettings], Callable[[str], str]] | None = None
+    """Makes what keys a rejection from the command's record key, when that key must not be
+    published as it is (identity's: the user name a caller gave, published as a keyed digest)."""
 
     @property
     def outcomes(self) -> dict[str, Topic]:
@@ -221,6 +224,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         outcome_topics=definition.outcomes,
         retry=settings.retry,
         metrics=metrics,
+        rejection_key=definition.rejection_key(settings) if definition.rejection_key else None,
     )
     attach_batches(broker)
     resources = Resources(settings=settings, publisher=publisher)

@@ -7,6 +7,22 @@ goes only to the command's ``reply_to`` topic, or to ``signgate.identity.replies
 
 Administrative commands carry the caller's ``access_token`` (a token with the ``admin``
 role); ``AuthenticateUser`` and ``ChangePassword`` prove themselves with the password.
+
+The events topic names people by id and masked values only. Records about a user are keyed by
+the user id; a failed authentication, which must not tell a real user name from any other text
+typed, by the keyed digest of the name typed (`keyed_digest`, purpose ``user_name``), and so is a
+``command.rejected``. No event carries a user name, an email or a mobile number in clear: emails
+travel masked and as a keyed digest, mobile numbers masked and, for the authentication service
+(which sends signers their codes), sealed to its key (`libs.sealing`, context
+`user_mobile_context`).
+
+Moving from the first shapes: every event that carried ``user_name`` (and the profile events,
+which carried the email and mobile number in clear) is no longer published; its ``_v2``
+successor names the user by ``user_id`` alone. ``identity.user_authentication_failed`` (with
+``user_id: null`` for an unknown name and the typed name in clear) became
+``identity.user_authentication_failed_v2`` with ``user_name_digest`` and no ``user_id``. A
+consumer that needs a user's name keeps it from its own source (a token's ``user_name``), or
+asks for the deployment's digest key to match names by digest.
 """
 
 from __future__ import annotations
@@ -134,9 +150,15 @@ class AuthenticateUser(Command):
 
 
 # -- events --
+#
+# The first shapes, kept so that records still on the topic decode; no longer published (each
+# named a user by name in clear, and the profile events carried the email and mobile number in
+# clear). Their successors follow.
 
 
 class UserRegistered(Event):
+    """First shape, no longer published: see `UserRegisteredV2`."""
+
     type: Literal["identity.user_registered"] = "identity.user_registered"
     user_id: UUID
     user_name: str
@@ -151,6 +173,8 @@ class UserRegistered(Event):
 
 
 class UserUpdated(Event):
+    """First shape, no longer published: see `UserUpdatedV2`."""
+
     type: Literal["identity.user_updated"] = "identity.user_updated"
     user_id: UUID
     user_name: str
@@ -159,6 +183,8 @@ class UserUpdated(Event):
 
 
 class UserProfileUpdated(Event):
+    """First shape, no longer published: see `UserProfileUpdatedV2`."""
+
     type: Literal["identity.user_profile_updated"] = "identity.user_profile_updated"
     user_id: UUID
     user_name: str
@@ -169,6 +195,8 @@ class UserProfileUpdated(Event):
 
 
 class UserAuthenticated(Event):
+    """First shape, no longer published: see `UserAuthenticatedV2`."""
+
     type: Literal["identity.user_authenticated"] = "identity.user_authenticated"
     user_id: UUID
     user_name: str
@@ -182,7 +210,8 @@ FailureReason = Literal[
 
 
 class UserAuthenticationFailed(Event):
-    """An authentication (or a password change) failed; ``user_id`` is None for an unknown name."""
+    """First shape, no longer published (``user_id`` None told an unknown name from a real one, and
+    ``user_name`` was whatever was typed): see `UserAuthenticationFailedV2`."""
 
     type: Literal["identity.user_authentication_failed"] = "identity.user_authentication_failed"
     user_id: UUID | None = None
@@ -191,6 +220,8 @@ class UserAuthenticationFailed(Event):
 
 
 class UserLockedOut(Event):
+    """First shape, no longer published: see `UserLockedOutV2`."""
+
     type: Literal["identity.user_locked_out"] = "identity.user_locked_out"
     user_id: UUID
     user_name: str
@@ -200,25 +231,31 @@ class UserLockedOut(Event):
 
 
 class UserUnlocked(Event):
+    """First shape, no longer published: see `UserUnlockedV2`."""
+
     type: Literal["identity.user_unlocked"] = "identity.user_unlocked"
     user_id: UUID
     user_name: str
 
 
 class UserDisabled(Event):
+    """First shape, no longer published: see `UserDisabledV2`."""
+
     type: Literal["identity.user_disabled"] = "identity.user_disabled"
     user_id: UUID
     user_name: str
 
 
 class UserEnabled(Event):
+    """First shape, no longer published: see `UserEnabledV2`."""
+
     type: Literal["identity.user_enabled"] = "identity.user_enabled"
     user_id: UUID
     user_name: str
 
 
 class PasswordChanged(Event):
-    """A new password was set; tokens issued before it stop working."""
+    """First shape, no longer published: see `PasswordChangedV2`."""
 
     type: Literal["identity.password_changed"] = "identity.password_changed"
     user_id: UUID
@@ -228,9 +265,139 @@ class PasswordChanged(Event):
 
 
 class PasswordExpired(Event):
+    """First shape, no longer published: see `PasswordExpiredV2`."""
+
     type: Literal["identity.password_expired"] = "identity.password_expired"
     user_id: UUID
     user_name: str
+
+
+# The events identity publishes: people by id and masked values; records keyed by ``user_id``
+# (a failed authentication by ``user_name_digest``).
+
+ChangedBy = Literal["user", "administrator"]
+
+
+def user_mobile_context(user_id: UUID | str) -> str:
+    """What a user's sealed mobile number is bound to: it opens as this user's number only."""
+    return f"user-mobile:{user_id}"
+
+
+class _UserEvent(Event):
+    """A fact about one user, named by id."""
+
+    user_id: UUID = Field(description="The user; the record key.")
+
+
+class _ProfileContacts(_UserEvent):
+    """A user's profile contacts as the events topic carries them: masked, digested, sealed."""
+
+    email_masked: str | None = Field(default=None, description="The profile email, masked (a***@example.com).")
+    email_digest: str | None = Field(
+        default=None, description="Keyed HMAC of the email (`keyed_digest`, purpose email), to match recipients by email."
+    )
+    mobile_masked: str | None = Field(default=None, description="The profile mobile number, masked (+44******0123).")
+    mobile_sealed: str | None = Field(
+        default=None, description="The mobile number (E.164), for signer OTP by SMS, sealed to the authentication "
+        "service (libs.sealing), context `user-mobile:<user_id>`; None: no number.",
+    )
+
+
+class UserRegisteredV2(_ProfileContacts):
+    """A user was registered, with their accounts, roles and profile contacts (masked, digested, sealed)."""
+
+    type: Literal["identity.user_registered_v2"] = "identity.user_registered_v2"
+    accounts: list[AccountMembership]
+    roles: list[str] = Field(default_factory=list)
+    password_set: bool = False
+    must_change_password: bool = False
+
+
+class UserUpdatedV2(_UserEvent):
+    """A user's account memberships and roles, as they are now."""
+
+    type: Literal["identity.user_updated_v2"] = "identity.user_updated_v2"
+    accounts: list[AccountMembership]
+    roles: list[str] = Field(default_factory=list)
+
+
+class UserProfileUpdatedV2(_ProfileContacts):
+    """A user's profile contacts, as they are now (a projection replaces what it had)."""
+
+    type: Literal["identity.user_profile_updated_v2"] = "identity.user_profile_updated_v2"
+    changed_by: ChangedBy = Field(description="The user themself (with their own token), or an administrator.")
+
+
+class UserMobileNumberChanged(_UserEvent):
+    """The profile mobile number, which signer codes go to, changed (set, replaced or removed):
+    recorded by identity and announced, so that the user and the account's administrators can see
+    it. No number in clear."""
+
+    type: Literal["identity.user_mobile_number_changed"] = "identity.user_mobile_number_changed"
+    old_mobile_masked: str | None = Field(description="The number before, masked; None: there was none.")
+    new_mobile_masked: str | None = Field(description="The number now, masked; None: removed.")
+    changed_by: ChangedBy = Field(description="The user themself (with their own token), or an administrator.")
+
+
+class UserAuthenticatedV2(_UserEvent):
+    """A token was issued to the user (its id, never the token)."""
+
+    type: Literal["identity.user_authenticated_v2"] = "identity.user_authenticated_v2"
+    token_id: UUID = Field(description="The token's `jti` (not the token): for audit and revocation.")
+    expires_at: AwareDatetime
+
+
+class UserAuthenticationFailedV2(Event):
+    """An authentication (or a password change) failed. The same shape whether or not the name
+    is a user's: no user id, and the name typed only as a keyed digest (people type passwords
+    there). The record key is the digest too."""
+
+    type: Literal["identity.user_authentication_failed_v2"] = "identity.user_authentication_failed_v2"
+    user_name_digest: str = Field(
+        description="Keyed HMAC of the normalised name typed (`keyed_digest`, purpose user_name); the record key."
+    )
+    reasons: list[FailureReason]
+
+
+class UserLockedOutV2(_UserEvent):
+    """Failures in a row locked the user: for a while, or until an administrator unlocks."""
+
+    type: Literal["identity.user_locked_out_v2"] = "identity.user_locked_out_v2"
+    mode: Literal["temporary", "hard"]
+    locked_until: AwareDatetime | None = Field(default=None, description="None: until unlocked.")
+    consecutive_failures: int
+
+
+class UserUnlockedV2(_UserEvent):
+    """An administrator lifted the user's lockout; their failures are forgotten."""
+
+    type: Literal["identity.user_unlocked_v2"] = "identity.user_unlocked_v2"
+
+
+class UserDisabledV2(_UserEvent):
+    """The user may no longer authenticate; their tokens stop working in every service."""
+
+    type: Literal["identity.user_disabled_v2"] = "identity.user_disabled_v2"
+
+
+class UserEnabledV2(_UserEvent):
+    """The user may authenticate again (tokens issued before the disabling stay revoked)."""
+
+    type: Literal["identity.user_enabled_v2"] = "identity.user_enabled_v2"
+
+
+class PasswordChangedV2(_UserEvent):
+    """A new password was set; tokens issued before it stop working."""
+
+    type: Literal["identity.password_changed_v2"] = "identity.password_changed_v2"
+    changed_by: ChangedBy
+    must_change_password: bool = False
+
+
+class PasswordExpiredV2(_UserEvent):
+    """An administrator expired the user's password: the next authentication answers `password_expired`."""
+
+    type: Literal["identity.password_expired_v2"] = "identity.password_expired_v2"
 
 
 # -- replies (to the caller's reply_to, or signgate.identity.replies) --
@@ -282,7 +449,16 @@ EVENTS: tuple[type[Event], ...] = (
     UserRegistered, UserUpdated, UserProfileUpdated, UserAuthenticated, UserAuthenticationFailed,
     UserLockedOut, UserUnlocked, UserDisabled, UserEnabled, PasswordChanged, PasswordExpired,
     CommandRejected,
+    UserRegisteredV2, UserUpdatedV2, UserProfileUpdatedV2, UserMobileNumberChanged, UserAuthenticatedV2,
+    UserAuthenticationFailedV2, UserLockedOutV2, UserUnlockedV2, UserDisabledV2, UserEnabledV2,
+    PasswordChangedV2, PasswordExpiredV2,
 )
+PUBLISHED_EVENTS: tuple[type[Event], ...] = (
+    UserRegisteredV2, UserUpdatedV2, UserProfileUpdatedV2, UserMobileNumberChanged, UserAuthenticatedV2,
+    UserAuthenticationFailedV2, UserLockedOutV2, UserUnlockedV2, UserDisabledV2, UserEnabledV2,
+    PasswordChangedV2, PasswordExpiredV2, CommandRejected,
+)
+"""What identity publishes today; the rest of `EVENTS` is read only to decode older records."""
 REPLIES: tuple[type[Message], ...] = (AuthenticationSucceeded, AuthenticationFailed)
 
 

@@ -56,7 +56,8 @@ IDENTITY_COMMANDS = Topic(
     _COMMAND_RETENTION, identity.COMMANDS, "Commands to the identity service.",
 )
 IDENTITY_EVENTS = Topic(
-    "signgate.identity.events", TopicKind.EVENTS, "normalised user name", 6,
+    "signgate.identity.events", TopicKind.EVENTS,
+    "user id; for a failed authentication or a rejection, the keyed digest of the user name given", 6,
     _EVENT_RETENTION, identity.EVENTS, "Facts about API users; never a credential.",
     writer="identity",
 )

@@ -95,6 +95,7 @@ class Pipeline:
         outcome_topics: dict[str, Topic],
         retry: RetryPolicy = RetryPolicy(),
         metrics: Metrics | None = None,
+        rejection_key: Callable[[str], str] | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -103,6 +104,8 @@ class Pipeline:
         """Registry name of a command topic -> the topic its rejections go to."""
         self.retry = retry
         self.metrics = metrics
+        self.rejection_key = rejection_key
+        """The command's record key -> its rejection's; None: the same key."""
 
     @contextlib.contextmanager
     def bound(self, record: ConsumerRecord, envelope: Envelope) -> Iterator[None]:
@@ -200,6 +203,8 @@ class Pipeline:
             ),
         )
         key = record.key.decode(errors="replace") if record.key else str(envelope.correlation_id)
+        if self.rejection_key is not None:
+            key = self.rejection_key(key)
         if self.metrics:
             self.metrics.rejected.labels(self.service, code).inc()
         return [self.publisher.publication(Outgoing(outcome_topic.name, printable(key), rejection))]

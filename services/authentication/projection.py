@@ -18,8 +18,9 @@ from services.authentication.domain import REVOCATION_MARGIN, revocation_for
 from services.authentication.runtime import runtime
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity, workflow
+from signgate_contracts.identity import user_mobile_context
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
-from signgate_contracts.workflow import email_digest, sealed_policy_context
+from signgate_contracts.workflow import sealed_policy_context
 
 
 async def revoked_grants(event: workflow.Event, unit: Unit) -> list[Outgoing]:
@@ -141,9 +142,23 @@ async def recipient_authentication_reset(event: workflow.RecipientAuthentication
     return [Outgoing(AUTHENTICATION_EVENTS.name, event.package_id, cleared)]
 
 
-async def user_profile(event: identity.UserRegistered | identity.UserProfileUpdated, unit: Unit) -> list[Outgoing]:
-    await db.upsert_user_profile(unit.connection, event.user_id, event.user_name,
-                                 email_digest(event.email) if event.email else None, event.mobile_number)
+async def user_profile(event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2,
+                       unit: Unit) -> list[Outgoing]:
+    """The mobile number signer codes go to (seed 002), opened from its sealed form."""
+    mobile_number = None
+    if event.mobile_sealed is not None:
+        mobile_number = runtime(unit).opener.open(user_mobile_context(event.user_id), event.mobile_sealed)
+    await db.upsert_user_profile(unit.connection, event.user_id, event.email_digest, mobile_number,
+                                 event.occurred_at)
+    return []
+
+
+async def first_user_profile(event: identity.UserRegistered | identity.UserProfileUpdated,
+                             unit: Unit) -> list[Outgoing]:
+    """A profile in the first shape (the email and mobile number in clear), still read while such
+    records are on the topic."""
+    digest = runtime(unit).digests.email(event.email) if event.email else None
+    await db.upsert_user_profile(unit.connection, event.user_id, digest, event.mobile_number, event.occurred_at)
     return []
 
 
@@ -163,6 +178,8 @@ HANDLERS = {
     workflow.RecipientAuthenticationReset: revoking(recipient_authentication_reset),
     workflow.RecipientAuthenticationUpdatedV2: revoking(recipient_policy),
     workflow.RecipientAuthenticationResetV2: revoking(recipient_authentication_reset),
-    identity.UserRegistered: user_profile,
-    identity.UserProfileUpdated: user_profile,
+    identity.UserRegisteredV2: user_profile,
+    identity.UserProfileUpdatedV2: user_profile,
+    identity.UserRegistered: first_user_profile,
+    identity.UserProfileUpdated: first_user_profile,
 }

@@ -25,8 +25,9 @@ class Package:
 
 @dataclass(frozen=True)
 class UserProfile:
+    """What this service knows of an API user's profile: the mobile number signer codes go to."""
+
     user_id: UUID
-    user_name: str
     email_digest: str | None
     mobile_number: str | None
 
@@ -202,12 +203,14 @@ async def select_recipients_signed_by(connection: asyncpg.Connection, package_id
     return [row["order"] for row in rows]
 
 
-async def upsert_user_profile(connection: asyncpg.Connection, user_id: UUID, user_name: str,
-                              email_digest: str | None, mobile_number: str | None) -> None:
+async def upsert_user_profile(connection: asyncpg.Connection, user_id: UUID, email_digest: str | None,
+                              mobile_number: str | None, changed_at: datetime) -> None:
+    """The profile as of ``changed_at``, unless a later one was applied already."""
     await connection.execute(
-        """INSERT INTO user_profiles (user_id, user_name, email_digest, mobile_number) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (user_id) DO UPDATE SET user_name = $2, email_digest = $3, mobile_number = $4""",
-        user_id, user_name, email_digest, mobile_number,
+        """INSERT INTO user_profiles (user_id, email_digest, mobile_number, changed_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (user_id) DO UPDATE SET email_digest = $2, mobile_number = $3, changed_at = $4
+           WHERE user_profiles.changed_at IS NULL OR user_profiles.changed_at <= $4""",
+        user_id, email_digest, mobile_number, changed_at,
     )
 
 
@@ -217,7 +220,7 @@ async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> U
     except ValueError:
         return None
     row = await connection.fetchrow(
-        "SELECT user_id, user_name, email_digest, mobile_number FROM user_profiles WHERE user_id = $1", key
+        "SELECT user_id, email_digest, mobile_number FROM user_profiles WHERE user_id = $1", key
     )
     return UserProfile(**dict(row)) if row else None
 

@@ -1,7 +1,9 @@
 """Composition root of the identity service, and its settings (``SIGNGATE_IDENTITY_*``).
 
-The pepper (``SIGNGATE_SECRET_PEPPER``) and the token keys (``SIGNGATE_TOKEN_PRIVATE_KEY``,
-``SIGNGATE_TOKEN_PUBLIC_KEY``) are read without the service prefix: other services share them.
+The pepper (``SIGNGATE_SECRET_PEPPER``), the token keys (``SIGNGATE_TOKEN_PRIVATE_KEY``,
+``SIGNGATE_TOKEN_PUBLIC_KEY``), the identifier digest key (``SIGNGATE_DIGEST_KEY``) and the
+sealing public keys (``SIGNGATE_SEALING_PUBLIC_KEYS``) are read without the service prefix:
+other services share them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from libs.logging import get_logger
 from libs.service import ServiceDefinition, build_app
 from services.identity import use_cases
 from services.identity.settings import IdentitySettings
+from services.identity.views import PublishingKeys, rejection_key
 from signgate_contracts.identity import (
     AuthenticateUser,
     ChangePassword,
@@ -51,6 +54,7 @@ DEFINITION = ServiceDefinition(
         AuthenticateUser: use_cases.authenticate_user,
     },
     folder=Path(__file__).parent,
+    rejection_key=rejection_key,  # a rejection is keyed by the digest of the name given, never the name
 )
 
 
@@ -60,6 +64,7 @@ def create_app(settings: IdentitySettings | None = None) -> AsgiFastStream:
         ("SIGNGATE_SECRET_PEPPER", settings.secrets.pepper),
         ("SIGNGATE_TOKEN_PRIVATE_KEY", settings.tokens.private_key),
     ) if value is None]
+    PublishingKeys.build(settings)  # refuses to start without the digest or sealing keys
     app = build_app(DEFINITION, settings)
     if missing:  # started anyway: commands needing them are answered with a 500 and logged
         log.warning("identity is not configured to hash passwords or issue tokens", missing=missing)

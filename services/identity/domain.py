@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 import phonenumbers
@@ -112,7 +112,8 @@ def valid_mobile_number(number: str | None) -> str | None:
     if (parsed is None or not phonenumbers.is_valid_number(parsed)
             or phonenumbers.number_type(parsed) not in _SMS_CAPABLE):
         raise InvalidProfile(
-            "Mobile number must be a valid mobile number with its country code, e.g. +14155550123",
+            "Mobile number must be a valid mobile number in international form: + and the country code, "
+            "then the number",
             field="mobile_number",
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
@@ -264,6 +265,40 @@ def render_url(template: str | None, *, user_name: str, user_id: object) -> str 
     return template.format(user_name=quote(user_name, safe=""), user_id=quote(str(user_id), safe=""))
 
 
+@dataclass(frozen=True)
+class PasswordLinks:
+    """Where AuthenticateUser sends a user to renew an expired password or change one (AssureSign's
+    ExpiredPasswordUrl and ChangePasswordUrl): the portal's pages, unless a template replaces one."""
+
+    portal_url: str
+    expired_template: str | None = None
+    change_template: str | None = None
+
+    EXPIRED_PATH: ClassVar[str] = "/password/expired?user_name={user_name}"
+    CHANGE_PATH: ClassVar[str] = "/password/change?user_name={user_name}"
+
+    def expired(self, *, user_name: str, user_id: object) -> str:
+        template = self.expired_template or self.portal_url.rstrip("/") + self.EXPIRED_PATH
+        return render_url(template, user_name=user_name, user_id=user_id) or ""
+
+    def change(self, *, user_name: str, user_id: object) -> str:
+        template = self.change_template or self.portal_url.rstrip("/") + self.CHANGE_PATH
+        return render_url(template, user_name=user_name, user_id=user_id) or ""
+
+
+def links_for(reasons: Sequence[FailureReason], links: PasswordLinks, *, user_name: str,
+              user_id: object) -> dict[str, str]:
+    """The URLs a refused authentication answers with: the expired-password page for an expired
+    password, the change-password page when a change is required; none for anything else (an
+    unknown name or a wrong password must be answered exactly alike)."""
+    urls = {}
+    if "password_expired" in reasons:
+        urls["expired_password_url"] = links.expired(user_name=user_name, user_id=user_id)
+    if "change_required" in reasons:
+        urls["change_password_url"] = links.change(user_name=user_name, user_id=user_id)
+    return urls
+
+
 # -- who may do what --
 
 
@@ -277,3 +312,22 @@ def require_self_or_administrator(claims: Claims, user_id: object) -> None:
     """A user may change their own profile; anyone else needs the ``admin`` role."""
     if claims.subject != str(user_id):
         require_administrator(claims)
+
+
+def changed_by(claims: Claims, user_id: object) -> Literal["user", "administrator"]:
+    """Who made a change to a user: the user themself, or an administrator."""
+    return "user" if claims.subject == str(user_id) else "administrator"
+
+
+# -- the profile mobile number --
+
+
+def mobile_number_changed(old: str | None, new: str | None) -> bool:
+    """Whether a profile update changes the number signer codes go to: set, replaced or removed.
+
+    Such a change is recorded and announced (`UserMobileNumberChanged`), and needs no code sent to
+    the old number: only the user, with their own token, or an administrator may make it; a signer
+    is the user the package's owner named, whatever their profile says; and the usual reason to
+    change a number is that the old one is lost. See the identity README, "The profile mobile number".
+    """
+    return old != new

@@ -33,6 +33,18 @@ class User:
     tokens_valid_after: datetime | None
 
 
+@dataclass(frozen=True)
+class MobileNumberChange:
+    """One change of a user's profile mobile number, as recorded."""
+
+    old_number: str | None
+    new_number: str | None
+    changed_by: str
+    actor: str
+    correlation_id: uuid.UUID
+    changed_at: datetime
+
+
 _USER_COLUMNS = """
     id, user_name, first_name, last_name, email, mobile_number, roles, disabled, password_hash,
     password_changed_at, password_expired, must_change_password, failed_attempts, lockouts,
@@ -132,6 +144,33 @@ async def update_user_profile(connection: asyncpg.Connection, user_id: uuid.UUID
         """,
         user_id, first_name, last_name, email, mobile_number, now,
     )
+
+
+async def insert_mobile_number_change(connection: asyncpg.Connection, user_id: uuid.UUID, *,
+                                      old_number: str | None, new_number: str | None, changed_by: str,
+                                      actor: str, correlation_id: uuid.UUID, now: datetime) -> None:
+    """Record a change of the profile mobile number, who made it and when."""
+    await connection.execute(
+        """
+        INSERT INTO mobile_number_changes (user_id, old_number, new_number, changed_by, actor,
+                                           correlation_id, changed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        user_id, old_number, new_number, changed_by, actor, correlation_id, now,
+    )
+
+
+async def select_mobile_number_changes(connection: asyncpg.Connection,
+                                       user_id: uuid.UUID) -> list[MobileNumberChange]:
+    """The user's mobile number changes, oldest first."""
+    rows = await connection.fetch(
+        """
+        SELECT old_number, new_number, changed_by, actor, correlation_id, changed_at
+        FROM mobile_number_changes WHERE user_id = $1 ORDER BY changed_at, id
+        """,
+        user_id,
+    )
+    return [MobileNumberChange(**dict(row)) for row in rows]
 
 
 async def update_password(connection: asyncpg.Connection, user_id: uuid.UUID, password_hash: str,

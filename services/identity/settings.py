@@ -6,20 +6,31 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from libs.digests import DigestSettings
+from libs.sealing import SealingPublicKeySettings
 from libs.secrets import SecretSettings
 from libs.service import ServiceSettings
 from libs.tokens import TokenSettings, utc_now
-from services.identity.domain import LockoutPolicy, PasswordPolicy
+from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
+
+DEVELOPMENT_PORTAL_URL = "http://localhost:8080"
+"""Where a development stack's portal (the gateway's pages) answers; set the real one in a deployment."""
 
 
 class IdentitySettings(ServiceSettings):
+    """``SIGNGATE_IDENTITY_*``, plus the shared pepper, token keys, identifier digest key
+    (``SIGNGATE_DIGEST_KEY``) and the authentication service's sealing public key
+    (``SIGNGATE_SEALING_PUBLIC_KEYS``), which the profile mobile number is sealed to."""
+
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_IDENTITY_", extra="ignore")
 
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
+    digests: DigestSettings = Field(default_factory=DigestSettings)
+    sealing: SealingPublicKeySettings = Field(default_factory=SealingPublicKeySettings)
 
     lockout_threshold: int = Field(5, ge=1, le=100, description="Failures in a row that lock.")
     lockout_mode: Literal["temporary", "hard"] = Field(
@@ -42,15 +53,32 @@ class IdentitySettings(ServiceSettings):
         description="Periodic expiry; off by default (NIST SP 800-63B: verifiers SHOULD NOT "
         "require periodic changes).",
     )
+    portal_url: str = Field(
+        DEVELOPMENT_PORTAL_URL,
+        description="Base URL of the portal where users renew or change their password: AuthenticateUser's "
+        "expired_password_url is this URL + /password/expired?user_name=..., its change_password_url this "
+        "URL + /password/change?user_name=...",
+    )
     expired_password_url: str | None = Field(
-        None, description="Template with {user_name} and {user_id}: where to renew an expired password."
+        None, description="Template with {user_name} and {user_id} replacing the portal's expired-password page."
     )
     change_password_url: str | None = Field(
-        None, description="Template with {user_name} and {user_id}: where to change a password."
+        None, description="Template with {user_name} and {user_id} replacing the portal's change-password page."
     )
 
     clock: Callable[[], datetime] = Field(default=utc_now, exclude=True,
                                           description="Injectable for tests.")
+
+    @field_validator("portal_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("the portal URL must be an http(s) URL")
+        return value
+
+    @property
+    def password_links(self) -> PasswordLinks:
+        return PasswordLinks(self.portal_url, self.expired_password_url, self.change_password_url)
 
     @property
     def lockout(self) -> LockoutPolicy:

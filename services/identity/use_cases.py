@@ -4,6 +4,9 @@ Who may do what: administrative commands need an ``access_token`` with the ``adm
 (of an enabled user, or an operator token minted with ``python -m services.identity.admin_token``);
 a user may update their own profile with their own token; ``AuthenticateUser`` and
 ``ChangePassword`` prove themselves with the password and need no token.
+
+What the events name a user by (their id, masked contacts, keyed digests, the mobile number sealed
+to the authentication service) is `services.identity.views`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ from services.identity import domain, repository
 from services.identity.failures import FailureCounters
 from services.identity.repository import User
 from services.identity.settings import IdentitySettings
+from services.identity.views import (
+    contacts,
+    fact,
+    failure,
+    keys_of,
+    mobile_number_change,
+    outcome_for_name,
+)
 from signgate_contracts import Message
 from signgate_contracts.identity import (
     AuthenticateUser,
@@ -32,25 +43,24 @@ from signgate_contracts.identity import (
     EnableUser,
     ExpirePassword,
     FailureReason,
-    PasswordChanged,
-    PasswordExpired,
+    PasswordChangedV2,
+    PasswordExpiredV2,
     RegisterUser,
     SetPassword,
     UnlockUser,
     UpdateUser,
     UpdateUserProfile,
-    UserAuthenticated,
-    UserAuthenticationFailed,
-    UserDisabled,
-    UserEnabled,
-    UserLockedOut,
-    UserProfileUpdated,
-    UserRegistered,
-    UserUnlocked,
-    UserUpdated,
+    UserAuthenticatedV2,
+    UserDisabledV2,
+    UserEnabledV2,
+    UserLockedOutV2,
+    UserProfileUpdatedV2,
+    UserRegisteredV2,
+    UserUnlockedV2,
+    UserUpdatedV2,
 )
 from signgate_contracts.rejection import CommandRejected
-from signgate_contracts.topics import IDENTITY_EVENTS, IDENTITY_REPLIES
+from signgate_contracts.topics import IDENTITY_REPLIES
 
 # -- what every use case reaches for --
 
@@ -112,10 +122,6 @@ async def existing_user(unit: Unit, user_name: str, *, for_update: bool = False)
     return user
 
 
-def fact(user_name: str, event: Message) -> Outgoing:
-    return Outgoing(IDENTITY_EVENTS.name, user_name, event)
-
-
 # -- managing users --
 
 
@@ -143,9 +149,8 @@ async def register_user(command: RegisterUser, unit: Unit) -> list[Outgoing]:
         raise domain.UserExists()
     await repository.upsert_accounts(unit.connection, accounts)
     await repository.replace_memberships(unit.connection, user_id, accounts)
-    return [fact(name, UserRegistered(
-        user_id=user_id, user_name=name, first_name=command.first_name, last_name=command.last_name,
-        email=email, mobile_number=mobile, accounts=accounts, roles=roles,
+    return [fact(UserRegisteredV2(
+        user_id=user_id, **contacts(user_id, email, mobile, keys_of(unit)), accounts=accounts, roles=roles,
         password_set=password_hash is not None,
         must_change_password=command.require_password_change, occurred_at=now,
     ))]
@@ -160,29 +165,37 @@ async def update_user(command: UpdateUser, unit: Unit) -> list[Outgoing]:
     await repository.upsert_accounts(unit.connection, accounts)
     await repository.replace_memberships(unit.connection, user.id, accounts)
     await repository.update_user_roles(unit.connection, user.id, roles, now)
-    return [fact(user.user_name, UserUpdated(
-        user_id=user.id, user_name=user.user_name, accounts=accounts, roles=roles, occurred_at=now,
-    ))]
+    return [fact(UserUpdatedV2(user_id=user.id, accounts=accounts, roles=roles, occurred_at=now))]
 
 
 async def update_user_profile(command: UpdateUserProfile, unit: Unit) -> list[Outgoing]:
+    """The user (with their own token) or an administrator replaces the profile; a change of the
+    mobile number signer codes go to is recorded and announced (`domain.mobile_number_changed`)."""
     claims = await caller(command, unit)
     now = settings_of(unit).clock()
-    user = await repository.select_user(unit.connection, domain.normalise_user_name(command.user_name))
+    user = await repository.select_user(unit.connection, domain.normalise_user_name(command.user_name),
+                                        for_update=True)
     if user is None:
         domain.require_administrator(claims)  # only an administrator learns who does not exist
         raise domain.UserNotFound()
     domain.require_self_or_administrator(claims, user.id)
     email = domain.valid_email(command.email)
     mobile = domain.valid_mobile_number(command.mobile_number)
+    by = domain.changed_by(claims, user.id)
     await repository.update_user_profile(
         unit.connection, user.id, first_name=command.first_name, last_name=command.last_name,
         email=email, mobile_number=mobile, now=now,
     )
-    return [fact(user.user_name, UserProfileUpdated(
-        user_id=user.id, user_name=user.user_name, first_name=command.first_name,
-        last_name=command.last_name, email=email, mobile_number=mobile, occurred_at=now,
+    effects = [fact(UserProfileUpdatedV2(
+        user_id=user.id, **contacts(user.id, email, mobile, keys_of(unit)), changed_by=by, occurred_at=now,
     ))]
+    if domain.mobile_number_changed(user.mobile_number, mobile):
+        await repository.insert_mobile_number_change(
+            unit.connection, user.id, old_number=user.mobile_number, new_number=mobile, changed_by=by,
+            actor=claims.subject, correlation_id=command.correlation_id, now=now,
+        )
+        effects.append(mobile_number_change(user.id, user.mobile_number, mobile, by, now))
+    return effects
 
 
 async def set_password(command: SetPassword, unit: Unit) -> list[Outgoing]:
@@ -195,9 +208,8 @@ async def set_password(command: SetPassword, unit: Unit) -> list[Outgoing]:
     password_hash = await hasher_of(unit).hash(password)
     await repository.update_password(unit.connection, user.id, password_hash,
                                      must_change=command.require_change, now=now)
-    return [fact(user.user_name, PasswordChanged(
-        user_id=user.id, user_name=user.user_name, changed_by="administrator",
-        must_change_password=command.require_change, occurred_at=now,
+    return [fact(PasswordChangedV2(
+        user_id=user.id, changed_by="administrator", must_change_password=command.require_change, occurred_at=now,
     ))]
 
 
@@ -215,8 +227,8 @@ async def _set_disabled(command: DisableUser | EnableUser, unit: Unit, *, disabl
     now = settings_of(unit).clock()
     user = await existing_user(unit, command.user_name)
     await repository.update_disabled(unit.connection, user.id, disabled, now)
-    event = UserDisabled if disabled else UserEnabled
-    return [fact(user.user_name, event(user_id=user.id, user_name=user.user_name, occurred_at=now))]
+    event = UserDisabledV2 if disabled else UserEnabledV2
+    return [fact(event(user_id=user.id, occurred_at=now))]
 
 
 async def unlock_user(command: UnlockUser, unit: Unit) -> list[Outgoing]:
@@ -225,7 +237,7 @@ async def unlock_user(command: UnlockUser, unit: Unit) -> list[Outgoing]:
     user = await existing_user(unit, command.user_name, for_update=True)
     await repository.update_lock_cleared(unit.connection, user.id, now)
     await counters_of(unit).clear(user.user_name)
-    return [fact(user.user_name, UserUnlocked(user_id=user.id, user_name=user.user_name, occurred_at=now))]
+    return [fact(UserUnlockedV2(user_id=user.id, occurred_at=now))]
 
 
 async def expire_password(command: ExpirePassword, unit: Unit) -> list[Outgoing]:
@@ -233,7 +245,7 @@ async def expire_password(command: ExpirePassword, unit: Unit) -> list[Outgoing]
     now = settings_of(unit).clock()
     user = await existing_user(unit, command.user_name)
     await repository.update_password_expired(unit.connection, user.id, now)
-    return [fact(user.user_name, PasswordExpired(user_id=user.id, user_name=user.user_name, occurred_at=now))]
+    return [fact(PasswordExpiredV2(user_id=user.id, occurred_at=now))]
 
 
 # -- proving a password --
@@ -296,10 +308,7 @@ async def _failed(unit: Unit, command, name: str, user: User | None, now: dateti
         name, command.event_id, threshold=policy.threshold, hard_after=policy.hard_after,
         durable_total=user.failed_attempts if user else 0,
     )
-    effects = [fact(name, UserAuthenticationFailed(
-        user_id=user.id if user else None, user_name=name, reasons=["invalid_credentials"],
-        occurred_at=now,
-    ))]
+    effects = [failure(name, ["invalid_credentials"], keys_of(unit), now)]
     if user is not None:
         if count.locks:
             lock = domain.lock_for(policy, consecutive_failures=count.total, lockouts=user.lockouts, now=now)
@@ -307,8 +316,8 @@ async def _failed(unit: Unit, command, name: str, user: User | None, now: dateti
                 lock = domain.Lock("hard", None)  # a hard lock is never softened
             await repository.update_lock(unit.connection, user.id, mode=lock.mode, until=lock.until,
                                          failed_attempts=count.total, now=now)
-            effects.append(fact(name, UserLockedOut(
-                user_id=user.id, user_name=name, mode=lock.mode, locked_until=lock.until,
+            effects.append(fact(UserLockedOutV2(
+                user_id=user.id, mode=lock.mode, locked_until=lock.until,
                 consecutive_failures=count.total, occurred_at=now,
             )))
         else:
@@ -323,8 +332,10 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     """AssureSign's AuthenticateUser: a token and the user's accounts, or the reasons why not.
 
     The answer goes only to the caller's ``reply_to`` (or ``signgate.identity.replies``); the
-    events topic gets the fact (``UserAuthenticated`` with the token's id, never the token,
-    or ``UserAuthenticationFailed`` with the reasons).
+    events topic gets the fact (``UserAuthenticatedV2`` with the token's id, never the token,
+    or ``UserAuthenticationFailedV2`` with the reasons and the digest of the name typed). A
+    refusal for an expired password, or one that must be changed, carries the portal's page
+    for it (`IdentitySettings.password_links`).
     """
     settings = settings_of(unit)
     now = settings.clock()
@@ -333,20 +344,13 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     user = attempt.user
 
     if attempt.reasons:
-        urls = {}
-        if user is not None and "password_expired" in attempt.reasons:
-            urls["expired_password_url"] = domain.render_url(
-                settings.expired_password_url, user_name=user.user_name, user_id=user.id)
-        if user is not None and "change_required" in attempt.reasons:
-            urls["change_password_url"] = domain.render_url(
-                settings.change_password_url, user_name=user.user_name, user_id=user.id)
+        urls = domain.links_for(attempt.reasons, settings.password_links, user_name=user.user_name,
+                                user_id=user.id) if user is not None else {}
         answer = AuthenticationFailed(
             reasons=[AuthenticationFailure(code=r, message=domain.FAILURE_TEXT[r]) for r in attempt.reasons],
             occurred_at=now, **urls,
         )
-        effects = attempt.effects or [fact(name, UserAuthenticationFailed(
-            user_id=user.id if user else None, user_name=name, reasons=attempt.reasons, occurred_at=now,
-        ))]
+        effects = attempt.effects or [failure(name, attempt.reasons, keys_of(unit), now)]
         return [Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer), *effects]
 
     assert user is not None
@@ -360,14 +364,13 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     answer = AuthenticationSucceeded(
         access_token=issued.token, expires_at=issued.claims.expires_at, user_name=user.user_name,
         first_name=user.first_name, last_name=user.last_name, accounts=accounts,
-        change_password_url=domain.render_url(settings.change_password_url,
-                                              user_name=user.user_name, user_id=user.id),
+        change_password_url=settings.password_links.change(user_name=user.user_name, user_id=user.id),
         occurred_at=issued.claims.issued_at,
     )
     return [
         Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer),
-        fact(name, UserAuthenticated(
-            user_id=user.id, user_name=user.user_name, token_id=issued.claims.token_id,
+        fact(UserAuthenticatedV2(
+            user_id=user.id, token_id=issued.claims.token_id,
             expires_at=issued.claims.expires_at, occurred_at=issued.claims.issued_at,
         )),
     ]
@@ -392,12 +395,10 @@ async def change_password(command: ChangePassword, unit: Unit) -> list[Outgoing]
             refusal = domain.AccountDisabled()
         else:
             refusal = domain.InvalidCredentials()
-        return [fact(name, rejection(command, refusal, now)), *attempt.effects]
+        return [outcome_for_name(name, rejection(command, refusal, now), keys_of(unit)), *attempt.effects]
     password_hash = await hasher_of(unit).hash(new_password)
     await repository.update_password(unit.connection, user.id, password_hash, must_change=False, now=now)
-    return [fact(name, PasswordChanged(
-        user_id=user.id, user_name=user.user_name, changed_by="user", occurred_at=now,
-    ))]
+    return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
 
 
 def rejection(command: Message, refusal: Refusal, now: datetime) -> CommandRejected:

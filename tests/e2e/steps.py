@@ -46,7 +46,7 @@ async def owner_token(system: System) -> str:
         accounts=[idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)],
         access_token=admin,
     ), key=user_name)
-    assert registered["type"] == "identity.user_registered", registered
+    assert registered["type"] == "identity.user_registered_v2", registered
     reply = await send(system, "signgate.identity.commands",
                        idn.AuthenticateUser(user_name=user_name, password=OWNER_PASSWORD),
                        answer_on="signgate.identity.replies", key=user_name)

@@ -15,6 +15,7 @@ from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from tests.e2e.conftest import System
 from tests.support.kafka import correlated
+from tests.support.signing import session_digests
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ async def test_a_reply_comes_to_the_callers_own_topic_with_the_event(system: Sys
     command = idn.AuthenticateUser(user_name=f"nobody-{uuid.uuid4().hex[:6]}@example.com", password="wrong")
     outcome = await client.send(command)
 
-    assert isinstance(outcome.event, idn.UserAuthenticationFailed)
+    assert isinstance(outcome.event, idn.UserAuthenticationFailedV2)
     assert isinstance(outcome.reply, idn.AuthenticationFailed)
     assert outcome.command.reply_to == client.reply_topic
     assert outcome.reply.correlation_id == outcome.event.correlation_id == command.correlation_id
@@ -43,7 +44,8 @@ async def test_concurrent_commands_each_get_their_own_outcome(client: SignGateCl
     names = [f"many-{n}-{uuid.uuid4().hex[:6]}@example.com" for n in range(20)]
     outcomes = await asyncio.gather(*(client.send(idn.AuthenticateUser(user_name=name, password="x"))
                                       for name in names))
-    assert [o.event.user_name for o in outcomes] == names
+    digests = session_digests()  # the services' digest key (the session's)
+    assert [o.event.user_name_digest for o in outcomes] == [digests.user_name(name) for name in names]
     assert all(o.reply.correlation_id == o.command.correlation_id for o in outcomes)
 
 

@@ -31,7 +31,7 @@ async def test_the_demo_locks_signer_two_out_and_the_owner_unlocks_them(system: 
 
     outcomes = demo.outcomes
     types = {name: outcome.result.type for name, outcome in outcomes.items()}
-    assert types["authenticate_user"] == "identity.user_authenticated"
+    assert types["authenticate_user"] == "identity.user_authenticated_v2"
     assert types["open_1"] == "authentication.recipient_authenticated"
     assert isinstance(outcomes["open_1"].reply, auth.DocumentAccessGranted)
     assert [types[f"wrong_{n}"] for n in (1, 2, 3)] == ["authentication.recipient_authentication_failed"] * 2 + [

@@ -2,8 +2,9 @@
 tokens every service trusts, and no secret anywhere it should not be.
 
 One identity service and one authentication service (whose account-state projection shows
-another service refusing a disabled user's token) run for the whole module; every test
-uses users of its own. The module's clock is injected into identity and only moves forward.
+another service refusing a disabled user's token, and whose profile projection sends a signer's
+code to their mobile number) run for the whole module; every test uses users of its own. The
+module's clock is injected into identity and only moves forward.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import SecretStr
 
 from libs.accounts import PostgresAccountStates
+from libs.otp_store import OtpStoreSettings
 from libs.secrets import SecretSettings, generate_pepper
 from libs.service import Service, build_service
 from libs.settings import ConnectionSettings
@@ -38,10 +41,14 @@ from libs.tokens import (
 from libs.topics_admin import create_topics
 from services.authentication.app import DEFINITION as AUTHENTICATION
 from services.authentication.app import AuthenticationSettings
+from services.identity import repository as identity_repository
 from services.identity.app import DEFINITION as IDENTITY
 from services.identity.app import IdentitySettings
-from signgate_contracts import Command, Topic, TopicKind, encode
+from signgate_contracts import Command, Message, Topic, TopicKind, encode
+from signgate_contracts import authentication as auth
+from signgate_contracts import workflow as wf
 from signgate_contracts.identity import (
+    PUBLISHED_EVENTS,
     AccountMembership,
     AuthenticateUser,
     ChangePassword,
@@ -53,17 +60,27 @@ from signgate_contracts.identity import (
     UnlockUser,
     UpdateUser,
     UpdateUserProfile,
+    UserProfileUpdated,
     normalise_user_name,
+    user_mobile_context,
 )
-from signgate_contracts.topics import IDENTITY_COMMANDS, IDENTITY_EVENTS, IDENTITY_REPLIES
+from signgate_contracts.topics import (
+    AUTHENTICATION_COMMANDS,
+    IDENTITY_COMMANDS,
+    IDENTITY_EVENTS,
+    IDENTITY_REPLIES,
+    OTP_REQUESTS,
+    WORKFLOW_EVENTS,
+)
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicWatcher, correlated, document
-from tests.support.waiting import eventually
+from tests.support.signing import authentication_opener, session_digests, signed_headers
+from tests.support.waiting import eventually, until
 
 CALLER_REPLIES = Topic("signgate.replies.test-identity", TopicKind.REPLIES, "user name", 1,
                        timedelta(hours=1), (), "A caller's own reply topic.")
-EXPIRED_URL = "https://signgate.example/password/expired?user={user_name}"
-CHANGE_URL = "https://signgate.example/password/change?user={user_name}"
+PORTAL = "https://portal.signgate.example"
+"""The portal the module's identity service names in AuthenticateUser's password URLs."""
 ACCOUNT = AccountMembership(name="Example, Inc.", context_identifier=uuid.uuid4(), is_primary=True)
 OTHER_ACCOUNT = AccountMembership(name="Other Co", context_identifier=uuid.uuid4())
 
@@ -71,6 +88,15 @@ PASSWORDS: set[str] = set()
 """Every password used in this module: none may appear in an event, a dead letter or a log line."""
 TOKENS: set[str] = set()
 """Every token issued in this module: only a reply may carry one."""
+CONTACTS: set[str] = set()
+"""Every email and mobile number given to identity in this module, as given and as stored: none
+may appear in clear on the events topic."""
+USER_NAMES: set[str] = set()
+"""Every user name sent to identity in this module (registered or not): none may appear on the
+events topic, in a record or in its key."""
+STAND_INS: set[str] = set()
+"""The event ids of records a test published on identity's events topic in identity's stead (the
+first shapes): not what identity published."""
 
 
 def new_password() -> str:
@@ -80,7 +106,23 @@ def new_password() -> str:
 
 
 def new_user_name() -> str:
-    return f"User-{uuid.uuid4().hex[:10]}@Example.com"
+    name = f"User-{uuid.uuid4().hex[:10]}@Example.com"
+    USER_NAMES.update((name, normalise_user_name(name)))
+    return name
+
+
+def contact(*forms: str) -> str:
+    """An email or mobile number given to identity, remembered in each form it may take."""
+    CONTACTS.update(forms)
+    return forms[0]
+
+
+def expired_url(user_name: str) -> str:
+    return f"{PORTAL}/password/expired?user_name={quote(user_name, safe='')}"
+
+
+def change_url(user_name: str) -> str:
+    return f"{PORTAL}/password/change?user_name={quote(user_name, safe='')}"
 
 
 # -- the services, and a caller of them --
@@ -141,6 +183,11 @@ class Caller:
     async def events_of(self, command: Command, count: int) -> list[dict[str, Any]]:
         return [document(r) for r in await self.on(self.events, command, count=count)]
 
+    async def events_by_type(self, command: Command, count: int) -> dict[str, dict[str, Any]]:
+        """The events ``command`` caused, by type: a failure (keyed by the name's digest) and the
+        lockout it caused (keyed by the user id) are in two partitions, in no given order."""
+        return {event["type"]: event for event in await self.events_of(command, count)}
+
     async def admin(self, command: Command) -> dict[str, Any]:
         """Send an administrative command with an admin token; its outcome."""
         command = command.model_copy(update={"access_token": SecretStr(self.admin_token())})
@@ -148,13 +195,15 @@ class Caller:
         return await self.outcome(command)
 
     async def register(self, password: str | None = None, **fields: Any) -> dict[str, Any]:
+        """The registration's event, with the (normalised) user name registered, which the event
+        does not carry."""
         command = RegisterUser(
             user_name=fields.pop("user_name", new_user_name()), first_name="Jane", last_name="Doe",
             accounts=fields.pop("accounts", [ACCOUNT]), password=password, **fields,
         )
         registered = await self.admin(command)
-        assert registered["type"] == "identity.user_registered", registered
-        return registered
+        assert registered["type"] == "identity.user_registered_v2", registered
+        return {**registered, "user_name": normalise_user_name(command.user_name)}
 
     async def authenticate(self, user_name: str, password: str, *, reply_to: str | None = None,
                            wait: bool = True) -> dict[str, Any]:
@@ -174,6 +223,40 @@ class Caller:
         reply = await self.authenticate(user_name, password)
         assert reply["type"] == "identity.authentication_succeeded", reply
         return reply["access_token"]
+
+    async def owned_package(self, owner_id: str) -> str:
+        """A package of ``owner_id``'s, with one document, as the workflow service announces it."""
+        package_id = f"pkg-{uuid.uuid4().hex[:8]}"
+        recipient = wf.RecipientSummary(order=1, name="Sam", role="signer", email_masked="s***@example.com",
+                                        email_digest=session_digests().email("sam@example.com"))
+        facts = [
+            wf.PackageRegistered(package_id=package_id, owner_id=owner_id, name="Lease", workflow_type="sequential",
+                                 documents=[wf.DocumentSummary(document_id="doc-1", name="lease.pdf")],
+                                 recipients=[recipient]),
+            wf.WorkflowShared(package_id=package_id, workflow_type="sequential", shared_at=datetime.now(UTC)),
+        ]
+        topic = self.connections.topic(WORKFLOW_EVENTS.name)
+        for fact in facts:
+            value = encode(fact)
+            await self.producer.send_and_wait(topic, value, key=package_id.encode(),
+                                              headers=signed_headers("workflow", topic, package_id.encode(), value))
+        return package_id
+
+    async def publish_as_identity(self, key: str, event: Message) -> None:
+        """Publish ``event`` on identity's events topic, signed as identity signs."""
+        topic, value = self.events, encode(event)
+        STAND_INS.add(str(event.event_id))
+        await self.producer.send_and_wait(topic, value, key=key.encode(),
+                                          headers=signed_headers("identity", topic, key.encode(), value))
+
+    async def request_signing_otp(self, package_id: str, token: str) -> dict[str, Any]:
+        """Ask for a signer's code for a field of doc-1; the delivery the authentication service requests."""
+        command = auth.RequestSigningOtp(package_id=package_id, document_id="doc-1", field_name="signature-1",
+                                         access_token=token)
+        await self.producer.send_and_wait(self.connections.topic(AUTHENTICATION_COMMANDS.name), encode(command),
+                                          key=package_id.encode())
+        [record] = await self.on(self.connections.topic(OTP_REQUESTS.name), command)
+        return document(record)
 
 
 class LogCapture(logging.Handler):
@@ -196,10 +279,12 @@ async def running(identity_connections: ConnectionSettings, keys: KeyPair,
         connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2,
         secrets=SecretSettings(pepper=generate_pepper()),
         tokens=TokenSettings(private_key=keys.private_key, public_key=keys.public_key),
-        expired_password_url=EXPIRED_URL, change_password_url=CHANGE_URL, clock=clock,
+        portal_url=PORTAL, clock=clock,
     ))
     authentication = build_service(AUTHENTICATION, AuthenticationSettings(
         connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2,
+        tokens=TokenSettings(public_key=keys.public_key), secrets=SecretSettings(pepper=generate_pepper()),
+        otp_store=OtpStoreSettings(pepper=generate_pepper()), clock=clock,  # it verifies identity's tokens
     ))
     root = logging.getLogger()
     capture = LogCapture(root.handlers[0].formatter if root.handlers else None)
@@ -218,7 +303,8 @@ async def caller(running, identity_connections: ConnectionSettings, keys: KeyPai
                  clock: MovableClock) -> AsyncIterator[Caller]:
     connections = identity_connections
     topics = [connections.topic(t) for t in (
-        IDENTITY_EVENTS.name, IDENTITY_REPLIES.name, CALLER_REPLIES.name, IDENTITY_COMMANDS.dlq)]
+        IDENTITY_EVENTS.name, IDENTITY_REPLIES.name, CALLER_REPLIES.name, IDENTITY_COMMANDS.dlq,
+        OTP_REQUESTS.name)]
     producer = AIOKafkaProducer(bootstrap_servers=connections.kafka_bootstrap, acks="all")
     await producer.start()
     try:
@@ -267,12 +353,12 @@ async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_t
         {"name": "Other Co", "context_identifier": str(OTHER_ACCOUNT.context_identifier), "is_primary": False},
     ]
     assert at(reply["expires_at"]) - at(reply["occurred_at"]) == timedelta(minutes=30)
-    assert reply["change_password_url"] == CHANGE_URL.format(user_name=registered["user_name"].replace("@", "%40"))
+    assert reply["change_password_url"] == change_url(registered["user_name"])
     assert claims.subject == registered["user_id"]
     assert claims.accounts == (str(ACCOUNT.context_identifier), str(OTHER_ACCOUNT.context_identifier))
     assert claims.primary_account == str(ACCOUNT.context_identifier)
-    assert event["type"] == "identity.user_authenticated"
-    assert event["token_id"] == str(claims.token_id)
+    assert event["type"] == "identity.user_authenticated_v2"
+    assert (event["user_id"], event["token_id"]) == (registered["user_id"], str(claims.token_id))
     assert record.key.decode() == registered["user_name"] == normalise_user_name(registered["user_name"])
 
 
@@ -312,10 +398,12 @@ async def test_a_reply_topic_that_is_a_signgate_events_topic_is_refused(caller: 
     command = AuthenticateUser(user_name=registered["user_name"], password=password, reply_to=caller.events)
     await caller.send(command)
 
-    outcome = await caller.outcome(command)
+    [record] = await caller.on(caller.events, command)
+    outcome = document(record)
 
     assert (outcome["type"], outcome["status"], outcome["code"], outcome["field"]) == (
         "command.rejected", 400, "invalid_reply_to", "reply_to")
+    assert record.key.decode() == session_digests().user_name(registered["user_name"])
     assert len(caller.watcher.matching(lambda r: correlated(r, command.correlation_id))) == 1
 
 
@@ -336,12 +424,33 @@ async def test_unknown_user_and_wrong_password_get_byte_identical_answers(caller
     assert document(wrong_reply)["expired_password_url"] is None
 
 
-def without_ids(record: ConsumerRecord) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The record's value and headers with its ids and timestamp blanked out (and its signature,
-    which covers them, kept only as its length)."""
+async def test_failed_logins_of_a_real_and_an_unknown_name_look_alike_on_the_events_topic(caller: Caller) -> None:
+    """A wrong password for a real user and one for a name nobody has publish records that are the
+    same bytes apart from ids, timestamp and the name's keyed digest, which names the name typed
+    (no user id, no name) and keys the record; nothing on either tells whether the name exists."""
+    registered = await caller.register(new_password())
+    unknown = AuthenticateUser(user_name=new_user_name(), password=new_password(), reply_to=caller.reply_to)
+    wrong = AuthenticateUser(user_name=registered["user_name"].upper(), password=new_password(),
+                             reply_to=caller.reply_to)
+    await caller.send(unknown, wrong)
+
+    [unknown_failed] = await caller.on(caller.events, unknown)
+    [wrong_failed] = await caller.on(caller.events, wrong)
+
+    for record, typed in ((unknown_failed, unknown.user_name), (wrong_failed, wrong.user_name)):
+        body = document(record)
+        assert body["type"] == "identity.user_authentication_failed_v2"
+        assert body["user_name_digest"] == session_digests().user_name(typed) == record.key.decode()
+        assert "user_id" not in body and "user_name" not in body
+    assert without_ids(unknown_failed, "user_name_digest") == without_ids(wrong_failed, "user_name_digest")
+
+
+def without_ids(record: ConsumerRecord, *others: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The record's value and headers with its ids and timestamp (and the ``others`` fields)
+    blanked out, and its signature, which covers them, kept only as its length."""
     body = document(record)
     value, headers = record.value, list(record.headers)
-    for field in ("event_id", "correlation_id", "causation_id", "occurred_at"):
+    for field in ("event_id", "correlation_id", "causation_id", "occurred_at", *others):
         value = value.replace(str(body[field]).encode(), field.encode())
         headers = [(k, v.replace(str(body[field]).encode(), field.encode())) for k, v in headers]
     headers = [(k, b"%d bytes" % len(v) if k == "signgate-signature" else v) for k, v in headers]
@@ -361,14 +470,15 @@ async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(c
     await caller.send(*attempts)
 
     fourth = await caller.events_of(attempts[3], 1)
-    failed, locked_out = await caller.events_of(attempts[4], 2)
+    fifth = await caller.events_by_type(attempts[4], 2)
+    failed, locked_out = fifth["identity.user_authentication_failed_v2"], fifth["identity.user_locked_out_v2"]
     right = await caller.authenticate(name, password)
     wrong = await caller.authenticate(name, new_password())
 
-    assert [e["type"] for e in fourth] == ["identity.user_authentication_failed"]
+    assert [e["type"] for e in fourth] == ["identity.user_authentication_failed_v2"]
     assert failed["reasons"] == ["invalid_credentials"]
     assert (locked_out["type"], locked_out["mode"], locked_out["consecutive_failures"]) == (
-        "identity.user_locked_out", "temporary", 5)
+        "identity.user_locked_out_v2", "temporary", 5)
     assert at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) == timedelta(minutes=5)
     assert [r["code"] for r in right["reasons"]] == ["account_locked"]
     assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
@@ -377,11 +487,12 @@ async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(c
 async def test_a_temporary_lock_ends_after_its_wait_and_a_success_resets_the_count(caller: Caller) -> None:
     """After the lock's wait the right password gets a token, and four new failures do not lock again."""
     password = new_password()
-    name = (await caller.register(password))["user_name"]
+    registered = await caller.register(password)
+    name = registered["user_name"]
     attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
                 for _ in range(5)]
     await caller.send(*attempts)
-    _failed, locked_out = await caller.events_of(attempts[4], 2)
+    locked_out = (await caller.events_by_type(attempts[4], 2))["identity.user_locked_out_v2"]
     caller.clock.advance(at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) + timedelta(seconds=1))
 
     await caller.token(name, password)
@@ -392,8 +503,8 @@ async def test_a_temporary_lock_ends_after_its_wait_and_a_success_resets_the_cou
     await caller.token(name, password)
 
     lockouts = caller.watcher.matching(
-        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out"
-        and document(r)["user_name"] == name)
+        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out_v2"
+        and document(r)["user_id"] == registered["user_id"])
     assert len(lockouts) == 1
 
 
@@ -422,7 +533,8 @@ async def test_temporary_lockouts_turn_hard_before_100_failures_in_a_row(caller:
     and the lock turns hard at the 100th failure in a row; only an administrator's unlock lets
     the user in again."""
     password = new_password()
-    name = (await caller.register(password))["user_name"]
+    registered = await caller.register(password)
+    name = registered["user_name"]
     attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
                 for _ in range(100)]
     caller.clock.tick = timedelta(days=1, seconds=1)  # every attempt comes after any lock's end
@@ -436,8 +548,8 @@ async def test_temporary_lockouts_turn_hard_before_100_failures_in_a_row(caller:
     token = await caller.token(name, password)
 
     lockouts = [document(r) for r in caller.watcher.matching(
-        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out"
-        and document(r)["user_name"] == name)]
+        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out_v2"
+        and document(r)["user_id"] == registered["user_id"])]
     waits = [at(e["locked_until"]) - at(e["occurred_at"]) for e in lockouts[:-1]]
     assert [e["consecutive_failures"] for e in lockouts] == list(range(5, 101, 5))
     assert [e["mode"] for e in lockouts] == ["temporary"] * 19 + ["hard"]
@@ -445,7 +557,7 @@ async def test_temporary_lockouts_turn_hard_before_100_failures_in_a_row(caller:
     assert waits[-1] == timedelta(hours=24)
     assert lockouts[-1]["locked_until"] is None
     assert [r["code"] for r in while_hard["reasons"]] == ["account_locked"]
-    assert unlocked["type"] == "identity.user_unlocked"
+    assert unlocked["type"] == "identity.user_unlocked_v2"
     assert token
 
 
@@ -477,7 +589,7 @@ async def test_a_disabled_users_token_is_refused_by_another_services_verifier(
         await verifier.verify(token)
     fresh = await caller.token(name, password)
 
-    assert (disabled["type"], enabled["type"]) == ("identity.user_disabled", "identity.user_enabled")
+    assert (disabled["type"], enabled["type"]) == ("identity.user_disabled_v2", "identity.user_enabled_v2")
     assert (refused.value.status, refused.value.message) == (403, "Account is disabled")
     assert [r["code"] for r in disabled_login["reasons"]] == ["account_disabled"]
     assert [r["code"] for r in wrong_while_disabled["reasons"]] == ["invalid_credentials"]
@@ -511,7 +623,7 @@ async def test_a_password_change_revokes_earlier_tokens_everywhere(
     old_login = await caller.authenticate(name, password)
     await caller.token(name, new)
 
-    assert (changed["type"], changed["changed_by"]) == ("identity.password_changed", "user")
+    assert (changed["type"], changed["changed_by"]) == ("identity.password_changed_v2", "user")
     assert [r["code"] for r in old_login["reasons"]] == ["invalid_credentials"]
 
 
@@ -533,12 +645,12 @@ async def test_an_expired_password_is_told_only_with_the_right_password_and_a_ch
     await caller.send(change)
     changed = await caller.outcome(change)
 
-    assert expired["type"] == "identity.password_expired"
+    assert expired["type"] == "identity.password_expired_v2"
     assert [r["code"] for r in right["reasons"]] == ["password_expired"]
-    assert right["expired_password_url"] == EXPIRED_URL.format(user_name=name.replace("@", "%40"))
+    assert right["expired_password_url"] == expired_url(name)
     assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
     assert wrong["expired_password_url"] is None
-    assert changed["type"] == "identity.password_changed"
+    assert changed["type"] == "identity.password_changed_v2"
     assert await caller.token(name, new)
 
 
@@ -552,7 +664,7 @@ async def test_a_password_set_by_an_administrator_must_be_changed(caller: Caller
 
     assert (changed["changed_by"], changed["must_change_password"]) == ("administrator", True)
     assert [r["code"] for r in reply["reasons"]] == ["change_required"]
-    assert reply["change_password_url"] == CHANGE_URL.format(user_name=name.replace("@", "%40"))
+    assert reply["change_password_url"] == change_url(name)
 
 
 async def test_a_wrong_current_password_refuses_the_change_and_counts_as_a_failure(caller: Caller) -> None:
@@ -564,7 +676,7 @@ async def test_a_wrong_current_password_refuses_the_change_and_counts_as_a_failu
     rejected, failed = await caller.events_of(change, 2)
 
     assert (rejected["type"], rejected["status"], rejected["code"]) == ("command.rejected", 401, "invalid_credentials")
-    assert (failed["type"], failed["reasons"]) == ("identity.user_authentication_failed", ["invalid_credentials"])
+    assert (failed["type"], failed["reasons"]) == ("identity.user_authentication_failed_v2", ["invalid_credentials"])
 
 
 async def test_a_too_short_password_is_refused_naming_the_field(caller: Caller) -> None:
@@ -613,20 +725,144 @@ async def test_a_disabled_administrators_token_is_refused(caller: Caller) -> Non
 
 
 async def test_a_user_updates_their_own_profile_with_a_validated_mobile_number(caller: Caller) -> None:
-    """With their own token a user sets their profile; the mobile number is published in E.164."""
+    """With their own token a user sets their profile; the event shows the email and the mobile
+    number masked and the email as a keyed digest, and carries the number (E.164) sealed to the
+    authentication service, which opens it as this user's number."""
     password = new_password()
-    name = (await caller.register(password))["user_name"]
+    registered = await caller.register(password)
+    name = registered["user_name"]
     token = await caller.token(name, password)
+    email = contact("Janet@Example.COM", "Janet@example.com")
+    mobile = contact("+1 415-555-0123", "+14155550123", "4155550123")
     command = UpdateUserProfile(user_name=name, first_name="Janet", last_name="Dough",
-                                email="Janet@Example.COM", mobile_number="+1 415-555-0123", access_token=token)
+                                email=email, mobile_number=mobile, access_token=token)
     await caller.send(command)
 
-    updated = await caller.outcome(command)
+    updated, changed = await caller.events_of(command, 2)
     reply = await caller.authenticate(name, password)
 
-    assert updated["type"] == "identity.user_profile_updated"
-    assert (updated["mobile_number"], updated["email"]) == ("+14155550123", "Janet@example.com")
+    assert (updated["type"], updated["user_id"], updated["changed_by"]) == (
+        "identity.user_profile_updated_v2", registered["user_id"], "user")
+    assert (updated["email_masked"], updated["mobile_masked"]) == ("J***@example.com", "+14*****0123")
+    assert updated["email_digest"] == session_digests().email("janet@example.com")
+    assert authentication_opener().open(user_mobile_context(registered["user_id"]),
+                                        updated["mobile_sealed"]) == "+14155550123"
+    assert (changed["type"], changed["old_mobile_masked"], changed["new_mobile_masked"]) == (
+        "identity.user_mobile_number_changed", None, "+14*****0123")
     assert (reply["first_name"], reply["last_name"]) == ("Janet", "Dough")
+
+
+async def test_a_change_of_the_mobile_number_is_recorded_and_announced_masked(caller: Caller, running) -> None:
+    """Replacing the profile mobile number (by the user) and removing it (by an administrator) are
+    each recorded by identity, from what to what and by whom, and announced with both numbers
+    masked; giving the same number again is no change."""
+    identity, _authentication, _logs = running
+    password = new_password()
+    first, second = contact("+447911123411"), contact("+447911123422")
+    registered = await caller.register(password, mobile_number=first)
+    name, user_id = registered["user_name"], registered["user_id"]
+    token = await caller.token(name, password)
+    replaced = UpdateUserProfile(user_name=name, mobile_number=second, access_token=token)
+    same = UpdateUserProfile(user_name=name, mobile_number=second, access_token=token)
+    removed = UpdateUserProfile(user_name=name, access_token=SecretStr(caller.admin_token()))
+    await caller.send(replaced, same, removed)
+
+    _updated, by_user = await caller.events_of(replaced, 2)
+    _updated, by_administrator = await caller.events_of(removed, 2)  # after `same`: one partition, in order
+    same_events = [document(r)["type"] for r in caller.watcher.matching(lambda r: correlated(r, same.correlation_id))]
+    assert identity.resources.pool is not None
+    async with identity.resources.pool.acquire() as connection:
+        recorded = await identity_repository.select_mobile_number_changes(connection, uuid.UUID(user_id))
+
+    assert registered["mobile_masked"] == "+44******3411"
+    assert (by_user["type"], by_user["user_id"], by_user["changed_by"]) == (
+        "identity.user_mobile_number_changed", user_id, "user")
+    assert (by_user["old_mobile_masked"], by_user["new_mobile_masked"]) == ("+44******3411", "+44******3422")
+    assert (by_administrator["changed_by"], by_administrator["old_mobile_masked"],
+            by_administrator["new_mobile_masked"]) == ("administrator", "+44******3422", None)
+    assert same_events == ["identity.user_profile_updated_v2"]
+    assert [(c.old_number, c.new_number, c.changed_by, c.actor, c.correlation_id) for c in recorded] == [
+        (first, second, "user", user_id, replaced.correlation_id),
+        (second, None, "administrator", "operator:tests", removed.correlation_id),
+    ]
+
+
+async def test_the_authentication_service_sends_a_signers_code_to_their_profile_number(
+    caller: Caller, running,
+) -> None:
+    """The authentication service opens the sealed number of identity's events: a signer's code for a
+    signature field (seed 002) is requested for the mobile number in their profile, and, once they
+    change it, for the new one."""
+    _identity, authentication, _logs = running
+    password = new_password()
+    first, second = contact("+447911123433"), contact("+447911123444")
+    registered = await caller.register(password, mobile_number=first)
+    name, user_id = registered["user_name"], registered["user_id"]
+    token = await caller.token(name, password)
+    package_id = await caller.owned_package(user_id)
+
+    await package_projected(authentication, package_id)
+    await profile_number_projected(authentication, user_id, first)
+    asked_first = await caller.request_signing_otp(package_id, token)
+    change = UpdateUserProfile(user_name=name, mobile_number=second, access_token=token)
+    await caller.send(change)
+    await caller.events_of(change, 2)
+    await profile_number_projected(authentication, user_id, second)
+    asked_second = await caller.request_signing_otp(package_id, token)
+
+    assert (asked_first["purpose"], asked_first["user_id"], asked_first["channel"]) == ("signing", user_id, "sms")
+    assert (asked_first["destination"], asked_second["destination"]) == (first, second)
+
+
+async def test_a_profile_in_the_first_shape_is_still_read_but_never_over_a_newer_one(caller: Caller, running) -> None:
+    """While records of the first shapes are on the topic (keyed by user name, so on another partition
+    than the user's new ones), the authentication service still applies a `user_profile_updated`, but
+    not one older than the profile it holds."""
+    _identity, authentication, _logs = running
+    registered = await caller.register(new_password(), mobile_number=contact("+447911123455"))
+    user_id, name = registered["user_id"], registered["user_name"]
+    await profile_number_projected(authentication, user_id, "+447911123455")
+    occurred = at(registered["occurred_at"])
+    older = UserProfileUpdated(user_id=uuid.UUID(user_id), user_name=name, first_name="", last_name="",
+                               mobile_number="+447911123466", occurred_at=occurred - timedelta(hours=1))
+    newer = older.model_copy(update={"event_id": uuid.uuid4(), "mobile_number": "+447911123477",
+                                     "occurred_at": occurred + timedelta(hours=1)})
+
+    await caller.publish_as_identity(name, older)
+    await processed_by(authentication, older.event_id)
+    kept = await profile_number(authentication, user_id)
+    await caller.publish_as_identity(name, newer)
+    await profile_number_projected(authentication, user_id, "+447911123477")
+
+    assert kept == "+447911123455"
+
+
+async def processed_by(service: Service, event_id: uuid.UUID) -> None:
+    pool = service.resources.pool
+    assert pool is not None
+    await until(lambda: pool.fetchval("SELECT count(*) = 1 FROM processed_messages WHERE event_id = $1", event_id),
+                what=f"{event_id} handled by {service.definition.name}")
+
+
+async def profile_number(service: Service, user_id: str) -> str | None:
+    assert service.resources.pool is not None
+    return await service.resources.pool.fetchval("SELECT mobile_number FROM user_profiles WHERE user_id = $1",
+                                                 uuid.UUID(user_id))
+
+
+async def package_projected(authentication: Service, package_id: str) -> None:
+    pool = authentication.resources.pool
+    assert pool is not None
+    await until(lambda: pool.fetchval("SELECT count(*) = 1 FROM packages WHERE package_id = $1", package_id),
+                what="the package in the authentication service")
+
+
+async def profile_number_projected(authentication: Service, user_id: str, number: str) -> None:
+    pool = authentication.resources.pool
+    assert pool is not None
+    await until(lambda: pool.fetchval("SELECT mobile_number = $2 FROM user_profiles WHERE user_id = $1",
+                                      uuid.UUID(user_id), number),
+                what="the profile's number in the authentication service")
 
 
 async def test_an_invalid_mobile_number_or_anothers_profile_is_refused(caller: Caller) -> None:
@@ -658,7 +894,7 @@ async def test_an_administrator_changes_a_users_accounts_and_the_next_token_carr
     reply = await caller.authenticate(name, password)
     claims = await caller.verifier().verify(reply["access_token"])
 
-    assert (updated["type"], updated["roles"]) == ("identity.user_updated", ["admin"])
+    assert (updated["type"], updated["roles"]) == ("identity.user_updated_v2", ["admin"])
     assert [(a["name"], a["is_primary"]) for a in reply["accounts"]] == [("Other Co", True), ("Example, Inc.", False)]
     assert claims.primary_account == str(OTHER_ACCOUNT.context_identifier)
     assert claims.roles == ("admin",)
@@ -684,6 +920,7 @@ async def test_a_command_of_an_unknown_type_is_dead_lettered_without_its_passwor
     """A misspelt command carrying a password lands in the DLQ with the password redacted."""
     password = new_password()
     correlation_id = str(uuid.uuid4())
+    USER_NAMES.add("someone")
     body = {"type": "identity.authenticate_usr", "correlation_id": correlation_id,
             "user_name": "someone", "password": password}
     await caller.producer.send_and_wait(caller.connections.topic(IDENTITY_COMMANDS.name),
@@ -696,6 +933,35 @@ async def test_a_command_of_an_unknown_type_is_dead_lettered_without_its_passwor
 
 
 # -- last: nothing leaked during the whole module --
+
+
+EMAIL_IN_CLEAR = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+")
+"""An address with its local part: a masked one (``j***@example.com``) has none left."""
+NUMBER_IN_CLEAR = re.compile(r"\+\d{7,}")
+"""A phone number: a masked one (``+44******0123``) shows two digits after the ``+``."""
+RECORD_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{64}")
+"""A user id, or the keyed digest of a name given."""
+
+
+async def test_the_events_topic_carries_no_contact_and_no_user_name(caller: Caller) -> None:
+    """Across every test above, no email address or phone number (of those given, or of any), and no
+    user name sent to identity, registered or not, appears on its events topic, in a record or in
+    its key; every record is keyed by a user id or a keyed digest, and of a type identity publishes."""
+    events = [r for r in caller.watcher.records
+              if r.topic == caller.events and document(r)["event_id"] not in STAND_INS]
+    assert events and CONTACTS and USER_NAMES and STAND_INS
+    published = {message.model_fields["type"].default for message in PUBLISHED_EVENTS}
+    found = []
+    for record in events:
+        key, value = (record.key or b"").decode(), record.value.decode()
+        text = (key + " " + value).lower()
+        found += [(key, given) for given in CONTACTS | USER_NAMES if given.lower() in text]
+        found += [(key, match) for match in EMAIL_IN_CLEAR.findall(value) + NUMBER_IN_CLEAR.findall(value)]
+        if not RECORD_KEY.fullmatch(key):
+            found.append((key, "key"))
+        if document(record)["type"] not in published:
+            found.append((key, document(record)["type"]))
+    assert not found
 
 
 async def test_no_password_or_token_in_any_event_dead_letter_or_log_line(caller: Caller, running) -> None:
@@ -713,4 +979,4 @@ async def test_no_password_or_token_in_any_event_dead_letter_or_log_line(caller:
     for line in logs.lines:
         leaks += [("log", secret[:12]) for secret in PASSWORDS | TOKENS if secret in line]
     assert not leaks
-    assert any(re.search(r"identity\.user_registered", r.value.decode()) for r in caller.watcher.records)
+    assert any(re.search(r"identity\.user_registered_v2", r.value.decode()) for r in caller.watcher.records)

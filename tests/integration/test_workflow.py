@@ -25,7 +25,7 @@ from signgate_contracts.authentication import (
     RecipientAuthenticationFailed,
     RecipientLockedOut,
 )
-from signgate_contracts.identity import UserDisabled
+from signgate_contracts.identity import UserDisabledV2
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WORKFLOW_REPLIES
 from signgate_contracts.workflow import (
     AddAuthentication,
@@ -238,10 +238,9 @@ async def test_disabled_account_is_403_account_is_disabled(
 ) -> None:
     """Once identity says the owner is disabled, their token gets 403 "Account is disabled"."""
     package = await registered(client, owner)
-    disabled = UserDisabled(user_id=uuid.UUID(owner.user_id), user_name="owner")
-    topic, value = provisioned.topic(IDENTITY_EVENTS.name), encode(disabled)
-    await client.producer.send_and_wait(topic, value, key=b"owner",
-                                        headers=signed_headers("identity", topic, b"owner", value))
+    disabled = UserDisabledV2(user_id=uuid.UUID(owner.user_id))
+    topic, value, key = provisioned.topic(IDENTITY_EVENTS.name), encode(disabled), owner.user_id.encode()
+    await client.producer.send_and_wait(topic, value, key=key, headers=signed_headers("identity", topic, key, value))
     assert workflow.resources.pool is not None
     await until(lambda: workflow.resources.pool.fetchval(
         "SELECT disabled FROM account_states WHERE user_id = $1", disabled.user_id), what="owner disabled")

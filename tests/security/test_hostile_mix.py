@@ -89,7 +89,7 @@ def valid_records(caller_topic: str, password: str, count: int = 10):
     for _ in range(count):
         yield ("signgate.identity.commands", idn.AuthenticateUser(
             user_name=f"nobody-{uuid.uuid4().hex[:8]}@example.com", password=password, reply_to=caller_topic),
-            ("identity.user_authentication_failed", None, None, None))
+            ("identity.user_authentication_failed_v2", None, None, None))
         yield ("signgate.authentication.commands", auth.GetRecipientAuthenticationStatus(
             package_id=f"mix-{uuid.uuid4().hex[:8]}", order=1, reply_to=caller_topic),
             ("command.rejected", 404, "recipient_not_found", None))

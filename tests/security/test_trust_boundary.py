@@ -34,7 +34,12 @@ from signgate_contracts.topics import (
     WORKFLOW_COMMANDS,
     WORKFLOW_EVENTS,
 )
-from tests.support.chaos_identity import admin_token, authenticate, register_user
+from tests.support.chaos_identity import (
+    admin_token,
+    authenticate,
+    register_user,
+    register_user_with_id,
+)
 from tests.support.kafka import TopicWatcher, correlated, json_object, producer
 from tests.support.recipients import access_code, delivered_code, projected, shared_package
 from tests.support.signing import signer_of
@@ -103,7 +108,7 @@ async def test_a_nul_in_a_user_name_is_refused_and_the_commands_behind_it_on_its
 
     assert (refused["type"], refused["status"], refused["code"], refused["field"]) == (
         "command.rejected", 400, "invalid_command", "user_name")
-    assert [a["type"] for a in answers] == ["identity.user_registered"] * 5
+    assert [a["type"] for a in answers] == ["identity.user_registered_v2"] * 5
     for register in registers:
         assert len(events_of(system, IDENTITY_EVENTS.name, register.correlation_id)) == 1
     assert dead_letters_of(system, IDENTITY_COMMANDS.name, key) == []
@@ -311,30 +316,28 @@ def genuine_policy_for(system: System, package_id: str, order: int) -> dict[str,
 
 
 async def test_a_fact_signed_by_another_service_or_unsigned_has_no_effect(system: System) -> None:
-    """A disabled user stays disabled when `identity.user_enabled` comes signed by the workflow
+    """A disabled user stays disabled when `identity.user_enabled_v2` comes signed by the workflow
     service's key (a service may speak only for itself on its own topics), and an unsigned
     `otp.sent` is not taken for a delivery: each consumer that handles the type dead-letters it once."""
     connections = system.connections
     async with producer(connections.kafka_bootstrap) as client:
         password = "Disabled-pass-5512"
-        user_name = await register_user(system, client, password)
-        registered = [json.loads(r.value) for r in system.watch.records
-                      if r.topic == connections.topic(IDENTITY_EVENTS.name) and r.key == user_name.encode()
-                      and json_object(r).get("type") == "identity.user_registered"][-1]
+        user_name, user_id = await register_user_with_id(system, client, password)
+        registered = {"user_id": user_id}
         disable = idn.DisableUser(user_name=user_name, access_token=admin_token(system))
         await publish(system, client, IDENTITY_COMMANDS.name, encode(disable), user_name.encode())
-        assert (await outcome(system, IDENTITY_EVENTS.name, disable.correlation_id))["type"] == "identity.user_disabled"
+        assert (await outcome(system, IDENTITY_EVENTS.name, disable.correlation_id))["type"] == "identity.user_disabled_v2"
 
         events = connections.topic(IDENTITY_EVENTS.name)
-        enabled = json.dumps({"type": "identity.user_enabled", "event_id": str(uuid.uuid4()),
+        enabled = json.dumps({"type": "identity.user_enabled_v2", "event_id": str(uuid.uuid4()),
                               "correlation_id": str(uuid.uuid4()), "occurred_at": "2026-12-02T10:00:00Z",
-                              "user_id": registered["user_id"], "user_name": user_name}).encode()
+                              "user_id": user_id}).encode()
         workflow_signer = signer_of("workflow")
-        forged = await client.send_and_wait(events, enabled, key=user_name.encode(),
-                                            headers=sign_as(workflow_signer, events, user_name.encode(), enabled))
+        forged = await client.send_and_wait(events, enabled, key=user_id.encode(),
+                                            headers=sign_as(workflow_signer, events, user_id.encode(), enabled))
         consumers = [s for s in system.services.values()
                      if any(t.name == IDENTITY_EVENTS.name for t in s.definition.consumes)
-                     and idn.UserEnabled in s.definition.handlers]
+                     and idn.UserEnabledV2 in s.definition.handlers]
         letters = await dead_letter_at(system, IDENTITY_EVENTS.name, forged.partition, forged.offset,
                                        count=len(consumers))
 

@@ -53,13 +53,18 @@ async def command(system: System, client: AIOKafkaProducer, message: Command, ke
 
 
 async def register_user(system: System, client: AIOKafkaProducer, password: str) -> str:
+    return (await register_user_with_id(system, client, password))[0]
+
+
+async def register_user_with_id(system: System, client: AIOKafkaProducer, password: str) -> tuple[str, str]:
+    """A new user's name and id (the events name users by id only)."""
     user_name = f"user-{uuid.uuid4().hex[:8]}@example.com"
     answer = await command(system, client, idn.RegisterUser(
         user_name=user_name, first_name="Sam", last_name="Tester", password=password,
         accounts=[idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)],
         access_token=admin_token(system)), user_name)
-    assert answer.events[0]["type"] == "identity.user_registered", answer.events
-    return user_name
+    assert answer.events[0]["type"] == "identity.user_registered_v2", answer.events
+    return user_name, answer.events[0]["user_id"]
 
 
 async def authenticate(system: System, client: AIOKafkaProducer, user_name: str, password: str) -> Answer:

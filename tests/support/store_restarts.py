@@ -19,7 +19,7 @@ from tests.support.kafka import TopicWatcher
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import until
 
-ACCOMPANYING = {"identity.user_locked_out"}
+ACCOMPANYING = {"identity.user_locked_out_v2"}
 """Facts published beside a command's outcome (the failure that locked), not outcomes of their own."""
 
 

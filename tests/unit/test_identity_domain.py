@@ -187,3 +187,49 @@ def test_a_user_may_update_their_own_profile_but_not_anothers() -> None:
     domain.require_self_or_administrator(claims("u-1"), "u-1")
     with pytest.raises(domain.NotAnAdministrator):
         domain.require_self_or_administrator(claims("u-1"), "u-2")
+
+
+def test_password_pages_are_built_from_the_portal_url() -> None:
+    """Without templates, the expired- and change-password URLs are the portal's pages for the user."""
+    links = domain.PasswordLinks("https://portal.example/")
+
+    assert links.expired(user_name="jdoe@example.com", user_id=7) == (
+        "https://portal.example/password/expired?user_name=jdoe%40example.com")
+    assert links.change(user_name="jdoe@example.com", user_id=7) == (
+        "https://portal.example/password/change?user_name=jdoe%40example.com")
+
+
+def test_a_template_replaces_a_portal_page() -> None:
+    """A configured template wins over the portal's page, for that URL only."""
+    links = domain.PasswordLinks("https://portal.example", change_template="https://sso.example/pw/{user_id}")
+
+    assert links.change(user_name="j", user_id=7) == "https://sso.example/pw/7"
+    assert links.expired(user_name="j", user_id=7) == "https://portal.example/password/expired?user_name=j"
+
+
+def test_a_refusal_carries_the_url_of_its_reason_only() -> None:
+    """An expired password gets the expired-password URL, a required change the change-password URL,
+    anything else (an unknown name or a wrong password among them) no URL."""
+    links = domain.PasswordLinks("https://portal.example")
+
+    assert domain.links_for(["password_expired"], links, user_name="j", user_id=1) == {
+        "expired_password_url": "https://portal.example/password/expired?user_name=j"}
+    assert domain.links_for(["change_required"], links, user_name="j", user_id=1) == {
+        "change_password_url": "https://portal.example/password/change?user_name=j"}
+    assert domain.links_for(["invalid_credentials"], links, user_name="j", user_id=1) == {}
+    assert domain.links_for(["account_locked", "account_disabled"], links, user_name="j", user_id=1) == {}
+
+
+def test_setting_replacing_or_removing_the_mobile_number_is_a_change() -> None:
+    """A number set, replaced or removed is a change (recorded and announced); the same number is not."""
+    assert domain.mobile_number_changed(None, "+14155550123")
+    assert domain.mobile_number_changed("+14155550123", "+14155550124")
+    assert domain.mobile_number_changed("+14155550123", None)
+    assert not domain.mobile_number_changed("+14155550123", "+14155550123")
+    assert not domain.mobile_number_changed(None, None)
+
+
+def test_a_change_is_made_by_the_user_or_by_an_administrator() -> None:
+    """A change with the user's own token is the user's; with anyone else's, an administrator's."""
+    assert domain.changed_by(claims("u-1"), "u-1") == "user"
+    assert domain.changed_by(claims("op", roles=("admin",)), "u-1") == "administrator"

@@ -28,6 +28,8 @@ NOT_CREDENTIALS = {
     ("SealedAuthenticationPolicy", "secret_set"),
     ("UserAuthenticated", "token_id"),  # names a token, is not one
     ("DocumentAccessGranted", "grant_id"),  # the grant's jti, as its revocation names it; not the grant
+    ("PasswordChangedV2", "must_change_password"), ("UserRegisteredV2", "must_change_password"),
+    ("UserRegisteredV2", "password_set"), ("UserAuthenticatedV2", "token_id"),
     ("AuthenticationPolicy", "secret_hash"),  # a peppered argon2id hash; redacted by name all the same
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""

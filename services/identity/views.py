@@ -1,0 +1,102 @@
+"""What the events topic sees of a user: their id, masked contacts and keyed digests, and the mobile
+number sealed to the authentication service (which sends signers their codes).
+
+A record about a user is keyed by the user id. A failed authentication is keyed by, and names, the
+keyed digest of the name typed, known or not, so that nothing on the topic tells a user's name
+from any other text; a rejection of an identity command is keyed the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from libs.digests import Digests, DigestSettings
+from libs.masking import mask_email, mask_phone
+from libs.messaging.outgoing import Outgoing
+from libs.sealing import Sealer, SealingPublicKeySettings
+from libs.service import ServiceSettings, Unit
+from signgate_contracts.envelope import Event
+from signgate_contracts.identity import (
+    ChangedBy,
+    FailureReason,
+    UserAuthenticationFailedV2,
+    UserMobileNumberChanged,
+    user_mobile_context,
+)
+from signgate_contracts.topics import IDENTITY_EVENTS
+
+
+class KeySettings(Protocol):
+    """What identity's settings (`services.identity.settings.IdentitySettings`) provide here."""
+
+    digests: DigestSettings
+    sealing: SealingPublicKeySettings
+
+
+@dataclass(frozen=True)
+class PublishingKeys:
+    """What identity digests and seals what it publishes with; built once."""
+
+    digests: Digests
+    sealer: Sealer
+
+    @classmethod
+    def build(cls, settings: KeySettings) -> PublishingKeys:
+        """Refuses without the digest key or the authentication service's sealing key: nothing goes
+        out in clear instead."""
+        return cls(Digests.from_settings(settings.digests), Sealer.for_consumer("authentication", settings.sealing))
+
+
+def keys_of(unit: Unit) -> PublishingKeys:
+    extras = unit.resources.extras
+    if "identity_keys" not in extras:
+        extras["identity_keys"] = PublishingKeys.build(cast(KeySettings, unit.resources.settings))
+    return extras["identity_keys"]
+
+
+def contacts(user_id: uuid.UUID, email: str | None, mobile_number: str | None,
+             keys: PublishingKeys) -> dict[str, Any]:
+    """A profile's email and mobile number as events carry them (`_ProfileContacts`' fields)."""
+    return {
+        "email_masked": mask_email(email) if email else None,
+        "email_digest": keys.digests.email(email) if email else None,
+        "mobile_masked": mask_phone(mobile_number) if mobile_number else None,
+        "mobile_sealed": keys.sealer.seal(user_mobile_context(user_id), mobile_number) if mobile_number else None,
+    }
+
+
+def fact(event: Event) -> Outgoing:
+    """A fact about one user (an event with ``user_id``), keyed by the user id."""
+    return Outgoing(IDENTITY_EVENTS.name, str(event.user_id), event)  # type: ignore[attr-defined]
+
+
+def mobile_number_change(user_id: uuid.UUID, old: str | None, new: str | None, changed_by: ChangedBy,
+                         now: datetime) -> Outgoing:
+    """The announcement that the number signer codes go to changed: both numbers masked."""
+    return fact(UserMobileNumberChanged(
+        user_id=user_id, old_mobile_masked=mask_phone(old) if old else None,
+        new_mobile_masked=mask_phone(new) if new else None, changed_by=changed_by, occurred_at=now,
+    ))
+
+
+def failure(user_name: str, reasons: list[FailureReason], keys: PublishingKeys, now: datetime) -> Outgoing:
+    """A failed authentication of ``user_name`` (typed, known or not), named and keyed by its digest."""
+    digest = keys.digests.user_name(user_name)
+    return Outgoing(IDENTITY_EVENTS.name, digest,
+                    UserAuthenticationFailedV2(user_name_digest=digest, reasons=reasons, occurred_at=now))
+
+
+def outcome_for_name(user_name: str, event: Event, keys: PublishingKeys) -> Outgoing:
+    """An outcome about a name given in a command (a rejection), keyed by the name's digest."""
+    return Outgoing(IDENTITY_EVENTS.name, keys.digests.user_name(user_name), event)
+
+
+def rejection_key(settings: ServiceSettings) -> Callable[[str], str]:
+    """How the pipeline keys identity's rejections: by the digest of the command's key (the user
+    name the caller gave), never by the name itself. Refuses without the digest key."""
+    digests = getattr(settings, "digests", None) or DigestSettings()  # identity's, or read as identity reads them
+    return Digests.from_settings(digests).user_name
