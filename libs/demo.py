@@ -121,28 +121,42 @@ class Demo:
             package_id=package_id, order=2, access_token=token, body=sms_otp_body(mobile, datetime.now(UTC))))
         await self.send("add_access_code", wf.AddAuthentication(package_id=package_id, access_token=token, body={
             "emailId": "alice@example.com", "authenticationType": "AccessCode", "accessCode": access_code}))
-        await self.send("share", wf.ShareWorkflow(package_id=package_id, access_token=token))
-        await self.projected(package_id, {1: "access_code", 2: "sms_otp"})
+        shared = (await self.send("share", wf.ShareWorkflow(package_id=package_id, access_token=token))).accepted()
+        assert isinstance(shared.reply, wf.RecipientInvitationsIssued), shared.reply
+        invitation = {i.order: i.invitation for i in shared.reply.invitations}  # what the signing links carry
+        self.secrets += [i.get_secret_value() for i in invitation.values()]
+        await self.projected(package_id, {1: "access_code", 2: "sms_otp"}, token)
 
-        self.step("4. Signer 1 opens with the access code")
-        await self.send("open_1", auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=access_code))
+        self.step("4. Signer 1 opens with the access code (and the invitation from their signing link)")
+        await self.send("open_1", auth.OpenDocumentWithPassword(package_id=package_id, invitation=invitation[1],
+                                                                password=access_code))
 
         self.step("5. Signer 2 asks for a code, enters three wrong ones and is locked")
-        await self.send("request_otp", auth.RequestDocumentOtp(package_id=package_id, order=2))
+        await self.send("request_otp", auth.RequestDocumentOtp(package_id=package_id, invitation=invitation[2]))
         right = self.latest_code(mobile)
         for attempt in (1, 2, 3):
             wrong = str((int(right) + attempt) % 10 ** len(right)).zfill(len(right))
-            await self.send(f"wrong_{attempt}", auth.VerifyDocumentOtp(package_id=package_id, order=2, code=wrong))
-        await self.send("while_locked", auth.VerifyDocumentOtp(package_id=package_id, order=2, code=right))
-        await self.send("status_locked", auth.GetRecipientAuthenticationStatus(package_id=package_id, order=2))
+            await self.send(f"wrong_{attempt}", auth.VerifyDocumentOtp(package_id=package_id, invitation=invitation[2],
+                                                                       code=wrong))
+        await self.send("while_locked", auth.VerifyDocumentOtp(package_id=package_id, invitation=invitation[2],
+                                                               code=right))
+        await self.send("status_locked", auth.GetRecipientAuthenticationStatus(package_id=package_id,
+                                                                               invitation=invitation[2]))
 
-        self.step("6. The owner unlocks signer 2 (signer 1 is untouched)")
+        self.step("6. The owner unlocks signer 2 (signer 1 is untouched); signer 2's old link stops working")
         await self.send("reset", wf.ResetRecipientAuthentication(package_id=package_id, order=2, access_token=token),
                         effects={CLEARED})
+        await self.send("stale_link", auth.RequestDocumentOtp(package_id=package_id, invitation=invitation[2]))
+        fresh = (await self.send("invite", wf.IssueRecipientInvitation(
+            package_id=package_id, order=2, access_token=token))).accepted()
+        assert isinstance(fresh.reply, wf.RecipientInvitationIssued), fresh.reply
+        invitation[2] = fresh.reply.invitation
+        self.secrets.append(invitation[2].get_secret_value())
 
-        self.step("7. Signer 2 asks for a new code, reads it from the sandbox outbox, and opens")
-        await self.send("request_again", auth.RequestDocumentOtp(package_id=package_id, order=2))
-        await self.send("open_2", auth.VerifyDocumentOtp(package_id=package_id, order=2, code=self.latest_code(mobile)))
+        self.step("7. Signer 2, with the new link, asks for a new code, reads it from the sandbox outbox, and opens")
+        await self.send("request_again", auth.RequestDocumentOtp(package_id=package_id, invitation=invitation[2]))
+        await self.send("open_2", auth.VerifyDocumentOtp(package_id=package_id, invitation=invitation[2],
+                                                         code=self.latest_code(mobile)))
 
         self.step("8. The package's history")
         history = await self.send("history", wf.GetWorkflowHistory(package_id=package_id, access_token=token))
@@ -150,13 +164,15 @@ class Demo:
         self.console.print(history_table(package_id, history.reply.entries))
         return package_id
 
-    async def projected(self, package_id: str, methods: dict[int, str]) -> None:
-        """Wait until the authentication service knows each recipient's method (no event says so)."""
+    async def projected(self, package_id: str, methods: dict[int, str], token: str) -> None:
+        """Wait until the authentication service knows each recipient's method (no event says so),
+        asking as the package's owner."""
         async with asyncio.timeout(self.timeout):
             for order, method in methods.items():
                 while True:
                     status = await self.client.send(
-                        auth.GetRecipientAuthenticationStatus(package_id=package_id, order=order), timeout=self.timeout)
+                        auth.GetRecipientAuthenticationStatus(package_id=package_id, order=order, access_token=token),
+                        timeout=self.timeout)
                     if getattr(status.reply, "method", None) == method:
                         break
                     await asyncio.sleep(0.05)  # between two queries, not in place of one

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import httpx
@@ -41,7 +42,9 @@ from libs.bench import cpu
 from libs.bench.report import Report, Row
 from libs.bench.stats import ratio
 from libs.dev_secrets import generate_secrets
+from libs.digests import Digests
 from libs.embedded import free_port
+from libs.invitations import InvitationIssuer, InvitationSettings, InvitationVerifier
 from libs.messaging.signatures import (
     PUBLIC_KEYS_VARIABLE,
     RecordSigner,
@@ -51,6 +54,7 @@ from libs.messaging.signatures import (
 from libs.otp_store import OtpRecipient, OtpStore, SendLimits
 from libs.postgres import create_pool
 from libs.provision import ProvisionSettings, provision
+from libs.sealing import Opener, Sealer, private_keys_variable, public_keys_of
 from libs.secrets import SecretHasher, SecretSettings
 from libs.service import Unit
 from libs.settings import ConnectionSettings
@@ -113,6 +117,15 @@ class Bench:
     """On the workflow service's schema."""
     redis: aioredis.Redis | None = None
     jobs: int = 0
+
+    @cached_property
+    def invitations(self) -> InvitationIssuer:
+        return InvitationIssuer(InvitationSettings(private_key=self.secrets["SIGNGATE_INVITATION_PRIVATE_KEY"]))
+
+    def invitation(self, package_id: str, order: int) -> str:
+        """The recipient's invitation, as the workflow service would issue it for the seeded
+        recipient (authentication version 0): every recipient command carries one."""
+        return self.invitations.issue(package_id, order, 0, datetime.now(UTC))[0]
 
     # -- processes --
 
@@ -213,13 +226,14 @@ class Bench:
         from services.workflow import domain as workflow
         from services.workflow import repository as workflow_db
 
+        digests = Digests(self.secrets["SIGNGATE_DIGEST_KEY"])
         run = uuid.uuid4().hex[:8]
         packages = [f"bench-{run}-{n}" for n in range((count + PER_PACKAGE - 1) // PER_PACKAGE)]
         made: list[tuple[str, int]] = []
 
         async def one(package_id: str, orders: range) -> None:
             summaries = [wf.RecipientSummary(order=o, name=f"R{o}", role="signer", email_masked="r***@example.com",
-                                             email_digest=wf.email_digest(f"r{o}@{package_id}.example.com"))
+                                             email_digest=digests.email(f"r{o}@{package_id}.example.com"))
                          for o in orders]
             async with self.pool.acquire() as connection, connection.transaction():
                 unit = Unit(None, connection)  # type: ignore[arg-type]  (projection writes need only the connection)
@@ -332,13 +346,39 @@ def record_authentication_cost(secrets: dict[str, str], samples: int = 2_000) ->
     return signing / samples * 1e6, verifying / samples * 1e6
 
 
+def recipient_credential_cost(secrets: dict[str, str], samples: int = 2_000) -> dict[str, float]:
+    """CPU µs of what the trust boundary adds: the workflow sealing a policy's secret part and the
+    authentication service opening it (once per policy update, at projection, not per attempt),
+    and the authentication service checking a recipient's invitation (once per recipient command)."""
+    sealer = Sealer("authentication", public_keys_of(secrets)["authentication"])
+    opener = Opener(json.loads(secrets[private_keys_variable("authentication")]))
+    secret = {"secret_hash": "$argon2id$v=19$m=8192,t=1,p=1$" + "a" * 22 + "$" + "b" * 43,
+              "destination": "+447700900123"}
+    issuer = InvitationIssuer(InvitationSettings(private_key=secrets["SIGNGATE_INVITATION_PRIVATE_KEY"]))
+    checker = InvitationVerifier(InvitationSettings(public_key=secrets["SIGNGATE_INVITATION_PUBLIC_KEY"]),
+                                 lambda: datetime.now(UTC))
+    invitation, _ = issuer.issue("bench-0000000-0", 1, 1, datetime.now(UTC))
+
+    def per_call(work) -> float:
+        started = time.process_time()
+        for _ in range(samples):
+            work()
+        return (time.process_time() - started) / samples * 1e6
+
+    sealed = sealer.seal("policy:bench-0000000-0/1/1", secret)
+    return {"seal": per_call(lambda: sealer.seal("policy:bench-0000000-0/1/1", secret)),
+            "open": per_call(lambda: opener.open("policy:bench-0000000-0/1/1", sealed)),
+            "verify_invitation": per_call(lambda: checker.verify(invitation))}
+
+
 async def verifications(bench: Bench, count: int) -> list[list[str]]:
     """``count`` prepared recipients with pending codes; commands half right, half wrong, in an
     order that interleaves packages (many signers of many documents at once)."""
     recipients = await bench.recipients(count)
     await bench.challenges(recipients)
     random.Random(count).shuffle(recipients)
-    return [_record(auth.VerifyDocumentOtp(package_id=p, order=o, code=RIGHT if i % 2 == 0 else WRONG), p)
+    return [_record(auth.VerifyDocumentOtp(package_id=p, order=o, invitation=bench.invitation(p, o),
+                                           code=RIGHT if i % 2 == 0 else WRONG), p)
             for i, (p, o) in enumerate(recipients)]
 
 
@@ -415,7 +455,8 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
                              c.topic(CEILING_IN.name), c.topic(CEILING_OUT.name), c.redis_prefix],
                             cwd=ROOT, env=bench.env)
     try:
-        sample = encode(auth.VerifyDocumentOtp(package_id="bench-0000000-0", order=1, code=RIGHT)).decode()
+        sample = encode(auth.VerifyDocumentOtp(package_id="bench-0000000-0", order=1, code=RIGHT,
+                                                invitation=bench.invitation("bench-0000000-0", 1))).decode()
         await bench.load("ceiling warm-up", CEILING_IN.name, [c.topic(CEILING_OUT.name)],
                          [[f"k{i}", sample, str(uuid.uuid4())] for i in range(500)])
         ceiling = await bench.load("ceiling", CEILING_IN.name, [c.topic(CEILING_OUT.name)],
@@ -433,6 +474,15 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
     report.add(Row("record authentication: Ed25519 sign + verify of one record", sign_us + verify_us, "µs",
                    ratio(sign_us + verify_us, sum(echo_cpu.values())), "CPU per echoed message",
                    note=f"sign {sign_us:.0f} µs (writer), verify {verify_us:.0f} µs (each consumer)"))
+    credential = recipient_credential_cost(bench.secrets)
+    report.context["recipient_credential_us"] = credential
+    report.add(Row("recipient invitation check, per recipient command", credential["verify_invitation"], "µs",
+                   ratio(credential["verify_invitation"], sum(echo_cpu.values())), "CPU per echoed message",
+                   note="an Ed25519 JWT verification, in the authentication service"))
+    report.add(Row("policy sealing + opening, per policy update", credential["seal"] + credential["open"], "µs",
+                   ratio(credential["seal"] + credential["open"], sum(echo_cpu.values())), "CPU per echoed message",
+                   note=f"seal {credential['seal']:.0f} µs (workflow), open {credential['open']:.0f} µs "
+                        "(authentication, at projection: never per attempt)"))
 
     # -- the services --
     for name in SERVICES:
@@ -464,7 +514,8 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
 
     # -- OTP request -> OtpSent, through both services and the sandbox provider --
     requesting = await bench.recipients(sizes.otp_requests + 200, phones=True)
-    requests = [_record(auth.RequestDocumentOtp(package_id=p, order=o), p) for p, o in requesting]
+    requests = [_record(auth.RequestDocumentOtp(package_id=p, order=o, invitation=bench.invitation(p, o)), p)
+                for p, o in requesting]
     sent_types = ["authentication.document_otp_sent"]
     paced = await bench.load("OTP request at 200/s", AUTHENTICATION_COMMANDS.name, events, requests[:200],
                              rate=200, answer_types=sent_types)
@@ -487,7 +538,8 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
                                           retry_count=3, frequency="OncePerDocument")
     openers = await bench.recipients(sizes.secrets, policy=code_policy)
     opened = await bench.load("access code", AUTHENTICATION_COMMANDS.name, events,
-                              [_record(auth.OpenDocumentWithPassword(package_id=p, order=o, password=secret), p)
+                              [_record(auth.OpenDocumentWithPassword(package_id=p, order=o, invitation=bench.invitation(p, o),
+                                                                     password=secret), p)
                                for p, o in openers])
     report.runs["access_code_max"] = opened
     report.add(Row("access-code opening, max sustained", opened["throughput"], "open/s",

@@ -27,7 +27,9 @@ from libs.cli.stack import (
     find_bootstrap,
     mint_operator_token,
     reply_topic,
+    save_invitations,
     save_token,
+    saved_invitation,
     saved_token,
 )
 from libs.stack import DATA_DIR
@@ -219,31 +221,70 @@ def send_set_access_code(
     _send(ctx, wf.AddAuthentication(package_id=package, body=body, access_token=_token()))
 
 
+def _keep_invitations(outcome: Outcome) -> None:
+    """Keep the invitations a share or an invite answered with (0600), for recipient commands."""
+    reply = outcome.reply
+    if isinstance(reply, wf.RecipientInvitationsIssued):
+        kept = {i.order: i.invitation.get_secret_value() for i in reply.invitations}
+    elif isinstance(reply, wf.RecipientInvitationIssued):
+        kept = {reply.order: reply.invitation.get_secret_value()}
+    else:
+        return
+    save_invitations(reply.package_id, kept)
+    render.console().print(f"[dim]invitations of order {', '.join(map(str, sorted(kept)))} kept for "
+                           "recipient commands (what their signing links carry)[/dim]")
+
+
 @send_app.command("share")
 def send_share(ctx: typer.Context, package: str) -> None:
-    """Send the package to its recipients (draft -> in progress)."""
-    _send(ctx, wf.ShareWorkflow(package_id=package, access_token=_token()))
+    """Send the package to its recipients (draft -> in progress); keeps their invitations."""
+    _send(ctx, wf.ShareWorkflow(package_id=package, access_token=_token()), _keep_invitations)
+
+
+@send_app.command("invite")
+def send_invite(ctx: typer.Context, package: str, order: int) -> None:
+    """The owner asks for a new invitation for one recipient (a lost link, or after a reset)."""
+    _send(ctx, wf.IssueRecipientInvitation(package_id=package, order=order, access_token=_token()),
+          _keep_invitations)
+
+
+InvitationOption = Annotated[str | None, typer.Option(
+    envvar="SIGNGATE_INVITATION", help="The recipient's invitation (from their signing link); "
+    "default: the one `send share` kept, else the owner's token.")]
+
+
+def _credential(package: str, order: int, invitation: str | None, *, required: bool = True) -> dict[str, object]:
+    """What a recipient command proves itself with: the recipient's invitation, else the owner's
+    token (with neither, exit 2 — or, not ``required``, nothing, and the service's 401)."""
+    invitation = invitation or saved_invitation(package, order)
+    if invitation:
+        return {"invitation": invitation}
+    token = _token(owner=required)
+    return {"access_token": token} if token else {}
 
 
 @send_app.command("open")
 def send_open(ctx: typer.Context, package: str, order: int,
               code: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Password or access code.")],
-              ) -> None:
+              invitation: InvitationOption = None) -> None:
     """A recipient opens the document with a password or access code."""
-    _send(ctx, auth.OpenDocumentWithPassword(package_id=package, order=order, password=code))
+    _send(ctx, auth.OpenDocumentWithPassword(package_id=package, order=order, password=code,
+                                             **_credential(package, order, invitation)))
 
 
 @send_app.command("request-otp")
-def send_request_otp(ctx: typer.Context, package: str, order: int) -> None:
+def send_request_otp(ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None) -> None:
     """A recipient asks for a one-time password (see `signgate outbox` on a development stack)."""
-    _send(ctx, auth.RequestDocumentOtp(package_id=package, order=order))
+    _send(ctx, auth.RequestDocumentOtp(package_id=package, order=order, **_credential(package, order, invitation)))
 
 
 @send_app.command("verify-otp")
 def send_verify_otp(ctx: typer.Context, package: str, order: int,
-                    code: Annotated[str, typer.Option(prompt=True, hide_input=True)]) -> None:
+                    code: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+                    invitation: InvitationOption = None) -> None:
     """A recipient opens the document with the one-time password they received."""
-    _send(ctx, auth.VerifyDocumentOtp(package_id=package, order=order, code=code))
+    _send(ctx, auth.VerifyDocumentOtp(package_id=package, order=order, code=code,
+                                      **_credential(package, order, invitation)))
 
 
 @send_app.command("reset")
@@ -256,14 +297,16 @@ def send_reset(ctx: typer.Context, package: str, order: int) -> None:
 
 
 @app.command()
-def status(ctx: typer.Context, package: str, order: int) -> None:
+def status(ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None) -> None:
     """A recipient's authentication status, and the workflow's settings for them (with a token)."""
     settings: Settings = ctx.obj
     token = _token(owner=False)
+    credential = _credential(package, order, invitation, required=False)
 
     async def go() -> list[Outcome]:
         async with settings.client() as client:
-            queries: list[Command] = [auth.GetRecipientAuthenticationStatus(package_id=package, order=order)]
+            queries: list[Command] = [auth.GetRecipientAuthenticationStatus(package_id=package, order=order,
+                                                                            **credential)]
             if token:
                 queries.append(wf.GetRecipientAuthentication(package_id=package, order=order, access_token=token))
             return list(await asyncio.gather(*(client.send(q, timeout=settings.timeout) for q in queries)))

@@ -27,6 +27,8 @@ def reply_topic(topic_prefix: str = "") -> str:
 
 TOKEN_FILE = DATA_DIR / "cli-token"
 """The last token `signgate send authenticate` obtained (0600), for owner commands."""
+INVITATIONS_FILE = DATA_DIR / "cli-invitations.json"
+"""The recipients' invitations `signgate send share` and `send invite` obtained (0600), by package/order."""
 
 
 class NoStack(RuntimeError):
@@ -54,14 +56,31 @@ def mint_operator_token(name: str = "cli") -> str:
     return operator_token(settings, name).token
 
 
-def save_token(token: str, path: Path | None = None) -> None:
-    """Keep ``token`` for later commands, readable by this user only."""
-    path = path or TOKEN_FILE
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by this user only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        file.write(token)
+        file.write(text)
     os.chmod(path, 0o600)
+
+
+def save_token(token: str, path: Path | None = None) -> None:
+    """Keep ``token`` for later commands, readable by this user only."""
+    _write_private(path or TOKEN_FILE, token)
+
+
+def save_invitations(package_id: str, invitations: dict[int, str], path: Path | None = None) -> None:
+    """Keep recipients' invitations (what their signing links would carry) for recipient commands."""
+    path = path or INVITATIONS_FILE
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    kept.update({f"{package_id}/{order}": invitation for order, invitation in invitations.items()})
+    _write_private(path, json.dumps(kept, indent=2))
+
+
+def saved_invitation(package_id: str, order: int, path: Path | None = None) -> str | None:
+    path = path or INVITATIONS_FILE
+    return json.loads(path.read_text()).get(f"{package_id}/{order}") if path.exists() else None
 
 
 def saved_token(path: Path | None = None) -> str | None:

@@ -129,7 +129,7 @@ class Run:
         wrong = []
         for package_id, _ in self.locked:
             wrong += await self.ledger.send(AUTHENTICATION, package_id, *(
-                auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=f"wrong-{k}") for k in range(3)))
+                auth.OpenDocumentWithPassword(package_id=package_id, order=1, access_token=self.owner.token, password=f"wrong-{k}") for k in range(3)))
         user = await self.ledger.send(IDENTITY, self.locked_user, *(
             idn.AuthenticateUser(user_name=self.locked_user, password=f"Wrong-{k}") for k in range(5)))
         await self.ledger.answered(wrong + user, what="the lockouts")
@@ -139,7 +139,7 @@ class Run:
         sent = []
         for package_id, _ in self.pending[cycle]:
             sent += await self.ledger.send(AUTHENTICATION, package_id,
-                                           auth.RequestDocumentOtp(package_id=package_id, order=2))
+                                           auth.RequestDocumentOtp(package_id=package_id, order=2, access_token=self.owner.token))
         await self.ledger.answered(sent, what="the OTP requests")
         return sent
 
@@ -151,8 +151,7 @@ class Run:
     async def verify(self, cycle: int, codes: dict[str, str]) -> list:
         sent = []
         for package_id, _ in self.pending[cycle]:
-            sent += await self.ledger.send(AUTHENTICATION, package_id, auth.VerifyDocumentOtp(
-                package_id=package_id, order=2, code=codes[package_id]))
+            sent += await self.ledger.send(AUTHENTICATION, package_id, auth.VerifyDocumentOtp(package_id=package_id, order=2, access_token=self.owner.token, code=codes[package_id]))
         await self.ledger.answered(sent, what="the OTP verifications")
         return sent
 
@@ -160,8 +159,7 @@ class Run:
         """The right secrets of every locked recipient and of the locked user."""
         right = []
         for package_id, n in self.locked:
-            right += await self.ledger.send(AUTHENTICATION, package_id, auth.OpenDocumentWithPassword(
-                package_id=package_id, order=1, password=access_code(n)))
+            right += await self.ledger.send(AUTHENTICATION, package_id, auth.OpenDocumentWithPassword(package_id=package_id, order=1, access_token=self.owner.token, password=access_code(n)))
         user = await self.ledger.send(IDENTITY, self.locked_user,
                                       idn.AuthenticateUser(user_name=self.locked_user, password=USER_PASSWORD))
         await self.ledger.answered(right + user, what="the locked ones' answers")
@@ -173,12 +171,12 @@ class Run:
         sent = []
         for package_id, n in self.background:  # a wrong guess, then the right code (which clears the count)
             sent += await self.ledger.send(AUTHENTICATION, package_id,
-                                           auth.OpenDocumentWithPassword(package_id=package_id, order=1,
+                                           auth.OpenDocumentWithPassword(package_id=package_id, order=1, access_token=self.owner.token,
                                                                          password=f"guess-{self.slices}"),
-                                           auth.OpenDocumentWithPassword(package_id=package_id, order=1,
+                                           auth.OpenDocumentWithPassword(package_id=package_id, order=1, access_token=self.owner.token,
                                                                          password=access_code(n)),
-                                           auth.RequestDocumentOtp(package_id=package_id, order=2),
-                                           auth.VerifyDocumentOtp(package_id=package_id, order=2,
+                                           auth.RequestDocumentOtp(package_id=package_id, order=2, access_token=self.owner.token),
+                                           auth.VerifyDocumentOtp(package_id=package_id, order=2, access_token=self.owner.token,
                                                                   code=f"{self.slices:06d}"))
         sent += await self.ledger.send(IDENTITY, self.good_user,
                                        idn.AuthenticateUser(user_name=self.good_user, password=USER_PASSWORD))

@@ -16,6 +16,7 @@ from signgate_contracts.envelope import Secret
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.e2e.conftest import System
 from tests.support.kafka import correlated, producer
+from tests.support.recipients import invitations_in
 from tests.support.waiting import until
 
 OWNER_PASSWORD = "Owner-pass-4417"
@@ -77,8 +78,7 @@ async def invitations_of(system: System, share: wf.ShareWorkflow) -> dict[int, S
     """Share a package; the invitations the workflow answers with, by order."""
     reply = await send(system, "signgate.workflow.commands", share, answer_on="signgate.workflow.replies",
                        key=share.package_id)
-    assert reply["type"] == "workflow.recipient_invitations_issued", reply
-    return {item["order"]: Secret(item["invitation"]) for item in reply["invitations"]}
+    return invitations_in(reply)
 
 
 async def new_invitation(system: System, package_id: str, order: int, token: str) -> Secret:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,8 +16,10 @@ from signgate_contracts import CommandRejected
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from tests.e2e.conftest import System
+from tests.e2e.steps import owner_token, workflow
 from tests.support.kafka import correlated
 from tests.support.signing import session_digests
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -66,8 +70,10 @@ async def test_an_outcome_that_does_not_complete_in_time_raises_with_what_arrive
 
 async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, tmp_path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """`signgate send json` prints the rejection and exits 1; `status` of an unknown recipient says 404."""
+    """`signgate send json` prints the rejection and exits 1; `status` without an invitation or a token
+    is refused with 401 before anything is looked up."""
     monkeypatch.setattr("libs.cli.stack.TOKEN_FILE", tmp_path / "cli-token")  # no token kept by anyone
+    monkeypatch.setattr("libs.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
     options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
     runner = CliRunner()
     package = f"pkg-{uuid.uuid4().hex[:8]}"
@@ -80,4 +86,43 @@ async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, 
 
     assert sent.exit_code == 1, sent.output
     assert "→ workflow.share_workflow" in sent.output and "command.rejected  status=401" in sent.output
-    assert "status=404" in status.output and "No user found at given order" in status.output
+    assert "status=401" in status.output and "User authentication required" in status.output
+
+
+async def test_the_cli_keeps_the_invitations_a_share_answers_with_and_acts_as_the_recipient(
+        system: System, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`send share` keeps each recipient's invitation (0600); `status` and `open` then act as that
+    recipient with it, and no token is needed for them."""
+    monkeypatch.setattr("libs.cli.stack.TOKEN_FILE", tmp_path / "cli-token")
+    monkeypatch.setattr("libs.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
+    token = await owner_token(system)
+    package = f"pkg-{uuid.uuid4().hex[:8]}"
+    await workflow(system, wf.RegisterPackage(
+        package_id=package, name="Lease", access_token=token,
+        recipients=[wf.RecipientSpec(order=1, email="erin@example.com", name="Erin")],
+        documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")]))
+    await workflow(system, wf.AddAuthentication.model_validate({"package_id": package, "access_token": token, "body": {
+        "authenticationType": "AccessCode", "accessCode": "Erin-4471", "emailId": "erin@example.com"}}))
+    options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
+    runner = CliRunner()
+
+    def cli(*arguments: str, token: str = "") -> Any:
+        return runner.invoke(app, [*options, *arguments], env={"COLUMNS": "200", "SIGNGATE_ACCESS_TOKEN": token})
+
+    shared = await asyncio.to_thread(cli, "send", "share", package, token=token)
+    await until(lambda: _projected(system, package), what="the authentication service's projection")
+    opened = await asyncio.to_thread(cli, "send", "open", package, "1", "--code", "Erin-4471")
+    status = await asyncio.to_thread(cli, "status", package, "1")
+
+    assert shared.exit_code == 0 and "invitations of order 1 kept" in shared.output, shared.output
+    assert (tmp_path / "cli-invitations.json").stat().st_mode & 0o777 == 0o600
+    assert opened.exit_code == 0 and "authentication.recipient_authenticated" in opened.output, opened.output
+    assert re.search(r"attempts_remaining\s*│\s*3\s", status.output), status.output  # read as Erin, not refused
+    kept = (tmp_path / "cli-invitations.json").read_text()
+    assert all(part not in shared.output + opened.output + status.output for part in kept.split('"') if len(part) > 40)
+
+
+async def _projected(system: System, package_id: str) -> bool:
+    pool = system.services["authentication"].resources.pool
+    return await pool.fetchval("SELECT count(*) = 1 FROM recipients r JOIN packages p USING (package_id)"
+                               " WHERE package_id = $1 AND methods <> '{}' AND p.state = 'in_progress'", package_id)

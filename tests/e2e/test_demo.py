@@ -19,7 +19,8 @@ from tests.support.scanning import leaks
 
 async def test_the_demo_locks_signer_two_out_and_the_owner_unlocks_them(system: System) -> None:
     """The demo's signer 2 is locked by the third wrong code, refused while locked, unlocked by the
-    owner alone, and opens with a new code, while signer 1 opened with the access code."""
+    owner alone (their old signing link then refused), and opens with a new link and code, while
+    signer 1 opened with the access code."""
     secrets = system.secrets
     admin = operator_token(TokenSettings(private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"],
                                          public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]), "demo").token
@@ -40,6 +41,8 @@ async def test_the_demo_locks_signer_two_out_and_the_owner_unlocks_them(system: 
         403, "recipient_locked")
     assert outcomes["status_locked"].reply.locked is True
     assert outcomes["reset"].effects["authentication.recipient_authentication_cleared"].was_locked is True
+    assert (outcomes["stale_link"].rejection.status, outcomes["stale_link"].rejection.code) == (
+        401, "invitation_not_valid")  # the reset made signer 2's old link stale
     assert types["open_2"] == "authentication.recipient_authenticated"
     assert isinstance(outcomes["open_2"].reply, auth.DocumentAccessGranted)
     history = outcomes["history"].reply
@@ -49,5 +52,5 @@ async def test_the_demo_locks_signer_two_out_and_the_owner_unlocks_them(system: 
     printed = output.getvalue()
     assert "recipient_locked_out" in printed and f"history of {package_id}" in printed
     codes = [delivery["code"] for delivery in read_outbox(system.sandbox)]
-    assert len(demo.secrets) == 3 and codes
+    assert len(demo.secrets) == 6 and codes  # password, access code, token, three invitations
     assert leaks(printed.splitlines(), [*demo.secrets, *codes]) == []

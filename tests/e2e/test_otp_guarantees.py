@@ -52,10 +52,10 @@ async def test_email_otp_is_delivered_by_smtp_and_verified(system: System, token
     package_id, holder = shared.package_id, shared.invitations[1]
     before = len(system.smtp.to(CAROL))
 
-    sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, email=CAROL))
+    sent = await authentication(system, auth.RequestDocumentOtp(package_id=package_id, email=CAROL, invitation=holder))
     [message] = system.smtp.to(CAROL)[before:]
     opened = await authentication(system, auth.VerifyDocumentOtp(
-        package_id=package_id, email=CAROL, code=code_in(message.get_body(("plain",)).get_content())))
+        package_id=package_id, email=CAROL, invitation=holder, code=code_in(message.get_body(("plain",)).get_content())))
 
     assert (sent["type"], sent["channel"], sent["destination"]) == (
         "authentication.document_otp_sent", "email", "c***@example.com")

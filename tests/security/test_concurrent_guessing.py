@@ -35,7 +35,7 @@ from services.authentication.failures import SecretFailures
 from signgate_contracts import authentication as auth
 from signgate_contracts import encode
 from signgate_contracts import workflow as wf
-from tests.e2e.steps import owner_token, shared_package
+from tests.e2e.steps import SharedPackage, owner_token, shared_package
 from tests.support.chaos_scale import report, scaled
 from tests.support.kafka import producer
 from tests.support.system import System
@@ -270,7 +270,7 @@ async def test_twenty_concurrent_wrong_access_codes_through_the_service_lock_eac
              for o in range(1, RECIPIENTS_PER_PACKAGE + 1)}
     retry = {key: 1 + n % 10 for n, key in enumerate(codes)}
 
-    async def package(p: int) -> str:
+    async def package(p: int) -> SharedPackage:
         emails = {o: f"r{o}-{uuid.uuid4().hex[:6]}@example.com" for o in range(1, RECIPIENTS_PER_PACKAGE + 1)}
         return await shared_package(
             system, token, [wf.RecipientSpec(order=o, email=e, name=f"R{o}") for o, e in emails.items()],
@@ -278,8 +278,9 @@ async def test_twenty_concurrent_wrong_access_codes_through_the_service_lock_eac
                         "authenticationRetryCount": retry[p, o]}} for o, e in emails.items()),
         )
 
-    package_ids = await asyncio.gather(*(package(p) for p in range(packages)))
-    commands = [auth.OpenDocumentWithPassword(package_id=package_ids[p], order=o,
+    shared = await asyncio.gather(*(package(p) for p in range(packages)))
+    package_ids = [s.package_id for s in shared]
+    commands = [auth.OpenDocumentWithPassword(package_id=package_ids[p], order=o, invitation=shared[p].invitations[o],
                                               password=f"{codes[p, o]}-wrong-{j}")
                 for j in range(GUESSERS) for (p, o) in codes]
     rng.shuffle(commands)
@@ -297,7 +298,8 @@ async def test_twenty_concurrent_wrong_access_codes_through_the_service_lock_eac
         seconds = time.perf_counter() - started
         # The right code afterwards: refused, and, as it is handled after every guess of its
         # package, a fence behind which any second outcome of a guess would already be seen.
-        fences = [auth.OpenDocumentWithPassword(package_id=package_ids[p], order=o, password=code)
+        fences = [auth.OpenDocumentWithPassword(package_id=package_ids[p], order=o, invitation=shared[p].invitations[o],
+                                                password=code)
                   for (p, o), code in codes.items()]
         for fence in fences:
             await client.send_and_wait(commands_topic, encode(fence),

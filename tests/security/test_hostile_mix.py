@@ -92,7 +92,7 @@ def valid_records(caller_topic: str, password: str, count: int = 10):
             ("identity.user_authentication_failed_v2", None, None, None))
         yield ("signgate.authentication.commands", auth.GetRecipientAuthenticationStatus(
             package_id=f"mix-{uuid.uuid4().hex[:8]}", order=1, reply_to=caller_topic),
-            ("command.rejected", 404, "recipient_not_found", None))
+            ("command.rejected", 401, "credential_required", None))  # refused before anything is read
         yield ("signgate.workflow.commands", wf.GetWorkflowHistory(
             package_id=f"mix-{uuid.uuid4().hex[:8]}", access_token="not-a-token", reply_to=caller_topic),
             ("command.rejected", 401, None, None))

@@ -21,6 +21,7 @@ from libs.topics_admin import create_topics
 from signgate_contracts import Topic, TopicKind, encode
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
+from signgate_contracts.envelope import Secret
 from signgate_contracts.otp import OtpDeliveryRequested
 from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
@@ -33,7 +34,9 @@ from signgate_contracts.topics import (
     TOPICS,
     WORKFLOW_COMMANDS,
     WORKFLOW_EVENTS,
+    WORKFLOW_REPLIES,
 )
+from signgate_contracts.workflow import sealed_policy_context
 from tests.support.chaos_identity import (
     admin_token,
     authenticate,
@@ -41,8 +44,14 @@ from tests.support.chaos_identity import (
     register_user_with_id,
 )
 from tests.support.kafka import TopicWatcher, correlated, json_object, producer
-from tests.support.recipients import access_code, delivered_code, projected, shared_package
-from tests.support.signing import signer_of
+from tests.support.recipients import (
+    access_code,
+    delivered_code,
+    invitations_in,
+    projected,
+    shared_package,
+)
+from tests.support.signing import authentication_sealer, signer_of
 from tests.support.system import System
 
 pytestmark = pytest.mark.timeout(300)
@@ -153,7 +162,7 @@ async def test_a_nul_in_a_recipient_command_is_refused_and_the_next_on_its_key_i
     answered = await outcome(system, AUTHENTICATION_EVENTS.name, following.correlation_id)
 
     assert (refused["status"], refused["code"], refused["field"]) == (400, "invalid_command", "package_id")
-    assert (answered["type"], answered["code"]) == ("command.rejected", "recipient_not_found")
+    assert (answered["type"], answered["code"]) == ("command.rejected", "credential_required")
     assert dead_letters_of(system, AUTHENTICATION_COMMANDS.name, package_id.encode()) == []
 
 
@@ -168,16 +177,18 @@ async def owner_token(system: System, client: AIOKafkaProducer) -> str:
     return answer.reply["access_token"]
 
 
-async def shared(system: System, client: AIOKafkaProducer, n: int) -> str:
-    """A shared package whose order 1 opens with ``access_code(n)``, projected by authentication."""
+async def shared(system: System, client: AIOKafkaProducer, n: int) -> tuple[str, dict[int, Secret]]:
+    """A shared package whose order 1 opens with ``access_code(n)``, projected by authentication,
+    and its recipients' invitations (what their signing links carry), by order."""
     package_id = f"reply-{uuid.uuid4().hex[:8]}"
     token = await owner_token(system, client)
     for command in shared_package(token, package_id, n):
         await publish(system, client, WORKFLOW_COMMANDS.name, encode(command), package_id.encode())
         answer = await outcome(system, WORKFLOW_EVENTS.name, command.correlation_id)
         assert answer["type"] != "command.rejected", answer
+    invitations = invitations_in(await outcome(system, WORKFLOW_REPLIES.name, command.correlation_id))
     await projected(system.connections.database_url, [package_id])
-    return package_id
+    return package_id, invitations
 
 
 def every_topic_but(system: System, service_replies: str) -> list[str]:
@@ -199,15 +210,15 @@ async def test_a_grant_is_never_sent_to_a_topic_that_is_not_a_callers(system: Sy
     invented = [connections.topic("portal.replies"), connections.topic("signgate.invented")]
     async with producer(connections.kafka_bootstrap) as client, \
             TopicWatcher(connections.kafka_bootstrap, connections.topic(own.name)) as caller:
-        package_id = await shared(system, client, n)
+        package_id, invitations = await shared(system, client, n)
         targets = [*every_topic_but(system, AUTHENTICATION_REPLIES.name), *invented]
-        commands = [auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=access_code(n),
-                                                  reply_to=target) for target in targets]
+        commands = [auth.OpenDocumentWithPassword(package_id=package_id, invitation=invitations[1],
+                                                  password=access_code(n), reply_to=target) for target in targets]
         for command in commands:
             await publish(system, client, AUTHENTICATION_COMMANDS.name, encode(command), package_id.encode())
         answers = [await outcome(system, AUTHENTICATION_EVENTS.name, c.correlation_id) for c in commands]
-        right = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=access_code(n),
-                                              reply_to=connections.topic(own.name))
+        right = auth.OpenDocumentWithPassword(package_id=package_id, invitation=invitations[1],
+                                              password=access_code(n), reply_to=connections.topic(own.name))
         await publish(system, client, AUTHENTICATION_COMMANDS.name, encode(right), package_id.encode())
         [granted] = await caller.wait_for(lambda r: correlated(r, right.correlation_id), timeout=30)
 
@@ -259,15 +270,17 @@ async def dead_letter_at(system: System, topic: str, partition: int, offset: int
 
 async def test_a_forged_otp_request_sends_no_code_and_a_forged_policy_opens_nothing(system: System) -> None:
     """An unsigned `otp.delivery_requested` with the attacker's phone for a real recipient sends
-    nothing; a `workflow.recipient_authentication_updated` carrying the attacker's access-code hash
-    (made with the deployment's own pepper) and signed with a key of the attacker's, and the
-    genuine record replayed under its signature with that hash put in, are each dead-lettered as
-    unauthenticated, once: the attacker's code does not open the document, the owner's still does."""
+    nothing; a `workflow.recipient_authentication_updated_v2` whose sealed part holds the attacker's
+    access-code hash (made with the deployment's own pepper, and sealed to the authentication
+    service's public key, which anyone may hold) signed with a key of the attacker's, and the
+    genuine record replayed under its signature with that sealed part put in, are each
+    dead-lettered as unauthenticated, once: the attacker's code does not open the document, the
+    owner's still does."""
     n = 9202
     connections = system.connections
     attacker_phone, attacker_code = "+447700999888", "attacker-code-1"
     async with producer(connections.kafka_bootstrap) as client:
-        package_id = await shared(system, client, n)
+        package_id, invitations = await shared(system, client, n)
         requests = connections.topic(OTP_REQUESTS.name)
         forged_request = OtpDeliveryRequested(package_id=package_id, order=2, channel="sms",
                                               destination=attacker_phone, code_length=6, ttl_seconds=600)
@@ -275,15 +288,17 @@ async def test_a_forged_otp_request_sends_no_code_and_a_forged_policy_opens_noth
                                                   key=str(forged_request.challenge_id).encode())
 
         events = connections.topic(WORKFLOW_EVENTS.name)
-        document = genuine_policy_for(system, package_id, order=1)
-        document["authentication"]["secret_hash"] = SecretHasher(
-            system.secrets["SIGNGATE_SECRET_PEPPER"].encode()).hash_now(attacker_code)
+        original = genuine(system, WORKFLOW_EVENTS.name, "workflow.recipient_authentication_updated_v2", package_id,
+                           order=1)
+        document = json.loads(original.value)
+        attacker_hash = SecretHasher(system.secrets["SIGNGATE_SECRET_PEPPER"].encode()).hash_now(attacker_code)
+        context = sealed_policy_context(package_id, 1, document["authentication_version"])
+        document["authentication"]["sealed"] = authentication_sealer().seal(
+            context, {"secret_hash": attacker_hash, "destination": None})
         forged = json.dumps(fresh_ids(document)).encode()
         signed_by_attacker = await client.send_and_wait(events, forged, key=package_id.encode(),
                                                         headers=sign_as(other_signer(), events, package_id.encode(),
                                                                         forged))
-        original = genuine(system, WORKFLOW_EVENTS.name, "workflow.recipient_authentication_updated", package_id,
-                           order=1)
         tampered = json.dumps({**json.loads(original.value), "authentication": document["authentication"]}).encode()
         replayed = await client.send_and_wait(events, tampered, key=package_id.encode(), headers=list(original.headers))
 
@@ -293,10 +308,10 @@ async def test_a_forged_otp_request_sends_no_code_and_a_forged_policy_opens_noth
                                                  signed_by_attacker.offset),
             "replayed": await dead_letter_at(system, WORKFLOW_EVENTS.name, replayed.partition, replayed.offset),
         }
-        attempt = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=attacker_code)
+        attempt = auth.OpenDocumentWithPassword(package_id=package_id, invitation=invitations[1], password=attacker_code)
         await publish(system, client, AUTHENTICATION_COMMANDS.name, encode(attempt), package_id.encode())
         refused = await outcome(system, AUTHENTICATION_EVENTS.name, attempt.correlation_id)
-        right = auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=access_code(n))
+        right = auth.OpenDocumentWithPassword(package_id=package_id, invitation=invitations[1], password=access_code(n))
         await publish(system, client, AUTHENTICATION_COMMANDS.name, encode(right), package_id.encode())
         opened = await outcome(system, AUTHENTICATION_EVENTS.name, right.correlation_id)
 
@@ -308,11 +323,6 @@ async def test_a_forged_otp_request_sends_no_code_and_a_forged_policy_opens_noth
     assert delivered_code(system.sandbox, attacker_phone) is None
     assert (refused["type"], refused["reason"]) == ("authentication.recipient_authentication_failed", "wrong_secret")
     assert opened["type"] == "authentication.recipient_authenticated"
-
-
-def genuine_policy_for(system: System, package_id: str, order: int) -> dict[str, Any]:
-    return json.loads(genuine(system, WORKFLOW_EVENTS.name, "workflow.recipient_authentication_updated",
-                              package_id, order).value)
 
 
 async def test_a_fact_signed_by_another_service_or_unsigned_has_no_effect(system: System) -> None:

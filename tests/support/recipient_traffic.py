@@ -6,6 +6,11 @@ what they try in turn: a wrong or the right access code; an OTP request, the las
 (read from the sandbox outbox), that code once more, or a wrong one. Scripts are written so that
 some recipients lock themselves out and then keep trying.
 
+Every attempt carries the package owner's token, the other credential a recipient command may
+carry (the signing-link invitation is exercised by the end-to-end and security tests): these runs
+are about crash safety, and the token is the one credential the ledger's commands can be given
+before the run.
+
 A package's commands are handled in order (one key), so the reference applies each recipient's
 attempts one by one. Only one thing is not decided by the commands: whether an OTP request's
 delivery went through (a kill between the provider's send and its record makes the code withdrawn:
@@ -204,9 +209,9 @@ class RecipientTraffic:
         package_id = recipient.package_id
         if recipient.method == "access_code":
             secret = access_code(recipient.n) if step == "right" else f"wrong-{self.rng.randrange(10**6)}"
-            return Attempt(step, auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=secret))
+            return Attempt(step, auth.OpenDocumentWithPassword(package_id=package_id, order=1, access_token=self.owner_token, password=secret))
         if step == "request":
-            return Attempt(step, auth.RequestDocumentOtp(package_id=package_id, order=2))
+            return Attempt(step, auth.RequestDocumentOtp(package_id=package_id, order=2, access_token=self.owner_token))
         delivered = delivered_code(self.sandbox, mobile(recipient.n))
         if step == "again":
             code = next((a.code for a in reversed(recipient.attempts) if a.step == "right"), delivered)
@@ -217,7 +222,7 @@ class RecipientTraffic:
             while code == delivered:
                 code = f"{self.rng.randrange(10**6):06d}"
         code = code or "000000"  # nothing delivered yet: no code is pending either
-        return Attempt(step, auth.VerifyDocumentOtp(package_id=package_id, order=2, code=code), code)
+        return Attempt(step, auth.VerifyDocumentOtp(package_id=package_id, order=2, access_token=self.owner_token, code=code), code)
 
     def check(self) -> dict[str, Any]:
         """Compare every recipient's answers with the reference and the lockout rules; returns the

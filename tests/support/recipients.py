@@ -12,6 +12,7 @@ import asyncpg
 
 from signgate_contracts import Command
 from signgate_contracts import workflow as wf
+from signgate_contracts.envelope import Secret
 from tests.support.waiting import until
 
 
@@ -45,6 +46,12 @@ def shared_package(token: str, package_id: str, n: int, *,
             "phoneNumber": {"countryCode": "+44", "number": mobile(n)[3:]}, **retries(retry_counts[1])}}),
         wf.ShareWorkflow(package_id=package_id, access_token=token),
     ]
+
+
+def invitations_in(reply: dict) -> dict[int, Secret]:
+    """The invitations a `workflow.recipient_invitations_issued` reply holds, by order."""
+    assert reply["type"] == "workflow.recipient_invitations_issued", reply
+    return {item["order"]: Secret(item["invitation"]) for item in reply["invitations"]}
 
 
 async def projected(database_url: str, package_ids: Iterable[str], *, timeout: float = 60.0) -> None:
