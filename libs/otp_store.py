@@ -55,9 +55,6 @@ from signgate_contracts.otp import MAX_TTL_SECONDS, OtpDeliveryRequested, Purpos
 MAX_TTL = timedelta(seconds=MAX_TTL_SECONDS)
 """No code verifies more than ten minutes after it was issued, whatever TTL it was given."""
 
-DEVELOPMENT_PEPPER = "signgate-development-pepper-not-for-production"
-"""The pepper `make run` and tests use when ``SIGNGATE_OTP_PEPPER`` is not set."""
-
 _SCRIPTS = LuaScripts(__file__, "otp_issue", "otp_verify", "otp_settle", "otp_status", "otp_reset")
 
 Clock = Callable[[], datetime]
@@ -72,21 +69,17 @@ class OtpStoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_OTP_", extra="ignore")
 
-    pepper: SecretStr = Field(
-        SecretStr(DEVELOPMENT_PEPPER),
-        description="HMAC key of OTP digests; at least 32 random bytes in production.",
+    pepper: SecretStr | None = Field(
+        None, description="HMAC key of OTP digests, at least 32 random bytes; the services that "
+        "use it refuse to start without it (there is no default).",
     )
 
     @field_validator("pepper")
     @classmethod
-    def _long_enough(cls, pepper: SecretStr) -> SecretStr:
-        if len(pepper.get_secret_value()) < 16:
+    def _long_enough(cls, pepper: SecretStr | None) -> SecretStr | None:
+        if pepper is not None and len(pepper.get_secret_value()) < 16:
             raise ValueError("the OTP pepper must be at least 16 characters")
         return pepper
-
-    @property
-    def is_development_pepper(self) -> bool:
-        return self.pepper.get_secret_value() == DEVELOPMENT_PEPPER
 
 
 @dataclass(frozen=True)

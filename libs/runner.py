@@ -18,8 +18,8 @@ from honcho.manager import Manager
 from libs.dev_secrets import development_secrets
 from libs.embedded import Endpoints, free_port
 from libs.logging import configure_logging, get_logger
-from libs.messaging.signatures import is_signing_key_variable, signing_key_variable
 from libs.provision import ProvisionSettings, provision
+from libs.required_secrets import own_secrets_only
 from libs.settings import ConnectionSettings
 from libs.stack import DATA_DIR, ROOT, STACK_FILE, open_stack, uses_embedded_broker
 
@@ -39,12 +39,6 @@ def service_environment(endpoints: Endpoints, embedded_broker: bool) -> dict[str
         env["SIGNGATE_KAFKA_IDEMPOTENCE"] = "false"  # Tansu has no idempotent producer
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
-
-
-def own_keys_only(env: dict[str, str], service: str) -> dict[str, str]:
-    """``env`` without the record signing keys of other services: each signs only as itself."""
-    own = signing_key_variable(f"SIGNGATE_{service.upper()}_")
-    return {name: value for name, value in env.items() if not is_signing_key_variable(name) or name == own}
 
 
 def banner(endpoints: Endpoints) -> str:
@@ -93,7 +87,7 @@ def main() -> int:
         ports = {name: free_port() for name in processes}
         print(http_banner(ports), flush=True)
         for name, command in processes.items():
-            manager.add_process(name, command, env={**own_keys_only(env, name), "PORT": str(ports[name])},
+            manager.add_process(name, command, env={**own_secrets_only(env, name), "PORT": str(ports[name])},
                                 cwd=str(ROOT))
         try:
             manager.loop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from libs.accounts import ACCOUNT_STATE_HANDLERS
+from libs.required_secrets import require
 from libs.service import ServiceDefinition, build_app
 from services.authentication.jwks import jwks_routes
 from services.authentication.projection import HANDLERS as PROJECTION_HANDLERS
@@ -48,4 +49,14 @@ DEFINITION = ServiceDefinition(
 
 
 def create_app(settings: AuthenticationSettings | None = None) -> AsgiFastStream:
-    return build_app(DEFINITION, settings or AuthenticationSettings())
+    settings = settings or AuthenticationSettings()
+    require("authentication", {
+        "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
+        "SIGNGATE_OTP_PEPPER": settings.otp_store.pepper,
+        "SIGNGATE_TOKEN_PUBLIC_KEY": settings.tokens.public_key or settings.tokens.private_key,
+        "SIGNGATE_GRANT_PRIVATE_KEY": settings.grants.private_key,
+        "SIGNGATE_INVITATION_PUBLIC_KEY": settings.invitations.public_key,
+        "SIGNGATE_DIGEST_KEY": settings.digests.key,
+        "SIGNGATE_AUTHENTICATION_SEALING_KEYS": settings.sealing_keys,
+    })
+    return build_app(DEFINITION, settings)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.authentication.domain import GRANT_LIFETIME
@@ -45,7 +45,7 @@ class GrantSettings(BaseSettings):
 
     private_key: SecretStr | None = Field(
         None, description="PEM Ed25519 key signing access grants (SIGNGATE_GRANT_PRIVATE_KEY); "
-        "without it each process makes its own, and grants verify only with that process's key.",
+        "the authentication service refuses to start without it.",
     )
     previous_public_keys: list[str] = Field(
         default_factory=list, description="JSON list of PEM Ed25519 public keys of retired grant keys, "
@@ -59,15 +59,12 @@ class GrantSettings(BaseSettings):
         "worth little; the access window's end is a bound too, and revocation ends it sooner.",
     )
 
-    _generated: Ed25519PrivateKey | None = PrivateAttr(default=None)
 
     def signing_key(self) -> Ed25519PrivateKey:
-        """The configured key; without one, a key made once for these settings, so that every signer
-        and the JWKS built from them agree."""
+        """The configured key (there is no other: replicas must sign with one key, the JWKS lists)."""
         if self.private_key is None:
-            if self._generated is None:
-                self._generated = Ed25519PrivateKey.generate()
-            return self._generated
+            raise GrantKeyError("SIGNGATE_GRANT_PRIVATE_KEY is not set (`python -m libs.dev_secrets` "
+                                "makes a development set)")
         key = serialization.load_pem_private_key(self.private_key.get_secret_value().encode(), None)
         if not isinstance(key, Ed25519PrivateKey):
             raise GrantKeyError("SIGNGATE_GRANT_PRIVATE_KEY is not an Ed25519 private key")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 
-from libs.logging import get_logger
+from libs.required_secrets import require
 from libs.service import ServiceDefinition, build_app
 from services.identity import use_cases
 from services.identity.settings import IdentitySettings
@@ -33,7 +33,6 @@ from signgate_contracts.topics import IDENTITY_COMMANDS
 
 __all__ = ["DEFINITION", "IdentitySettings", "create_app"]
 
-log = get_logger(__name__)
 
 
 DEFINITION = ServiceDefinition(
@@ -60,12 +59,11 @@ DEFINITION = ServiceDefinition(
 
 def create_app(settings: IdentitySettings | None = None) -> AsgiFastStream:
     settings = settings or IdentitySettings()
-    missing = [name for name, value in (
-        ("SIGNGATE_SECRET_PEPPER", settings.secrets.pepper),
-        ("SIGNGATE_TOKEN_PRIVATE_KEY", settings.tokens.private_key),
-    ) if value is None]
-    PublishingKeys.build(settings)  # refuses to start without the digest or sealing keys
-    app = build_app(DEFINITION, settings)
-    if missing:  # started anyway: commands needing them are answered with a 500 and logged
-        log.warning("identity is not configured to hash passwords or issue tokens", missing=missing)
-    return app
+    require("identity", {
+        "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
+        "SIGNGATE_TOKEN_PRIVATE_KEY": settings.tokens.private_key,
+        "SIGNGATE_DIGEST_KEY": settings.digests.key,
+        "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
+    })
+    PublishingKeys.build(settings)  # and checks the keys it was given are keys
+    return build_app(DEFINITION, settings)

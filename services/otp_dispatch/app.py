@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from libs.logging import get_logger
+from libs.required_secrets import require
 from libs.service import ServiceDefinition, build_app
 from services.otp_dispatch.settings import OtpDispatchSettings
 from services.otp_dispatch.use_cases import dispatch_otp
 from signgate_contracts.otp import OtpDeliveryRequested
 from signgate_contracts.topics import OTP_REQUESTS
-
-log = get_logger(__name__)
-
 
 DEFINITION = ServiceDefinition(
     name="otp_dispatch",
@@ -29,7 +26,5 @@ DEFINITION = ServiceDefinition(
 
 def create_app(settings: OtpDispatchSettings | None = None) -> AsgiFastStream:
     settings = settings or OtpDispatchSettings()
-    app = build_app(DEFINITION, settings)
-    if settings.otp_store.is_development_pepper:
-        log.warning("SIGNGATE_OTP_PEPPER is not set: OTP digests use the development pepper")
-    return app
+    require("otp_dispatch", {"SIGNGATE_OTP_PEPPER": settings.otp_store.pepper})
+    return build_app(DEFINITION, settings)

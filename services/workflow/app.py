@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from libs.accounts import ACCOUNT_STATE_HANDLERS
 from libs.digests import DigestSettings
 from libs.invitations import InvitationSettings
-from libs.logging import get_logger
+from libs.required_secrets import require
 from libs.sealing import SealingPublicKeySettings
 from libs.secrets import SecretSettings
 from libs.service import ServiceDefinition, ServiceSettings, build_app
@@ -24,7 +24,6 @@ from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WO
 
 __all__ = ["DEFINITION", "WorkflowSettings", "create_app"]
 
-log = get_logger(__name__)
 
 
 class WorkflowSettings(ServiceSettings):
@@ -59,12 +58,12 @@ DEFINITION = ServiceDefinition(
 
 def create_app(settings: WorkflowSettings | None = None) -> AsgiFastStream:
     settings = settings or WorkflowSettings()
-    missing = [name for name, value in (
-        ("SIGNGATE_SECRET_PEPPER", settings.secrets.pepper),
-        ("SIGNGATE_TOKEN_PUBLIC_KEY", settings.tokens.public_key or settings.tokens.private_key),
-    ) if value is None]
-    PublishingKeys.build(settings)  # refuses to start without the invitation, digest or sealing keys
-    app = build_app(DEFINITION, settings)
-    if missing:  # started anyway: commands needing them are answered with a 500 and logged
-        log.warning("workflow is not configured to verify tokens or hash secrets", missing=missing)
-    return app
+    require("workflow", {
+        "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
+        "SIGNGATE_TOKEN_PUBLIC_KEY": settings.tokens.public_key or settings.tokens.private_key,
+        "SIGNGATE_INVITATION_PRIVATE_KEY": settings.invitations.private_key,
+        "SIGNGATE_DIGEST_KEY": settings.digests.key,
+        "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
+    })
+    PublishingKeys.build(settings)  # and checks the keys it was given are keys
+    return build_app(DEFINITION, settings)

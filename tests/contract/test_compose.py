@@ -34,6 +34,7 @@ from jsonschema import Draft7Validator
 from pydantic_settings import BaseSettings
 
 from libs.dev_secrets import generate_secrets
+from libs.required_secrets import SERVICE_SECRETS, is_secret_variable
 from libs.service import ServiceDefinition, ServiceSettings
 from libs.settings import ConnectionSettings
 from services.registry import SERVICES
@@ -335,6 +336,27 @@ def test_secrets_are_required_from_the_operator():
         for var, value in (services()[name].get("environment") or {}).items():
             if any(word in var for word in ("PEPPER", "KEY")):
                 assert str(value).startswith(f"${{{var}:?"), f"{name}: {var} must come from the operator"
+
+
+def test_each_service_container_is_given_exactly_its_own_secrets():
+    """The one table of who holds which secret (`SERVICE_SECRETS`, which `make run` follows too)
+    is what each container gets: the token private key only identity, the grant and sealing
+    private keys only authentication, the invitation private key only workflow."""
+    for name in SERVICE_SECRETS:
+        given = {var for var in environment(services()[name], OPERATOR_SECRETS) if is_secret_variable(var)}
+        assert given == set(SERVICE_SECRETS[name]), name
+
+
+def test_each_service_container_starts_with_its_environment(monkeypatch: pytest.MonkeyPatch):
+    """Each service's app builds from its container's environment alone: no secret it needs is
+    missing (each refuses to start without one)."""
+    for name in SERVICE_SECRETS:
+        with monkeypatch.context() as env:
+            for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
+                env.delenv(var)
+            for var, value in environment(services()[name], OPERATOR_SECRETS).items():
+                env.setenv(var, value)
+            assert importlib.import_module(f"services.{name}.app").create_app() is not None, name
 
 
 def test_each_container_environment_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch):

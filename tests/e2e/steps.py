@@ -35,8 +35,9 @@ async def send(system: System, topic: str, command: Command, *, answer_on: str |
     return json.loads(record.value)
 
 
-async def owner_token(system: System) -> str:
-    """Register an API user with the bootstrap operator's token, and authenticate as them."""
+async def owner_token(system: System, accounts: list[idn.AccountMembership] | None = None) -> str:
+    """Register an API user (a member of ``accounts``, else of an account of their own) with the
+    bootstrap operator's token, and authenticate as them."""
     secrets = system.secrets
     admin = operator_token(TokenSettings(
         private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"], public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]
@@ -44,7 +45,7 @@ async def owner_token(system: System) -> str:
     user_name = f"owner-{uuid.uuid4().hex[:6]}@example.com"
     registered = await send(system, "signgate.identity.commands", idn.RegisterUser(
         user_name=user_name, first_name="Olive", last_name="Owner", password=OWNER_PASSWORD,
-        accounts=[idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)],
+        accounts=accounts or [idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)],
         access_token=admin,
     ), key=user_name)
     assert registered["type"] == "identity.user_registered_v2", registered

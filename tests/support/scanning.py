@@ -52,3 +52,41 @@ def leaks(texts: Iterable[str], secrets: Iterable[str]) -> list[tuple[str, str]]
                 found += [(run, text[:200]) for run in _DIGIT_RUN.findall(value) if run in codes]
             found += [(secret, text[:200]) for secret, pattern in others if pattern.search(value)]
     return found
+
+
+_ARGON2 = re.compile(r"\$argon2(id|i|d)\$")
+_CLEAR_EMAIL = re.compile(r"(?<![\w.*+-])[\w.+-]*[\w+-]@[\w-]+(\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
+"""An email address whose local part is not masked (``a***@example.com`` is)."""
+_CLEAR_PHONE = re.compile(r"\+\d{8,15}(?!\d)")
+"""An E.164 number in full (``+44******0123`` is masked)."""
+_JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}")
+"""A signed token: an access token, a grant or an invitation."""
+
+
+def bus_findings(records: Iterable[Any], registry_kind: Any, caller_prefix: str) -> list[tuple[str, str, str]]:
+    """(what, topic, excerpt) for each record that shows what its topic must not:
+
+    - an argon2 hash anywhere but a command topic (where none is either, but a caller may send
+      anything there);
+    - an email address or a phone number in clear on an events topic or a dead-letter topic;
+    - a token, grant or invitation anywhere but a command topic, a service's replies topic or a
+      caller's own reply topic.
+
+    ``registry_kind(topic)`` names the deployed topic's kind (``commands``, ``events``,
+    ``replies``, ``requests``, ``dlq``) or None for a caller's topic."""
+    found = []
+    for record in records:
+        topic = record.topic
+        kind = "caller" if topic.startswith(caller_prefix) else registry_kind(topic)
+        text = record.value.decode(errors="replace") if record.value else ""
+        key = record.key.decode(errors="replace") if record.key else ""
+        if kind != "commands" and _ARGON2.search(text):
+            found.append(("argon2 hash", topic, text[:160]))
+        if kind in ("events", "dlq"):
+            for what, pattern in (("email in clear", _CLEAR_EMAIL), ("phone in clear", _CLEAR_PHONE)):
+                for where in (text, key):
+                    if match := pattern.search(where):
+                        found.append((what, topic, match.group(0)))
+        if kind not in ("commands", "replies", "caller") and _JWT.search(text):
+            found.append(("token, grant or invitation", topic, text[:160]))
+    return found

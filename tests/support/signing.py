@@ -35,10 +35,13 @@ TEST_SEALING_KEYS = generate_sealing_keys(SEALING_CONSUMERS)
 _invitations = generate_key_pair()
 TEST_SHARED_KEYS = {
     "SIGNGATE_DIGEST_KEY": generate_pepper(),
+    "SIGNGATE_OTP_PEPPER": generate_pepper(),
+    "SIGNGATE_GRANT_PRIVATE_KEY": generate_key_pair().private_key,
     "SIGNGATE_INVITATION_PRIVATE_KEY": _invitations.private_key,
     "SIGNGATE_INVITATION_PUBLIC_KEY": _invitations.public_key,
 }
-"""The identifier digest key and the invitation key pair, as environment variables."""
+"""The identifier digest key, the OTP pepper, the grant key and the invitation key pair, as
+environment variables (services refuse to start without them: `libs.required_secrets`)."""
 
 
 def signing_key_of(service: str) -> str:
