@@ -183,17 +183,17 @@ def reference(burst: Burst) -> Reference:
         model.history.setdefault(package_id, []).extend(
             (change.action, change.order, dict(change.details)) for change in decision.changes
         )
-        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision, _publishing_keys())] + (
-            ["workflow.recipient_invitations_issued"] if isinstance(command, ShareWorkflow) else [])
+        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision, _publishing_keys())]
     return model
 
 
 def outcome_types(outcomes: list[dict[str, Any]]) -> list[str]:
-    """The types of a command's outcomes in the form `Reference.outcomes` uses: its events in their
-    order, then its reply (the two topics' records arrive in either order)."""
-    return sorted((
+    """The types of a command's outcomes in the form `Reference.outcomes` uses: its events, in their
+    order (a share's reply, the invitations, is not an outcome: it goes to the caller)."""
+    return [
         f"command.rejected:{o['code']}" if o["type"] == "command.rejected" else o["type"] for o in outcomes
-    ), key=lambda type_: type_ == "workflow.recipient_invitations_issued")
+        if o["type"] != "workflow.recipient_invitations_issued"
+    ]
 
 
 def comparable(package: Package | None) -> Package | None:
