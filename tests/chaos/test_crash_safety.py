@@ -30,7 +30,7 @@ from tests.support.chaos_scale import LONG, report, scaled
 from tests.support.chaos_supervisor import Supervisor, chaos_env
 from tests.support.kafka import TopicWatcher, consumer_lag, producer
 from tests.support.recipient_traffic import RecipientTraffic
-from tests.support.scanning import leaks
+from tests.support.scanning import bus_leaks, leaks
 from tests.support.signing import as_writer
 from tests.support.store_restarts import Ledger
 from tests.support.waiting import until
@@ -146,6 +146,7 @@ async def test_no_command_is_lost_or_applied_twice_while_services_are_killed(
     found = leaks([json.dumps(body) for _, body in records] + supervisor.logged(),
                   [*codes, PASSWORD, *tokens, *secrets.values(), *traffic.secrets()])
     assert found == []
+    assert bus_leaks(watch.records, connections) == []  # no hash, contact or credential where it must not be
     report("crash safety", commands_sent=len(sent), outcomes_received=len(set(owed) & set(outcomes)),
            lost=len(lost), applied_twice=len(twice) + history_twice, republished_after_a_kill=republished,
            kills=len(supervisor.kills), killed=dict(Counter(supervisor.kills)), restarts=supervisor.restarts,

@@ -38,7 +38,7 @@ from tests.support.chaos_scale import LONG, report, scaled
 from tests.support.chaos_supervisor import Supervisor, chaos_env
 from tests.support.kafka import TopicWatcher, producer
 from tests.support.recipients import access_code, delivered_code, mobile, projected, shared_package
-from tests.support.scanning import leaks
+from tests.support.scanning import bus_leaks, leaks
 from tests.support.store_restarts import Ledger, all_failing, all_healthy
 from tests.support.waiting import until
 from tests.support.workflow_driver import User
@@ -265,6 +265,7 @@ async def test_services_ride_out_redis_and_postgres_restarts(connections: Connec
                      *(access_code(n) for _, n in run.locked + run.background)]
     found = leaks([text for _, text in records] + supervisor.logged(), secret_values)
     assert found == []
+    assert bus_leaks(watch.records, connections) == []  # no hash, contact or credential where it must not be
     endings = Counter(f"{b['type']}{' ' + b['code'] if b['type'] == 'command.rejected' else ''}"
                       for c in ledger.owed for b in ledger.outcomes(c))
     letters = [json.loads(text) for topic, text in records if topic.endswith(".dlq")]

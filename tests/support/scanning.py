@@ -90,3 +90,17 @@ def bus_findings(records: Iterable[Any], registry_kind: Any, caller_prefix: str)
         if kind not in ("commands", "replies", "caller") and _JWT.search(text):
             found.append(("token, grant or invitation", topic, text[:160]))
     return found
+
+
+def bus_leaks(records: Iterable[Any], connections: Any) -> list[tuple[str, str, str]]:
+    """`bus_findings` over records of a deployment's topics (``connections``: its `ConnectionSettings`)."""
+    from signgate_contracts.topics import BY_NAME
+
+    def kind(topic: str) -> str | None:
+        name = connections.registry_name(topic)
+        if name.endswith(".dlq"):
+            return "dlq"
+        registered = BY_NAME.get(name)
+        return str(registered.kind) if registered else None
+
+    return bus_findings(records, kind, connections.caller_reply_prefix)

@@ -2,7 +2,9 @@
 
 OTP dispatch sends SMS to its sandbox outbox and email through a real SMTP server (aiosmtpd on
 loopback); the authentication and OTP services share a clock tests can move forward, and the
-identity service may be given one of its own.
+identity service may be given one of its own. When the system stops, everything it published is
+scanned (`tests.support.scanning.bus_leaks`): no argon2 hash outside command topics, no contact in
+clear on an events or dead-letter topic, no credential outside replies.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from signgate_contracts import TOPICS
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicWatcher
 from tests.support.otp_servers import SmtpSink, smtp_server
+from tests.support.scanning import bus_leaks
 
 
 @dataclass
@@ -85,3 +88,5 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
                 await stack.enter_async_context(services[definition.name].app)
             logging.getLogger().setLevel(logging.INFO)
             yield System(provisioned, services, secrets, sandbox, clock, smtp, watch, identity_clock)
+            # after every test that used it: the bus showed no hash, contact or credential it must not
+            assert bus_leaks(watch.records, provisioned) == [], "the bus showed what it must not"
