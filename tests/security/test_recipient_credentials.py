@@ -6,7 +6,6 @@ Each test is an attack as it was tried before the fix, and what the system now a
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from tests.e2e.steps import (
     workflow,
 )
 from tests.support.chaos_identity import admin_token
+from tests.support.kafka import json_object
 from tests.support.scanning import bus_leaks
 from tests.support.system import System
 
@@ -50,8 +50,8 @@ async def two_recipients(system: System, token: str, **alice: Any) -> SharedPack
 
 def otp_requests_for(system: System, package_id: str) -> list[dict[str, Any]]:
     topic = system.connections.topic("signgate.otp.requests")
-    return [json.loads(r.value) for r in system.watch.records
-            if r.topic == topic and json.loads(r.value).get("package_id") == package_id]
+    return [body for r in system.watch.records
+            if r.topic == topic and (body := json_object(r)).get("package_id") == package_id]
 
 
 async def test_knowing_a_package_and_an_order_reads_sends_and_locks_nothing(system: System) -> None:

@@ -55,8 +55,10 @@ def leaks(texts: Iterable[str], secrets: Iterable[str]) -> list[tuple[str, str]]
 
 
 _ARGON2 = re.compile(r"\$argon2(id|i|d)\$")
-_CLEAR_EMAIL = re.compile(r"(?<![\w.*+-])[\w.+-]*[\w+-]@[\w-]+(\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
-"""An email address whose local part is not masked (``a***@example.com`` is)."""
+_CLEAR_EMAIL = re.compile(r"(?<![\w.*+-])[\w.+-]*[A-Za-z][\w.+-]*(?<!\*)@[\w-]+(\.[\w-]+)*\.[a-z]{2,}",
+                          re.IGNORECASE)
+"""An email address whose local part is not masked (``a***@example.com`` is) and has a letter (an
+SMTP message id, ``179628488529.25654.1530@signgate.localhost``, has none)."""
 _CLEAR_PHONE = re.compile(r"\+\d{8,15}(?!\d)")
 """An E.164 number in full (``+44******0123`` is masked)."""
 _JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}")

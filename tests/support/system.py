@@ -89,4 +89,5 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
             logging.getLogger().setLevel(logging.INFO)
             yield System(provisioned, services, secrets, sandbox, clock, smtp, watch, identity_clock)
             # after every test that used it: the bus showed no hash, contact or credential it must not
-            assert bus_leaks(watch.records, provisioned) == [], "the bus showed what it must not"
+            shown = bus_leaks(watch.records, provisioned)
+            assert shown == [], f"the bus showed what it must not: {shown[:5]}"

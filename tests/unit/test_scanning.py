@@ -38,6 +38,7 @@ def test_masked_contacts_digests_and_credentials_where_they_belong_pass() -> Non
         Record("s.events", b'{"email_masked": "a***@example.com", "mobile_masked": "+44******0123"}'),
         Record("s.events", b'{"email_digest": "3f9a0c1d2e", "occurred_at": "2026-12-03T07:00:00Z"}'),
         Record("s.replies", f'{{"grant": "{JWT}"}}'.encode()),
+        Record("s.events", b'{"provider_message_id": "179628488529.25654.1530@signgate.localhost"}'),
         Record("portal.replies.me", f'{{"invitation": "{JWT}"}}'.encode()),
         Record("s.commands", f'{{"access_token": "{JWT}", "email": "bob@example.com"}}'.encode()),
     ) == []
