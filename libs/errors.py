@@ -56,10 +56,6 @@ class Conflict(Refusal):
     status, code = 409, "conflict"
 
 
-class TooManyRequests(Refusal):
-    status, code = 429, "too_many_requests"
-
-
 _TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,

@@ -547,6 +547,11 @@ class IdentityVerification(View):
     hold_for_prefill: bool = False
 
 
+DEFAULT_RETRY_COUNT = 3
+"""Failed attempts a recipient (and a signer) is allowed before lockout when nobody said otherwise:
+BoldSign's default for authenticationRetryCount (SigningHub's body has no such field)."""
+
+
 class AuthenticationPolicy(View):
     """What a recipient must do to open the package. Every listed method is required."""
 

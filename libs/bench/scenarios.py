@@ -283,7 +283,7 @@ class Bench:
 def _otp_policy(phone: str) -> wf.AuthenticationPolicy:
     return wf.AuthenticationPolicy(
         methods=["sms_otp"], destination=wf.Destination(channel="sms", address=phone, masked="+44******0123"),
-        retry_count=3, frequency="OncePerDocument",
+        retry_count=wf.DEFAULT_RETRY_COUNT, frequency="OncePerDocument",
     )
 
 
@@ -535,7 +535,7 @@ async def scenarios(bench: Bench, report: Report, sizes: Sizes, replicas: int, h
     report.context["raw_argon2"] = {"one_thread": argon_one, "all_cores": argon_all}
     secret = "Bench-access-code-7"
     code_policy = wf.AuthenticationPolicy(methods=["access_code"], secret_hash=hasher.hash_now(secret),
-                                          retry_count=3, frequency="OncePerDocument")
+                                          retry_count=wf.DEFAULT_RETRY_COUNT, frequency="OncePerDocument")
     openers = await bench.recipients(sizes.secrets, policy=code_policy)
     opened = await bench.load("access code", AUTHENTICATION_COMMANDS.name, events,
                               [_record(auth.OpenDocumentWithPassword(package_id=p, order=o, invitation=bench.invitation(p, o),

@@ -14,6 +14,7 @@ from typing import Literal
 from libs.errors import BadRequest, Forbidden, NotFound, Refusal, Unauthorized
 from libs.invitations import Invitation
 from signgate_contracts.authentication import RevocationReason
+from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
@@ -101,7 +102,7 @@ class RecipientPolicy:
     """The keyed digest of the email, as workflow publishes it."""
     methods: tuple[Method, ...] = ()
     """Every listed method is required (SigningHub allows a password and an SMS OTP together)."""
-    retry_count: int = 3
+    retry_count: int = DEFAULT_RETRY_COUNT
     frequency: Frequency = "OncePerDocument"
     window: AccessWindow = AccessWindow()
     destination: str | None = None

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.authentication.domain import AccessWindow, RecipientPolicy
+from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,6 @@ class StoredRecipient:
     """A recipient row: the policy the domain decides on, plus what only the service needs."""
 
     policy: RecipientPolicy
-    methods: tuple[str, ...]
     channel: str | None
     destination_masked: str | None
     locked_failures: int | None
@@ -104,7 +104,7 @@ async def update_recipient_policy(connection: asyncpg.Connection, package_id: st
                authentication_version = coalesce($14, recipients.authentication_version)""",
         package_id, order, email_digest, list(policy.get("methods") or []), policy.get("secret_hash"),
         destination.get("channel"), destination.get("address"), destination.get("masked"),
-        policy.get("retry_count") or 3, policy.get("frequency") or "OncePerDocument",
+        policy.get("retry_count") or DEFAULT_RETRY_COUNT, policy.get("frequency") or "OncePerDocument",
         window.get("starts_at"), window.get("ends_at"), window.get("days_after_receipt"), version,
     )
 
@@ -178,17 +178,16 @@ async def select_recipients(connection: asyncpg.Connection,
 
 
 def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
-    methods = tuple(row["methods"])
     policy = RecipientPolicy(
         package_id=row["package_id"], order=row["order"], email=row["email_digest"],
-        methods=methods, retry_count=row["retry_count"],
+        methods=tuple(row["methods"]), retry_count=row["retry_count"],
         frequency=row["frequency"],
         window=AccessWindow(row["starts_at"], row["ends_at"], row["days_after_receipt"]),
         destination=row["destination"], secret_hash=row["secret_hash"], received_at=row["received_at"],
         signed_at=row["signed_at"], package_state=row["package_state"], locked_at=row["locked_at"],
         authentication_version=row["authentication_version"],
     )
-    return StoredRecipient(policy, methods, row["channel"], row["destination_masked"],
+    return StoredRecipient(policy, row["channel"], row["destination_masked"],
                            row["locked_failures"], row["last_failure"])
 
 

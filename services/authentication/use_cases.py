@@ -29,6 +29,7 @@ from services.authentication.runtime import AuthenticationRuntime, runtime
 from signgate_contracts import Command, CommandRejected, Event, otp
 from signgate_contracts import authentication as auth
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
+from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
 DOCUMENT_NOT_OWNED = "Document does not belong to user"
 NO_MOBILE_NUMBER = "No mobile number is set in the user's profile: add one to receive the one-time password"
@@ -249,7 +250,7 @@ async def request_signing_otp(command: auth.RequestSigningOtp, unit: Unit) -> li
     ))
 
 
-SIGNING_RETRY_COUNT = 3
+SIGNING_RETRY_COUNT = DEFAULT_RETRY_COUNT  # a signer has no policy of their own
 
 
 async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Unit) -> list[Outgoing]:

@@ -24,6 +24,7 @@ from libs.errors import BadRequest, Conflict, Forbidden, NotFound
 from signgate_contracts.envelope import Command, Secret
 from signgate_contracts.identity import normalise_user_name
 from signgate_contracts.workflow import (
+    DEFAULT_RETRY_COUNT,
     AccessDuration,
     AccessWindow,
     AddAuthentication,
@@ -53,8 +54,6 @@ from signgate_contracts.workflow import (
     WorkflowType,
 )
 
-DEFAULT_RETRY_COUNT = 3
-"""BoldSign's default for authenticationRetryCount; SigningHub's body has no such field."""
 SIGNINGHUB_FREQUENCY: Frequency = "EveryAccess"
 """SigningHub asks for the password each time the document is opened."""
 BOLDSIGN_FREQUENCY: Frequency = "UntilSignCompleted"
