@@ -76,7 +76,8 @@ async def upsert_disabled_account(connection: Any, user_id: uuid.UUID, at: datet
             tokens_valid_after = GREATEST(account_states.tokens_valid_after, EXCLUDED.tokens_valid_after),
             changed_at = GREATEST(account_states.changed_at, EXCLUDED.changed_at)
         """,
-        user_id, at,
+        user_id,
+        at,
     )
 
 
@@ -91,7 +92,8 @@ async def upsert_enabled_account(connection: Any, user_id: uuid.UUID, at: dateti
                             THEN false ELSE account_states.disabled END,
             changed_at = GREATEST(account_states.changed_at, EXCLUDED.changed_at)
         """,
-        user_id, at,
+        user_id,
+        at,
     )
 
 
@@ -104,7 +106,8 @@ async def upsert_revoked_tokens(connection: Any, user_id: uuid.UUID, at: datetim
         ON CONFLICT (user_id) DO UPDATE SET
             tokens_valid_after = GREATEST(account_states.tokens_valid_after, EXCLUDED.tokens_valid_after)
         """,
-        user_id, at,
+        user_id,
+        at,
     )
 
 
@@ -118,7 +121,9 @@ async def record_user_enabled(event: UserEnabledV2 | UserEnabled, unit: Unit) ->
     return []
 
 
-async def record_password_changed(event: PasswordChangedV2 | PasswordChanged, unit: Unit) -> list[Outgoing]:
+async def record_password_changed(
+    event: PasswordChangedV2 | PasswordChanged, unit: Unit
+) -> list[Outgoing]:
     await upsert_revoked_tokens(unit.connection, event.user_id, event.occurred_at)
     return []
 

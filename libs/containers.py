@@ -30,8 +30,10 @@ def container_stack() -> Iterator[Endpoints]:
         yield Endpoints(
             kafka_bootstrap=kafka.get_bootstrap_server(),
             database_url=postgres_url(
-                postgres.get_container_host_ip(), postgres.get_exposed_port(5432),
-                postgres.username, postgres.password,
+                postgres.get_container_host_ip(),
+                postgres.get_exposed_port(5432),
+                postgres.username,
+                postgres.password,
             ),
             redis_url=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0",
         )

@@ -73,8 +73,10 @@ def _completed(stored: dict[str, str], fresh: dict[str, str]) -> dict[str, str]:
 def dotenv(secrets: dict[str, str]) -> str:
     """A ``.env`` file's text as Compose reads it: PEM keys double-quoted, newlines kept; JSON
     single-quoted (taken literally)."""
-    return "".join(f"{name}='{value}'\n" if '"' in value else f'{name}="{value}"\n'
-                   for name, value in secrets.items())
+    return "".join(
+        f"{name}='{value}'\n" if '"' in value else f'{name}="{value}"\n'
+        for name, value in secrets.items()
+    )
 
 
 if __name__ == "__main__":

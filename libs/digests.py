@@ -18,7 +18,8 @@ class DigestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_DIGEST_", extra="ignore")
 
     key: SecretStr | None = Field(
-        None, description="HMAC key of identifier digests (SIGNGATE_DIGEST_KEY), 32+ characters; "
+        None,
+        description="HMAC key of identifier digests (SIGNGATE_DIGEST_KEY), 32+ characters; "
         "the same in every service.",
     )
 
@@ -43,7 +44,9 @@ class Digests:
     @classmethod
     def from_settings(cls, settings: DigestSettings) -> Digests:
         if settings.key is None:
-            raise DigestKeyMissing("SIGNGATE_DIGEST_KEY is not set (python -m libs.dev_secrets makes one)")
+            raise DigestKeyMissing(
+                "SIGNGATE_DIGEST_KEY is not set (python -m libs.dev_secrets makes one)"
+            )
         return cls(settings.key.get_secret_value())
 
     def email(self, email: str) -> str:

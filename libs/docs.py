@@ -85,7 +85,9 @@ def asyncapi_files() -> dict[str, str]:
     system = system_specification(services(), connections, version=__version__).to_specification()
     files = {"asyncapi/signgate.yaml": system.to_yaml()}
     for definition in services():
-        spec = service_specification(definition, connections, version=__version__).to_specification()
+        spec = service_specification(
+            definition, connections, version=__version__
+        ).to_specification()
         files[f"asyncapi/{definition.name}.yaml"] = spec.to_yaml()
     html = get_asyncapi_html(
         system,
@@ -112,14 +114,19 @@ def messages_markdown() -> str:
         for channel in sends(definition):
             senders.setdefault(channel.name, []).append(definition.name)
 
-    out = [HEADER.format(source="libs/docs.py, from contracts/signgate_contracts"), "# Message catalogue\n\n"]
+    out = [
+        HEADER.format(source="libs/docs.py, from contracts/signgate_contracts"),
+        "# Message catalogue\n\n",
+    ]
     out.append(
         "Every message is JSON in a common envelope, one discriminated union on `type` per "
         "topic. The JSON Schema of each type is in `contracts/signgate_contracts/schemas/`; "
         "consumers ignore fields they do not know.\n\n"
     )
     out.append("## Topics\n\n")
-    out.append("| topic | key | partitions | retention | sent by | received by |\n|---|---|---|---|---|---|\n")
+    out.append(
+        "| topic | key | partitions | retention | sent by | received by |\n|---|---|---|---|---|---|\n"
+    )
     for topic in TOPICS:
         sent = ", ".join(senders.get(topic.name, [])) or "callers"
         received = ", ".join(receivers[topic.name]) or "callers"
@@ -131,7 +138,9 @@ def messages_markdown() -> str:
         f"| `<topic>.dlq` | as the source | {DLQ_PARTITIONS} | {duration(DLQ_RETENTION)} | "
         f"[the service that consumed it](#{_anchor('dead-letters')}) | operators |\n\n"
     )
-    out.append("Command topics carry passwords and access codes in clear, so they keep them briefly.\n\n")
+    out.append(
+        "Command topics carry passwords and access codes in clear, so they keep them briefly.\n\n"
+    )
 
     for topic in TOPICS:
         out.append(_topic_section(topic))
@@ -153,7 +162,7 @@ def messages_markdown() -> str:
             seen.add(type_)
             out.append(_message_section(message, nested))
 
-    out.append(f"## Dead letters\n<a id=\"{_anchor('dead-letters')}\"></a>\n\n")
+    out.append(f'## Dead letters\n<a id="{_anchor("dead-letters")}"></a>\n\n')
     out.append(f"{DeadLetter.__doc__}\n\n")
     out.append(_fields_table(DeadLetter.model_json_schema()))
     out.append("\n")
@@ -167,14 +176,16 @@ def messages_markdown() -> str:
 
 def _topic_section(topic: Topic) -> str:
     lines = [
-        f"### `{topic.name}`\n<a id=\"{_anchor(topic.name)}\"></a>\n\n",
+        f'### `{topic.name}`\n<a id="{_anchor(topic.name)}"></a>\n\n',
         f"{topic.description} Kind: {topic.kind}. Key: {topic.key}; {topic.partitions} "
         f"partitions; kept {duration(topic.retention)}. Dead letters go to `{topic.dlq}`.\n\n",
         "| type | message |\n|---|---|\n",
     ]
     for message in topic.messages:
         type_ = message_type(message)
-        lines.append(f"| [`{type_}`](#{_anchor(type_)}) | {_cell(_first_line(message.__doc__))} |\n")
+        lines.append(
+            f"| [`{type_}`](#{_anchor(type_)}) | {_cell(_first_line(message.__doc__))} |\n"
+        )
     return "".join(lines) + "\n"
 
 
@@ -186,7 +197,7 @@ def _message_section(message: type[Message], nested: dict[str, dict[str, Any]]) 
     base = Command if issubclass(message, Command) else Message
     kind = "command" if base is Command else "message"
     lines = [
-        f"### `{type_}`\n<a id=\"{_anchor(type_)}\"></a>\n\n",
+        f'### `{type_}`\n<a id="{_anchor(type_)}"></a>\n\n',
         f"{_text(message.__doc__)} ({kind} `{message.__name__}`, on {carried_by})\n\n",
     ]
     own = {name for name in schema.get("properties", {}) if name not in base.model_fields}
@@ -198,7 +209,7 @@ def _message_section(message: type[Message], nested: dict[str, dict[str, Any]]) 
 
 
 def _nested_section(name: str, schema: dict[str, Any]) -> str:
-    lines = [f"### `{name}`\n<a id=\"{_anchor(name)}\"></a>\n\n"]
+    lines = [f'### `{name}`\n<a id="{_anchor(name)}"></a>\n\n']
     if schema.get("description"):
         lines.append(f"{_text(schema['description'])}\n\n")
     if "properties" in schema:
@@ -218,7 +229,9 @@ def _fields_table(
         if name in exclude or (wanted is not None and name not in wanted):
             continue
         need = "yes" if name in required else _default(prop)
-        rows.append(f"| `{name}` | {_type(prop)} | {need} | {_cell(prop.get('description', ''))} |\n")
+        rows.append(
+            f"| `{name}` | {_type(prop)} | {need} | {_cell(prop.get('description', ''))} |\n"
+        )
     return "".join(rows)
 
 
@@ -261,11 +274,21 @@ def _details(schema: dict[str, Any]) -> list[str]:
     if "format" in schema:
         found.append("secret" if schema["format"] == "password" else schema["format"])
     words = {
-        "minimum": "≥ {}", "exclusiveMinimum": "> {}", "maximum": "≤ {}", "exclusiveMaximum": "< {}",
-        "minLength": "≥ {} chars", "maxLength": "≤ {} chars", "minItems": "≥ {} items",
-        "maxItems": "≤ {} items", "pattern": "matching `{}`",
+        "minimum": "≥ {}",
+        "exclusiveMinimum": "> {}",
+        "maximum": "≤ {}",
+        "exclusiveMaximum": "< {}",
+        "minLength": "≥ {} chars",
+        "maxLength": "≤ {} chars",
+        "minItems": "≥ {} items",
+        "maxItems": "≤ {} items",
+        "pattern": "matching `{}`",
     }
-    found += [text.format(str(schema[key]).replace("|", "\\|")) for key, text in words.items() if key in schema]
+    found += [
+        text.format(str(schema[key]).replace("|", "\\|"))
+        for key, text in words.items()
+        if key in schema
+    ]
     return found
 
 
@@ -275,7 +298,10 @@ def _details(schema: dict[str, Any]) -> list[str]:
 def settings_markdown() -> str:
     """``settings.md``: every environment variable, grouped by the class that reads it."""
     by_service = service_settings()
-    out = [HEADER.format(source="libs/docs.py, from the settings classes"), "# Settings reference\n\n"]
+    out = [
+        HEADER.format(source="libs/docs.py, from the settings classes"),
+        "# Settings reference\n\n",
+    ]
     out.append(
         "Every setting is an environment variable. Durations take seconds or ISO 8601 "
         "(`PT5M`); booleans `true`/`false`; secrets are never shown here. A service reads its "
@@ -326,9 +352,14 @@ def _settings_title(cls: type[BaseSettings], *, link: bool = True) -> str:
 
 
 def _settings_section(
-    title: str, cls: type[BaseSettings], readers: str | None, *, own_only: bool = False, extra: str = ""
+    title: str,
+    cls: type[BaseSettings],
+    readers: str | None,
+    *,
+    own_only: bool = False,
+    extra: str = "",
 ) -> str:
-    lines = [f"## {title}\n<a id=\"{_anchor(title)}\"></a>\n\n"]
+    lines = [f'## {title}\n<a id="{_anchor(title)}"></a>\n\n']
     about = f"`{cls.__module__}.{cls.__name__}`, prefix `{env_prefix(cls)}`"
     if readers:
         about += f"; read by {readers}"
@@ -336,9 +367,12 @@ def _settings_section(
     if extra:
         lines.append(f"{extra}\n\n")
     base = ServiceSettings.model_fields if own_only else {}
-    inherited = {name for name, field in base.items()  # a service's own default is listed as its own
-                 if (cls.model_fields[name].default, cls.model_fields[name].description)
-                 == (field.default, field.description)}
+    inherited = {
+        name
+        for name, field in base.items()  # a service's own default is listed as its own
+        if (cls.model_fields[name].default, cls.model_fields[name].description)
+        == (field.default, field.description)
+    }
     lines.append(_settings_table(cls, prefix=env_prefix(cls), skip=inherited))
     return "".join(lines) + "\n"
 
@@ -394,8 +428,13 @@ def _python_type(annotation: Any) -> str:
         text = " or ".join(_python_type(a) for a in args)
         return f"{text} (optional)" if len(args) < len(get_args(annotation)) else text
     names: dict[Any, str] = {
-        int: "integer", float: "number", str: "string", bool: "boolean",
-        timedelta: "duration", SecretStr: "secret", Path: "path",
+        int: "integer",
+        float: "number",
+        str: "string",
+        bool: "boolean",
+        timedelta: "duration",
+        SecretStr: "secret",
+        Path: "path",
     }
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
@@ -444,15 +483,21 @@ def _cell(text: str) -> str:
 
 def generated_files() -> dict[str, str]:
     """Path under ``docs/`` → text of every generated document."""
-    return {**asyncapi_files(), "messages.md": messages_markdown(), "settings.md": settings_markdown()}
+    return {
+        **asyncapi_files(),
+        "messages.md": messages_markdown(),
+        "settings.md": settings_markdown(),
+    }
 
 
 def stale_files(directory: Path, files: dict[str, str] | None = None) -> list[str]:
     """The generated documents that are missing from ``directory`` or differ from the code."""
     files = generated_files() if files is None else files
     return sorted(
-        name for name, text in files.items()
-        if not (directory / name).is_file() or (directory / name).read_text(encoding="utf-8") != text
+        name
+        for name, text in files.items()
+        if not (directory / name).is_file()
+        or (directory / name).read_text(encoding="utf-8") != text
     )
 
 
@@ -466,9 +511,15 @@ def write(directory: Path, files: dict[str, str]) -> None:
         shutil.copytree(DOCS_DIR / VENDOR, vendor)
 
 
-def main(argv: Sequence[str] | None = None, *, generate: Callable[[], dict[str, str]] = generated_files) -> int:
-    parser = argparse.ArgumentParser(prog="python -m libs.docs", description=__doc__.splitlines()[0])
-    parser.add_argument("output", nargs="?", type=Path, default=DOCS_DIR, help="where to write (docs/)")
+def main(
+    argv: Sequence[str] | None = None, *, generate: Callable[[], dict[str, str]] = generated_files
+) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m libs.docs", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "output", nargs="?", type=Path, default=DOCS_DIR, help="where to write (docs/)"
+    )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if out of date")
     args = parser.parse_args(argv)
     files = generate()

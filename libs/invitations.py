@@ -40,11 +40,13 @@ class InvitationSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_INVITATION_", extra="ignore")
 
     private_key: SecretStr | None = Field(
-        None, description="PEM Ed25519 key signing recipient invitations (workflow only): "
+        None,
+        description="PEM Ed25519 key signing recipient invitations (workflow only): "
         "SIGNGATE_INVITATION_PRIVATE_KEY.",
     )
     public_key: str | None = Field(
-        None, description="PEM Ed25519 public key checking them (authentication): SIGNGATE_INVITATION_PUBLIC_KEY.",
+        None,
+        description="PEM Ed25519 public key checking them (authentication): SIGNGATE_INVITATION_PUBLIC_KEY.",
     )
     lifetime: timedelta = Field(timedelta(days=30), description="How long an invitation is valid.")
 
@@ -76,19 +78,31 @@ class Invitation:
 class InvitationIssuer:
     def __init__(self, settings: InvitationSettings) -> None:
         if settings.private_key is None:
-            raise InvitationKeyMissing("SIGNGATE_INVITATION_PRIVATE_KEY is not set "
-                                       "(python -m libs.dev_secrets makes a development set)")
-        key = serialization.load_pem_private_key(settings.private_key.get_secret_value().encode(), None)
+            raise InvitationKeyMissing(
+                "SIGNGATE_INVITATION_PRIVATE_KEY is not set "
+                "(python -m libs.dev_secrets makes a development set)"
+            )
+        key = serialization.load_pem_private_key(
+            settings.private_key.get_secret_value().encode(), None
+        )
         if not isinstance(key, Ed25519PrivateKey):
             raise InvitationKeyMissing("SIGNGATE_INVITATION_PRIVATE_KEY is not an Ed25519 key")
         self._key = key
         self.lifetime = settings.lifetime
 
-    def issue(self, package_id: str, order: int, version: int, now: datetime) -> tuple[str, Invitation]:
+    def issue(
+        self, package_id: str, order: int, version: int, now: datetime
+    ) -> tuple[str, Invitation]:
         invitation = Invitation(package_id, order, version, str(uuid.uuid4()), now + self.lifetime)
         claims = {
-            "iss": ISSUER, "aud": AUDIENCE, "sub": f"{package_id}/{order}", "pkg": package_id, "ord": order,
-            "ver": version, "iat": int(now.timestamp()), "exp": int(invitation.expires_at.timestamp()),
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": f"{package_id}/{order}",
+            "pkg": package_id,
+            "ord": order,
+            "ver": version,
+            "iat": int(now.timestamp()),
+            "exp": int(invitation.expires_at.timestamp()),
             "jti": invitation.invitation_id,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM), invitation
@@ -98,9 +112,16 @@ class InvitationVerifier:
     def __init__(self, settings: InvitationSettings, clock) -> None:
         pem = settings.public_key
         if pem is None and settings.private_key is not None:
-            private = serialization.load_pem_private_key(settings.private_key.get_secret_value().encode(), None)
-            pem = private.public_key().public_bytes(  # type: ignore[union-attr]
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+            private = serialization.load_pem_private_key(
+                settings.private_key.get_secret_value().encode(), None
+            )
+            pem = (
+                private.public_key()
+                .public_bytes(  # type: ignore[union-attr]
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
         if pem is None:
             raise InvitationKeyMissing("SIGNGATE_INVITATION_PUBLIC_KEY is not set")
         key = serialization.load_pem_public_key(pem.encode())
@@ -113,8 +134,15 @@ class InvitationVerifier:
         """What the invitation says; `AuthorizationDenied` (401) for a forged, expired or altered one."""
         try:
             claims = jwt.decode(
-                invitation, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                options={"require": ["exp", "iat", "jti", "iss", "aud", "sub"], "verify_exp": False},
+                invitation,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={
+                    "require": ["exp", "iat", "jti", "iss", "aud", "sub"],
+                    "verify_exp": False,
+                },
             )
             expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=self._clock().tzinfo)
             package_id, order, version = str(claims["pkg"]), int(claims["ord"]), int(claims["ver"])

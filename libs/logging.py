@@ -68,7 +68,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         structlog.stdlib.ExtraAdder(),
         redact_processor,
     ]
-    if service:  # after the context: a line logged while a record is handled names that record's service
+    if (
+        service
+    ):  # after the context: a line logged while a record is handled names that record's service
         shared.insert(1, _bind_service(service))
     renderer: Any = (
         structlog.processors.JSONRenderer()

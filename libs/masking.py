@@ -40,8 +40,12 @@ def mask_destination(channel: str, destination: str) -> str:
     raise ValueError(f"unknown channel {channel!r}")
 
 
-_PHONE_FIELDS = frozenset({"destination", "mobile_number", "mobilenumber", "phone", "phone_number", "number"})
-_EMAIL_FIELDS = frozenset({"email", "emailid", "email_id", "user_name", "username", "on_behalf_of", "onbehalfof"})
+_PHONE_FIELDS = frozenset(
+    {"destination", "mobile_number", "mobilenumber", "phone", "phone_number", "number"}
+)
+_EMAIL_FIELDS = frozenset(
+    {"email", "emailid", "email_id", "user_name", "username", "on_behalf_of", "onbehalfof"}
+)
 
 
 def mask_contacts(value: Any) -> Any:

@@ -48,11 +48,15 @@ def read_track(track: str, folder: Path) -> list[Migration]:
         migrations.append(Migration(track, int(match[1]), match[2], path.read_text()))
     for expected, migration in enumerate(migrations, start=1):
         if migration.version != expected:
-            raise MigrationError(f"{folder}: expected version {expected:03d}, found {migration.version:03d}")
+            raise MigrationError(
+                f"{folder}: expected version {expected:03d}, found {migration.version:03d}"
+            )
     return migrations
 
 
-def service_tracks(schema: str, service_folder: Path, shared: tuple[str, ...] = ()) -> list[list[Migration]]:
+def service_tracks(
+    schema: str, service_folder: Path, shared: tuple[str, ...] = ()
+) -> list[list[Migration]]:
     """The spine, the shared tracks a service asks for (``libs/sql/<name>/``), then its own."""
     return [
         read_track("spine", SPINE),
@@ -67,11 +71,15 @@ async def migrate(database_url: str, schema: str, tracks: list[list[Migration]])
         raise MigrationError(f"unsafe schema name {schema!r}")
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("SELECT pg_advisory_lock(hashtext($1))", f"signgate.migrate.{schema}")
+        await connection.execute(
+            "SELECT pg_advisory_lock(hashtext($1))", f"signgate.migrate.{schema}"
+        )
         try:
             return await _apply(connection, schema, tracks)
         finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtext($1))", f"signgate.migrate.{schema}")
+            await connection.execute(
+                "SELECT pg_advisory_unlock(hashtext($1))", f"signgate.migrate.{schema}"
+            )
     finally:
         await connection.close()
 
@@ -92,12 +100,16 @@ async def _apply(
         )
         """
     )
-    rows = await connection.fetch(f"SELECT track, version, checksum FROM {schema}.schema_migrations")
+    rows = await connection.fetch(
+        f"SELECT track, version, checksum FROM {schema}.schema_migrations"
+    )
     applied = {(row["track"], row["version"]): row["checksum"] for row in rows}
     known = {(m.track, m.version): m for track in tracks for m in track}
     ahead = sorted(key for key in applied if key not in known)
     if ahead:
-        raise MigrationError(f"schema {schema} is ahead of this code: applied {ahead} are unknown here")
+        raise MigrationError(
+            f"schema {schema} is ahead of this code: applied {ahead} are unknown here"
+        )
     for key, checksum in applied.items():
         if known[key].checksum != checksum:
             raise MigrationError(f"schema {schema}: applied migration {key} was changed since")
@@ -111,9 +123,17 @@ async def _apply(
             await connection.execute(
                 f"INSERT INTO {schema}.schema_migrations (track, version, name, checksum)"
                 " VALUES ($1, $2, $3, $4)",
-                migration.track, migration.version, migration.name, migration.checksum,
+                migration.track,
+                migration.version,
+                migration.name,
+                migration.checksum,
             )
-        log.info("migration applied", schema=schema, track=migration.track,
-                 version=migration.version, name=migration.name)
+        log.info(
+            "migration applied",
+            schema=schema,
+            track=migration.track,
+            version=migration.version,
+            name=migration.name,
+        )
         done.append(migration)
     return done

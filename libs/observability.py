@@ -31,27 +31,35 @@ class Metrics:
     def __post_init__(self) -> None:
         labels = ["service"]
         self.published = Counter(
-            "signgate_messages_published", "Messages published, by message type.",
-            [*labels, "type"], registry=self.registry,
+            "signgate_messages_published",
+            "Messages published, by message type.",
+            [*labels, "type"],
+            registry=self.registry,
         )
         self.rejected = Counter(
-            "signgate_commands_rejected", "Commands answered with command.rejected, by code.",
-            [*labels, "code"], registry=self.registry,
+            "signgate_commands_rejected",
+            "Commands answered with command.rejected, by code.",
+            [*labels, "code"],
+            registry=self.registry,
         )
         self.dead_lettered = Counter(
-            "signgate_messages_dead_lettered", "Records set aside in a dead-letter topic.",
-            [*labels, "topic"], registry=self.registry,
+            "signgate_messages_dead_lettered",
+            "Records set aside in a dead-letter topic.",
+            [*labels, "topic"],
+            registry=self.registry,
         )
         self.unauthenticated = Counter(
             "signgate_records_unauthenticated",
             "Records of internal topics without a valid signature of the topic's writer; dead-lettered.",
-            [*labels, "topic"], registry=self.registry,
+            [*labels, "topic"],
+            registry=self.registry,
         )
         self.redelivered = Counter(
             "signgate_records_redelivered",
             "Records of batches that failed and are delivered again (a dependency away, or a record that "
             "keeps failing until its deliveries are exhausted).",
-            labels, registry=self.registry,
+            labels,
+            registry=self.registry,
         )
 
     def asgi(self) -> Any:
@@ -72,8 +80,9 @@ class Progress:
         """Partition -> (its committed offset, since when records have waited at it, how many
         waited at the last look): the clock starts at the first look that finds records waiting."""
 
-    def observe(self, committed: Mapping[Any, int], ends: Mapping[Any, int],
-                now: float | None = None) -> tuple[int, list[Any]]:
+    def observe(
+        self, committed: Mapping[Any, int], ends: Mapping[Any, int], now: float | None = None
+    ) -> tuple[int, list[Any]]:
         """(records waiting past the committed offsets, the partitions stalled) at ``now``."""
         now = time.monotonic() if now is None else now
         lag, stalled = 0, []
@@ -120,6 +129,8 @@ def health_endpoint(checks: dict[str, Check], timeout: float = 2.0):
             results[name] = result if isinstance(result, dict) else {"ok": ok}
             healthy = healthy and ok
         body = json.dumps({"status": "ok" if healthy else "failing", "checks": results}).encode()
-        return AsgiResponse(body, 200 if healthy else 503, headers={"content-type": "application/json"})
+        return AsgiResponse(
+            body, 200 if healthy else 503, headers={"content-type": "application/json"}
+        )
 
     return health

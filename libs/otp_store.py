@@ -70,7 +70,8 @@ class OtpStoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_OTP_", extra="ignore")
 
     pepper: SecretStr | None = Field(
-        None, description="HMAC key of OTP digests, at least 32 random bytes; the services that "
+        None,
+        description="HMAC key of OTP digests, at least 32 random bytes; the services that "
         "use it refuse to start without it (there is no default).",
     )
 
@@ -101,15 +102,21 @@ class OtpRecipient:
         return cls(package_id, "document_opening", order=order)
 
     @classmethod
-    def signing(cls, package_id: str, user_id: str, document_id: str, field_name: str) -> OtpRecipient:
-        return cls(package_id, "signing", user_id=user_id, document_id=document_id, field_name=field_name)
+    def signing(
+        cls, package_id: str, user_id: str, document_id: str, field_name: str
+    ) -> OtpRecipient:
+        return cls(
+            package_id, "signing", user_id=user_id, document_id=document_id, field_name=field_name
+        )
 
     @classmethod
     def of(cls, request: OtpDeliveryRequested) -> OtpRecipient:
         """The recipient a delivery request is for."""
         if request.purpose == "signing":
             assert request.user_id and request.document_id and request.field_name
-            return cls.signing(request.package_id, request.user_id, request.document_id, request.field_name)
+            return cls.signing(
+                request.package_id, request.user_id, request.document_id, request.field_name
+            )
         assert request.order is not None
         return cls.document_opening(request.package_id, request.order)
 
@@ -117,7 +124,14 @@ class OtpRecipient:
     def id(self) -> str:
         """A fixed-length, key-safe name of the recipient (whatever characters its ids hold)."""
         canonical = json.dumps(
-            [self.purpose, self.package_id, self.order, self.user_id, self.document_id, self.field_name],
+            [
+                self.purpose,
+                self.package_id,
+                self.order,
+                self.user_id,
+                self.document_id,
+                self.field_name,
+            ],
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
@@ -305,11 +319,19 @@ class OtpStore:
         reply = await self._scripts["otp_issue"](
             keys=[self._request_key(request_id), challenge, cooldown, sends, destination_sends],
             args=[
-                now_ms, str(challenge_id), self.digest(recipient, code),
-                now_ms + _ms(ttl), _ms(ttl), _ms(limits.resend_cooldown),
-                limits.per_recipient, _ms(limits.recipient_window),
-                limits.per_destination, _ms(limits.destination_window),
-                self._request_memory_ms, channel, mask_destination(channel, destination),
+                now_ms,
+                str(challenge_id),
+                self.digest(recipient, code),
+                now_ms + _ms(ttl),
+                _ms(ttl),
+                _ms(limits.resend_cooldown),
+                limits.per_recipient,
+                _ms(limits.recipient_window),
+                limits.per_destination,
+                _ms(limits.destination_window),
+                self._request_memory_ms,
+                channel,
+                mask_destination(channel, destination),
             ],
         )
         kind, *rest = _strings(reply)
@@ -329,7 +351,12 @@ class OtpStore:
         )
 
     async def settle(
-        self, request_id: UUID, recipient: OtpRecipient, outcome: str, *, withdraw: UUID | None = None
+        self,
+        request_id: UUID,
+        recipient: OtpRecipient,
+        outcome: str,
+        *,
+        withdraw: UUID | None = None,
     ) -> str:
         """Record the outcome of request ``request_id`` once; returns the outcome that stands.
 
@@ -371,15 +398,21 @@ class OtpStore:
         reply = await self._scripts["otp_verify"](
             keys=[challenge, failures, *([f"{self._prefix}attempt:{attempt}"] if attempt else [])],
             args=[
-                self.digest(recipient, submitted), retry_count, _ms_at(now or self._clock()),
-                _ms(MAX_TTL), self._failure_memory_ms, self._attempt_memory_ms,
+                self.digest(recipient, submitted),
+                retry_count,
+                _ms_at(now or self._clock()),
+                _ms(MAX_TTL),
+                self._failure_memory_ms,
+                self._attempt_memory_ms,
             ],
         )
         kind, used_text, challenge_text = _strings(reply)
         used = int(used_text)
         challenge_id = UUID(challenge_text) if challenge_text else None
         if kind == "locked_now":
-            return Verification(VerifyOutcome.LOCKED, used, 0, locked_now=True, challenge_id=challenge_id)
+            return Verification(
+                VerifyOutcome.LOCKED, used, 0, locked_now=True, challenge_id=challenge_id
+            )
         return Verification(
             VerifyOutcome(kind), used, max(0, retry_count - used), challenge_id=challenge_id
         )
@@ -389,7 +422,9 @@ class OtpStore:
         now = now or self._clock()
         challenge, failures, cooldown, _sends = self._recipient_keys(recipient)
         reply = await self._scripts["otp_status"](keys=[challenge, failures, cooldown], args=[])
-        failures_text, cooldown_text, challenge_id, issued_at, expires_at, channel, destination = _strings(reply)
+        failures_text, cooldown_text, challenge_id, issued_at, expires_at, channel, destination = (
+            _strings(reply)
+        )
         pending = None
         if challenge_id and _at_ms(expires_at) > now and now - _at_ms(issued_at) < MAX_TTL:
             pending = PendingChallenge(
@@ -405,7 +440,9 @@ class OtpStore:
     async def reset(self, recipient: OtpRecipient) -> int:
         """Clear the recipient's pending code, failures, cooldown and send count (the sender's
         unlock); the destination's count stays. Returns the failures there were."""
-        return int(await self._scripts["otp_reset"](keys=list(self._recipient_keys(recipient)), args=[]))
+        return int(
+            await self._scripts["otp_reset"](keys=list(self._recipient_keys(recipient)), args=[])
+        )
 
 
 def _seen_before(record: dict[str, str]) -> SeenBefore:

@@ -25,14 +25,19 @@ class ProvisionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_PROVISION_", extra="ignore")
 
     connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
-    replication_factor: int = Field(1, ge=1, description="Replicas of each topic on a real cluster.")
+    replication_factor: int = Field(
+        1, ge=1, description="Replicas of each topic on a real cluster."
+    )
 
 
 async def migrate_services(database_url: str, services: Iterable[ServiceDefinition]) -> None:
     for service in services:
         if service.schema and service.folder:
-            await migrate(database_url, service.schema,
-                          service_tracks(service.schema, service.folder, service.shared_tracks))
+            await migrate(
+                database_url,
+                service.schema,
+                service_tracks(service.schema, service.folder, service.shared_tracks),
+            )
 
 
 async def provision(settings: ProvisionSettings, services: Iterable[ServiceDefinition]) -> None:
@@ -44,7 +49,9 @@ def main() -> None:
     from services.registry import SERVICES  # the composition: libs knows services only here
 
     settings = ProvisionSettings()
-    configure_logging(settings.connections.log_level, settings.connections.log_format, service="provision")
+    configure_logging(
+        settings.connections.log_level, settings.connections.log_format, service="provision"
+    )
     asyncio.run(provision(settings, SERVICES))
     log.info("provisioned")
 

@@ -26,17 +26,29 @@ def _record_keys(service: str) -> tuple[str, str]:
 
 SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     "identity": (  # consumes only its commands (no record to verify); its tokens' public key is its key's
-        _record_keys("identity")[0], "SIGNGATE_SECRET_PEPPER", "SIGNGATE_TOKEN_PRIVATE_KEY",
-        "SIGNGATE_DIGEST_KEY", SEALING_PUBLIC_KEYS,
+        _record_keys("identity")[0],
+        "SIGNGATE_SECRET_PEPPER",
+        "SIGNGATE_TOKEN_PRIVATE_KEY",
+        "SIGNGATE_DIGEST_KEY",
+        SEALING_PUBLIC_KEYS,
     ),
     "workflow": (
-        *_record_keys("workflow"), "SIGNGATE_SECRET_PEPPER", "SIGNGATE_TOKEN_PUBLIC_KEY",
-        "SIGNGATE_INVITATION_PRIVATE_KEY", "SIGNGATE_DIGEST_KEY", SEALING_PUBLIC_KEYS,
+        *_record_keys("workflow"),
+        "SIGNGATE_SECRET_PEPPER",
+        "SIGNGATE_TOKEN_PUBLIC_KEY",
+        "SIGNGATE_INVITATION_PRIVATE_KEY",
+        "SIGNGATE_DIGEST_KEY",
+        SEALING_PUBLIC_KEYS,
     ),
     "authentication": (
-        *_record_keys("authentication"), "SIGNGATE_SECRET_PEPPER", "SIGNGATE_OTP_PEPPER",
-        "SIGNGATE_TOKEN_PUBLIC_KEY", "SIGNGATE_GRANT_PRIVATE_KEY", "SIGNGATE_INVITATION_PUBLIC_KEY",
-        "SIGNGATE_DIGEST_KEY", private_keys_variable("authentication"),
+        *_record_keys("authentication"),
+        "SIGNGATE_SECRET_PEPPER",
+        "SIGNGATE_OTP_PEPPER",
+        "SIGNGATE_TOKEN_PUBLIC_KEY",
+        "SIGNGATE_GRANT_PRIVATE_KEY",
+        "SIGNGATE_INVITATION_PUBLIC_KEY",
+        "SIGNGATE_DIGEST_KEY",
+        private_keys_variable("authentication"),
     ),
     "otp_dispatch": (*_record_keys("otp_dispatch"), "SIGNGATE_OTP_PEPPER"),
 }
@@ -46,14 +58,18 @@ SECRET_VARIABLES = frozenset(name for names in SERVICE_SECRETS.values() for name
 
 
 def is_secret_variable(name: str) -> bool:
-    return name in SECRET_VARIABLES or is_signing_key_variable(name) or is_private_keys_variable(name)
+    return (
+        name in SECRET_VARIABLES or is_signing_key_variable(name) or is_private_keys_variable(name)
+    )
 
 
 def own_secrets_only(env: Mapping[str, str], service: str) -> dict[str, str]:
     """``env`` without the secrets ``service`` does not hold (other services' keys, peppers it does
     not use); everything else (connections, settings) as it is."""
     own = set(SERVICE_SECRETS.get(service, ()))
-    return {name: value for name, value in env.items() if not is_secret_variable(name) or name in own}
+    return {
+        name: value for name, value in env.items() if not is_secret_variable(name) or name in own
+    }
 
 
 class SecretsMissing(RuntimeError):
@@ -64,5 +80,7 @@ def require(service: str, configured: Mapping[str, object]) -> None:
     """Refuse to start ``service`` when any of ``configured`` (variable -> its setting) is unset."""
     missing = [name for name, value in configured.items() if value is None or value in ("", [], {})]
     if missing:
-        raise SecretsMissing(f"{service} will not start without {', '.join(missing)} "
-                             "(`python -m libs.dev_secrets` makes a development set)")
+        raise SecretsMissing(
+            f"{service} will not start without {', '.join(missing)} "
+            "(`python -m libs.dev_secrets` makes a development set)"
+        )

@@ -87,8 +87,12 @@ def main() -> int:
         ports = {name: free_port() for name in processes}
         print(http_banner(ports), flush=True)
         for name, command in processes.items():
-            manager.add_process(name, command, env={**own_secrets_only(env, name), "PORT": str(ports[name])},
-                                cwd=str(ROOT))
+            manager.add_process(
+                name,
+                command,
+                env={**own_secrets_only(env, name), "PORT": str(ports[name])},
+                cwd=str(ROOT),
+            )
         try:
             manager.loop()
         finally:

@@ -77,7 +77,9 @@ class Sealer:
 
     def __init__(self, consumer: str, public_key: str) -> None:
         self.consumer = consumer
-        self._public_key = PublicKey(_decode_key(public_key, f"the sealing public key of {consumer}"))
+        self._public_key = PublicKey(
+            _decode_key(public_key, f"the sealing public key of {consumer}")
+        )
         self._box = SealedBox(self._public_key)
         self.key_id = key_id(self._public_key)
 
@@ -85,8 +87,10 @@ class Sealer:
     def for_consumer(cls, consumer: str, settings: SealingPublicKeySettings) -> Sealer:
         """Refuses to build without the consumer's public key: nothing goes out in clear instead."""
         if consumer not in settings.public_keys:
-            raise SealingKeyError(f"{PUBLIC_KEYS_VARIABLE} has no public key of {consumer}, "
-                                  f"which must open what is sealed to it")
+            raise SealingKeyError(
+                f"{PUBLIC_KEYS_VARIABLE} has no public key of {consumer}, "
+                f"which must open what is sealed to it"
+            )
         return cls(consumer, settings.public_keys[consumer])
 
     def seal(self, context: str, value: Any) -> str:
@@ -137,7 +141,9 @@ def generate_sealing_keys(consumers: Iterable[str]) -> dict[str, str]:
     public: dict[str, str] = {}
     for consumer in consumers:
         key = PrivateKey.generate()
-        variables[private_keys_variable(consumer)] = json.dumps([base64.b64encode(bytes(key)).decode()])
+        variables[private_keys_variable(consumer)] = json.dumps(
+            [base64.b64encode(bytes(key)).decode()]
+        )
         public[consumer] = base64.b64encode(bytes(key.public_key)).decode()
     variables[PUBLIC_KEYS_VARIABLE] = json.dumps(public)
     return variables

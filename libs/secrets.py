@@ -65,14 +65,19 @@ class SecretHasher:
 
     MIN_PEPPER_BYTES = 32
 
-    def __init__(self, pepper: bytes, *, memory_kib: int = 19_456, time_cost: int = 2,
-                 parallelism: int = 1) -> None:
+    def __init__(
+        self, pepper: bytes, *, memory_kib: int = 19_456, time_cost: int = 2, parallelism: int = 1
+    ) -> None:
         if len(pepper) < self.MIN_PEPPER_BYTES:
             raise ValueError(f"the pepper must have at least {self.MIN_PEPPER_BYTES} bytes")
         self._pepper = pepper
         self._argon2 = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
-            hash_len=32, salt_len=16, type=Type.ID,
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
         )
         self._dummy: str | None = None
 
@@ -81,8 +86,10 @@ class SecretHasher:
         if settings.pepper is None:
             raise PepperMissing("SIGNGATE_SECRET_PEPPER is not set")
         return _cached_hasher(
-            settings.pepper.get_secret_value(), settings.argon2_memory_kib,
-            settings.argon2_time_cost, settings.argon2_parallelism,
+            settings.pepper.get_secret_value(),
+            settings.argon2_memory_kib,
+            settings.argon2_time_cost,
+            settings.argon2_parallelism,
         )
 
     def _peppered(self, secret: str) -> bytes:
@@ -143,8 +150,9 @@ async def _hashing(work: Callable[..., T], *args: Any) -> T:
 
 @cache
 def _cached_hasher(pepper: str, memory_kib: int, time_cost: int, parallelism: int) -> SecretHasher:
-    return SecretHasher(pepper.encode(), memory_kib=memory_kib, time_cost=time_cost,
-                        parallelism=parallelism)
+    return SecretHasher(
+        pepper.encode(), memory_kib=memory_kib, time_cost=time_cost, parallelism=parallelism
+    )
 
 
 def generate_pepper() -> str:

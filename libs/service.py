@@ -73,41 +73,60 @@ class ServiceSettings(BaseSettings):
 
     connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
     record_signing_key: SecretStr | None = Field(
-        None, description="This service's own Ed25519 private key (PEM), which signs every record it "
+        None,
+        description="This service's own Ed25519 private key (PEM), which signs every record it "
         "publishes; required, and given to no other service (`SIGNGATE_<SERVICE>_RECORD_SIGNING_KEY`).",
     )
     records: RecordKeySettings = Field(default_factory=RecordKeySettings)
     retry_attempts: int = Field(4, ge=1, description="Tries of a message hit by a transient fault.")
-    retry_first_delay: float = Field(0.1, gt=0, description="Seconds before the first retry; doubles.")
+    retry_first_delay: float = Field(
+        0.1, gt=0, description="Seconds before the first retry; doubles."
+    )
     outbox_poll_interval: float = Field(0.5, gt=0, description="Seconds between outbox sweeps.")
     fetch_max_wait_ms: int = Field(
-        100, ge=0, description="Longest the broker holds a fetch while no record waits: a record that "
+        100,
+        ge=0,
+        description="Longest the broker holds a fetch while no record waits: a record that "
         "arrives meanwhile may wait a fraction of it; shorter costs idle fetches (on the embedded "
         "broker, 25 ms costs an idle service about 5% of a core and the broker 4%; 100 ms, 1%).",
     )
     session_timeout_ms: int = Field(
-        10_000, ge=1_000, description="How long a silent consumer keeps its partitions: the wait after a crash."
+        10_000,
+        ge=1_000,
+        description="How long a silent consumer keeps its partitions: the wait after a crash.",
     )
-    heartbeat_interval_ms: int = Field(3_000, ge=100, description="How often a consumer says it is alive.")
+    heartbeat_interval_ms: int = Field(
+        3_000, ge=100, description="How often a consumer says it is alive."
+    )
     batch_max_records: int = Field(
-        256, ge=1, le=10_000,
+        256,
+        ge=1,
+        le=10_000,
         description="Most records fetched and handled as one batch: one offset commit and one outbox "
         "flush per batch.",
     )
     batch_timeout_ms: int = Field(
-        5, ge=1, description="Longest a consumer waits for a batch to fill before handling what it has.",
+        5,
+        ge=1,
+        description="Longest a consumer waits for a batch to fill before handling what it has.",
     )
     lanes: int = Field(
-        4, ge=1, le=32,
+        4,
+        ge=1,
+        le=32,
         description="Records of a batch handled concurrently, split by key: each lane one Postgres "
         "transaction, each key's records in order within its lane.",
     )
     stall_after: float = Field(
-        60.0, gt=0, description="Seconds with records waiting and no committed offset advancing before "
-        "/health fails."
+        60.0,
+        gt=0,
+        description="Seconds with records waiting and no committed offset advancing before "
+        "/health fails.",
     )
     max_deliveries: int = Field(
-        5, ge=2, le=100,
+        5,
+        ge=2,
+        le=100,
         description="Deliveries of a record that fails transiently while Postgres and Redis answer, "
         "before it is dead-lettered (and answered 500) so that its partition moves on.",
     )
@@ -214,7 +233,9 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     metrics = Metrics(definition.name)
     progress = Progress(settings.stall_after)
     broker = create_broker(definition.name, connections)
-    broker.add_middleware(KafkaPrometheusMiddleware(registry=metrics.registry, app_name=definition.name))
+    broker.add_middleware(
+        KafkaPrometheusMiddleware(registry=metrics.registry, app_name=definition.name)
+    )
     signer, verifier = record_keys(definition, settings)
     publisher = Publisher(broker, connections, signer, metrics)
     pipeline = Pipeline(
@@ -247,7 +268,9 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     )
 
     @subscriber
-    async def consume(_bodies: Any) -> None:  # no Context parameter: resolving one costs a thread hop
+    async def consume(
+        _bodies: Any,
+    ) -> None:  # no Context parameter: resolving one costs a thread hop
         await handle.batch(CURRENT_BATCH.get())
 
     checks = {
@@ -264,22 +287,32 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
     async def open_resources() -> None:
         if definition.schema:
-            resources.pool = await create_pool(  # a connection per lane, the relay's, and one for /health
-                connections.database_url, definition.schema, max_size=settings.lanes + 2)
+            resources.pool = (
+                await create_pool(  # a connection per lane, the relay's, and one for /health
+                    connections.database_url, definition.schema, max_size=settings.lanes + 2
+                )
+            )
             stack.push_async_callback(resources.pool.close)
-            resources.relay = OutboxRelay(resources.pool, publisher.send, send_many=publisher.send_many)
+            resources.relay = OutboxRelay(
+                resources.pool, publisher.send, send_many=publisher.send_many
+            )
         if definition.uses_redis:
             resources.redis = create_redis(connections.redis_url)
             stack.push_async_callback(resources.redis.aclose)
 
     async def start_relay() -> None:
         if resources.relay:
-            await relay_loop.enter_async_context(running_relay(resources.relay, settings.outbox_poll_interval))
+            await relay_loop.enter_async_context(
+                running_relay(resources.relay, settings.outbox_poll_interval)
+            )
 
     app = AsgiFastStream(
         broker,
-        asgi_routes=[("/health", health_endpoint(checks)), ("/metrics", metrics.asgi()),
-                     *(definition.http_routes(settings) if definition.http_routes else ())],
+        asgi_routes=[
+            ("/health", health_endpoint(checks)),
+            ("/metrics", metrics.asgi()),
+            *(definition.http_routes(settings) if definition.http_routes else ()),
+        ],
         asyncapi_path="/docs",
         on_startup=[open_resources],
         after_startup=[start_relay],
@@ -290,19 +323,27 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     return Service(definition, app, broker, pipeline, resources, metrics, progress)
 
 
-def record_keys(definition: ServiceDefinition, settings: ServiceSettings) -> tuple[RecordSigner, RecordVerifier]:
+def record_keys(
+    definition: ServiceDefinition, settings: ServiceSettings
+) -> tuple[RecordSigner, RecordVerifier]:
     """The service's record signer, and the verifier of what it consumes; refuses to start without
     its signing key, or without a public key of the writer of a topic it consumes."""
     if settings.record_signing_key is None:
-        variable = signing_key_variable(settings.model_config.get("env_prefix") or f"SIGNGATE_{definition.name.upper()}_")
-        raise RecordKeyError(f"{definition.name} has no record signing key: set {variable} "
-                             "(python -m libs.dev_secrets makes a development set)")
+        variable = signing_key_variable(
+            settings.model_config.get("env_prefix") or f"SIGNGATE_{definition.name.upper()}_"
+        )
+        raise RecordKeyError(
+            f"{definition.name} has no record signing key: set {variable} "
+            "(python -m libs.dev_secrets makes a development set)"
+        )
     signer = RecordSigner(settings.record_signing_key.get_secret_value())
     verifier = RecordVerifier.from_settings(settings.records)
     for topic in definition.consumes:
         if topic.writer is not None and not verifier.knows(topic.writer):
-            raise RecordKeyError(f"{definition.name} consumes {topic.name}, which {topic.writer} signs, but "
-                                 f"SIGNGATE_RECORD_PUBLIC_KEYS has no public key of {topic.writer}")
+            raise RecordKeyError(
+                f"{definition.name} consumes {topic.name}, which {topic.writer} signs, but "
+                f"SIGNGATE_RECORD_PUBLIC_KEYS has no public key of {topic.writer}"
+            )
     return signer, verifier
 
 
@@ -326,7 +367,11 @@ async def _progress_check(progress: Progress, consumers: list) -> dict[str, obje
         committed.update(offsets)
         ends.update(last)
     lag, stalled = progress.observe(committed, ends)
-    return {"ok": not stalled, "lag": lag, "stalled": sorted(f"{p.topic}/{p.partition}" for p in stalled)}
+    return {
+        "ok": not stalled,
+        "lag": lag,
+        "stalled": sorted(f"{p.topic}/{p.partition}" for p in stalled),
+    }
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
@@ -384,8 +429,13 @@ class Handler:
     transaction, and the one that fails alone is settled alone (dead letter, 500) in one more.
     """
 
-    def __init__(self, definition: ServiceDefinition, resources: Resources, pipeline: Pipeline,
-                 verifier: RecordVerifier) -> None:
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        resources: Resources,
+        pipeline: Pipeline,
+        verifier: RecordVerifier,
+    ) -> None:
         self.definition = definition
         self.verifier = verifier
         self.resources = resources
@@ -394,16 +444,23 @@ class Handler:
         self.topics = {topic.name: topic for topic in definition.consumes}
         connections = resources.settings.connections
         self.reply_rule = ReplyRule(
-            own_replies=[connections.topic(t.name) for t in TOPICS
-                         if t.kind is TopicKind.REPLIES and t.writer == definition.name],
+            own_replies=[
+                connections.topic(t.name)
+                for t in TOPICS
+                if t.kind is TopicKind.REPLIES and t.writer == definition.name
+            ],
             caller_prefix=connections.topic(connections.caller_reply_prefix),
         )
-        self._deliveries: collections.OrderedDict[tuple[str, int, int], int] = collections.OrderedDict()
+        self._deliveries: collections.OrderedDict[tuple[str, int, int], int] = (
+            collections.OrderedDict()
+        )
         """(topic, partition, offset) -> deliveries that failed transiently while dependencies answered."""
 
     async def batch(self, records: Sequence[ConsumerRecord]) -> None:
         lanes = balanced_lanes(records, self.resources.settings.lanes)
-        results = await asyncio.gather(*(self._lane(lane) for lane in lanes), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._lane(lane) for lane in lanes), return_exceptions=True
+        )
         effects = [o for result in results if not isinstance(result, BaseException) for o in result]
         relay = self.resources.relay
         if relay is not None and relay.running:
@@ -426,34 +483,50 @@ class Handler:
         if pool is None:
             effects: list[Publication] = []
             for item in items:
-                effects += await self._settled(item, lambda item=item: self._apply(item, Unit(self.resources)))
+                effects += await self._settled(
+                    item, lambda item=item: self._apply(item, Unit(self.resources))
+                )
             return effects
         for start in range(0, len(items), TRANSACTION_RECORDS):
-            chunk = items[start:start + TRANSACTION_RECORDS]
+            chunk = items[start : start + TRANSACTION_RECORDS]
             try:
                 await self._transaction(pool, chunk, read_ahead=True)
             except Exception as error:
                 if isinstance(error, LaneAborted) or is_transient(error):
                     raise
-                log.warning("a record broke its lane's transaction; the lane's records are handled "
-                            "again, each alone", error=type(error).__name__, records=len(chunk))
+                log.warning(
+                    "a record broke its lane's transaction; the lane's records are handled "
+                    "again, each alone",
+                    error=type(error).__name__,
+                    records=len(chunk),
+                )
                 for item in chunk:
                     await self._alone(pool, item)
         return []
 
-    async def _transaction(self, pool: asyncpg.Pool, items: list[Item], *, read_ahead: bool) -> None:
+    async def _transaction(
+        self, pool: asyncpg.Pool, items: list[Item], *, read_ahead: bool
+    ) -> None:
         """Handle ``items`` in one transaction: claim their event ids, read ahead, apply each, queue
         what they yield."""
         async with pool.acquire() as connection, connection.transaction():
-            fresh = await claim_processed_messages(connection, self.definition.name, [i.event_id for i in items])
-            ahead = await self._read_ahead(connection, [i for i in items if i.event_id in fresh]) if read_ahead else None
+            fresh = await claim_processed_messages(
+                connection, self.definition.name, [i.event_id for i in items]
+            )
+            ahead = (
+                await self._read_ahead(connection, [i for i in items if i.event_id in fresh])
+                if read_ahead
+                else None
+            )
             queued: list[Publication] = []
             for item in items:
                 if item.event_id not in fresh:
                     log.info("duplicate message ignored", event_id=str(item.event_id))
                     continue
                 fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
-                queued += await self._settled(item, partial(self._apply_guarded, item, connection, ahead))
+                queued += await self._settled(
+                    item, partial(self._apply_guarded, item, connection, ahead)
+                )
             await insert_outbox_records(connection, queued)
         self._count_dead_letters(queued)
 
@@ -465,11 +538,17 @@ class Handler:
         except Exception as error:
             if isinstance(error, LaneAborted) or is_transient(error):
                 raise
-            cause = error.__cause__ if isinstance(error, TransactionAborted) and error.__cause__ else error
+            cause = (
+                error.__cause__
+                if isinstance(error, TransactionAborted) and error.__cause__
+                else error
+            )
             with self.pipeline.bound(item.record, item.envelope):
                 settled = self.pipeline.settle(item.record, item.envelope, cause)  # type: ignore[arg-type]
             async with pool.acquire() as connection, connection.transaction():
-                if await claim_processed_messages(connection, self.definition.name, [item.event_id]):
+                if await claim_processed_messages(
+                    connection, self.definition.name, [item.event_id]
+                ):
                     await insert_outbox_records(connection, settled)
             self._count_dead_letters(settled)
 
@@ -478,9 +557,13 @@ class Handler:
         if metrics:
             for record in published:
                 if record.topic.endswith(".dlq"):
-                    metrics.dead_lettered.labels(self.definition.name, record.topic.removesuffix(".dlq")).inc()
+                    metrics.dead_lettered.labels(
+                        self.definition.name, record.topic.removesuffix(".dlq")
+                    ).inc()
 
-    async def _read_ahead(self, connection: asyncpg.Connection, items: list[Item]) -> ReadAhead | None:
+    async def _read_ahead(
+        self, connection: asyncpg.Connection, items: list[Item]
+    ) -> ReadAhead | None:
         if self.definition.read_ahead is None:
             return None
         ahead = self.definition.read_ahead()
@@ -493,7 +576,11 @@ class Handler:
         try:
             topic = self.topics[self.resources.settings.connections.registry_name(record.topic)]
             body = record.value or b""
-            if not topic.answers_commands and envelope.type is not None and envelope.type not in self.handled_types:
+            if (
+                not topic.answers_commands
+                and envelope.type is not None
+                and envelope.type not in self.handled_types
+            ):
                 return None  # (a record without a readable type is decoded, and so dead-lettered)
             if topic.writer is not None:
                 self._authenticate(record, topic.writer)
@@ -513,7 +600,9 @@ class Handler:
         """Raises `Unauthenticated` unless ``writer`` signed this very record."""
         self.verifier.verify(record.topic, record.key, record.value or b"", record.headers, writer)
 
-    async def _settled(self, item: Item, attempt: Callable[[], Awaitable[list[Publication]]]) -> list[Publication]:
+    async def _settled(
+        self, item: Item, attempt: Callable[[], Awaitable[list[Publication]]]
+    ) -> list[Publication]:
         """What ``item`` yields: its effects, or the rejection and dead letter its failure maps to."""
         with self.pipeline.bound(item.record, item.envelope):
             try:
@@ -532,8 +621,10 @@ class Handler:
         a dependency is away or the record has deliveries left; returned as `DeliveriesExhausted`,
         to be settled, once the record has failed ``max_deliveries`` times with its dependencies up."""
         if not await self._dependencies_answer():
-            log.warning("dependency unavailable after retries; the batch will be delivered again",
-                        error=type(error).__name__)
+            log.warning(
+                "dependency unavailable after retries; the batch will be delivered again",
+                error=type(error).__name__,
+            )
             raise error
         position = (item.record.topic, item.record.partition, item.record.offset)
         deliveries = self._deliveries.pop(position, 0) + 1
@@ -542,8 +633,11 @@ class Handler:
         self._deliveries[position] = deliveries
         while len(self._deliveries) > DELIVERIES_REMEMBERED:
             self._deliveries.popitem(last=False)
-        log.warning("a record failed transiently with its dependencies up; the batch will be delivered again",
-                    error=type(error).__name__, deliveries=deliveries)
+        log.warning(
+            "a record failed transiently with its dependencies up; the batch will be delivered again",
+            error=type(error).__name__,
+            deliveries=deliveries,
+        )
         raise error
 
     async def _dependencies_answer(self) -> bool:
@@ -558,8 +652,9 @@ class Handler:
         except Exception:
             return False
 
-    async def _apply_guarded(self, item: Item, connection: asyncpg.Connection,
-                             ahead: ReadAhead | None) -> list[Publication]:
+    async def _apply_guarded(
+        self, item: Item, connection: asyncpg.Connection, ahead: ReadAhead | None
+    ) -> list[Publication]:
         """Apply ``item`` on the lane's connection, its writes undone alone if it fails."""
         guarded = SavepointOnWrite(connection)
         try:
@@ -577,7 +672,9 @@ class Handler:
             if connection.is_closed():
                 raise LaneAborted(type(error).__name__) from error
             if isinstance(error, asyncpg.PostgresError) and not guarded.wrote:
-                raise TransactionAborted(type(error).__name__) from error  # no savepoint to roll back to
+                raise TransactionAborted(
+                    type(error).__name__
+                ) from error  # no savepoint to roll back to
             raise
 
     async def _apply(self, item: Item, unit: Unit) -> list[Publication]:
@@ -594,7 +691,9 @@ def balanced_lanes(records: Sequence[ConsumerRecord], count: int) -> list[list[C
     lane): a batch takes as long as its fullest lane."""
     by_key: dict[bytes, list[ConsumerRecord]] = {}
     for record in records:
-        by_key.setdefault(record.key if record.key is not None else b"%d" % record.partition, []).append(record)
+        by_key.setdefault(
+            record.key if record.key is not None else b"%d" % record.partition, []
+        ).append(record)
     lanes: list[list[ConsumerRecord]] = [[] for _ in range(min(count, len(by_key)))]
     emptiest = [(0, n) for n in range(len(lanes))]
     for group in sorted(by_key.values(), key=len, reverse=True):
@@ -607,8 +706,11 @@ def balanced_lanes(records: Sequence[ConsumerRecord], count: int) -> list[list[C
 def with_stand_in_ids(message: Message, envelope: Envelope) -> Message:
     """A message sent without its ids takes the stand-ins derived from its record's position (as
     its rejections do): a redelivery is then recognised as one, and its outcome can be found."""
-    missing = {name: getattr(envelope, name) for name in ("event_id", "correlation_id")
-               if name not in message.model_fields_set}
+    missing = {
+        name: getattr(envelope, name)
+        for name in ("event_id", "correlation_id")
+        if name not in message.model_fields_set
+    }
     return message.model_copy(update=missing) if missing else message
 
 

@@ -21,7 +21,8 @@ class ConnectionSettings(BaseSettings):
         description="Idempotent producer; the embedded broker cannot do it, so `make run` turns it off.",
     )
     kafka_request_timeout_ms: int = Field(
-        15_000, ge=1_000,
+        15_000,
+        ge=1_000,
         description="How long a request to the broker may take before it fails and is retried; "
         "a publish gives up after twice this.",
     )
@@ -31,7 +32,9 @@ class ConnectionSettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
     topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs).")
     caller_reply_prefix: str = Field(
-        CALLER_REPLY_PREFIX, min_length=1, pattern=r"^[A-Za-z0-9._-]+$",
+        CALLER_REPLY_PREFIX,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9._-]+$",
         description="Callers' reply topics are named under it (after `topic_prefix`); a `reply_to` "
         "elsewhere, but for the service's own replies topic, is refused with 400 `invalid_reply_to`.",
     )

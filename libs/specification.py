@@ -43,6 +43,7 @@ class ServiceDefinition(Protocol):
     @property
     def outcomes(self) -> dict[str, Topic]: ...
 
+
 DESCRIPTION = (
     "Upstream systems publish commands; each command yields exactly one outcome with its "
     "`correlation_id` on the service's event topic: the domain event, or `command.rejected`. "
@@ -176,7 +177,9 @@ def service_specification(
     """The AsyncAPI document of one service (what its ``/docs`` route serves)."""
     broker = documentation_broker(connections)
     declare(broker, definition, connections)
-    return AsyncAPI(broker, title=f"signgate {definition.name}", version=version, description=DESCRIPTION)
+    return AsyncAPI(
+        broker, title=f"signgate {definition.name}", version=version, description=DESCRIPTION
+    )
 
 
 def system_specification(

@@ -50,4 +50,7 @@ def open_stack(data_dir: Path, environ: Mapping[str, str] | None = None) -> Iter
 
 def uses_embedded_broker(environ: Mapping[str, str] | None = None) -> bool:
     environ = os.environ if environ is None else environ
-    return "kafka" not in external_urls(environ) and environ.get("SIGNGATE_TEST_BACKEND") != "containers"
+    return (
+        "kafka" not in external_urls(environ)
+        and environ.get("SIGNGATE_TEST_BACKEND") != "containers"
+    )

@@ -53,7 +53,9 @@ class TokenSettings(BaseSettings):
     public_key: str | None = Field(
         None, description="PEM Ed25519 public key (every service): SIGNGATE_TOKEN_PUBLIC_KEY."
     )
-    ttl: timedelta = Field(timedelta(minutes=30), description="Token lifetime (AssureSign: 30 min).")
+    ttl: timedelta = Field(
+        timedelta(minutes=30), description="Token lifetime (AssureSign: 30 min)."
+    )
     issuer: str = "signgate-identity"
     audience: str = "signgate"
     leeway: timedelta = Field(timedelta(0), description="Clock skew tolerated on exp and nbf.")
@@ -119,9 +121,11 @@ def generate_key_pair() -> KeyPair:
 
 def public_key_of(private_pem: str) -> str:
     key = _private_key(private_pem)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 @cache
@@ -170,9 +174,15 @@ class IssuedToken:
 class TokenIssuer:
     """Signs tokens with the private key; ``clock`` is injectable for tests."""
 
-    def __init__(self, private_key_pem: str, *, ttl: timedelta = timedelta(minutes=30),
-                 issuer: str = "signgate-identity", audience: str = "signgate",
-                 clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        private_key_pem: str,
+        *,
+        ttl: timedelta = timedelta(minutes=30),
+        issuer: str = "signgate-identity",
+        audience: str = "signgate",
+        clock: Clock = utc_now,
+    ) -> None:
         self._key = _private_key(private_key_pem)
         self.ttl = ttl
         self.issuer = issuer
@@ -183,17 +193,35 @@ class TokenIssuer:
     def from_settings(cls, settings: TokenSettings, clock: Clock = utc_now) -> TokenIssuer:
         if settings.private_key is None:
             raise TokenKeyMissing("SIGNGATE_TOKEN_PRIVATE_KEY is not set")
-        return cls(settings.private_key.get_secret_value(), ttl=settings.ttl,
-                   issuer=settings.issuer, audience=settings.audience, clock=clock)
+        return cls(
+            settings.private_key.get_secret_value(),
+            ttl=settings.ttl,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            clock=clock,
+        )
 
-    def issue(self, subject: str, user_name: str, *, accounts: Sequence[str] = (),
-              primary_account: str | None = None, roles: Sequence[str] = (),
-              scope: str = "api") -> IssuedToken:
+    def issue(
+        self,
+        subject: str,
+        user_name: str,
+        *,
+        accounts: Sequence[str] = (),
+        primary_account: str | None = None,
+        roles: Sequence[str] = (),
+        scope: str = "api",
+    ) -> IssuedToken:
         issued_at = _millis(self.clock())
         claims = Claims(
-            subject=subject, user_name=user_name, accounts=tuple(accounts),
-            primary_account=primary_account, roles=tuple(roles), scope=scope,
-            token_id=uuid.uuid4(), issued_at=issued_at, expires_at=issued_at + self.ttl,
+            subject=subject,
+            user_name=user_name,
+            accounts=tuple(accounts),
+            primary_account=primary_account,
+            roles=tuple(roles),
+            scope=scope,
+            token_id=uuid.uuid4(),
+            issued_at=issued_at,
+            expires_at=issued_at + self.ttl,
         )
         payload = {
             "iss": self.issuer,
@@ -237,9 +265,16 @@ class AccountStates(Protocol):
 class TokenVerifier:
     """Checks signature, issuer, audience, ``exp``/``nbf`` and the user's current state."""
 
-    def __init__(self, public_key_pem: str, *, states: AccountStates | None = None,
-                 issuer: str = "signgate-identity", audience: str = "signgate",
-                 leeway: timedelta = timedelta(0), clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        public_key_pem: str,
+        *,
+        states: AccountStates | None = None,
+        issuer: str = "signgate-identity",
+        audience: str = "signgate",
+        leeway: timedelta = timedelta(0),
+        clock: Clock = utc_now,
+    ) -> None:
         self._key = _public_key(public_key_pem)
         self.states = states
         self.issuer = issuer
@@ -248,10 +283,17 @@ class TokenVerifier:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: TokenSettings, states: AccountStates | None = None,
-                      clock: Clock = utc_now) -> TokenVerifier:
-        return cls(settings.public_key_pem(), states=states, issuer=settings.issuer,
-                   audience=settings.audience, leeway=settings.leeway, clock=clock)
+    def from_settings(
+        cls, settings: TokenSettings, states: AccountStates | None = None, clock: Clock = utc_now
+    ) -> TokenVerifier:
+        return cls(
+            settings.public_key_pem(),
+            states=states,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            leeway=settings.leeway,
+            clock=clock,
+        )
 
     async def verify(self, token: str | SecretStr | None) -> Claims:
         """The claims of a valid token of an enabled user; raises a refusal otherwise."""
@@ -273,10 +315,18 @@ class TokenVerifier:
         """Signature and times only (no account state): a refusal if the token is not valid now."""
         try:
             payload = jwt.decode(
-                token, self._key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
                 # Times are checked below against the injectable clock.
-                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                         "require": ["exp", "nbf", "iat", "sub", "jti", "iss", "aud"]},
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "require": ["exp", "nbf", "iat", "sub", "jti", "iss", "aud"],
+                },
             )
             claims = Claims(
                 subject=str(payload["sub"]),

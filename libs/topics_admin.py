@@ -13,33 +13,53 @@ from signgate_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION, TOPICS, Top
 log = get_logger(__name__)
 
 
-def topic_specs(settings: ConnectionSettings, topics: Iterable[Topic] = TOPICS,
-                replication_factor: int = 1) -> list[NewTopic]:
+def topic_specs(
+    settings: ConnectionSettings, topics: Iterable[Topic] = TOPICS, replication_factor: int = 1
+) -> list[NewTopic]:
     """Every topic to create: each registry topic and its DLQ, named for this deployment."""
     specs = []
     for topic in topics:
-        specs.append(_new_topic(settings.topic(topic.name), topic.partitions,
-                                int(topic.retention.total_seconds() * 1000), replication_factor))
-        specs.append(_new_topic(settings.topic(topic.dlq), DLQ_PARTITIONS,
-                                int(DLQ_RETENTION.total_seconds() * 1000), replication_factor))
+        specs.append(
+            _new_topic(
+                settings.topic(topic.name),
+                topic.partitions,
+                int(topic.retention.total_seconds() * 1000),
+                replication_factor,
+            )
+        )
+        specs.append(
+            _new_topic(
+                settings.topic(topic.dlq),
+                DLQ_PARTITIONS,
+                int(DLQ_RETENTION.total_seconds() * 1000),
+                replication_factor,
+            )
+        )
     return specs
 
 
 def _new_topic(name: str, partitions: int, retention_ms: int, replication_factor: int) -> NewTopic:
     return NewTopic(
-        name, partitions, replication_factor,
+        name,
+        partitions,
+        replication_factor,
         topic_configs={"retention.ms": str(retention_ms), "cleanup.policy": "delete"},
     )
 
 
-async def create_topics(settings: ConnectionSettings, topics: Iterable[Topic] = TOPICS,
-                        replication_factor: int = 1) -> list[str]:
+async def create_topics(
+    settings: ConnectionSettings, topics: Iterable[Topic] = TOPICS, replication_factor: int = 1
+) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="signgate-provision")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="signgate-provision"
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [s for s in topic_specs(settings, topics, replication_factor) if s.name not in existing]
+        missing = [
+            s for s in topic_specs(settings, topics, replication_factor) if s.name not in existing
+        ]
         if missing:
             await admin.create_topics(missing)
             log.info("topics created", count=len(missing))

@@ -6,14 +6,33 @@ from typing import Any
 from signgate_client.client import Outcome, OutcomeTimeout, Rejected, SignGateClient
 from signgate_client.routing import Answer, Route, command_types, parse_command, route
 
-_GRANT_NAMES = frozenset({
-    "GrantError", "GrantExpired", "GrantInvalid", "GrantNotForThis", "GrantNotYetValid", "GrantRevocations",
-    "GrantRevoked", "GrantVerifier", "UnknownGrantKey", "VerifiedGrant", "fetch_grant_keys",
-})
+_GRANT_NAMES = frozenset(
+    {
+        "GrantError",
+        "GrantExpired",
+        "GrantInvalid",
+        "GrantNotForThis",
+        "GrantNotYetValid",
+        "GrantRevocations",
+        "GrantRevoked",
+        "GrantVerifier",
+        "UnknownGrantKey",
+        "VerifiedGrant",
+        "fetch_grant_keys",
+    }
+)
 
 __all__ = [
-    "Answer", "Outcome", "OutcomeTimeout", "Rejected", "Route", "SignGateClient", "command_types",
-    "parse_command", "route", *sorted(_GRANT_NAMES),
+    "Answer",
+    "Outcome",
+    "OutcomeTimeout",
+    "Rejected",
+    "Route",
+    "SignGateClient",
+    "command_types",
+    "parse_command",
+    "route",
+    *sorted(_GRANT_NAMES),
 ]
 
 

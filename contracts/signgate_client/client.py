@@ -71,7 +71,9 @@ class Rejected(Exception):
     """A command was refused; carries the `command.rejected` event."""
 
     def __init__(self, rejection: CommandRejected) -> None:
-        super().__init__(f"{rejection.command_type} rejected: {rejection.status} {rejection.code}: {rejection.message}")
+        super().__init__(
+            f"{rejection.command_type} rejected: {rejection.status} {rejection.code}: {rejection.message}"
+        )
         self.rejection = rejection
 
 
@@ -79,7 +81,9 @@ class OutcomeTimeout(TimeoutError):
     """No complete outcome arrived in time; ``partial`` holds what did."""
 
     def __init__(self, partial: Outcome, timeout: float) -> None:
-        super().__init__(f"no outcome for {partial.command.type} ({partial.command.correlation_id}) within {timeout}s")
+        super().__init__(
+            f"no outcome for {partial.command.type} ({partial.command.correlation_id}) within {timeout}s"
+        )
         self.partial = partial
 
 
@@ -98,18 +102,33 @@ class _Pending:
         return Outcome(self.command, self.event, self.reply, dict(self.seen))
 
     def progress(self) -> Progress:
-        return progress(self.route.answer, self.event, self.reply, reply_expected=self.wants_reply,
-                        effects=self.effects, seen=self.seen)
+        return progress(
+            self.route.answer,
+            self.event,
+            self.reply,
+            reply_expected=self.wants_reply,
+            effects=self.effects,
+            seen=self.seen,
+        )
 
 
 class SignGateClient:
     """``async with SignGateClient(bootstrap) as client: outcome = await client.send(command)``."""
 
-    def __init__(self, bootstrap: str, reply_topic: str | None = None, topic_prefix: str = "", *,
-                 grant_wait: float = 2.0, client_id: str = "signgate-client") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        reply_topic: str | None = None,
+        topic_prefix: str = "",
+        *,
+        grant_wait: float = 2.0,
+        client_id: str = "signgate-client",
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic_prefix = topic_prefix
-        self.reply_topic = reply_topic or f"{topic_prefix}{CALLER_REPLY_PREFIX}client.{uuid.uuid4().hex}"
+        self.reply_topic = (
+            reply_topic or f"{topic_prefix}{CALLER_REPLY_PREFIX}client.{uuid.uuid4().hex}"
+        )
         self.grant_wait = grant_wait
         """How long to wait for a document-access grant after a success (none comes while the
         recipient still owes another method)."""
@@ -135,15 +154,28 @@ class SignGateClient:
         try:
             if self.reply_topic not in await admin.list_topics():
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics([NewTopic(self.reply_topic, 1, 1, topic_configs={
-                        "retention.ms": str(int(REPLY_RETENTION.total_seconds() * 1000))})])
+                    await admin.create_topics(
+                        [
+                            NewTopic(
+                                self.reply_topic,
+                                1,
+                                1,
+                                topic_configs={
+                                    "retention.ms": str(int(REPLY_RETENTION.total_seconds() * 1000))
+                                },
+                            )
+                        ]
+                    )
             outcome_topics = {self.deployed(topic.name) for topic in OUTCOME_TOPIC.values()}
             partitions = await partitions_of(admin, [*sorted(outcome_topics), self.reply_topic])
         finally:
             await admin.close()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, client_id=self._client_id,
-                                          enable_auto_commit=False)
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=self._client_id, acks="all")
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, client_id=self._client_id, enable_auto_commit=False
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, client_id=self._client_id, acks="all"
+        )
         await self._consumer.start()
         await self._producer.start()
         await assign(self._consumer, partitions)
@@ -158,8 +190,14 @@ class SignGateClient:
             if part is not None:
                 await part.stop()
 
-    async def send(self, command: Command, *, timeout: float = 10.0, reply: bool | None = None,
-                   effects: Collection[str] = ()) -> Outcome:
+    async def send(
+        self,
+        command: Command,
+        *,
+        timeout: float = 10.0,
+        reply: bool | None = None,
+        effects: Collection[str] = (),
+    ) -> Outcome:
         """Publish ``command`` and return its outcome once complete.
 
         ``reply``: wait for a reply to the caller (default: as the command's kind says — always
@@ -178,14 +216,21 @@ class SignGateClient:
         path = route(command)
         wants_reply = reply is not False and command.reply_to == self.reply_topic
         if path.answer is Answer.REPLY and not wants_reply:
-            raise ValueError(f"{command.type} is answered only on its reply_to: the client must read it")
+            raise ValueError(
+                f"{command.type} is answered only on its reply_to: the client must read it"
+            )
         pending = _Pending(command, path, wants_reply, frozenset(effects))
         self._pending[correlation_id] = pending
         try:
             await self._producer.send_and_wait(
-                self.deployed(path.topic.name), encode(command), key=path.key.encode(),
-                headers=[("type", command.type.encode()), ("correlation_id", correlation_id.encode()),
-                         ("content-type", b"application/json")],
+                self.deployed(path.topic.name),
+                encode(command),
+                key=path.key.encode(),
+                headers=[
+                    ("type", command.type.encode()),
+                    ("correlation_id", correlation_id.encode()),
+                    ("content-type", b"application/json"),
+                ],
             )
             await self._settle(pending, timeout, reply)
             return pending.outcome()
@@ -197,7 +242,9 @@ class SignGateClient:
         deadline = loop.time() + timeout
         while True:
             state = pending.progress()
-            if state is Progress.COMPLETE or (state is Progress.GRANT_MAY_FOLLOW and reply is False):
+            if state is Progress.COMPLETE or (
+                state is Progress.GRANT_MAY_FOLLOW and reply is False
+            ):
                 return
             if self._reader is not None and self._reader.done():
                 self._reader.result()  # the reader's error, if it failed

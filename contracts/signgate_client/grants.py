@@ -134,7 +134,10 @@ class GrantRevocations:
             document = json.loads(value) if isinstance(value, (bytes, str)) else value
         except (UnicodeDecodeError, ValueError):
             return False
-        if not isinstance(document, Mapping) or document.get("type") != "authentication.document_access_revoked":
+        if (
+            not isinstance(document, Mapping)
+            or document.get("type") != "authentication.document_access_revoked"
+        ):
             return False
         try:
             self.add(DocumentAccessRevoked.model_validate(document))
@@ -158,8 +161,9 @@ class GrantRevocations:
             del self._revoked[jti]
         return len(expired)
 
-    async def follow(self, bootstrap: str, *, topic_prefix: str = "", poll_ms: int = 200,
-                     **consumer_options: Any) -> None:
+    async def follow(
+        self, bootstrap: str, *, topic_prefix: str = "", poll_ms: int = 200, **consumer_options: Any
+    ) -> None:
         """Read ``<prefix>signgate.authentication.events`` from its start, feeding every revocation,
         until cancelled. `caught_up` is set once the partitions' end offsets at the start are read.
 
@@ -177,7 +181,9 @@ class GrantRevocations:
             partitions = await partitions_of(admin, [topic])
         finally:
             await admin.close()
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **consumer_options)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, **consumer_options
+        )
         await consumer.start()
         try:
             await assign(consumer, partitions, from_beginning=True)
@@ -190,7 +196,11 @@ class GrantRevocations:
                 for partition, records in batches.items():
                     for record in records:
                         self.feed(record.value or b"")
-                    if partition in pending and records and records[-1].offset + 1 >= pending[partition]:
+                    if (
+                        partition in pending
+                        and records
+                        and records[-1].offset + 1 >= pending[partition]
+                    ):
                         del pending[partition]
                 if not pending:
                     self.caught_up.set()
@@ -202,13 +212,22 @@ class GrantRevocations:
 class GrantVerifier:
     """Checks grants locally with the published public keys, and refuses revoked ones."""
 
-    def __init__(self, keys: GrantKeys, *, issuer: str = ISSUER, audience: str = AUDIENCE,
-                 leeway: timedelta = DEFAULT_LEEWAY, revocations: GrantRevocations | None = None,
-                 clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        keys: GrantKeys,
+        *,
+        issuer: str = ISSUER,
+        audience: str = AUDIENCE,
+        leeway: timedelta = DEFAULT_LEEWAY,
+        revocations: GrantRevocations | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         if not keys:
             raise KeySetError("a grant verifier needs at least one public key")
         if not timedelta(0) <= leeway <= MAX_LEEWAY:
-            raise ValueError(f"the leeway is between 0 and {MAX_LEEWAY}: longer would outlast revocations")
+            raise ValueError(
+                f"the leeway is between 0 and {MAX_LEEWAY}: longer would outlast revocations"
+            )
         self.keys = keys
         """Replace after fetching the JWKS again (a rotation); `UnknownGrantKey` says when."""
         self.issuer = issuer
@@ -225,7 +244,9 @@ class GrantVerifier:
     def from_pem(cls, *pems: str, **options: Any) -> GrantVerifier:
         return cls(GrantKeys.from_pem(*pems), **options)
 
-    def verify(self, grant: str, *, package_id: str | None = None, order: int | None = None) -> VerifiedGrant:
+    def verify(
+        self, grant: str, *, package_id: str | None = None, order: int | None = None
+    ) -> VerifiedGrant:
         """The grant's content if it is genuine, current, unrevoked and (when given) for
         ``package_id`` and ``order``; raises a `GrantError` saying why not otherwise."""
         if not isinstance(grant, str) or not grant:
@@ -242,14 +263,26 @@ class GrantVerifier:
             raise UnknownGrantKey(key_id if isinstance(key_id, str) else None)
         try:
             claims = jwt.decode(
-                grant, key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
-                options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_nbf": False,
-                         "verify_iat": False},
+                grant,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
             verified = VerifiedGrant(
-                grant_id=_text(claims["jti"]), package_id=_text(claims["pkg"]), order=_order(claims["ord"]),
-                scope=_text(claims["scope"]), issued_at=_moment(claims["iat"]),
-                expires_at=_moment(claims["exp"]), key_id=key_id,
+                grant_id=_text(claims["jti"]),
+                package_id=_text(claims["pkg"]),
+                order=_order(claims["ord"]),
+                scope=_text(claims["scope"]),
+                issued_at=_moment(claims["iat"]),
+                expires_at=_moment(claims["exp"]),
+                key_id=key_id,
             )
             not_before = _moment(claims.get("nbf", claims["iat"]))
         except jwt.PyJWTError as error:
@@ -258,13 +291,16 @@ class GrantVerifier:
             raise GrantInvalid(f"a malformed claim: {error}") from error
         if verified.scope != SCOPE:
             raise GrantInvalid(f"a grant's scope is {SCOPE!r}")
-        now = self._clock()  # checked against the verifier's clock, which tests (and callers) may move
+        now = (
+            self._clock()
+        )  # checked against the verifier's clock, which tests (and callers) may move
         if verified.expires_at <= now - self.leeway:
             raise GrantExpired(f"the grant expired at {verified.expires_at.isoformat()}")
         if max(not_before, verified.issued_at) > now + self.leeway:
             raise GrantNotYetValid("the grant is not valid yet")
         if (package_id is not None and verified.package_id != package_id) or (
-                order is not None and verified.order != order):
+            order is not None and verified.order != order
+        ):
             raise GrantNotForThis("the grant is for another package or recipient")
         if self.revocations is not None and self.revocations.is_revoked(verified.grant_id):
             raise GrantRevoked("the grant was revoked")

@@ -40,15 +40,24 @@ def raw_public_key(key: Ed25519PublicKey) -> bytes:
 
 def thumbprint(key: Ed25519PublicKey) -> str:
     """RFC 7638 thumbprint (SHA-256) of the key's JWK: the grant's ``kid``."""
-    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw_public_key(key))},
-                           separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw_public_key(key))},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
     return _b64url(hashlib.sha256(canonical.encode()).digest())
 
 
 def jwk_of(key: Ed25519PublicKey) -> dict[str, str]:
     """The public JWK of ``key``: OKP, Ed25519, for signatures with EdDSA, its thumbprint as ``kid``."""
-    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw_public_key(key)), "kid": thumbprint(key),
-            "use": "sig", "alg": ALGORITHM}
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": _b64url(raw_public_key(key)),
+        "kid": thumbprint(key),
+        "use": "sig",
+        "alg": ALGORITHM,
+    }
 
 
 def public_key_from_pem(pem: str) -> Ed25519PublicKey:

@@ -69,8 +69,13 @@ def route(command: Command) -> Route:
     if topic is None:
         raise ValueError(f"{type(command).__name__} is not a command of any signgate topic")
     replies = BY_NAME.get(topic.name.rsplit(".", 1)[0] + ".replies")
-    return Route(topic, _KEYS[topic.name](command), OUTCOME_TOPIC[topic.name], replies,
-                 _ANSWERS.get(type(command), Answer.EVENT))
+    return Route(
+        topic,
+        _KEYS[topic.name](command),
+        OUTCOME_TOPIC[topic.name],
+        replies,
+        _ANSWERS.get(type(command), Answer.EVENT),
+    )
 
 
 def command_types() -> dict[str, type[Command]]:
@@ -97,8 +102,15 @@ class Progress(Enum):
     COMPLETE = "complete"
 
 
-def progress(answer: Answer, event: Message | None, reply: Message | None, *, reply_expected: bool = True,
-             effects: Collection[str] = (), seen: Collection[str] = ()) -> Progress:
+def progress(
+    answer: Answer,
+    event: Message | None,
+    reply: Message | None,
+    *,
+    reply_expected: bool = True,
+    effects: Collection[str] = (),
+    seen: Collection[str] = (),
+) -> Progress:
     """Whether the outcome is complete, given the event and reply so far and the effects awaited.
 
     ``reply_expected`` is False when the caller's replies go elsewhere (or it does not want them).
@@ -115,6 +127,8 @@ def progress(answer: Answer, event: Message | None, reply: Message | None, *, re
         return Progress.COMPLETE
     if answer is Answer.EVENT_AND_REPLY:
         return Progress.WAITING
-    if answer is Answer.EVENT_AND_GRANT and isinstance(event, authentication.RecipientAuthenticated):
+    if answer is Answer.EVENT_AND_GRANT and isinstance(
+        event, authentication.RecipientAuthenticated
+    ):
         return Progress.GRANT_MAY_FOLLOW
     return Progress.COMPLETE

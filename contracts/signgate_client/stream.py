@@ -12,11 +12,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 async def partitions_of(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of ``topics`` that exist on the broker (the others are skipped)."""
     described = await admin.describe_topics(list(topics))
-    return [TopicPartition(t["topic"], p["partition"])
-            for t in described if t["error_code"] == 0 for p in t["partitions"]]
+    return [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in t["partitions"]
+    ]
 
 
-async def assign(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], *, from_beginning: bool = False) -> None:
+async def assign(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], *, from_beginning: bool = False
+) -> None:
     """Assign ``partitions`` and pin the positions now, so nothing published later is missed."""
     consumer.assign(partitions)
     if not partitions:

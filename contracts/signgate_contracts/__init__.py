@@ -6,6 +6,17 @@ from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.topics import BY_NAME, TOPICS, Topic, TopicKind
 
 __all__ = [
-    "BY_NAME", "TOPICS", "Command", "CommandRejected", "Event", "Message", "Secret", "Topic",
-    "TopicKind", "UndecodableMessage", "UnknownMessageType", "decode", "encode",
+    "BY_NAME",
+    "TOPICS",
+    "Command",
+    "CommandRejected",
+    "Event",
+    "Message",
+    "Secret",
+    "Topic",
+    "TopicKind",
+    "UndecodableMessage",
+    "UnknownMessageType",
+    "decode",
+    "encode",
 ]

@@ -20,15 +20,22 @@ from signgate_contracts.rejection import CommandRejected
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
+
+
 class _RecipientCommand(Command):
     """A recipient's command: it carries the recipient's ``invitation`` (from their signing link), or
     the package owner's ``access_token``; anything else is refused with 401 before any effect."""
 
     package_id: str = Field(min_length=1, max_length=100)
-    order: int | None = Field(default=None, ge=1, le=50, description="The recipient's place in the workflow.")
-    email: EmailStr | None = Field(default=None, description="Names the recipient when no order is given.")
+    order: int | None = Field(
+        default=None, ge=1, le=50, description="The recipient's place in the workflow."
+    )
+    email: EmailStr | None = Field(
+        default=None, description="Names the recipient when no order is given."
+    )
     invitation: Secret | None = Field(
-        default=None, description="The recipient's invitation (workflow's RecipientInvitationsIssued); it "
+        default=None,
+        description="The recipient's invitation (workflow's RecipientInvitationsIssued); it "
         "names the recipient, so order and email may be left out.",
     )
 
@@ -42,7 +49,9 @@ class _RecipientCommand(Command):
 class OpenDocumentWithPassword(_RecipientCommand):
     """Open a document with the recipient's password or access code."""
 
-    type: Literal["authentication.open_document_with_password"] = "authentication.open_document_with_password"
+    type: Literal["authentication.open_document_with_password"] = (
+        "authentication.open_document_with_password"
+    )
     password: Secret = Field(description="The password or access code the sender set.")
 
 
@@ -85,12 +94,15 @@ class GetRecipientAuthenticationStatus(_RecipientCommand):
 
 
 class RecipientAuthenticated(Event):
-    type: Literal["authentication.recipient_authenticated"] = "authentication.recipient_authenticated"
+    type: Literal["authentication.recipient_authenticated"] = (
+        "authentication.recipient_authenticated"
+    )
     package_id: str
     order: int
     method: Method
     access_until: AwareDatetime | None = Field(
-        default=None, description="When the access grant ends (its exp: at most the grant lifetime, and "
+        default=None,
+        description="When the access grant ends (its exp: at most the grant lifetime, and "
         "at most the access window's end); revocation may end it sooner.",
     )
 
@@ -171,21 +183,32 @@ class SignerAuthenticationFailed(Event):
 class DocumentAccessGranted(Event):
     """Reply only: the grant a recipient shows to open the document."""
 
-    type: Literal["authentication.document_access_granted"] = "authentication.document_access_granted"
+    type: Literal["authentication.document_access_granted"] = (
+        "authentication.document_access_granted"
+    )
     package_id: str
     order: int
     grant: Secret = Field(description="Signed grant, scoped to this package and recipient.")
     expires_at: AwareDatetime | None = Field(
-        default=None, description="The grant's exp: at most the grant lifetime, and at most the end of the "
+        default=None,
+        description="The grant's exp: at most the grant lifetime, and at most the end of the "
         "recipient's access window. Always set since grants are bounded.",
     )
     frequency: Frequency
-    grant_id: str | None = Field(default=None, description="The grant's jti, as a revocation names it.")
+    grant_id: str | None = Field(
+        default=None, description="The grant's jti, as a revocation names it."
+    )
 
 
 RevocationReason = Literal[
-    "recipient_signed", "recipient_declined", "authentication_changed", "authentication_reset",
-    "authentication_removed", "package_completed", "package_declined", "package_terminated",
+    "recipient_signed",
+    "recipient_declined",
+    "authentication_changed",
+    "authentication_reset",
+    "authentication_removed",
+    "package_completed",
+    "package_declined",
+    "package_terminated",
 ]
 
 
@@ -195,7 +218,9 @@ class DocumentAccessRevoked(Event):
     it names the grant by its jti and never carries the grant itself. Verifiers refuse a grant
     whose jti they have seen revoked (`signgate_client.GrantRevocations`)."""
 
-    type: Literal["authentication.document_access_revoked"] = "authentication.document_access_revoked"
+    type: Literal["authentication.document_access_revoked"] = (
+        "authentication.document_access_revoked"
+    )
     jti: str = Field(description="The revoked grant's id (its jti claim).")
     package_id: str
     order: int
@@ -225,12 +250,23 @@ class RecipientAuthenticationStatus(Event):
 
 
 COMMANDS: tuple[type[Command], ...] = (
-    OpenDocumentWithPassword, RequestDocumentOtp, VerifyDocumentOtp,
-    RequestSigningOtp, VerifySigningOtp, GetRecipientAuthenticationStatus,
+    OpenDocumentWithPassword,
+    RequestDocumentOtp,
+    VerifyDocumentOtp,
+    RequestSigningOtp,
+    VerifySigningOtp,
+    GetRecipientAuthenticationStatus,
 )
 EVENTS: tuple[type[Event], ...] = (
-    RecipientAuthenticated, RecipientAuthenticationFailed, RecipientLockedOut,
-    RecipientAuthenticationCleared, DocumentOtpSent, SigningOtpSent, SignerAuthenticated,
-    SignerAuthenticationFailed, DocumentAccessRevoked, CommandRejected,
+    RecipientAuthenticated,
+    RecipientAuthenticationFailed,
+    RecipientLockedOut,
+    RecipientAuthenticationCleared,
+    DocumentOtpSent,
+    SigningOtpSent,
+    SignerAuthenticated,
+    SignerAuthenticationFailed,
+    DocumentAccessRevoked,
+    CommandRejected,
 )
 REPLIES: tuple[type[Event], ...] = (DocumentAccessGranted, RecipientAuthenticationStatus)

@@ -74,4 +74,11 @@ def decode_object(topic: Topic, document: dict[str, Any]) -> Message:
     return adapter.validate_python(document)
 
 
-__all__ = ["UndecodableMessage", "UnknownMessageType", "ValidationError", "decode", "decode_object", "encode"]
+__all__ = [
+    "UndecodableMessage",
+    "UnknownMessageType",
+    "ValidationError",
+    "decode",
+    "decode_object",
+    "encode",
+]

@@ -29,8 +29,13 @@ def _is_secret(annotation: Any) -> bool:
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
-    return [t for t in _types_in(annotation)
-            if isinstance(t, type) and not isinstance(t, types.GenericAlias) and issubclass(t, BaseModel)]
+    return [
+        t
+        for t in _types_in(annotation)
+        if isinstance(t, type)
+        and not isinstance(t, types.GenericAlias)
+        and issubclass(t, BaseModel)
+    ]
 
 
 def credential_fields_of(models: typing.Iterable[type[BaseModel]]) -> frozenset[str]:
@@ -45,7 +50,10 @@ def credential_fields_of(models: typing.Iterable[type[BaseModel]]) -> frozenset[
         seen.add(model)
         for name, field in model.model_fields.items():
             if _is_secret(field.annotation):
-                names |= {name, *(a for a in (field.alias, field.serialization_alias) if isinstance(a, str))}
+                names |= {
+                    name,
+                    *(a for a in (field.alias, field.serialization_alias) if isinstance(a, str)),
+                }
                 if isinstance(field.validation_alias, str):
                     names.add(field.validation_alias)
             pending += _nested_models(field.annotation)

@@ -63,7 +63,8 @@ class RegisterUser(Command):
     last_name: str = Field(default="", max_length=256)
     email: str | None = Field(default=None, max_length=320)
     mobile_number: str | None = Field(
-        default=None, description="A mobile number with country code; stored as E.164 (+14155550123)."
+        default=None,
+        description="A mobile number with country code; stored as E.164 (+14155550123).",
     )
     accounts: list[AccountMembership] = Field(min_length=1)
     roles: list[Role] = Field(default_factory=list)
@@ -91,7 +92,8 @@ class UpdateUserProfile(Command):
     last_name: str = Field(default="", max_length=256)
     email: str | None = Field(default=None, max_length=320)
     mobile_number: str | None = Field(
-        default=None, description="A mobile number with country code; stored as E.164 (+14155550123)."
+        default=None,
+        description="A mobile number with country code; stored as E.164 (+14155550123).",
     )
 
 
@@ -200,12 +202,18 @@ class UserAuthenticated(Event):
     type: Literal["identity.user_authenticated"] = "identity.user_authenticated"
     user_id: UUID
     user_name: str
-    token_id: UUID = Field(description="The token's `jti` (not the token): for audit and revocation.")
+    token_id: UUID = Field(
+        description="The token's `jti` (not the token): for audit and revocation."
+    )
     expires_at: AwareDatetime
 
 
 FailureReason = Literal[
-    "invalid_credentials", "account_locked", "account_disabled", "password_expired", "change_required"
+    "invalid_credentials",
+    "account_locked",
+    "account_disabled",
+    "password_expired",
+    "change_required",
 ]
 
 
@@ -292,13 +300,19 @@ class _UserEvent(Event):
 class _ProfileContacts(_UserEvent):
     """A user's profile contacts as the events topic carries them: masked, digested, sealed."""
 
-    email_masked: str | None = Field(default=None, description="The profile email, masked (a***@example.com).")
-    email_digest: str | None = Field(
-        default=None, description="Keyed HMAC of the email (`keyed_digest`, purpose email), to match recipients by email."
+    email_masked: str | None = Field(
+        default=None, description="The profile email, masked (a***@example.com)."
     )
-    mobile_masked: str | None = Field(default=None, description="The profile mobile number, masked (+44******0123).")
+    email_digest: str | None = Field(
+        default=None,
+        description="Keyed HMAC of the email (`keyed_digest`, purpose email), to match recipients by email.",
+    )
+    mobile_masked: str | None = Field(
+        default=None, description="The profile mobile number, masked (+44******0123)."
+    )
     mobile_sealed: str | None = Field(
-        default=None, description="The mobile number (E.164), for signer OTP by SMS, sealed to the authentication "
+        default=None,
+        description="The mobile number (E.164), for signer OTP by SMS, sealed to the authentication "
         "service (libs.sealing), context `user-mobile:<user_id>`; None: no number.",
     )
 
@@ -325,7 +339,9 @@ class UserProfileUpdatedV2(_ProfileContacts):
     """A user's profile contacts, as they are now (a projection replaces what it had)."""
 
     type: Literal["identity.user_profile_updated_v2"] = "identity.user_profile_updated_v2"
-    changed_by: ChangedBy = Field(description="The user themself (with their own token), or an administrator.")
+    changed_by: ChangedBy = Field(
+        description="The user themself (with their own token), or an administrator."
+    )
 
 
 class UserMobileNumberChanged(_UserEvent):
@@ -334,16 +350,22 @@ class UserMobileNumberChanged(_UserEvent):
     it. No number in clear."""
 
     type: Literal["identity.user_mobile_number_changed"] = "identity.user_mobile_number_changed"
-    old_mobile_masked: str | None = Field(description="The number before, masked; None: there was none.")
+    old_mobile_masked: str | None = Field(
+        description="The number before, masked; None: there was none."
+    )
     new_mobile_masked: str | None = Field(description="The number now, masked; None: removed.")
-    changed_by: ChangedBy = Field(description="The user themself (with their own token), or an administrator.")
+    changed_by: ChangedBy = Field(
+        description="The user themself (with their own token), or an administrator."
+    )
 
 
 class UserAuthenticatedV2(_UserEvent):
     """A token was issued to the user (its id, never the token)."""
 
     type: Literal["identity.user_authenticated_v2"] = "identity.user_authenticated_v2"
-    token_id: UUID = Field(description="The token's `jti` (not the token): for audit and revocation.")
+    token_id: UUID = Field(
+        description="The token's `jti` (not the token): for audit and revocation."
+    )
     expires_at: AwareDatetime
 
 
@@ -352,7 +374,9 @@ class UserAuthenticationFailedV2(Event):
     is a user's: no user id, and the name typed only as a keyed digest (people type passwords
     there). The record key is the digest too."""
 
-    type: Literal["identity.user_authentication_failed_v2"] = "identity.user_authentication_failed_v2"
+    type: Literal["identity.user_authentication_failed_v2"] = (
+        "identity.user_authentication_failed_v2"
+    )
     user_name_digest: str = Field(
         description="Keyed HMAC of the normalised name typed (`keyed_digest`, purpose user_name); the record key."
     )
@@ -408,7 +432,9 @@ class AuthenticationSucceeded(Message):
 
     type: Literal["identity.authentication_succeeded"] = "identity.authentication_succeeded"
     success: Literal[True] = True
-    access_token: Secret = Field(description="Signed token; send it as the `access_token` of commands.")
+    access_token: Secret = Field(
+        description="Signed token; send it as the `access_token` of commands."
+    )
     token_type: Literal["Bearer"] = "Bearer"
     expires_at: AwareDatetime
     user_name: str
@@ -442,21 +468,57 @@ class AuthenticationFailed(Message):
 
 
 COMMANDS: tuple[type[Command], ...] = (
-    RegisterUser, UpdateUser, UpdateUserProfile, SetPassword, ChangePassword, DisableUser,
-    EnableUser, UnlockUser, ExpirePassword, AuthenticateUser,
+    RegisterUser,
+    UpdateUser,
+    UpdateUserProfile,
+    SetPassword,
+    ChangePassword,
+    DisableUser,
+    EnableUser,
+    UnlockUser,
+    ExpirePassword,
+    AuthenticateUser,
 )
 EVENTS: tuple[type[Event], ...] = (
-    UserRegistered, UserUpdated, UserProfileUpdated, UserAuthenticated, UserAuthenticationFailed,
-    UserLockedOut, UserUnlocked, UserDisabled, UserEnabled, PasswordChanged, PasswordExpired,
+    UserRegistered,
+    UserUpdated,
+    UserProfileUpdated,
+    UserAuthenticated,
+    UserAuthenticationFailed,
+    UserLockedOut,
+    UserUnlocked,
+    UserDisabled,
+    UserEnabled,
+    PasswordChanged,
+    PasswordExpired,
     CommandRejected,
-    UserRegisteredV2, UserUpdatedV2, UserProfileUpdatedV2, UserMobileNumberChanged, UserAuthenticatedV2,
-    UserAuthenticationFailedV2, UserLockedOutV2, UserUnlockedV2, UserDisabledV2, UserEnabledV2,
-    PasswordChangedV2, PasswordExpiredV2,
+    UserRegisteredV2,
+    UserUpdatedV2,
+    UserProfileUpdatedV2,
+    UserMobileNumberChanged,
+    UserAuthenticatedV2,
+    UserAuthenticationFailedV2,
+    UserLockedOutV2,
+    UserUnlockedV2,
+    UserDisabledV2,
+    UserEnabledV2,
+    PasswordChangedV2,
+    PasswordExpiredV2,
 )
 PUBLISHED_EVENTS: tuple[type[Event], ...] = (
-    UserRegisteredV2, UserUpdatedV2, UserProfileUpdatedV2, UserMobileNumberChanged, UserAuthenticatedV2,
-    UserAuthenticationFailedV2, UserLockedOutV2, UserUnlockedV2, UserDisabledV2, UserEnabledV2,
-    PasswordChangedV2, PasswordExpiredV2, CommandRejected,
+    UserRegisteredV2,
+    UserUpdatedV2,
+    UserProfileUpdatedV2,
+    UserMobileNumberChanged,
+    UserAuthenticatedV2,
+    UserAuthenticationFailedV2,
+    UserLockedOutV2,
+    UserUnlockedV2,
+    UserDisabledV2,
+    UserEnabledV2,
+    PasswordChangedV2,
+    PasswordExpiredV2,
+    CommandRejected,
 )
 """What identity publishes today; the rest of `EVENTS` is read only to decode older records."""
 REPLIES: tuple[type[Message], ...] = (AuthenticationSucceeded, AuthenticationFailed)

@@ -39,14 +39,22 @@ class OtpDeliveryRequested(Command):
     """
 
     type: Literal["otp.delivery_requested"] = "otp.delivery_requested"
-    challenge_id: UUID = Field(default_factory=uuid4, description="Names this code; the record key.")
+    challenge_id: UUID = Field(
+        default_factory=uuid4, description="Names this code; the record key."
+    )
     purpose: Purpose = "document_opening"
     package_id: str = Field(min_length=1, max_length=100)
     order: int | None = Field(
-        default=None, ge=1, le=50, description="The recipient's place in the workflow; required for document_opening."
+        default=None,
+        ge=1,
+        le=50,
+        description="The recipient's place in the workflow; required for document_opening.",
     )
     user_id: str | None = Field(
-        default=None, min_length=1, max_length=100, description="The signing user; required for signing."
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The signing user; required for signing.",
     )
     document_id: str | None = Field(default=None, min_length=1, max_length=100)
     field_name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -57,11 +65,15 @@ class OtpDeliveryRequested(Command):
         description="E.164 phone number (`+447700908899`) for sms, email address for email; in clear.",
     )
     code_length: int = Field(
-        default=6, ge=6, le=9,
+        default=6,
+        ge=6,
+        le=9,
         description="Deprecated and ignored: OTP dispatch takes the length from its own settings.",
     )
     ttl_seconds: int = Field(
-        default=300, ge=30, le=MAX_TTL_SECONDS,
+        default=300,
+        ge=30,
+        le=MAX_TTL_SECONDS,
         description="Deprecated and ignored: OTP dispatch takes the lifetime from its own settings.",
     )
 
@@ -79,7 +91,9 @@ class OtpDeliveryRequested(Command):
     def _recipient_named(self) -> OtpDeliveryRequested:
         if self.purpose == "document_opening" and self.order is None:
             raise ValueError("order: required for document_opening")
-        if self.purpose == "signing" and not (self.user_id and self.document_id and self.field_name):
+        if self.purpose == "signing" and not (
+            self.user_id and self.document_id and self.field_name
+        ):
             raise ValueError("user_id, document_id and field_name are required for signing")
         return self
 
@@ -106,7 +120,9 @@ class OtpSent(_OtpOutcome):
     provider_message_id: str
     expires_at: AwareDatetime
     resend_available_at: AwareDatetime = Field(description="When the next code may be requested.")
-    sends_remaining: int = Field(description="Codes this recipient may still be sent in the window.")
+    sends_remaining: int = Field(
+        description="Codes this recipient may still be sent in the window."
+    )
 
 
 class OtpDeliveryFailed(_OtpOutcome):

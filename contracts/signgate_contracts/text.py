@@ -66,7 +66,9 @@ def _first_unstorable(value: Any, path: Path) -> Path | None:
         for key, item in value.items():
             if isinstance(key, str) and not storable(key):
                 return (*path, printable(key))
-            found = _first_unstorable(item, (*path, key if isinstance(key, str | int) else str(key)))
+            found = _first_unstorable(
+                item, (*path, key if isinstance(key, str | int) else str(key))
+            )
             if found is not None:
                 return found
     elif isinstance(value, list | tuple):

@@ -52,64 +52,125 @@ DLQ_RETENTION = timedelta(days=14)
 DLQ_PARTITIONS = 1
 
 IDENTITY_COMMANDS = Topic(
-    "signgate.identity.commands", TopicKind.COMMANDS, "normalised user name", 6,
-    _COMMAND_RETENTION, identity.COMMANDS, "Commands to the identity service.",
+    "signgate.identity.commands",
+    TopicKind.COMMANDS,
+    "normalised user name",
+    6,
+    _COMMAND_RETENTION,
+    identity.COMMANDS,
+    "Commands to the identity service.",
 )
 IDENTITY_EVENTS = Topic(
-    "signgate.identity.events", TopicKind.EVENTS,
-    "user id; for a failed authentication or a rejection, the keyed digest of the user name given", 6,
-    _EVENT_RETENTION, identity.EVENTS, "Facts about API users; never a credential.",
+    "signgate.identity.events",
+    TopicKind.EVENTS,
+    "user id; for a failed authentication or a rejection, the keyed digest of the user name given",
+    6,
+    _EVENT_RETENTION,
+    identity.EVENTS,
+    "Facts about API users; never a credential.",
     writer="identity",
 )
 IDENTITY_REPLIES = Topic(
-    "signgate.identity.replies", TopicKind.REPLIES, "normalised user name", 3,
-    _REPLY_RETENTION, identity.REPLIES, "Tokens for callers that gave no reply_to.",
+    "signgate.identity.replies",
+    TopicKind.REPLIES,
+    "normalised user name",
+    3,
+    _REPLY_RETENTION,
+    identity.REPLIES,
+    "Tokens for callers that gave no reply_to.",
     writer="identity",
 )
 WORKFLOW_COMMANDS = Topic(
-    "signgate.workflow.commands", TopicKind.COMMANDS, "package_id", 6,
-    _COMMAND_RETENTION, workflow.COMMANDS, "Commands to the workflow service.",
+    "signgate.workflow.commands",
+    TopicKind.COMMANDS,
+    "package_id",
+    6,
+    _COMMAND_RETENTION,
+    workflow.COMMANDS,
+    "Commands to the workflow service.",
 )
 WORKFLOW_EVENTS = Topic(
-    "signgate.workflow.events", TopicKind.EVENTS, "package_id", 6,
-    _EVENT_RETENTION, workflow.EVENTS, "Facts about packages, recipients and their settings.",
+    "signgate.workflow.events",
+    TopicKind.EVENTS,
+    "package_id",
+    6,
+    _EVENT_RETENTION,
+    workflow.EVENTS,
+    "Facts about packages, recipients and their settings.",
     writer="workflow",
 )
 WORKFLOW_REPLIES = Topic(
-    "signgate.workflow.replies", TopicKind.REPLIES, "package_id", 3,
-    _REPLY_RETENTION, workflow.REPLIES, "Answers to queries for callers that gave no reply_to.",
+    "signgate.workflow.replies",
+    TopicKind.REPLIES,
+    "package_id",
+    3,
+    _REPLY_RETENTION,
+    workflow.REPLIES,
+    "Answers to queries for callers that gave no reply_to.",
     writer="workflow",
 )
 AUTHENTICATION_COMMANDS = Topic(
-    "signgate.authentication.commands", TopicKind.COMMANDS, "package_id", 6,
-    _COMMAND_RETENTION, authentication.COMMANDS, "Commands to the authentication service.",
+    "signgate.authentication.commands",
+    TopicKind.COMMANDS,
+    "package_id",
+    6,
+    _COMMAND_RETENTION,
+    authentication.COMMANDS,
+    "Commands to the authentication service.",
 )
 AUTHENTICATION_EVENTS = Topic(
-    "signgate.authentication.events", TopicKind.EVENTS, "package_id", 6,
-    _EVENT_RETENTION, authentication.EVENTS, "Facts about recipient authentication.",
+    "signgate.authentication.events",
+    TopicKind.EVENTS,
+    "package_id",
+    6,
+    _EVENT_RETENTION,
+    authentication.EVENTS,
+    "Facts about recipient authentication.",
     writer="authentication",
 )
 AUTHENTICATION_REPLIES = Topic(
-    "signgate.authentication.replies", TopicKind.REPLIES, "package_id", 3,
-    _REPLY_RETENTION, authentication.REPLIES, "Document-access grants for callers that gave no reply_to.",
+    "signgate.authentication.replies",
+    TopicKind.REPLIES,
+    "package_id",
+    3,
+    _REPLY_RETENTION,
+    authentication.REPLIES,
+    "Document-access grants for callers that gave no reply_to.",
     writer="authentication",
 )
 OTP_REQUESTS = Topic(
-    "signgate.otp.requests", TopicKind.REQUESTS, "challenge id", 6,
-    _COMMAND_RETENTION, otp.REQUESTS, "Requests to deliver a one-time password.",
+    "signgate.otp.requests",
+    TopicKind.REQUESTS,
+    "challenge id",
+    6,
+    _COMMAND_RETENTION,
+    otp.REQUESTS,
+    "Requests to deliver a one-time password.",
     writer="authentication",
 )
 OTP_EVENTS = Topic(
-    "signgate.otp.events", TopicKind.EVENTS, "challenge id", 6,
-    _EVENT_RETENTION, otp.EVENTS, "Facts about OTP deliveries; destinations masked.",
+    "signgate.otp.events",
+    TopicKind.EVENTS,
+    "challenge id",
+    6,
+    _EVENT_RETENTION,
+    otp.EVENTS,
+    "Facts about OTP deliveries; destinations masked.",
     writer="otp_dispatch",
 )
 
 TOPICS: tuple[Topic, ...] = (
-    IDENTITY_COMMANDS, IDENTITY_EVENTS, IDENTITY_REPLIES,
-    WORKFLOW_COMMANDS, WORKFLOW_EVENTS, WORKFLOW_REPLIES,
-    AUTHENTICATION_COMMANDS, AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES,
-    OTP_REQUESTS, OTP_EVENTS,
+    IDENTITY_COMMANDS,
+    IDENTITY_EVENTS,
+    IDENTITY_REPLIES,
+    WORKFLOW_COMMANDS,
+    WORKFLOW_EVENTS,
+    WORKFLOW_REPLIES,
+    AUTHENTICATION_COMMANDS,
+    AUTHENTICATION_EVENTS,
+    AUTHENTICATION_REPLIES,
+    OTP_REQUESTS,
+    OTP_EVENTS,
 )
 BY_NAME: dict[str, Topic] = {topic.name: topic for topic in TOPICS}
 

@@ -76,8 +76,12 @@ def _acceptable_secret(value: Any) -> Any:
     return value
 
 
-PackageId = Annotated[str, Field(min_length=1, max_length=100, description="The package (document) id.")]
-Order = Annotated[int, Field(ge=1, le=50, description="The recipient's place in the workflow, 1-50.")]
+PackageId = Annotated[
+    str, Field(min_length=1, max_length=100, description="The package (document) id.")
+]
+Order = Annotated[
+    int, Field(ge=1, le=50, description="The recipient's place in the workflow, 1-50.")
+]
 Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 """How a recipient proves who they are: SigningHub's password, BoldSign's access code, or an OTP."""
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
@@ -114,7 +118,10 @@ LenientDatetime = Annotated[
     AwareDatetime,
     BeforeValidator(_lenient_datetime),
     WithJsonSchema(
-        {"type": "string", "description": "ISO 8601 date-time; 'HH:MM:SSSZ' is read as 'HH:MM:SS.SZ'."},
+        {
+            "type": "string",
+            "description": "ISO 8601 date-time; 'HH:MM:SSSZ' is read as 'HH:MM:SS.SZ'.",
+        },
         mode="validation",
     ),
 ]
@@ -126,7 +133,9 @@ def international_number(value: str) -> str:
     """``+`` or ``00``, then 7-15 digits (spaces, dots, dashes and brackets ignored) -> E.164."""
     compact = re.sub(r"[\s().-]", "", value)
     if not _INTERNATIONAL.match(compact):
-        raise ValueError("must be an international number: + or 00, the country code and the number")
+        raise ValueError(
+            "must be an international number: + or 00, the country code and the number"
+        )
     return "+" + compact.removeprefix("+").removeprefix("00")
 
 
@@ -160,8 +169,12 @@ class CamelBody(Body):
     """A BoldSign body: camelCase on the wire, snake_case in Python."""
 
     model_config = ConfigDict(
-        frozen=True, extra="ignore", alias_generator=to_camel, validate_by_name=True,
-        validate_by_alias=True, serialize_by_alias=True,
+        frozen=True,
+        extra="ignore",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
     )
 
 
@@ -182,11 +195,14 @@ class RecipientSpec(Body):
         default=None, description="International form (+ or 00); carried as E.164."
     )
     signer_user_id: UUID | None = Field(
-        default=None, description="The API user who signs fields for this recipient (seed 002's signer OTP); "
+        default=None,
+        description="The API user who signs fields for this recipient (seed 002's signer OTP); "
         "the user must be a member of the package's account.",
     )
     signer_user_name: str | None = Field(
-        default=None, min_length=1, max_length=256,
+        default=None,
+        min_length=1,
+        max_length=256,
         description="Or that user by user name (set by an administrator; a user cannot change it).",
     )
 
@@ -207,7 +223,8 @@ class PasswordSetting(Body):
 class SmsOtpSetting(Body):
     enabled: bool = False
     mobile_number: str | None = Field(
-        default=None, validate_default=True,
+        default=None,
+        validate_default=True,
         description="Required when SMS OTP is enabled; international form (+ or 00).",
     )
 
@@ -228,7 +245,9 @@ class AuthenticationSetting(Body):
 
     @model_validator(mode="after")
     def _a_method_when_enabled(self) -> AuthenticationSetting:
-        chosen = (self.password and self.password.enabled) or (self.sms_otp and self.sms_otp.enabled)
+        chosen = (self.password and self.password.enabled) or (
+            self.sms_otp and self.sms_otp.enabled
+        )
         if self.enabled and not chosen:
             raise ValueError("enabling authentication needs password or sms_otp enabled")
         return self
@@ -253,14 +272,18 @@ class DurationByDate(Body):
 
     @field_validator("duration")
     @classmethod
-    def _required_when_enabled(cls, value: DateRange | None, info: ValidationInfo) -> DateRange | None:
+    def _required_when_enabled(
+        cls, value: DateRange | None, info: ValidationInfo
+    ) -> DateRange | None:
         if value is None and info.data.get("enabled"):
             raise ValueError("start_date_time and end_date_time are required when enabled")
         return value
 
 
 class DayCount(Body):
-    total_days: int = Field(ge=1, le=3650, description="Days of access after the recipient received the package.")
+    total_days: int = Field(
+        ge=1, le=3650, description="Days of access after the recipient received the package."
+    )
 
 
 class DurationByDays(Body):
@@ -269,7 +292,9 @@ class DurationByDays(Body):
 
     @field_validator("duration")
     @classmethod
-    def _required_when_enabled(cls, value: DayCount | None, info: ValidationInfo) -> DayCount | None:
+    def _required_when_enabled(
+        cls, value: DayCount | None, info: ValidationInfo
+    ) -> DayCount | None:
         if value is None and info.data.get("enabled"):
             raise ValueError("total_days is required when enabled")
         return value
@@ -282,7 +307,9 @@ class AccessDuration(Body):
 
     @field_validator("duration_by_days")
     @classmethod
-    def _exactly_one(cls, value: DurationByDays | None, info: ValidationInfo) -> DurationByDays | None:
+    def _exactly_one(
+        cls, value: DurationByDays | None, info: ValidationInfo
+    ) -> DurationByDays | None:
         by_date = info.data.get("duration_by_date")
         by_date_on = bool(by_date and by_date.enabled)
         by_days_on = bool(value and value.enabled)
@@ -296,7 +323,9 @@ class AccessDuration(Body):
 class SigningHubAuthenticationBody(Body):
     """SigningHub's request body, verbatim. A section left out leaves that part unchanged."""
 
-    apply_to_all: bool = Field(default=False, description="Apply to every recipient of the package.")
+    apply_to_all: bool = Field(
+        default=False, description="Apply to every recipient of the package."
+    )
     authentication: AuthenticationSetting | None = None
     access_duration: AccessDuration | None = None
 
@@ -306,7 +335,9 @@ class SigningHubAuthenticationBody(Body):
 
 class PhoneNumber(CamelBody):
     country_code: str = Field(pattern=r"^\+?[0-9]{1,4}$", description="e.g. +1")
-    number: str = Field(pattern=r"^[0-9]{4,14}$", description="The number without the country code.")
+    number: str = Field(
+        pattern=r"^[0-9]{4,14}$", description="The number without the country code."
+    )
 
     @property
     def e164(self) -> str:
@@ -339,9 +370,12 @@ class AddAuthenticationBody(SignerReference):
     """BoldSign's addAuthentication body, verbatim."""
 
     authentication_type: Literal["AccessCode", "EmailOTP", "SMSOTP"]
-    access_code: Secret | None = Field(default=None, description="Required for AccessCode; otherwise empty.")
+    access_code: Secret | None = Field(
+        default=None, description="Required for AccessCode; otherwise empty."
+    )
     phone_number: PhoneNumber | None = Field(
-        default=None, description="For SMSOTP; the signer's mobile number on the package if left out."
+        default=None,
+        description="For SMSOTP; the signer's mobile number on the package if left out.",
     )
     authentication_retry_count: int | None = Field(
         default=None, ge=1, le=10, description="Attempts allowed before lockout; 3 when left out."
@@ -397,7 +431,8 @@ class RegisterPackage(_PackageCommand):
     recipients: list[RecipientSpec] = Field(min_length=1, max_length=50)
     on_behalf_of: EmailStr | None = None
     account: UUID | None = Field(
-        default=None, description="The account (context identifier) the package belongs to: one of the "
+        default=None,
+        description="The account (context identifier) the package belongs to: one of the "
         "owner's; the owner's primary account if left out. Signers must be members of it.",
     )
 
@@ -442,7 +477,9 @@ class RecordRecipientReceived(_RecipientCommand):
     """The recipient received the package; access by days counts from ``received_at``."""
 
     type: Literal["workflow.record_recipient_received"] = "workflow.record_recipient_received"
-    received_at: LenientDatetime | None = Field(default=None, description="When; the command's time if left out.")
+    received_at: LenientDatetime | None = Field(
+        default=None, description="When; the command's time if left out."
+    )
 
 
 class RecordRecipientSigned(_RecipientCommand):
@@ -460,7 +497,9 @@ class UpdateRecipientAuthentication(_RecipientCommand):
     """SigningHub: set the authentication and access duration of the recipient at ``order``
     (or of every recipient, with ``body.apply_to_all``). Only while the package is a draft."""
 
-    type: Literal["workflow.update_recipient_authentication"] = "workflow.update_recipient_authentication"
+    type: Literal["workflow.update_recipient_authentication"] = (
+        "workflow.update_recipient_authentication"
+    )
     body: SigningHubAuthenticationBody
 
 
@@ -489,13 +528,18 @@ class ResetRecipientAuthentication(_RecipientCommand):
     """Unlock one recipient: clear their lockout and failures, optionally with a new access
     code or another method, leaving every other recipient, signature and the package state."""
 
-    type: Literal["workflow.reset_recipient_authentication"] = "workflow.reset_recipient_authentication"
-    method: Method | None = Field(default=None, description="Switch to this method; the current one if left out.")
+    type: Literal["workflow.reset_recipient_authentication"] = (
+        "workflow.reset_recipient_authentication"
+    )
+    method: Method | None = Field(
+        default=None, description="Switch to this method; the current one if left out."
+    )
     access_code: Secret | None = Field(
         default=None, description="New password or access code (for those methods)."
     )
     mobile_number: InternationalNumber | None = Field(
-        default=None, description="For a switch to SMS OTP; the recipient's number on record if left out."
+        default=None,
+        description="For a switch to SMS OTP; the recipient's number on record if left out.",
     )
 
     _acceptable = field_validator("access_code")(_acceptable_secret)
@@ -572,10 +616,13 @@ class SealedAuthenticationPolicy(View):
 
     methods: list[Method]
     secret_set: bool = Field(description="Whether a password or access code is set.")
-    channel: Literal["sms", "email"] | None = Field(default=None, description="For sms_otp or email_otp.")
+    channel: Literal["sms", "email"] | None = Field(
+        default=None, description="For sms_otp or email_otp."
+    )
     destination_masked: str | None = None
     sealed: str | None = Field(
-        default=None, description="Sealed to the authentication service (libs.sealing), context "
+        default=None,
+        description="Sealed to the authentication service (libs.sealing), context "
         "'policy:<package_id>/<order>/<authentication_version>': {secret_hash, destination}.",
     )
     retry_count: int = Field(ge=1, le=10, description="Failed attempts allowed before lockout.")
@@ -602,12 +649,17 @@ class RecipientSummary(View):
     name: str
     role: Role
     email_masked: str
-    email_digest: str = Field(description="Keyed HMAC of the email (`keyed_digest`), to find a recipient by email.")
+    email_digest: str = Field(
+        description="Keyed HMAC of the email (`keyed_digest`), to find a recipient by email."
+    )
     mobile_masked: str | None = None
     status: RecipientStatus = "pending"
-    signer_user_id: str | None = Field(default=None, description="The API user who signs for this recipient.")
+    signer_user_id: str | None = Field(
+        default=None, description="The API user who signs for this recipient."
+    )
     signer_user_name_digest: str | None = Field(
-        default=None, description="Or that user's name, as a keyed digest (`keyed_digest`, purpose user_name)."
+        default=None,
+        description="Or that user's name, as a keyed digest (`keyed_digest`, purpose user_name).",
     )
 
 
@@ -646,7 +698,9 @@ class PackageRegistered(_PackageEvent):
     state: PackageState = "draft"
     documents: list[DocumentSummary]
     recipients: list[RecipientSummary]
-    account: str | None = Field(default=None, description="The account (context identifier) of the package.")
+    account: str | None = Field(
+        default=None, description="The account (context identifier) of the package."
+    )
 
 
 class WorkflowShared(_PackageEvent):
@@ -700,7 +754,9 @@ class RecipientAuthenticationUpdated(_RecipientEvent):
     """First shape, no longer published (it carried the hash and destination in clear): see
     `RecipientAuthenticationUpdatedV2`."""
 
-    type: Literal["workflow.recipient_authentication_updated"] = "workflow.recipient_authentication_updated"
+    type: Literal["workflow.recipient_authentication_updated"] = (
+        "workflow.recipient_authentication_updated"
+    )
     email_digest: str
     authentication: AuthenticationPolicy | None = Field(description="None: no authentication.")
     access_window: AccessWindow | None = Field(description="None: no access restriction.")
@@ -709,15 +765,23 @@ class RecipientAuthenticationUpdated(_RecipientEvent):
 class RecipientAuthenticationUpdatedV2(_RecipientEvent):
     """The recipient's whole policy after the change: a projection replaces what it had."""
 
-    type: Literal["workflow.recipient_authentication_updated_v2"] = "workflow.recipient_authentication_updated_v2"
+    type: Literal["workflow.recipient_authentication_updated_v2"] = (
+        "workflow.recipient_authentication_updated_v2"
+    )
     email_digest: str = Field(description="Keyed HMAC of the email (`keyed_digest`).")
-    authentication_version: int = Field(ge=0, description="Raised by every change: older invitations stop working.")
-    authentication: SealedAuthenticationPolicy | None = Field(description="None: no authentication.")
+    authentication_version: int = Field(
+        ge=0, description="Raised by every change: older invitations stop working."
+    )
+    authentication: SealedAuthenticationPolicy | None = Field(
+        description="None: no authentication."
+    )
     access_window: AccessWindow | None = Field(description="None: no access restriction.")
 
 
 class RecipientAuthenticationRemoved(_RecipientEvent):
-    type: Literal["workflow.recipient_authentication_removed"] = "workflow.recipient_authentication_removed"
+    type: Literal["workflow.recipient_authentication_removed"] = (
+        "workflow.recipient_authentication_removed"
+    )
     authentication_version: int | None = Field(default=None, description="After the removal.")
 
 
@@ -725,7 +789,9 @@ class RecipientAuthenticationReset(_RecipientEvent):
     """First shape, no longer published (it carried the hash and destination in clear): see
     `RecipientAuthenticationResetV2`."""
 
-    type: Literal["workflow.recipient_authentication_reset"] = "workflow.recipient_authentication_reset"
+    type: Literal["workflow.recipient_authentication_reset"] = (
+        "workflow.recipient_authentication_reset"
+    )
     email_digest: str
     authentication: AuthenticationPolicy | None
     access_window: AccessWindow | None
@@ -735,9 +801,13 @@ class RecipientAuthenticationResetV2(_RecipientEvent):
     """The owner unlocked this recipient: clear their failures and lock (this recipient only)
     and take the policy as it stands now."""
 
-    type: Literal["workflow.recipient_authentication_reset_v2"] = "workflow.recipient_authentication_reset_v2"
+    type: Literal["workflow.recipient_authentication_reset_v2"] = (
+        "workflow.recipient_authentication_reset_v2"
+    )
     email_digest: str = Field(description="Keyed HMAC of the email (`keyed_digest`).")
-    authentication_version: int = Field(ge=0, description="Raised by the reset: older invitations stop working.")
+    authentication_version: int = Field(
+        ge=0, description="Raised by the reset: older invitations stop working."
+    )
     authentication: SealedAuthenticationPolicy | None
     access_window: AccessWindow | None
 
@@ -747,7 +817,9 @@ class RecipientAuthenticationResetV2(_RecipientEvent):
 
 class InvitationView(View):
     order: int
-    invitation: Secret = Field(description="The recipient's invitation: put it in their signing link.")
+    invitation: Secret = Field(
+        description="The recipient's invitation: put it in their signing link."
+    )
     expires_at: AwareDatetime
 
 
@@ -762,7 +834,9 @@ class RecipientInvitationIssued(_RecipientEvent):
     """Reply only: a new invitation for one recipient."""
 
     type: Literal["workflow.recipient_invitation_issued"] = "workflow.recipient_invitation_issued"
-    invitation: Secret = Field(description="The recipient's invitation: put it in their signing link.")
+    invitation: Secret = Field(
+        description="The recipient's invitation: put it in their signing link."
+    )
     expires_at: AwareDatetime
 
 
@@ -799,21 +873,50 @@ class WorkflowHistoryListed(_PackageEvent):
 
     type: Literal["workflow.workflow_history_listed"] = "workflow.workflow_history_listed"
     entries: list[HistoryEntry]
-    next_after: int | None = Field(description="Pass as after_sequence for the next page; None at the end.")
+    next_after: int | None = Field(
+        description="Pass as after_sequence for the next page; None at the end."
+    )
 
 
 COMMANDS: tuple[type[Command], ...] = (
-    RegisterPackage, ShareWorkflow, LockWorkflow, UnlockWorkflow, TerminateWorkflow,
-    RecordRecipientReceived, RecordRecipientSigned, RecordRecipientDeclined,
-    UpdateRecipientAuthentication, AddAuthentication, RemoveAuthentication, ChangeAccessCode,
-    ResetRecipientAuthentication, GetRecipientAuthentication, GetWorkflowHistory, IssueRecipientInvitation,
+    RegisterPackage,
+    ShareWorkflow,
+    LockWorkflow,
+    UnlockWorkflow,
+    TerminateWorkflow,
+    RecordRecipientReceived,
+    RecordRecipientSigned,
+    RecordRecipientDeclined,
+    UpdateRecipientAuthentication,
+    AddAuthentication,
+    RemoveAuthentication,
+    ChangeAccessCode,
+    ResetRecipientAuthentication,
+    GetRecipientAuthentication,
+    GetWorkflowHistory,
+    IssueRecipientInvitation,
 )
 EVENTS: tuple[type[Event], ...] = (
-    PackageRegistered, WorkflowShared, WorkflowLocked, WorkflowUnlocked, WorkflowCompleted,
-    WorkflowDeclined, WorkflowTerminated, RecipientReceived, RecipientSigned, RecipientDeclined,
-    RecipientAuthenticationUpdated, RecipientAuthenticationRemoved, RecipientAuthenticationReset,
-    RecipientAuthenticationUpdatedV2, RecipientAuthenticationResetV2, CommandRejected,
+    PackageRegistered,
+    WorkflowShared,
+    WorkflowLocked,
+    WorkflowUnlocked,
+    WorkflowCompleted,
+    WorkflowDeclined,
+    WorkflowTerminated,
+    RecipientReceived,
+    RecipientSigned,
+    RecipientDeclined,
+    RecipientAuthenticationUpdated,
+    RecipientAuthenticationRemoved,
+    RecipientAuthenticationReset,
+    RecipientAuthenticationUpdatedV2,
+    RecipientAuthenticationResetV2,
+    CommandRejected,
 )
 REPLIES: tuple[type[Event], ...] = (
-    RecipientAuthenticationDescribed, WorkflowHistoryListed, RecipientInvitationsIssued, RecipientInvitationIssued,
+    RecipientAuthenticationDescribed,
+    WorkflowHistoryListed,
+    RecipientInvitationsIssued,
+    RecipientInvitationIssued,
 )

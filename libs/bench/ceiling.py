@@ -24,8 +24,12 @@ async def echo(bootstrap: str, redis_url: str, source: str, target: str, prefix:
     client = create_redis(redis_url)
     script = client.register_script(ECHO)
     consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=f"{prefix}ceiling", enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=5,
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"{prefix}ceiling",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=5,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await consumer.start()
@@ -39,10 +43,17 @@ async def echo(bootstrap: str, redis_url: str, source: str, target: str, prefix:
             for batch in batches.values():
                 for record in batch:
                     await script(keys=[f"{prefix}ceiling:{record.key.decode()}"], args=[])
-                    sent.append(await producer.send(target, record.value, key=record.key, headers=[
-                        ("correlation_id", dict(record.headers).get("correlation_id", b"")),
-                        ("type", b"bench.echo"),
-                    ]))
+                    sent.append(
+                        await producer.send(
+                            target,
+                            record.value,
+                            key=record.key,
+                            headers=[
+                                ("correlation_id", dict(record.headers).get("correlation_id", b"")),
+                                ("type", b"bench.echo"),
+                            ],
+                        )
+                    )
             if sent:
                 await asyncio.gather(*sent)
                 await consumer.commit()

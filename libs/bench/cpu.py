@@ -48,4 +48,8 @@ def cpu_seconds(services: Mapping[int, str]) -> Counter[str]:
 
 def per_message(before: Counter[str], after: Counter[str], messages: int) -> dict[str, float]:
     """Microseconds of CPU per message, by role, of what was spent between two readings."""
-    return {role: (after[role] - before[role]) / messages * 1e6 for role in after if after[role] > before[role]}
+    return {
+        role: (after[role] - before[role]) / messages * 1e6
+        for role in after
+        if after[role] > before[role]
+    }

@@ -35,16 +35,22 @@ async def run(job: dict) -> dict:
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=job["bootstrap"], enable_auto_commit=False, fetch_max_wait_ms=5,
+        bootstrap_servers=job["bootstrap"],
+        enable_auto_commit=False,
+        fetch_max_wait_ms=5,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=job["bootstrap"], acks="all", linger_ms=1,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=job["bootstrap"], acks="all", linger_ms=1, max_batch_size=256 * 1024
+    )
     await producer.start()
     try:
-        partitions = [TopicPartition(topic, p) for topic in job["answer_topics"]
-                      for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in job["answer_topics"]
+            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         for tp in partitions:  # resolve the end offsets now, before the first send
@@ -83,8 +89,14 @@ async def run(job: dict) -> dict:
                 if delay > 0:
                     await asyncio.sleep(delay)
             due[correlation.encode()] = intended
-            pending.append(await producer.send(topic, value.encode(), key=key.encode(),
-                                               headers=[("correlation_id", correlation.encode())]))
+            pending.append(
+                await producer.send(
+                    topic,
+                    value.encode(),
+                    key=key.encode(),
+                    headers=[("correlation_id", correlation.encode())],
+                )
+            )
             if len(pending) >= 2_000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -95,8 +107,13 @@ async def run(job: dict) -> dict:
             receiver.cancel()
         first = start
         elapsed = (last_answer or time.perf_counter()) - first
-        return summarize(latencies, sent=len(records), elapsed=elapsed, offered_rate=rate,
-                         outcomes=dict(outcomes)).as_dict()
+        return summarize(
+            latencies,
+            sent=len(records),
+            elapsed=elapsed,
+            offered_rate=rate,
+            outcomes=dict(outcomes),
+        ).as_dict()
     finally:
         await producer.stop()
         await consumer.stop()

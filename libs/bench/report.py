@@ -37,9 +37,20 @@ class Report:
         lines = [header]
         for row in self.rows:
             ratio = "" if row.ratio is None else f"{row.ratio:.0%} of {row.against}"
-            lines.append((row.figure, f"{_number(row.value)} {row.unit}".strip(), ratio, row.target, row.note))
+            lines.append(
+                (
+                    row.figure,
+                    f"{_number(row.value)} {row.unit}".strip(),
+                    ratio,
+                    row.target,
+                    row.note,
+                )
+            )
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        rendered = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
+        rendered = [
+            " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
+            for line in lines
+        ]
         rendered.insert(1, "-+-".join("-" * w for w in widths))
         return "\n".join(rendered)
 

@@ -42,13 +42,24 @@ class RunResult:
         return {**asdict(self), "throughput": round(self.throughput, 1)}
 
 
-def summarize(latencies: Sequence[float], *, sent: int, elapsed: float, offered_rate: float | None,
-              outcomes: dict[str, int] | None = None) -> RunResult:
+def summarize(
+    latencies: Sequence[float],
+    *,
+    sent: int,
+    elapsed: float,
+    offered_rate: float | None,
+    outcomes: dict[str, int] | None = None,
+) -> RunResult:
     """Latencies in seconds (from the intended send time to the answer) -> a run's figures in ms."""
     return RunResult(
-        sent=sent, answered=len(latencies), elapsed=elapsed, offered_rate=offered_rate,
-        p50_ms=percentile(latencies, 50) * 1000, p95_ms=percentile(latencies, 95) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000, max_ms=max(latencies, default=math.nan) * 1000,
+        sent=sent,
+        answered=len(latencies),
+        elapsed=elapsed,
+        offered_rate=offered_rate,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p95_ms=percentile(latencies, 95) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        max_ms=max(latencies, default=math.nan) * 1000,
         outcomes=dict(outcomes or {}),
     )
 

@@ -45,10 +45,16 @@ from signgate_contracts.topics import BY_NAME, TOPICS
 
 T = TypeVar("T")
 
-app = typer.Typer(name="signgate", help="Talk to a running signgate: send commands, watch topics, read state.",
-                  no_args_is_help=True, add_completion=False)
-send_app = typer.Typer(help="Send a command and print the events it caused (exit 1 when refused).",
-                       no_args_is_help=True)
+app = typer.Typer(
+    name="signgate",
+    help="Talk to a running signgate: send commands, watch topics, read state.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+send_app = typer.Typer(
+    help="Send a command and print the events it caused (exit 1 when refused).",
+    no_args_is_help=True,
+)
 app.add_typer(send_app, name="send")
 
 OUTBOX = DATA_DIR / "sandbox-outbox.jsonl"
@@ -62,18 +68,30 @@ class Settings:
     as_json: bool
 
     def client(self) -> SignGateClient:
-        return SignGateClient(find_bootstrap(self.bootstrap), reply_topic(self.topic_prefix),
-                              topic_prefix=self.topic_prefix)
+        return SignGateClient(
+            find_bootstrap(self.bootstrap),
+            reply_topic(self.topic_prefix),
+            topic_prefix=self.topic_prefix,
+        )
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
-    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap; default: SIGNGATE_KAFKA_BOOTSTRAP, "
-                                                       "else the running `make run` stack.")] = None,
-    topic_prefix: Annotated[str, typer.Option(envvar="SIGNGATE_TOPIC_PREFIX", help="Deployment topic prefix.")] = "",
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            help="Kafka bootstrap; default: SIGNGATE_KAFKA_BOOTSTRAP, "
+            "else the running `make run` stack."
+        ),
+    ] = None,
+    topic_prefix: Annotated[
+        str, typer.Option(envvar="SIGNGATE_TOPIC_PREFIX", help="Deployment topic prefix.")
+    ] = "",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an outcome.")] = 30.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print outcomes as JSON (secrets masked).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print outcomes as JSON (secrets masked).")
+    ] = False,
 ) -> None:
     ctx.obj = Settings(bootstrap, topic_prefix, timeout, as_json)
 
@@ -98,12 +116,15 @@ def _token(owner: bool = True) -> str:
     token = os.environ.get("SIGNGATE_ACCESS_TOKEN") or saved_token()
     if token is None and owner:
         render.console(stderr=True).print(
-            "[red]no token: run `signgate send authenticate USER` first, or set SIGNGATE_ACCESS_TOKEN[/red]")
+            "[red]no token: run `signgate send authenticate USER` first, or set SIGNGATE_ACCESS_TOKEN[/red]"
+        )
         raise typer.Exit(2)
     return token or ""
 
 
-def _send(ctx: typer.Context, command: Command, after: Callable[[Outcome], None] | None = None) -> None:
+def _send(
+    ctx: typer.Context, command: Command, after: Callable[[Outcome], None] | None = None
+) -> None:
     settings: Settings = ctx.obj
     out = render.console()
 
@@ -114,14 +135,27 @@ def _send(ctx: typer.Context, command: Command, after: Callable[[Outcome], None]
             return await client.send(command, timeout=settings.timeout)
 
     def show(message: Message) -> None:
-        out.print(render.message_line(message, width=max(out.width - 50, 60)), overflow="ellipsis", no_wrap=True)
-
+        out.print(
+            render.message_line(message, width=max(out.width - 50, 60)),
+            overflow="ellipsis",
+            no_wrap=True,
+        )
 
     outcome = _run(go())
-    messages = [m for m in (outcome.event, outcome.reply, *outcome.effects.values()) if m is not None]
+    messages = [
+        m for m in (outcome.event, outcome.reply, *outcome.effects.values()) if m is not None
+    ]
     if settings.as_json:
-        print(json.dumps([{"type": m.type, "correlation_id": str(m.correlation_id), **render.fields(m)}
-                          for m in messages], default=str, indent=2))
+        print(
+            json.dumps(
+                [
+                    {"type": m.type, "correlation_id": str(m.correlation_id), **render.fields(m)}
+                    for m in messages
+                ],
+                default=str,
+                indent=2,
+            )
+        )
     else:
         for message in messages:
             show(message)
@@ -132,10 +166,12 @@ def _send(ctx: typer.Context, command: Command, after: Callable[[Outcome], None]
 
 
 @send_app.command("json")
-def send_json(ctx: typer.Context,
-              source: Annotated[str, typer.Argument(
-                  help="The command's JSON itself, a file holding it, or - for stdin.")] = "-",
-              ) -> None:
+def send_json(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="The command's JSON itself, a file holding it, or - for stdin.")
+    ] = "-",
+) -> None:
     """Any command as JSON: {"type": "workflow.share_workflow", "package_id": …, "access_token": …}.
 
     The envelope (event_id, correlation_id, occurred_at) is filled in; the record key is the
@@ -157,10 +193,12 @@ def send_json(ctx: typer.Context,
 
 @send_app.command("authenticate")
 def send_authenticate(
-    ctx: typer.Context, user: str,
+    ctx: typer.Context,
+    user: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
 ) -> None:
     """Authenticate an API user; the token is kept (0600, .signgate/cli-token) for owner commands."""
+
     def keep(outcome: Outcome) -> None:
         if isinstance(outcome.reply, idn.AuthenticationSucceeded):
             save_token(outcome.reply.access_token.get_secret_value())
@@ -171,53 +209,101 @@ def send_authenticate(
 
 @send_app.command("register-user")
 def send_register_user(
-    ctx: typer.Context, user: str,
+    ctx: typer.Context,
+    user: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-    first_name: str = "", last_name: str = "", mobile: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+    mobile: str | None = None,
     account: Annotated[str, typer.Option(help="The user's primary account's name.")] = "Default",
 ) -> None:
     """Register an API user with an operator token minted from the stack's signing key."""
-    _send(ctx, idn.RegisterUser(
-        user_name=user, first_name=first_name, last_name=last_name, mobile_number=mobile, password=password,
-        accounts=[idn.AccountMembership(name=account, context_identifier=uuid.uuid4(), is_primary=True)],
-        access_token=mint_operator_token("cli"),
-    ))
+    _send(
+        ctx,
+        idn.RegisterUser(
+            user_name=user,
+            first_name=first_name,
+            last_name=last_name,
+            mobile_number=mobile,
+            password=password,
+            accounts=[
+                idn.AccountMembership(
+                    name=account, context_identifier=uuid.uuid4(), is_primary=True
+                )
+            ],
+            access_token=mint_operator_token("cli"),
+        ),
+    )
 
 
 def _recipient(spec: str) -> wf.RecipientSpec:
     order, email, name, *mobile = spec.split(":", 3)
-    return wf.RecipientSpec(order=int(order), email=email, name=name, mobile_number=mobile[0] if mobile else None)
+    return wf.RecipientSpec(
+        order=int(order), email=email, name=name, mobile_number=mobile[0] if mobile else None
+    )
 
 
 @send_app.command("register-package")
 def send_register_package(
-    ctx: typer.Context, package: str,
-    recipient: Annotated[list[str], typer.Option(help="ORDER:EMAIL:NAME[:MOBILE], once per recipient.")],
-    name: str = "Package", document: Annotated[list[str] | None, typer.Option(help="ID:NAME")] = None,
+    ctx: typer.Context,
+    package: str,
+    recipient: Annotated[
+        list[str], typer.Option(help="ORDER:EMAIL:NAME[:MOBILE], once per recipient.")
+    ],
+    name: str = "Package",
+    document: Annotated[list[str] | None, typer.Option(help="ID:NAME")] = None,
 ) -> None:
     """Register a package in draft, owned by the authenticated user."""
-    documents = [wf.DocumentSpec(document_id=d.split(":", 1)[0], name=d.split(":", 1)[-1])
-                 for d in document or ["doc-1:document.pdf"]]
-    _send(ctx, wf.RegisterPackage(package_id=package, name=name, documents=documents,
-                                  recipients=[_recipient(r) for r in recipient], access_token=_token()))
+    documents = [
+        wf.DocumentSpec(document_id=d.split(":", 1)[0], name=d.split(":", 1)[-1])
+        for d in document or ["doc-1:document.pdf"]
+    ]
+    _send(
+        ctx,
+        wf.RegisterPackage(
+            package_id=package,
+            name=name,
+            documents=documents,
+            recipients=[_recipient(r) for r in recipient],
+            access_token=_token(),
+        ),
+    )
 
 
 @send_app.command("set-sms-otp")
 def send_set_sms_otp(ctx: typer.Context, package: str, order: int, mobile: str) -> None:
     """SigningHub: SMS OTP (password off) for the recipient at ORDER, while the package is a draft."""
-    body = {"apply_to_all": False, "authentication": {
-        "enabled": True, "password": {"enabled": False}, "sms_otp": {"enabled": True, "mobile_number": mobile}}}
-    _send(ctx, wf.UpdateRecipientAuthentication(package_id=package, order=order, body=body, access_token=_token()))
+    body = {
+        "apply_to_all": False,
+        "authentication": {
+            "enabled": True,
+            "password": {"enabled": False},
+            "sms_otp": {"enabled": True, "mobile_number": mobile},
+        },
+    }
+    _send(
+        ctx,
+        wf.UpdateRecipientAuthentication(
+            package_id=package, order=order, body=body, access_token=_token()
+        ),
+    )
 
 
 @send_app.command("set-access-code")
 def send_set_access_code(
-    ctx: typer.Context, package: str, email: str,
+    ctx: typer.Context,
+    package: str,
+    email: str,
     code: Annotated[str, typer.Option(prompt=True, hide_input=True)],
     order: int | None = None,
 ) -> None:
     """BoldSign: the signer with EMAIL opens with an access code."""
-    body = {"emailId": email, "order": order, "authenticationType": "AccessCode", "accessCode": code}
+    body = {
+        "emailId": email,
+        "order": order,
+        "authenticationType": "AccessCode",
+        "accessCode": code,
+    }
     _send(ctx, wf.AddAuthentication(package_id=package, body=body, access_token=_token()))
 
 
@@ -231,8 +317,10 @@ def _keep_invitations(outcome: Outcome) -> None:
     else:
         return
     save_invitations(reply.package_id, kept)
-    render.console().print(f"[dim]invitations of order {', '.join(map(str, sorted(kept)))} kept for "
-                           "recipient commands (what their signing links carry)[/dim]")
+    render.console().print(
+        f"[dim]invitations of order {', '.join(map(str, sorted(kept)))} kept for "
+        "recipient commands (what their signing links carry)[/dim]"
+    )
 
 
 @send_app.command("share")
@@ -244,16 +332,26 @@ def send_share(ctx: typer.Context, package: str) -> None:
 @send_app.command("invite")
 def send_invite(ctx: typer.Context, package: str, order: int) -> None:
     """The owner asks for a new invitation for one recipient (a lost link, or after a reset)."""
-    _send(ctx, wf.IssueRecipientInvitation(package_id=package, order=order, access_token=_token()),
-          _keep_invitations)
+    _send(
+        ctx,
+        wf.IssueRecipientInvitation(package_id=package, order=order, access_token=_token()),
+        _keep_invitations,
+    )
 
 
-InvitationOption = Annotated[str | None, typer.Option(
-    envvar="SIGNGATE_INVITATION", help="The recipient's invitation (from their signing link); "
-    "default: the one `send share` kept, else the owner's token.")]
+InvitationOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SIGNGATE_INVITATION",
+        help="The recipient's invitation (from their signing link); "
+        "default: the one `send share` kept, else the owner's token.",
+    ),
+]
 
 
-def _credential(package: str, order: int, invitation: str | None, *, required: bool = True) -> dict[str, object]:
+def _credential(
+    package: str, order: int, invitation: str | None, *, required: bool = True
+) -> dict[str, object]:
     """What a recipient command proves itself with: the recipient's invitation, else the owner's
     token (with neither, exit 2 — or, not ``required``, nothing, and the service's 401)."""
     invitation = invitation or saved_invitation(package, order)
@@ -264,40 +362,72 @@ def _credential(package: str, order: int, invitation: str | None, *, required: b
 
 
 @send_app.command("open")
-def send_open(ctx: typer.Context, package: str, order: int,
-              code: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Password or access code.")],
-              invitation: InvitationOption = None) -> None:
+def send_open(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    code: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="Password or access code.")
+    ],
+    invitation: InvitationOption = None,
+) -> None:
     """A recipient opens the document with a password or access code."""
-    _send(ctx, auth.OpenDocumentWithPassword(package_id=package, order=order, password=code,
-                                             **_credential(package, order, invitation)))
+    _send(
+        ctx,
+        auth.OpenDocumentWithPassword(
+            package_id=package,
+            order=order,
+            password=code,
+            **_credential(package, order, invitation),
+        ),
+    )
 
 
 @send_app.command("request-otp")
-def send_request_otp(ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None) -> None:
+def send_request_otp(
+    ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None
+) -> None:
     """A recipient asks for a one-time password (see `signgate outbox` on a development stack)."""
-    _send(ctx, auth.RequestDocumentOtp(package_id=package, order=order, **_credential(package, order, invitation)))
+    _send(
+        ctx,
+        auth.RequestDocumentOtp(
+            package_id=package, order=order, **_credential(package, order, invitation)
+        ),
+    )
 
 
 @send_app.command("verify-otp")
-def send_verify_otp(ctx: typer.Context, package: str, order: int,
-                    code: Annotated[str, typer.Option(prompt=True, hide_input=True)],
-                    invitation: InvitationOption = None) -> None:
+def send_verify_otp(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    code: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    invitation: InvitationOption = None,
+) -> None:
     """A recipient opens the document with the one-time password they received."""
-    _send(ctx, auth.VerifyDocumentOtp(package_id=package, order=order, code=code,
-                                      **_credential(package, order, invitation)))
+    _send(
+        ctx,
+        auth.VerifyDocumentOtp(
+            package_id=package, order=order, code=code, **_credential(package, order, invitation)
+        ),
+    )
 
 
 @send_app.command("reset")
 def send_reset(ctx: typer.Context, package: str, order: int) -> None:
     """The owner unlocks one recipient: failures and lockout cleared, nobody else touched."""
-    _send(ctx, wf.ResetRecipientAuthentication(package_id=package, order=order, access_token=_token()))
+    _send(
+        ctx, wf.ResetRecipientAuthentication(package_id=package, order=order, access_token=_token())
+    )
 
 
 # -- reading state --
 
 
 @app.command()
-def status(ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None) -> None:
+def status(
+    ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None
+) -> None:
     """A recipient's authentication status, and the workflow's settings for them (with a token)."""
     settings: Settings = ctx.obj
     token = _token(owner=False)
@@ -305,11 +435,18 @@ def status(ctx: typer.Context, package: str, order: int, invitation: InvitationO
 
     async def go() -> list[Outcome]:
         async with settings.client() as client:
-            queries: list[Command] = [auth.GetRecipientAuthenticationStatus(package_id=package, order=order,
-                                                                            **credential)]
+            queries: list[Command] = [
+                auth.GetRecipientAuthenticationStatus(package_id=package, order=order, **credential)
+            ]
             if token:
-                queries.append(wf.GetRecipientAuthentication(package_id=package, order=order, access_token=token))
-            return list(await asyncio.gather(*(client.send(q, timeout=settings.timeout) for q in queries)))
+                queries.append(
+                    wf.GetRecipientAuthentication(
+                        package_id=package, order=order, access_token=token
+                    )
+                )
+            return list(
+                await asyncio.gather(*(client.send(q, timeout=settings.timeout) for q in queries))
+            )
 
     out = render.console()
     for outcome in _run(go()):
@@ -323,7 +460,9 @@ def status(ctx: typer.Context, package: str, order: int, invitation: InvitationO
             table.add_row(key, Text(render.compact(value)))
         out.print(table)
     if not token:
-        out.print("[dim]the workflow's settings need the owner's token: `signgate send authenticate USER`[/dim]")
+        out.print(
+            "[dim]the workflow's settings need the owner's token: `signgate send authenticate USER`[/dim]"
+        )
 
 
 @app.command()
@@ -337,8 +476,12 @@ def history(ctx: typer.Context, package: str) -> None:
         after = 0
         async with settings.client() as client:
             while True:
-                outcome = await client.send(wf.GetWorkflowHistory(
-                    package_id=package, after_sequence=after, access_token=token), timeout=settings.timeout)
+                outcome = await client.send(
+                    wf.GetWorkflowHistory(
+                        package_id=package, after_sequence=after, access_token=token
+                    ),
+                    timeout=settings.timeout,
+                )
                 if not isinstance(outcome.reply, wf.WorkflowHistoryListed):
                     return entries, outcome
                 entries += outcome.reply.entries
@@ -355,16 +498,24 @@ def history(ctx: typer.Context, package: str) -> None:
 
 
 @app.command()
-def outbox(last: Annotated[int, typer.Option(help="How many deliveries, newest last.")] = 10,
-           path: Annotated[Path, typer.Option(help="The sandbox outbox file.")] = OUTBOX) -> None:
+def outbox(
+    last: Annotated[int, typer.Option(help="How many deliveries, newest last.")] = 10,
+    path: Annotated[Path, typer.Option(help="The sandbox outbox file.")] = OUTBOX,
+) -> None:
     """The OTP sandbox's deliveries, codes included (development stacks only)."""
     deliveries = read_outbox(path)[-last:] if last > 0 else []
     table = Table(title=f"sandbox outbox {path}", title_justify="left")
     for column in ("delivered (UTC)", "channel", "destination", "code", "purpose", "challenge"):
         table.add_column(column)
     for d in deliveries:
-        table.add_row(d["delivered_at"][11:23], d["channel"], d["destination"], d["code"], d.get("purpose") or "",
-                      d["challenge_id"][:8])
+        table.add_row(
+            d["delivered_at"][11:23],
+            d["channel"],
+            d["destination"],
+            d["code"],
+            d.get("purpose") or "",
+            d["challenge_id"][:8],
+        )
     render.console().print(table)
 
 
@@ -374,7 +525,9 @@ def topics(ctx: typer.Context) -> None:
     settings: Settings = ctx.obj
 
     async def go() -> dict[str, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=find_bootstrap(settings.bootstrap), client_id="signgate-cli")
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=find_bootstrap(settings.bootstrap), client_id="signgate-cli"
+        )
         await admin.start()
         try:
             names = await admin.list_topics()
@@ -391,19 +544,28 @@ def topics(ctx: typer.Context) -> None:
         table.add_column(column)
     known = set()
     for topic in TOPICS:
-        for name, partitions, retention in ((topic.name, topic.partitions, topic.retention),
-                                            (topic.dlq, 1, None)):
+        for name, partitions, retention in (
+            (topic.name, topic.partitions, topic.retention),
+            (topic.dlq, 1, None),
+        ):
             deployed = settings.topic_prefix + name
             known.add(deployed)
             have = on_broker.get(deployed)
-            table.add_row(name, "dead letters" if retention is None else topic.kind.value,
-                          topic.key, str(partitions), "14 days" if retention is None else _duration(retention),
-                          f"[green]{have} partitions[/green]" if have else "[red]missing[/red]")
+            table.add_row(
+                name,
+                "dead letters" if retention is None else topic.kind.value,
+                topic.key,
+                str(partitions),
+                "14 days" if retention is None else _duration(retention),
+                f"[green]{have} partitions[/green]" if have else "[red]missing[/red]",
+            )
     out = render.console()
     out.print(table)
     others = sorted(set(on_broker) - known)
     if others:
-        out.print("other topics on the broker: " + ", ".join(f"{n} ({on_broker[n]})" for n in others))
+        out.print(
+            "other topics on the broker: " + ", ".join(f"{n} ({on_broker[n]})" for n in others)
+        )
 
 
 def _duration(value: Any) -> str:
@@ -420,8 +582,10 @@ def _duration(value: Any) -> str:
 @app.command()
 def tail(
     ctx: typer.Context,
-    topic: Annotated[list[str] | None, typer.Argument(help="Registry topic names; default: all, with dead letters.")]
-    = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Argument(help="Registry topic names; default: all, with dead letters."),
+    ] = None,
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record kept.")] = False,
     limit: Annotated[int, typer.Option(help="Stop after this many records (0: never).")] = 0,
     seconds: Annotated[float, typer.Option(help="Stop after this long (0: never).")] = 0,
@@ -439,7 +603,9 @@ def tail(
             partitions = await partitions_of(admin, [settings.topic_prefix + n for n in names])
         finally:
             await admin.close()
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="signgate-tail", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, client_id="signgate-tail", enable_auto_commit=False
+        )
         await consumer.start()
         try:
             await assign(consumer, partitions, from_beginning=from_beginning)
@@ -447,8 +613,12 @@ def tail(
                 while not (limit and printer.count >= limit):
                     batches = await consumer.getmany(timeout_ms=200)
                     records = [r for batch in batches.values() for r in batch]
-                    printer.show([TailRecord(r.topic, r.value or b"", correlation_of(r), r.timestamp)
-                                  for r in records][: (limit - printer.count) if limit else None])
+                    printer.show(
+                        [
+                            TailRecord(r.topic, r.value or b"", correlation_of(r), r.timestamp)
+                            for r in records
+                        ][: (limit - printer.count) if limit else None]
+                    )
         finally:
             await consumer.stop()
 
@@ -480,7 +650,9 @@ class TailPrinter:
         first_at = {}
         for record in records:
             first_at.setdefault(record.correlation_id or "-", record.timestamp_ms)
-        for record in sorted(records, key=lambda r: (first_at[r.correlation_id or "-"], r.timestamp_ms)):
+        for record in sorted(
+            records, key=lambda r: (first_at[r.correlation_id or "-"], r.timestamp_ms)
+        ):
             self._line(record)
 
     def _line(self, record: TailRecord) -> None:
@@ -509,9 +681,14 @@ class TailPrinter:
             if not isinstance(document, dict):
                 return Text(f"({len(value)} bytes)")
             reason = document.get("reason")
-            return Text(f"dead letter: {reason}" if reason else str(document.get("type", "?")), style="yellow")
+            return Text(
+                f"dead letter: {reason}" if reason else str(document.get("type", "?")),
+                style="yellow",
+            )
         try:
-            return render.message_line(decode(registry, value), arrow="→" if registry.answers_commands else "←")
+            return render.message_line(
+                decode(registry, value), arrow="→" if registry.answers_commands else "←"
+            )
         except ValueError as error:
             return Text(f"undecodable: {error}", style="red")
 

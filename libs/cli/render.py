@@ -16,24 +16,49 @@ from signgate_contracts.envelope import Command, Message
 from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.workflow import HistoryEntry
 
-ENVELOPE = frozenset({"event_id", "type", "schema_version", "occurred_at", "correlation_id", "causation_id",
-                      "reply_to"})
+ENVELOPE = frozenset(
+    {
+        "event_id",
+        "type",
+        "schema_version",
+        "occurred_at",
+        "correlation_id",
+        "causation_id",
+        "reply_to",
+    }
+)
 HIDDEN = "•••"
-_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_green")
+_COLOURS = (
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "blue",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_green",
+)
 
 
 def fields(message: BaseModel) -> dict[str, Any]:
     """A message's own fields (not the envelope): secrets replaced by a mark, contacts masked."""
-    shown = {name: _shown(getattr(message, name)) for name in type(message).model_fields
-             if name not in ENVELOPE and getattr(message, name) is not None}
+    shown = {
+        name: _shown(getattr(message, name))
+        for name in type(message).model_fields
+        if name not in ENVELOPE and getattr(message, name) is not None
+    }
     return _masked(shown)
 
 
 def _masked(value: Any) -> Any:
     """Contacts masked at any depth; values that are masked already are left as they are."""
     if isinstance(value, dict):
-        return {key: item if isinstance(item, str) and "*" in item else mask_contacts({key: _masked(item)})[key]
-                for key, item in value.items()}
+        return {
+            key: item
+            if isinstance(item, str) and "*" in item
+            else mask_contacts({key: _masked(item)})[key]
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_masked(item) for item in value]
     return value
@@ -62,7 +87,9 @@ def compact(value: Any) -> str:
     if isinstance(value, list) and len(value) > 3:
         return f"[{len(value)} items]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items() if v is not None) + "}"
+        return (
+            "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items() if v is not None) + "}"
+        )
     if isinstance(value, list):
         return "[" + ", ".join(compact(v) for v in value) + "]"
     return str(value)
@@ -81,7 +108,10 @@ def message_line(message: Message, *, arrow: str | None = None, width: int = 160
     line.append(message.type, style=style)
     shown = fields(message)
     if shown:
-        line.append("  " + summary(shown, width), style="dim" if not isinstance(message, CommandRejected) else "red")
+        line.append(
+            "  " + summary(shown, width),
+            style="dim" if not isinstance(message, CommandRejected) else "red",
+        )
     return line
 
 
@@ -92,8 +122,12 @@ def history_table(package_id: str, entries: Iterable[HistoryEntry]) -> Table:
         table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(
-            str(entry.sequence), entry.occurred_at.strftime("%H:%M:%S.%f")[:-3], _short_actor(entry.actor),
-            entry.action, "" if entry.order is None else str(entry.order), Text(summary(entry.details, 100)),
+            str(entry.sequence),
+            entry.occurred_at.strftime("%H:%M:%S.%f")[:-3],
+            _short_actor(entry.actor),
+            entry.action,
+            "" if entry.order is None else str(entry.order),
+            Text(summary(entry.details, 100)),
         )
     return table
 

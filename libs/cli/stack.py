@@ -35,8 +35,11 @@ class NoStack(RuntimeError):
     """No broker named and no running `make run` stack found."""
 
 
-def find_bootstrap(bootstrap: str | None = None, environ: dict[str, str] | None = None,
-                   stack_file: Path = STACK_FILE) -> str:
+def find_bootstrap(
+    bootstrap: str | None = None,
+    environ: dict[str, str] | None = None,
+    stack_file: Path = STACK_FILE,
+) -> str:
     """The broker to use: the one given, the environment's, or the running `make run` stack's."""
     environ = dict(os.environ) if environ is None else environ
     if bootstrap:
@@ -70,7 +73,9 @@ def save_token(token: str, path: Path | None = None) -> None:
     _write_private(path or TOKEN_FILE, token)
 
 
-def save_invitations(package_id: str, invitations: dict[int, str], path: Path | None = None) -> None:
+def save_invitations(
+    package_id: str, invitations: dict[int, str], path: Path | None = None
+) -> None:
     """Keep recipients' invitations (what their signing links would carry) for recipient commands."""
     path = path or INVITATIONS_FILE
     kept = json.loads(path.read_text()) if path.exists() else {}

@@ -31,7 +31,9 @@ as a nested loop that ran the subquery again for every row, quadratic in the bac
 300 rows instead of 1.7 ms), just when a backlog needs clearing."""
 
 
-async def insert_outbox_records(connection: asyncpg.Connection, records: Iterable[Publication]) -> None:
+async def insert_outbox_records(
+    connection: asyncpg.Connection, records: Iterable[Publication]
+) -> None:
     """Queue ``records`` inside the caller's transaction (they are signed when the relay publishes them)."""
     await connection.executemany(
         "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4)",
@@ -49,7 +51,9 @@ class OutboxRelay:
     one process's flushes in order.
     """
 
-    def __init__(self, pool: asyncpg.Pool, send: Send, *, batch: int = 500, send_many: SendMany | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, send: Send, *, batch: int = 500, send_many: SendMany | None = None
+    ) -> None:
         self._pool = pool
         self._send_many = send_many or _one_by_one(send)
         self._batch = batch
@@ -96,7 +100,10 @@ class OutboxRelay:
             if rows:
                 rows = sorted(rows, key=lambda r: r["id"])
                 await self._send_many(
-                    [Publication(r["topic"], r["key"], r["payload"], json.loads(r["headers"])) for r in rows]
+                    [
+                        Publication(r["topic"], r["key"], r["payload"], json.loads(r["headers"]))
+                        for r in rows
+                    ]
                 )
             return len(rows)
 

@@ -132,17 +132,28 @@ class Pipeline:
                 if isinstance(error, Refusal) or not is_transient(error) or not delays:
                     raise
                 delay = delays.pop(0)
-                log.warning("transient failure; retrying", error=type(error).__name__, retry_in=delay)
+                log.warning(
+                    "transient failure; retrying", error=type(error).__name__, retry_in=delay
+                )
                 await asyncio.sleep(delay)
 
-    def settle(self, record: ConsumerRecord, envelope: Envelope, error: Exception) -> list[Publication]:
+    def settle(
+        self, record: ConsumerRecord, envelope: Envelope, error: Exception
+    ) -> list[Publication]:
         """What settles a record whose handling failed: the dead letter to keep and the rejection
         the caller is owed (either may be absent)."""
         match error:
             case Refusal() as refusal:
                 log.info("command refused", status=refusal.status, rejection_code=refusal.code)
-                return self._reject(record, envelope, refusal.status, refusal.code, refusal.message,
-                                    refusal.field, refusal.retry_after_seconds)
+                return self._reject(
+                    record,
+                    envelope,
+                    refusal.status,
+                    refusal.code,
+                    refusal.message,
+                    refusal.field,
+                    refusal.retry_after_seconds,
+                )
             case Unauthenticated():
                 log.warning("unauthenticated record dead-lettered", reason=str(error))
                 if self.metrics:
@@ -153,11 +164,17 @@ class Pipeline:
                 dead = self._dead_letter(record, f"undecodable: {error}")
                 if envelope.type is None:
                     return [dead]
-                return [dead, *self._reject(record, envelope, 400, "undecodable_message", str(error))]
+                return [
+                    dead,
+                    *self._reject(record, envelope, 400, "undecodable_message", str(error)),
+                ]
             case UnknownMessageType():
                 log.warning("unknown message type dead-lettered", reason=str(error))
                 dead = self._dead_letter(record, f"unknown type: {error}")
-                return [dead, *self._reject(record, envelope, 400, "unknown_message_type", str(error))]
+                return [
+                    dead,
+                    *self._reject(record, envelope, 400, "unknown_message_type", str(error)),
+                ]
             case ValidationError():
                 field, text = describe_validation_error(error, envelope.type)
                 if self._answers(record):
@@ -166,14 +183,21 @@ class Pipeline:
                 log.warning("invalid record dead-lettered", field=field)
                 return [self._dead_letter(record, f"invalid: {text}")]
             case DeliveriesExhausted():
-                log.error("a record kept failing while its dependencies answered; dead-lettered",
-                          deliveries=error.deliveries, error=describe_error(error.last))
-                return [self._dead_letter(record, str(error)),
-                        *self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)]
+                log.error(
+                    "a record kept failing while its dependencies answered; dead-lettered",
+                    deliveries=error.deliveries,
+                    error=describe_error(error.last),
+                )
+                return [
+                    self._dead_letter(record, str(error)),
+                    *self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR),
+                ]
             case _:
                 log.error("handling failed; dead-lettered", exc_info=error)
-                return [self._dead_letter(record, f"failed: {describe_error(error)}"),
-                        *self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR)]
+                return [
+                    self._dead_letter(record, f"failed: {describe_error(error)}"),
+                    *self._reject(record, envelope, 500, "internal_error", INTERNAL_ERROR),
+                ]
 
     def _answers(self, record: ConsumerRecord) -> bool:
         return self.settings.registry_name(record.topic) in self.outcome_topics
@@ -197,8 +221,12 @@ class Pipeline:
         rejection = caused_by(
             envelope,
             CommandRejected(
-                status=status, code=code, message=printable(text), field=printable(field),
-                command_type=printable(envelope.type), command_event_id=envelope.event_id,
+                status=status,
+                code=code,
+                message=printable(text),
+                field=printable(field),
+                command_type=printable(envelope.type),
+                command_event_id=envelope.event_id,
                 retry_after_seconds=retry_after_seconds,
             ),
         )
@@ -210,9 +238,12 @@ class Pipeline:
         return [self.publisher.publication(Outgoing(outcome_topic.name, printable(key), rejection))]
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> Publication:
-        return Publication(f"{record.topic}.dlq", record.key,
-                           dead_letter_record(record, service=self.service, reason=printable(reason)),
-                           dead_letter_headers(reason))
+        return Publication(
+            f"{record.topic}.dlq",
+            record.key,
+            dead_letter_record(record, service=self.service, reason=printable(reason)),
+            dead_letter_headers(reason),
+        )
 
 
 class DeliveriesExhausted(Exception):
@@ -238,14 +269,18 @@ def read_envelope(record: ConsumerRecord) -> Envelope:
         position = position_id(record)
         event_id, correlation_id = event_id or position, correlation_id or position
     return Envelope(
-        event_id=event_id, correlation_id=correlation_id,
-        type=found.get("type") if isinstance(found.get("type"), str) else None, document=document,
+        event_id=event_id,
+        correlation_id=correlation_id,
+        type=found.get("type") if isinstance(found.get("type"), str) else None,
+        document=document,
     )
 
 
 def position_id(record: ConsumerRecord) -> UUID:
     """An id derived from the record's place on its topic: the same on every delivery."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
+    return uuid.uuid5(
+        uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}"
+    )
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -285,4 +320,13 @@ def batch_middleware() -> type[BaseMiddleware]:
     return BatchMiddleware
 
 
-__all__ = ["CURRENT_BATCH", "DeliveriesExhausted", "Envelope", "Message", "Pipeline", "RetryPolicy", "batch_middleware", "read_envelope"]
+__all__ = [
+    "CURRENT_BATCH",
+    "DeliveriesExhausted",
+    "Envelope",
+    "Message",
+    "Pipeline",
+    "RetryPolicy",
+    "batch_middleware",
+    "read_envelope",
+]

@@ -18,6 +18,7 @@ async def claim_processed_messages(
     rows = await connection.fetch(
         "INSERT INTO processed_messages (consumer, event_id) SELECT $1, unnest($2::uuid[])"
         " ON CONFLICT DO NOTHING RETURNING event_id",
-        consumer, list(event_ids),
+        consumer,
+        list(event_ids),
     )
     return {row["event_id"] for row in rows}

@@ -27,8 +27,13 @@ class Publisher:
     """Publishes records and outgoing messages on the broker, honouring the topic prefix, and signs
     every record with the service's key (`libs.messaging.signatures`)."""
 
-    def __init__(self, broker: KafkaBroker, settings: ConnectionSettings, signer: RecordSigner | None = None,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: ConnectionSettings,
+        signer: RecordSigner | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._broker = broker
         self._settings = settings
         self._sign = signer.headers if signer is not None else _unsigned
@@ -39,7 +44,9 @@ class Publisher:
         return outgoing.topic if outgoing.verbatim else self._settings.topic(outgoing.topic)
 
     def publication(self, outgoing: Outgoing) -> Publication:
-        return Publication(self.deployed(outgoing), outgoing.key.encode(), outgoing.payload, headers(outgoing))
+        return Publication(
+            self.deployed(outgoing), outgoing.key.encode(), outgoing.payload, headers(outgoing)
+        )
 
     @property
     def give_up_after(self) -> float:
@@ -48,11 +55,14 @@ class Publisher:
         hold the outbox relay, and every handler waiting on it, for as long as the outage lasts."""
         return 2 * self._settings.kafka_request_timeout_ms / 1000
 
-    async def send(self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]) -> None:
+    async def send(
+        self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]
+    ) -> None:
         """Publish one record to a deployed topic name and wait until the broker has it."""
         async with asyncio.timeout(self.give_up_after):
-            await self._broker.publish(payload, topic=topic, key=key,
-                                       headers=self._sign(topic, key, payload, headers))
+            await self._broker.publish(
+                payload, topic=topic, key=key, headers=self._sign(topic, key, payload, headers)
+            )
         if self._metrics and "type" in headers:
             self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
 
@@ -65,8 +75,13 @@ class Publisher:
         sign = self._sign
         async with asyncio.timeout(self.give_up_after):
             deliveries = [
-                await self._broker.publish(payload, topic=topic, key=key, headers=sign(topic, key, payload, headers),
-                                           no_confirm=True)
+                await self._broker.publish(
+                    payload,
+                    topic=topic,
+                    key=key,
+                    headers=sign(topic, key, payload, headers),
+                    no_confirm=True,
+                )
                 for topic, key, payload, headers in records
             ]
             results = await asyncio.gather(*deliveries, return_exceptions=True)
@@ -82,7 +97,9 @@ class Publisher:
         await self.send(*self.publication(outgoing))
 
 
-def _unsigned(_topic: str, _key: bytes | None, _value: bytes, headers: dict[str, str]) -> dict[str, str]:
+def _unsigned(
+    _topic: str, _key: bytes | None, _value: bytes, headers: dict[str, str]
+) -> dict[str, str]:
     return headers
 
 

@@ -38,8 +38,12 @@ class ReplyRule:
         if reply_to in self.own_replies:
             return True
         name = reply_to.removeprefix(self.caller_prefix)
-        return (name != reply_to and len(reply_to) <= MAX_TOPIC_NAME and _LEGAL.fullmatch(name) is not None
-                and name.strip(".") != "")
+        return (
+            name != reply_to
+            and len(reply_to) <= MAX_TOPIC_NAME
+            and _LEGAL.fullmatch(name) is not None
+            and name.strip(".") != ""
+        )
 
     def check(self, reply_to: str | None) -> None:
         """Refuse a ``reply_to`` the rule does not allow (None: the service's replies topic)."""

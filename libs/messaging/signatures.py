@@ -83,20 +83,28 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def load_public_key(text: str, writer: str = "?") -> Ed25519PublicKey:
     """A public key from its PEM, or from the PEM's base64 body."""
-    pem = text if text.lstrip().startswith("-----") else (
-        f"-----BEGIN PUBLIC KEY-----\n{text.strip()}\n-----END PUBLIC KEY-----\n")
+    pem = (
+        text
+        if text.lstrip().startswith("-----")
+        else (f"-----BEGIN PUBLIC KEY-----\n{text.strip()}\n-----END PUBLIC KEY-----\n")
+    )
     try:
         key = serialization.load_pem_public_key(pem.encode())
     except (ValueError, binascii.Error) as error:
-        raise RecordKeyError(f"a public key of {writer} in SIGNGATE_RECORD_PUBLIC_KEYS cannot be read") from error
+        raise RecordKeyError(
+            f"a public key of {writer} in SIGNGATE_RECORD_PUBLIC_KEYS cannot be read"
+        ) from error
     if not isinstance(key, Ed25519PublicKey):
-        raise RecordKeyError(f"a public key of {writer} in SIGNGATE_RECORD_PUBLIC_KEYS is not Ed25519")
+        raise RecordKeyError(
+            f"a public key of {writer} in SIGNGATE_RECORD_PUBLIC_KEYS is not Ed25519"
+        )
     return key
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> str:
     return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 class RecordSigner:
@@ -106,19 +114,33 @@ class RecordSigner:
         try:
             key = serialization.load_pem_private_key(private_key_pem.encode(), None)
         except (ValueError, TypeError) as error:
-            raise RecordKeyError("the record signing key cannot be read (a PEM Ed25519 key)") from error
+            raise RecordKeyError(
+                "the record signing key cannot be read (a PEM Ed25519 key)"
+            ) from error
         if not isinstance(key, Ed25519PrivateKey):
             raise RecordKeyError("the record signing key is not an Ed25519 key")
         self.public_key = key.public_key()
         self.key_id = key_id(self.public_key)
-        self._key = SigningKey(key.private_bytes(  # read with cryptography, used through libsodium
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
+        self._key = SigningKey(
+            key.private_bytes(  # read with cryptography, used through libsodium
+                serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw,
+                serialization.NoEncryption(),
+            )
+        )
 
-    def headers(self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+    def headers(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
+    ) -> dict[str, str]:
         """``headers`` with the signature of the record added."""
-        signature = self._key.sign(signed_bytes(topic, key, headers.get("type", ""), value)).signature
-        return {**headers, KEY_ID_HEADER: self.key_id,
-                SIGNATURE_HEADER: base64.b64encode(signature).decode()}
+        signature = self._key.sign(
+            signed_bytes(topic, key, headers.get("type", ""), value)
+        ).signature
+        return {
+            **headers,
+            KEY_ID_HEADER: self.key_id,
+            SIGNATURE_HEADER: base64.b64encode(signature).decode(),
+        }
 
 
 class RecordVerifier:
@@ -129,7 +151,9 @@ class RecordVerifier:
         for writer, pems in public_keys.items():
             for pem in pems:
                 public_key = load_public_key(pem, writer)
-                raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+                raw = public_key.public_bytes(
+                    serialization.Encoding.Raw, serialization.PublicFormat.Raw
+                )
                 self._keys[key_id(public_key)] = (writer, VerifyKey(raw))
 
     @classmethod
@@ -139,10 +163,18 @@ class RecordVerifier:
     def knows(self, writer: str) -> bool:
         return any(owner == writer for owner, _ in self._keys.values())
 
-    def verify(self, topic: str, key: bytes | None, value: bytes,
-               headers: Sequence[tuple[str, bytes]], writer: str) -> None:
+    def verify(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]],
+        writer: str,
+    ) -> None:
         """Raises `Unauthenticated`, saying why, unless ``writer`` signed this very record."""
-        found = {name: raw for name, raw in headers if name in (KEY_ID_HEADER, SIGNATURE_HEADER, "type")}
+        found = {
+            name: raw for name, raw in headers if name in (KEY_ID_HEADER, SIGNATURE_HEADER, "type")
+        }
         if KEY_ID_HEADER not in found or SIGNATURE_HEADER not in found:
             raise Unauthenticated("no signature")
         known = self._keys.get(found[KEY_ID_HEADER].decode(errors="replace"))
@@ -170,7 +202,9 @@ def generate_record_keys(writers: Iterable[str]) -> dict[str, str]:
     for writer in writers:
         key = Ed25519PrivateKey.generate()
         variables[signing_key_variable(f"SIGNGATE_{writer.upper()}_")] = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         ).decode()
         public[writer] = ["".join(public_key_pem(key.public_key()).splitlines()[1:-1])]
     variables[PUBLIC_KEYS_VARIABLE] = json.dumps(public)

@@ -50,13 +50,16 @@ DEFINITION = ServiceDefinition(
 
 def create_app(settings: AuthenticationSettings | None = None) -> AsgiFastStream:
     settings = settings or AuthenticationSettings()
-    require("authentication", {
-        "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
-        "SIGNGATE_OTP_PEPPER": settings.otp_store.pepper,
-        "SIGNGATE_TOKEN_PUBLIC_KEY": settings.tokens.public_key or settings.tokens.private_key,
-        "SIGNGATE_GRANT_PRIVATE_KEY": settings.grants.private_key,
-        "SIGNGATE_INVITATION_PUBLIC_KEY": settings.invitations.public_key,
-        "SIGNGATE_DIGEST_KEY": settings.digests.key,
-        "SIGNGATE_AUTHENTICATION_SEALING_KEYS": settings.sealing_keys,
-    })
+    require(
+        "authentication",
+        {
+            "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
+            "SIGNGATE_OTP_PEPPER": settings.otp_store.pepper,
+            "SIGNGATE_TOKEN_PUBLIC_KEY": settings.tokens.public_key or settings.tokens.private_key,
+            "SIGNGATE_GRANT_PRIVATE_KEY": settings.grants.private_key,
+            "SIGNGATE_INVITATION_PUBLIC_KEY": settings.invitations.public_key,
+            "SIGNGATE_DIGEST_KEY": settings.digests.key,
+            "SIGNGATE_AUTHENTICATION_SEALING_KEYS": settings.sealing_keys,
+        },
+    )
     return build_app(DEFINITION, settings)

@@ -124,8 +124,13 @@ class RecipientPolicy:
         return next(m for m in self.methods if m in expected)
 
 
-def admit_invitation(invitation: Invitation, package_id: str, order: int | None, email_digest: str | None,
-                     policy: RecipientPolicy | None) -> None:
+def admit_invitation(
+    invitation: Invitation,
+    package_id: str,
+    order: int | None,
+    email_digest: str | None,
+    policy: RecipientPolicy | None,
+) -> None:
     """Whether a genuine ``invitation`` lets its holder act for the recipient a command names:
     the same package and recipient, at the recipient's current authentication version."""
     if invitation.package_id != package_id or (order is not None and order != invitation.order):
@@ -136,7 +141,9 @@ def admit_invitation(invitation: Invitation, package_id: str, order: int | None,
         raise InvitationNotValid()
 
 
-def check_attempt(policy: RecipientPolicy | None, now: datetime, expected: frozenset[str]) -> RecipientPolicy:
+def check_attempt(
+    policy: RecipientPolicy | None, now: datetime, expected: frozenset[str]
+) -> RecipientPolicy:
     """Whether this recipient may try the ``expected`` kind of method now; returns the policy."""
     if policy is None:
         raise NotFound(NO_USER_AT_ORDER, code="recipient_not_found")
@@ -168,7 +175,9 @@ class FailureCount:
         return self.used >= self.retry_count
 
 
-def grant_expiry(policy: RecipientPolicy, now: datetime, lifetime: timedelta = GRANT_LIFETIME) -> datetime:
+def grant_expiry(
+    policy: RecipientPolicy, now: datetime, lifetime: timedelta = GRANT_LIFETIME
+) -> datetime:
     """When a grant issued ``now`` expires: never later than ``lifetime`` from now, nor than the end
     of the recipient's access window.
 
@@ -184,7 +193,9 @@ def grant_expiry(policy: RecipientPolicy, now: datetime, lifetime: timedelta = G
     return min(bounds)
 
 
-def grant_still_current(policy: RecipientPolicy, version: int | None, package_state: str | None) -> None:
+def grant_still_current(
+    policy: RecipientPolicy, version: int | None, package_state: str | None
+) -> None:
     """Whether a grant may still be issued on ``policy``, now that the recipient's row is locked: a
     change, reset or removal of their authentication (a new ``version``) or the package's end that
     committed meanwhile would otherwise revoke nothing, as the grant was not yet recorded."""
@@ -193,7 +204,9 @@ def grant_still_current(policy: RecipientPolicy, version: int | None, package_st
     if package_state in TERMINAL_STATES:
         raise Forbidden(f"The package is {package_state}", code="package_closed")
     if version != policy.authentication_version:
-        raise AuthenticationChanged("The recipient's authentication changed meanwhile: authenticate again")
+        raise AuthenticationChanged(
+            "The recipient's authentication changed meanwhile: authenticate again"
+        )
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,9 @@ class SecretFailures:
     def _key(self, package_id: str, order: int) -> str:
         return f"{self._failures}{package_id}:{order}"
 
-    async def count(self, package_id: str, order: int, retry_count: int,
-                    attempt: UUID | None = None) -> tuple[int, bool]:
+    async def count(
+        self, package_id: str, order: int, retry_count: int, attempt: UUID | None = None
+    ) -> tuple[int, bool]:
         """Count one failure (once per ``attempt``, the command's id); returns (failures used,
         whether this one was counted)."""
         memo = [f"{self._attempts}{attempt}"] if attempt else []

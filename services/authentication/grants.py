@@ -44,27 +44,33 @@ class GrantSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_GRANT_", extra="ignore")
 
     private_key: SecretStr | None = Field(
-        None, description="PEM Ed25519 key signing access grants (SIGNGATE_GRANT_PRIVATE_KEY); "
+        None,
+        description="PEM Ed25519 key signing access grants (SIGNGATE_GRANT_PRIVATE_KEY); "
         "the authentication service refuses to start without it.",
     )
     previous_public_keys: list[str] = Field(
-        default_factory=list, description="JSON list of PEM Ed25519 public keys of retired grant keys, "
+        default_factory=list,
+        description="JSON list of PEM Ed25519 public keys of retired grant keys, "
         "published in the JWKS until the last grant they signed has expired (key rotation).",
     )
     issuer: str = ISSUER
-    audience: str = Field(AUDIENCE, min_length=1, description="The grant's aud: what a viewer checks.")
+    audience: str = Field(
+        AUDIENCE, min_length=1, description="The grant's aud: what a viewer checks."
+    )
     lifetime: timedelta = Field(
-        GRANT_LIFETIME, description="Longest a grant is valid (its exp), whatever the frequency: long "
+        GRANT_LIFETIME,
+        description="Longest a grant is valid (its exp), whatever the frequency: long "
         "enough to read and sign a document in one sitting, short enough that a leaked grant is "
         "worth little; the access window's end is a bound too, and revocation ends it sooner.",
     )
 
-
     def signing_key(self) -> Ed25519PrivateKey:
         """The configured key (there is no other: replicas must sign with one key, the JWKS lists)."""
         if self.private_key is None:
-            raise GrantKeyError("SIGNGATE_GRANT_PRIVATE_KEY is not set (`python -m libs.dev_secrets` "
-                                "makes a development set)")
+            raise GrantKeyError(
+                "SIGNGATE_GRANT_PRIVATE_KEY is not set (`python -m libs.dev_secrets` "
+                "makes a development set)"
+            )
         key = serialization.load_pem_private_key(self.private_key.get_secret_value().encode(), None)
         if not isinstance(key, Ed25519PrivateKey):
             raise GrantKeyError("SIGNGATE_GRANT_PRIVATE_KEY is not an Ed25519 private key")
@@ -104,9 +110,13 @@ class GrantSigner:
         self.lifetime = settings.lifetime
 
     def public_key_pem(self) -> str:
-        return self._key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self._key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public keys as a JWKS document (what ``/.well-known/jwks.json`` serves)."""
@@ -116,11 +126,22 @@ class GrantSigner:
         """A grant for the recipient, valid from ``now`` until ``expires_at`` (`domain.grant_expiry`)."""
         grant_id = str(uuid.uuid4())
         issued_at = int(now.timestamp())
-        expires = int(expires_at.timestamp())  # a NumericDate in whole seconds, never past expires_at
+        expires = int(
+            expires_at.timestamp()
+        )  # a NumericDate in whole seconds, never past expires_at
         claims = {
-            "iss": self.issuer, "aud": self.audience, "sub": f"{package_id}/{order}", "pkg": package_id,
-            "ord": order, "scope": SCOPE, "iat": issued_at, "nbf": issued_at,
-            "exp": expires, "jti": grant_id,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": f"{package_id}/{order}",
+            "pkg": package_id,
+            "ord": order,
+            "scope": SCOPE,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": expires,
+            "jti": grant_id,
         }
-        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id, "typ": "JWT"})
+        token = jwt.encode(
+            claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id, "typ": "JWT"}
+        )
         return IssuedGrant(token, grant_id, now, datetime.fromtimestamp(expires, UTC))

@@ -42,8 +42,14 @@ def jwks_routes(settings) -> list[tuple[str, object]]:
 
     @get(description="The public keys of document-access grants (JWKS: OKP Ed25519, EdDSA).")
     async def jwks(scope: object) -> AsgiResponse:
-        return AsgiResponse(body, 200, headers={
-            "content-type": "application/jwk-set+json", "cache-control": f"public, max-age={CACHE_SECONDS}"})
+        return AsgiResponse(
+            body,
+            200,
+            headers={
+                "content-type": "application/jwk-set+json",
+                "cache-control": f"public, max-age={CACHE_SECONDS}",
+            },
+        )
 
     return [(PATH, jwks)]
 
@@ -60,23 +66,34 @@ def development_settings(data_dir: Path) -> GrantSettings | None:
 def main(argv: Sequence[str] | None = None) -> int:
     from libs.stack import DATA_DIR
 
-    parser = argparse.ArgumentParser(prog="python -m services.authentication.jwks",
-                                     description="Print the JWKS of the grant public keys.")
-    parser.add_argument("--development", action="store_true",
-                        help="the `make run` stack's key (.signgate/development-secrets.json)")
-    parser.add_argument("--output", type=Path, help="write the document here instead of printing it")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.authentication.jwks",
+        description="Print the JWKS of the grant public keys.",
+    )
+    parser.add_argument(
+        "--development",
+        action="store_true",
+        help="the `make run` stack's key (.signgate/development-secrets.json)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="write the document here instead of printing it"
+    )
     args = parser.parse_args(argv)
     if args.development:
         settings = development_settings(DATA_DIR)
         if settings is None:
-            print(f"no development grant key in {DATA_DIR}: start `make run` once to make one; nothing written",
-                  file=sys.stderr)
+            print(
+                f"no development grant key in {DATA_DIR}: start `make run` once to make one; nothing written",
+                file=sys.stderr,
+            )
             return 0
     else:
         settings = GrantSettings()
         if settings.private_key is None:
-            print("SIGNGATE_GRANT_PRIVATE_KEY is not set (--development: the `make run` stack's key)",
-                  file=sys.stderr)
+            print(
+                "SIGNGATE_GRANT_PRIVATE_KEY is not set (--development: the `make run` stack's key)",
+                file=sys.stderr,
+            )
             return 1
     text = jwks_text(settings)
     if args.output is None:

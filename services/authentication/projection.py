@@ -29,16 +29,34 @@ async def revoked_grants(event: workflow.Event, unit: Unit) -> list[Outgoing]:
     if revocation is None:
         return []
     now = runtime(unit).now()
-    revoked = await db.update_grants_revoked(unit.connection, event.package_id, revocation.order,
-                                             revocation.reason, now, now - REVOCATION_MARGIN)
-    return [Outgoing(AUTHENTICATION_EVENTS.name, grant.package_id, auth.DocumentAccessRevoked(
-        jti=str(grant.jti), package_id=grant.package_id, order=grant.order, reason=revocation.reason,
-        expires_at=grant.expires_at, occurred_at=now,
-    )) for grant in revoked]
+    revoked = await db.update_grants_revoked(
+        unit.connection,
+        event.package_id,
+        revocation.order,
+        revocation.reason,
+        now,
+        now - REVOCATION_MARGIN,
+    )
+    return [
+        Outgoing(
+            AUTHENTICATION_EVENTS.name,
+            grant.package_id,
+            auth.DocumentAccessRevoked(
+                jti=str(grant.jti),
+                package_id=grant.package_id,
+                order=grant.order,
+                reason=revocation.reason,
+                expires_at=grant.expires_at,
+                occurred_at=now,
+            ),
+        )
+        for grant in revoked
+    ]
 
 
 def revoking(project):
     """``project``, then the revocation of the grants its fact ends."""
+
     async def handle(event: workflow.Event, unit: Unit) -> list[Outgoing]:
         return [*await project(event, unit), *await revoked_grants(event, unit)]
 
@@ -52,11 +70,23 @@ async def recipient_declined(event: workflow.RecipientDeclined, unit: Unit) -> l
 
 
 async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> list[Outgoing]:
-    await db.upsert_package(unit.connection, event.package_id, event.owner_id, event.state,
-                            [d.document_id for d in event.documents], event.account)
+    await db.upsert_package(
+        unit.connection,
+        event.package_id,
+        event.owner_id,
+        event.state,
+        [d.document_id for d in event.documents],
+        event.account,
+    )
     for recipient in event.recipients:
-        await db.insert_recipient(unit.connection, event.package_id, recipient.order, recipient.email_digest,
-                                  recipient.signer_user_id, recipient.signer_user_name_digest)
+        await db.insert_recipient(
+            unit.connection,
+            event.package_id,
+            recipient.order,
+            recipient.email_digest,
+            recipient.signer_user_id,
+            recipient.signer_user_name_digest,
+        )
     return []
 
 
@@ -77,57 +107,94 @@ def _workflow_lock(locked: bool):
 
 
 async def recipient_received(event: workflow.RecipientReceived, unit: Unit) -> list[Outgoing]:
-    await db.update_recipient_received(unit.connection, event.package_id, event.order, event.received_at)
+    await db.update_recipient_received(
+        unit.connection, event.package_id, event.order, event.received_at
+    )
     return []
 
 
 async def recipient_signed(event: workflow.RecipientSigned, unit: Unit) -> list[Outgoing]:
-    await db.update_recipient_signed(unit.connection, event.package_id, event.order, event.signed_at)
+    await db.update_recipient_signed(
+        unit.connection, event.package_id, event.order, event.signed_at
+    )
     return []
 
 
-async def recipient_authentication_updated(event: workflow.RecipientAuthenticationUpdated,
-                                           unit: Unit) -> list[Outgoing]:
+async def recipient_authentication_updated(
+    event: workflow.RecipientAuthenticationUpdated, unit: Unit
+) -> list[Outgoing]:
     await db.update_recipient_policy(
-        unit.connection, event.package_id, event.order, event.email_digest,
+        unit.connection,
+        event.package_id,
+        event.order,
+        event.email_digest,
         event.authentication.model_dump() if event.authentication else None,
         event.access_window.model_dump() if event.access_window else None,
     )
     return []
 
 
-async def recipient_policy(event: workflow.RecipientAuthenticationUpdatedV2 | workflow.RecipientAuthenticationResetV2,
-                           unit: Unit) -> list[Outgoing]:
+async def recipient_policy(
+    event: workflow.RecipientAuthenticationUpdatedV2 | workflow.RecipientAuthenticationResetV2,
+    unit: Unit,
+) -> list[Outgoing]:
     """The recipient's policy as workflow published it, its sealed part opened with this service's key."""
     policy = event.authentication
     stored = None
     if policy is not None:
         opened = {}
         if policy.sealed is not None:
-            context = sealed_policy_context(event.package_id, event.order, event.authentication_version)
+            context = sealed_policy_context(
+                event.package_id, event.order, event.authentication_version
+            )
             opened = runtime(unit).opener.open(context, policy.sealed)
-        destination = {"channel": policy.channel, "address": opened.get("destination"),
-                       "masked": policy.destination_masked} if policy.channel else None
-        stored = {**policy.model_dump(exclude={"sealed", "channel", "destination_masked", "secret_set"}),
-                  "secret_hash": opened.get("secret_hash"), "destination": destination}
+        destination = (
+            {
+                "channel": policy.channel,
+                "address": opened.get("destination"),
+                "masked": policy.destination_masked,
+            }
+            if policy.channel
+            else None
+        )
+        stored = {
+            **policy.model_dump(exclude={"sealed", "channel", "destination_masked", "secret_set"}),
+            "secret_hash": opened.get("secret_hash"),
+            "destination": destination,
+        }
     await db.update_recipient_policy(
-        unit.connection, event.package_id, event.order, event.email_digest, stored,
-        event.access_window.model_dump() if event.access_window else None, event.authentication_version,
+        unit.connection,
+        event.package_id,
+        event.order,
+        event.email_digest,
+        stored,
+        event.access_window.model_dump() if event.access_window else None,
+        event.authentication_version,
     )
     return []
 
 
-async def recipient_authentication_removed(event: workflow.RecipientAuthenticationRemoved,
-                                           unit: Unit) -> list[Outgoing]:
+async def recipient_authentication_removed(
+    event: workflow.RecipientAuthenticationRemoved, unit: Unit
+) -> list[Outgoing]:
     stored = await db.select_recipient(unit.connection, event.package_id, event.order)
     if stored is not None:
-        await db.update_recipient_policy(unit.connection, event.package_id, event.order,
-                                         stored.policy.email, None, None, event.authentication_version)
+        await db.update_recipient_policy(
+            unit.connection,
+            event.package_id,
+            event.order,
+            stored.policy.email,
+            None,
+            None,
+            event.authentication_version,
+        )
     return []
 
 
-async def recipient_authentication_reset(event: workflow.RecipientAuthenticationReset
-                                         | workflow.RecipientAuthenticationResetV2, unit: Unit) -> list[Outgoing]:
+async def recipient_authentication_reset(
+    event: workflow.RecipientAuthenticationReset | workflow.RecipientAuthenticationResetV2,
+    unit: Unit,
+) -> list[Outgoing]:
     """The sender's unlock: this recipient's failures, pending code and lock are cleared; nobody else's."""
     if isinstance(event, workflow.RecipientAuthenticationResetV2):
         await recipient_policy(event, unit)  # the policy as it stands now
@@ -137,28 +204,36 @@ async def recipient_authentication_reset(event: workflow.RecipientAuthentication
     services = runtime(unit)
     await services.failures.reset(event.package_id, event.order)
     await services.otp.reset(services.document_recipient(event.package_id, event.order))
-    cleared = auth.RecipientAuthenticationCleared(package_id=event.package_id, order=event.order,
-                                                  was_locked=was_locked)
+    cleared = auth.RecipientAuthenticationCleared(
+        package_id=event.package_id, order=event.order, was_locked=was_locked
+    )
     return [Outgoing(AUTHENTICATION_EVENTS.name, event.package_id, cleared)]
 
 
-async def user_profile(event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2,
-                       unit: Unit) -> list[Outgoing]:
+async def user_profile(
+    event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2, unit: Unit
+) -> list[Outgoing]:
     """The mobile number signer codes go to (seed 002), opened from its sealed form."""
     mobile_number = None
     if event.mobile_sealed is not None:
-        mobile_number = runtime(unit).opener.open(user_mobile_context(event.user_id), event.mobile_sealed)
-    await db.upsert_user_profile(unit.connection, event.user_id, event.email_digest, mobile_number,
-                                 event.occurred_at)
+        mobile_number = runtime(unit).opener.open(
+            user_mobile_context(event.user_id), event.mobile_sealed
+        )
+    await db.upsert_user_profile(
+        unit.connection, event.user_id, event.email_digest, mobile_number, event.occurred_at
+    )
     return []
 
 
-async def first_user_profile(event: identity.UserRegistered | identity.UserProfileUpdated,
-                             unit: Unit) -> list[Outgoing]:
+async def first_user_profile(
+    event: identity.UserRegistered | identity.UserProfileUpdated, unit: Unit
+) -> list[Outgoing]:
     """A profile in the first shape (the email and mobile number in clear), still read while such
     records are on the topic."""
     digest = runtime(unit).digests.email(event.email) if event.email else None
-    await db.upsert_user_profile(unit.connection, event.user_id, digest, event.mobile_number, event.occurred_at)
+    await db.upsert_user_profile(
+        unit.connection, event.user_id, digest, event.mobile_number, event.occurred_at
+    )
     return []
 
 

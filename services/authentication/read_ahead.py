@@ -12,7 +12,9 @@ from signgate_contracts import Message
 from signgate_contracts import authentication as auth
 
 RECIPIENT_COMMANDS = (
-    auth.OpenDocumentWithPassword, auth.RequestDocumentOtp, auth.VerifyDocumentOtp,
+    auth.OpenDocumentWithPassword,
+    auth.RequestDocumentOtp,
+    auth.VerifyDocumentOtp,
     auth.GetRecipientAuthenticationStatus,
 )
 """Commands that name one recipient by package and order (a lookup by email is not read ahead)."""
@@ -22,8 +24,11 @@ class RecipientsAhead(ByPackage[db.StoredRecipient]):
     """A lane's read-ahead (``libs.read_ahead``) of recipients, by package and order."""
 
     async def load(self, connection: asyncpg.Connection, messages: Sequence[Message]) -> None:
-        wanted = {(m.package_id, m.order) for m in messages
-                  if isinstance(m, RECIPIENT_COMMANDS) and m.order is not None}
+        wanted = {
+            (m.package_id, m.order)
+            for m in messages
+            if isinstance(m, RECIPIENT_COMMANDS) and m.order is not None
+        }
         if not wanted:
             return
         found = await db.select_recipients(connection, wanted)

@@ -44,49 +44,89 @@ class StoredRecipient:
     last_failure: str | None
 
 
-async def upsert_package(connection: asyncpg.Connection, package_id: str, owner_id: str, state: str,
-                         document_ids: list[str], account: str | None = None) -> None:
+async def upsert_package(
+    connection: asyncpg.Connection,
+    package_id: str,
+    owner_id: str,
+    state: str,
+    document_ids: list[str],
+    account: str | None = None,
+) -> None:
     await connection.execute(
         """INSERT INTO packages (package_id, owner_id, state, document_ids, account) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (package_id) DO UPDATE SET owner_id = $2, state = $3, document_ids = $4, account = $5""",
-        package_id, owner_id, state, document_ids, account,
+        package_id,
+        owner_id,
+        state,
+        document_ids,
+        account,
     )
 
 
-async def insert_recipient(connection: asyncpg.Connection, package_id: str, order: int, email_digest: str,
-                           signer_user_id: str | None = None, signer_user_name_digest: str | None = None) -> None:
+async def insert_recipient(
+    connection: asyncpg.Connection,
+    package_id: str,
+    order: int,
+    email_digest: str,
+    signer_user_id: str | None = None,
+    signer_user_name_digest: str | None = None,
+) -> None:
     await connection.execute(
         """INSERT INTO recipients (package_id, "order", email_digest, signer_user_id, signer_user_name_digest)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (package_id, "order") DO NOTHING""",
-        package_id, order, email_digest, signer_user_id, signer_user_name_digest,
+        package_id,
+        order,
+        email_digest,
+        signer_user_id,
+        signer_user_name_digest,
     )
 
 
 async def update_package_state(connection: asyncpg.Connection, package_id: str, state: str) -> None:
-    await connection.execute("UPDATE packages SET state = $2 WHERE package_id = $1", package_id, state)
-
-
-async def update_workflow_locked(connection: asyncpg.Connection, package_id: str, locked: bool) -> None:
-    await connection.execute("UPDATE packages SET workflow_locked = $2 WHERE package_id = $1", package_id, locked)
-
-
-async def update_recipient_received(connection: asyncpg.Connection, package_id: str, order: int,
-                                    at: datetime) -> None:
     await connection.execute(
-        'UPDATE recipients SET received_at = $3 WHERE package_id = $1 AND "order" = $2', package_id, order, at
+        "UPDATE packages SET state = $2 WHERE package_id = $1", package_id, state
     )
 
 
-async def update_recipient_signed(connection: asyncpg.Connection, package_id: str, order: int,
-                                  at: datetime) -> None:
+async def update_workflow_locked(
+    connection: asyncpg.Connection, package_id: str, locked: bool
+) -> None:
     await connection.execute(
-        'UPDATE recipients SET signed_at = $3 WHERE package_id = $1 AND "order" = $2', package_id, order, at
+        "UPDATE packages SET workflow_locked = $2 WHERE package_id = $1", package_id, locked
     )
 
 
-async def update_recipient_policy(connection: asyncpg.Connection, package_id: str, order: int,
-                                  email_digest: str, policy: dict[str, Any] | None,
-                                  window: dict[str, Any] | None, version: int | None = None) -> None:
+async def update_recipient_received(
+    connection: asyncpg.Connection, package_id: str, order: int, at: datetime
+) -> None:
+    await connection.execute(
+        'UPDATE recipients SET received_at = $3 WHERE package_id = $1 AND "order" = $2',
+        package_id,
+        order,
+        at,
+    )
+
+
+async def update_recipient_signed(
+    connection: asyncpg.Connection, package_id: str, order: int, at: datetime
+) -> None:
+    await connection.execute(
+        'UPDATE recipients SET signed_at = $3 WHERE package_id = $1 AND "order" = $2',
+        package_id,
+        order,
+        at,
+    )
+
+
+async def update_recipient_policy(
+    connection: asyncpg.Connection,
+    package_id: str,
+    order: int,
+    email_digest: str,
+    policy: dict[str, Any] | None,
+    window: dict[str, Any] | None,
+    version: int | None = None,
+) -> None:
     """Replace the recipient's policy with the one workflow published (None: no authentication),
     at the authentication ``version`` it carries (None: as it was)."""
     policy = policy or {}
@@ -102,42 +142,65 @@ async def update_recipient_policy(connection: asyncpg.Connection, package_id: st
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
                ends_at = $12, days_after_receipt = $13,
                authentication_version = coalesce($14, recipients.authentication_version)""",
-        package_id, order, email_digest, list(policy.get("methods") or []), policy.get("secret_hash"),
-        destination.get("channel"), destination.get("address"), destination.get("masked"),
-        policy.get("retry_count") or DEFAULT_RETRY_COUNT, policy.get("frequency") or "OncePerDocument",
-        window.get("starts_at"), window.get("ends_at"), window.get("days_after_receipt"), version,
+        package_id,
+        order,
+        email_digest,
+        list(policy.get("methods") or []),
+        policy.get("secret_hash"),
+        destination.get("channel"),
+        destination.get("address"),
+        destination.get("masked"),
+        policy.get("retry_count") or DEFAULT_RETRY_COUNT,
+        policy.get("frequency") or "OncePerDocument",
+        window.get("starts_at"),
+        window.get("ends_at"),
+        window.get("days_after_receipt"),
+        version,
     )
 
 
-async def update_recipient_locked(connection: asyncpg.Connection, package_id: str, order: int,
-                                  at: datetime, failures: int) -> bool:
+async def update_recipient_locked(
+    connection: asyncpg.Connection, package_id: str, order: int, at: datetime, failures: int
+) -> bool:
     """Lock the recipient; False if they were locked already (by another attempt handled at the
     same time), so that only one attempt announces the lockout."""
     status = await connection.execute(
         """UPDATE recipients SET locked_at = $3, locked_failures = $4
            WHERE package_id = $1 AND "order" = $2 AND locked_at IS NULL""",
-        package_id, order, at, failures,
+        package_id,
+        order,
+        at,
+        failures,
     )
     return status == "UPDATE 1"
 
 
-async def update_recipient_unlocked(connection: asyncpg.Connection, package_id: str, order: int) -> bool:
+async def update_recipient_unlocked(
+    connection: asyncpg.Connection, package_id: str, order: int
+) -> bool:
     """Clear the lock and the last failure; returns whether the recipient was locked."""
     locked_at = await connection.fetchval(
-        'SELECT locked_at FROM recipients WHERE package_id = $1 AND "order" = $2 FOR UPDATE', package_id, order
+        'SELECT locked_at FROM recipients WHERE package_id = $1 AND "order" = $2 FOR UPDATE',
+        package_id,
+        order,
     )
     await connection.execute(
         """UPDATE recipients SET locked_at = NULL, locked_failures = NULL, last_failure = NULL
            WHERE package_id = $1 AND "order" = $2""",
-        package_id, order,
+        package_id,
+        order,
     )
     return locked_at is not None
 
 
-async def update_recipient_last_failure(connection: asyncpg.Connection, package_id: str, order: int,
-                                        reason: str) -> None:
+async def update_recipient_last_failure(
+    connection: asyncpg.Connection, package_id: str, order: int, reason: str
+) -> None:
     await connection.execute(
-        'UPDATE recipients SET last_failure = $3 WHERE package_id = $1 AND "order" = $2', package_id, order, reason
+        'UPDATE recipients SET last_failure = $3 WHERE package_id = $1 AND "order" = $2',
+        package_id,
+        order,
+        reason,
     )
 
 
@@ -150,66 +213,99 @@ async def select_package(connection: asyncpg.Connection, package_id: str) -> Pac
     return Package(**dict(row)) if row else None
 
 
-RECIPIENT_COLUMNS = "SELECT r.*, p.state AS package_state FROM recipients r JOIN packages p USING (package_id)"
+RECIPIENT_COLUMNS = (
+    "SELECT r.*, p.state AS package_state FROM recipients r JOIN packages p USING (package_id)"
+)
 
 
-async def select_recipient(connection: asyncpg.Connection, package_id: str, order: int | None,
-                           email_digest: str | None = None) -> StoredRecipient | None:
+async def select_recipient(
+    connection: asyncpg.Connection,
+    package_id: str,
+    order: int | None,
+    email_digest: str | None = None,
+) -> StoredRecipient | None:
     """The recipient at ``order``, or the only one with that email; None if none (or ambiguous)."""
     rows = await connection.fetch(
         f"""{RECIPIENT_COLUMNS}
            WHERE r.package_id = $1 AND (r."order" = $2 OR ($2::int IS NULL AND r.email_digest = $3))
            LIMIT 2""",
-        package_id, order, email_digest,
+        package_id,
+        order,
+        email_digest,
     )
     return stored_recipient(rows[0]) if len(rows) == 1 else None
 
 
-async def select_recipients(connection: asyncpg.Connection,
-                            wanted: Collection[tuple[str, int]]) -> dict[tuple[str, int], StoredRecipient]:
+async def select_recipients(
+    connection: asyncpg.Connection, wanted: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], StoredRecipient]:
     """The recipients at the (package id, order) pairs ``wanted``, in one query."""
     package_ids, orders = zip(*wanted, strict=True) if wanted else ((), ())
     rows = await connection.fetch(
         f"""{RECIPIENT_COLUMNS}
            WHERE (r.package_id, r."order") IN (SELECT * FROM unnest($1::text[], $2::int[]))""",
-        list(package_ids), list(orders),
+        list(package_ids),
+        list(orders),
     )
     return {(row["package_id"], row["order"]): stored_recipient(row) for row in rows}
 
 
 def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
     policy = RecipientPolicy(
-        package_id=row["package_id"], order=row["order"], email=row["email_digest"],
-        methods=tuple(row["methods"]), retry_count=row["retry_count"],
+        package_id=row["package_id"],
+        order=row["order"],
+        email=row["email_digest"],
+        methods=tuple(row["methods"]),
+        retry_count=row["retry_count"],
         frequency=row["frequency"],
         window=AccessWindow(row["starts_at"], row["ends_at"], row["days_after_receipt"]),
-        destination=row["destination"], secret_hash=row["secret_hash"], received_at=row["received_at"],
-        signed_at=row["signed_at"], package_state=row["package_state"], locked_at=row["locked_at"],
+        destination=row["destination"],
+        secret_hash=row["secret_hash"],
+        received_at=row["received_at"],
+        signed_at=row["signed_at"],
+        package_state=row["package_state"],
+        locked_at=row["locked_at"],
         authentication_version=row["authentication_version"],
     )
-    return StoredRecipient(policy, row["channel"], row["destination_masked"],
-                           row["locked_failures"], row["last_failure"])
+    return StoredRecipient(
+        policy,
+        row["channel"],
+        row["destination_masked"],
+        row["locked_failures"],
+        row["last_failure"],
+    )
 
 
-async def select_recipients_signed_by(connection: asyncpg.Connection, package_id: str, user_id: str,
-                                      user_name_digest: str) -> list[int]:
+async def select_recipients_signed_by(
+    connection: asyncpg.Connection, package_id: str, user_id: str, user_name_digest: str
+) -> list[int]:
     """The orders of the package whose signer the owner named as this user (by id or by name)."""
     rows = await connection.fetch(
         'SELECT "order" FROM recipients WHERE package_id = $1'
         ' AND (signer_user_id = $2 OR signer_user_name_digest = $3) ORDER BY "order"',
-        package_id, user_id, user_name_digest,
+        package_id,
+        user_id,
+        user_name_digest,
     )
     return [row["order"] for row in rows]
 
 
-async def upsert_user_profile(connection: asyncpg.Connection, user_id: UUID, email_digest: str | None,
-                              mobile_number: str | None, changed_at: datetime) -> None:
+async def upsert_user_profile(
+    connection: asyncpg.Connection,
+    user_id: UUID,
+    email_digest: str | None,
+    mobile_number: str | None,
+    changed_at: datetime,
+) -> None:
     """The profile as of ``changed_at``, unless a later one was applied already."""
     await connection.execute(
         """INSERT INTO user_profiles (user_id, email_digest, mobile_number, changed_at) VALUES ($1, $2, $3, $4)
            ON CONFLICT (user_id) DO UPDATE SET email_digest = $2, mobile_number = $3, changed_at = $4
            WHERE user_profiles.changed_at IS NULL OR user_profiles.changed_at <= $4""",
-        user_id, email_digest, mobile_number, changed_at,
+        user_id,
+        email_digest,
+        mobile_number,
+        changed_at,
     )
 
 
@@ -224,17 +320,30 @@ async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> U
     return UserProfile(**dict(row)) if row else None
 
 
-async def insert_otp_request(connection: asyncpg.Connection, request_id: UUID, package_id: str,
-                             order: int | None, user_id: str | None = None, document_id: str | None = None,
-                             field_name: str | None = None) -> None:
+async def insert_otp_request(
+    connection: asyncpg.Connection,
+    request_id: UUID,
+    package_id: str,
+    order: int | None,
+    user_id: str | None = None,
+    document_id: str | None = None,
+    field_name: str | None = None,
+) -> None:
     await connection.execute(
         """INSERT INTO otp_requests (request_id, package_id, "order", user_id, document_id, field_name)
            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
-        request_id, package_id, order, user_id, document_id, field_name,
+        request_id,
+        package_id,
+        order,
+        user_id,
+        document_id,
+        field_name,
     )
 
 
-async def select_otp_request(connection: asyncpg.Connection, request_id: UUID) -> dict[str, Any] | None:
+async def select_otp_request(
+    connection: asyncpg.Connection, request_id: UUID
+) -> dict[str, Any] | None:
     row = await connection.fetchrow("SELECT * FROM otp_requests WHERE request_id = $1", request_id)
     return dict(row) if row else None
 
@@ -247,45 +356,75 @@ class RevokedGrant:
     expires_at: datetime
 
 
-async def select_recipient_for_grant(connection: asyncpg.Connection, package_id: str,
-                                     order: int) -> tuple[int, str] | None:
+async def select_recipient_for_grant(
+    connection: asyncpg.Connection, package_id: str, order: int
+) -> tuple[int, str] | None:
     """The recipient's authentication version and package state as committed now, their rows locked
     (shared) until the transaction ends: a revocation of the recipient or the package waits for the
     grant to be recorded, and a change committed first is seen here."""
     row = await connection.fetchrow(
         """SELECT r.authentication_version, p.state FROM recipients r JOIN packages p USING (package_id)
            WHERE r.package_id = $1 AND r."order" = $2 FOR SHARE OF r, p""",
-        package_id, order,
+        package_id,
+        order,
     )
     return (row["authentication_version"], row["state"]) if row else None
 
 
-async def insert_issued_grant(connection: asyncpg.Connection, jti: str, package_id: str, order: int,
-                              issued_at: datetime, expires_at: datetime) -> None:
+async def insert_issued_grant(
+    connection: asyncpg.Connection,
+    jti: str,
+    package_id: str,
+    order: int,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
     await connection.execute(
         """INSERT INTO issued_grants (jti, package_id, "order", issued_at, expires_at)
            VALUES ($1, $2, $3, $4, $5)""",
-        UUID(jti), package_id, order, issued_at, expires_at,
+        UUID(jti),
+        package_id,
+        order,
+        issued_at,
+        expires_at,
     )
 
 
-async def update_grants_revoked(connection: asyncpg.Connection, package_id: str, order: int | None,
-                                reason: str, now: datetime, expired_since: datetime) -> list[RevokedGrant]:
+async def update_grants_revoked(
+    connection: asyncpg.Connection,
+    package_id: str,
+    order: int | None,
+    reason: str,
+    now: datetime,
+    expired_since: datetime,
+) -> list[RevokedGrant]:
     """Revoke the recipient's (``order`` None: every recipient's of the package) grants not yet
     revoked that expire after ``expired_since``; returns them, oldest first. The recipients' rows
     (or the package's) are locked first, so a grant being issued meanwhile is recorded before, and
     revoked here, or sees what revokes it."""
     if order is None:
-        await connection.execute("SELECT 1 FROM packages WHERE package_id = $1 FOR UPDATE", package_id)
+        await connection.execute(
+            "SELECT 1 FROM packages WHERE package_id = $1 FOR UPDATE", package_id
+        )
     else:
         await connection.execute(
-            'SELECT 1 FROM recipients WHERE package_id = $1 AND "order" = $2 FOR UPDATE', package_id, order)
+            'SELECT 1 FROM recipients WHERE package_id = $1 AND "order" = $2 FOR UPDATE',
+            package_id,
+            order,
+        )
     rows = await connection.fetch(
         """UPDATE issued_grants SET revoked_at = $4, revocation_reason = $3
            WHERE package_id = $1 AND ($2::int IS NULL OR "order" = $2) AND revoked_at IS NULL
                  AND expires_at > $5
            RETURNING jti, package_id, "order", issued_at, expires_at""",
-        package_id, order, reason, now, expired_since,
+        package_id,
+        order,
+        reason,
+        now,
+        expired_since,
     )
     ordered = sorted(rows, key=lambda row: (row["issued_at"], row["order"], row["jti"]))
-    return [RevokedGrant(row["jti"], row["package_id"], row["order"], row["expires_at"]) for row in ordered]
+    return [
+        RevokedGrant(row["jti"], row["package_id"], row["order"], row["expires_at"])
+        for row in ordered
+    ]

@@ -34,12 +34,17 @@ class AuthenticationSettings(ServiceSettings):
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     digests: DigestSettings = Field(default_factory=DigestSettings)
     sealing_keys: list[SecretStr] = Field(
-        default_factory=list, description="This service's X25519 private keys (base64), JSON list: what "
+        default_factory=list,
+        description="This service's X25519 private keys (base64), JSON list: what "
         "workflow and identity seal to it opens with any (SIGNGATE_AUTHENTICATION_SEALING_KEYS).",
     )
-    clock: Callable[[], datetime] = Field(default=utc_now, exclude=True, description="Injectable for tests.")
+    clock: Callable[[], datetime] = Field(
+        default=utc_now, exclude=True, description="Injectable for tests."
+    )
     fetch_max_wait_ms: int = Field(
-        25, ge=0, description="Longest the broker holds a fetch while no record waits: shorter than the "
+        25,
+        ge=0,
+        description="Longest the broker holds a fetch while no record waits: shorter than the "
         "other services' (100), as this service is on the path of every document opening.",
     )
 
@@ -66,7 +71,12 @@ class AuthenticationRuntime:
             settings=settings,
             hasher=SecretHasher.from_settings(settings.secrets),
             failures=SecretFailures(resources.redis, prefix),
-            otp=OtpStore(resources.redis, prefix=prefix, pepper=settings.otp_store.pepper, clock=settings.clock),
+            otp=OtpStore(
+                resources.redis,
+                prefix=prefix,
+                pepper=settings.otp_store.pepper,
+                clock=settings.clock,
+            ),
             grants=GrantSigner(settings.grants),
             verifier=TokenVerifier.from_settings(
                 settings.tokens, states=PostgresAccountStates(resources.pool), clock=settings.clock

@@ -32,10 +32,13 @@ from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPL
 from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
 DOCUMENT_NOT_OWNED = "Document does not belong to user"
-NO_MOBILE_NUMBER = "No mobile number is set in the user's profile: add one to receive the one-time password"
+NO_MOBILE_NUMBER = (
+    "No mobile number is set in the user's profile: add one to receive the one-time password"
+)
 DELIVERY_FAILED = "The one-time password could not be delivered; ask for a new one"
 FAILURE_REASONS = {
-    VerifyOutcome.WRONG: "wrong_secret", VerifyOutcome.EXPIRED: "expired_code",
+    VerifyOutcome.WRONG: "wrong_secret",
+    VerifyOutcome.EXPIRED: "expired_code",
     VerifyOutcome.NO_PENDING: "no_pending_code",
 }
 
@@ -44,8 +47,12 @@ def event(message: Event, package_id: str) -> Outgoing:
     return Outgoing(AUTHENTICATION_EVENTS.name, package_id, message)
 
 
-RecipientCommand = (auth.OpenDocumentWithPassword | auth.RequestDocumentOtp | auth.VerifyDocumentOtp
-                    | auth.GetRecipientAuthenticationStatus)
+RecipientCommand = (
+    auth.OpenDocumentWithPassword
+    | auth.RequestDocumentOtp
+    | auth.VerifyDocumentOtp
+    | auth.GetRecipientAuthenticationStatus
+)
 
 
 async def recipient(command: RecipientCommand, unit: Unit) -> db.StoredRecipient | None:
@@ -59,7 +66,9 @@ async def recipient(command: RecipientCommand, unit: Unit) -> db.StoredRecipient
         if invitation.package_id != command.package_id:
             raise InvitationNotValid()
         stored = await stored_recipient(unit, command.package_id, invitation.order, None)
-        admit_invitation(invitation, command.package_id, command.order, digest, stored.policy if stored else None)
+        admit_invitation(
+            invitation, command.package_id, command.order, digest, stored.policy if stored else None
+        )
         return stored
     if command.access_token is None:
         raise CredentialRequired()
@@ -72,8 +81,9 @@ async def recipient(command: RecipientCommand, unit: Unit) -> db.StoredRecipient
     return await stored_recipient(unit, command.package_id, command.order, digest)
 
 
-async def stored_recipient(unit: Unit, package_id: str, order: int | None,
-                           digest: str | None) -> db.StoredRecipient | None:
+async def stored_recipient(
+    unit: Unit, package_id: str, order: int | None, digest: str | None
+) -> db.StoredRecipient | None:
     """The recipient at ``order`` (as the lane read it ahead, else read now), or by email digest."""
     if isinstance(unit.ahead, RecipientsAhead) and order is not None:
         known, stored = unit.ahead.recall(package_id, order)
@@ -82,8 +92,9 @@ async def stored_recipient(unit: Unit, package_id: str, order: int | None,
     return await db.select_recipient(unit.connection, package_id, order, digest)
 
 
-async def authenticated(command: Command, unit: Unit, policy: RecipientPolicy, method: str,
-                        now: datetime) -> list[Outgoing]:
+async def authenticated(
+    command: Command, unit: Unit, policy: RecipientPolicy, method: str, now: datetime
+) -> list[Outgoing]:
     """A method succeeded: say so, and grant access once every required method has."""
     services = runtime(unit)
     if set(policy.methods) <= {method}:  # one method: nothing to remember for a later one
@@ -92,51 +103,110 @@ async def authenticated(command: Command, unit: Unit, policy: RecipientPolicy, m
         satisfied = await services.failures.satisfy(policy.package_id, policy.order, method)
     expires_at = grant_expiry(policy, now, services.grants.lifetime)
     if not satisfied.issuperset(policy.methods):
-        return [event(auth.RecipientAuthenticated(
-            package_id=policy.package_id, order=policy.order, method=method, access_until=expires_at,
-        ), policy.package_id)]
+        return [
+            event(
+                auth.RecipientAuthenticated(
+                    package_id=policy.package_id,
+                    order=policy.order,
+                    method=method,
+                    access_until=expires_at,
+                ),
+                policy.package_id,
+            )
+        ]
     return await grant_access(command, unit, policy, method, now, expires_at)
 
 
-async def grant_access(command: Command, unit: Unit, policy: RecipientPolicy, method: str, now: datetime,
-                       expires_at: datetime) -> list[Outgoing]:
+async def grant_access(
+    command: Command,
+    unit: Unit,
+    policy: RecipientPolicy,
+    method: str,
+    now: datetime,
+    expires_at: datetime,
+) -> list[Outgoing]:
     """Sign a grant and record it (to revoke it later) with the reply that carries it and the event
     that announces the authentication, in the command's transaction."""
     current = await db.select_recipient_for_grant(unit.connection, policy.package_id, policy.order)
     grant_still_current(policy, *(current or (None, None)))
     grant = runtime(unit).grants.sign(policy.package_id, policy.order, now, expires_at)
-    await db.insert_issued_grant(unit.connection, grant.grant_id, policy.package_id, policy.order,
-                                 grant.issued_at, grant.expires_at)
+    await db.insert_issued_grant(
+        unit.connection,
+        grant.grant_id,
+        policy.package_id,
+        policy.order,
+        grant.issued_at,
+        grant.expires_at,
+    )
     return [
-        event(auth.RecipientAuthenticated(
-            package_id=policy.package_id, order=policy.order, method=method, access_until=grant.expires_at,
-        ), policy.package_id),
-        Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, auth.DocumentAccessGranted(
-            package_id=policy.package_id, order=policy.order, grant=grant.token, expires_at=grant.expires_at,
-            frequency=policy.frequency, grant_id=grant.grant_id,
-        )),
+        event(
+            auth.RecipientAuthenticated(
+                package_id=policy.package_id,
+                order=policy.order,
+                method=method,
+                access_until=grant.expires_at,
+            ),
+            policy.package_id,
+        ),
+        Outgoing.answer(
+            command,
+            AUTHENTICATION_REPLIES.name,
+            policy.package_id,
+            auth.DocumentAccessGranted(
+                package_id=policy.package_id,
+                order=policy.order,
+                grant=grant.token,
+                expires_at=grant.expires_at,
+                frequency=policy.frequency,
+                grant_id=grant.grant_id,
+            ),
+        ),
     ]
 
 
-async def failed(unit: Unit, policy: RecipientPolicy, method: str, reason: str, used: int,
-                 now: datetime) -> list[Outgoing]:
+async def failed(
+    unit: Unit, policy: RecipientPolicy, method: str, reason: str, used: int, now: datetime
+) -> list[Outgoing]:
     """A wrong attempt: its one outcome is the failure, or the lockout it caused."""
     count = FailureCount(used=used, retry_count=policy.retry_count)
     await db.update_recipient_last_failure(unit.connection, policy.package_id, policy.order, reason)
     if count.locks:
-        if not await db.update_recipient_locked(unit.connection, policy.package_id, policy.order, now, used):
-            raise RecipientLocked(RECIPIENT_LOCKED)  # another attempt took the lock and announced it
-        return [event(auth.RecipientLockedOut(
-            package_id=policy.package_id, order=policy.order, method=method, failures=used, locked_at=now,
-        ), policy.package_id)]
-    return [event(auth.RecipientAuthenticationFailed(
-        package_id=policy.package_id, order=policy.order, method=method, reason=reason,
-        attempts_used=used, attempts_remaining=count.remaining,
-    ), policy.package_id)]
+        if not await db.update_recipient_locked(
+            unit.connection, policy.package_id, policy.order, now, used
+        ):
+            raise RecipientLocked(
+                RECIPIENT_LOCKED
+            )  # another attempt took the lock and announced it
+        return [
+            event(
+                auth.RecipientLockedOut(
+                    package_id=policy.package_id,
+                    order=policy.order,
+                    method=method,
+                    failures=used,
+                    locked_at=now,
+                ),
+                policy.package_id,
+            )
+        ]
+    return [
+        event(
+            auth.RecipientAuthenticationFailed(
+                package_id=policy.package_id,
+                order=policy.order,
+                method=method,
+                reason=reason,
+                attempts_used=used,
+                attempts_remaining=count.remaining,
+            ),
+            policy.package_id,
+        )
+    ]
 
 
-async def failures_of_the_other_kind(services: AuthenticationRuntime, policy: RecipientPolicy,
-                                     kind: frozenset[str]) -> int:
+async def failures_of_the_other_kind(
+    services: AuthenticationRuntime, policy: RecipientPolicy, kind: frozenset[str]
+) -> int:
     """Wrong attempts counted by the recipient's method of ``kind``, if it has one.
 
     A recipient who must pass a password and an OTP has one retry count for both: each counter
@@ -146,23 +216,31 @@ async def failures_of_the_other_kind(services: AuthenticationRuntime, policy: Re
     if not kind.intersection(policy.methods):
         return 0
     if kind == OTP_METHODS:
-        return (await services.otp.status(services.document_recipient(policy.package_id, policy.order))).failures
+        return (
+            await services.otp.status(services.document_recipient(policy.package_id, policy.order))
+        ).failures
     return await services.failures.used(policy.package_id, policy.order)
 
 
-async def open_document_with_password(command: auth.OpenDocumentWithPassword, unit: Unit) -> list[Outgoing]:
+async def open_document_with_password(
+    command: auth.OpenDocumentWithPassword, unit: Unit
+) -> list[Outgoing]:
     services = runtime(unit)
     now = services.now()
     stored = await recipient(command, unit)
     policy = check_attempt(stored.policy if stored else None, now, SECRET_METHODS)
     method = policy.method_for(SECRET_METHODS)
-    verification = await services.hasher.verify(policy.secret_hash, command.password.get_secret_value())
+    verification = await services.hasher.verify(
+        policy.secret_hash, command.password.get_secret_value()
+    )
     if verification.matches:
         await services.failures.succeeded(policy.package_id, policy.order)
         return await authenticated(command, unit, policy, method, now)
     other = await failures_of_the_other_kind(services, policy, OTP_METHODS)
     budget = max(policy.retry_count - other, 0)
-    used, counted = await services.failures.count(policy.package_id, policy.order, budget, command.event_id)
+    used, counted = await services.failures.count(
+        policy.package_id, policy.order, budget, command.event_id
+    )
     if not counted:  # spent in Redis but not yet locked here: take the lock now
         used = max(used, budget)
     return await failed(unit, policy, method, "wrong_secret", used + other, now)
@@ -173,18 +251,34 @@ async def request_document_otp(command: auth.RequestDocumentOtp, unit: Unit) -> 
     stored = await recipient(command, unit)
     policy = check_attempt(stored.policy if stored else None, services.now(), OTP_METHODS)
     assert stored is not None and stored.channel and policy.destination
-    return await request_delivery(command, unit, services, otp.OtpDeliveryRequested(
-        purpose="document_opening", package_id=policy.package_id, order=policy.order,
-        channel=stored.channel, destination=policy.destination,
-    ))
+    return await request_delivery(
+        command,
+        unit,
+        services,
+        otp.OtpDeliveryRequested(
+            purpose="document_opening",
+            package_id=policy.package_id,
+            order=policy.order,
+            channel=stored.channel,
+            destination=policy.destination,
+        ),
+    )
 
 
-async def request_delivery(command: Command, unit: Unit, services: AuthenticationRuntime,
-                           request: otp.OtpDeliveryRequested) -> list[Outgoing]:
+async def request_delivery(
+    command: Command, unit: Unit, services: AuthenticationRuntime, request: otp.OtpDeliveryRequested
+) -> list[Outgoing]:
     """Ask OTP dispatch to send a code; its answer becomes this command's outcome."""
     request = caused_by(command, request, index=0)  # the id the handler stamps it with
-    await db.insert_otp_request(unit.connection, request.event_id, request.package_id, request.order,
-                                request.user_id, request.document_id, request.field_name)
+    await db.insert_otp_request(
+        unit.connection,
+        request.event_id,
+        request.package_id,
+        request.order,
+        request.user_id,
+        request.document_id,
+        request.field_name,
+    )
     return [Outgoing(OTP_REQUESTS.name, str(request.challenge_id), request)]
 
 
@@ -199,8 +293,11 @@ async def verify_document_otp(command: auth.VerifyDocumentOtp, unit: Unit) -> li
     if budget < 1:  # spent by wrong secrets but not yet locked here: take the lock now
         return await failed(unit, policy, method, "wrong_secret", policy.retry_count, now)
     result = await services.otp.verify_and_consume(
-        OtpRecipient.document_opening(policy.package_id, policy.order), command.code,
-        retry_count=budget, now=now, attempt=command.event_id,
+        OtpRecipient.document_opening(policy.package_id, policy.order),
+        command.code,
+        retry_count=budget,
+        now=now,
+        attempt=command.event_id,
     )
     if result.ok:
         return await authenticated(command, unit, policy, method, now)
@@ -229,7 +326,11 @@ async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp
     if package.owner_id != claims.subject:
         if package.account is None or package.account in claims.accounts:
             orders = await db.select_recipients_signed_by(
-                unit.connection, package.package_id, claims.subject, services.digests.user_name(claims.user_name))
+                unit.connection,
+                package.package_id,
+                claims.subject,
+                services.digests.user_name(claims.user_name),
+            )
         if not orders:
             raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
     for order in orders:
@@ -243,11 +344,20 @@ async def request_signing_otp(command: auth.RequestSigningOtp, unit: Unit) -> li
     services, claims, profile = await signer_package(command, unit)
     if profile is None or not profile.mobile_number:
         raise BadRequest(NO_MOBILE_NUMBER, code="mobile_number_missing", field="mobile_number")
-    return await request_delivery(command, unit, services, otp.OtpDeliveryRequested(
-        purpose="signing", package_id=command.package_id, user_id=claims.subject,
-        document_id=command.document_id, field_name=command.field_name, channel="sms",
-        destination=profile.mobile_number,
-    ))
+    return await request_delivery(
+        command,
+        unit,
+        services,
+        otp.OtpDeliveryRequested(
+            purpose="signing",
+            package_id=command.package_id,
+            user_id=claims.subject,
+            document_id=command.document_id,
+            field_name=command.field_name,
+            channel="sms",
+            destination=profile.mobile_number,
+        ),
+    )
 
 
 SIGNING_RETRY_COUNT = DEFAULT_RETRY_COUNT  # a signer has no policy of their own
@@ -255,39 +365,64 @@ SIGNING_RETRY_COUNT = DEFAULT_RETRY_COUNT  # a signer has no policy of their own
 
 async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Unit) -> list[Outgoing]:
     services, claims, _ = await signer_package(command, unit)
-    fields = dict(package_id=command.package_id, document_id=command.document_id,
-                  field_name=command.field_name, user_id=claims.subject)
+    fields = dict(
+        package_id=command.package_id,
+        document_id=command.document_id,
+        field_name=command.field_name,
+        user_id=claims.subject,
+    )
     result = await services.otp.verify_and_consume(
-        OtpRecipient.signing(command.package_id, claims.subject, command.document_id, command.field_name),
-        command.code, retry_count=SIGNING_RETRY_COUNT, now=services.now(), attempt=command.event_id,
+        OtpRecipient.signing(
+            command.package_id, claims.subject, command.document_id, command.field_name
+        ),
+        command.code,
+        retry_count=SIGNING_RETRY_COUNT,
+        now=services.now(),
+        attempt=command.event_id,
     )
     if result.ok:
         return [event(auth.SignerAuthenticated(**fields), command.package_id)]
     if result.outcome is VerifyOutcome.LOCKED and not result.locked_now:
         raise RecipientLocked(RECIPIENT_LOCKED)
-    return [event(auth.SignerAuthenticationFailed(
-        **fields, reason=FAILURE_REASONS.get(result.outcome, "wrong_secret"),
-        attempts_remaining=result.attempts_remaining,
-    ), command.package_id)]
+    return [
+        event(
+            auth.SignerAuthenticationFailed(
+                **fields,
+                reason=FAILURE_REASONS.get(result.outcome, "wrong_secret"),
+                attempts_remaining=result.attempts_remaining,
+            ),
+            command.package_id,
+        )
+    ]
 
 
-async def get_recipient_authentication_status(command: auth.GetRecipientAuthenticationStatus,
-                                              unit: Unit) -> list[Outgoing]:
+async def get_recipient_authentication_status(
+    command: auth.GetRecipientAuthenticationStatus, unit: Unit
+) -> list[Outgoing]:
     services = runtime(unit)
     stored = await recipient(command, unit)
     if stored is None:
         raise NotFound("No user found at given order", code="recipient_not_found")
     policy = stored.policy
-    otp_status = await services.otp.status(OtpRecipient.document_opening(policy.package_id, policy.order))
+    otp_status = await services.otp.status(
+        OtpRecipient.document_opening(policy.package_id, policy.order)
+    )
     secret_failures = await services.failures.used(policy.package_id, policy.order)
-    used = stored.locked_failures or secret_failures + otp_status.failures  # one retry count for both
+    used = (
+        stored.locked_failures or secret_failures + otp_status.failures
+    )  # one retry count for both
     status = auth.RecipientAuthenticationStatus(
-        package_id=policy.package_id, order=policy.order,
+        package_id=policy.package_id,
+        order=policy.order,
         method=policy.methods[0] if policy.methods else None,
-        attempts_used=used, attempts_remaining=max(policy.retry_count - used, 0) if not policy.locked else 0,
-        locked=policy.locked, locked_since=policy.locked_at, last_failure_reason=stored.last_failure,
+        attempts_used=used,
+        attempts_remaining=max(policy.retry_count - used, 0) if not policy.locked else 0,
+        locked=policy.locked,
+        locked_since=policy.locked_at,
+        last_failure_reason=stored.last_failure,
         otp_expires_at=otp_status.pending.expires_at if otp_status.pending else None,
-        resend_available_at=otp_status.resend_available_at, destination=stored.destination_masked,
+        resend_available_at=otp_status.resend_available_at,
+        destination=stored.destination_masked,
     )
     return [Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, status)]
 
@@ -297,15 +432,23 @@ async def otp_sent(sent: otp.OtpSent, unit: Unit) -> list[Outgoing]:
     if sent.purpose == "signing":
         assert sent.user_id and sent.document_id and sent.field_name
         outcome: Event = auth.SigningOtpSent(
-            package_id=sent.package_id, document_id=sent.document_id, field_name=sent.field_name,
-            user_id=sent.user_id, destination=sent.destination, expires_at=sent.expires_at,
+            package_id=sent.package_id,
+            document_id=sent.document_id,
+            field_name=sent.field_name,
+            user_id=sent.user_id,
+            destination=sent.destination,
+            expires_at=sent.expires_at,
             resend_available_at=sent.resend_available_at,
         )
     else:
         assert sent.order is not None
         outcome = auth.DocumentOtpSent(
-            package_id=sent.package_id, order=sent.order, channel=sent.channel, destination=sent.destination,
-            expires_at=sent.expires_at, resend_available_at=sent.resend_available_at,
+            package_id=sent.package_id,
+            order=sent.order,
+            channel=sent.channel,
+            destination=sent.destination,
+            expires_at=sent.expires_at,
+            resend_available_at=sent.resend_available_at,
         )
     return [event(outcome, sent.package_id)]
 

@@ -18,7 +18,9 @@ from services.identity.domain import ADMIN
 
 
 def operator_token(settings: TokenSettings, name: str = "bootstrap") -> IssuedToken:
-    return TokenIssuer.from_settings(settings).issue(f"operator:{name}", f"operator:{name}", roles=[ADMIN])
+    return TokenIssuer.from_settings(settings).issue(
+        f"operator:{name}", f"operator:{name}", roles=[ADMIN]
+    )
 
 
 def operator_settings() -> TokenSettings | None:

@@ -34,7 +34,6 @@ from signgate_contracts.topics import IDENTITY_COMMANDS
 __all__ = ["DEFINITION", "IdentitySettings", "create_app"]
 
 
-
 DEFINITION = ServiceDefinition(
     name="identity",
     schema="identity",
@@ -59,11 +58,14 @@ DEFINITION = ServiceDefinition(
 
 def create_app(settings: IdentitySettings | None = None) -> AsgiFastStream:
     settings = settings or IdentitySettings()
-    require("identity", {
-        "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
-        "SIGNGATE_TOKEN_PRIVATE_KEY": settings.tokens.private_key,
-        "SIGNGATE_DIGEST_KEY": settings.digests.key,
-        "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
-    })
+    require(
+        "identity",
+        {
+            "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
+            "SIGNGATE_TOKEN_PRIVATE_KEY": settings.tokens.private_key,
+            "SIGNGATE_DIGEST_KEY": settings.digests.key,
+            "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
+        },
+    )
     PublishingKeys.build(settings)  # and checks the keys it was given are keys
     return build_app(DEFINITION, settings)

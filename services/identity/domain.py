@@ -98,7 +98,10 @@ def valid_email(email: str | None) -> str | None:
         raise InvalidProfile("Email address is not valid", field="email") from None
 
 
-_SMS_CAPABLE = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+_SMS_CAPABLE = {
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+}
 
 
 def valid_mobile_number(number: str | None) -> str | None:
@@ -109,8 +112,11 @@ def valid_mobile_number(number: str | None) -> str | None:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
         parsed = None
-    if (parsed is None or not phonenumbers.is_valid_number(parsed)
-            or phonenumbers.number_type(parsed) not in _SMS_CAPABLE):
+    if (
+        parsed is None
+        or not phonenumbers.is_valid_number(parsed)
+        or phonenumbers.number_type(parsed) not in _SMS_CAPABLE
+    ):
         raise InvalidProfile(
             "Mobile number must be a valid mobile number in international form: + and the country code, "
             "then the number",
@@ -126,8 +132,12 @@ def valid_memberships(accounts: Sequence[AccountMembership]) -> list[AccountMemb
         raise InvalidMemberships("An account is listed more than once", field="accounts")
     primaries = sum(a.is_primary for a in accounts)
     if primaries != 1:
-        raise InvalidMemberships("Exactly one account must be the primary account", field="accounts")
-    return sorted(accounts, key=lambda a: (not a.is_primary, a.name.lower(), str(a.context_identifier)))
+        raise InvalidMemberships(
+            "Exactly one account must be the primary account", field="accounts"
+        )
+    return sorted(
+        accounts, key=lambda a: (not a.is_primary, a.name.lower(), str(a.context_identifier))
+    )
 
 
 # -- passwords --
@@ -161,8 +171,9 @@ def check_new_password(password: str, user_name: str, policy: PasswordPolicy) ->
         raise PasswordRejected("Password must not be the user name", field="password")
 
 
-def password_has_expired(*, expired_now: bool, changed_at: datetime | None, now: datetime,
-                         policy: PasswordPolicy) -> bool:
+def password_has_expired(
+    *, expired_now: bool, changed_at: datetime | None, now: datetime, policy: PasswordPolicy
+) -> bool:
     """Expired by an administrator's "expire now", or (if the policy sets one) by age."""
     if expired_now:
         return True
@@ -201,8 +212,9 @@ class Lock:
     """When a temporary lock ends; None for a hard lock."""
 
 
-def lock_for(policy: LockoutPolicy, *, consecutive_failures: int, lockouts: int,
-             now: datetime) -> Lock:
+def lock_for(
+    policy: LockoutPolicy, *, consecutive_failures: int, lockouts: int, now: datetime
+) -> Lock:
     """The lock to impose after ``consecutive_failures`` in a row and ``lockouts`` earlier
     temporary lockouts in the same run."""
     if policy.mode == "hard" or consecutive_failures + policy.threshold > policy.hard_after:
@@ -262,7 +274,9 @@ def render_url(template: str | None, *, user_name: str, user_id: object) -> str 
     """A configured URL template with ``{user_name}`` and ``{user_id}`` filled in, URL-quoted."""
     if not template:
         return None
-    return template.format(user_name=quote(user_name, safe=""), user_id=quote(str(user_id), safe=""))
+    return template.format(
+        user_name=quote(user_name, safe=""), user_id=quote(str(user_id), safe="")
+    )
 
 
 @dataclass(frozen=True)
@@ -286,8 +300,9 @@ class PasswordLinks:
         return render_url(template, user_name=user_name, user_id=user_id) or ""
 
 
-def links_for(reasons: Sequence[FailureReason], links: PasswordLinks, *, user_name: str,
-              user_id: object) -> dict[str, str]:
+def links_for(
+    reasons: Sequence[FailureReason], links: PasswordLinks, *, user_name: str, user_id: object
+) -> dict[str, str]:
     """The URLs a refused authentication answers with: the expired-password page for an expired
     password, the change-password page when a change is required; none for anything else (an
     unknown name or a wrong password must be answered exactly alike)."""

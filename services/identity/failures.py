@@ -50,8 +50,15 @@ class FailureCounters:
     def key(self, user_name: str) -> str:
         return f"{self._prefix}identity:failures:{user_name}"
 
-    async def record_failure(self, user_name: str, attempt: object, *, threshold: int,
-                             hard_after: int, durable_total: int = 0) -> FailureCount:
+    async def record_failure(
+        self,
+        user_name: str,
+        attempt: object,
+        *,
+        threshold: int,
+        hard_after: int,
+        durable_total: int = 0,
+    ) -> FailureCount:
         """Count the failed ``attempt`` (its event id) once, and say whether it locks."""
         run, total, locks = await self._record(
             keys=[self.key(user_name), f"{self._prefix}identity:failure_attempt:{attempt}"],

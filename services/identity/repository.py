@@ -58,8 +58,9 @@ def _user(row: asyncpg.Record | None) -> User | None:
     return User(**{**dict(row), "roles": tuple(row["roles"])})
 
 
-async def select_user(connection: asyncpg.Connection, user_name: str, *,
-                      for_update: bool = False) -> User | None:
+async def select_user(
+    connection: asyncpg.Connection, user_name: str, *, for_update: bool = False
+) -> User | None:
     """The user with this normalised name; ``for_update`` serialises attempts on one user."""
     lock = " FOR UPDATE" if for_update else ""
     row = await connection.fetchrow(
@@ -69,10 +70,14 @@ async def select_user(connection: asyncpg.Connection, user_name: str, *,
 
 
 async def select_user_by_id(connection: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
-    return _user(await connection.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id))
+    return _user(
+        await connection.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    )
 
 
-async def select_memberships(connection: asyncpg.Connection, user_id: uuid.UUID) -> list[AccountMembership]:
+async def select_memberships(
+    connection: asyncpg.Connection, user_id: uuid.UUID
+) -> list[AccountMembership]:
     """The user's accounts, primary first."""
     rows = await connection.fetch(
         """
@@ -86,10 +91,20 @@ async def select_memberships(connection: asyncpg.Connection, user_id: uuid.UUID)
     return [AccountMembership(**dict(row)) for row in rows]
 
 
-async def insert_user(connection: asyncpg.Connection, *, user_id: uuid.UUID, user_name: str,
-                      first_name: str, last_name: str, email: str | None, mobile_number: str | None,
-                      roles: Sequence[str], password_hash: str | None, must_change_password: bool,
-                      now: datetime) -> bool:
+async def insert_user(
+    connection: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    user_name: str,
+    first_name: str,
+    last_name: str,
+    email: str | None,
+    mobile_number: str | None,
+    roles: Sequence[str],
+    password_hash: str | None,
+    must_change_password: bool,
+    now: datetime,
+) -> bool:
     """Insert a new user; False if the name is taken."""
     status = await connection.execute(
         """
@@ -100,13 +115,23 @@ async def insert_user(connection: asyncpg.Connection, *, user_id: uuid.UUID, use
                 CASE WHEN $8::text IS NULL THEN NULL ELSE $9::timestamptz END, $10, $9, $9)
         ON CONFLICT (user_name) DO NOTHING
         """,
-        user_id, user_name, first_name, last_name, email, mobile_number, list(roles),
-        password_hash, now, must_change_password,
+        user_id,
+        user_name,
+        first_name,
+        last_name,
+        email,
+        mobile_number,
+        list(roles),
+        password_hash,
+        now,
+        must_change_password,
     )
     return status == "INSERT 0 1"
 
 
-async def upsert_accounts(connection: asyncpg.Connection, accounts: Sequence[AccountMembership]) -> None:
+async def upsert_accounts(
+    connection: asyncpg.Connection, accounts: Sequence[AccountMembership]
+) -> None:
     """Record the accounts named; an account's name is the latest one given for its identifier."""
     await connection.executemany(
         """
@@ -117,8 +142,9 @@ async def upsert_accounts(connection: asyncpg.Connection, accounts: Sequence[Acc
     )
 
 
-async def replace_memberships(connection: asyncpg.Connection, user_id: uuid.UUID,
-                              accounts: Sequence[AccountMembership]) -> None:
+async def replace_memberships(
+    connection: asyncpg.Connection, user_id: uuid.UUID, accounts: Sequence[AccountMembership]
+) -> None:
     await connection.execute("DELETE FROM memberships WHERE user_id = $1", user_id)
     await connection.executemany(
         "INSERT INTO memberships (user_id, context_identifier, is_primary) VALUES ($1, $2, $3)",
@@ -126,29 +152,50 @@ async def replace_memberships(connection: asyncpg.Connection, user_id: uuid.UUID
     )
 
 
-async def update_user_roles(connection: asyncpg.Connection, user_id: uuid.UUID,
-                            roles: Sequence[str], now: datetime) -> None:
+async def update_user_roles(
+    connection: asyncpg.Connection, user_id: uuid.UUID, roles: Sequence[str], now: datetime
+) -> None:
     await connection.execute(
         "UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1", user_id, list(roles), now
     )
 
 
-async def update_user_profile(connection: asyncpg.Connection, user_id: uuid.UUID, *,
-                              first_name: str, last_name: str, email: str | None,
-                              mobile_number: str | None, now: datetime) -> None:
+async def update_user_profile(
+    connection: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    first_name: str,
+    last_name: str,
+    email: str | None,
+    mobile_number: str | None,
+    now: datetime,
+) -> None:
     await connection.execute(
         """
         UPDATE users SET first_name = $2, last_name = $3, email = $4, mobile_number = $5,
                          updated_at = $6
         WHERE id = $1
         """,
-        user_id, first_name, last_name, email, mobile_number, now,
+        user_id,
+        first_name,
+        last_name,
+        email,
+        mobile_number,
+        now,
     )
 
 
-async def insert_mobile_number_change(connection: asyncpg.Connection, user_id: uuid.UUID, *,
-                                      old_number: str | None, new_number: str | None, changed_by: str,
-                                      actor: str, correlation_id: uuid.UUID, now: datetime) -> None:
+async def insert_mobile_number_change(
+    connection: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    old_number: str | None,
+    new_number: str | None,
+    changed_by: str,
+    actor: str,
+    correlation_id: uuid.UUID,
+    now: datetime,
+) -> None:
     """Record a change of the profile mobile number, who made it and when."""
     await connection.execute(
         """
@@ -156,12 +203,19 @@ async def insert_mobile_number_change(connection: asyncpg.Connection, user_id: u
                                            correlation_id, changed_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
-        user_id, old_number, new_number, changed_by, actor, correlation_id, now,
+        user_id,
+        old_number,
+        new_number,
+        changed_by,
+        actor,
+        correlation_id,
+        now,
     )
 
 
-async def select_mobile_number_changes(connection: asyncpg.Connection,
-                                       user_id: uuid.UUID) -> list[MobileNumberChange]:
+async def select_mobile_number_changes(
+    connection: asyncpg.Connection, user_id: uuid.UUID
+) -> list[MobileNumberChange]:
     """The user's mobile number changes, oldest first."""
     rows = await connection.fetch(
         """
@@ -173,8 +227,14 @@ async def select_mobile_number_changes(connection: asyncpg.Connection,
     return [MobileNumberChange(**dict(row)) for row in rows]
 
 
-async def update_password(connection: asyncpg.Connection, user_id: uuid.UUID, password_hash: str,
-                          *, must_change: bool, now: datetime) -> None:
+async def update_password(
+    connection: asyncpg.Connection,
+    user_id: uuid.UUID,
+    password_hash: str,
+    *,
+    must_change: bool,
+    now: datetime,
+) -> None:
     """A new password: not expired, and every token issued before it revoked."""
     await connection.execute(
         """
@@ -182,25 +242,33 @@ async def update_password(connection: asyncpg.Connection, user_id: uuid.UUID, pa
                          password_expired = false, tokens_valid_after = $4, updated_at = $4
         WHERE id = $1
         """,
-        user_id, password_hash, must_change, now,
+        user_id,
+        password_hash,
+        must_change,
+        now,
     )
 
 
-async def update_password_hash(connection: asyncpg.Connection, user_id: uuid.UUID,
-                               password_hash: str) -> None:
+async def update_password_hash(
+    connection: asyncpg.Connection, user_id: uuid.UUID, password_hash: str
+) -> None:
     """Re-hash the same password with the current parameters (nothing else changes)."""
-    await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+    await connection.execute(
+        "UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash
+    )
 
 
-async def update_password_expired(connection: asyncpg.Connection, user_id: uuid.UUID,
-                                  now: datetime) -> None:
+async def update_password_expired(
+    connection: asyncpg.Connection, user_id: uuid.UUID, now: datetime
+) -> None:
     await connection.execute(
         "UPDATE users SET password_expired = true, updated_at = $2 WHERE id = $1", user_id, now
     )
 
 
-async def update_disabled(connection: asyncpg.Connection, user_id: uuid.UUID, disabled: bool,
-                          now: datetime) -> None:
+async def update_disabled(
+    connection: asyncpg.Connection, user_id: uuid.UUID, disabled: bool, now: datetime
+) -> None:
     """Disable (revoking every token issued so far) or enable a user."""
     await connection.execute(
         """
@@ -208,20 +276,31 @@ async def update_disabled(connection: asyncpg.Connection, user_id: uuid.UUID, di
                          tokens_valid_after = CASE WHEN $2 THEN $3 ELSE tokens_valid_after END
         WHERE id = $1
         """,
-        user_id, disabled, now,
+        user_id,
+        disabled,
+        now,
     )
 
 
-async def update_failed_attempts(connection: asyncpg.Connection, user_id: uuid.UUID,
-                                 failed_attempts: int) -> None:
+async def update_failed_attempts(
+    connection: asyncpg.Connection, user_id: uuid.UUID, failed_attempts: int
+) -> None:
     await connection.execute(
         "UPDATE users SET failed_attempts = GREATEST(failed_attempts, $2) WHERE id = $1",
-        user_id, failed_attempts,
+        user_id,
+        failed_attempts,
     )
 
 
-async def update_lock(connection: asyncpg.Connection, user_id: uuid.UUID, *, mode: str,
-                      until: datetime | None, failed_attempts: int, now: datetime) -> None:
+async def update_lock(
+    connection: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    mode: str,
+    until: datetime | None,
+    failed_attempts: int,
+    now: datetime,
+) -> None:
     """Lock the user durably; a temporary lock counts towards the run's growing wait."""
     await connection.execute(
         """
@@ -231,12 +310,17 @@ async def update_lock(connection: asyncpg.Connection, user_id: uuid.UUID, *, mod
                          updated_at = $5
         WHERE id = $1
         """,
-        user_id, mode, until, failed_attempts, now,
+        user_id,
+        mode,
+        until,
+        failed_attempts,
+        now,
     )
 
 
-async def update_lock_cleared(connection: asyncpg.Connection, user_id: uuid.UUID,
-                              now: datetime) -> None:
+async def update_lock_cleared(
+    connection: asyncpg.Connection, user_id: uuid.UUID, now: datetime
+) -> None:
     """End the run of failures: no lock, no count (a success, or an administrator's unlock)."""
     await connection.execute(
         """
@@ -244,5 +328,6 @@ async def update_lock_cleared(connection: asyncpg.Connection, user_id: uuid.UUID
                          updated_at = $2
         WHERE id = $1
         """,
-        user_id, now,
+        user_id,
+        now,
     )

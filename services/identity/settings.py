@@ -39,7 +39,9 @@ class IdentitySettings(ServiceSettings):
     lockout_base_wait: timedelta = Field(
         timedelta(minutes=5), description="First temporary lockout; each next one doubles."
     )
-    lockout_max_wait: timedelta = Field(timedelta(hours=24), description="Longest temporary lockout.")
+    lockout_max_wait: timedelta = Field(
+        timedelta(hours=24), description="Longest temporary lockout."
+    )
     lockout_hard_after: int = Field(
         100, ge=1, description="Failures in a row after which the lock is hard, whatever the mode."
     )
@@ -60,14 +62,17 @@ class IdentitySettings(ServiceSettings):
         "URL + /password/change?user_name=...",
     )
     expired_password_url: str | None = Field(
-        None, description="Template with {user_name} and {user_id} replacing the portal's expired-password page."
+        None,
+        description="Template with {user_name} and {user_id} replacing the portal's expired-password page.",
     )
     change_password_url: str | None = Field(
-        None, description="Template with {user_name} and {user_id} replacing the portal's change-password page."
+        None,
+        description="Template with {user_name} and {user_id} replacing the portal's change-password page.",
     )
 
-    clock: Callable[[], datetime] = Field(default=utc_now, exclude=True,
-                                          description="Injectable for tests.")
+    clock: Callable[[], datetime] = Field(
+        default=utc_now, exclude=True, description="Injectable for tests."
+    )
 
     @field_validator("portal_url")
     @classmethod
@@ -83,8 +88,10 @@ class IdentitySettings(ServiceSettings):
     @property
     def lockout(self) -> LockoutPolicy:
         return LockoutPolicy(
-            threshold=self.lockout_threshold, mode=self.lockout_mode,
-            base_wait=self.lockout_base_wait, max_wait=self.lockout_max_wait,
+            threshold=self.lockout_threshold,
+            mode=self.lockout_mode,
+            base_wait=self.lockout_base_wait,
+            max_wait=self.lockout_max_wait,
             hard_after=self.lockout_hard_after,
         )
 

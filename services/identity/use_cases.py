@@ -79,7 +79,9 @@ def hasher_of(unit: Unit) -> SecretHasher:
 def counters_of(unit: Unit) -> FailureCounters:
     settings = settings_of(unit)
     assert unit.resources.redis is not None
-    return FailureCounters(unit.resources.redis, settings.connections.redis_prefix, settings.failure_memory)
+    return FailureCounters(
+        unit.resources.redis, settings.connections.redis_prefix, settings.failure_memory
+    )
 
 
 class IdentityAccountStates:
@@ -115,8 +117,9 @@ async def administrator(command, unit: Unit) -> Claims:
 
 
 async def existing_user(unit: Unit, user_name: str, *, for_update: bool = False) -> User:
-    user = await repository.select_user(unit.connection, domain.normalise_user_name(user_name),
-                                        for_update=for_update)
+    user = await repository.select_user(
+        unit.connection, domain.normalise_user_name(user_name), for_update=for_update
+    )
     if user is None:
         raise domain.UserNotFound()
     return user
@@ -141,19 +144,35 @@ async def register_user(command: RegisterUser, unit: Unit) -> list[Outgoing]:
     user_id = uuid.uuid4()
     roles = sorted(set(command.roles))
     inserted = await repository.insert_user(
-        unit.connection, user_id=user_id, user_name=name, first_name=command.first_name,
-        last_name=command.last_name, email=email, mobile_number=mobile, roles=roles,
-        password_hash=password_hash, must_change_password=command.require_password_change, now=now,
+        unit.connection,
+        user_id=user_id,
+        user_name=name,
+        first_name=command.first_name,
+        last_name=command.last_name,
+        email=email,
+        mobile_number=mobile,
+        roles=roles,
+        password_hash=password_hash,
+        must_change_password=command.require_password_change,
+        now=now,
     )
     if not inserted:
         raise domain.UserExists()
     await repository.upsert_accounts(unit.connection, accounts)
     await repository.replace_memberships(unit.connection, user_id, accounts)
-    return [fact(UserRegisteredV2(
-        user_id=user_id, **contacts(user_id, email, mobile, keys_of(unit)), accounts=accounts, roles=roles,
-        password_set=password_hash is not None,
-        must_change_password=command.require_password_change, occurred_at=now,
-    ))]
+    return [
+        fact(
+            UserRegisteredV2(
+                user_id=user_id,
+                **contacts(user_id, email, mobile, keys_of(unit)),
+                accounts=accounts,
+                roles=roles,
+                password_set=password_hash is not None,
+                must_change_password=command.require_password_change,
+                occurred_at=now,
+            )
+        )
+    ]
 
 
 async def update_user(command: UpdateUser, unit: Unit) -> list[Outgoing]:
@@ -173,8 +192,9 @@ async def update_user_profile(command: UpdateUserProfile, unit: Unit) -> list[Ou
     mobile number signer codes go to is recorded and announced (`domain.mobile_number_changed`)."""
     claims = await caller(command, unit)
     now = settings_of(unit).clock()
-    user = await repository.select_user(unit.connection, domain.normalise_user_name(command.user_name),
-                                        for_update=True)
+    user = await repository.select_user(
+        unit.connection, domain.normalise_user_name(command.user_name), for_update=True
+    )
     if user is None:
         domain.require_administrator(claims)  # only an administrator learns who does not exist
         raise domain.UserNotFound()
@@ -183,16 +203,34 @@ async def update_user_profile(command: UpdateUserProfile, unit: Unit) -> list[Ou
     mobile = domain.valid_mobile_number(command.mobile_number)
     by = domain.changed_by(claims, user.id)
     await repository.update_user_profile(
-        unit.connection, user.id, first_name=command.first_name, last_name=command.last_name,
-        email=email, mobile_number=mobile, now=now,
+        unit.connection,
+        user.id,
+        first_name=command.first_name,
+        last_name=command.last_name,
+        email=email,
+        mobile_number=mobile,
+        now=now,
     )
-    effects = [fact(UserProfileUpdatedV2(
-        user_id=user.id, **contacts(user.id, email, mobile, keys_of(unit)), changed_by=by, occurred_at=now,
-    ))]
+    effects = [
+        fact(
+            UserProfileUpdatedV2(
+                user_id=user.id,
+                **contacts(user.id, email, mobile, keys_of(unit)),
+                changed_by=by,
+                occurred_at=now,
+            )
+        )
+    ]
     if domain.mobile_number_changed(user.mobile_number, mobile):
         await repository.insert_mobile_number_change(
-            unit.connection, user.id, old_number=user.mobile_number, new_number=mobile, changed_by=by,
-            actor=claims.subject, correlation_id=command.correlation_id, now=now,
+            unit.connection,
+            user.id,
+            old_number=user.mobile_number,
+            new_number=mobile,
+            changed_by=by,
+            actor=claims.subject,
+            correlation_id=command.correlation_id,
+            now=now,
         )
         effects.append(mobile_number_change(user.id, user.mobile_number, mobile, by, now))
     return effects
@@ -206,11 +244,19 @@ async def set_password(command: SetPassword, unit: Unit) -> list[Outgoing]:
     password = command.password.get_secret_value()
     domain.check_new_password(password, user.user_name, settings.passwords)
     password_hash = await hasher_of(unit).hash(password)
-    await repository.update_password(unit.connection, user.id, password_hash,
-                                     must_change=command.require_change, now=now)
-    return [fact(PasswordChangedV2(
-        user_id=user.id, changed_by="administrator", must_change_password=command.require_change, occurred_at=now,
-    ))]
+    await repository.update_password(
+        unit.connection, user.id, password_hash, must_change=command.require_change, now=now
+    )
+    return [
+        fact(
+            PasswordChangedV2(
+                user_id=user.id,
+                changed_by="administrator",
+                must_change_password=command.require_change,
+                occurred_at=now,
+            )
+        )
+    ]
 
 
 async def disable_user(command: DisableUser, unit: Unit) -> list[Outgoing]:
@@ -221,7 +267,9 @@ async def enable_user(command: EnableUser, unit: Unit) -> list[Outgoing]:
     return await _set_disabled(command, unit, disabled=False)
 
 
-async def _set_disabled(command: DisableUser | EnableUser, unit: Unit, *, disabled: bool) -> list[Outgoing]:
+async def _set_disabled(
+    command: DisableUser | EnableUser, unit: Unit, *, disabled: bool
+) -> list[Outgoing]:
     """An administrator disables or enables a user; the fact says which."""
     await administrator(command, unit)
     now = settings_of(unit).clock()
@@ -262,8 +310,13 @@ class Attempt:
     standing: domain.AccountStanding | None = None
 
 
-async def attempt_password(unit: Unit, command: AuthenticateUser | ChangePassword, user_name: str,
-                           password: str, now: datetime) -> Attempt:
+async def attempt_password(
+    unit: Unit,
+    command: AuthenticateUser | ChangePassword,
+    user_name: str,
+    password: str,
+    now: datetime,
+) -> Attempt:
     """Check a password the same way whether or not the user exists, counting failures.
 
     The lock is read before hashing, and a locked user's password is still checked in
@@ -287,7 +340,9 @@ async def attempt_password(unit: Unit, command: AuthenticateUser | ChangePasswor
         locked=locked,
         disabled=user.disabled,
         password_expired=domain.password_has_expired(
-            expired_now=user.password_expired, changed_at=user.password_changed_at, now=now,
+            expired_now=user.password_expired,
+            changed_at=user.password_changed_at,
+            now=now,
             policy=settings.passwords,
         ),
         must_change_password=user.must_change_password,
@@ -305,21 +360,39 @@ async def _failed(unit: Unit, command, name: str, user: User | None, now: dateti
     settings = settings_of(unit)
     policy = settings.lockout
     count = await counters_of(unit).record_failure(
-        name, command.event_id, threshold=policy.threshold, hard_after=policy.hard_after,
+        name,
+        command.event_id,
+        threshold=policy.threshold,
+        hard_after=policy.hard_after,
         durable_total=user.failed_attempts if user else 0,
     )
     effects = [failure(name, ["invalid_credentials"], keys_of(unit), now)]
     if user is not None:
         if count.locks:
-            lock = domain.lock_for(policy, consecutive_failures=count.total, lockouts=user.lockouts, now=now)
+            lock = domain.lock_for(
+                policy, consecutive_failures=count.total, lockouts=user.lockouts, now=now
+            )
             if user.lock_mode == "hard":
                 lock = domain.Lock("hard", None)  # a hard lock is never softened
-            await repository.update_lock(unit.connection, user.id, mode=lock.mode, until=lock.until,
-                                         failed_attempts=count.total, now=now)
-            effects.append(fact(UserLockedOutV2(
-                user_id=user.id, mode=lock.mode, locked_until=lock.until,
-                consecutive_failures=count.total, occurred_at=now,
-            )))
+            await repository.update_lock(
+                unit.connection,
+                user.id,
+                mode=lock.mode,
+                until=lock.until,
+                failed_attempts=count.total,
+                now=now,
+            )
+            effects.append(
+                fact(
+                    UserLockedOutV2(
+                        user_id=user.id,
+                        mode=lock.mode,
+                        locked_until=lock.until,
+                        consecutive_failures=count.total,
+                        occurred_at=now,
+                    )
+                )
+            )
         else:
             await repository.update_failed_attempts(unit.connection, user.id, count.total)
     return Attempt(user, ["invalid_credentials"], effects)
@@ -344,11 +417,20 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     user = attempt.user
 
     if attempt.reasons:
-        urls = domain.links_for(attempt.reasons, settings.password_links, user_name=user.user_name,
-                                user_id=user.id) if user is not None else {}
+        urls = (
+            domain.links_for(
+                attempt.reasons, settings.password_links, user_name=user.user_name, user_id=user.id
+            )
+            if user is not None
+            else {}
+        )
         answer = AuthenticationFailed(
-            reasons=[AuthenticationFailure(code=r, message=domain.FAILURE_TEXT[r]) for r in attempt.reasons],
-            occurred_at=now, **urls,
+            reasons=[
+                AuthenticationFailure(code=r, message=domain.FAILURE_TEXT[r])
+                for r in attempt.reasons
+            ],
+            occurred_at=now,
+            **urls,
         )
         effects = attempt.effects or [failure(name, attempt.reasons, keys_of(unit), now)]
         return [Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer), *effects]
@@ -356,23 +438,34 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     assert user is not None
     accounts = await repository.select_memberships(unit.connection, user.id)
     issued = TokenIssuer.from_settings(settings.tokens, clock=lambda: now).issue(
-        str(user.id), user.user_name,
+        str(user.id),
+        user.user_name,
         accounts=[str(a.context_identifier) for a in accounts],
         primary_account=next((str(a.context_identifier) for a in accounts if a.is_primary), None),
         roles=user.roles,
     )
     answer = AuthenticationSucceeded(
-        access_token=issued.token, expires_at=issued.claims.expires_at, user_name=user.user_name,
-        first_name=user.first_name, last_name=user.last_name, accounts=accounts,
-        change_password_url=settings.password_links.change(user_name=user.user_name, user_id=user.id),
+        access_token=issued.token,
+        expires_at=issued.claims.expires_at,
+        user_name=user.user_name,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        accounts=accounts,
+        change_password_url=settings.password_links.change(
+            user_name=user.user_name, user_id=user.id
+        ),
         occurred_at=issued.claims.issued_at,
     )
     return [
         Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer),
-        fact(UserAuthenticatedV2(
-            user_id=user.id, token_id=issued.claims.token_id,
-            expires_at=issued.claims.expires_at, occurred_at=issued.claims.issued_at,
-        )),
+        fact(
+            UserAuthenticatedV2(
+                user_id=user.id,
+                token_id=issued.claims.token_id,
+                expires_at=issued.claims.expires_at,
+                occurred_at=issued.claims.issued_at,
+            )
+        ),
     ]
 
 
@@ -384,7 +477,9 @@ async def change_password(command: ChangePassword, unit: Unit) -> list[Outgoing]
     name = domain.normalise_user_name(command.user_name)
     new_password = command.new_password.get_secret_value()
     domain.check_new_password(new_password, name, settings.passwords)  # before any state changes
-    attempt = await attempt_password(unit, command, name, command.current_password.get_secret_value(), now)
+    attempt = await attempt_password(
+        unit, command, name, command.current_password.get_secret_value(), now
+    )
     user = attempt.user
     standing = attempt.standing
     if user is None or standing is None or standing.locked or standing.disabled:
@@ -395,9 +490,14 @@ async def change_password(command: ChangePassword, unit: Unit) -> list[Outgoing]
             refusal = domain.AccountDisabled()
         else:
             refusal = domain.InvalidCredentials()
-        return [outcome_for_name(name, rejection(command, refusal, now), keys_of(unit)), *attempt.effects]
+        return [
+            outcome_for_name(name, rejection(command, refusal, now), keys_of(unit)),
+            *attempt.effects,
+        ]
     password_hash = await hasher_of(unit).hash(new_password)
-    await repository.update_password(unit.connection, user.id, password_hash, must_change=False, now=now)
+    await repository.update_password(
+        unit.connection, user.id, password_hash, must_change=False, now=now
+    )
     return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
 
 
@@ -405,6 +505,11 @@ def rejection(command: Message, refusal: Refusal, now: datetime) -> CommandRejec
     """The ``command.rejected`` outcome of a command whose refusal has effects to keep (a counted
     failure), so it is returned with them rather than raised (which would roll them back)."""
     return CommandRejected(
-        status=refusal.status, code=refusal.code, message=refusal.message, field=refusal.field,
-        command_type=command.type, command_event_id=command.event_id, occurred_at=now,
+        status=refusal.status,
+        code=refusal.code,
+        message=refusal.message,
+        field=refusal.field,
+        command_type=command.type,
+        command_event_id=command.event_id,
+        occurred_at=now,
     )

@@ -48,7 +48,10 @@ class PublishingKeys:
     def build(cls, settings: KeySettings) -> PublishingKeys:
         """Refuses without the digest key or the authentication service's sealing key: nothing goes
         out in clear instead."""
-        return cls(Digests.from_settings(settings.digests), Sealer.for_consumer("authentication", settings.sealing))
+        return cls(
+            Digests.from_settings(settings.digests),
+            Sealer.for_consumer("authentication", settings.sealing),
+        )
 
 
 def keys_of(unit: Unit) -> PublishingKeys:
@@ -58,14 +61,17 @@ def keys_of(unit: Unit) -> PublishingKeys:
     return extras["identity_keys"]
 
 
-def contacts(user_id: uuid.UUID, email: str | None, mobile_number: str | None,
-             keys: PublishingKeys) -> dict[str, Any]:
+def contacts(
+    user_id: uuid.UUID, email: str | None, mobile_number: str | None, keys: PublishingKeys
+) -> dict[str, Any]:
     """A profile's email and mobile number as events carry them (`_ProfileContacts`' fields)."""
     return {
         "email_masked": mask_email(email) if email else None,
         "email_digest": keys.digests.email(email) if email else None,
         "mobile_masked": mask_phone(mobile_number) if mobile_number else None,
-        "mobile_sealed": keys.sealer.seal(user_mobile_context(user_id), mobile_number) if mobile_number else None,
+        "mobile_sealed": keys.sealer.seal(user_mobile_context(user_id), mobile_number)
+        if mobile_number
+        else None,
     }
 
 
@@ -74,20 +80,31 @@ def fact(event: Event) -> Outgoing:
     return Outgoing(IDENTITY_EVENTS.name, str(event.user_id), event)  # type: ignore[attr-defined]
 
 
-def mobile_number_change(user_id: uuid.UUID, old: str | None, new: str | None, changed_by: ChangedBy,
-                         now: datetime) -> Outgoing:
+def mobile_number_change(
+    user_id: uuid.UUID, old: str | None, new: str | None, changed_by: ChangedBy, now: datetime
+) -> Outgoing:
     """The announcement that the number signer codes go to changed: both numbers masked."""
-    return fact(UserMobileNumberChanged(
-        user_id=user_id, old_mobile_masked=mask_phone(old) if old else None,
-        new_mobile_masked=mask_phone(new) if new else None, changed_by=changed_by, occurred_at=now,
-    ))
+    return fact(
+        UserMobileNumberChanged(
+            user_id=user_id,
+            old_mobile_masked=mask_phone(old) if old else None,
+            new_mobile_masked=mask_phone(new) if new else None,
+            changed_by=changed_by,
+            occurred_at=now,
+        )
+    )
 
 
-def failure(user_name: str, reasons: list[FailureReason], keys: PublishingKeys, now: datetime) -> Outgoing:
+def failure(
+    user_name: str, reasons: list[FailureReason], keys: PublishingKeys, now: datetime
+) -> Outgoing:
     """A failed authentication of ``user_name`` (typed, known or not), named and keyed by its digest."""
     digest = keys.digests.user_name(user_name)
-    return Outgoing(IDENTITY_EVENTS.name, digest,
-                    UserAuthenticationFailedV2(user_name_digest=digest, reasons=reasons, occurred_at=now))
+    return Outgoing(
+        IDENTITY_EVENTS.name,
+        digest,
+        UserAuthenticationFailedV2(user_name_digest=digest, reasons=reasons, occurred_at=now),
+    )
 
 
 def outcome_for_name(user_name: str, event: Event, keys: PublishingKeys) -> Outgoing:
@@ -98,5 +115,7 @@ def outcome_for_name(user_name: str, event: Event, keys: PublishingKeys) -> Outg
 def rejection_key(settings: ServiceSettings) -> Callable[[str], str]:
     """How the pipeline keys identity's rejections: by the digest of the command's key (the user
     name the caller gave), never by the name itself. Refuses without the digest key."""
-    digests = getattr(settings, "digests", None) or DigestSettings()  # identity's, or read as identity reads them
+    digests = (
+        getattr(settings, "digests", None) or DigestSettings()
+    )  # identity's, or read as identity reads them
     return Digests.from_settings(digests).user_name

@@ -25,18 +25,32 @@ class OtpDispatchSettings(ServiceSettings):
         description="The pepper shared with the authentication service (SIGNGATE_OTP_PEPPER).",
     )
 
-    sms_provider: Literal["sandbox", "http"] = Field("sandbox", description="`http`: the SMS gateway.")
-    email_provider: Literal["sandbox", "smtp"] = Field("sandbox", description="`smtp`: the SMTP server.")
+    sms_provider: Literal["sandbox", "http"] = Field(
+        "sandbox", description="`http`: the SMS gateway."
+    )
+    email_provider: Literal["sandbox", "smtp"] = Field(
+        "sandbox", description="`smtp`: the SMTP server."
+    )
     sandbox_outbox: Path = Field(
         DATA_DIR / "sandbox-outbox.jsonl",
         description="JSON-lines file the sandbox provider appends deliveries (with their codes) to.",
     )
 
-    code_length: int = Field(6, ge=6, le=9, description="Digits in a code (what a request asks is not taken).")
+    code_length: int = Field(
+        6, ge=6, le=9, description="Digits in a code (what a request asks is not taken)."
+    )
     code_ttl_seconds: int = Field(
-        300, ge=30, le=600, description="How long a sent code is valid (what a request asks is not taken).")
-    resend_cooldown_seconds: int = Field(30, ge=0, description="Between two codes for one recipient.")
-    max_sends_per_recipient: int = Field(5, ge=1, description="Codes per recipient of a package per window.")
+        300,
+        ge=30,
+        le=600,
+        description="How long a sent code is valid (what a request asks is not taken).",
+    )
+    resend_cooldown_seconds: int = Field(
+        30, ge=0, description="Between two codes for one recipient."
+    )
+    max_sends_per_recipient: int = Field(
+        5, ge=1, description="Codes per recipient of a package per window."
+    )
     recipient_window_seconds: int = Field(86_400, ge=1)
     max_sends_per_destination: int = Field(
         10, ge=1, description="Codes per phone number or address per window, across all packages."
@@ -44,8 +58,12 @@ class OtpDispatchSettings(ServiceSettings):
     destination_window_seconds: int = Field(3_600, ge=1)
 
     delivery_timeout_seconds: float = Field(10.0, gt=0, description="Per provider call.")
-    delivery_attempts: int = Field(3, ge=1, description="Provider calls per code, on transient failures.")
-    delivery_retry_delay_seconds: float = Field(0.5, ge=0, description="Before the first retry; doubles.")
+    delivery_attempts: int = Field(
+        3, ge=1, description="Provider calls per code, on transient failures."
+    )
+    delivery_retry_delay_seconds: float = Field(
+        0.5, ge=0, description="Before the first retry; doubles."
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -59,17 +77,23 @@ class OtpDispatchSettings(ServiceSettings):
     sms_gateway_url: str | None = Field(None, description="POST endpoint of the HTTP SMS gateway.")
     sms_gateway_username: str | None = Field(None, description="HTTP basic auth user.")
     sms_gateway_password: SecretStr | None = None
-    sms_gateway_token: SecretStr | None = Field(None, description="Bearer token, instead of basic auth.")
+    sms_gateway_token: SecretStr | None = Field(
+        None, description="Bearer token, instead of basic auth."
+    )
     sms_sender: str = Field("signgate", description="Sender id the gateway shows.")
 
     clock: Callable[[], datetime] = Field(
-        default=utc_now, exclude=True, description="Now, for issue times and limits; tests inject one."
+        default=utc_now,
+        exclude=True,
+        description="Now, for issue times and limits; tests inject one.",
     )
 
     @model_validator(mode="after")
     def _gateway_configured(self) -> OtpDispatchSettings:
         if self.sms_provider == "http" and not self.sms_gateway_url:
-            raise ValueError("sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set")
+            raise ValueError(
+                "sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set"
+            )
         return self
 
     @property

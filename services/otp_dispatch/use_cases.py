@@ -72,7 +72,9 @@ class Dispatcher:
 
     async def dispatch(self, request: OtpDeliveryRequested) -> list[Outgoing]:
         recipient = OtpRecipient.of(request)
-        code = generate_code(self.settings.code_length)  # never the request's: a code's strength is ours
+        code = generate_code(
+            self.settings.code_length
+        )  # never the request's: a code's strength is ours
         ttl = timedelta(seconds=self.settings.code_ttl_seconds)
         result = await self.store.issue(
             request.event_id,
@@ -90,7 +92,9 @@ class Dispatcher:
             return await self._again(request, recipient, result)
         outcome = await self._deliver(request, code, ttl, result)
         withdraw = None if isinstance(outcome, OtpSent) else request.challenge_id
-        stored = await self.store.settle(request.event_id, recipient, encode(outcome).decode(), withdraw=withdraw)
+        stored = await self.store.settle(
+            request.event_id, recipient, encode(outcome).decode(), withdraw=withdraw
+        )
         return [self._outgoing(request, decode(OTP_EVENTS, stored.encode()))]
 
     async def _deliver(
@@ -119,15 +123,19 @@ class Dispatcher:
         except DeliveryFailed as failure:
             log.warning(
                 "code not delivered; withdrawn",
-                challenge_id=str(request.challenge_id), provider=provider.name, reason=failure.reason,
+                challenge_id=str(request.challenge_id),
+                provider=provider.name,
+                reason=failure.reason,
             )
             return OtpDeliveryFailed(
                 **common, reason=failure.reason, resend_available_at=issued.resend_available_at
             )
         log.info(
             "code delivered",
-            challenge_id=str(request.challenge_id), provider=receipt.provider,
-            channel=request.channel, destination=common["destination"],
+            challenge_id=str(request.challenge_id),
+            provider=receipt.provider,
+            channel=request.channel,
+            destination=common["destination"],
         )
         return OtpSent(
             **common,
@@ -141,7 +149,9 @@ class Dispatcher:
         self, request: OtpDeliveryRequested, recipient: OtpRecipient, seen: SeenBefore
     ) -> list[Outgoing]:
         """A redelivered request: the same outcome again, and nothing sent or stored."""
-        log.info("delivery request seen before", state=seen.state, challenge_id=str(request.challenge_id))
+        log.info(
+            "delivery request seen before", state=seen.state, challenge_id=str(request.challenge_id)
+        )
         if seen.refusal is not None:
             return [self._refused(request, seen.refusal)]
         stored = seen.outcome
@@ -153,7 +163,10 @@ class Dispatcher:
                 **_outcome_fields(request, self.providers[request.channel].name), reason=INTERRUPTED
             )
             stored = await self.store.settle(
-                request.event_id, recipient, encode(failed).decode(), withdraw=seen.challenge_id or request.challenge_id
+                request.event_id,
+                recipient,
+                encode(failed).decode(),
+                withdraw=seen.challenge_id or request.challenge_id,
             )
         return [self._outgoing(request, decode(OTP_EVENTS, stored.encode()))]
 
@@ -162,8 +175,12 @@ class Dispatcher:
         code, text = send_refusal(refusal.limit, seconds)
         log.info("code not sent: send limit", limit=refusal.limit, retry_after_seconds=seconds)
         rejection = CommandRejected(
-            status=429, code=code, message=text, command_type=request.type,
-            command_event_id=request.event_id, retry_after_seconds=seconds,
+            status=429,
+            code=code,
+            message=text,
+            command_type=request.type,
+            command_event_id=request.event_id,
+            retry_after_seconds=seconds,
         )
         return self._outgoing(request, rejection)
 

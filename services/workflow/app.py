@@ -25,7 +25,6 @@ from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WO
 __all__ = ["DEFINITION", "WorkflowSettings", "create_app"]
 
 
-
 class WorkflowSettings(ServiceSettings):
     """``SIGNGATE_WORKFLOW_*``, plus the shared pepper (``SIGNGATE_SECRET_PEPPER``: access codes are
     hashed as the authentication service checks them), token key (``SIGNGATE_TOKEN_PUBLIC_KEY``),
@@ -52,18 +51,23 @@ DEFINITION = ServiceDefinition(
         **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
     },
     folder=Path(__file__).parent,
-    read_ahead=partial(PackagesAhead, frozenset(FACTS)),  # the packages of a lane's facts, in one go
+    read_ahead=partial(
+        PackagesAhead, frozenset(FACTS)
+    ),  # the packages of a lane's facts, in one go
 )
 
 
 def create_app(settings: WorkflowSettings | None = None) -> AsgiFastStream:
     settings = settings or WorkflowSettings()
-    require("workflow", {
-        "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
-        "SIGNGATE_TOKEN_PUBLIC_KEY": settings.tokens.public_key or settings.tokens.private_key,
-        "SIGNGATE_INVITATION_PRIVATE_KEY": settings.invitations.private_key,
-        "SIGNGATE_DIGEST_KEY": settings.digests.key,
-        "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
-    })
+    require(
+        "workflow",
+        {
+            "SIGNGATE_SECRET_PEPPER": settings.secrets.pepper,
+            "SIGNGATE_TOKEN_PUBLIC_KEY": settings.tokens.public_key or settings.tokens.private_key,
+            "SIGNGATE_INVITATION_PRIVATE_KEY": settings.invitations.private_key,
+            "SIGNGATE_DIGEST_KEY": settings.digests.key,
+            "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
+        },
+    )
     PublishingKeys.build(settings)  # and checks the keys it was given are keys
     return build_app(DEFINITION, settings)

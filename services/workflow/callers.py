@@ -42,8 +42,11 @@ class PublishingKeys:
 
     @classmethod
     def build(cls, settings: CredentialSettings) -> PublishingKeys:
-        return cls(InvitationIssuer(settings.invitations), Digests.from_settings(settings.digests),
-                   Sealer.for_consumer("authentication", settings.sealing))
+        return cls(
+            InvitationIssuer(settings.invitations),
+            Digests.from_settings(settings.digests),
+            Sealer.for_consumer("authentication", settings.sealing),
+        )
 
 
 def keys_of(unit: Unit) -> PublishingKeys:
@@ -60,7 +63,9 @@ async def caller_of(command: Command, unit: Unit) -> Caller:
 
 
 def _verifier(unit: Unit) -> TokenVerifier:
-    return TokenVerifier.from_settings(settings_of(unit).tokens, states=PostgresAccountStates(unit.connection))
+    return TokenVerifier.from_settings(
+        settings_of(unit).tokens, states=PostgresAccountStates(unit.connection)
+    )
 
 
 async def identify_caller(command: Command, unit: Unit) -> str:

@@ -61,7 +61,9 @@ BOLDSIGN_FREQUENCY: Frequency = "UntilSignCompleted"
 SECRET_METHODS: frozenset[str] = frozenset({"password", "access_code"})
 FINISHED: frozenset[str] = frozenset({"completed", "declined", "terminated"})
 BOLDSIGN_TYPES: Mapping[str, Method] = {
-    "AccessCode": "access_code", "EmailOTP": "email_otp", "SMSOTP": "sms_otp",
+    "AccessCode": "access_code",
+    "EmailOTP": "email_otp",
+    "SMSOTP": "sms_otp",
 }
 
 # -- refusals: one type per family, with the seed's status and text --
@@ -160,10 +162,16 @@ class Recipient:
     signer_user_name: str | None = None
     """Or that user by (normalised) user name."""
 
-    def with_authentication(self, authentication: Authentication | None, **changes: Any) -> Recipient:
+    def with_authentication(
+        self, authentication: Authentication | None, **changes: Any
+    ) -> Recipient:
         """This recipient with another authentication: older invitations stop working."""
-        return replace(self, authentication=authentication,
-                       authentication_version=self.authentication_version + 1, **changes)
+        return replace(
+            self,
+            authentication=authentication,
+            authentication_version=self.authentication_version + 1,
+            **changes,
+        )
 
 
 @dataclass(frozen=True)
@@ -244,8 +252,10 @@ def _owned_unlocked(package: Package | None, caller: str) -> Package:
 
 def _in_progress(package: Package) -> None:
     if package.state != "in_progress":
-        raise StateConflict(f"The workflow is {_said(package.state)}, not in progress",
-                            code="workflow_not_in_progress")
+        raise StateConflict(
+            f"The workflow is {_said(package.state)}, not in progress",
+            code="workflow_not_in_progress",
+        )
 
 
 def _said(state: str) -> str:
@@ -255,15 +265,20 @@ def _said(state: str) -> str:
 # -- lifecycle --
 
 
-def register_package(existing: Package | None, caller: Caller | str, command: RegisterPackage,
-                     at: datetime) -> Decision:
+def register_package(
+    existing: Package | None, caller: Caller | str, command: RegisterPackage, at: datetime
+) -> Decision:
     """A new package in draft, owned by the caller, in one of the caller's accounts."""
     caller = caller if isinstance(caller, Caller) else Caller(caller)
     if existing is not None:
         raise StateConflict("A package with this id already exists", code="package_exists")
     account = str(command.account) if command.account else caller.primary_account
     if command.account is not None and str(command.account) not in caller.accounts:
-        raise InvalidSettings("account is not one of the caller's accounts", field="account", code="account_not_member")
+        raise InvalidSettings(
+            "account is not one of the caller's accounts",
+            field="account",
+            code="account_not_member",
+        )
     package = Package(
         package_id=command.package_id,
         owner_id=caller.user_id,
@@ -271,9 +286,17 @@ def register_package(existing: Package | None, caller: Caller | str, command: Re
         workflow_type=command.workflow_type,
         documents=tuple(Document(d.document_id, d.name) for d in command.documents),
         recipients=tuple(
-            Recipient(order=r.order, email=r.email, name=r.name, role=r.role, mobile_number=r.mobile_number,
-                      signer_user_id=r.signer_user_id,
-                      signer_user_name=normalise_user_name(r.signer_user_name) if r.signer_user_name else None)
+            Recipient(
+                order=r.order,
+                email=r.email,
+                name=r.name,
+                role=r.role,
+                mobile_number=r.mobile_number,
+                signer_user_id=r.signer_user_id,
+                signer_user_name=normalise_user_name(r.signer_user_name)
+                if r.signer_user_name
+                else None,
+            )
             for r in sorted(command.recipients, key=lambda r: r.order)
         ),
         registered_at=at,
@@ -288,7 +311,9 @@ def share_workflow(package: Package | None, caller: str, at: datetime) -> Decisi
     package = _owned_unlocked(package, caller)
     if package.state != "draft":
         raise NotDraft()
-    return Decision(replace(package, state="in_progress", shared_at=at), (Change("workflow_shared"),))
+    return Decision(
+        replace(package, state="in_progress", shared_at=at), (Change("workflow_shared"),)
+    )
 
 
 def lock_workflow(package: Package | None, caller: str) -> Decision:
@@ -307,7 +332,9 @@ def unlock_workflow(package: Package | None, caller: str) -> Decision:
     return Decision(replace(package, locked=False), (Change("workflow_unlocked"),))
 
 
-def terminate_workflow(package: Package | None, caller: str, at: datetime, reason: str | None) -> Decision:
+def terminate_workflow(
+    package: Package | None, caller: str, at: datetime, reason: str | None
+) -> Decision:
     """Complete the workflow in the middle: in progress -> terminated."""
     package = _owned_unlocked(package, caller)
     _in_progress(package)
@@ -325,11 +352,15 @@ def record_received(package: Package | None, caller: str, order: int, at: dateti
     _in_progress(package)
     recipient = package.recipient(order)
     if recipient.status != "pending":
-        raise StateConflict("The recipient has already received the package", code="recipient_already_received")
+        raise StateConflict(
+            "The recipient has already received the package", code="recipient_already_received"
+        )
     if package.workflow_type == "sequential" and any(
         r.status != "signed" for r in package.recipients if r.order < order
     ):
-        raise StateConflict("Recipients before this order have not signed yet", code="earlier_recipients_pending")
+        raise StateConflict(
+            "Recipients before this order have not signed yet", code="earlier_recipients_pending"
+        )
     received = replace(recipient, status="received", received_at=at)
     return Decision(package.with_recipient(received), (Change("recipient_received", order),))
 
@@ -340,7 +371,9 @@ def _acting(package: Package, order: int) -> Recipient:
     if recipient.status == "signed":
         raise StateConflict("The recipient has already signed", code="recipient_already_signed")
     if recipient.status != "received":
-        raise StateConflict("The recipient has not received the package", code="recipient_not_received")
+        raise StateConflict(
+            "The recipient has not received the package", code="recipient_not_received"
+        )
     return recipient
 
 
@@ -356,14 +389,18 @@ def record_signed(package: Package | None, caller: str, order: int, at: datetime
     return Decision(package, tuple(changes))
 
 
-def record_declined(package: Package | None, caller: str, order: int, at: datetime, reason: str | None) -> Decision:
+def record_declined(
+    package: Package | None, caller: str, order: int, at: datetime, reason: str | None
+) -> Decision:
     """The recipient declined: the workflow is declined."""
     package = _owned(package, caller)
     recipient = _acting(package, order)
     package = package.with_recipient(replace(recipient, status="declined", declined_at=at))
     package = replace(package, state="declined", finished_at=at)
     details = {"reason": reason} if reason else {}
-    return Decision(package, (Change("recipient_declined", order, details), Change("workflow_declined", order)))
+    return Decision(
+        package, (Change("recipient_declined", order, details), Change("workflow_declined", order))
+    )
 
 
 # -- SigningHub: update workflow user authentication (document opening) --
@@ -390,15 +427,27 @@ def update_recipient_authentication(
     for recipient in targets:
         changed = recipient
         if body.authentication is not None:
-            changed = changed.with_authentication(_signinghub_authentication(
-                recipient.authentication, body.authentication, password_hash))
+            changed = changed.with_authentication(
+                _signinghub_authentication(
+                    recipient.authentication, body.authentication, password_hash
+                )
+            )
         if body.access_duration is not None:
             changed = replace(changed, access_window=access_window(body.access_duration))
             if changed.authentication_version == recipient.authentication_version:
                 changed = changed.with_authentication(changed.authentication)
         package = package.with_recipient(changed)
-        changes.append(Change("recipient_authentication_updated", recipient.order, _policy_details(
-            changed, shape="signinghub", secret_changed=password_hash is not None and _has_secret(changed))))
+        changes.append(
+            Change(
+                "recipient_authentication_updated",
+                recipient.order,
+                _policy_details(
+                    changed,
+                    shape="signinghub",
+                    secret_changed=password_hash is not None and _has_secret(changed),
+                ),
+            )
+        )
     return Decision(package, tuple(changes))
 
 
@@ -411,7 +460,9 @@ def _signinghub_authentication(
     secret_hash = None
     if setting.password and setting.password.enabled:
         methods.append("password")
-        secret_hash = password_hash or (current.secret_hash if current and current.uses_secret else None)
+        secret_hash = password_hash or (
+            current.secret_hash if current and current.uses_secret else None
+        )
         if secret_hash is None:
             raise InvalidSettings(
                 "A password is required to enable password authentication for a recipient who has none",
@@ -431,7 +482,9 @@ def access_window(duration: AccessDuration) -> AccessWindow | None:
         return None
     by_date = duration.duration_by_date
     if by_date and by_date.enabled and by_date.duration:
-        return AccessWindow(starts_at=by_date.duration.start_date_time, ends_at=by_date.duration.end_date_time)
+        return AccessWindow(
+            starts_at=by_date.duration.start_date_time, ends_at=by_date.duration.end_date_time
+        )
     by_days = duration.duration_by_days
     assert by_days and by_days.duration
     return AccessWindow(days_after_receipt=by_days.duration.total_days)
@@ -440,7 +493,9 @@ def access_window(duration: AccessDuration) -> AccessWindow | None:
 # -- BoldSign: add / remove authentication, change access code --
 
 
-def _boldsign_signer(package: Package | None, caller: str, reference: SignerReference) -> tuple[Package, Recipient]:
+def _boldsign_signer(
+    package: Package | None, caller: str, reference: SignerReference
+) -> tuple[Package, Recipient]:
     """The signer a BoldSign body names, if its authentication may change now.
 
     Allowed in draft and in progress (BoldSign changes authentication of sent documents),
@@ -448,28 +503,44 @@ def _boldsign_signer(package: Package | None, caller: str, reference: SignerRefe
     """
     package = _owned_unlocked(package, caller)
     if package.state in FINISHED:
-        raise StateConflict(f"Authentication cannot be changed on a {package.state} document",
-                            code="workflow_finished")
+        raise StateConflict(
+            f"Authentication cannot be changed on a {package.state} document",
+            code="workflow_finished",
+        )
     if reference.on_behalf_of is not None and (
-        package.on_behalf_of is None or package.on_behalf_of.lower() != reference.on_behalf_of.lower()
+        package.on_behalf_of is None
+        or package.on_behalf_of.lower() != reference.on_behalf_of.lower()
     ):
-        raise InvalidSettings("onBehalfOf is not the sender identity of this document", field="body.onBehalfOf")
+        raise InvalidSettings(
+            "onBehalfOf is not the sender identity of this document", field="body.onBehalfOf"
+        )
     email = reference.email_id.lower()
     signers = [r for r in package.recipients if r.email.lower() == email and r.role == "signer"]
     if not signers:
-        raise InvalidSettings("emailId is not a signer of this document", field="body.emailId",
-                              code="signer_not_found")
+        raise InvalidSettings(
+            "emailId is not a signer of this document",
+            field="body.emailId",
+            code="signer_not_found",
+        )
     if reference.order is not None:
         signers = [r for r in signers if r.order == reference.order]
         if not signers:
-            raise InvalidSettings("No signer with this emailId at the given order", field="body.order",
-                                  code="signer_not_found")
+            raise InvalidSettings(
+                "No signer with this emailId at the given order",
+                field="body.order",
+                code="signer_not_found",
+            )
     elif len(signers) > 1:
-        raise InvalidSettings("order is required: this signer appears more than once", field="body.order",
-                              code="order_required")
+        raise InvalidSettings(
+            "order is required: this signer appears more than once",
+            field="body.order",
+            code="order_required",
+        )
     [signer] = signers
     if signer.status in ("signed", "declined"):
-        raise StateConflict(f"The signer has already {signer.status}", code=f"recipient_already_{signer.status}")
+        raise StateConflict(
+            f"The signer has already {signer.status}", code=f"recipient_already_{signer.status}"
+        )
     return package, signer
 
 
@@ -483,10 +554,14 @@ def add_authentication(
     if method == "sms_otp":
         mobile = body.phone_number.e164 if body.phone_number else signer.mobile_number
         if mobile is None:
-            raise InvalidSettings("phoneNumber is required: the signer has no mobile number on record",
-                                  field="body.phoneNumber")
+            raise InvalidSettings(
+                "phoneNumber is required: the signer has no mobile number on record",
+                field="body.phoneNumber",
+            )
     if method == "access_code" and access_code_hash is None:
-        raise InvalidSettings("an access code is required for AccessCode authentication", field="body.accessCode")
+        raise InvalidSettings(
+            "an access code is required for AccessCode authentication", field="body.accessCode"
+        )
     verification = body.identity_verification_settings
     authentication = Authentication(
         methods=(method,),
@@ -494,20 +569,31 @@ def add_authentication(
         mobile_number=mobile,
         retry_count=body.authentication_retry_count or DEFAULT_RETRY_COUNT,
         frequency=verification.type if verification else BOLDSIGN_FREQUENCY,
-        identity_verification=IdentityVerification(**verification.model_dump(by_alias=False)) if verification else None,
+        identity_verification=IdentityVerification(**verification.model_dump(by_alias=False))
+        if verification
+        else None,
         on_behalf_of=body.on_behalf_of,
     )
     changed = signer.with_authentication(authentication)
-    return Decision(package.with_recipient(changed), (Change(
-        "recipient_authentication_updated", signer.order,
-        _policy_details(changed, shape="boldsign", secret_changed=method == "access_code")),))
+    return Decision(
+        package.with_recipient(changed),
+        (
+            Change(
+                "recipient_authentication_updated",
+                signer.order,
+                _policy_details(changed, shape="boldsign", secret_changed=method == "access_code"),
+            ),
+        ),
+    )
 
 
 def remove_authentication(package: Package | None, caller: str, body: SignerReference) -> Decision:
     """The signer opens the document without authentication from now on."""
     package, signer = _boldsign_signer(package, caller, body)
     changed = signer.with_authentication(None)
-    return Decision(package.with_recipient(changed), (Change("recipient_authentication_removed", signer.order),))
+    return Decision(
+        package.with_recipient(changed), (Change("recipient_authentication_removed", signer.order),)
+    )
 
 
 def change_access_code(
@@ -515,11 +601,22 @@ def change_access_code(
 ) -> Decision:
     package, signer = _boldsign_signer(package, caller, body)
     if signer.authentication is None or not signer.authentication.uses_secret:
-        raise StateConflict("The signer does not authenticate with an access code", code="not_access_code")
-    changed = signer.with_authentication(replace(signer.authentication, secret_hash=access_code_hash))
-    return Decision(package.with_recipient(changed), (Change(
-        "recipient_authentication_updated", signer.order,
-        _policy_details(changed, shape="boldsign", secret_changed=True)),))
+        raise StateConflict(
+            "The signer does not authenticate with an access code", code="not_access_code"
+        )
+    changed = signer.with_authentication(
+        replace(signer.authentication, secret_hash=access_code_hash)
+    )
+    return Decision(
+        package.with_recipient(changed),
+        (
+            Change(
+                "recipient_authentication_updated",
+                signer.order,
+                _policy_details(changed, shape="boldsign", secret_changed=True),
+            ),
+        ),
+    )
 
 
 # -- unlocking one recipient --
@@ -551,10 +648,13 @@ def reset_recipient_authentication(
     details = {
         "was_locked": recipient.locked_out_at is not None,
         "failures_cleared": recipient.failed_attempts,
-        "method_changed": (current.methods if current else ()) != (authentication.methods if authentication else ()),
+        "method_changed": (current.methods if current else ())
+        != (authentication.methods if authentication else ()),
         "secret_changed": secret_hash is not None,
     }
-    return Decision(package.with_recipient(changed), (Change("recipient_authentication_reset", order, details),))
+    return Decision(
+        package.with_recipient(changed), (Change("recipient_authentication_reset", order, details),)
+    )
 
 
 def _reset_authentication(
@@ -563,11 +663,15 @@ def _reset_authentication(
     current = recipient.authentication or Authentication(methods=(), frequency=BOLDSIGN_FREQUENCY)
     methods = (method,) if method else current.methods
     if not methods:
-        raise InvalidSettings("method is required: the recipient has no authentication", field="method")
+        raise InvalidSettings(
+            "method is required: the recipient has no authentication", field="method"
+        )
     uses_secret = bool(SECRET_METHODS & set(methods))
     if secret_hash is not None and not uses_secret:
-        raise InvalidSettings("access_code applies only to password or access_code authentication",
-                              field="access_code")
+        raise InvalidSettings(
+            "access_code applies only to password or access_code authentication",
+            field="access_code",
+        )
     secret = secret_hash or (current.secret_hash if current.uses_secret else None)
     if uses_secret and secret is None:
         raise InvalidSettings("access_code is required for this method", field="access_code")
@@ -577,9 +681,12 @@ def _reset_authentication(
     if "sms_otp" in methods:
         mobile = mobile_number or current.mobile_number or recipient.mobile_number
         if mobile is None:
-            raise InvalidSettings("mobile_number is required: the recipient has none on record",
-                                  field="mobile_number")
-    return replace(current, methods=methods, secret_hash=secret if uses_secret else None, mobile_number=mobile)
+            raise InvalidSettings(
+                "mobile_number is required: the recipient has none on record", field="mobile_number"
+            )
+    return replace(
+        current, methods=methods, secret_hash=secret if uses_secret else None, mobile_number=mobile
+    )
 
 
 # -- facts reported by the authentication service --
@@ -617,9 +724,18 @@ def record_authentication_fact(package: Package, fact: AuthenticationFact) -> De
 # -- one entry for every command that changes a package --
 
 CHANGES: tuple[type[Command], ...] = (
-    RegisterPackage, ShareWorkflow, LockWorkflow, UnlockWorkflow, TerminateWorkflow,
-    RecordRecipientReceived, RecordRecipientSigned, RecordRecipientDeclined,
-    UpdateRecipientAuthentication, AddAuthentication, RemoveAuthentication, ChangeAccessCode,
+    RegisterPackage,
+    ShareWorkflow,
+    LockWorkflow,
+    UnlockWorkflow,
+    TerminateWorkflow,
+    RecordRecipientReceived,
+    RecordRecipientSigned,
+    RecordRecipientDeclined,
+    UpdateRecipientAuthentication,
+    AddAuthentication,
+    RemoveAuthentication,
+    ChangeAccessCode,
     ResetRecipientAuthentication,
 )
 
@@ -627,7 +743,9 @@ CHANGES: tuple[type[Command], ...] = (
 def secret_of(command: Command) -> Secret | None:
     """The password or access code a command carries in clear, to be hashed before deciding."""
     match command:
-        case UpdateRecipientAuthentication(body=SigningHubAuthenticationBody(authentication=setting)):
+        case UpdateRecipientAuthentication(
+            body=SigningHubAuthenticationBody(authentication=setting)
+        ):
             return setting.password.user_password if setting and setting.password else None
         case AddAuthentication() | ChangeAccessCode():
             return command.body.access_code
@@ -636,7 +754,9 @@ def secret_of(command: Command) -> Secret | None:
     return None
 
 
-def decide(command: Command, package: Package | None, caller: str | Caller, secret_hash: str | None) -> Decision:
+def decide(
+    command: Command, package: Package | None, caller: str | Caller, secret_hash: str | None
+) -> Decision:
     """Apply one of `CHANGES` to the package as it is; ``secret_hash`` is the hash of `secret_of`."""
     at = command.occurred_at
     if isinstance(command, RegisterPackage):
@@ -657,9 +777,13 @@ def decide(command: Command, package: Package | None, caller: str | Caller, secr
         case RecordRecipientSigned():
             return record_signed(package, caller, command.order, command.signed_at or at)
         case RecordRecipientDeclined():
-            return record_declined(package, caller, command.order, command.declined_at or at, command.reason)
+            return record_declined(
+                package, caller, command.order, command.declined_at or at, command.reason
+            )
         case UpdateRecipientAuthentication():
-            return update_recipient_authentication(package, caller, command.order, command.body, secret_hash)
+            return update_recipient_authentication(
+                package, caller, command.order, command.body, secret_hash
+            )
         case AddAuthentication():
             return add_authentication(package, caller, command.body, secret_hash)
         case RemoveAuthentication():
@@ -669,28 +793,40 @@ def decide(command: Command, package: Package | None, caller: str | Caller, secr
             return change_access_code(package, caller, command.body, secret_hash)
         case ResetRecipientAuthentication():
             return reset_recipient_authentication(
-                package, caller, command.order, method=command.method, secret_hash=secret_hash,
-                mobile_number=command.mobile_number)
+                package,
+                caller,
+                command.order,
+                method=command.method,
+                secret_hash=secret_hash,
+                mobile_number=command.mobile_number,
+            )
     raise TypeError(f"{type(command).__name__} does not change a package")
 
 
 # -- queries --
 
 
-def readable_recipient(package: Package | None, caller: str, order: int) -> tuple[Package, Recipient]:
+def readable_recipient(
+    package: Package | None, caller: str, order: int
+) -> tuple[Package, Recipient]:
     """The owner may read a recipient's settings (without secrets)."""
     package = _owned(package, caller)
     return package, package.recipient(order)
 
 
-def invitable_recipient(package: Package | None, caller: str, order: int) -> tuple[Package, Recipient]:
+def invitable_recipient(
+    package: Package | None, caller: str, order: int
+) -> tuple[Package, Recipient]:
     """The owner may have a new invitation issued for a recipient of a package that is out (shared
     and not finished), who has not yet signed or declined."""
     package = _owned(package, caller)
     _in_progress(package)
     recipient = package.recipient(order)
     if recipient.status in ("signed", "declined"):
-        raise StateConflict(f"The recipient has already {recipient.status}", code=f"recipient_already_{recipient.status}")
+        raise StateConflict(
+            f"The recipient has already {recipient.status}",
+            code=f"recipient_already_{recipient.status}",
+        )
     return package, recipient
 
 

@@ -38,7 +38,9 @@ log = get_logger(__name__)
 Rule = Callable[[Package | None], Decision]
 
 
-async def apply(message: Message, package_id: str, actor: str, unit: Unit, rule: Rule) -> list[Outgoing]:
+async def apply(
+    message: Message, package_id: str, actor: str, unit: Unit, rule: Rule
+) -> list[Outgoing]:
     """Decide on the package under its row lock; write the new state, history and events."""
     assert unit.connection is not None
     before = await repository.select_package(unit.connection, package_id, for_update=True)
@@ -55,15 +57,25 @@ async def save(
         await repository.insert_package(connection, decision.package)
     else:
         await repository.update_package(connection, before, decision.package)
-    await repository.insert_history_entries(connection, package_id, history(message, actor, decision.changes))
-    return [Outgoing(WORKFLOW_EVENTS.name, package_id, event) for event in views.events(decision, keys_of(unit))]
+    await repository.insert_history_entries(
+        connection, package_id, history(message, actor, decision.changes)
+    )
+    return [
+        Outgoing(WORKFLOW_EVENTS.name, package_id, event)
+        for event in views.events(decision, keys_of(unit))
+    ]
 
 
 def history(message: Message, actor: str, changes: Sequence[Change]) -> list[NewHistoryEntry]:
     return [
         NewHistoryEntry(
-            occurred_at=message.occurred_at, actor=actor, action=change.action, order=change.order,
-            correlation_id=message.correlation_id, cause_id=message.event_id, position=position,
+            occurred_at=message.occurred_at,
+            actor=actor,
+            action=change.action,
+            order=change.order,
+            correlation_id=message.correlation_id,
+            cause_id=message.event_id,
+            position=position,
             details=dict(change.details),
         )
         for position, change in enumerate(changes)
@@ -95,7 +107,9 @@ async def change_package(command: Command, unit: Unit) -> list[Outgoing]:
 # -- queries --
 
 
-async def get_recipient_authentication(command: GetRecipientAuthentication, unit: Unit) -> list[Outgoing]:
+async def get_recipient_authentication(
+    command: GetRecipientAuthentication, unit: Unit
+) -> list[Outgoing]:
     caller = await identify_caller(command, unit)
     assert unit.connection is not None
     found = await repository.select_package(unit.connection, command.package_id)
@@ -104,7 +118,9 @@ async def get_recipient_authentication(command: GetRecipientAuthentication, unit
     return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, described)]
 
 
-async def issue_recipient_invitation(command: IssueRecipientInvitation, unit: Unit) -> list[Outgoing]:
+async def issue_recipient_invitation(
+    command: IssueRecipientInvitation, unit: Unit
+) -> list[Outgoing]:
     """A new invitation for one recipient, to the owner only."""
     caller = await identify_caller(command, unit)
     assert unit.connection is not None
@@ -118,22 +134,40 @@ async def issue_recipient_invitation(command: IssueRecipientInvitation, unit: Un
 async def get_workflow_history(command: GetWorkflowHistory, unit: Unit) -> list[Outgoing]:
     caller = await identify_caller(command, unit)
     assert unit.connection is not None
-    domain.readable_history(await repository.select_package(unit.connection, command.package_id), caller)
+    domain.readable_history(
+        await repository.select_package(unit.connection, command.package_id), caller
+    )
     records = await repository.select_history(
-        unit.connection, command.package_id, after_sequence=command.after_sequence, limit=command.limit + 1
+        unit.connection,
+        command.package_id,
+        after_sequence=command.after_sequence,
+        limit=command.limit + 1,
     )
     page = records[: command.limit]
     entries = [
         HistoryEntry(
-            sequence=r.sequence, occurred_at=r.occurred_at, recorded_at=r.recorded_at, actor=r.actor,
-            action=r.action, order=r.order, correlation_id=str(r.correlation_id) if r.correlation_id else None,
+            sequence=r.sequence,
+            occurred_at=r.occurred_at,
+            recorded_at=r.recorded_at,
+            actor=r.actor,
+            action=r.action,
+            order=r.order,
+            correlation_id=str(r.correlation_id) if r.correlation_id else None,
             details=r.details,
         )
         for r in page
     ]
     next_after = page[-1].sequence if len(records) > command.limit else None
-    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, command.package_id, WorkflowHistoryListed(
-        package_id=command.package_id, entries=entries, next_after=next_after))]
+    return [
+        Outgoing.answer(
+            command,
+            WORKFLOW_REPLIES.name,
+            command.package_id,
+            WorkflowHistoryListed(
+                package_id=command.package_id, entries=entries, next_after=next_after
+            ),
+        )
+    ]
 
 
 # -- facts from the authentication service --
@@ -142,24 +176,57 @@ FactReader = Callable[[Any], AuthenticationFact]
 
 FACTS: Mapping[type[Event], FactReader] = {
     auth.RecipientAuthenticated: lambda e: AuthenticationFact(
-        "recipient_authenticated", e.order, e.occurred_at, failed_attempts=0,
-        details={"method": e.method}),
+        "recipient_authenticated",
+        e.order,
+        e.occurred_at,
+        failed_attempts=0,
+        details={"method": e.method},
+    ),
     auth.RecipientAuthenticationFailed: lambda e: AuthenticationFact(
-        "recipient_authentication_failed", e.order, e.occurred_at, failed_attempts=e.attempts_used,
-        details={"method": e.method, "reason": e.reason, "attempts_remaining": e.attempts_remaining}),
+        "recipient_authentication_failed",
+        e.order,
+        e.occurred_at,
+        failed_attempts=e.attempts_used,
+        details={
+            "method": e.method,
+            "reason": e.reason,
+            "attempts_remaining": e.attempts_remaining,
+        },
+    ),
     auth.RecipientLockedOut: lambda e: AuthenticationFact(
-        "recipient_locked_out", e.order, e.locked_at, failed_attempts=e.failures, locked=True,
-        details={"method": e.method, "failures": e.failures}),
+        "recipient_locked_out",
+        e.order,
+        e.locked_at,
+        failed_attempts=e.failures,
+        locked=True,
+        details={"method": e.method, "failures": e.failures},
+    ),
     auth.RecipientAuthenticationCleared: lambda e: AuthenticationFact(
-        "recipient_authentication_cleared", e.order, e.occurred_at, failed_attempts=0, locked=False,
-        details={"was_locked": e.was_locked}),
+        "recipient_authentication_cleared",
+        e.order,
+        e.occurred_at,
+        failed_attempts=0,
+        locked=False,
+        details={"was_locked": e.was_locked},
+    ),
     auth.SignerAuthenticated: lambda e: AuthenticationFact(
-        "signer_authenticated", None, e.occurred_at,
-        details={"user_id": e.user_id, "document_id": e.document_id, "field_name": e.field_name}),
+        "signer_authenticated",
+        None,
+        e.occurred_at,
+        details={"user_id": e.user_id, "document_id": e.document_id, "field_name": e.field_name},
+    ),
     auth.SignerAuthenticationFailed: lambda e: AuthenticationFact(
-        "signer_authentication_failed", None, e.occurred_at,
-        details={"user_id": e.user_id, "document_id": e.document_id, "field_name": e.field_name,
-                 "reason": e.reason, "attempts_remaining": e.attempts_remaining}),
+        "signer_authentication_failed",
+        None,
+        e.occurred_at,
+        details={
+            "user_id": e.user_id,
+            "document_id": e.document_id,
+            "field_name": e.field_name,
+            "reason": e.reason,
+            "attempts_remaining": e.attempts_remaining,
+        },
+    ),
 }
 """The authentication service's facts the history records, and what each says."""
 
@@ -172,7 +239,9 @@ async def record_authentication_fact(event: Event, unit: Unit) -> list[Outgoing]
     if package is None:
         log.warning("authentication fact about an unknown package ignored", package_id=package_id)
         return []
-    return await save(event, "authentication", unit, package, domain.record_authentication_fact(package, fact))
+    return await save(
+        event, "authentication", unit, package, domain.record_authentication_fact(package, fact)
+    )
 
 
 async def locked_package(unit: Unit, package_id: str) -> Package | None:

@@ -98,18 +98,38 @@ async def insert_package(connection: asyncpg.Connection, package: Package) -> No
         "INSERT INTO packages (package_id, owner_id, name, workflow_type, state, locked, on_behalf_of,"
         " documents, registered_at, shared_at, finished_at, account)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12)",
-        package.package_id, package.owner_id, package.name, package.workflow_type, package.state,
-        package.locked, package.on_behalf_of,
+        package.package_id,
+        package.owner_id,
+        package.name,
+        package.workflow_type,
+        package.state,
+        package.locked,
+        package.on_behalf_of,
         json.dumps([{"document_id": d.document_id, "name": d.name} for d in package.documents]),
-        package.registered_at, package.shared_at, package.finished_at, package.account,
+        package.registered_at,
+        package.shared_at,
+        package.finished_at,
+        package.account,
     )
     await connection.executemany(
         "INSERT INTO recipients (package_id, recipient_order, email, name, role, mobile_number,"
         " signer_user_id, signer_user_name, status, received_at, signed_at, declined_at, authentication,"
         " access_window, failed_attempts, locked_out_at, authentication_version)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15, $16, $17)",
-        [(package.package_id, r.order, r.email, r.name, r.role, r.mobile_number, r.signer_user_id,
-          r.signer_user_name, *_recipient_state(r)) for r in package.recipients],
+        [
+            (
+                package.package_id,
+                r.order,
+                r.email,
+                r.name,
+                r.role,
+                r.mobile_number,
+                r.signer_user_id,
+                r.signer_user_name,
+                *_recipient_state(r),
+            )
+            for r in package.recipients
+        ],
     )
 
 
@@ -119,9 +139,15 @@ async def update_package(connection: asyncpg.Connection, before: Package, after:
         await connection.execute(
             "UPDATE packages SET state = $2, locked = $3, shared_at = $4, finished_at = $5"
             " WHERE package_id = $1",
-            after.package_id, after.state, after.locked, after.shared_at, after.finished_at,
+            after.package_id,
+            after.state,
+            after.locked,
+            after.shared_at,
+            after.finished_at,
         )
-    changed = [new for old, new in zip(before.recipients, after.recipients, strict=True) if old != new]
+    changed = [
+        new for old, new in zip(before.recipients, after.recipients, strict=True) if old != new
+    ]
     if changed:
         await connection.executemany(
             "UPDATE recipients SET status = $3, received_at = $4, signed_at = $5, declined_at = $6,"
@@ -134,10 +160,15 @@ async def update_package(connection: asyncpg.Connection, before: Package, after:
 
 def _recipient_state(recipient: Recipient) -> tuple[Any, ...]:
     return (
-        recipient.status, recipient.received_at, recipient.signed_at, recipient.declined_at,
+        recipient.status,
+        recipient.received_at,
+        recipient.signed_at,
+        recipient.declined_at,
         _dump_authentication(recipient.authentication),
         recipient.access_window.model_dump_json() if recipient.access_window else None,
-        recipient.failed_attempts, recipient.locked_out_at, recipient.authentication_version,
+        recipient.failed_attempts,
+        recipient.locked_out_at,
+        recipient.authentication_version,
     )
 
 
@@ -153,7 +184,9 @@ def _recipient(row: asyncpg.Record) -> Recipient:
         signed_at=row["signed_at"],
         declined_at=row["declined_at"],
         authentication=_load_authentication(row["authentication"]),
-        access_window=AccessWindow.model_validate_json(row["access_window"]) if row["access_window"] else None,
+        access_window=AccessWindow.model_validate_json(row["access_window"])
+        if row["access_window"]
+        else None,
         failed_attempts=row["failed_attempts"],
         locked_out_at=row["locked_out_at"],
         authentication_version=row["authentication_version"],
@@ -166,15 +199,17 @@ def _dump_authentication(authentication: Authentication | None) -> str | None:
     if authentication is None:
         return None
     verification = authentication.identity_verification
-    return json.dumps({
-        "methods": list(authentication.methods),
-        "secret_hash": authentication.secret_hash,
-        "mobile_number": authentication.mobile_number,
-        "retry_count": authentication.retry_count,
-        "frequency": authentication.frequency,
-        "identity_verification": verification.model_dump(mode="json") if verification else None,
-        "on_behalf_of": authentication.on_behalf_of,
-    })
+    return json.dumps(
+        {
+            "methods": list(authentication.methods),
+            "secret_hash": authentication.secret_hash,
+            "mobile_number": authentication.mobile_number,
+            "retry_count": authentication.retry_count,
+            "frequency": authentication.frequency,
+            "identity_verification": verification.model_dump(mode="json") if verification else None,
+            "on_behalf_of": authentication.on_behalf_of,
+        }
+    )
 
 
 def _load_authentication(text: str | None) -> Authentication | None:
@@ -188,7 +223,9 @@ def _load_authentication(text: str | None) -> Authentication | None:
         mobile_number=document["mobile_number"],
         retry_count=document["retry_count"],
         frequency=document["frequency"],
-        identity_verification=IdentityVerification.model_validate(verification) if verification else None,
+        identity_verification=IdentityVerification.model_validate(verification)
+        if verification
+        else None,
         on_behalf_of=document["on_behalf_of"],
     )
 
@@ -205,24 +242,47 @@ async def insert_history_entries(
         " correlation_id, cause_id, position, details)"
         " SELECT $1, coalesce(max(sequence), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb"
         " FROM history WHERE package_id = $1",
-        [(package_id, e.occurred_at, e.actor, e.action, e.order, e.correlation_id, e.cause_id, e.position,
-          json.dumps(e.details)) for e in entries],
+        [
+            (
+                package_id,
+                e.occurred_at,
+                e.actor,
+                e.action,
+                e.order,
+                e.correlation_id,
+                e.cause_id,
+                e.position,
+                json.dumps(e.details),
+            )
+            for e in entries
+        ],
     )
 
 
 async def select_history(
-    connection: asyncpg.Connection, package_id: str, *, after_sequence: int = 0, limit: int | None = None
+    connection: asyncpg.Connection,
+    package_id: str,
+    *,
+    after_sequence: int = 0,
+    limit: int | None = None,
 ) -> list[HistoryRecord]:
     rows = await connection.fetch(
         "SELECT sequence, occurred_at, recorded_at, actor, action, recipient_order, correlation_id, details"
         " FROM history WHERE package_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
-        package_id, after_sequence, limit,
+        package_id,
+        after_sequence,
+        limit,
     )
     return [
         HistoryRecord(
-            sequence=row["sequence"], occurred_at=row["occurred_at"], recorded_at=row["recorded_at"],
-            actor=row["actor"], action=row["action"], order=row["recipient_order"],
-            correlation_id=row["correlation_id"], details=json.loads(row["details"]),
+            sequence=row["sequence"],
+            occurred_at=row["occurred_at"],
+            recorded_at=row["recorded_at"],
+            actor=row["actor"],
+            action=row["action"],
+            order=row["recipient_order"],
+            correlation_id=row["correlation_id"],
+            details=json.loads(row["details"]),
         )
         for row in rows
     ]

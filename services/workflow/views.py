@@ -48,18 +48,25 @@ def destination(recipient: Recipient, authentication: Authentication) -> Destina
         number = authentication.mobile_number
         return Destination(channel="sms", address=number, masked=mask_phone(number))
     if "email_otp" in authentication.methods:
-        return Destination(channel="email", address=recipient.email, masked=mask_email(recipient.email))
+        return Destination(
+            channel="email", address=recipient.email, masked=mask_email(recipient.email)
+        )
     return None
 
 
-def policy(package_id: str, recipient: Recipient, keys: PublishingKeys) -> SealedAuthenticationPolicy | None:
+def policy(
+    package_id: str, recipient: Recipient, keys: PublishingKeys
+) -> SealedAuthenticationPolicy | None:
     """The recipient's policy as the events topic carries it: what only the authentication service
     may read sealed to it, bound to this recipient and authentication version."""
     authentication = recipient.authentication
     if authentication is None:
         return None
     where = destination(recipient, authentication)
-    secret = {"secret_hash": authentication.secret_hash, "destination": where.address if where else None}
+    secret = {
+        "secret_hash": authentication.secret_hash,
+        "destination": where.address if where else None,
+    }
     context = sealed_policy_context(package_id, recipient.order, recipient.authentication_version)
     return SealedAuthenticationPolicy(
         methods=list(authentication.methods),
@@ -70,7 +77,9 @@ def policy(package_id: str, recipient: Recipient, keys: PublishingKeys) -> Seale
         retry_count=authentication.retry_count,
         frequency=authentication.frequency,
         identity_verification=authentication.identity_verification,
-        on_behalf_of=mask_email(authentication.on_behalf_of) if authentication.on_behalf_of else None,
+        on_behalf_of=mask_email(authentication.on_behalf_of)
+        if authentication.on_behalf_of
+        else None,
     )
 
 
@@ -86,7 +95,9 @@ def public_policy(recipient: Recipient) -> PublicAuthenticationPolicy | None:
         retry_count=authentication.retry_count,
         frequency=authentication.frequency,
         identity_verification=authentication.identity_verification,
-        on_behalf_of=mask_email(authentication.on_behalf_of) if authentication.on_behalf_of else None,
+        on_behalf_of=mask_email(authentication.on_behalf_of)
+        if authentication.on_behalf_of
+        else None,
     )
 
 
@@ -101,29 +112,45 @@ def summary(recipient: Recipient, keys: PublishingKeys) -> RecipientSummary:
         status=recipient.status,
         signer_user_id=str(recipient.signer_user_id) if recipient.signer_user_id else None,
         signer_user_name_digest=keys.digests.user_name(recipient.signer_user_name)
-        if recipient.signer_user_name else None,
+        if recipient.signer_user_name
+        else None,
     )
 
 
-def invitation(package: Package, recipient: Recipient, keys: PublishingKeys, now: datetime) -> InvitationView:
-    token, issued = keys.invitations.issue(package.package_id, recipient.order, recipient.authentication_version, now)
+def invitation(
+    package: Package, recipient: Recipient, keys: PublishingKeys, now: datetime
+) -> InvitationView:
+    token, issued = keys.invitations.issue(
+        package.package_id, recipient.order, recipient.authentication_version, now
+    )
     return InvitationView(order=recipient.order, invitation=token, expires_at=issued.expires_at)
 
 
-def invitations_issued(package: Package, keys: PublishingKeys, now: datetime) -> RecipientInvitationsIssued:
+def invitations_issued(
+    package: Package, keys: PublishingKeys, now: datetime
+) -> RecipientInvitationsIssued:
     """Every recipient's invitation, for the signing links of a package just shared."""
     return RecipientInvitationsIssued(
-        package_id=package.package_id, invitations=[invitation(package, r, keys, now) for r in package.recipients])
+        package_id=package.package_id,
+        invitations=[invitation(package, r, keys, now) for r in package.recipients],
+    )
 
 
-def invitation_issued(package: Package, recipient: Recipient, keys: PublishingKeys,
-                      now: datetime) -> RecipientInvitationIssued:
+def invitation_issued(
+    package: Package, recipient: Recipient, keys: PublishingKeys, now: datetime
+) -> RecipientInvitationIssued:
     issued = invitation(package, recipient, keys, now)
-    return RecipientInvitationIssued(package_id=package.package_id, order=recipient.order,
-                                     invitation=issued.invitation, expires_at=issued.expires_at)
+    return RecipientInvitationIssued(
+        package_id=package.package_id,
+        order=recipient.order,
+        invitation=issued.invitation,
+        expires_at=issued.expires_at,
+    )
 
 
-def describe(package: Package, recipient: Recipient, keys: PublishingKeys) -> RecipientAuthenticationDescribed:
+def describe(
+    package: Package, recipient: Recipient, keys: PublishingKeys
+) -> RecipientAuthenticationDescribed:
     return RecipientAuthenticationDescribed(
         package_id=package.package_id,
         order=recipient.order,
@@ -150,13 +177,17 @@ def _registered(package: Package, _change: Change, keys: PublishingKeys) -> Even
         name=package.name,
         workflow_type=package.workflow_type,
         state=package.state,
-        documents=[DocumentSummary(document_id=d.document_id, name=d.name) for d in package.documents],
+        documents=[
+            DocumentSummary(document_id=d.document_id, name=d.name) for d in package.documents
+        ],
         recipients=[summary(r, keys) for r in package.recipients],
         account=package.account,
     )
 
 
-def _policy_event(kind: type[RecipientAuthenticationUpdatedV2] | type[RecipientAuthenticationResetV2]) -> EventBuilder:
+def _policy_event(
+    kind: type[RecipientAuthenticationUpdatedV2] | type[RecipientAuthenticationResetV2],
+) -> EventBuilder:
     def build(package: Package, change: Change, keys: PublishingKeys) -> Event:
         assert change.order is not None
         recipient = package.recipient(change.order)
@@ -180,25 +211,38 @@ def _at(package: Package, change: Change, attribute: str):
 BUILDERS: Mapping[str, EventBuilder] = {
     "package_registered": _registered,
     "workflow_shared": lambda p, c, k: WorkflowShared(
-        package_id=p.package_id, workflow_type=p.workflow_type, shared_at=p.shared_at),
+        package_id=p.package_id, workflow_type=p.workflow_type, shared_at=p.shared_at
+    ),
     "workflow_locked": lambda p, c, k: WorkflowLocked(package_id=p.package_id),
     "workflow_unlocked": lambda p, c, k: WorkflowUnlocked(package_id=p.package_id),
-    "workflow_completed": lambda p, c, k: WorkflowCompleted(package_id=p.package_id, completed_at=p.finished_at),
+    "workflow_completed": lambda p, c, k: WorkflowCompleted(
+        package_id=p.package_id, completed_at=p.finished_at
+    ),
     "workflow_declined": lambda p, c, k: WorkflowDeclined(
-        package_id=p.package_id, order=c.order, declined_at=p.finished_at),
+        package_id=p.package_id, order=c.order, declined_at=p.finished_at
+    ),
     "workflow_terminated": lambda p, c, k: WorkflowTerminated(
-        package_id=p.package_id, terminated_at=p.finished_at, reason=c.details.get("reason")),
+        package_id=p.package_id, terminated_at=p.finished_at, reason=c.details.get("reason")
+    ),
     "recipient_received": lambda p, c, k: RecipientReceived(
-        package_id=p.package_id, order=c.order, received_at=_at(p, c, "received_at")),
+        package_id=p.package_id, order=c.order, received_at=_at(p, c, "received_at")
+    ),
     "recipient_signed": lambda p, c, k: RecipientSigned(
-        package_id=p.package_id, order=c.order, signed_at=_at(p, c, "signed_at")),
+        package_id=p.package_id, order=c.order, signed_at=_at(p, c, "signed_at")
+    ),
     "recipient_declined": lambda p, c, k: RecipientDeclined(
-        package_id=p.package_id, order=c.order, declined_at=_at(p, c, "declined_at"),
-        reason=c.details.get("reason")),
+        package_id=p.package_id,
+        order=c.order,
+        declined_at=_at(p, c, "declined_at"),
+        reason=c.details.get("reason"),
+    ),
     "recipient_authentication_updated": _policy_event(RecipientAuthenticationUpdatedV2),
     "recipient_authentication_reset": _policy_event(RecipientAuthenticationResetV2),
     "recipient_authentication_removed": lambda p, c, k: RecipientAuthenticationRemoved(
-        package_id=p.package_id, order=c.order, authentication_version=_at(p, c, "authentication_version")),
+        package_id=p.package_id,
+        order=c.order,
+        authentication_version=_at(p, c, "authentication_version"),
+    ),
 }
 """Change action -> its event; changes not listed (facts from other services) publish none."""
 

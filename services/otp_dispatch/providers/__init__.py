@@ -78,8 +78,11 @@ async def deliver_with_retries(
             error = DeliveryFailed(type(unexpected).__name__, transient=True)
         log.warning(
             "delivery attempt failed",
-            provider=provider.name, challenge_id=str(delivery.challenge_id),
-            attempt=attempt, reason=error.reason, transient=error.transient,
+            provider=provider.name,
+            challenge_id=str(delivery.challenge_id),
+            attempt=attempt,
+            reason=error.reason,
+            transient=error.transient,
         )
         if not error.transient or attempt == attempts:
             raise error

@@ -21,13 +21,19 @@ class HttpSmsProvider:
 
     def __init__(self, settings: OtpDispatchSettings) -> None:
         if not settings.sms_gateway_url:
-            raise ValueError("sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set")
+            raise ValueError(
+                "sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set"
+            )
         self.settings = settings
 
     def _auth(self) -> httpx.Auth | None:
         settings = self.settings
         if settings.sms_gateway_username:
-            password = settings.sms_gateway_password.get_secret_value() if settings.sms_gateway_password else ""
+            password = (
+                settings.sms_gateway_password.get_secret_value()
+                if settings.sms_gateway_password
+                else ""
+            )
             return httpx.BasicAuth(settings.sms_gateway_username, password)
         return None
 
@@ -45,15 +51,21 @@ class HttpSmsProvider:
             "reference": str(delivery.challenge_id),
         }
         try:
-            async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds, auth=self._auth()) as client:
-                response = await client.post(settings.sms_gateway_url, json=body, headers=self._headers())
+            async with httpx.AsyncClient(
+                timeout=settings.delivery_timeout_seconds, auth=self._auth()
+            ) as client:
+                response = await client.post(
+                    settings.sms_gateway_url, json=body, headers=self._headers()
+                )
         except httpx.TimeoutException as error:
             raise DeliveryFailed(f"http {type(error).__name__}", transient=True) from None
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"http {type(error).__name__}", transient=True) from None
         if not response.is_success:
             status = response.status_code
-            raise DeliveryFailed(f"http {status}", transient=status >= 500 or status in _TRANSIENT_STATUS)
+            raise DeliveryFailed(
+                f"http {status}", transient=status >= 500 or status in _TRANSIENT_STATUS
+            )
         return Receipt(self.name, _message_id(response) or str(delivery.challenge_id))
 
 

@@ -43,7 +43,9 @@ class SandboxProvider:
             try:
                 await asyncio.to_thread(self._append, line)
             except OSError as error:
-                raise DeliveryFailed(f"sandbox outbox not writable ({type(error).__name__})", transient=False) from None
+                raise DeliveryFailed(
+                    f"sandbox outbox not writable ({type(error).__name__})", transient=False
+                ) from None
         return Receipt(self.name, message_id)
 
     def _append(self, line: str) -> None:
@@ -57,4 +59,6 @@ def read_outbox(outbox: Path) -> list[dict]:
     """Every delivery in a sandbox outbox, oldest first (for developers and tests)."""
     if not outbox.exists():
         return []
-    return [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]

@@ -43,7 +43,9 @@ class SmtpProvider:
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 username=settings.smtp_username,
-                password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                password=settings.smtp_password.get_secret_value()
+                if settings.smtp_password
+                else None,
                 use_tls=settings.smtp_tls == "tls",
                 start_tls=settings.smtp_tls == "starttls",
                 timeout=settings.delivery_timeout_seconds,
@@ -56,7 +58,9 @@ class SmtpProvider:
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [refused.code for refused in error.recipients]
             transient = bool(codes) and all(400 <= code < 500 for code in codes)
-            raise DeliveryFailed(f"smtp recipient refused {codes[0] if codes else ''}".strip(), transient=transient) from None
+            raise DeliveryFailed(
+                f"smtp recipient refused {codes[0] if codes else ''}".strip(), transient=transient
+            ) from None
         except _TRANSIENT_ERRORS as error:
             raise DeliveryFailed(type(error).__name__, transient=True) from None
         except aiosmtplib.SMTPException as error:
