@@ -50,6 +50,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.masking import mask_destination
 from libs.redis_scripts import LuaScripts
+from signgate_contracts.envelope import utc_now  # one clock for every module
 from signgate_contracts.otp import MAX_TTL_SECONDS, OtpDeliveryRequested, Purpose
 
 MAX_TTL = timedelta(seconds=MAX_TTL_SECONDS)
@@ -58,10 +59,6 @@ MAX_TTL = timedelta(seconds=MAX_TTL_SECONDS)
 _SCRIPTS = LuaScripts(__file__, "otp_issue", "otp_verify", "otp_settle", "otp_status", "otp_reset")
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class OtpStoreSettings(BaseSettings):

@@ -33,13 +33,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.errors import Forbidden, Unauthorized
+from signgate_contracts.envelope import utc_now  # one clock for every module
 
 Clock = Callable[[], datetime]
 ALGORITHM = "EdDSA"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TokenSettings(BaseSettings):

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from signgate_client.jwks import ALGORITHM, GrantKeys, KeySetError
 from signgate_contracts.authentication import DocumentAccessRevoked
+from signgate_contracts.envelope import utc_now  # one clock for every module
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
 
 ISSUER = "signgate-authentication"
@@ -52,10 +53,6 @@ and the service still revokes grants that expired up to 5 minutes ago, so no lee
 a revoked grant through."""
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "pkg", "ord", "scope")
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class GrantError(Exception):
