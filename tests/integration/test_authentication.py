@@ -26,11 +26,11 @@ from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
     AUTHENTICATION_EVENTS,
     AUTHENTICATION_REPLIES,
-    BY_NAME,
     WORKFLOW_EVENTS,
 )
 from tests.support.kafka import TopicWatcher, correlated, producer
-from tests.support.signing import invitation_for, policy_updated, session_digests, signed_headers
+from tests.support.signing import invitation_for, policy_updated, session_digests
+from tests.support.signing import publish_as_writer as publish
 from tests.support.waiting import until
 
 PEPPER = generate_pepper()
@@ -72,14 +72,6 @@ async def watch(provisioned: ConnectionSettings) -> AsyncIterator[TopicWatcher]:
         yield watcher
 
 
-async def publish(connections: ConnectionSettings, topic: str, key: str, *messages: Message) -> None:
-    """Publish to ``topic`` as its writer would: signed, if it is an internal topic."""
-    writer = BY_NAME[topic].writer
-    async with producer(connections.kafka_bootstrap) as client:
-        for message in messages:
-            deployed, value = connections.topic(topic), encode(message)
-            headers = signed_headers(writer, deployed, key.encode(), value) if writer else None
-            await client.send_and_wait(deployed, value, key=key.encode(), headers=headers)
 
 
 HASHER = SecretHasher(PEPPER.encode())
@@ -248,9 +240,8 @@ async def test_reset_unlocks_one_recipient_and_leaves_the_other_alone(
     )
     first = await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="bad"))
     await command(provisioned, watch, auth.OpenDocumentWithPassword(package_id=package_id, order=2, invitation=invitation_for(package_id, 2), password="bad"))
-    reset = wf.RecipientAuthenticationResetV2.model_validate({
-        **policy_updated(package_id, 2, "r2@example.com", policy(["access_code"], secret="two", retry_count=1),
-                         version=2).model_dump(exclude={"type", "event_id", "correlation_id", "occurred_at"})})
+    reset = policy_updated(package_id, 2, "r2@example.com", policy(["access_code"], secret="two", retry_count=1),
+                           version=2, kind=wf.RecipientAuthenticationResetV2)
     await publish(provisioned, WORKFLOW_EVENTS.name, package_id, reset)
     cleared = await watch.outcome(reset.correlation_id)
 

@@ -17,9 +17,7 @@ import jwt
 import pytest
 import uvicorn
 
-from libs.invitations import InvitationIssuer, InvitationSettings
 from libs.otp_store import OtpStoreSettings
-from libs.sealing import Sealer, public_keys_of
 from libs.secrets import SecretHasher, SecretSettings, generate_pepper
 from libs.service import Service, build_service
 from libs.settings import ConnectionSettings
@@ -27,26 +25,28 @@ from libs.tokens import TokenSettings, generate_key_pair
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings
 from signgate_client import GrantRevocations, GrantRevoked, GrantVerifier, fetch_grant_keys
-from signgate_contracts import Message, encode
+from signgate_contracts import Message
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
     AUTHENTICATION_EVENTS,
     AUTHENTICATION_REPLIES,
-    BY_NAME,
     TOPICS,
     WORKFLOW_EVENTS,
     TopicKind,
 )
-from signgate_contracts.workflow import sealed_policy_context
 from tests.support.clock import MovableClock
-from tests.support.kafka import TopicWatcher, correlated, producer
+from tests.support.kafka import TopicWatcher, correlated
 from tests.support.signing import (
-    TEST_SEALING_KEYS,
-    TEST_SHARED_KEYS,
+    invitation_for,
     session_digests,
-    signed_headers,
+)
+from tests.support.signing import (
+    policy_updated as signed_policy_updated,
+)
+from tests.support.signing import (
+    publish_as_writer as publish,
 )
 from tests.support.waiting import until
 
@@ -55,8 +55,6 @@ HASHER = SecretHasher(PEPPER.encode())
 ACCESS_CODE = "Grant-code-42"
 SECRET_HASH = HASHER.hash_now(ACCESS_CODE)
 LIFETIME = timedelta(minutes=20)
-SEALER = Sealer("authentication", public_keys_of(TEST_SEALING_KEYS)["authentication"])
-INVITATIONS = InvitationIssuer(InvitationSettings(private_key=TEST_SHARED_KEYS["SIGNGATE_INVITATION_PRIVATE_KEY"]))
 DIGESTS = session_digests()
 GRANT_KEY = generate_key_pair()
 
@@ -136,36 +134,20 @@ async def watch(provisioned: ConnectionSettings) -> AsyncIterator[TopicWatcher]:
 # -- workflow's facts, as workflow publishes them --
 
 
-async def publish(connections: ConnectionSettings, topic: str, key: str, *messages: Message) -> None:
-    """Publish to ``topic`` as its writer would: signed, if it is an internal topic."""
-    writer = BY_NAME[topic].writer
-    async with producer(connections.kafka_bootstrap) as client:
-        for message in messages:
-            deployed, value = connections.topic(topic), encode(message)
-            headers = signed_headers(writer, deployed, key.encode(), value) if writer else None
-            await client.send_and_wait(deployed, value, key=key.encode(), headers=headers)
 
 
 def email(order: int) -> str:
     return f"grantee{order}@example.com"
 
 
-def sealed_policy(package_id: str, order: int, version: int,
-                  frequency: str = "OncePerDocument") -> wf.SealedAuthenticationPolicy:
-    """An access-code policy sealed to the authentication service, as workflow's views seal it."""
-    context = sealed_policy_context(package_id, order, version)
-    return wf.SealedAuthenticationPolicy(
-        methods=["access_code"], secret_set=True,
-        sealed=SEALER.seal(context, {"secret_hash": SECRET_HASH, "destination": None}),
-        retry_count=3, frequency=frequency,
-    )
+GRANTEE_POLICY = wf.AuthenticationPolicy(methods=["access_code"], secret_hash=SECRET_HASH, retry_count=3,
+                                         frequency="OncePerDocument")
 
 
 def policy_updated(package_id: str, order: int, version: int, window: wf.AccessWindow | None = None,
                    kind: type = wf.RecipientAuthenticationUpdatedV2) -> Message:
-    return kind(package_id=package_id, order=order, email_digest=DIGESTS.email(email(order)),
-                authentication_version=version, authentication=sealed_policy(package_id, order, version),
-                access_window=window)
+    """Recipient ``order``'s access-code policy at ``version``, as workflow publishes it."""
+    return signed_policy_updated(package_id, order, email(order), GRANTEE_POLICY, window, version, kind)
 
 
 @dataclass
@@ -205,7 +187,7 @@ class Granted:
 async def open_document(connections: ConnectionSettings, watch: TopicWatcher, package: Package,
                         order: int, clock: MovableClock) -> Granted:
     """The recipient opens with their invitation and the access code; their grant and its event."""
-    invitation, _ = INVITATIONS.issue(package.package_id, order, package.versions[order], clock())
+    invitation = invitation_for(package.package_id, order, package.versions[order], now=clock())
     command = auth.OpenDocumentWithPassword(package_id=package.package_id, invitation=invitation,
                                             password=ACCESS_CODE)
     await publish(connections, AUTHENTICATION_COMMANDS.name, package.package_id, command)

@@ -23,10 +23,13 @@ from libs.sealing import (
     public_keys_of,
 )
 from libs.secrets import generate_pepper
+from libs.settings import ConnectionSettings
 from libs.tokens import generate_key_pair
+from signgate_contracts import Message, encode
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Secret
 from signgate_contracts.topics import BY_NAME
+from tests.support.kafka import producer
 
 TEST_RECORD_KEYS = generate_record_keys((*RECORD_WRITERS, "ledger"))
 """Every test service's signing key and the public keys of all, as environment variables."""
@@ -111,10 +114,23 @@ def sealed_policy(policy: wf.AuthenticationPolicy, package_id: str, order: int,
 
 
 def policy_updated(package_id: str, order: int, email: str, policy: wf.AuthenticationPolicy | None,
-                   window: wf.AccessWindow | None = None, version: int = 1) -> wf.RecipientAuthenticationUpdatedV2:
-    """The fact workflow publishes when recipient ``order``'s policy becomes ``policy``."""
-    return wf.RecipientAuthenticationUpdatedV2(
+                   window: wf.AccessWindow | None = None, version: int = 1,
+                   kind: type[wf.RecipientAuthenticationUpdatedV2 | wf.RecipientAuthenticationResetV2]
+                   = wf.RecipientAuthenticationUpdatedV2) -> Message:
+    """The fact workflow publishes when recipient ``order``'s policy becomes ``policy`` (``kind``:
+    `RecipientAuthenticationResetV2` for the owner's reset)."""
+    return kind(
         package_id=package_id, order=order, email_digest=session_digests().email(email),
         authentication_version=version, access_window=window,
         authentication=sealed_policy(policy, package_id, order, version) if policy else None,
     )
+
+
+async def publish_as_writer(connections: ConnectionSettings, topic: str, key: str, *messages: Message) -> None:
+    """Publish to the registry ``topic`` as its writer would: signed, if it is an internal topic."""
+    writer = BY_NAME[topic].writer
+    async with producer(connections.kafka_bootstrap) as client:
+        for message in messages:
+            deployed, value = connections.topic(topic), encode(message)
+            headers = signed_headers(writer, deployed, key.encode(), value) if writer else None
+            await client.send_and_wait(deployed, value, key=key.encode(), headers=headers)

@@ -167,7 +167,7 @@ def _publishing_keys() -> PublishingKeys:
 
 
 def reference(burst: Burst) -> Reference:
-    model = Reference()
+    model, keys = Reference(), _publishing_keys()
     for command in burst.commands:
         package_id = command.package_id  # type: ignore[attr-defined]
         before = model.packages.get(package_id)
@@ -183,7 +183,7 @@ def reference(burst: Burst) -> Reference:
         model.history.setdefault(package_id, []).extend(
             (change.action, change.order, dict(change.details)) for change in decision.changes
         )
-        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision, _publishing_keys())]
+        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision, keys)]
     return model
 
 
