@@ -23,10 +23,10 @@ $(STAMP): pyproject.toml contracts/pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m libs.runner
+	$(BIN)/python -m libs.devstack.runner
 
 demo: $(STAMP)
-	$(BIN)/python -m libs.demo
+	$(BIN)/python -m libs.tools.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -49,7 +49,7 @@ schemas: $(STAMP)
 # The JWKS is per deployment (its keys are), so it is not in docs/: the development stack's goes beside
 # its secrets; a deployment prints its own with `python -m services.authentication.jwks`.
 docs: $(STAMP)
-	$(BIN)/python -m libs.docs docs
+	$(BIN)/python -m libs.tools.docs docs
 	$(BIN)/python -m services.authentication.jwks --development --output .signgate/jwks.json
 
 clean:
@@ -57,7 +57,7 @@ clean:
 
 # make bench ARGS="--replicas 2" | ARGS=--quick: figures, not a test (nothing fails on a timing).
 bench: $(STAMP)
-	$(BIN)/python -m libs.bench $(ARGS)
+	$(BIN)/python -m libs.tools.bench $(ARGS)
 
 # The long forms (make test runs both short): 10,000 commands under SIGKILLs; 800 hostile
 # records, the full 100-failure lockout cycle, 100 enumeration samples each. Figures are printed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.service import ServiceDefinition
+from libs.runtime.service import ServiceDefinition
 from services.authentication.app import DEFINITION as AUTHENTICATION
 from services.identity.app import DEFINITION as IDENTITY
 from services.otp_dispatch.app import DEFINITION as OTP_DISPATCH

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from libs.embedded import Endpoints
-from libs.provision import ProvisionSettings, provision
-from libs.settings import ConnectionSettings
-from libs.stack import open_stack, uses_embedded_broker
+from libs.devstack.embedded import Endpoints
+from libs.devstack.stack import open_stack, uses_embedded_broker
+from libs.runtime.settings import ConnectionSettings
+from libs.tools.provision import ProvisionSettings, provision
 from tests.support.signing import TEST_RECORD_KEYS, TEST_SEALING_KEYS, TEST_SHARED_KEYS
 
 # Services built by tests read settings from the environment too; the session's own

@@ -3,7 +3,7 @@
 A recipient is named by ``package_id`` and ``order`` (their place in the workflow, 1-50);
 where only an email is known, ``email`` names the recipient and must be unambiguous in the
 package. Every recipient command proves itself with the recipient's invitation or the
-owner's token (`libs.invitations`). Credentials issued here (document-access grants) go only to the caller's
+owner's token (`libs.security.invitations`). Credentials issued here (document-access grants) go only to the caller's
 ``reply_to`` (or ``signgate.authentication.replies``), never on the events topic; their revocations
 (`DocumentAccessRevoked`, by grant id) go on the events topic.
 """

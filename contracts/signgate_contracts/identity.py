@@ -13,7 +13,7 @@ the user id; a failed authentication, which must not tell a real user name from 
 typed, by the keyed digest of the name typed (`keyed_digest`, purpose ``user_name``), and so is a
 ``command.rejected``. No event carries a user name, an email or a mobile number in clear: emails
 travel masked and as a keyed digest, mobile numbers masked and, for the authentication service
-(which sends signers their codes), sealed to its key (`libs.sealing`, context
+(which sends signers their codes), sealed to its key (`libs.security.sealing`, context
 `user_mobile_context`).
 
 Moving from the first shapes: every event that carried ``user_name`` (and the profile events,
@@ -313,7 +313,7 @@ class _ProfileContacts(_UserEvent):
     mobile_sealed: str | None = Field(
         default=None,
         description="The mobile number (E.164), for signer OTP by SMS, sealed to the authentication "
-        "service (libs.sealing), context `user-mobile:<user_id>`; None: no number.",
+        "service (libs.security.sealing), context `user-mobile:<user_id>`; None: no number.",
     )
 
 

@@ -5,7 +5,7 @@ challenge id); the dispatcher answers each request with exactly one outcome on
 ``signgate.otp.events``: `OtpSent`, `OtpDeliveryFailed`, or `command.rejected` (429 when a
 send limit is spent, with ``retry_after_seconds``). The code itself never travels on Kafka:
 the dispatcher generates it, stores only its HMAC digest in the shared OTP store
-(``libs/otp_store.py``) and hands it to the delivery provider.
+(``libs/security/otp_store.py``) and hands it to the delivery provider.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ BY_NAME: dict[str, Topic] = {topic.name: topic for topic in TOPICS}
 
 CALLER_REPLY_PREFIX = "signgate.replies."
 """Callers' own reply topics are named under this prefix (after any deployment prefix); a
-service sends a reply only there or to its own replies topic (`libs.messaging.replies`)."""
+service sends a reply only there or to its own replies topic (`libs.runtime.messaging.replies`)."""
 
 OUTCOME_TOPIC: dict[str, Topic] = {
     IDENTITY_COMMANDS.name: IDENTITY_EVENTS,

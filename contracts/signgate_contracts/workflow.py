@@ -19,7 +19,7 @@ An invalid body is rejected with 400 and ``field`` set to the offending field's 
 Events carry what the authentication service needs to keep its own projection of each
 recipient's policy: methods, retry count, frequency, access window, the recipient's
 authentication version (which recipient invitations carry), and, sealed to the authentication
-service's key (`libs.sealing`), the peppered argon2id hash of the password or access code and
+service's key (`libs.security.sealing`), the peppered argon2id hash of the password or access code and
 the OTP destination. Nobody else reading the events topic sees either; emails are named by a
 keyed digest, destinations masked.
 
@@ -622,7 +622,7 @@ class SealedAuthenticationPolicy(View):
     destination_masked: str | None = None
     sealed: str | None = Field(
         default=None,
-        description="Sealed to the authentication service (libs.sealing), context "
+        description="Sealed to the authentication service (libs.security.sealing), context "
         "'policy:<package_id>/<order>/<authentication_version>': {secret_hash, destination}.",
     )
     retry_count: int = Field(ge=1, le=10, description="Failed attempts allowed before lockout.")

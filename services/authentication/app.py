@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from libs.accounts import ACCOUNT_STATE_HANDLERS
-from libs.required_secrets import require
-from libs.service import ServiceDefinition, build_app
+from libs.runtime.service import ServiceDefinition, build_app
+from libs.security.accounts import ACCOUNT_STATE_HANDLERS
+from libs.security.required_secrets import require
 from services.authentication.jwks import jwks_routes
 from services.authentication.projection import HANDLERS as PROJECTION_HANDLERS
 from services.authentication.read_ahead import RecipientsAhead

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from libs.errors import BadRequest, Forbidden, NotFound, Refusal, Unauthorized
-from libs.invitations import Invitation
+from libs.runtime.errors import BadRequest, Forbidden, NotFound, Refusal, Unauthorized
+from libs.security.invitations import Invitation
 from signgate_contracts.authentication import RevocationReason
 from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 

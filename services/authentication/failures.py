@@ -20,7 +20,7 @@ from uuid import UUID
 
 import redis.asyncio as aioredis
 
-from libs.redis_scripts import LuaScripts
+from libs.runtime.redis_scripts import LuaScripts
 
 _SCRIPTS = LuaScripts(__file__, "count_failure")
 FAILURE_MEMORY = timedelta(days=7)

@@ -68,7 +68,7 @@ class GrantSettings(BaseSettings):
         """The configured key (there is no other: replicas must sign with one key, the JWKS lists)."""
         if self.private_key is None:
             raise GrantKeyError(
-                "SIGNGATE_GRANT_PRIVATE_KEY is not set (`python -m libs.dev_secrets` "
+                "SIGNGATE_GRANT_PRIVATE_KEY is not set (`python -m libs.devstack.dev_secrets` "
                 "makes a development set)"
             )
         key = serialization.load_pem_private_key(self.private_key.get_secret_value().encode(), None)

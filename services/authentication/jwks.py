@@ -64,7 +64,7 @@ def development_settings(data_dir: Path) -> GrantSettings | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from libs.stack import DATA_DIR
+    from libs.runtime.settings import DATA_DIR
 
     parser = argparse.ArgumentParser(
         prog="python -m services.authentication.jwks",

@@ -11,8 +11,8 @@ once revoked is not revoked twice.
 
 from __future__ import annotations
 
-from libs.messaging.outgoing import Outgoing
-from libs.service import Unit
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import Unit
 from services.authentication import repository as db
 from services.authentication.domain import REVOCATION_MARGIN, revocation_for
 from services.authentication.runtime import runtime

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from libs.read_ahead import ByPackage
+from libs.runtime.read_ahead import ByPackage
 from services.authentication import repository as db
 from signgate_contracts import Message
 from signgate_contracts import authentication as auth
@@ -21,7 +21,7 @@ RECIPIENT_COMMANDS = (
 
 
 class RecipientsAhead(ByPackage[db.StoredRecipient]):
-    """A lane's read-ahead (``libs.read_ahead``) of recipients, by package and order."""
+    """A lane's read-ahead (``libs.runtime.read_ahead``) of recipients, by package and order."""
 
     async def load(self, connection: asyncpg.Connection, messages: Sequence[Message]) -> None:
         wanted = {

@@ -10,14 +10,14 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from libs.accounts import PostgresAccountStates
-from libs.digests import Digests, DigestSettings
-from libs.invitations import InvitationSettings, InvitationVerifier
-from libs.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
-from libs.sealing import Opener
-from libs.secrets import SecretHasher, SecretSettings
-from libs.service import Resources, ServiceSettings, Unit
-from libs.tokens import TokenSettings, TokenVerifier, utc_now
+from libs.runtime.service import Resources, ServiceSettings, Unit
+from libs.security.accounts import PostgresAccountStates
+from libs.security.digests import Digests, DigestSettings
+from libs.security.invitations import InvitationSettings, InvitationVerifier
+from libs.security.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
+from libs.security.sealing import Opener
+from libs.security.secrets import SecretHasher, SecretSettings
+from libs.security.tokens import TokenSettings, TokenVerifier, utc_now
 from services.authentication.failures import SecretFailures
 from services.authentication.grants import GrantSettings, GrantSigner
 

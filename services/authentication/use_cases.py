@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from libs.errors import BadRequest, Forbidden, NotFound
-from libs.invitations import CredentialRequired
-from libs.messaging.outgoing import Outgoing, caused_by
-from libs.otp_store import OtpRecipient, Verification, VerifyOutcome
-from libs.service import Unit
+from libs.runtime.errors import BadRequest, Forbidden, NotFound
+from libs.runtime.messaging.outgoing import Outgoing, caused_by
+from libs.runtime.service import Unit
+from libs.security.invitations import CredentialRequired
+from libs.security.otp_store import OtpRecipient, Verification, VerifyOutcome
 from services.authentication import repository as db
 from services.authentication.domain import (
     DOCUMENT_NOT_FOUND,

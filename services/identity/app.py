@@ -12,8 +12,8 @@ from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 
-from libs.required_secrets import require
-from libs.service import ServiceDefinition, build_app
+from libs.runtime.service import ServiceDefinition, build_app
+from libs.security.required_secrets import require
 from services.identity import use_cases
 from services.identity.settings import IdentitySettings
 from services.identity.views import PublishingKeys, rejection_key

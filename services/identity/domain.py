@@ -14,8 +14,8 @@ from urllib.parse import quote
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from libs.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from libs.tokens import AccountDisabled, Claims
+from libs.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from libs.security.tokens import AccountDisabled, Claims
 from signgate_contracts.identity import AccountMembership, FailureReason, normalise_user_name
 
 # Re-exported: the key of every identity record; the refusal of a disabled user's request.

@@ -24,7 +24,7 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from libs.redis_scripts import LuaScripts
+from libs.runtime.redis_scripts import LuaScripts
 
 SCRIPTS = LuaScripts(__file__, "record_failure")
 ATTEMPT_MEMORY_SECONDS = 86_400

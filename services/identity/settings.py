@@ -9,11 +9,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from libs.digests import DigestSettings
-from libs.sealing import SealingPublicKeySettings
-from libs.secrets import SecretSettings
-from libs.service import ServiceSettings
-from libs.tokens import TokenSettings, utc_now
+from libs.runtime.service import ServiceSettings
+from libs.security.digests import DigestSettings
+from libs.security.sealing import SealingPublicKeySettings
+from libs.security.secrets import SecretSettings
+from libs.security.tokens import TokenSettings, utc_now
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
 
 DEVELOPMENT_PORTAL_URL = "http://localhost:8080"

@@ -1,7 +1,7 @@
 """Use cases of the identity service: one per command, each inside one Postgres transaction.
 
 Who may do what: administrative commands need an ``access_token`` with the ``admin`` role
-(of an enabled user, or an operator token minted with ``python -m services.identity.admin_token``);
+(of an enabled user, or an operator token minted with ``python -m libs.tools.operator_token``);
 a user may update their own profile with their own token; ``AuthenticateUser`` and
 ``ChangePassword`` prove themselves with the password and need no token.
 
@@ -15,11 +15,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from libs.errors import Refusal
-from libs.messaging.outgoing import Outgoing
-from libs.secrets import SecretHasher
-from libs.service import Unit
-from libs.tokens import AccountState, Claims, TokenIssuer, TokenVerifier
+from libs.runtime.errors import Refusal
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import Unit
+from libs.security.secrets import SecretHasher
+from libs.security.tokens import AccountState, Claims, TokenIssuer, TokenVerifier
 from services.identity import domain, repository
 from services.identity.failures import FailureCounters
 from services.identity.repository import User

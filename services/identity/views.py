@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from libs.digests import Digests, DigestSettings
-from libs.masking import mask_email, mask_phone
-from libs.messaging.outgoing import Outgoing
-from libs.sealing import Sealer, SealingPublicKeySettings
-from libs.service import ServiceSettings, Unit
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import ServiceSettings, Unit
+from libs.security.digests import Digests, DigestSettings
+from libs.security.masking import mask_email, mask_phone
+from libs.security.sealing import Sealer, SealingPublicKeySettings
 from signgate_contracts.envelope import Event
 from signgate_contracts.identity import (
     ChangedBy,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from libs.required_secrets import require
-from libs.service import ServiceDefinition, build_app
+from libs.runtime.service import ServiceDefinition, build_app
+from libs.security.required_secrets import require
 from services.otp_dispatch.settings import OtpDispatchSettings
 from services.otp_dispatch.use_cases import dispatch_otp
 from signgate_contracts.otp import OtpDeliveryRequested

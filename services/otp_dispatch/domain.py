@@ -6,7 +6,7 @@ import math
 import secrets
 from datetime import timedelta
 
-from libs.otp_store import SendLimit
+from libs.security.otp_store import SendLimit
 
 MIN_CODE_LENGTH, MAX_CODE_LENGTH, DEFAULT_CODE_LENGTH = 6, 9, 6
 

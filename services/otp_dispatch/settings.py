@@ -10,9 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from libs.otp_store import OtpStoreSettings, SendLimits, utc_now
-from libs.service import ServiceSettings
-from libs.stack import DATA_DIR
+from libs.runtime.service import ServiceSettings
+from libs.runtime.settings import DATA_DIR
+from libs.security.otp_store import OtpStoreSettings, SendLimits, utc_now
 
 
 class OtpDispatchSettings(ServiceSettings):

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from libs.logging import get_logger
-from libs.masking import mask_destination
-from libs.messaging.outgoing import Outgoing
-from libs.otp_store import Issued, OtpRecipient, OtpStore, SeenBefore, SendRefused
-from libs.service import Resources, ServiceSettings, Unit
+from libs.runtime.logging import get_logger
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import Resources, ServiceSettings, Unit
+from libs.security.masking import mask_destination
+from libs.security.otp_store import Issued, OtpRecipient, OtpStore, SeenBefore, SendRefused
 from services.otp_dispatch.domain import delivery_text, email_subject, generate_code, send_refusal
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Provider, deliver_with_retries
 from services.otp_dispatch.providers.http_sms import HttpSmsProvider

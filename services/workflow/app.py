@@ -9,14 +9,14 @@ from faststream.asgi import AsgiFastStream
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from libs.accounts import ACCOUNT_STATE_HANDLERS
-from libs.digests import DigestSettings
-from libs.invitations import InvitationSettings
-from libs.required_secrets import require
-from libs.sealing import SealingPublicKeySettings
-from libs.secrets import SecretSettings
-from libs.service import ServiceDefinition, ServiceSettings, build_app
-from libs.tokens import TokenSettings
+from libs.runtime.service import ServiceDefinition, ServiceSettings, build_app
+from libs.security.accounts import ACCOUNT_STATE_HANDLERS
+from libs.security.digests import DigestSettings
+from libs.security.invitations import InvitationSettings
+from libs.security.required_secrets import require
+from libs.security.sealing import SealingPublicKeySettings
+from libs.security.secrets import SecretSettings
+from libs.security.tokens import TokenSettings
 from services.workflow.callers import PublishingKeys
 from services.workflow.handlers import FACTS, HANDLERS
 from services.workflow.read_ahead import PackagesAhead

@@ -1,19 +1,19 @@
 """Who sent a command, hashing what they sent, and the keys of what the workflow publishes: the
-workflow's seams to `libs.tokens`, `libs.secrets`, `libs.invitations`, `libs.digests` and
-`libs.sealing`."""
+workflow's seams to `libs.security.tokens`, `libs.security.secrets`, `libs.security.invitations`, `libs.security.digests` and
+`libs.security.sealing`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from libs.accounts import PostgresAccountStates
-from libs.digests import Digests, DigestSettings
-from libs.invitations import InvitationIssuer, InvitationSettings
-from libs.sealing import Sealer, SealingPublicKeySettings
-from libs.secrets import SecretHasher, SecretSettings
-from libs.service import Unit
-from libs.tokens import Claims, TokenSettings, TokenVerifier
+from libs.runtime.service import Unit
+from libs.security.accounts import PostgresAccountStates
+from libs.security.digests import Digests, DigestSettings
+from libs.security.invitations import InvitationIssuer, InvitationSettings
+from libs.security.sealing import Sealer, SealingPublicKeySettings
+from libs.security.secrets import SecretHasher, SecretSettings
+from libs.security.tokens import Claims, TokenSettings, TokenVerifier
 from services.workflow.domain import Caller
 from signgate_contracts.envelope import Command, Secret
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from libs.errors import BadRequest, Conflict, Forbidden, NotFound
+from libs.runtime.errors import BadRequest, Conflict, Forbidden, NotFound
 from signgate_contracts.envelope import Command, Secret
 from signgate_contracts.identity import normalise_user_name
 from signgate_contracts.workflow import (

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from libs.logging import get_logger
-from libs.messaging.outgoing import Outgoing
-from libs.service import Unit
-from libs.tokens import utc_now
+from libs.runtime.logging import get_logger
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import Unit
+from libs.security.tokens import utc_now
 from services.workflow import domain, repository, views
 from services.workflow.callers import caller_of, hash_secret, identify_caller, keys_of
 from services.workflow.domain import AuthenticationFact, Change, Decision, Package

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from libs.read_ahead import ByPackage
+from libs.runtime.read_ahead import ByPackage
 from services.workflow import repository
 from services.workflow.domain import Package
 from signgate_contracts import Message
 
 
 class PackagesAhead(ByPackage[Package]):
-    """A lane's read-ahead (``libs.read_ahead``) of the packages its authentication facts record
+    """A lane's read-ahead (``libs.runtime.read_ahead``) of the packages its authentication facts record
     history on, locked for update as recording a fact locks them."""
 
     def __init__(self, facts: frozenset[type[Message]]) -> None:

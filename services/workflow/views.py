@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from libs.masking import mask_email, mask_phone
+from libs.security.masking import mask_email, mask_phone
 from services.workflow.callers import PublishingKeys
 from services.workflow.domain import Authentication, Change, Decision, Package, Recipient
 from signgate_contracts.envelope import Event

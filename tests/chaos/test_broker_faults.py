@@ -26,8 +26,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import encode
 from tests.integration.conftest import prepare_ledger
 from tests.integration.ledger import app as ledger
@@ -40,7 +40,7 @@ from tests.support.waiting import until
 pytestmark = pytest.mark.timeout(900 if LONG else 180)
 
 SERVICE_REQUEST_TIMEOUT = 15.0
-"""The services' producer request timeout (``request_timeout_ms`` in libs/messaging/broker.py)."""
+"""The services' producer request timeout (``request_timeout_ms`` in libs/runtime/messaging/broker.py)."""
 CALLER_REQUEST_TIMEOUT_MS = 3_000
 HANG = scaled(19, 40)
 """Longer than the service's request timeout, so a publish of its own times out in the hang."""

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from libs.dev_secrets import generate_secrets
-from libs.settings import ConnectionSettings
-from libs.tokens import TokenIssuer, TokenSettings
-from libs.topics_admin import create_topics
+from libs.devstack.dev_secrets import generate_secrets
+from libs.runtime.settings import ConnectionSettings
+from libs.security.tokens import TokenIssuer, TokenSettings
+from libs.tools.topics_admin import create_topics
 from services.registry import SERVICES
 from signgate_contracts import Command, encode, otp
 from signgate_contracts import identity as idn

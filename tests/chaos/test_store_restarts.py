@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from libs.dev_secrets import generate_secrets
-from libs.embedded import EmbeddedStack, Server
-from libs.provision import ProvisionSettings, provision
-from libs.redis_client import create_redis
-from libs.settings import ConnectionSettings
-from libs.tokens import TokenIssuer, TokenSettings
+from libs.devstack.dev_secrets import generate_secrets
+from libs.devstack.embedded import EmbeddedStack, Server
+from libs.runtime.redis_client import create_redis
+from libs.runtime.settings import ConnectionSettings
+from libs.security.tokens import TokenIssuer, TokenSettings
+from libs.tools.provision import ProvisionSettings, provision
 from services.registry import SERVICES
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn

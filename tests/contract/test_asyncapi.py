@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from libs.docs import DOCS_DIR, asyncapi_files, documentation_connections
-from libs.messaging.dead_letters import dead_letter_record
-from libs.service import __version__
-from libs.specification import (
+from libs.runtime.messaging.dead_letters import dead_letter_record
+from libs.runtime.service import __version__
+from libs.runtime.specification import (
     DeadLetter,
     receives,
     sends,
     service_specification,
     system_specification,
 )
+from libs.tools.docs import DOCS_DIR, asyncapi_files, documentation_connections
 from services.registry import SERVICES
 from signgate_contracts.schemas import message_type
 from signgate_contracts.topics import TOPICS
@@ -150,8 +150,8 @@ def test_the_html_page_loads_the_vendored_viewer_and_embeds_the_document() -> No
 
 @pytest.mark.parametrize("definition", SERVICES, ids=lambda d: d.name)
 def test_a_service_serves_the_document_of_its_topics(definition) -> None:
-    """The FastStream app of each service serves libs.specification's document at /docs, topic by topic."""
-    from libs.service import ServiceSettings, build_service
+    """The FastStream app of each service serves libs.runtime.specification's document at /docs, topic by topic."""
+    from libs.runtime.service import ServiceSettings, build_service
 
     connections = documentation_connections()
     served = build_service(definition, ServiceSettings(connections=connections, record_signing_key=signing_key_of(definition.name))).app.schema

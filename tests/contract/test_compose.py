@@ -33,10 +33,10 @@ import yaml
 from jsonschema import Draft7Validator
 from pydantic_settings import BaseSettings
 
-from libs.dev_secrets import generate_secrets
-from libs.required_secrets import SERVICE_SECRETS, is_secret_variable
-from libs.service import ServiceDefinition, ServiceSettings
-from libs.settings import ConnectionSettings
+from libs.devstack.dev_secrets import generate_secrets
+from libs.runtime.service import ServiceDefinition, ServiceSettings
+from libs.runtime.settings import ConnectionSettings
+from libs.security.required_secrets import SERVICE_SECRETS, is_secret_variable
 from services.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 SCHEMA_FILE = Path(__file__).with_name("compose-spec.schema.json")
 
 PROVISION = "provision"
-PROVISION_MODULE = "libs.provision"
+PROVISION_MODULE = "libs.tools.provision"
 INFRA_PORTS = {"kafka": {9092}, "postgres": {5432}, "redis": {6379}, "mailpit": {8025, 1025}}
 """Every infrastructure service and the container ports it may publish to the host."""
 APP_NAMES = [definition.name for definition in SERVICES]
@@ -289,7 +289,7 @@ def test_each_service_command_names_an_importable_factory():
 
 
 def test_provision_job_runs_the_provision_module():
-    """The provision job runs ``python -m libs.provision``, a module that exists."""
+    """The provision job runs ``python -m libs.tools.provision``, a module that exists."""
     assert services()[PROVISION]["command"] == ["python", "-m", PROVISION_MODULE]
     assert importlib.util.find_spec(PROVISION_MODULE) is not None
 
@@ -476,7 +476,7 @@ def test_every_server_has_a_healthcheck_and_every_healthy_wait_has_one():
 
 def test_compose_servers_match_the_container_test_images():
     """The compose file runs the same Kafka, Postgres and Redis images as the container tests."""
-    containers = importlib.import_module("libs.containers")
+    containers = importlib.import_module("libs.devstack.containers")
     assert services()["kafka"]["image"] == containers.KAFKA_IMAGE
     assert services()["postgres"]["image"] == containers.POSTGRES_IMAGE
     assert services()["redis"]["image"] == containers.REDIS_IMAGE

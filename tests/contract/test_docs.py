@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from libs import docs
-from libs.provision import ProvisionSettings
-from libs.service import ServiceSettings
-from libs.settings import ConnectionSettings
+from libs.runtime.service import ServiceSettings
+from libs.runtime.settings import ConnectionSettings
+from libs.tools import docs
+from libs.tools.provision import ProvisionSettings
 from signgate_contracts.schemas import message_type
 from signgate_contracts.topics import TOPICS
 

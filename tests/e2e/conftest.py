@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 from tests.support.system import System, running_system
 
 __all__ = ["System"]

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from libs.tokens import TokenSettings
-from services.identity.admin_token import operator_token
+from libs.security.tokens import TokenSettings
+from libs.tools.operator_token import operator_token
 from signgate_contracts import Command, encode
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from libs.cli import app
+from libs.tools.cli import app
 from signgate_client import OutcomeTimeout, SignGateClient
 from signgate_contracts import CommandRejected
 from signgate_contracts import identity as idn
@@ -72,8 +72,8 @@ async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, 
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """`signgate send json` prints the rejection and exits 1; `status` without an invitation or a token
     is refused with 401 before anything is looked up."""
-    monkeypatch.setattr("libs.cli.stack.TOKEN_FILE", tmp_path / "cli-token")  # no token kept by anyone
-    monkeypatch.setattr("libs.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
+    monkeypatch.setattr("libs.tools.cli.stack.TOKEN_FILE", tmp_path / "cli-token")  # no token kept by anyone
+    monkeypatch.setattr("libs.tools.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
     options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
     runner = CliRunner()
     package = f"pkg-{uuid.uuid4().hex[:8]}"
@@ -93,8 +93,8 @@ async def test_the_cli_keeps_the_invitations_a_share_answers_with_and_acts_as_th
         system: System, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`send share` keeps each recipient's invitation (0600); `status` and `open` then act as that
     recipient with it, and no token is needed for them."""
-    monkeypatch.setattr("libs.cli.stack.TOKEN_FILE", tmp_path / "cli-token")
-    monkeypatch.setattr("libs.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
+    monkeypatch.setattr("libs.tools.cli.stack.TOKEN_FILE", tmp_path / "cli-token")
+    monkeypatch.setattr("libs.tools.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
     token = await owner_token(system)
     package = f"pkg-{uuid.uuid4().hex[:8]}"
     await workflow(system, wf.RegisterPackage(

@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from libs.demo import Demo
-from libs.tokens import TokenSettings
-from services.identity.admin_token import operator_token
+from libs.security.tokens import TokenSettings
+from libs.tools.demo import Demo
+from libs.tools.operator_token import operator_token
 from services.otp_dispatch.providers.sandbox import read_outbox
 from signgate_client import SignGateClient
 from signgate_contracts import authentication as auth

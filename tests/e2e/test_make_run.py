@@ -32,12 +32,12 @@ async def wait_for_file(path: Path, process: subprocess.Popen, timeout: float) -
 
 @pytest.fixture
 def runner(tmp_path: Path):
-    """`python -m libs.runner` in a session of its own, as a terminal's foreground job would be."""
+    """`python -m libs.devstack.runner` in a session of its own, as a terminal's foreground job would be."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNGATE_")}
     env["SIGNGATE_DATA_DIR"] = str(tmp_path / "data")
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "libs.runner"], cwd=ROOT, env=env,
+        [sys.executable, "-m", "libs.devstack.runner"], cwd=ROOT, env=env,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     yield process, tmp_path

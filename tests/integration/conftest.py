@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.migrations import migrate, service_tracks
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
-from libs.topics_admin import create_topics
+from libs.runtime.migrations import migrate, service_tracks
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.tools.topics_admin import create_topics
 from tests.integration.ledger import app as ledger
 from tests.support.kafka import TopicWatcher
 

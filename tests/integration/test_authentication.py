@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
-from libs.secrets import SecretHasher, SecretSettings, generate_pepper
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
-from libs.tokens import TokenIssuer, TokenSettings, generate_key_pair
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
+from libs.security.secrets import SecretHasher, SecretSettings, generate_pepper
+from libs.security.tokens import TokenIssuer, TokenSettings, generate_key_pair
 from services.authentication import repository as db
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import encode
 from tests.integration.conftest import prepare_ledger
 from tests.integration.ledger.app import COMMANDS, EVENTS, Deposit, armed_key, entered_key

@@ -10,7 +10,7 @@ import psutil
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 
-from libs.embedded import EmbeddedStack
+from libs.devstack.embedded import EmbeddedStack
 
 
 async def test_servers_answer_and_postgres_data_survives_a_restart(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ import jwt
 import pytest
 import uvicorn
 
-from libs.otp_store import OtpStoreSettings
-from libs.secrets import SecretHasher, SecretSettings, generate_pepper
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
-from libs.tokens import TokenSettings, generate_key_pair
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import OtpStoreSettings
+from libs.security.secrets import SecretHasher, SecretSettings, generate_pepper
+from libs.security.tokens import TokenSettings, generate_key_pair
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings
 from signgate_client import GrantRevocations, GrantRevoked, GrantVerifier, fetch_grant_keys

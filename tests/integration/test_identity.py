@@ -24,12 +24,12 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import SecretStr
 
-from libs.accounts import PostgresAccountStates
-from libs.otp_store import OtpStoreSettings
-from libs.secrets import SecretSettings, generate_pepper
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
-from libs.tokens import (
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.security.accounts import PostgresAccountStates
+from libs.security.otp_store import OtpStoreSettings
+from libs.security.secrets import SecretSettings, generate_pepper
+from libs.security.tokens import (
     AccountDisabled,
     AuthorizationDenied,
     KeyPair,
@@ -38,7 +38,7 @@ from libs.tokens import (
     TokenVerifier,
     generate_key_pair,
 )
-from libs.topics_admin import create_topics
+from libs.tools.topics_admin import create_topics
 from services.authentication.app import DEFINITION as AUTHENTICATION
 from services.authentication.app import AuthenticationSettings
 from services.identity import repository as identity_repository
@@ -159,7 +159,7 @@ class Caller:
         self.reply_to = connections.topic(CALLER_REPLIES.name)
 
     def admin_token(self) -> str:
-        """An operator's token with the admin role, as ``services.identity.admin_token`` mints."""
+        """An operator's token with the admin role, as ``libs.tools.operator_token`` mints."""
         return TokenIssuer(self.keys.private_key, clock=self.clock).issue(
             "operator:tests", "operator:tests", roles=["admin"]).token
 

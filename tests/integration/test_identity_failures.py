@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 from services.identity.failures import FailureCounters
 
 

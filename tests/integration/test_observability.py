@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from libs.service import Service
-from libs.settings import ConnectionSettings
+from libs.runtime.service import Service
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import encode
 from tests.integration.ledger.app import COMMANDS, Deposit
 from tests.support.kafka import TopicWatcher, producer

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.otp_store import OtpStoreSettings, VerifyOutcome
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import OtpStoreSettings, VerifyOutcome
 from services.otp_dispatch.app import OtpDispatchSettings
 from services.otp_dispatch.providers.sandbox import read_outbox
 from tests.support.otp_dispatch import (

@@ -17,10 +17,10 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from libs.logging import configure_logging
-from libs.messaging.outgoing import Outgoing
-from libs.otp_store import OtpStore, OtpStoreSettings, VerifyOutcome
-from libs.settings import ConnectionSettings
+from libs.runtime.logging import configure_logging
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import OtpStore, OtpStoreSettings, VerifyOutcome
 from services.otp_dispatch.app import OtpDispatchSettings
 from services.otp_dispatch.use_cases import INTERRUPTED, Dispatcher, providers_for
 from signgate_contracts.otp import OtpDeliveryRequested

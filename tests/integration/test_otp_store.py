@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from libs.otp_store import (
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import (
     Issued,
     OtpRecipient,
     OtpStore,
@@ -19,7 +20,6 @@ from libs.otp_store import (
     SendRefused,
     VerifyOutcome,
 )
-from libs.settings import ConnectionSettings
 
 PEPPER = "test-pepper-0123456789abcdef"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from libs.service import Service
-from libs.settings import ConnectionSettings
+from libs.runtime.service import Service
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import encode
 from tests.integration.ledger.app import COMMANDS, EVENTS, Deposit
 from tests.support.kafka import TopicWatcher, document, producer

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.service import ServiceSettings, build_service
-from libs.settings import ConnectionSettings
+from libs.runtime.service import ServiceSettings, build_service
+from libs.runtime.settings import ConnectionSettings
 from services.registry import SERVICES
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.support.kafka import TopicWatcher, document, producer

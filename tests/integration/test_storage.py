@@ -11,15 +11,15 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from libs.messaging.outbox import CLAIM_OLDEST, OutboxRelay, insert_outbox_records
-from libs.messaging.outgoing import Outgoing
-from libs.messaging.processed import claim_processed_messages
-from libs.messaging.publisher import Publication, headers
-from libs.messaging.savepoint import SavepointOnWrite
-from libs.migrations import MigrationError, migrate, read_track
-from libs.postgres import create_pool
-from libs.redis_scripts import LuaScripts
-from libs.settings import ConnectionSettings
+from libs.runtime.messaging.outbox import CLAIM_OLDEST, OutboxRelay, insert_outbox_records
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.messaging.processed import claim_processed_messages
+from libs.runtime.messaging.publisher import Publication, headers
+from libs.runtime.messaging.savepoint import SavepointOnWrite
+from libs.runtime.migrations import MigrationError, migrate, read_track
+from libs.runtime.postgres import create_pool
+from libs.runtime.redis_scripts import LuaScripts
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import CommandRejected
 
 

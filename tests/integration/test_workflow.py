@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
-from libs.tokens import TokenIssuer
-from libs.topics_admin import create_topics
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.security.tokens import TokenIssuer
+from libs.tools.topics_admin import create_topics
 from services.workflow import repository
 from services.workflow.app import DEFINITION
 from signgate_contracts import Topic, TopicKind, encode

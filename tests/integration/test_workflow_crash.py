@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libs.settings import ConnectionSettings
-from libs.topics_admin import create_topics
+from libs.runtime.settings import ConnectionSettings
+from libs.tools.topics_admin import create_topics
 from tests.support.processes import service_env
 from tests.support.workflow_burst import (
     generate,

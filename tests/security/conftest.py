@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 from tests.support.chaos_scale import LONG
 from tests.support.clock import MovableClock
 from tests.support.system import System, running_system

@@ -29,8 +29,15 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import ConsumerRecord
 
-from libs.otp_store import Issued, OtpRecipient, OtpStore, SendLimits, Verification, VerifyOutcome
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import (
+    Issued,
+    OtpRecipient,
+    OtpStore,
+    SendLimits,
+    Verification,
+    VerifyOutcome,
+)
 from services.authentication.failures import SecretFailures
 from signgate_contracts import authentication as auth
 from signgate_contracts import encode

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from libs.messaging.signatures import RecordSigner, generate_record_keys
-from libs.topics_admin import create_topics
+from libs.security.record_signatures import RecordSigner, generate_record_keys
+from libs.tools.topics_admin import create_topics
 from services.registry import SERVICES
 from signgate_contracts import Command, Topic, TopicKind, encode
 from signgate_contracts import authentication as auth

@@ -10,8 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from libs.invitations import InvitationIssuer, InvitationSettings
-from libs.tokens import generate_key_pair
+from libs.security.invitations import InvitationIssuer, InvitationSettings
+from libs.security.tokens import generate_key_pair
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf

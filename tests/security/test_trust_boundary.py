@@ -15,9 +15,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from libs.messaging.signatures import RecordSigner, generate_record_keys
-from libs.secrets import SecretHasher
-from libs.topics_admin import create_topics
+from libs.security.record_signatures import RecordSigner, generate_record_keys
+from libs.security.secrets import SecretHasher
+from libs.tools.topics_admin import create_topics
 from signgate_contracts import Topic, TopicKind, encode
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn

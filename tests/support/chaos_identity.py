@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from libs.tokens import TokenIssuer, TokenSettings
+from libs.security.tokens import TokenIssuer, TokenSettings
 from signgate_contracts import Command, encode
 from signgate_contracts import identity as idn
 from signgate_contracts.envelope import utc_now

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from libs.messaging.pipeline import read_envelope
+from libs.runtime.messaging.pipeline import read_envelope
 from signgate_contracts import UndecodableMessage
 from signgate_contracts.codec import read_object
 from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 from tests.support.processes import ServiceProcess, service_env
 from tests.support.workflow_driver import CHEAP_ARGON2
 

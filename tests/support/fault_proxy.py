@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.embedded import Server, free_port
+from libs.devstack.embedded import Server, free_port
 
 _EOF = b""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 
 
 class TopicWatcher:

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from libs.otp_store import OtpRecipient, OtpStore
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import OtpRecipient, OtpStore
 from services.otp_dispatch.app import DEFINITION, OtpDispatchSettings
 from signgate_contracts import Message, encode
 from signgate_contracts.otp import OtpDeliveryRequested

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,20 +11,20 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from libs.dev_secrets import RECORD_WRITERS, SEALING_CONSUMERS
-from libs.digests import Digests
-from libs.invitations import InvitationIssuer, InvitationSettings
-from libs.messaging.signatures import RecordSigner, generate_record_keys, signing_key_variable
-from libs.sealing import (
+from libs.devstack.dev_secrets import RECORD_WRITERS, SEALING_CONSUMERS
+from libs.runtime.settings import ConnectionSettings
+from libs.security.digests import Digests
+from libs.security.invitations import InvitationIssuer, InvitationSettings
+from libs.security.record_signatures import RecordSigner, generate_record_keys, signing_key_variable
+from libs.security.sealing import (
     Opener,
     Sealer,
     generate_sealing_keys,
     private_keys_variable,
     public_keys_of,
 )
-from libs.secrets import generate_pepper
-from libs.settings import ConnectionSettings
-from libs.tokens import generate_key_pair
+from libs.security.secrets import generate_pepper
+from libs.security.tokens import generate_key_pair
 from signgate_contracts import Message, encode
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Secret
@@ -44,7 +44,7 @@ TEST_SHARED_KEYS = {
     "SIGNGATE_INVITATION_PUBLIC_KEY": _invitations.public_key,
 }
 """The identifier digest key, the OTP pepper, the grant key and the invitation key pair, as
-environment variables (services refuse to start without them: `libs.required_secrets`)."""
+environment variables (services refuse to start without them: `libs.security.required_secrets`)."""
 
 
 def signing_key_of(service: str) -> str:

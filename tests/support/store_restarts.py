@@ -12,7 +12,7 @@ import httpx
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from libs.settings import ConnectionSettings
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import Command, encode
 from signgate_contracts.topics import OUTCOME_TOPIC
 from tests.support.kafka import TopicWatcher

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from libs.dev_secrets import generate_secrets
-from libs.otp_store import OtpStoreSettings
-from libs.secrets import SecretSettings
-from libs.service import Service, build_service
-from libs.settings import ConnectionSettings
-from libs.tokens import TokenSettings
+from libs.devstack.dev_secrets import generate_secrets
+from libs.runtime.service import Service, build_service
+from libs.runtime.settings import ConnectionSettings
+from libs.security.otp_store import OtpStoreSettings
+from libs.security.secrets import SecretSettings
+from libs.security.tokens import TokenSettings
 from services.authentication.app import DEFINITION as AUTHENTICATION
 from services.authentication.app import AuthenticationSettings
 from services.authentication.grants import GrantSettings

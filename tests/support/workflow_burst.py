@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from libs.errors import Refusal
+from libs.runtime.errors import Refusal
 from services.workflow import domain, views
 from services.workflow.callers import PublishingKeys
 from services.workflow.domain import Package
@@ -217,7 +217,7 @@ async def stored_against_reference(database_url: str, expected: Any, burst: Any)
     stored history, and how many history entries of the burst were applied more than once."""
     from collections import Counter
 
-    from libs.postgres import create_pool
+    from libs.runtime.postgres import create_pool
     from services.workflow import repository
 
     pool = await create_pool(database_url, "workflow")

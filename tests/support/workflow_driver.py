@@ -14,9 +14,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from libs.secrets import SecretSettings, generate_pepper
-from libs.settings import ConnectionSettings
-from libs.tokens import KeyPair, TokenIssuer, TokenSettings, generate_key_pair
+from libs.runtime.settings import ConnectionSettings
+from libs.security.secrets import SecretSettings, generate_pepper
+from libs.security.tokens import KeyPair, TokenIssuer, TokenSettings, generate_key_pair
 from services.workflow.app import WorkflowSettings
 from signgate_contracts import encode
 from signgate_contracts.envelope import Command

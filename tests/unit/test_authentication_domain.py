@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.errors import NotFound
+from libs.runtime.errors import NotFound
 from services.authentication.domain import (
     ACCESS_PERIOD_ENDED,
     GRANT_LIFETIME,

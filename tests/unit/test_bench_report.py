@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from libs.bench.report import Report, Row
-from libs.bench.stats import percentile, ratio, summarize
+from libs.tools.bench.report import Report, Row
+from libs.tools.bench.stats import percentile, ratio, summarize
 
 
 def test_percentile_is_the_nearest_rank() -> None:

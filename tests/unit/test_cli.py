@@ -10,9 +10,9 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from libs.cli import app, render
-from libs.cli.app import TailPrinter, TailRecord
-from libs.cli.stack import find_bootstrap, save_token, saved_token
+from libs.tools.cli import app, render
+from libs.tools.cli.app import TailPrinter, TailRecord
+from libs.tools.cli.stack import find_bootstrap, save_token, saved_token
 from signgate_contracts import authentication as auth
 from signgate_contracts import encode, otp
 from signgate_contracts import identity as idn

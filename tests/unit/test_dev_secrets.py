@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from libs.dev_secrets import RECORD_WRITERS, development_secrets
-from libs.messaging.signatures import (
+from libs.devstack.dev_secrets import RECORD_WRITERS, development_secrets
+from libs.security.record_signatures import (
     PUBLIC_KEYS_VARIABLE,
     RecordSigner,
     RecordVerifier,
     signing_key_variable,
 )
-from libs.required_secrets import SERVICE_SECRETS, is_secret_variable, own_secrets_only
+from libs.security.required_secrets import SERVICE_SECRETS, is_secret_variable, own_secrets_only
 
 
 def test_an_older_stacks_secrets_keep_their_peppers_and_gain_matching_record_keys(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from libs.errors import Forbidden, NotFound
-from libs.tokens import generate_key_pair
+from libs.runtime.errors import Forbidden, NotFound
+from libs.security.tokens import generate_key_pair
 from services.authentication.domain import (
     AuthenticationChanged,
     RecipientPolicy,

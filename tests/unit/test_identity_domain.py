@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.tokens import Claims
+from libs.security.tokens import Claims
 from services.identity import domain
 from signgate_contracts.identity import AccountMembership
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs.digests import DigestKeyMissing, DigestSettings
-from libs.sealing import SealedValueError, SealingKeyError, SealingPublicKeySettings
+from libs.security.digests import DigestKeyMissing, DigestSettings
+from libs.security.sealing import SealedValueError, SealingKeyError, SealingPublicKeySettings
 from services.identity.settings import IdentitySettings
 from services.identity.views import PublishingKeys, contacts, failure, mobile_number_change
 from signgate_contracts import encode

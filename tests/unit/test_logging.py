@@ -11,9 +11,9 @@ import pytest
 import structlog
 from aiokafka.structs import ConsumerRecord
 
-from libs.logging import REDACTED, configure_logging, get_logger, redact
-from libs.messaging.pipeline import Pipeline, read_envelope
-from libs.settings import ConnectionSettings
+from libs.runtime.logging import REDACTED, configure_logging, get_logger, redact
+from libs.runtime.messaging.pipeline import Pipeline, read_envelope
+from libs.runtime.settings import ConnectionSettings
 
 SECRET_NAMES = [
     "password",

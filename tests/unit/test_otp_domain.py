@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from libs.otp_store import OtpRecipient, SendRefused
+from libs.security.otp_store import OtpRecipient, SendRefused
 from services.otp_dispatch.domain import delivery_text, email_subject, generate_code, send_refusal
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt, deliver_with_retries
 

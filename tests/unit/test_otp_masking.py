@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.masking import mask_destination, mask_email, mask_phone
+from libs.security.masking import mask_destination, mask_email, mask_phone
 
 
 def test_a_phone_number_keeps_its_first_two_and_last_four_digits() -> None:

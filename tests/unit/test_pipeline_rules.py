@@ -12,14 +12,14 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from libs.errors import is_transient
-from libs.messaging.dead_letters import dead_letter_record
-from libs.messaging.outgoing import caused_by
-from libs.messaging.pipeline import RetryPolicy, describe_validation_error, read_envelope
-from libs.messaging.publisher import Publisher
-from libs.messaging.savepoint import reads_only
-from libs.service import balanced_lanes
-from libs.settings import ConnectionSettings
+from libs.runtime.errors import is_transient
+from libs.runtime.messaging.dead_letters import dead_letter_record
+from libs.runtime.messaging.outgoing import caused_by
+from libs.runtime.messaging.pipeline import RetryPolicy, describe_validation_error, read_envelope
+from libs.runtime.messaging.publisher import Publisher
+from libs.runtime.messaging.savepoint import reads_only
+from libs.runtime.service import balanced_lanes
+from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import Command, CommandRejected, Secret
 
 

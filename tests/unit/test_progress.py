@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.observability import Progress
+from libs.runtime.observability import Progress
 
 
 def test_a_partition_is_stalled_only_after_its_committed_offset_stands_still_with_records_waiting() -> None:

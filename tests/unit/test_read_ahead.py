@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.read_ahead import ByPackage
+from libs.runtime.read_ahead import ByPackage
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from libs.messaging.signatures import (
+from libs.security.record_signatures import (
     PUBLIC_KEYS_VARIABLE,
     RecordKeyError,
     RecordSigner,

@@ -8,8 +8,8 @@ import re
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from libs.logging import REDACTED, redact
-from libs.messaging.dead_letters import dead_letter_record
+from libs.runtime.logging import REDACTED, redact
+from libs.runtime.messaging.dead_letters import dead_letter_record
 from signgate_contracts.credentials import _is_secret, _nested_models, credential_fields
 from signgate_contracts.topics import TOPICS
 

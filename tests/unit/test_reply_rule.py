@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.messaging.replies import InvalidReplyTo, ReplyRule
+from libs.runtime.messaging.replies import InvalidReplyTo, ReplyRule
 from signgate_contracts.topics import TOPICS
 
 RULE = ReplyRule(own_replies=["t1.signgate.identity.replies"], caller_prefix="t1.signgate.replies.")

@@ -8,7 +8,7 @@ import threading
 import pytest
 from pydantic import SecretStr
 
-from libs.secrets import PepperMissing, SecretHasher, SecretSettings, generate_pepper
+from libs.security.secrets import PepperMissing, SecretHasher, SecretSettings, generate_pepper
 
 PEPPER = b"p" * 32
 

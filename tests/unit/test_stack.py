@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from libs import containers, stack
-from libs.embedded import Endpoints
+from libs.devstack import containers, stack
+from libs.devstack.embedded import Endpoints
 
 EXTERNAL = {
     "SIGNGATE_KAFKA_BOOTSTRAP": "kafka.example:9092",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from libs.tokens import (
+from libs.security.tokens import (
     AccountDisabled,
     AccountState,
     AuthenticationRequired,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from libs.messaging.pipeline import describe_validation_error
+from libs.runtime.messaging.pipeline import describe_validation_error
 from signgate_contracts import decode, encode
 from signgate_contracts.topics import WORKFLOW_COMMANDS
 from signgate_contracts.workflow import AddAuthentication, UpdateRecipientAuthentication

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from libs.errors import Refusal
-from libs.sealing import SealedValueError
+from libs.runtime.errors import Refusal
+from libs.security.sealing import SealedValueError
 from services.workflow import domain, views
 from services.workflow.app import WorkflowSettings
 from services.workflow.callers import PublishingKeys

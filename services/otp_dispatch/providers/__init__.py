@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from libs.logging import get_logger
+from libs.runtime.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Literal
 from faststream import FastStream
 from pydantic_settings import SettingsConfigDict
 
-from libs.errors import NotFound
-from libs.messaging.outgoing import Outgoing
-from libs.service import ServiceDefinition, ServiceSettings, Unit, build_app
+from libs.runtime.errors import NotFound
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import ServiceDefinition, Resources, Scope, ServiceSettings, build_app
 from signgate_contracts import Command, CommandRejected, Event, Topic, TopicKind
 
 Behaviour = Literal["ok", "transient", "poison", "refuse", "hang", "aborts"]
@@ -45,8 +45,8 @@ EVENTS = Topic("test.ledger.events", TopicKind.EVENTS, "account", 3, timedelta(h
 TOPICS = (COMMANDS, EVENTS)
 
 
-def attempts_key(unit: Unit, command: Deposit) -> str:
-    return f"{unit.resources.settings.connections.redis_prefix}ledger:attempts:{command.event_id}"
+def attempts_key(scope: Scope[Resources], command: Deposit) -> str:
+    return f"{scope.dependencies.settings.connections.redis_prefix}ledger:attempts:{command.event_id}"
 
 
 def armed_key(prefix: str, event_id: object) -> str:
@@ -57,11 +57,11 @@ def entered_key(prefix: str, event_id: object) -> str:
     return f"{prefix}ledger:entered:{event_id}"
 
 
-async def deposit(command: Deposit, unit: Unit) -> list[Outgoing]:
-    redis = unit.resources.redis
-    assert redis is not None and unit.connection is not None
-    prefix = unit.resources.settings.connections.redis_prefix
-    attempt = await redis.incr(attempts_key(unit, command))
+async def deposit(command: Deposit, scope: Scope[Resources]) -> list[Outgoing]:
+    redis = scope.dependencies.redis
+    assert redis is not None and scope.connection is not None
+    prefix = scope.dependencies.settings.connections.redis_prefix
+    attempt = await redis.incr(attempts_key(scope, command))
     match command.behaviour:
         case "transient" if attempt <= command.transient_failures:
             raise ConnectionError("simulated outage of a dependency")
@@ -70,11 +70,11 @@ async def deposit(command: Deposit, unit: Unit) -> list[Outgoing]:
         case "refuse":
             raise NotFound("Account not found", code="account_not_found")
         case "aborts":
-            await unit.connection.fetchval("SELECT 'not a number'::int")
+            await scope.connection.fetchval("SELECT 'not a number'::int")
         case "hang" if await redis.getdel(armed_key(prefix, command.event_id)):
             await redis.set(entered_key(prefix, command.event_id), 1)
             await asyncio.Event().wait()  # until the process is killed
-    await unit.connection.execute(
+    await scope.connection.execute(
         "INSERT INTO entries (event_id, account, amount) VALUES ($1, $2, $3)",
         command.event_id, command.account, command.amount,
     )
@@ -92,6 +92,8 @@ DEFINITION = ServiceDefinition(
     consumes=(COMMANDS,),
     extra_outcomes={COMMANDS.name: EVENTS},
     handlers={Deposit: deposit},
+    settings=LedgerSettings,
+    dependencies=lambda resources: resources,  # a test service: its handler reads the resources as they are
     folder=Path(__file__).parent,
 )
 

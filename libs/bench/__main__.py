@@ -1,3 +1,0 @@
-from libs.bench.scenarios import main
-
-raise SystemExit(main())

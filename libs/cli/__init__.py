@@ -1,5 +1,0 @@
-"""The ``signgate`` command line (typer + rich); ``app`` is its entry point."""
-
-from libs.cli.app import app
-
-__all__ = ["app"]

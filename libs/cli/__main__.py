@@ -1,3 +1,0 @@
-from libs.cli import app
-
-app(prog_name="signgate")

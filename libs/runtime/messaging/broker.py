@@ -1,0 +1,27 @@
+"""The broker factory every service uses: one group per service, ack after commit, batches as records."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.kafka import KafkaBroker
+
+from libs.runtime.messaging.pipeline import batch_middleware
+from libs.runtime.settings import ConnectionSettings
+
+
+def create_broker(service: str, settings: ConnectionSettings) -> KafkaBroker:
+    """A broker whose producer waits for all in-sync replicas; idempotence follows the settings."""
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"signgate-{service}",
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        logger=logging.getLogger(f"signgate.{service}.broker"),  # through the JSON log pipeline
+    )
+
+
+def attach_batches(broker: KafkaBroker) -> None:
+    """Hand every batch this broker fetches, as records, to its subscriber."""
+    broker.add_middleware(batch_middleware())

@@ -1,0 +1,3 @@
+from libs.tools.bench.scenarios import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from libs.tools.cli import app
+
+app(prog_name="signgate")

@@ -1,0 +1,697 @@
+"""The ``signgate`` command: send commands, watch topics, and read a running stack's state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import ValidationError
+from rich.table import Table
+from rich.text import Text
+
+from libs.devstack.stack import DATA_DIR
+from libs.tools.cli import render
+from libs.tools.cli.stack import (
+    NoStack,
+    find_bootstrap,
+    mint_operator_token,
+    reply_topic,
+    save_invitations,
+    save_token,
+    saved_invitation,
+    saved_token,
+)
+from services.otp_dispatch.providers.sandbox import read_outbox
+from signgate_client import Outcome, OutcomeTimeout, SignGateClient, parse_command
+from signgate_client.stream import assign, correlation_of, partitions_of
+from signgate_contracts import authentication as auth
+from signgate_contracts import identity as idn
+from signgate_contracts import workflow as wf
+from signgate_contracts.codec import decode
+from signgate_contracts.envelope import Command, Message
+from signgate_contracts.topics import BY_NAME, TOPICS
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="signgate",
+    help="Talk to a running signgate: send commands, watch topics, read state.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+send_app = typer.Typer(
+    help="Send a command and print the events it caused (exit 1 when refused).",
+    no_args_is_help=True,
+)
+app.add_typer(send_app, name="send")
+
+OUTBOX = DATA_DIR / "sandbox-outbox.jsonl"
+
+
+@dataclass
+class Settings:
+    bootstrap: str | None
+    topic_prefix: str
+    timeout: float
+    as_json: bool
+
+    def client(self) -> SignGateClient:
+        return SignGateClient(
+            find_bootstrap(self.bootstrap),
+            reply_topic(self.topic_prefix),
+            topic_prefix=self.topic_prefix,
+        )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            help="Kafka bootstrap; default: SIGNGATE_KAFKA_BOOTSTRAP, "
+            "else the running `make run` stack."
+        ),
+    ] = None,
+    topic_prefix: Annotated[
+        str, typer.Option(envvar="SIGNGATE_TOPIC_PREFIX", help="Deployment topic prefix.")
+    ] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an outcome.")] = 30.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print outcomes as JSON (secrets masked).")
+    ] = False,
+) -> None:
+    ctx.obj = Settings(bootstrap, topic_prefix, timeout, as_json)
+
+
+def _run(work: Awaitable[T]) -> T:
+    """Run ``work``; a missing stack or a late outcome ends the command with exit code 2."""
+    try:
+        return asyncio.run(work)  # type: ignore[arg-type]
+    except NoStack as error:
+        render.console(stderr=True).print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    except OutcomeTimeout as error:
+        render.console(stderr=True).print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+# -- send --
+
+
+def _token(owner: bool = True) -> str:
+    """The owner's token: SIGNGATE_ACCESS_TOKEN, else the one `send authenticate` saved."""
+    token = os.environ.get("SIGNGATE_ACCESS_TOKEN") or saved_token()
+    if token is None and owner:
+        render.console(stderr=True).print(
+            "[red]no token: run `signgate send authenticate USER` first, or set SIGNGATE_ACCESS_TOKEN[/red]"
+        )
+        raise typer.Exit(2)
+    return token or ""
+
+
+def _send(
+    ctx: typer.Context, command: Command, after: Callable[[Outcome], None] | None = None
+) -> None:
+    settings: Settings = ctx.obj
+    out = render.console()
+
+    async def go() -> Outcome:
+        async with settings.client() as client:
+            if not settings.as_json:
+                show(command)
+            return await client.send(command, timeout=settings.timeout)
+
+    def show(message: Message) -> None:
+        out.print(
+            render.message_line(message, width=max(out.width - 50, 60)),
+            overflow="ellipsis",
+            no_wrap=True,
+        )
+
+    outcome = _run(go())
+    messages = [
+        m for m in (outcome.event, outcome.reply, *outcome.effects.values()) if m is not None
+    ]
+    if settings.as_json:
+        print(
+            json.dumps(
+                [
+                    {"type": m.type, "correlation_id": str(m.correlation_id), **render.fields(m)}
+                    for m in messages
+                ],
+                default=str,
+                indent=2,
+            )
+        )
+    else:
+        for message in messages:
+            show(message)
+    if after is not None:
+        after(outcome)
+    if outcome.rejected:
+        raise typer.Exit(1)
+
+
+@send_app.command("json")
+def send_json(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="The command's JSON itself, a file holding it, or - for stdin.")
+    ] = "-",
+) -> None:
+    """Any command as JSON: {"type": "workflow.share_workflow", "package_id": …, "access_token": …}.
+
+    The envelope (event_id, correlation_id, occurred_at) is filled in; the record key is the
+    command's natural key.
+    """
+    if source == "-":
+        text = sys.stdin.read()
+    elif source.lstrip().startswith("{"):
+        text = source
+    else:
+        text = Path(source).read_text()
+    try:
+        command = parse_command(json.loads(text))
+    except (ValueError, ValidationError) as error:
+        render.console(stderr=True).print(Text(f"not a signgate command: {error}", style="red"))
+        raise typer.Exit(2) from None
+    _send(ctx, command)
+
+
+@send_app.command("authenticate")
+def send_authenticate(
+    ctx: typer.Context,
+    user: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+) -> None:
+    """Authenticate an API user; the token is kept (0600, .signgate/cli-token) for owner commands."""
+
+    def keep(outcome: Outcome) -> None:
+        if isinstance(outcome.reply, idn.AuthenticationSucceeded):
+            save_token(outcome.reply.access_token.get_secret_value())
+            render.console().print("[dim]token kept for owner commands[/dim]")
+
+    _send(ctx, idn.AuthenticateUser(user_name=user, password=password), keep)
+
+
+@send_app.command("register-user")
+def send_register_user(
+    ctx: typer.Context,
+    user: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    first_name: str = "",
+    last_name: str = "",
+    mobile: str | None = None,
+    account: Annotated[str, typer.Option(help="The user's primary account's name.")] = "Default",
+) -> None:
+    """Register an API user with an operator token minted from the stack's signing key."""
+    _send(
+        ctx,
+        idn.RegisterUser(
+            user_name=user,
+            first_name=first_name,
+            last_name=last_name,
+            mobile_number=mobile,
+            password=password,
+            accounts=[
+                idn.AccountMembership(
+                    name=account, context_identifier=uuid.uuid4(), is_primary=True
+                )
+            ],
+            access_token=mint_operator_token("cli"),
+        ),
+    )
+
+
+def _recipient(spec: str) -> wf.RecipientSpec:
+    order, email, name, *mobile = spec.split(":", 3)
+    return wf.RecipientSpec(
+        order=int(order), email=email, name=name, mobile_number=mobile[0] if mobile else None
+    )
+
+
+@send_app.command("register-package")
+def send_register_package(
+    ctx: typer.Context,
+    package: str,
+    recipient: Annotated[
+        list[str], typer.Option(help="ORDER:EMAIL:NAME[:MOBILE], once per recipient.")
+    ],
+    name: str = "Package",
+    document: Annotated[list[str] | None, typer.Option(help="ID:NAME")] = None,
+) -> None:
+    """Register a package in draft, owned by the authenticated user."""
+    documents = [
+        wf.DocumentSpec(document_id=d.split(":", 1)[0], name=d.split(":", 1)[-1])
+        for d in document or ["doc-1:document.pdf"]
+    ]
+    _send(
+        ctx,
+        wf.RegisterPackage(
+            package_id=package,
+            name=name,
+            documents=documents,
+            recipients=[_recipient(r) for r in recipient],
+            access_token=_token(),
+        ),
+    )
+
+
+@send_app.command("set-sms-otp")
+def send_set_sms_otp(ctx: typer.Context, package: str, order: int, mobile: str) -> None:
+    """SigningHub: SMS OTP (password off) for the recipient at ORDER, while the package is a draft."""
+    body = {
+        "apply_to_all": False,
+        "authentication": {
+            "enabled": True,
+            "password": {"enabled": False},
+            "sms_otp": {"enabled": True, "mobile_number": mobile},
+        },
+    }
+    _send(
+        ctx,
+        wf.UpdateRecipientAuthentication(
+            package_id=package, order=order, body=body, access_token=_token()
+        ),
+    )
+
+
+@send_app.command("set-access-code")
+def send_set_access_code(
+    ctx: typer.Context,
+    package: str,
+    email: str,
+    code: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    order: int | None = None,
+) -> None:
+    """BoldSign: the signer with EMAIL opens with an access code."""
+    body = {
+        "emailId": email,
+        "order": order,
+        "authenticationType": "AccessCode",
+        "accessCode": code,
+    }
+    _send(ctx, wf.AddAuthentication(package_id=package, body=body, access_token=_token()))
+
+
+def _keep_invitations(outcome: Outcome) -> None:
+    """Keep the invitations a share or an invite answered with (0600), for recipient commands."""
+    reply = outcome.reply
+    if isinstance(reply, wf.RecipientInvitationsIssued):
+        kept = {i.order: i.invitation.get_secret_value() for i in reply.invitations}
+    elif isinstance(reply, wf.RecipientInvitationIssued):
+        kept = {reply.order: reply.invitation.get_secret_value()}
+    else:
+        return
+    save_invitations(reply.package_id, kept)
+    render.console().print(
+        f"[dim]invitations of order {', '.join(map(str, sorted(kept)))} kept for "
+        "recipient commands (what their signing links carry)[/dim]"
+    )
+
+
+@send_app.command("share")
+def send_share(ctx: typer.Context, package: str) -> None:
+    """Send the package to its recipients (draft -> in progress); keeps their invitations."""
+    _send(ctx, wf.ShareWorkflow(package_id=package, access_token=_token()), _keep_invitations)
+
+
+@send_app.command("invite")
+def send_invite(ctx: typer.Context, package: str, order: int) -> None:
+    """The owner asks for a new invitation for one recipient (a lost link, or after a reset)."""
+    _send(
+        ctx,
+        wf.IssueRecipientInvitation(package_id=package, order=order, access_token=_token()),
+        _keep_invitations,
+    )
+
+
+InvitationOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SIGNGATE_INVITATION",
+        help="The recipient's invitation (from their signing link); "
+        "default: the one `send share` kept, else the owner's token.",
+    ),
+]
+
+
+def _credential(
+    package: str, order: int, invitation: str | None, *, required: bool = True
+) -> dict[str, object]:
+    """What a recipient command proves itself with: the recipient's invitation, else the owner's
+    token (with neither, exit 2 — or, not ``required``, nothing, and the service's 401)."""
+    invitation = invitation or saved_invitation(package, order)
+    if invitation:
+        return {"invitation": invitation}
+    token = _token(owner=required)
+    return {"access_token": token} if token else {}
+
+
+@send_app.command("open")
+def send_open(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    code: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="Password or access code.")
+    ],
+    invitation: InvitationOption = None,
+) -> None:
+    """A recipient opens the document with a password or access code."""
+    _send(
+        ctx,
+        auth.OpenDocumentWithPassword(
+            package_id=package,
+            order=order,
+            password=code,
+            **_credential(package, order, invitation),
+        ),
+    )
+
+
+@send_app.command("request-otp")
+def send_request_otp(
+    ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None
+) -> None:
+    """A recipient asks for a one-time password (see `signgate outbox` on a development stack)."""
+    _send(
+        ctx,
+        auth.RequestDocumentOtp(
+            package_id=package, order=order, **_credential(package, order, invitation)
+        ),
+    )
+
+
+@send_app.command("verify-otp")
+def send_verify_otp(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    code: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    invitation: InvitationOption = None,
+) -> None:
+    """A recipient opens the document with the one-time password they received."""
+    _send(
+        ctx,
+        auth.VerifyDocumentOtp(
+            package_id=package, order=order, code=code, **_credential(package, order, invitation)
+        ),
+    )
+
+
+@send_app.command("reset")
+def send_reset(ctx: typer.Context, package: str, order: int) -> None:
+    """The owner unlocks one recipient: failures and lockout cleared, nobody else touched."""
+    _send(
+        ctx, wf.ResetRecipientAuthentication(package_id=package, order=order, access_token=_token())
+    )
+
+
+# -- reading state --
+
+
+@app.command()
+def status(
+    ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None
+) -> None:
+    """A recipient's authentication status, and the workflow's settings for them (with a token)."""
+    settings: Settings = ctx.obj
+    token = _token(owner=False)
+    credential = _credential(package, order, invitation, required=False)
+
+    async def go() -> list[Outcome]:
+        async with settings.client() as client:
+            queries: list[Command] = [
+                auth.GetRecipientAuthenticationStatus(package_id=package, order=order, **credential)
+            ]
+            if token:
+                queries.append(
+                    wf.GetRecipientAuthentication(
+                        package_id=package, order=order, access_token=token
+                    )
+                )
+            return list(
+                await asyncio.gather(*(client.send(q, timeout=settings.timeout) for q in queries))
+            )
+
+    out = render.console()
+    for outcome in _run(go()):
+        if outcome.result is None:
+            continue
+        if outcome.rejected or settings.as_json:
+            out.print(render.message_line(outcome.result))
+            continue
+        table = Table(title=outcome.result.type, title_justify="left", show_header=False)
+        for key, value in render.fields(outcome.result).items():
+            table.add_row(key, Text(render.compact(value)))
+        out.print(table)
+    if not token:
+        out.print(
+            "[dim]the workflow's settings need the owner's token: `signgate send authenticate USER`[/dim]"
+        )
+
+
+@app.command()
+def history(ctx: typer.Context, package: str) -> None:
+    """The package's history as a table (needs the owner's token)."""
+    settings: Settings = ctx.obj
+    token = _token()
+
+    async def go() -> tuple[list[wf.HistoryEntry], Outcome | None]:
+        entries: list[wf.HistoryEntry] = []
+        after = 0
+        async with settings.client() as client:
+            while True:
+                outcome = await client.send(
+                    wf.GetWorkflowHistory(
+                        package_id=package, after_sequence=after, access_token=token
+                    ),
+                    timeout=settings.timeout,
+                )
+                if not isinstance(outcome.reply, wf.WorkflowHistoryListed):
+                    return entries, outcome
+                entries += outcome.reply.entries
+                if outcome.reply.next_after is None:
+                    return entries, None
+                after = outcome.reply.next_after
+
+    entries, refused = _run(go())
+    out = render.console()
+    if refused is not None and refused.result is not None:
+        out.print(render.message_line(refused.result))
+        raise typer.Exit(1)
+    out.print(render.history_table(package, entries))
+
+
+@app.command()
+def outbox(
+    last: Annotated[int, typer.Option(help="How many deliveries, newest last.")] = 10,
+    path: Annotated[Path, typer.Option(help="The sandbox outbox file.")] = OUTBOX,
+) -> None:
+    """The OTP sandbox's deliveries, codes included (development stacks only)."""
+    deliveries = read_outbox(path)[-last:] if last > 0 else []
+    table = Table(title=f"sandbox outbox {path}", title_justify="left")
+    for column in ("delivered (UTC)", "channel", "destination", "code", "purpose", "challenge"):
+        table.add_column(column)
+    for d in deliveries:
+        table.add_row(
+            d["delivered_at"][11:23],
+            d["channel"],
+            d["destination"],
+            d["code"],
+            d.get("purpose") or "",
+            d["challenge_id"][:8],
+        )
+    render.console().print(table)
+
+
+@app.command()
+def topics(ctx: typer.Context) -> None:
+    """The topic registry, and what the broker has: partitions, retention, other topics."""
+    settings: Settings = ctx.obj
+
+    async def go() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=find_bootstrap(settings.bootstrap), client_id="signgate-cli"
+        )
+        await admin.start()
+        try:
+            names = await admin.list_topics()
+            counts: dict[str, int] = {}
+            for partition in await partitions_of(admin, names):
+                counts[partition.topic] = counts.get(partition.topic, 0) + 1
+            return counts
+        finally:
+            await admin.close()
+
+    on_broker = _run(go())
+    table = Table(title="signgate topics", title_justify="left")
+    for column in ("topic", "kind", "key", "partitions", "retention", "on the broker"):
+        table.add_column(column)
+    known = set()
+    for topic in TOPICS:
+        for name, partitions, retention in (
+            (topic.name, topic.partitions, topic.retention),
+            (topic.dlq, 1, None),
+        ):
+            deployed = settings.topic_prefix + name
+            known.add(deployed)
+            have = on_broker.get(deployed)
+            table.add_row(
+                name,
+                "dead letters" if retention is None else topic.kind.value,
+                topic.key,
+                str(partitions),
+                "14 days" if retention is None else _duration(retention),
+                f"[green]{have} partitions[/green]" if have else "[red]missing[/red]",
+            )
+    out = render.console()
+    out.print(table)
+    others = sorted(set(on_broker) - known)
+    if others:
+        out.print(
+            "other topics on the broker: " + ", ".join(f"{n} ({on_broker[n]})" for n in others)
+        )
+
+
+def _duration(value: Any) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+# -- tail --
+
+
+@app.command()
+def tail(
+    ctx: typer.Context,
+    topic: Annotated[
+        list[str] | None,
+        typer.Argument(help="Registry topic names; default: all, with dead letters."),
+    ] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record kept.")] = False,
+    limit: Annotated[int, typer.Option(help="Stop after this many records (0: never).")] = 0,
+    seconds: Annotated[float, typer.Option(help="Stop after this long (0: never).")] = 0,
+) -> None:
+    """Print records as they arrive, one line each, grouped by correlation id; secrets masked."""
+    settings: Settings = ctx.obj
+    names = topic or [n for t in TOPICS for n in (t.name, t.dlq)]
+    printer = TailPrinter(render.console(), settings.topic_prefix)
+
+    async def go() -> None:
+        bootstrap = find_bootstrap(settings.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="signgate-tail")
+        await admin.start()
+        try:
+            partitions = await partitions_of(admin, [settings.topic_prefix + n for n in names])
+        finally:
+            await admin.close()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, client_id="signgate-tail", enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            await assign(consumer, partitions, from_beginning=from_beginning)
+            async with asyncio.timeout(seconds or None):
+                while not (limit and printer.count >= limit):
+                    batches = await consumer.getmany(timeout_ms=200)
+                    records = [r for batch in batches.values() for r in batch]
+                    printer.show(
+                        [
+                            TailRecord(r.topic, r.value or b"", correlation_of(r), r.timestamp)
+                            for r in records
+                        ][: (limit - printer.count) if limit else None]
+                    )
+        finally:
+            await consumer.stop()
+
+    with contextlib.suppress(KeyboardInterrupt, TimeoutError):
+        _run(go())
+
+
+@dataclass(frozen=True)
+class TailRecord:
+    topic: str
+    value: bytes
+    correlation_id: str | None
+    timestamp_ms: int
+
+
+class TailPrinter:
+    """Records a batch at a time, in time order, grouped by correlation id: a group opens with the
+    id's first eight characters, and every line of it carries the id's colour."""
+
+    def __init__(self, console: Any, topic_prefix: str = "") -> None:
+        self.console = console
+        self.topic_prefix = topic_prefix
+        self.seen: set[str] = set()
+        self.last_group: str | None = None
+        self.count = 0
+
+    def show(self, records: list[TailRecord]) -> None:
+        records = sorted(records, key=lambda r: r.timestamp_ms)
+        first_at = {}
+        for record in records:
+            first_at.setdefault(record.correlation_id or "-", record.timestamp_ms)
+        for record in sorted(
+            records, key=lambda r: (first_at[r.correlation_id or "-"], r.timestamp_ms)
+        ):
+            self._line(record)
+
+    def _line(self, record: TailRecord) -> None:
+        self.count += 1
+        group = record.correlation_id or "-"
+        colour = render.colour_of(group)
+        if group != self.last_group:
+            again = " (continued)" if group in self.seen else ""
+            self.console.print(Text(f"┌ {group[:8]}{again}", style=f"bold {colour}"))
+            self.seen.add(group)
+            self.last_group = group
+        name = record.topic.removeprefix(self.topic_prefix)
+        when = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+        line = Text("│ ", style=colour)
+        line.append(f"{when} {name:<33} ", style="dim")
+        line.append_text(self._body(name, record.value))
+        self.console.print(line, overflow="ellipsis", no_wrap=True)
+
+    def _body(self, name: str, value: bytes) -> Text:
+        registry = BY_NAME.get(name)
+        if registry is None:  # a dead letter or a caller's reply topic: show its type or reason
+            try:
+                document = json.loads(value)
+            except ValueError:
+                return Text(f"({len(value)} bytes)")
+            if not isinstance(document, dict):
+                return Text(f"({len(value)} bytes)")
+            reason = document.get("reason")
+            return Text(
+                f"dead letter: {reason}" if reason else str(document.get("type", "?")),
+                style="yellow",
+            )
+        try:
+            return render.message_line(
+                decode(registry, value), arrow="→" if registry.answers_commands else "←"
+            )
+        except ValueError as error:
+            return Text(f"undecodable: {error}", style="red")
+
+
+if __name__ == "__main__":
+    app()
