@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import heapq
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -227,6 +228,11 @@ class Service:
     resources: Resources
     metrics: Metrics
     progress: Progress
+    executor: BatchExecutor
+    open_resources: Callable[[], Awaitable[None]]
+    """What the app's start-up does before the broker consumes: the pool, Redis, the dependencies."""
+    close_resources: Callable[[], Awaitable[None]]
+    """What the app's shut-down does after the broker stopped: closes what ``open_resources`` opened."""
 
 
 def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> Service:
@@ -282,14 +288,18 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     ) -> None:  # no Context parameter: resolving one costs a thread hop
         await executor.batch(CURRENT_BATCH.get())
 
-    checks = {
+    async def redis_answers() -> object:
+        assert resources.redis is not None
+        return await resources.redis.ping()
+
+    checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "broker": lambda: broker.ping(timeout=2.0),
         "progress": lambda: _progress_check(progress, _consumers(subscriber)),
     }
     if definition.schema:
         checks["postgres"] = lambda: ping(resources.pool)
     if definition.uses_redis:
-        checks["redis"] = lambda: resources.redis.ping()
+        checks["redis"] = redis_answers
 
     stack = contextlib.AsyncExitStack()  # resources: closed after the broker stops
     relay_loop = contextlib.AsyncExitStack()  # stopped before the broker stops
@@ -309,7 +319,12 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
             resources.redis = create_redis(connections.redis_url)
             stack.push_async_callback(resources.redis.aclose)
         if definition.dependencies is not None:
-            resources.dependencies = definition.dependencies(resources)
+            built = definition.dependencies(resources)
+            resources.dependencies = await built if inspect.isawaitable(built) else built
+            if hasattr(
+                resources.dependencies, "aclose"
+            ):  # what it opened (an HTTP client) closes first
+                stack.push_async_callback(resources.dependencies.aclose)
 
     async def start_relay() -> None:
         if resources.relay:
@@ -331,7 +346,18 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         after_shutdown=[stack.aclose],
         specification=service_specification(definition, connections, version=__version__),
     )
-    return Service(definition, app, broker, pipeline, resources, metrics, progress)
+    return Service(
+        definition,
+        app,
+        broker,
+        pipeline,
+        resources,
+        metrics,
+        progress,
+        executor,
+        open_resources,
+        stack.aclose,
+    )
 
 
 def record_keys(
@@ -495,7 +521,7 @@ class BatchExecutor:
             effects: list[Publication] = []
             for item in items:
                 effects += await self._outcome(
-                    item, lambda item=item: self._apply(item, Scope(self.resources.dependencies))
+                    item, partial(self._apply, item, Scope(self.resources.dependencies))
                 )
             return effects
         for start in range(0, len(items), TRANSACTION_RECORDS):
@@ -672,7 +698,7 @@ class BatchExecutor:
         guarded = SavepointOnWrite(connection)
         try:
             try:
-                return await self._apply(item, Scope(self.resources.dependencies, guarded, ahead))  # type: ignore[arg-type]
+                return await self._apply(item, Scope(self.resources.dependencies, guarded, ahead))
             except BaseException:
                 await guarded.rollback()
                 raise

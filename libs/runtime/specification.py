@@ -34,8 +34,11 @@ from signgate_contracts.topics import (
 class ServiceDefinition(Protocol):
     """What a specification reads of a service (`libs.runtime.service.ServiceDefinition` has it)."""
 
-    name: str
-    consumes: tuple[Topic, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def consumes(self) -> tuple[Topic, ...]: ...
 
     @property
     def group_id(self) -> str: ...
