@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
 import heapq
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
