@@ -31,6 +31,8 @@ from signgate_contracts.topics import (
 __all__ = ["DEFINITION", "AuthenticationSettings", "create_app"]
 
 DEFINITION = ServiceDefinition(
+    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
+    settings=AuthenticationSettings,
     name="authentication",
     schema="authentication",
     shared_tracks=("accounts",),

@@ -11,8 +11,10 @@ once revoked is not revoked twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Unit
+from libs.runtime.service import Scope
 from services.authentication import repository as db
 from services.authentication.domain import REVOCATION_MARGIN, revocation_for
 from services.authentication.runtime import runtime
@@ -23,7 +25,7 @@ from signgate_contracts.topics import AUTHENTICATION_EVENTS
 from signgate_contracts.workflow import sealed_policy_context
 
 
-async def revoked_grants(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+async def revoked_grants(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
     """Revoke the grants ``event`` ends, and announce each: by its jti, never its text."""
     revocation = revocation_for(event.type, getattr(event, "order", None))
     if revocation is None:
@@ -57,7 +59,7 @@ async def revoked_grants(event: workflow.Event, unit: Unit) -> list[Outgoing]:
 def revoking(project):
     """``project``, then the revocation of the grants its fact ends."""
 
-    async def handle(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+    async def handle(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
         return [*await project(event, unit), *await revoked_grants(event, unit)]
 
     handle.__name__ = handle.__qualname__ = project.__name__
@@ -65,11 +67,11 @@ def revoking(project):
     return handle
 
 
-async def recipient_declined(event: workflow.RecipientDeclined, unit: Unit) -> list[Outgoing]:
+async def recipient_declined(event: workflow.RecipientDeclined, unit: Scope[Any]) -> list[Outgoing]:
     return []  # nothing to project: the recipient's grants end (`revoking`), and the package with them
 
 
-async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> list[Outgoing]:
+async def package_registered(event: workflow.PackageRegistered, unit: Scope[Any]) -> list[Outgoing]:
     await db.upsert_package(
         unit.connection,
         event.package_id,
@@ -91,7 +93,7 @@ async def package_registered(event: workflow.PackageRegistered, unit: Unit) -> l
 
 
 def _package_state(state: str):
-    async def record(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+    async def record(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
         await db.update_package_state(unit.connection, event.package_id, state)
         return []
 
@@ -99,21 +101,21 @@ def _package_state(state: str):
 
 
 def _workflow_lock(locked: bool):
-    async def record(event: workflow.Event, unit: Unit) -> list[Outgoing]:
+    async def record(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
         await db.update_workflow_locked(unit.connection, event.package_id, locked)
         return []
 
     return record
 
 
-async def recipient_received(event: workflow.RecipientReceived, unit: Unit) -> list[Outgoing]:
+async def recipient_received(event: workflow.RecipientReceived, unit: Scope[Any]) -> list[Outgoing]:
     await db.update_recipient_received(
         unit.connection, event.package_id, event.order, event.received_at
     )
     return []
 
 
-async def recipient_signed(event: workflow.RecipientSigned, unit: Unit) -> list[Outgoing]:
+async def recipient_signed(event: workflow.RecipientSigned, unit: Scope[Any]) -> list[Outgoing]:
     await db.update_recipient_signed(
         unit.connection, event.package_id, event.order, event.signed_at
     )
@@ -121,7 +123,7 @@ async def recipient_signed(event: workflow.RecipientSigned, unit: Unit) -> list[
 
 
 async def recipient_authentication_updated(
-    event: workflow.RecipientAuthenticationUpdated, unit: Unit
+    event: workflow.RecipientAuthenticationUpdated, unit: Scope[Any]
 ) -> list[Outgoing]:
     await db.update_recipient_policy(
         unit.connection,
@@ -136,7 +138,7 @@ async def recipient_authentication_updated(
 
 async def recipient_policy(
     event: workflow.RecipientAuthenticationUpdatedV2 | workflow.RecipientAuthenticationResetV2,
-    unit: Unit,
+    unit: Scope[Any],
 ) -> list[Outgoing]:
     """The recipient's policy as workflow published it, its sealed part opened with this service's key."""
     policy = event.authentication
@@ -175,7 +177,7 @@ async def recipient_policy(
 
 
 async def recipient_authentication_removed(
-    event: workflow.RecipientAuthenticationRemoved, unit: Unit
+    event: workflow.RecipientAuthenticationRemoved, unit: Scope[Any]
 ) -> list[Outgoing]:
     stored = await db.select_recipient(unit.connection, event.package_id, event.order)
     if stored is not None:
@@ -193,7 +195,7 @@ async def recipient_authentication_removed(
 
 async def recipient_authentication_reset(
     event: workflow.RecipientAuthenticationReset | workflow.RecipientAuthenticationResetV2,
-    unit: Unit,
+    unit: Scope[Any],
 ) -> list[Outgoing]:
     """The sender's unlock: this recipient's failures, pending code and lock are cleared; nobody else's."""
     if isinstance(event, workflow.RecipientAuthenticationResetV2):
@@ -211,7 +213,7 @@ async def recipient_authentication_reset(
 
 
 async def user_profile(
-    event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2, unit: Unit
+    event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2, unit: Scope[Any]
 ) -> list[Outgoing]:
     """The mobile number signer codes go to (seed 002), opened from its sealed form."""
     mobile_number = None
@@ -226,7 +228,7 @@ async def user_profile(
 
 
 async def first_user_profile(
-    event: identity.UserRegistered | identity.UserProfileUpdated, unit: Unit
+    event: identity.UserRegistered | identity.UserProfileUpdated, unit: Scope[Any]
 ) -> list[Outgoing]:
     """A profile in the first shape (the email and mobile number in clear), still read while such
     records are on the topic."""

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from libs.runtime.service import Resources, ServiceSettings, Unit
+from libs.runtime.service import Resources, Scope, ServiceSettings
 from libs.security.accounts import PostgresAccountStates
 from libs.security.digests import Digests, DigestSettings
 from libs.security.invitations import InvitationSettings, InvitationVerifier
@@ -94,9 +95,9 @@ class AuthenticationRuntime:
         return OtpRecipient.document_opening(package_id, order)
 
 
-def runtime(unit: Unit) -> AuthenticationRuntime:
+def runtime(unit: Scope[Any]) -> AuthenticationRuntime:
     """The shared objects, built on first use from the opened resources."""
-    extras = unit.resources.extras
+    extras = unit.dependencies.extras
     if "authentication" not in extras:
-        extras["authentication"] = AuthenticationRuntime.build(unit.resources)
+        extras["authentication"] = AuthenticationRuntime.build(unit.dependencies)
     return extras["authentication"]

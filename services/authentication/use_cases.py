@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from libs.runtime.errors import BadRequest, Forbidden, NotFound
 from libs.runtime.messaging.outgoing import Outgoing, caused_by
-from libs.runtime.service import Unit
+from libs.runtime.service import Scope
 from libs.security.invitations import CredentialRequired
 from libs.security.otp_store import OtpRecipient, Verification, VerifyOutcome
 from services.authentication import repository as db
@@ -55,7 +56,7 @@ RecipientCommand = (
 )
 
 
-async def recipient(command: RecipientCommand, unit: Unit) -> db.StoredRecipient | None:
+async def recipient(command: RecipientCommand, unit: Scope[Any]) -> db.StoredRecipient | None:
     """The recipient the command names, once it has proved it may act for them: with the
     recipient's invitation, or the package owner's token. Anything else is refused (401) here,
     before a counter moves, a code is sent or a status is read."""
@@ -82,18 +83,18 @@ async def recipient(command: RecipientCommand, unit: Unit) -> db.StoredRecipient
 
 
 async def stored_recipient(
-    unit: Unit, package_id: str, order: int | None, digest: str | None
+    unit: Scope[Any], package_id: str, order: int | None, digest: str | None
 ) -> db.StoredRecipient | None:
     """The recipient at ``order`` (as the lane read it ahead, else read now), or by email digest."""
-    if isinstance(unit.ahead, RecipientsAhead) and order is not None:
-        known, stored = unit.ahead.recall(package_id, order)
+    if isinstance(unit.read_ahead, RecipientsAhead) and order is not None:
+        known, stored = unit.read_ahead.recall(package_id, order)
         if known:
             return stored
     return await db.select_recipient(unit.connection, package_id, order, digest)
 
 
 async def authenticated(
-    command: Command, unit: Unit, policy: RecipientPolicy, method: str, now: datetime
+    command: Command, unit: Scope[Any], policy: RecipientPolicy, method: str, now: datetime
 ) -> list[Outgoing]:
     """A method succeeded: say so, and grant access once every required method has."""
     services = runtime(unit)
@@ -119,7 +120,7 @@ async def authenticated(
 
 async def grant_access(
     command: Command,
-    unit: Unit,
+    unit: Scope[Any],
     policy: RecipientPolicy,
     method: str,
     now: datetime,
@@ -165,7 +166,7 @@ async def grant_access(
 
 
 async def failed(
-    unit: Unit, policy: RecipientPolicy, method: str, reason: str, used: int, now: datetime
+    unit: Scope[Any], policy: RecipientPolicy, method: str, reason: str, used: int, now: datetime
 ) -> list[Outgoing]:
     """A wrong attempt: its one outcome is the failure, or the lockout it caused."""
     count = FailureCount(used=used, retry_count=policy.retry_count)
@@ -223,7 +224,7 @@ async def failures_of_the_other_kind(
 
 
 async def open_document_with_password(
-    command: auth.OpenDocumentWithPassword, unit: Unit
+    command: auth.OpenDocumentWithPassword, unit: Scope[Any]
 ) -> list[Outgoing]:
     services = runtime(unit)
     now = services.now()
@@ -246,7 +247,9 @@ async def open_document_with_password(
     return await failed(unit, policy, method, "wrong_secret", used + other, now)
 
 
-async def request_document_otp(command: auth.RequestDocumentOtp, unit: Unit) -> list[Outgoing]:
+async def request_document_otp(
+    command: auth.RequestDocumentOtp, unit: Scope[Any]
+) -> list[Outgoing]:
     services = runtime(unit)
     stored = await recipient(command, unit)
     policy = check_attempt(stored.policy if stored else None, services.now(), OTP_METHODS)
@@ -266,7 +269,10 @@ async def request_document_otp(command: auth.RequestDocumentOtp, unit: Unit) -> 
 
 
 async def request_delivery(
-    command: Command, unit: Unit, services: AuthenticationRuntime, request: otp.OtpDeliveryRequested
+    command: Command,
+    unit: Scope[Any],
+    services: AuthenticationRuntime,
+    request: otp.OtpDeliveryRequested,
 ) -> list[Outgoing]:
     """Ask OTP dispatch to send a code; its answer becomes this command's outcome."""
     request = caused_by(command, request, index=0)  # the id the handler stamps it with
@@ -282,7 +288,7 @@ async def request_delivery(
     return [Outgoing(OTP_REQUESTS.name, str(request.challenge_id), request)]
 
 
-async def verify_document_otp(command: auth.VerifyDocumentOtp, unit: Unit) -> list[Outgoing]:
+async def verify_document_otp(command: auth.VerifyDocumentOtp, unit: Scope[Any]) -> list[Outgoing]:
     services = runtime(unit)
     now = services.now()
     stored = await recipient(command, unit)
@@ -309,7 +315,7 @@ def locked_or_used(result: Verification, retry_count: int) -> int:
     return retry_count if result.outcome is VerifyOutcome.LOCKED else result.attempts_used
 
 
-async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp, unit: Unit):
+async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp, unit: Scope[Any]):
     """The caller's claims, after the seed's checks: token, document, who may sign, access period.
 
     The owner may sign; anyone else only as the signer the owner named for a recipient (by user
@@ -340,7 +346,7 @@ async def signer_package(command: auth.RequestSigningOtp | auth.VerifySigningOtp
     return services, claims, profile
 
 
-async def request_signing_otp(command: auth.RequestSigningOtp, unit: Unit) -> list[Outgoing]:
+async def request_signing_otp(command: auth.RequestSigningOtp, unit: Scope[Any]) -> list[Outgoing]:
     services, claims, profile = await signer_package(command, unit)
     if profile is None or not profile.mobile_number:
         raise BadRequest(NO_MOBILE_NUMBER, code="mobile_number_missing", field="mobile_number")
@@ -363,7 +369,7 @@ async def request_signing_otp(command: auth.RequestSigningOtp, unit: Unit) -> li
 SIGNING_RETRY_COUNT = DEFAULT_RETRY_COUNT  # a signer has no policy of their own
 
 
-async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Unit) -> list[Outgoing]:
+async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Scope[Any]) -> list[Outgoing]:
     services, claims, _ = await signer_package(command, unit)
     fields = dict(
         package_id=command.package_id,
@@ -397,7 +403,7 @@ async def verify_signing_otp(command: auth.VerifySigningOtp, unit: Unit) -> list
 
 
 async def get_recipient_authentication_status(
-    command: auth.GetRecipientAuthenticationStatus, unit: Unit
+    command: auth.GetRecipientAuthenticationStatus, unit: Scope[Any]
 ) -> list[Outgoing]:
     services = runtime(unit)
     stored = await recipient(command, unit)
@@ -427,7 +433,7 @@ async def get_recipient_authentication_status(
     return [Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, status)]
 
 
-async def otp_sent(sent: otp.OtpSent, unit: Unit) -> list[Outgoing]:
+async def otp_sent(sent: otp.OtpSent, unit: Scope[Any]) -> list[Outgoing]:
     """OTP dispatch sent the code: that is the outcome of the command that asked for it."""
     if sent.purpose == "signing":
         assert sent.user_id and sent.document_id and sent.field_name
@@ -453,12 +459,12 @@ async def otp_sent(sent: otp.OtpSent, unit: Unit) -> list[Outgoing]:
     return [event(outcome, sent.package_id)]
 
 
-async def otp_delivery_failed(failure: otp.OtpDeliveryFailed, unit: Unit) -> list[Outgoing]:
+async def otp_delivery_failed(failure: otp.OtpDeliveryFailed, unit: Scope[Any]) -> list[Outgoing]:
     rejection = CommandRejected(status=500, code="otp_delivery_failed", message=DELIVERY_FAILED)
     return [event(rejection, failure.package_id)]
 
 
-async def otp_request_rejected(rejection: CommandRejected, unit: Unit) -> list[Outgoing]:
+async def otp_request_rejected(rejection: CommandRejected, unit: Scope[Any]) -> list[Outgoing]:
     """OTP dispatch refused a request of ours (a send limit): the caller gets that refusal."""
     if rejection.command_event_id is None:
         return []

@@ -35,6 +35,8 @@ __all__ = ["DEFINITION", "IdentitySettings", "create_app"]
 
 
 DEFINITION = ServiceDefinition(
+    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
+    settings=IdentitySettings,
     name="identity",
     schema="identity",
     uses_redis=True,

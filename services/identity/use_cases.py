@@ -14,10 +14,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from libs.runtime.errors import Refusal
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Unit
+from libs.runtime.service import Scope
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import AccountState, Claims, TokenIssuer, TokenVerifier
 from services.identity import domain, repository
@@ -65,22 +66,22 @@ from signgate_contracts.topics import IDENTITY_REPLIES
 # -- what every use case reaches for --
 
 
-def settings_of(unit: Unit) -> IdentitySettings:
-    settings = unit.resources.settings
+def settings_of(unit: Scope[Any]) -> IdentitySettings:
+    settings = unit.dependencies.settings
     if not hasattr(settings, "lockout"):
         raise TypeError("the identity service runs with IdentitySettings")
     return settings  # type: ignore[return-value]
 
 
-def hasher_of(unit: Unit) -> SecretHasher:
+def hasher_of(unit: Scope[Any]) -> SecretHasher:
     return SecretHasher.from_settings(settings_of(unit).secrets)
 
 
-def counters_of(unit: Unit) -> FailureCounters:
+def counters_of(unit: Scope[Any]) -> FailureCounters:
     settings = settings_of(unit)
-    assert unit.resources.redis is not None
+    assert unit.dependencies.redis is not None
     return FailureCounters(
-        unit.resources.redis, settings.connections.redis_prefix, settings.failure_memory
+        unit.dependencies.redis, settings.connections.redis_prefix, settings.failure_memory
     )
 
 
@@ -101,7 +102,7 @@ class IdentityAccountStates:
         return AccountState(disabled=user.disabled, tokens_valid_after=user.tokens_valid_after)
 
 
-async def caller(command, unit: Unit) -> Claims:
+async def caller(command, unit: Scope[Any]) -> Claims:
     """The verified claims of the command's token (401/403 refusals otherwise)."""
     settings = settings_of(unit)
     verifier = TokenVerifier.from_settings(
@@ -110,13 +111,13 @@ async def caller(command, unit: Unit) -> Claims:
     return await verifier.verify(command.access_token)
 
 
-async def administrator(command, unit: Unit) -> Claims:
+async def administrator(command, unit: Scope[Any]) -> Claims:
     claims = await caller(command, unit)
     domain.require_administrator(claims)
     return claims
 
 
-async def existing_user(unit: Unit, user_name: str, *, for_update: bool = False) -> User:
+async def existing_user(unit: Scope[Any], user_name: str, *, for_update: bool = False) -> User:
     user = await repository.select_user(
         unit.connection, domain.normalise_user_name(user_name), for_update=for_update
     )
@@ -128,7 +129,7 @@ async def existing_user(unit: Unit, user_name: str, *, for_update: bool = False)
 # -- managing users --
 
 
-async def register_user(command: RegisterUser, unit: Unit) -> list[Outgoing]:
+async def register_user(command: RegisterUser, unit: Scope[Any]) -> list[Outgoing]:
     await administrator(command, unit)
     settings = settings_of(unit)
     now = settings.clock()
@@ -175,7 +176,7 @@ async def register_user(command: RegisterUser, unit: Unit) -> list[Outgoing]:
     ]
 
 
-async def update_user(command: UpdateUser, unit: Unit) -> list[Outgoing]:
+async def update_user(command: UpdateUser, unit: Scope[Any]) -> list[Outgoing]:
     await administrator(command, unit)
     now = settings_of(unit).clock()
     user = await existing_user(unit, command.user_name)
@@ -187,7 +188,7 @@ async def update_user(command: UpdateUser, unit: Unit) -> list[Outgoing]:
     return [fact(UserUpdatedV2(user_id=user.id, accounts=accounts, roles=roles, occurred_at=now))]
 
 
-async def update_user_profile(command: UpdateUserProfile, unit: Unit) -> list[Outgoing]:
+async def update_user_profile(command: UpdateUserProfile, unit: Scope[Any]) -> list[Outgoing]:
     """The user (with their own token) or an administrator replaces the profile; a change of the
     mobile number signer codes go to is recorded and announced (`domain.mobile_number_changed`)."""
     claims = await caller(command, unit)
@@ -236,7 +237,7 @@ async def update_user_profile(command: UpdateUserProfile, unit: Unit) -> list[Ou
     return effects
 
 
-async def set_password(command: SetPassword, unit: Unit) -> list[Outgoing]:
+async def set_password(command: SetPassword, unit: Scope[Any]) -> list[Outgoing]:
     await administrator(command, unit)
     settings = settings_of(unit)
     now = settings.clock()
@@ -259,16 +260,16 @@ async def set_password(command: SetPassword, unit: Unit) -> list[Outgoing]:
     ]
 
 
-async def disable_user(command: DisableUser, unit: Unit) -> list[Outgoing]:
+async def disable_user(command: DisableUser, unit: Scope[Any]) -> list[Outgoing]:
     return await _set_disabled(command, unit, disabled=True)
 
 
-async def enable_user(command: EnableUser, unit: Unit) -> list[Outgoing]:
+async def enable_user(command: EnableUser, unit: Scope[Any]) -> list[Outgoing]:
     return await _set_disabled(command, unit, disabled=False)
 
 
 async def _set_disabled(
-    command: DisableUser | EnableUser, unit: Unit, *, disabled: bool
+    command: DisableUser | EnableUser, unit: Scope[Any], *, disabled: bool
 ) -> list[Outgoing]:
     """An administrator disables or enables a user; the fact says which."""
     await administrator(command, unit)
@@ -279,7 +280,7 @@ async def _set_disabled(
     return [fact(event(user_id=user.id, occurred_at=now))]
 
 
-async def unlock_user(command: UnlockUser, unit: Unit) -> list[Outgoing]:
+async def unlock_user(command: UnlockUser, unit: Scope[Any]) -> list[Outgoing]:
     await administrator(command, unit)
     now = settings_of(unit).clock()
     user = await existing_user(unit, command.user_name, for_update=True)
@@ -288,7 +289,7 @@ async def unlock_user(command: UnlockUser, unit: Unit) -> list[Outgoing]:
     return [fact(UserUnlockedV2(user_id=user.id, occurred_at=now))]
 
 
-async def expire_password(command: ExpirePassword, unit: Unit) -> list[Outgoing]:
+async def expire_password(command: ExpirePassword, unit: Scope[Any]) -> list[Outgoing]:
     await administrator(command, unit)
     now = settings_of(unit).clock()
     user = await existing_user(unit, command.user_name)
@@ -311,7 +312,7 @@ class Attempt:
 
 
 async def attempt_password(
-    unit: Unit,
+    unit: Scope[Any],
     command: AuthenticateUser | ChangePassword,
     user_name: str,
     password: str,
@@ -356,7 +357,9 @@ async def attempt_password(
     return Attempt(user, domain.refusal_reasons(standing), standing=standing)
 
 
-async def _failed(unit: Unit, command, name: str, user: User | None, now: datetime) -> Attempt:
+async def _failed(
+    unit: Scope[Any], command, name: str, user: User | None, now: datetime
+) -> Attempt:
     settings = settings_of(unit)
     policy = settings.lockout
     count = await counters_of(unit).record_failure(
@@ -401,7 +404,7 @@ async def _failed(unit: Unit, command, name: str, user: User | None, now: dateti
 # -- authenticating --
 
 
-async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgoing]:
+async def authenticate_user(command: AuthenticateUser, unit: Scope[Any]) -> list[Outgoing]:
     """AssureSign's AuthenticateUser: a token and the user's accounts, or the reasons why not.
 
     The answer goes only to the caller's ``reply_to`` (or ``signgate.identity.replies``); the
@@ -469,7 +472,7 @@ async def authenticate_user(command: AuthenticateUser, unit: Unit) -> list[Outgo
     ]
 
 
-async def change_password(command: ChangePassword, unit: Unit) -> list[Outgoing]:
+async def change_password(command: ChangePassword, unit: Scope[Any]) -> list[Outgoing]:
     """A user replaces their password by proving the current one (the way out of "expired" and
     "change required"); a wrong current password counts as a failed authentication."""
     settings = settings_of(unit)

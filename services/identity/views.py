@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import ServiceSettings, Unit
+from libs.runtime.service import Scope, ServiceSettings
 from libs.security.digests import Digests, DigestSettings
 from libs.security.masking import mask_email, mask_phone
 from libs.security.sealing import Sealer, SealingPublicKeySettings
@@ -54,10 +54,12 @@ class PublishingKeys:
         )
 
 
-def keys_of(unit: Unit) -> PublishingKeys:
-    extras = unit.resources.extras
+def keys_of(unit: Scope[Any]) -> PublishingKeys:
+    extras = unit.dependencies.extras
     if "identity_keys" not in extras:
-        extras["identity_keys"] = PublishingKeys.build(cast(KeySettings, unit.resources.settings))
+        extras["identity_keys"] = PublishingKeys.build(
+            cast(KeySettings, unit.dependencies.settings)
+        )
     return extras["identity_keys"]
 
 

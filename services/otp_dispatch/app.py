@@ -17,6 +17,8 @@ from signgate_contracts.otp import OtpDeliveryRequested
 from signgate_contracts.topics import OTP_REQUESTS
 
 DEFINITION = ServiceDefinition(
+    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
+    settings=OtpDispatchSettings,
     name="otp_dispatch",
     uses_redis=True,
     consumes=(OTP_REQUESTS,),

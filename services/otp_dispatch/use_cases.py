@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from libs.runtime.logging import get_logger
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Resources, ServiceSettings, Unit
+from libs.runtime.service import Resources, Scope, ServiceSettings
 from libs.security.masking import mask_destination
 from libs.security.otp_store import Issued, OtpRecipient, OtpStore, SeenBefore, SendRefused
 from services.otp_dispatch.domain import delivery_text, email_subject, generate_code, send_refusal
@@ -31,9 +32,9 @@ log = get_logger(__name__)
 INTERRUPTED = "delivery interrupted; outcome unknown"
 
 
-async def dispatch_otp(request: OtpDeliveryRequested, unit: Unit) -> list[Outgoing]:
+async def dispatch_otp(request: OtpDeliveryRequested, unit: Scope[Any]) -> list[Outgoing]:
     """Handle one `otp.delivery_requested`: exactly one OtpSent, OtpDeliveryFailed or 429."""
-    return await Dispatcher.for_resources(unit.resources).dispatch(request)
+    return await Dispatcher.for_resources(unit.dependencies).dispatch(request)
 
 
 def providers_for(settings: OtpDispatchSettings) -> dict[str, Provider]:

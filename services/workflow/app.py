@@ -42,6 +42,8 @@ class WorkflowSettings(ServiceSettings):
 
 
 DEFINITION = ServiceDefinition(
+    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
+    settings=WorkflowSettings,
     name="workflow",
     schema="workflow",
     shared_tracks=("accounts",),

@@ -5,9 +5,9 @@ workflow's seams to `libs.security.tokens`, `libs.security.secrets`, `libs.secur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
-from libs.runtime.service import Unit
+from libs.runtime.service import Scope
 from libs.security.accounts import PostgresAccountStates
 from libs.security.digests import Digests, DigestSettings
 from libs.security.invitations import InvitationIssuer, InvitationSettings
@@ -28,8 +28,8 @@ class CredentialSettings(Protocol):
     sealing: SealingPublicKeySettings
 
 
-def settings_of(unit: Unit) -> CredentialSettings:
-    return cast(CredentialSettings, unit.resources.settings)
+def settings_of(unit: Scope[Any]) -> CredentialSettings:
+    return cast(CredentialSettings, unit.dependencies.settings)
 
 
 @dataclass(frozen=True)
@@ -49,26 +49,26 @@ class PublishingKeys:
         )
 
 
-def keys_of(unit: Unit) -> PublishingKeys:
-    extras = unit.resources.extras
+def keys_of(unit: Scope[Any]) -> PublishingKeys:
+    extras = unit.dependencies.extras
     if "workflow_keys" not in extras:
         extras["workflow_keys"] = PublishingKeys.build(settings_of(unit))
     return extras["workflow_keys"]
 
 
-async def caller_of(command: Command, unit: Unit) -> Caller:
+async def caller_of(command: Command, unit: Scope[Any]) -> Caller:
     """The command's caller, with the accounts their token names (refusals as `identify_caller`)."""
     claims: Claims = await _verifier(unit).verify(command.access_token)
     return Caller(claims.subject, tuple(claims.accounts), claims.primary_account)
 
 
-def _verifier(unit: Unit) -> TokenVerifier:
+def _verifier(unit: Scope[Any]) -> TokenVerifier:
     return TokenVerifier.from_settings(
         settings_of(unit).tokens, states=PostgresAccountStates(unit.connection)
     )
 
 
-async def identify_caller(command: Command, unit: Unit) -> str:
+async def identify_caller(command: Command, unit: Scope[Any]) -> str:
     """The user id (the token's subject) of the command's caller.
 
     Refuses with the seeds' texts: no token 401 "User authentication required"; a bad,
@@ -78,7 +78,7 @@ async def identify_caller(command: Command, unit: Unit) -> str:
     return (await _verifier(unit).verify(command.access_token)).subject
 
 
-async def hash_secret(unit: Unit, secret: Secret | None) -> str | None:
+async def hash_secret(unit: Scope[Any], secret: Secret | None) -> str | None:
     """The peppered argon2id hash of a password or access code (off the event loop); None for
     a secret left out or empty."""
     if secret is None or not secret.get_secret_value():

@@ -14,7 +14,7 @@ from typing import Any
 
 from libs.runtime.logging import get_logger
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Unit
+from libs.runtime.service import Scope
 from libs.security.tokens import utc_now
 from services.workflow import domain, repository, views
 from services.workflow.callers import caller_of, hash_secret, identify_caller, keys_of
@@ -39,7 +39,7 @@ Rule = Callable[[Package | None], Decision]
 
 
 async def apply(
-    message: Message, package_id: str, actor: str, unit: Unit, rule: Rule
+    message: Message, package_id: str, actor: str, unit: Scope[Any], rule: Rule
 ) -> list[Outgoing]:
     """Decide on the package under its row lock; write the new state, history and events."""
     assert unit.connection is not None
@@ -48,7 +48,7 @@ async def apply(
 
 
 async def save(
-    message: Message, actor: str, unit: Unit, before: Package | None, decision: Decision
+    message: Message, actor: str, unit: Scope[Any], before: Package | None, decision: Decision
 ) -> list[Outgoing]:
     connection = unit.connection
     assert connection is not None
@@ -85,7 +85,7 @@ def history(message: Message, actor: str, changes: Sequence[Change]) -> list[New
 # -- commands that change a package --
 
 
-async def change_package(command: Command, unit: Unit) -> list[Outgoing]:
+async def change_package(command: Command, unit: Scope[Any]) -> list[Outgoing]:
     """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the lock.
     Sharing also answers the caller with every recipient's invitation."""
     caller = await caller_of(command, unit)
@@ -108,7 +108,7 @@ async def change_package(command: Command, unit: Unit) -> list[Outgoing]:
 
 
 async def get_recipient_authentication(
-    command: GetRecipientAuthentication, unit: Unit
+    command: GetRecipientAuthentication, unit: Scope[Any]
 ) -> list[Outgoing]:
     caller = await identify_caller(command, unit)
     assert unit.connection is not None
@@ -119,7 +119,7 @@ async def get_recipient_authentication(
 
 
 async def issue_recipient_invitation(
-    command: IssueRecipientInvitation, unit: Unit
+    command: IssueRecipientInvitation, unit: Scope[Any]
 ) -> list[Outgoing]:
     """A new invitation for one recipient, to the owner only."""
     caller = await identify_caller(command, unit)
@@ -131,7 +131,7 @@ async def issue_recipient_invitation(
     return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, issued)]
 
 
-async def get_workflow_history(command: GetWorkflowHistory, unit: Unit) -> list[Outgoing]:
+async def get_workflow_history(command: GetWorkflowHistory, unit: Scope[Any]) -> list[Outgoing]:
     caller = await identify_caller(command, unit)
     assert unit.connection is not None
     domain.readable_history(
@@ -231,7 +231,7 @@ FACTS: Mapping[type[Event], FactReader] = {
 """The authentication service's facts the history records, and what each says."""
 
 
-async def record_authentication_fact(event: Event, unit: Unit) -> list[Outgoing]:
+async def record_authentication_fact(event: Event, unit: Scope[Any]) -> list[Outgoing]:
     """Append a success, failure, lockout or clearing to the package's history."""
     fact = FACTS[type(event)](event)
     package_id: str = event.package_id  # type: ignore[attr-defined]
@@ -244,17 +244,17 @@ async def record_authentication_fact(event: Event, unit: Unit) -> list[Outgoing]
     )
 
 
-async def locked_package(unit: Unit, package_id: str) -> Package | None:
+async def locked_package(unit: Scope[Any], package_id: str) -> Package | None:
     """The package, locked for update: as its lane read it ahead, else read now."""
-    if isinstance(unit.ahead, PackagesAhead):
-        known, package = unit.ahead.recall(package_id, None)
+    if isinstance(unit.read_ahead, PackagesAhead):
+        known, package = unit.read_ahead.recall(package_id, None)
         if known:
             return package
     assert unit.connection is not None
     return await repository.select_package(unit.connection, package_id, for_update=True)
 
 
-HANDLERS: Mapping[type[Message], Callable[[Any, Unit], Any]] = {
+HANDLERS: Mapping[type[Message], Callable[[Any, Scope], Any]] = {
     **dict.fromkeys(domain.CHANGES, change_package),
     GetRecipientAuthentication: get_recipient_authentication,
     GetWorkflowHistory: get_workflow_history,
