@@ -155,7 +155,7 @@ class BatchExecutor:
         for start in range(0, len(items), TRANSACTION_RECORDS):
             chunk = items[start : start + TRANSACTION_RECORDS]
             try:
-                await self._transaction(pool, chunk, read_ahead=True)
+                await self._transaction(pool, chunk, reading_ahead=True)
             except Exception as error:
                 if isinstance(error, LaneAborted) or is_transient(error):
                     raise
@@ -170,7 +170,7 @@ class BatchExecutor:
         return []
 
     async def _transaction(
-        self, pool: asyncpg.Pool, items: list[DecodedRecord], *, read_ahead: bool
+        self, pool: asyncpg.Pool, items: list[DecodedRecord], *, reading_ahead: bool
     ) -> None:
         """Handle ``items`` in one transaction: claim their event ids, read ahead, apply each, queue
         what they yield."""
@@ -178,9 +178,9 @@ class BatchExecutor:
             fresh = await claim_processed_messages(
                 connection, self.definition.name, [i.event_id for i in items]
             )
-            ahead = (
+            lookups = (
                 await self._read_ahead(connection, [i for i in items if i.event_id in fresh])
-                if read_ahead
+                if reading_ahead
                 else None
             )
             queued: list[Publication] = []
@@ -190,7 +190,7 @@ class BatchExecutor:
                     continue
                 fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
                 queued += await self._outcome(
-                    item, partial(self._apply_guarded, item, connection, ahead)
+                    item, partial(self._apply_guarded, item, connection, lookups)
                 )
             await insert_outbox_records(connection, queued)
         self._count_dead_letters(queued)
@@ -199,7 +199,7 @@ class BatchExecutor:
         """Handle ``item`` in a transaction of its own; if it breaks that one too, settle its failure
         (dead letter, 500) in another."""
         try:
-            await self._transaction(pool, [item], read_ahead=False)
+            await self._transaction(pool, [item], reading_ahead=False)
         except Exception as error:
             if isinstance(error, LaneAborted) or is_transient(error):
                 raise
@@ -231,9 +231,9 @@ class BatchExecutor:
     ) -> ReadAhead | None:
         if self.definition.read_ahead is None:
             return None
-        ahead = self.definition.read_ahead()
-        await ahead.load(connection, [item.message for item in items if item.message is not None])
-        return ahead
+        lookups = self.definition.read_ahead()
+        await lookups.load(connection, [item.message for item in items if item.message is not None])
+        return lookups
 
     def _decode(self, record: ConsumerRecord) -> DecodedRecord | None:
         """The record's message; None for another service's fact this one does not need."""
@@ -320,19 +320,19 @@ class BatchExecutor:
             return False
 
     async def _apply_guarded(
-        self, item: DecodedRecord, connection: asyncpg.Connection, ahead: ReadAhead | None
+        self, item: DecodedRecord, connection: asyncpg.Connection, lookups: ReadAhead | None
     ) -> list[Publication]:
         """Apply ``item`` on the lane's connection, its writes undone alone if it fails."""
         guarded = SavepointOnWrite(connection)
         try:
             try:
-                return await self._apply(item, Scope(self.resources.dependencies, guarded, ahead))
+                return await self._apply(item, Scope(self.resources.dependencies, guarded, lookups))
             except BaseException:
                 await guarded.rollback()
                 raise
             finally:
-                if guarded.wrote and ahead is not None and item.message is not None:
-                    ahead.forget(item.message)
+                if guarded.wrote and lookups is not None and item.message is not None:
+                    lookups.forget(item.message)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
             raise LaneAborted(type(error).__name__) from error
         except Exception as error:
