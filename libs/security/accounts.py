@@ -25,12 +25,14 @@ record of the first event shapes, which were keyed by user name, so in another p
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Scope
+from libs.runtime.service import MessageHandler, Scope
 from libs.security.tokens import AccountState
+from signgate_contracts import Message
 from signgate_contracts.identity import (
     PasswordChanged,
     PasswordChangedV2,
@@ -132,7 +134,7 @@ async def record_password_changed(
     return []
 
 
-ACCOUNT_STATE_HANDLERS = {
+ACCOUNT_STATE_HANDLERS: Mapping[type[Message], MessageHandler] = {
     UserDisabledV2: record_user_disabled,
     UserEnabledV2: record_user_enabled,
     PasswordChangedV2: record_password_changed,

@@ -292,15 +292,19 @@ class TokenVerifier:
             clock=clock,
         )
 
-    async def verify(self, token: str | SecretStr | None) -> Claims:
-        """The claims of a valid token of an enabled user; raises a refusal otherwise."""
+    async def verify(
+        self, token: str | SecretStr | None, *, states: AccountStates | None = None
+    ) -> Claims:
+        """The claims of a valid token of an enabled user; raises a refusal otherwise. ``states``,
+        when given, is read instead of the verifier's own (a transaction's view of the accounts)."""
         if isinstance(token, SecretStr):
             token = token.get_secret_value()
         if not token:
             raise AuthenticationRequired()
         claims = self.decode(token)
-        if self.states is not None:
-            state = await self.states.get(claims.subject)
+        states = states if states is not None else self.states
+        if states is not None:
+            state = await states.get(claims.subject)
             if state is not None:
                 if state.disabled:
                     raise AccountDisabled()

@@ -1,4 +1,5 @@
-"""Composition root of the workflow service."""
+"""Composition root of the workflow service: its definition, its dependencies (built once, when
+the service starts) and its app."""
 
 from __future__ import annotations
 
@@ -6,45 +7,55 @@ from functools import partial
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
-from libs.runtime.service import ServiceDefinition, ServiceSettings, build_app
+from libs.runtime.service import Resources, ServiceDefinition, build_app
 from libs.security.accounts import ACCOUNT_STATE_HANDLERS
-from libs.security.digests import DigestSettings
-from libs.security.invitations import InvitationSettings
+from libs.security.digests import Digests
+from libs.security.invitations import InvitationIssuer
 from libs.security.required_secrets import require
-from libs.security.sealing import SealingPublicKeySettings
-from libs.security.secrets import SecretSettings
-from libs.security.tokens import TokenSettings
-from services.workflow.callers import PublishingKeys
+from libs.security.sealing import Sealer
+from libs.security.secrets import SecretHasher
+from libs.security.tokens import TokenVerifier, utc_now
+from services.workflow.dependencies import PublishingKeys, WorkflowDependencies
 from services.workflow.handlers import FACTS, HANDLERS
-from services.workflow.read_ahead import PackagesAhead
+from services.workflow.repository import PackagesAhead
+from services.workflow.settings import WorkflowSettings
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, IDENTITY_EVENTS, WORKFLOW_COMMANDS
 
-__all__ = ["DEFINITION", "WorkflowSettings", "create_app"]
+__all__ = [
+    "DEFINITION",
+    "WorkflowSettings",
+    "build_dependencies",
+    "create_app",
+    "publishing_keys",
+]
 
 
-class WorkflowSettings(ServiceSettings):
-    """``SIGNGATE_WORKFLOW_*``, plus the shared pepper (``SIGNGATE_SECRET_PEPPER``: access codes are
-    hashed as the authentication service checks them), token key (``SIGNGATE_TOKEN_PUBLIC_KEY``),
-    the invitation signing key (``SIGNGATE_INVITATION_PRIVATE_KEY``), the identifier digest key
-    (``SIGNGATE_DIGEST_KEY``) and the authentication service's sealing public key
-    (``SIGNGATE_SEALING_PUBLIC_KEYS``)."""
+def publishing_keys(settings: WorkflowSettings) -> PublishingKeys:
+    """The keys of what the workflow publishes; refuses a key that is not one."""
+    return PublishingKeys(
+        invitations=InvitationIssuer(settings.invitations),
+        digests=Digests.from_settings(settings.digests),
+        sealer=Sealer.for_consumer("authentication", settings.sealing),
+    )
 
-    model_config = SettingsConfigDict(env_prefix="SIGNGATE_WORKFLOW_", extra="ignore")
 
-    secrets: SecretSettings = Field(default_factory=SecretSettings)
-    tokens: TokenSettings = Field(default_factory=TokenSettings)
-    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
-    digests: DigestSettings = Field(default_factory=DigestSettings)
-    sealing: SealingPublicKeySettings = Field(default_factory=SealingPublicKeySettings)
+def build_dependencies(resources: Resources) -> WorkflowDependencies:
+    """What the handlers use, built once from the service's settings when it starts."""
+    settings = resources.settings
+    assert isinstance(settings, WorkflowSettings), "the workflow runs with WorkflowSettings"
+    return WorkflowDependencies(
+        tokens=TokenVerifier.from_settings(settings.tokens),
+        hasher=SecretHasher.from_settings(settings.secrets),
+        keys=publishing_keys(settings),
+        clock=utc_now,
+    )
 
 
 DEFINITION = ServiceDefinition(
-    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
-    settings=WorkflowSettings,
     name="workflow",
+    settings=WorkflowSettings,
+    dependencies=build_dependencies,
     schema="workflow",
     shared_tracks=("accounts",),
     consumes=(WORKFLOW_COMMANDS, AUTHENTICATION_EVENTS, IDENTITY_EVENTS),
@@ -53,9 +64,7 @@ DEFINITION = ServiceDefinition(
         **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
     },
     folder=Path(__file__).parent,
-    read_ahead=partial(
-        PackagesAhead, frozenset(FACTS)
-    ),  # the packages of a lane's facts, in one go
+    read_ahead=partial(PackagesAhead, frozenset(FACTS)),  # the packages of a lane's facts, at once
 )
 
 
@@ -71,5 +80,5 @@ def create_app(settings: WorkflowSettings | None = None) -> AsgiFastStream:
             "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
         },
     )
-    PublishingKeys.build(settings)  # and checks the keys it was given are keys
+    publishing_keys(settings)  # refuses now, not at the first message, a key that is not a key
     return build_app(DEFINITION, settings)

@@ -1,10 +1,10 @@
-"""Use cases of the workflow service, each inside the handler's transaction.
+"""Handlers of the workflow service, each inside its record's transaction.
 
-A command that changes a package identifies the caller, hashes any secret it carries
-(before taking the package's row lock), reads the package for update, lets `domain.decide`
-apply the rule, writes what changed and a history entry per change, and returns the
-events. A query answers the caller's ``reply_to``. Facts from the authentication service
-are appended to the history. A refusal raised anywhere becomes the `command.rejected`.
+A command that changes a package identifies the caller, hashes any secret it carries (before
+taking the package's row lock), reads the package for update, lets `domain.decide` apply the
+rule, writes what changed and a history entry per change, and returns the events. A query
+answers the caller's ``reply_to``. Facts from the authentication service are appended to the
+history. A refusal raised anywhere becomes the `command.rejected`.
 """
 
 from __future__ import annotations
@@ -12,94 +12,48 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
+
 from libs.runtime.logging import get_logger
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Scope
-from libs.security.tokens import utc_now
+from libs.runtime.service import MessageHandler, Scope
+from libs.security.accounts import PostgresAccountStates
+from libs.security.tokens import Claims
 from services.workflow import domain, repository, views
-from services.workflow.callers import caller_of, hash_secret, identify_caller, keys_of
-from services.workflow.domain import AuthenticationFact, Change, Decision, Package
-from services.workflow.read_ahead import PackagesAhead
+from services.workflow.dependencies import PublishingKeys, WorkflowDependencies
+from services.workflow.domain import AuthenticationFact, Caller, Change, Decision, Package
 from services.workflow.repository import NewHistoryEntry
 from signgate_contracts import authentication as auth
-from signgate_contracts.envelope import Command, Event, Message
+from signgate_contracts.envelope import Command, Event, Message, Secret
 from signgate_contracts.topics import WORKFLOW_EVENTS, WORKFLOW_REPLIES
 from signgate_contracts.workflow import (
     GetRecipientAuthentication,
     GetWorkflowHistory,
-    HistoryEntry,
     IssueRecipientInvitation,
     ShareWorkflow,
-    WorkflowHistoryListed,
 )
 
 log = get_logger(__name__)
-
-Rule = Callable[[Package | None], Decision]
-
-
-async def apply(
-    message: Message, package_id: str, actor: str, unit: Scope[Any], rule: Rule
-) -> list[Outgoing]:
-    """Decide on the package under its row lock; write the new state, history and events."""
-    assert unit.connection is not None
-    before = await repository.select_package(unit.connection, package_id, for_update=True)
-    return await save(message, actor, unit, before, rule(before))
-
-
-async def save(
-    message: Message, actor: str, unit: Scope[Any], before: Package | None, decision: Decision
-) -> list[Outgoing]:
-    connection = unit.connection
-    assert connection is not None
-    package_id = decision.package.package_id
-    if before is None:
-        await repository.insert_package(connection, decision.package)
-    else:
-        await repository.update_package(connection, before, decision.package)
-    await repository.insert_history_entries(
-        connection, package_id, history(message, actor, decision.changes)
-    )
-    return [
-        Outgoing(WORKFLOW_EVENTS.name, package_id, event)
-        for event in views.events(decision, keys_of(unit))
-    ]
-
-
-def history(message: Message, actor: str, changes: Sequence[Change]) -> list[NewHistoryEntry]:
-    return [
-        NewHistoryEntry(
-            occurred_at=message.occurred_at,
-            actor=actor,
-            action=change.action,
-            order=change.order,
-            correlation_id=message.correlation_id,
-            cause_id=message.event_id,
-            position=position,
-            details=dict(change.details),
-        )
-        for position, change in enumerate(changes)
-    ]
 
 
 # -- commands that change a package --
 
 
-async def change_package(command: Command, unit: Scope[Any]) -> list[Outgoing]:
-    """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the lock.
-    Sharing also answers the caller with every recipient's invitation."""
-    caller = await caller_of(command, unit)
-    secret_hash = await hash_secret(unit, domain.secret_of(command))
+async def handle_package_change(
+    command: Command, scope: Scope[WorkflowDependencies]
+) -> list[Outgoing]:
+    """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the package's
+    row lock. Sharing also answers the caller with every recipient's invitation."""
+    caller = await caller_of(command, scope)
+    secret_hash = await hash_secret(scope, domain.secret_of(command))
     package_id: str = command.package_id  # type: ignore[attr-defined]
-    decisions: list[Decision] = []
-
-    def rule(package: Package | None) -> Decision:
-        decisions.append(domain.decide(command, package, caller, secret_hash))
-        return decisions[-1]
-
-    outgoing = await apply(command, package_id, caller.user_id, unit, rule)
+    connection = connection_of(scope)
+    before = await repository.select_package(connection, package_id, for_update=True)
+    decision = domain.decide(command, before, caller, secret_hash)
+    keys = scope.dependencies.keys
+    outgoing = await save(connection, keys, command, caller.user_id, before, decision)
     if isinstance(command, ShareWorkflow):
-        issued = views.invitations_issued(decisions[-1].package, keys_of(unit), utc_now())
+        issued = views.invitations_issued(decision.package, keys, scope.dependencies.clock())
         outgoing.append(Outgoing.answer(command, WORKFLOW_REPLIES.name, package_id, issued))
     return outgoing
 
@@ -107,67 +61,46 @@ async def change_package(command: Command, unit: Scope[Any]) -> list[Outgoing]:
 # -- queries --
 
 
-async def get_recipient_authentication(
-    command: GetRecipientAuthentication, unit: Scope[Any]
+async def handle_get_recipient_authentication(
+    command: GetRecipientAuthentication, scope: Scope[WorkflowDependencies]
 ) -> list[Outgoing]:
-    caller = await identify_caller(command, unit)
-    assert unit.connection is not None
-    found = await repository.select_package(unit.connection, command.package_id)
+    """The recipient's authentication as the owner may see it (no hash, no clear destination)."""
+    caller = await identify_caller(command, scope)
+    found = await repository.select_package(connection_of(scope), command.package_id)
     package, recipient = domain.readable_recipient(found, caller, command.order)
-    described = views.describe(package, recipient, keys_of(unit))
+    described = views.describe(package, recipient, scope.dependencies.keys)
     return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, described)]
 
 
-async def issue_recipient_invitation(
-    command: IssueRecipientInvitation, unit: Scope[Any]
+async def handle_issue_recipient_invitation(
+    command: IssueRecipientInvitation, scope: Scope[WorkflowDependencies]
 ) -> list[Outgoing]:
     """A new invitation for one recipient, to the owner only."""
-    caller = await identify_caller(command, unit)
-    assert unit.connection is not None
-    found = await repository.select_package(unit.connection, command.package_id)
+    caller = await identify_caller(command, scope)
+    found = await repository.select_package(connection_of(scope), command.package_id)
     package, recipient = domain.invitable_recipient(found, caller, command.order)
-    issued = views.invitation_issued(package, recipient, keys_of(unit), utc_now())
+    issued = views.invitation_issued(
+        package, recipient, scope.dependencies.keys, scope.dependencies.clock()
+    )
     log.info("recipient invitation issued", package_id=package.package_id, order=recipient.order)
     return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, issued)]
 
 
-async def get_workflow_history(command: GetWorkflowHistory, unit: Scope[Any]) -> list[Outgoing]:
-    caller = await identify_caller(command, unit)
-    assert unit.connection is not None
-    domain.readable_history(
-        await repository.select_package(unit.connection, command.package_id), caller
-    )
+async def handle_get_workflow_history(
+    command: GetWorkflowHistory, scope: Scope[WorkflowDependencies]
+) -> list[Outgoing]:
+    """A page of the package's history, to the owner only."""
+    caller = await identify_caller(command, scope)
+    connection = connection_of(scope)
+    domain.readable_history(await repository.select_package(connection, command.package_id), caller)
     records = await repository.select_history(
-        unit.connection,
+        connection,
         command.package_id,
         after_sequence=command.after_sequence,
         limit=command.limit + 1,
     )
-    page = records[: command.limit]
-    entries = [
-        HistoryEntry(
-            sequence=r.sequence,
-            occurred_at=r.occurred_at,
-            recorded_at=r.recorded_at,
-            actor=r.actor,
-            action=r.action,
-            order=r.order,
-            correlation_id=str(r.correlation_id) if r.correlation_id else None,
-            details=r.details,
-        )
-        for r in page
-    ]
-    next_after = page[-1].sequence if len(records) > command.limit else None
-    return [
-        Outgoing.answer(
-            command,
-            WORKFLOW_REPLIES.name,
-            command.package_id,
-            WorkflowHistoryListed(
-                package_id=command.package_id, entries=entries, next_after=next_after
-            ),
-        )
-    ]
+    listed = views.history_listed(command.package_id, records, command.limit)
+    return [Outgoing.answer(command, WORKFLOW_REPLIES.name, command.package_id, listed)]
 
 
 # -- facts from the authentication service --
@@ -231,33 +164,113 @@ FACTS: Mapping[type[Event], FactReader] = {
 """The authentication service's facts the history records, and what each says."""
 
 
-async def record_authentication_fact(event: Event, unit: Scope[Any]) -> list[Outgoing]:
+async def handle_authentication_fact(
+    event: Event, scope: Scope[WorkflowDependencies]
+) -> list[Outgoing]:
     """Append a success, failure, lockout or clearing to the package's history."""
     fact = FACTS[type(event)](event)
     package_id: str = event.package_id  # type: ignore[attr-defined]
-    package = await locked_package(unit, package_id)
+    connection = connection_of(scope)
+    package = await repository.select_package(
+        connection, package_id, for_update=True, read_ahead=scope.read_ahead
+    )
     if package is None:
         log.warning("authentication fact about an unknown package ignored", package_id=package_id)
         return []
+    decision = domain.record_authentication_fact(package, fact)
     return await save(
-        event, "authentication", unit, package, domain.record_authentication_fact(package, fact)
+        connection, scope.dependencies.keys, event, "authentication", package, decision
     )
 
 
-async def locked_package(unit: Scope[Any], package_id: str) -> Package | None:
-    """The package, locked for update: as its lane read it ahead, else read now."""
-    if isinstance(unit.read_ahead, PackagesAhead):
-        known, package = unit.read_ahead.recall(package_id, None)
-        if known:
-            return package
-    assert unit.connection is not None
-    return await repository.select_package(unit.connection, package_id, for_update=True)
+# -- what every change writes --
 
 
-HANDLERS: Mapping[type[Message], Callable[[Any, Scope], Any]] = {
-    **dict.fromkeys(domain.CHANGES, change_package),
-    GetRecipientAuthentication: get_recipient_authentication,
-    GetWorkflowHistory: get_workflow_history,
-    IssueRecipientInvitation: issue_recipient_invitation,
-    **dict.fromkeys(FACTS, record_authentication_fact),
+async def save(
+    connection: asyncpg.Connection,
+    keys: PublishingKeys,
+    message: Message,
+    actor: str,
+    before: Package | None,
+    decision: Decision,
+) -> list[Outgoing]:
+    """Write what the decision changed (the package, a history entry per change); its events."""
+    package_id = decision.package.package_id
+    if before is None:
+        await repository.insert_package(connection, decision.package)
+    else:
+        await repository.update_package(connection, before, decision.package)
+    await repository.insert_history_entries(
+        connection, package_id, history_entries(message, actor, decision.changes)
+    )
+    return [
+        Outgoing(WORKFLOW_EVENTS.name, package_id, event) for event in views.events(decision, keys)
+    ]
+
+
+def history_entries(
+    message: Message, actor: str, changes: Sequence[Change]
+) -> list[NewHistoryEntry]:
+    """A history entry per change, in order, caused by ``message``."""
+    return [
+        NewHistoryEntry(
+            occurred_at=message.occurred_at,
+            actor=actor,
+            action=change.action,
+            order=change.order,
+            correlation_id=message.correlation_id,
+            cause_id=message.event_id,
+            position=position,
+            details=dict(change.details),
+        )
+        for position, change in enumerate(changes)
+    ]
+
+
+# -- who is calling, and hashing what they sent --
+
+
+async def caller_of(command: Command, scope: Scope[WorkflowDependencies]) -> Caller:
+    """The command's caller, with the accounts their token names (refusals as `identify_caller`)."""
+    claims = await _claims(command, scope)
+    return Caller(claims.subject, tuple(claims.accounts), claims.primary_account)
+
+
+async def identify_caller(command: Command, scope: Scope[WorkflowDependencies]) -> str:
+    """The user id (the token's subject) of the command's caller.
+
+    Refuses with the seeds' texts: no token 401 "User authentication required"; a bad,
+    expired or revoked one 401 "Request authorization denied"; a disabled user's 403
+    "Account is disabled" (from this service's projection of identity's events).
+    """
+    return (await _claims(command, scope)).subject
+
+
+async def _claims(command: Command, scope: Scope[WorkflowDependencies]) -> Claims:
+    # The account states are read through the record's own transaction: what this lane wrote of
+    # identity's events is seen, and a command takes no second connection from the pool.
+    states = PostgresAccountStates(connection_of(scope))
+    return await scope.dependencies.tokens.verify(command.access_token, states=states)
+
+
+async def hash_secret(scope: Scope[WorkflowDependencies], secret: Secret | None) -> str | None:
+    """The peppered argon2id hash of a password or access code (off the event loop); None for
+    a secret left out or empty."""
+    if secret is None or not secret.get_secret_value():
+        return None
+    return await scope.dependencies.hasher.hash(secret.get_secret_value())
+
+
+def connection_of(scope: Scope[WorkflowDependencies]) -> asyncpg.Connection:
+    """The record's transaction (the workflow service always has Postgres)."""
+    assert scope.connection is not None
+    return scope.connection
+
+
+HANDLERS: Mapping[type[Message], MessageHandler] = {
+    **dict.fromkeys(domain.CHANGES, handle_package_change),
+    GetRecipientAuthentication: handle_get_recipient_authentication,
+    GetWorkflowHistory: handle_get_workflow_history,
+    IssueRecipientInvitation: handle_issue_recipient_invitation,
+    **dict.fromkeys(FACTS, handle_authentication_fact),
 }

@@ -3,7 +3,8 @@
 Functions are named after the SQL they run and take the caller's connection, so a handler's
 reads and writes share its transaction. Reading a package for a change locks its row
 (``for_update``): commands for one package are applied one at a time even while partitions
-move between replicas.
+move between replicas. A lane's read-ahead (``PackagesAhead``: the packages its authentication
+facts are about, read and locked in one go) is consulted here, by ``select_package``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.runtime.read_ahead import ByPackage, ReadAhead
 from services.workflow.domain import Authentication, Document, Package, Recipient
+from signgate_contracts import Message
 from signgate_contracts.workflow import AccessWindow, IdentityVerification
 
 
@@ -50,8 +53,18 @@ class HistoryRecord:
 
 
 async def select_package(
-    connection: asyncpg.Connection, package_id: str, *, for_update: bool = False
+    connection: asyncpg.Connection,
+    package_id: str,
+    *,
+    for_update: bool = False,
+    read_ahead: ReadAhead | None = None,
 ) -> Package | None:
+    """The package with its recipients, or None: as the lane read it ahead (``read_ahead``, whose
+    packages are locked for update), else read now."""
+    if isinstance(read_ahead, PackagesAhead):
+        known, package = read_ahead.recall(package_id, None)
+        if known:
+            return package
     return (await select_packages(connection, [package_id], for_update=for_update)).get(package_id)
 
 
@@ -91,6 +104,23 @@ async def select_packages(
         )
         for row in rows
     }
+
+
+class PackagesAhead(ByPackage[Package]):
+    """A lane's read-ahead (``libs.runtime.read_ahead``) of the packages its messages of the types
+    ``about`` (the authentication facts) are about, locked for update as recording a fact locks them."""
+
+    def __init__(self, about: frozenset[type[Message]]) -> None:
+        super().__init__()
+        self._about = about
+
+    async def load(self, connection: asyncpg.Connection, messages: Sequence[Message]) -> None:
+        wanted = sorted({m.package_id for m in messages if type(m) in self._about})  # type: ignore[attr-defined]
+        if not wanted:
+            return
+        found = await select_packages(connection, wanted, for_update=True)
+        for package_id in wanted:
+            self.remember(package_id, None, found.get(package_id))
 
 
 async def insert_package(connection: asyncpg.Connection, package: Package) -> None:

@@ -9,16 +9,21 @@ owner's replies to sharing carry the recipients' invitations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
 
 from libs.security.masking import mask_email, mask_phone
-from services.workflow.callers import PublishingKeys
+from services.workflow.dependencies import PublishingKeys
 from services.workflow.domain import Authentication, Change, Decision, Package, Recipient
+from services.workflow.repository import HistoryRecord
 from signgate_contracts.envelope import Event
 from signgate_contracts.workflow import (
     Destination,
     DocumentSummary,
+    HistoryEntry,
     InvitationView,
     PackageRegistered,
     PublicAuthenticationPolicy,
@@ -35,6 +40,7 @@ from signgate_contracts.workflow import (
     SealedAuthenticationPolicy,
     WorkflowCompleted,
     WorkflowDeclined,
+    WorkflowHistoryListed,
     WorkflowLocked,
     WorkflowShared,
     WorkflowTerminated,
@@ -123,7 +129,9 @@ def invitation(
     token, issued = keys.invitations.issue(
         package.package_id, recipient.order, recipient.authentication_version, now
     )
-    return InvitationView(order=recipient.order, invitation=token, expires_at=issued.expires_at)
+    return InvitationView(
+        order=recipient.order, invitation=SecretStr(token), expires_at=issued.expires_at
+    )
 
 
 def invitations_issued(
@@ -165,6 +173,29 @@ def describe(
     )
 
 
+def history_listed(
+    package_id: str, records: Sequence[HistoryRecord], limit: int
+) -> WorkflowHistoryListed:
+    """A page of at most ``limit`` entries from ``records`` (read with one more than ``limit``, to
+    know whether another page follows)."""
+    page = records[:limit]
+    entries = [
+        HistoryEntry(
+            sequence=r.sequence,
+            occurred_at=r.occurred_at,
+            recorded_at=r.recorded_at,
+            actor=r.actor,
+            action=r.action,
+            order=r.order,
+            correlation_id=str(r.correlation_id) if r.correlation_id else None,
+            details=r.details,
+        )
+        for r in page
+    ]
+    next_after = page[-1].sequence if len(records) > limit else None
+    return WorkflowHistoryListed(package_id=package_id, entries=entries, next_after=next_after)
+
+
 # -- a decision's events --
 
 EventBuilder = Callable[[Package, Change, PublishingKeys], Event]
@@ -203,36 +234,47 @@ def _policy_event(
     return build
 
 
-def _at(package: Package, change: Change, attribute: str):
-    assert change.order is not None
-    return getattr(package.recipient(change.order), attribute)
+def _order(change: Change) -> int:
+    assert change.order is not None, f"{change.action} is about one recipient"
+    return change.order
+
+
+def _at(package: Package, change: Change, attribute: str) -> Any:
+    return getattr(package.recipient(_order(change)), attribute)
+
+
+def _known(moment: datetime | None) -> datetime:
+    assert moment is not None, "the decision that publishes this event sets this time"
+    return moment
 
 
 BUILDERS: Mapping[str, EventBuilder] = {
     "package_registered": _registered,
     "workflow_shared": lambda p, c, k: WorkflowShared(
-        package_id=p.package_id, workflow_type=p.workflow_type, shared_at=p.shared_at
+        package_id=p.package_id, workflow_type=p.workflow_type, shared_at=_known(p.shared_at)
     ),
     "workflow_locked": lambda p, c, k: WorkflowLocked(package_id=p.package_id),
     "workflow_unlocked": lambda p, c, k: WorkflowUnlocked(package_id=p.package_id),
     "workflow_completed": lambda p, c, k: WorkflowCompleted(
-        package_id=p.package_id, completed_at=p.finished_at
+        package_id=p.package_id, completed_at=_known(p.finished_at)
     ),
     "workflow_declined": lambda p, c, k: WorkflowDeclined(
-        package_id=p.package_id, order=c.order, declined_at=p.finished_at
+        package_id=p.package_id, order=_order(c), declined_at=_known(p.finished_at)
     ),
     "workflow_terminated": lambda p, c, k: WorkflowTerminated(
-        package_id=p.package_id, terminated_at=p.finished_at, reason=c.details.get("reason")
+        package_id=p.package_id,
+        terminated_at=_known(p.finished_at),
+        reason=c.details.get("reason"),
     ),
     "recipient_received": lambda p, c, k: RecipientReceived(
-        package_id=p.package_id, order=c.order, received_at=_at(p, c, "received_at")
+        package_id=p.package_id, order=_order(c), received_at=_at(p, c, "received_at")
     ),
     "recipient_signed": lambda p, c, k: RecipientSigned(
-        package_id=p.package_id, order=c.order, signed_at=_at(p, c, "signed_at")
+        package_id=p.package_id, order=_order(c), signed_at=_at(p, c, "signed_at")
     ),
     "recipient_declined": lambda p, c, k: RecipientDeclined(
         package_id=p.package_id,
-        order=c.order,
+        order=_order(c),
         declined_at=_at(p, c, "declined_at"),
         reason=c.details.get("reason"),
     ),
@@ -240,7 +282,7 @@ BUILDERS: Mapping[str, EventBuilder] = {
     "recipient_authentication_reset": _policy_event(RecipientAuthenticationResetV2),
     "recipient_authentication_removed": lambda p, c, k: RecipientAuthenticationRemoved(
         package_id=p.package_id,
-        order=c.order,
+        order=_order(c),
         authentication_version=_at(p, c, "authentication_version"),
     ),
 }

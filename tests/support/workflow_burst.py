@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from libs.runtime.errors import Refusal
 from services.workflow import domain, views
-from services.workflow.callers import PublishingKeys
+from services.workflow.dependencies import PublishingKeys
 from services.workflow.domain import Package
 from signgate_contracts.envelope import Command
 from signgate_contracts.workflow import (
@@ -161,9 +161,9 @@ class Reference:
 
 def _publishing_keys() -> PublishingKeys:
     """The keys the workflow service publishes with, from the session's environment."""
-    from services.workflow.app import WorkflowSettings
+    from services.workflow.app import WorkflowSettings, publishing_keys
 
-    return PublishingKeys.build(WorkflowSettings())
+    return publishing_keys(WorkflowSettings())
 
 
 def reference(burst: Burst) -> Reference:

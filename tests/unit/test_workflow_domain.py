@@ -11,8 +11,7 @@ import pytest
 from libs.runtime.errors import Refusal
 from libs.security.sealing import SealedValueError
 from services.workflow import domain, views
-from services.workflow.app import WorkflowSettings
-from services.workflow.callers import PublishingKeys
+from services.workflow.app import WorkflowSettings, publishing_keys
 from services.workflow.domain import AuthenticationFact, Package
 from signgate_contracts.workflow import (
     AccessWindow,
@@ -29,7 +28,7 @@ from tests.support.workflow_seeds import BOLDSIGN_SAMPLES, BOLDSIGN_SIGNER, SIGN
 OWNER = "owner-1"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HASH = "$argon2id$hash-of-the-secret"
-KEYS = PublishingKeys.build(WorkflowSettings())
+KEYS = publishing_keys(WorkflowSettings())
 AUTHENTICATION_OPENER = authentication_opener()
 
 
