@@ -2,31 +2,101 @@
 
 Consumes ``signgate.otp.requests`` and answers each request on ``signgate.otp.events``. Its
 settings are `OtpDispatchSettings` (``SIGNGATE_OTP_DISPATCH_*``, and the pepper shared with
-the authentication service, ``SIGNGATE_OTP_PEPPER``).
+the authentication service, ``SIGNGATE_OTP_PEPPER``). Its dependencies (the OTP store and the
+provider of each channel) are built once, when Redis has opened, and closed at shut-down.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import redis.asyncio as aioredis
 from faststream.asgi import AsgiFastStream
 
-from libs.runtime.service import ServiceDefinition, build_app
+from libs.runtime.service import Resources, ServiceDefinition, build_app
+from libs.security.otp_store import OtpStore
 from libs.security.required_secrets import require
+from services.otp_dispatch.dependencies import OtpDispatchDependencies
+from services.otp_dispatch.handlers import handle_otp_delivery_requested
+from services.otp_dispatch.providers import DeliveryPolicy, Provider
+from services.otp_dispatch.providers.http_sms import HttpSmsProvider
+from services.otp_dispatch.providers.sandbox import SandboxProvider
+from services.otp_dispatch.providers.smtp import SmtpProvider
 from services.otp_dispatch.settings import OtpDispatchSettings
-from services.otp_dispatch.use_cases import dispatch_otp
-from signgate_contracts.otp import OtpDeliveryRequested
+from signgate_contracts.otp import Channel, OtpDeliveryRequested
 from signgate_contracts.topics import OTP_REQUESTS
 
+__all__ = [
+    "DEFINITION",
+    "OtpDispatchSettings",
+    "build_dependencies",
+    "create_app",
+    "dependencies_for",
+    "providers_for",
+]
+
+
+def build_dependencies(resources: Resources) -> OtpDispatchDependencies:
+    """The store on the service's Redis and the providers its settings choose, built once."""
+    assert resources.redis is not None, "otp_dispatch runs with uses_redis=True"
+    settings = resources.settings
+    if not isinstance(settings, OtpDispatchSettings):  # built with the base class (a test, a tool)
+        settings = OtpDispatchSettings(connections=settings.connections)
+    return dependencies_for(settings, resources.redis)
+
+
+def dependencies_for(
+    settings: OtpDispatchSettings, redis: aioredis.Redis
+) -> OtpDispatchDependencies:
+    """The dependencies ``settings`` describe, on ``redis``."""
+    require_secrets(settings)
+    assert settings.otp_store.pepper is not None
+    store = OtpStore(
+        redis,
+        prefix=settings.connections.redis_prefix,
+        pepper=settings.otp_store.pepper,
+        clock=settings.clock,
+    )
+    return OtpDispatchDependencies(
+        store=store,
+        providers=providers_for(settings),
+        limits=settings.limits,
+        code_length=settings.code_length,
+        code_ttl=timedelta(seconds=settings.code_ttl_seconds),
+        delivery=DeliveryPolicy(
+            attempts=settings.delivery_attempts,
+            first_delay=settings.delivery_retry_delay_seconds,
+            timeout=settings.delivery_timeout_seconds,
+        ),
+        clock=settings.clock,
+    )
+
+
+def providers_for(settings: OtpDispatchSettings) -> dict[Channel, Provider]:
+    """The provider of each channel, as the settings choose (one sandbox for both channels)."""
+    sandbox = SandboxProvider(settings.sandbox_outbox)
+    return {
+        "sms": HttpSmsProvider(settings) if settings.sms_provider == "http" else sandbox,
+        "email": SmtpProvider(settings) if settings.email_provider == "smtp" else sandbox,
+    }
+
+
+def require_secrets(settings: OtpDispatchSettings) -> None:
+    """Refuses to start without the pepper shared with the authentication service."""
+    require("otp_dispatch", {"SIGNGATE_OTP_PEPPER": settings.otp_store.pepper})
+
+
 DEFINITION = ServiceDefinition(
-    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
-    settings=OtpDispatchSettings,
     name="otp_dispatch",
     uses_redis=True,
     consumes=(OTP_REQUESTS,),
-    handlers={OtpDeliveryRequested: dispatch_otp},
+    handlers={OtpDeliveryRequested: handle_otp_delivery_requested},
+    settings=OtpDispatchSettings,
+    dependencies=build_dependencies,
 )
 
 
 def create_app(settings: OtpDispatchSettings | None = None) -> AsgiFastStream:
     settings = settings or OtpDispatchSettings()
-    require("otp_dispatch", {"SIGNGATE_OTP_PEPPER": settings.otp_store.pepper})
+    require_secrets(settings)
     return build_app(DEFINITION, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -50,6 +50,20 @@ def smtp() -> Iterator[tuple[SmtpSink, int]]:
 def gateway() -> Iterator[SmsGateway]:
     with SmsGateway() as running:
         yield running
+
+
+@pytest.fixture
+async def http_sms() -> AsyncIterator[Callable[..., HttpSmsProvider]]:
+    """Makes HTTP SMS providers from settings, and closes their HTTP clients after the test."""
+    made: list[HttpSmsProvider] = []
+
+    def make(**fields: object) -> HttpSmsProvider:
+        made.append(HttpSmsProvider(settings(**fields)))
+        return made[-1]
+
+    yield make
+    for provider in made:
+        await provider.aclose()
 
 
 async def test_the_sandbox_appends_the_delivery_with_its_code_to_a_private_file(tmp_path: Path) -> None:
@@ -110,11 +124,11 @@ async def test_an_smtp_server_that_is_down_is_a_transient_failure() -> None:
     assert failed.value.transient and CODE not in failed.value.reason
 
 
-async def test_sms_reaches_the_gateway_with_basic_auth(gateway: SmsGateway) -> None:
+async def test_sms_reaches_the_gateway_with_basic_auth(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """The HTTP provider POSTs number, sender, text and reference with basic auth, and keeps the gateway's id."""
-    provider = HttpSmsProvider(settings(
+    provider = http_sms(
         sms_gateway_url=gateway.url, sms_gateway_username="acct", sms_gateway_password=SecretStr("pw"),
-    ))
+    )
     item = delivery(destination="+15555550111")
 
     receipt = await provider.deliver(item)
@@ -127,19 +141,19 @@ async def test_sms_reaches_the_gateway_with_basic_auth(gateway: SmsGateway) -> N
     assert receipt.message_id == f"gw-{len(gateway.requests)}" and receipt.provider == "http_sms"
 
 
-async def test_sms_gateway_token_goes_as_a_bearer(gateway: SmsGateway) -> None:
+async def test_sms_gateway_token_goes_as_a_bearer(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """With a token set, the provider authenticates with `Authorization: Bearer`."""
-    provider = HttpSmsProvider(settings(sms_gateway_url=gateway.url, sms_gateway_token=SecretStr("tok")))
+    provider = http_sms(sms_gateway_url=gateway.url, sms_gateway_token=SecretStr("tok"))
 
     await provider.deliver(delivery(destination="+15555550112"))
 
     assert gateway.to("+15555550112")[0].headers["Authorization"] == "Bearer tok"
 
 
-async def test_a_gateway_answering_503_is_retried_then_failed(gateway: SmsGateway) -> None:
+async def test_a_gateway_answering_503_is_retried_then_failed(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """5xx answers are retried up to the attempts allowed; the reason is the status, never the text."""
     gateway.statuses["+15555550113"] = 503
-    provider = HttpSmsProvider(settings(sms_gateway_url=gateway.url))
+    provider = http_sms(sms_gateway_url=gateway.url)
 
     with pytest.raises(DeliveryFailed) as failed:
         await retried(provider, delivery(destination="+15555550113"))
@@ -148,10 +162,10 @@ async def test_a_gateway_answering_503_is_retried_then_failed(gateway: SmsGatewa
     assert len(gateway.to("+15555550113")) == 3
 
 
-async def test_a_gateway_refusing_the_number_is_not_retried(gateway: SmsGateway) -> None:
+async def test_a_gateway_refusing_the_number_is_not_retried(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """A 400 from the gateway (a number it will not serve) fails after one call."""
     gateway.statuses["+15555550114"] = 400
-    provider = HttpSmsProvider(settings(sms_gateway_url=gateway.url))
+    provider = http_sms(sms_gateway_url=gateway.url)
 
     with pytest.raises(DeliveryFailed, match="http 400"):
         await retried(provider, delivery(destination="+15555550114"))
@@ -159,13 +173,13 @@ async def test_a_gateway_refusing_the_number_is_not_retried(gateway: SmsGateway)
     assert len(gateway.to("+15555550114")) == 1
 
 
-async def test_a_gateway_that_never_answers_times_out() -> None:
+async def test_a_gateway_that_never_answers_times_out(http_sms: Callable[..., HttpSmsProvider]) -> None:
     """A gateway that accepts the connection and never answers is given up after the timeout."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
-        provider = HttpSmsProvider(settings(sms_gateway_url=url, delivery_timeout_seconds=0.3))
+        provider = http_sms(sms_gateway_url=url, delivery_timeout_seconds=0.3)
 
         with pytest.raises(DeliveryFailed) as failed:
             await provider.deliver(delivery())

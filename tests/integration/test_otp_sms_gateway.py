@@ -1,6 +1,6 @@
-"""The dispatch use case texting through a real HTTP SMS gateway on loopback, on real Redis.
+"""The dispatch handler texting through a real HTTP SMS gateway on loopback, on real Redis.
 
-These call the use case directly (the broker path is covered by test_otp_dispatch, whose
+These call the handler directly (the broker path is covered by test_otp_dispatch, whose
 service runs in this run's consumer group; a second group member per module would cost a
 rebalance each).
 """
@@ -19,10 +19,14 @@ from pydantic import SecretStr
 
 from libs.runtime.logging import configure_logging
 from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import Scope, build_service
 from libs.runtime.settings import ConnectionSettings
-from libs.security.otp_store import OtpStore, OtpStoreSettings, VerifyOutcome
-from services.otp_dispatch.app import OtpDispatchSettings
-from services.otp_dispatch.use_cases import INTERRUPTED, Dispatcher, providers_for
+from libs.security.otp_store import OtpStoreSettings, VerifyOutcome
+from services.otp_dispatch.app import DEFINITION, OtpDispatchSettings, dependencies_for
+from services.otp_dispatch.dependencies import OtpDispatchDependencies
+from services.otp_dispatch.domain import INTERRUPTED
+from services.otp_dispatch.handlers import handle_otp_delivery_requested
+from services.otp_dispatch.providers.http_sms import HttpSmsProvider
 from signgate_contracts.otp import OtpDeliveryRequested
 from tests.support.otp_dispatch import PEPPER, CapturedLogs, leaked, recipient_of, sms_request
 from tests.support.otp_servers import SmsGateway, basic_auth, code_in
@@ -63,6 +67,17 @@ def clock() -> Clock:
     return Clock()
 
 
+class Dispatcher:
+    """The handler with the service's dependencies, as the service runs it for each request."""
+
+    def __init__(self, dependencies: OtpDispatchDependencies) -> None:
+        self.dependencies = dependencies
+        self.store = dependencies.store
+
+    async def dispatch(self, request: OtpDeliveryRequested) -> list[Outgoing]:
+        return await handle_otp_delivery_requested(request, Scope(self.dependencies))
+
+
 @pytest.fixture
 async def dispatcher(
     connections: ConnectionSettings, gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory, clock: Clock
@@ -81,8 +96,9 @@ async def dispatcher(
         delivery_timeout_seconds=5,
     )
     client = aioredis.Redis.from_url(connections.redis_url)
-    store = OtpStore(client, prefix=connections.redis_prefix, pepper=PEPPER, clock=settings.clock)
-    yield Dispatcher(settings, store, providers_for(settings))
+    dependencies = dependencies_for(settings, client)
+    yield Dispatcher(dependencies)
+    await dependencies.aclose()
     await client.aclose()
 
 
@@ -98,7 +114,7 @@ async def test_an_sms_goes_through_the_gateway_and_its_code_verifies(
     """The gateway receives the number and the text with credentials; the texted code, as long as the
     dispatcher's settings say (a request's own length is not taken), verifies."""
     request = sms_request("+15555550123", code_length=6)
-    dispatcher = dataclasses.replace(dispatcher, settings=dispatcher.settings.model_copy(update={"code_length": 9}))
+    dispatcher = Dispatcher(dataclasses.replace(dispatcher.dependencies, code_length=9))
 
     sent = outcome(await dispatcher.dispatch(request))
 
@@ -199,3 +215,34 @@ async def test_no_code_sent_through_the_gateway_appears_in_an_outcome_or_a_log_l
 
     assert len(codes) >= 1 + ATTEMPTS and logs.lines
     assert leaked(codes, *payloads, *logs.lines) == []
+
+
+async def test_the_dependencies_are_built_once_at_start_and_closed_at_shut_down(
+    connections: ConnectionSettings, gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The service's start-up builds one store and one gateway client for every request, and its
+    shut-down closes that client."""
+    settings = OtpDispatchSettings(
+        connections=connections,
+        otp_store=OtpStoreSettings(pepper=PEPPER),
+        sms_provider="http",
+        sms_gateway_url=gateway.url,
+        sandbox_outbox=tmp_path_factory.mktemp("otp-life") / "outbox.jsonl",
+    )
+    root = logging.getLogger()
+    handlers = root.handlers[:]  # building a service configures logging; the module's capture stays
+    try:
+        service = build_service(DEFINITION, settings)
+        await service.open_resources()
+        dependencies = service.resources.dependencies
+        sms = dependencies.providers["sms"]
+        assert isinstance(dependencies, OtpDispatchDependencies) and isinstance(sms, HttpSmsProvider)
+        assert dependencies.providers["email"].name == "sandbox"
+        sent = outcome(await handle_otp_delivery_requested(sms_request("+15555550130"), Scope(dependencies)))
+        assert sent["type"] == "otp.sent" and not sms.client.is_closed
+
+        await service.close_resources()
+
+        assert sms.client.is_closed
+    finally:
+        root.handlers[:] = handlers

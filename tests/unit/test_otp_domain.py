@@ -1,16 +1,27 @@
-"""OTP dispatch rules without I/O: codes, message texts, refusals, and the provider retry policy."""
+"""OTP dispatch rules without I/O: codes, message texts, refusals, outcomes, and the provider retry policy."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
-from libs.security.otp_store import OtpRecipient, SendRefused
-from services.otp_dispatch.domain import delivery_text, email_subject, generate_code, send_refusal
+from libs.security.otp_store import Issued, OtpRecipient, SendRefused
+from services.otp_dispatch.domain import (
+    INTERRUPTED,
+    delivery_of,
+    delivery_outcome,
+    delivery_text,
+    email_subject,
+    generate_code,
+    interrupted_outcome,
+    refusal,
+    send_refusal,
+)
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt, deliver_with_retries
+from signgate_contracts.otp import OtpDeliveryFailed, OtpDeliveryRequested, OtpSent
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -76,6 +87,62 @@ def test_each_spent_limit_has_its_own_code_and_says_when_to_retry(limit: str, co
     """A refusal names the limit in a stable code and the seconds to wait in its message."""
     assert send_refusal(limit, 27) == (code, send_refusal(limit, 27)[1])  # type: ignore[arg-type]
     assert "27 seconds" in send_refusal(limit, 27)[1]  # type: ignore[arg-type]
+
+
+def request(**fields: object) -> OtpDeliveryRequested:
+    values: dict[str, object] = {"package_id": "pkg-1", "order": 2, "channel": "sms", "destination": "+447700908899"}
+    return OtpDeliveryRequested(**(values | fields))  # type: ignore[arg-type]
+
+
+def issued(challenge_id: UUID) -> Issued:
+    return Issued(challenge_id, T0, T0 + timedelta(minutes=5), T0 + timedelta(seconds=30), 2, 3)
+
+
+def test_a_spent_limit_is_a_429_answering_the_request() -> None:
+    """A refused request is answered 429 with the limit's code, the seconds to wait, and the request named."""
+    asked = request()
+    rejection = refusal(asked, SendRefused("destination", T0 + timedelta(seconds=99.5), T0))
+    assert (rejection.status, rejection.code, rejection.retry_after_seconds) == (429, "otp_destination_send_limit", 100)
+    assert (rejection.command_type, rejection.command_event_id) == ("otp.delivery_requested", asked.event_id)
+    assert "in 100 seconds" in rejection.message
+
+
+def test_the_provider_is_handed_the_code_its_text_and_when_it_expires() -> None:
+    """What a provider delivers holds the code in the text only, with the subject of its purpose."""
+    asked = request(purpose="signing", order=None, user_id="u-1", document_id="d-1", field_name="f")
+    delivery = delivery_of(asked, "482913", timedelta(minutes=5), issued(asked.challenge_id))
+    assert (delivery.code, delivery.destination, delivery.expires_at) == ("482913", "+447700908899", T0 + timedelta(minutes=5))
+    assert "482913" in delivery.text and "to sign" in delivery.text and "482913" not in delivery.subject
+
+
+def test_a_delivered_code_is_sent_with_its_times_and_a_masked_destination() -> None:
+    """A receipt makes OtpSent (expiry, resend time, sends left, the provider's message id); nothing is withdrawn."""
+    asked = request()
+    settlement = delivery_outcome(asked, "sandbox", issued(asked.challenge_id), Receipt("sandbox", "m-7"))
+    sent = settlement.outcome
+    assert isinstance(sent, OtpSent) and settlement.withdraw is None
+    assert (sent.destination, sent.provider, sent.provider_message_id) == ("+44******8899", "sandbox", "m-7")
+    assert (sent.expires_at, sent.resend_available_at, sent.sends_remaining) == (
+        T0 + timedelta(minutes=5), T0 + timedelta(seconds=30), 3)
+
+
+def test_an_undelivered_code_fails_with_the_reason_and_is_withdrawn() -> None:
+    """A provider's failure makes OtpDeliveryFailed with its reason, and withdraws the request's code."""
+    asked = request(channel="email", destination="erin@example.com")
+    settlement = delivery_outcome(asked, "smtp", issued(asked.challenge_id), DeliveryFailed("smtp 550", transient=False))
+    failed = settlement.outcome
+    assert isinstance(failed, OtpDeliveryFailed) and settlement.withdraw == asked.challenge_id
+    assert (failed.reason, failed.destination, failed.resend_available_at) == (
+        "smtp 550", "e***@example.com", T0 + timedelta(seconds=30))
+
+
+def test_an_interrupted_delivery_fails_closed_and_withdraws_the_pending_code() -> None:
+    """A request issued but never settled is answered failed ("outcome unknown") and its pending code withdrawn."""
+    asked, pending = request(), uuid4()
+    settlement = interrupted_outcome(asked, "http_sms", pending=pending)
+    assert isinstance(settlement.outcome, OtpDeliveryFailed) and settlement.outcome.reason == INTERRUPTED
+    assert settlement.withdraw == pending
+    assert interrupted_outcome(asked, "http_sms", pending=None).withdraw == asked.challenge_id
 
 
 def test_retry_after_rounds_up_to_a_whole_second() -> None:

@@ -56,6 +56,20 @@ class Provider(Protocol):
         """Hand the message over, or raise DeliveryFailed."""
         ...
 
+    async def aclose(self) -> None:
+        """Close what the provider holds open (called once, at shut-down)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard a delivery is tried: provider calls per code, the first retry's delay (doubling),
+    and the time each call is given."""
+
+    attempts: int
+    first_delay: float
+    timeout: float
+
 
 async def deliver_with_retries(
     provider: Provider, delivery: Delivery, *, attempts: int, first_delay: float, timeout: float

@@ -17,6 +17,9 @@ _TRANSIENT_STATUS = {408, 425, 429}
 
 
 class HttpSmsProvider:
+    """Texts through the gateway over one HTTP client (its connections kept for the next code),
+    opened when the provider is built and closed by `aclose`."""
+
     name = "http_sms"
 
     def __init__(self, settings: OtpDispatchSettings) -> None:
@@ -24,42 +27,24 @@ class HttpSmsProvider:
             raise ValueError(
                 "sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set"
             )
-        self.settings = settings
-
-    def _auth(self) -> httpx.Auth | None:
-        settings = self.settings
-        if settings.sms_gateway_username:
-            password = (
-                settings.sms_gateway_password.get_secret_value()
-                if settings.sms_gateway_password
-                else ""
-            )
-            return httpx.BasicAuth(settings.sms_gateway_username, password)
-        return None
-
-    def _headers(self) -> dict[str, str]:
-        token = self.settings.sms_gateway_token
-        return {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        self.url = settings.sms_gateway_url
+        self.sender = settings.sms_sender
+        self.client = httpx.AsyncClient(
+            timeout=settings.delivery_timeout_seconds,
+            auth=_auth(settings),
+            headers=_headers(settings),
+        )
 
     async def deliver(self, delivery: Delivery) -> Receipt:
-        settings = self.settings
-        assert settings.sms_gateway_url
         body = {
             "to": delivery.destination,
-            "from": settings.sms_sender,
+            "from": self.sender,
             "text": delivery.text,
             "reference": str(delivery.challenge_id),
         }
         try:
-            async with httpx.AsyncClient(
-                timeout=settings.delivery_timeout_seconds, auth=self._auth()
-            ) as client:
-                response = await client.post(
-                    settings.sms_gateway_url, json=body, headers=self._headers()
-                )
-        except httpx.TimeoutException as error:
-            raise DeliveryFailed(f"http {type(error).__name__}", transient=True) from None
-        except httpx.HTTPError as error:
+            response = await self.client.post(self.url, json=body)
+        except httpx.HTTPError as error:  # timeouts included
             raise DeliveryFailed(f"http {type(error).__name__}", transient=True) from None
         if not response.is_success:
             status = response.status_code
@@ -67,6 +52,24 @@ class HttpSmsProvider:
                 f"http {status}", transient=status >= 500 or status in _TRANSIENT_STATUS
             )
         return Receipt(self.name, _message_id(response) or str(delivery.challenge_id))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _auth(settings: OtpDispatchSettings) -> httpx.Auth | None:
+    """Basic auth when a gateway user is set (the bearer token, if any, goes as a header)."""
+    if settings.sms_gateway_username:
+        password = settings.sms_gateway_password
+        return httpx.BasicAuth(
+            settings.sms_gateway_username, password.get_secret_value() if password else ""
+        )
+    return None
+
+
+def _headers(settings: OtpDispatchSettings) -> dict[str, str]:
+    token = settings.sms_gateway_token
+    return {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
 
 
 def _message_id(response: httpx.Response) -> str | None:

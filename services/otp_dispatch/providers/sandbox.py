@@ -48,6 +48,9 @@ class SandboxProvider:
                 ) from None
         return Receipt(self.name, message_id)
 
+    async def aclose(self) -> None:
+        """Nothing to close: each delivery opens and closes the file."""
+
     def _append(self, line: str) -> None:
         self.outbox.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.outbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -23,6 +23,9 @@ _TRANSIENT_ERRORS = (
 
 
 class SmtpProvider:
+    """Mails each code over a connection of its own: SMTP servers drop idle sessions, so a session
+    held between codes would need reconnecting, and codes are rare enough not to need one."""
+
     name = "smtp"
 
     def __init__(self, settings: OtpDispatchSettings) -> None:
@@ -66,3 +69,6 @@ class SmtpProvider:
         except aiosmtplib.SMTPException as error:
             raise DeliveryFailed(type(error).__name__, transient=False) from None
         return Receipt(self.name, message_id.strip("<>"))
+
+    async def aclose(self) -> None:
+        """Nothing to close: no connection outlives its message."""

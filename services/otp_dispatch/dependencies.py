@@ -1,0 +1,32 @@
+"""What the OTP-dispatch handler works with, built once when the service starts (`app.build_dependencies`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from libs.security.otp_store import Clock, OtpStore, SendLimits
+from services.otp_dispatch.providers import DeliveryPolicy, Provider
+from signgate_contracts.otp import Channel
+
+
+@dataclass(frozen=True)
+class OtpDispatchDependencies:
+    """The OTP store, the provider of each channel, and the service's own terms for a code: its
+    length and lifetime (a request's are not taken), the send limits and how hard a delivery is
+    tried."""
+
+    store: OtpStore
+    providers: Mapping[Channel, Provider]
+    limits: SendLimits
+    code_length: int
+    code_ttl: timedelta
+    delivery: DeliveryPolicy
+    clock: Clock
+    """Now, for a code's issue time and the send limits (the store's clock too)."""
+
+    async def aclose(self) -> None:
+        """Close what the providers hold open (the SMS gateway's HTTP client), each once."""
+        for provider in {id(p): p for p in self.providers.values()}.values():
+            await provider.aclose()
