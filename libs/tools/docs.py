@@ -9,12 +9,22 @@
 
 The output does not depend on the environment it runs in (defaults only, no local paths).
 ``--check`` writes nothing and exits 1 when a committed file is out of date.
+
+The pages written by hand (``HAND_WRITTEN``: the README, architecture, evidence, performance,
+grants) are checked instead of generated: `unfounded_references` lists what a page names that
+the repository does not have (a link, a file, a ``make`` target, a module, a CLI command, a
+variable), and `unreported_figures` the figures of ``performance.md`` that ``make bench`` no
+longer reports. ``tests/contract/test_docs.py`` runs both.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import importlib.util
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -320,8 +330,8 @@ def settings_markdown() -> str:
         extra = f"Also reads: {', '.join(groups)}." if groups else ""
         out.append(_settings_section(f"Service: {name}", cls, None, own_only=True, extra=extra))
 
-    for cls, readers in shared.items():
-        out.append(_settings_section(_settings_title(cls, link=False), cls, ", ".join(readers)))
+    for group, readers in shared.items():
+        out.append(_settings_section(_settings_title(group, link=False), group, ", ".join(readers)))
 
     out.append(
         _settings_section("Provisioning", ProvisionSettings, "`python -m libs.tools.provision`")
@@ -468,6 +478,233 @@ def _text(doc: str | None) -> str:
 
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
+
+
+# -- the hand-written pages --
+
+HAND_WRITTEN = (
+    "README.md",
+    "docs/architecture.md",
+    "docs/evidence.md",
+    "docs/performance.md",
+    "docs/grants.md",
+)
+"""The pages written by hand; what they name is checked against the repository."""
+
+_TOP_FILES = {
+    "Makefile",
+    "Procfile",
+    "Dockerfile",
+    "docker-compose.yml",
+    "pyproject.toml",
+    ".pre-commit-config.yaml",
+}
+_TOP_FOLDERS = ("contracts/", "libs/", "services/", "tests/", "docs/", ".ci/")
+_PROJECT_PACKAGES = {"libs": ROOT, "services": ROOT, "tests": ROOT}
+_CONTRACT_PACKAGES = {"signgate_contracts", "signgate_client"}
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+_SPAN = re.compile(r"`([^`\n]+)`")
+_MAKE = re.compile(r"\bmake\s+([a-z][\w-]*(?:\s*\|\s*[a-z][\w-]*)*)")
+_MODULE = re.compile(r"\bpython3? -m ([\w.]+)([^|;&>\n]*)")
+_OPTION = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+_CLI = re.compile(r"\bsigngate ((?:send )?[a-z][\w|-]*)")
+_VARIABLE = re.compile(r"\bSIGNGATE_[A-Z0-9_<>]*[A-Z0-9>]")
+
+
+def unfounded_references(page: Path, root: Path = ROOT) -> list[str]:
+    """What ``page`` names that ``root`` does not have: a relative link or its anchor, a file or
+    folder, ``path::name`` (a function, class or constant of that file), a ``make`` target, a
+    ``python -m`` module and its options, a ``signgate`` command, a ``SIGNGATE_*`` variable.
+
+    Names with a placeholder (``services/<svc>/app.py``, ``SIGNGATE_<SERVICE>_…``) are patterns,
+    not names, and are not checked."""
+    text = page.read_text(encoding="utf-8")
+    found: list[str] = []
+    for target in _LINK.findall(text):
+        if not re.match(r"[a-z]+:", target):
+            found += _unfounded_link(page, target)
+    code = [*_FENCE.findall(text), *_SPAN.findall(_FENCE.sub("", text))]
+    targets = _make_targets(root)
+    for snippet in code:
+        found += [f"file {p}" for p in _paths(snippet) if not _path_exists(root, p)]
+        for group in _MAKE.findall(snippet):
+            found += [
+                f"make {t}" for t in (n.strip() for n in group.split("|")) if t not in targets
+            ]
+        for module, rest in _MODULE.findall(snippet):
+            source = _module_source(root, module)
+            if source is None:
+                found.append(f"python -m {module}")
+                continue
+            found += [
+                f"python -m {module} {option}"
+                for option in _OPTION.findall(rest)
+                if source and f'"{option}"' not in source
+            ]
+        for command in _CLI.findall(snippet):
+            found += [f"signgate {c}" for c in _cli_commands(command) if c not in _cli_known()]
+        for variable in _VARIABLE.findall(snippet):
+            if "<" not in variable and variable not in _known_text(root):
+                found.append(f"variable {variable}")
+    return sorted(set(found))
+
+
+def unreported_figures(page: Path, bench_source: Path | None = None) -> list[str]:
+    """The figures of ``page``'s tables (headed ``| figure | value |``) that ``make bench`` does not
+    report: each must be the name of a row the bench adds (``Row(...)`` in its scenarios)."""
+    patterns = bench_figures(bench_source)
+    return [
+        figure
+        for figure in _table_figures(page.read_text(encoding="utf-8"))
+        if not any(p.fullmatch(figure) for p in patterns)
+    ]
+
+
+def bench_figures(source: Path | None = None) -> list[re.Pattern[str]]:
+    """The names of the rows ``make bench`` reports, read from its source: a formatted part of a
+    name (``{replicas}``) matches any text."""
+    path = source or ROOT / "libs" / "tools" / "bench" / "scenarios.py"
+    patterns = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Row"):
+            continue
+        if not node.args:
+            continue
+        name = node.args[0]
+        if isinstance(name, ast.Constant) and isinstance(name.value, str):
+            patterns.append(re.compile(re.escape(name.value)))
+        elif isinstance(name, ast.JoinedStr):
+            parts = [
+                re.escape(str(v.value)) if isinstance(v, ast.Constant) else ".+?"
+                for v in name.values
+            ]
+            patterns.append(re.compile("".join(parts)))
+    return patterns
+
+
+def _table_figures(text: str) -> list[str]:
+    figures: list[str] = []
+    in_table = False
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| figure | value |"):
+            in_table = True
+        elif in_table and line.startswith("|"):
+            if not set(cells[0]) <= set("-: "):
+                figures.append(cells[0])
+        else:
+            in_table = False
+    return figures
+
+
+def _unfounded_link(page: Path, target: str) -> list[str]:
+    path, _, anchor = target.partition("#")
+    linked = (page.parent / path).resolve() if path else page
+    if not linked.exists():
+        return [f"link {target}"]
+    if anchor and linked.suffix == ".md" and anchor not in markdown_anchors(linked):
+        return [f"link {target}"]
+    return []
+
+
+def markdown_anchors(page: Path) -> set[str]:
+    """The anchors a Markdown page has: its headings as GitHub names them, and ``<a id>``s."""
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    anchors = set(re.findall(r"<a (?:id|name)=\"([^\"]+)\"", text))
+    for heading in re.findall(r"^#{1,6} +(.+?) *#*$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower().replace("`", "")).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def _paths(snippet: str) -> list[str]:
+    tokens = re.split(r"[\s,()\[\]'\"=]+", snippet)
+    paths = []
+    for token in tokens:
+        token = token.rstrip(".:;")
+        if any(c in token for c in "<>*{}$…"):
+            continue
+        if token in _TOP_FILES or token.startswith(_TOP_FOLDERS):
+            paths.append(token)
+    return paths
+
+
+def _path_exists(root: Path, reference: str) -> bool:
+    path, _, name = reference.partition("::")
+    file = root / path
+    if not file.exists():
+        return False
+    if not name:
+        return True
+    source = file.read_text(encoding="utf-8")
+    return (
+        re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name}\b\s*[:=]", source, re.M)
+        is not None
+    )
+
+
+def _make_targets(root: Path) -> set[str]:
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    return set(re.findall(r"^([A-Za-z][\w-]*)\s*:(?!=)", makefile, re.M))
+
+
+def _module_source(root: Path, module: str) -> str | None:
+    """The source text of a project module or package (empty for one outside the project), or
+    None if there is no such module."""
+    parts = module.split(".")
+    if parts[0] in _PROJECT_PACKAGES:
+        base = root
+    elif parts[0] in _CONTRACT_PACKAGES:
+        base = root / "contracts"
+    else:
+        return "" if importlib.util.find_spec(parts[0]) is not None else None
+    path = base.joinpath(*parts)
+    if path.is_dir():
+        files = sorted(path.rglob("*.py"))
+        return "\n".join(f.read_text(encoding="utf-8") for f in files) if files else None
+    file = path.with_suffix(".py")
+    return file.read_text(encoding="utf-8") if file.is_file() else None
+
+
+def _cli_commands(command: str) -> list[str]:
+    """``send open|request-otp`` → ``send open``, ``send request-otp``."""
+    group, _, names = command.rpartition(" ")
+    return [f"{group} {n}".strip() for n in names.split("|")]
+
+
+@functools.cache
+def _cli_known() -> frozenset[str]:
+    """Every command of the ``signgate`` CLI, ``send`` ones as ``send <name>``."""
+    import typer.main
+
+    from libs.tools.cli.app import app
+
+    known: set[str] = set()
+
+    def walk(command: Any, path: str) -> None:  # a click group (typer's own copy of click)
+        for name, sub in getattr(command, "commands", {}).items():
+            known.add(f"{path}{name}")
+            walk(sub, f"{path}{name} ")
+
+    walk(typer.main.get_command(app), "")
+    return frozenset(known)
+
+
+@functools.cache
+def _known_text(root: Path) -> str:
+    """Where a ``SIGNGATE_*`` variable may be defined: the code, the compose file and Makefile,
+    and the settings reference (a variable made of a prefix and a field name)."""
+    files = [
+        *sorted((root / "libs").rglob("*.py")),
+        *sorted((root / "services").rglob("*.py")),
+        *sorted((root / "contracts").rglob("*.py")),
+        *sorted((root / "tests").rglob("*.py")),
+        root / "docker-compose.yml",
+        root / "Makefile",
+    ]
+    texts = [f.read_text(encoding="utf-8") for f in files if f.is_file()]
+    return "\n".join([*texts, settings_markdown()])
 
 
 # -- the command --

@@ -80,3 +80,83 @@ def test_every_documented_variable_is_read_by_its_settings_class(
                 assert getattr(cls(), name) == default + 1, variable
             checked += 1
     assert checked >= len(documented)
+
+
+# -- the pages written by hand --
+
+ROOT = docs.ROOT
+
+
+@pytest.mark.parametrize("page", docs.HAND_WRITTEN)
+def test_hand_written_pages_name_only_what_the_repository_has(page: str) -> None:
+    """Every link, file, make target, module, option, CLI command and variable a page names exists."""
+    unfounded = docs.unfounded_references(ROOT / page)
+    assert not unfounded, f"{page} names what does not exist: {', '.join(unfounded)}"
+
+
+def test_the_reference_check_finds_what_does_not_exist(tmp_path: Path) -> None:
+    """The check reports a name that is missing and passes the same kind of name that exists."""
+    unknown = "SIGNGATE_" + "NO_SUCH_VARIABLE"  # written whole, this file would define it
+    (tmp_path / "other.md").write_text("# A heading, with `code`\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](other.md#a-heading-with-code) [gone](nowhere.md) [bad anchor](other.md#nothing)\n"
+        "`libs/tools/docs.py` `libs/tools/nowhere.py` `libs/tools/docs.py::unfounded_references`"
+        " `libs/tools/docs.py::nothing_of_the_kind` `services/<svc>/handlers.py`\n"
+        "`make test` `make nothing` `python -m libs.tools.bench --quick --no-such-option`"
+        " `python -m libs.tools.nowhere`\n"
+        "`signgate send open|no-such-command` `signgate tail`\n"
+        f"`SIGNGATE_KAFKA_BOOTSTRAP` `{unknown}` `SIGNGATE_<SERVICE>_LANES`\n",
+        encoding="utf-8",
+    )
+    assert docs.unfounded_references(page) == sorted(
+        [
+            "link nowhere.md",
+            "link other.md#nothing",
+            "file libs/tools/nowhere.py",
+            "file libs/tools/docs.py::nothing_of_the_kind",
+            "make nothing",
+            "python -m libs.tools.bench --no-such-option",
+            "python -m libs.tools.nowhere",
+            "signgate send no-such-command",
+            f"variable {unknown}",
+        ]
+    )
+
+
+def test_the_performance_figures_are_ones_make_bench_reports() -> None:
+    """Every figure in docs/performance.md's tables is the name of a row `make bench` still prints."""
+    page = ROOT / "docs" / "performance.md"
+    assert docs._table_figures(page.read_text(encoding="utf-8")), "no figure table found"
+    assert docs.unreported_figures(page) == []
+
+
+def test_a_figure_the_bench_does_not_report_is_found(tmp_path: Path) -> None:
+    """A figure the bench has no row for is reported; a formatted part of a row's name matches."""
+    page = tmp_path / "performance.md"
+    page.write_text(
+        "| figure | value | ratio | target | note |\n|---|---|---|---|---|\n"
+        "| OTP verification, max sustained (3 replicas) | 1 verif/s | | | |\n"
+        "| OTP verification p99 at 1,000/s offered | 1 ms | | | |\n"
+        "| a figure nobody measures | 1 | | | |\n",
+        encoding="utf-8",
+    )
+    assert docs.unreported_figures(page) == ["a figure nobody measures"]
+
+
+def test_every_chaos_and_security_suite_is_in_the_evidence() -> None:
+    """docs/evidence.md names every test file of tests/chaos and tests/security."""
+    evidence = (ROOT / "docs" / "evidence.md").read_text(encoding="utf-8")
+    suites = sorted((ROOT / "tests").glob("chaos/test_*.py")) + sorted(
+        (ROOT / "tests").glob("security/test_*.py")
+    )
+    missing = [str(s.relative_to(ROOT)) for s in suites if f"`{s.relative_to(ROOT)}`" not in evidence]
+    assert suites and not missing, f"not in docs/evidence.md: {', '.join(missing)}"
+
+
+def test_the_readme_is_short_and_links_the_rest() -> None:
+    """The README is at most 200 lines and links the architecture, evidence and performance pages."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for page in ("docs/architecture.md", "docs/evidence.md", "docs/performance.md"):
+        assert f"]({page})" in readme, page
