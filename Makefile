@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The pins, with their hashes: what `make run` and `make test` install (the project with its
+# embedded and test extras), and the same pins' runtime share, which the image installs.
+LOCK         := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
 
-.PHONY: run demo test test-unit test-contract test-integration test-e2e schemas docs clean help bench
+.PHONY: run demo test test-unit test-contract test-integration test-e2e lint lock schemas docs clean help bench
 
 help:
 	@echo "make run          start the whole system on the embedded stack (Ctrl-C stops it)"
@@ -14,12 +18,16 @@ help:
 	@echo "make schemas      re-export the JSON Schemas of every message into contracts/"
 	@echo "make docs         regenerate docs/: AsyncAPI (YAML, HTML), message catalogue, settings reference;"
 	@echo "                  and .signgate/jwks.json, the grant keys of the make run stack, if it has made them"
+	@echo "make lint         ruff check, ruff format --check and mypy (make test runs them too)"
+	@echo "make lock         re-pin requirements.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest releases)"
 	@echo "make clean        remove the virtual environment and local data"
 
-$(STAMP): pyproject.toml contracts/pyproject.toml
+# Only pip is needed: the lock's pins, hash-checked, then the two local packages on top of them.
+# A package the lock no longer names stays in the venv until `make clean`.
+$(STAMP): $(LOCK) pyproject.toml contracts/pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./contracts -e '.[embedded,test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e ./contracts -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -30,6 +38,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The checks tests/contract/test_lint.py makes (and .pre-commit-config.yaml), on their own.
+lint: $(STAMP)
+	$(BIN)/ruff check contracts libs services
+	$(BIN)/ruff format --check contracts libs services
+	$(BIN)/mypy contracts/signgate_contracts contracts/signgate_client libs services
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -53,7 +67,24 @@ docs: $(STAMP)
 	$(BIN)/python -m services.authentication.jwks --development --output .signgate/jwks.json
 
 clean:
-	rm -rf $(VENV) .signgate
+	rm -rf $(VENV) $(LOCK_VENV) .signgate .mypy_cache
+
+# The lock is written by uv (kept in a venv of its own, never needed to install): Linux, macOS and
+# Windows, CPython 3.11 and later. Pins already in the lock stay where pyproject.toml still admits
+# them; LOCK_ARGS=--upgrade (or --upgrade-package NAME) moves them to the newest releases.
+LOCK_VENV  := .venv-lock
+UV         := $(LOCK_VENV)/bin/uv
+UV_VERSION := 0.13.9
+COMPILE    := $(UV) pip compile - --universal --python-version 3.11 --generate-hashes \
+	--no-emit-package signgate --no-emit-package signgate-contracts --custom-compile-command "make lock"
+
+$(UV):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(UV)
+	printf '%s\n' '-e ./contracts' '-e .[embedded,test]' | $(COMPILE) $(LOCK_ARGS) --output-file $(LOCK)
+	printf '%s\n' '-e ./contracts' '-e .' | $(COMPILE) --constraint $(LOCK) --output-file $(RUNTIME_LOCK)
 
 # make bench ARGS="--replicas 2" | ARGS=--quick: figures, not a test (nothing fails on a timing).
 bench: $(STAMP)

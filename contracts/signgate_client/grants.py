@@ -145,7 +145,7 @@ class GrantRevocations:
     def is_revoked(self, grant_id: str) -> bool:
         return grant_id in self._revoked
 
-    __contains__ = is_revoked  # type: ignore[assignment]
+    __contains__ = is_revoked
 
     def __len__(self) -> int:
         return len(self._revoked)
@@ -255,9 +255,11 @@ class GrantVerifier:
         if header.get("alg") != ALGORITHM:
             raise GrantInvalid(f"grants are signed with {ALGORITHM}, not {header.get('alg')!r}")
         key_id = header.get("kid")
-        key = self.keys.get(key_id) if isinstance(key_id, str) else None
+        if not isinstance(key_id, str):
+            raise UnknownGrantKey(None)
+        key = self.keys.get(key_id)
         if key is None:
-            raise UnknownGrantKey(key_id if isinstance(key_id, str) else None)
+            raise UnknownGrantKey(key_id)
         try:
             claims = jwt.decode(
                 grant,

@@ -8,6 +8,8 @@ import asyncpg
 import redis.exceptions
 from aiokafka import errors as kafka_errors
 
+from signgate_contracts.rejection import RejectionStatus
+
 
 class Refusal(Exception):
     """A domain rule refused a command; the caller gets `command.rejected` with these fields.
@@ -16,7 +18,7 @@ class Refusal(Exception):
     where it has one.
     """
 
-    status: int = 400
+    status: RejectionStatus = 400
     code: str = "refused"
 
     def __init__(
@@ -24,7 +26,7 @@ class Refusal(Exception):
         message: str,
         *,
         code: str | None = None,
-        status: int | None = None,
+        status: RejectionStatus | None = None,
         field: str | None = None,
         retry_after_seconds: int | None = None,
     ) -> None:

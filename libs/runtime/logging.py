@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 from signgate_contracts.credentials import credential_fields
 
@@ -102,7 +103,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
 
 
-def _identity(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _identity(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 

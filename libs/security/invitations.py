@@ -117,7 +117,7 @@ class InvitationVerifier:
             )
             pem = (
                 private.public_key()
-                .public_bytes(  # type: ignore[union-attr]
+                .public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
                 .decode()

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from libs.devstack.stack import DATA_DIR
@@ -113,23 +114,24 @@ class Demo:
                 user_name=user,
                 first_name="Dana",
                 last_name="Demo",
-                password=password,
+                password=SecretStr(password),
                 accounts=[
                     idn.AccountMembership(
                         name="Demo Ltd", context_identifier=uuid.uuid4(), is_primary=True
                     )
                 ],
-                access_token=self.operator_token,
+                access_token=SecretStr(self.operator_token),
             ),
         )
         login = (
             await self.send(
-                "authenticate_user", idn.AuthenticateUser(user_name=user, password=password)
+                "authenticate_user",
+                idn.AuthenticateUser(user_name=user, password=SecretStr(password)),
             )
         ).accepted()
         assert isinstance(login.reply, idn.AuthenticationSucceeded), login.reply
-        token = login.reply.access_token.get_secret_value()
-        self.secrets.append(token)
+        token = login.reply.access_token
+        self.secrets.append(token.get_secret_value())
 
         self.step("2. A package with two signers is registered")
         await self.send(
@@ -157,7 +159,9 @@ class Demo:
                 package_id=package_id,
                 order=2,
                 access_token=token,
-                body=sms_otp_body(mobile, datetime.now(UTC)),
+                body=wf.SigningHubAuthenticationBody.model_validate(
+                    sms_otp_body(mobile, datetime.now(UTC))
+                ),
             ),
         )
         await self.send(
@@ -165,11 +169,13 @@ class Demo:
             wf.AddAuthentication(
                 package_id=package_id,
                 access_token=token,
-                body={
-                    "emailId": "alice@example.com",
-                    "authenticationType": "AccessCode",
-                    "accessCode": access_code,
-                },
+                body=wf.AddAuthenticationBody.model_validate(
+                    {
+                        "emailId": "alice@example.com",
+                        "authenticationType": "AccessCode",
+                        "accessCode": access_code,
+                    }
+                ),
             ),
         )
         shared = (
@@ -188,7 +194,7 @@ class Demo:
         await self.send(
             "open_1",
             auth.OpenDocumentWithPassword(
-                package_id=package_id, invitation=invitation[1], password=access_code
+                package_id=package_id, invitation=invitation[1], password=SecretStr(access_code)
             ),
         )
 
@@ -201,11 +207,15 @@ class Demo:
             wrong = str((int(right) + attempt) % 10 ** len(right)).zfill(len(right))
             await self.send(
                 f"wrong_{attempt}",
-                auth.VerifyDocumentOtp(package_id=package_id, invitation=invitation[2], code=wrong),
+                auth.VerifyDocumentOtp(
+                    package_id=package_id, invitation=invitation[2], code=SecretStr(wrong)
+                ),
             )
         await self.send(
             "while_locked",
-            auth.VerifyDocumentOtp(package_id=package_id, invitation=invitation[2], code=right),
+            auth.VerifyDocumentOtp(
+                package_id=package_id, invitation=invitation[2], code=SecretStr(right)
+            ),
         )
         await self.send(
             "status_locked",
@@ -243,7 +253,9 @@ class Demo:
         await self.send(
             "open_2",
             auth.VerifyDocumentOtp(
-                package_id=package_id, invitation=invitation[2], code=self.latest_code(mobile)
+                package_id=package_id,
+                invitation=invitation[2],
+                code=SecretStr(self.latest_code(mobile)),
             ),
         )
 
@@ -255,7 +267,7 @@ class Demo:
         self.console.print(history_table(package_id, history.reply.entries))
         return package_id
 
-    async def projected(self, package_id: str, methods: dict[int, str], token: str) -> None:
+    async def projected(self, package_id: str, methods: dict[int, str], token: SecretStr) -> None:
         """Wait until the authentication service knows each recipient's method (no event says so),
         asking as the package's owner."""
         async with asyncio.timeout(self.timeout):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+from pydantic import SecretStr
+
 from libs.devstack.dev_secrets import development_secrets
 from libs.devstack.stack import DATA_DIR
 from libs.security.tokens import IssuedToken, TokenIssuer, TokenSettings
@@ -31,7 +33,9 @@ def operator_settings() -> TokenSettings | None:
         return settings
     if not (DATA_DIR / "development-secrets.json").exists():
         return None
-    return TokenSettings(private_key=development_secrets(DATA_DIR)["SIGNGATE_TOKEN_PRIVATE_KEY"])
+    return TokenSettings(
+        private_key=SecretStr(development_secrets(DATA_DIR)["SIGNGATE_TOKEN_PRIVATE_KEY"])
+    )
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from signgate_contracts import Message, encode
 
@@ -34,7 +35,17 @@ class Outgoing:
         return encode(self.message)
 
 
-def caused_by(cause: Message, effect: Message, *, index: int = 0) -> Message:
+class Cause(Protocol):
+    """What an effect takes from its cause: a message, or the envelope of a record that is none."""
+
+    @property
+    def event_id(self) -> uuid.UUID: ...
+
+    @property
+    def correlation_id(self) -> uuid.UUID: ...
+
+
+def caused_by(cause: Cause, effect: Message, *, index: int = 0) -> Message:
     """``effect`` carrying ``cause``'s correlation id, with ``cause`` as its causation.
 
     The effect's event id is derived from the cause's (and its position among the cause's

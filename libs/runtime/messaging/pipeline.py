@@ -33,7 +33,7 @@ from uuid import UUID
 
 import structlog
 from aiokafka.structs import ConsumerRecord
-from faststream import BaseMiddleware
+from faststream import BaseMiddleware, StreamMessage
 from pydantic import ValidationError
 
 from libs.runtime.errors import Refusal, is_transient
@@ -47,6 +47,7 @@ from libs.security.record_signatures import Unauthenticated
 from signgate_contracts import CommandRejected, Topic, UndecodableMessage, UnknownMessageType
 from signgate_contracts.codec import read_object
 from signgate_contracts.envelope import Message
+from signgate_contracts.rejection import RejectionStatus
 from signgate_contracts.text import printable
 
 log = get_logger(__name__)
@@ -206,7 +207,7 @@ class Pipeline:
         self,
         record: ConsumerRecord,
         envelope: Envelope,
-        status: int,
+        status: RejectionStatus,
         code: str,
         text: str,
         field: str | None = None,
@@ -309,7 +310,9 @@ def batch_middleware() -> type[BaseMiddleware]:
     """The FastStream middleware that hands each fetched batch's records to the subscriber."""
 
     class BatchMiddleware(BaseMiddleware):
-        async def consume_scope(self, call_next, msg):  # type: ignore[override]
+        async def consume_scope(
+            self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
+        ) -> Any:
             records = msg.raw_message
             current = CURRENT_BATCH.set(records if isinstance(records, tuple) else (records,))
             try:

@@ -20,11 +20,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from libs.tools.bench.stats import summarize
 
-try:
-    import uvloop
-except ImportError:  # pragma: no cover
-    uvloop = None
-
 
 async def run(job: dict) -> dict:
     records: list[list[str]] = job["records"]  # [key, value, correlation id]
@@ -66,7 +61,9 @@ async def run(job: dict) -> dict:
                 for batch in batches.values():
                     for record in batch:
                         correlation = dict(record.headers).get("correlation_id")
-                        sent_at = due.pop(correlation, None) if correlation else None
+                        if not correlation:
+                            continue
+                        sent_at = due.pop(correlation, None)
                         if sent_at is None:
                             continue
                         kind = dict(record.headers).get("type", b"?").decode()
@@ -132,8 +129,12 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 def main(argv: list[str]) -> int:
     job_file, result_file = argv
     job = json.loads(Path(job_file).read_text())
-    runner = uvloop.run if uvloop is not None else asyncio.run
-    result = runner(run(job))
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        result = asyncio.run(run(job))
+    else:
+        result = uvloop.run(run(job))
     Path(result_file).write_text(json.dumps(result))
     return 0
 

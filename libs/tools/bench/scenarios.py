@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
+import asyncpg
 import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -129,25 +130,27 @@ class Bench:
     secrets: dict[str, str]
     folder: Path
     env: dict[str, str]
+    pool: asyncpg.Pool
+    """On the authentication service's schema."""
+    workflow_pool: asyncpg.Pool
+    """On the workflow service's schema."""
+    redis: aioredis.Redis
     processes: dict[str, list[subprocess.Popen]] = field(default_factory=dict)
     ports: dict[str, list[int]] = field(default_factory=dict)
-    pool: object = None
-    """On the authentication service's schema."""
-    workflow_pool: object = None
-    """On the workflow service's schema."""
-    redis: aioredis.Redis | None = None
     jobs: int = 0
 
     @cached_property
     def invitations(self) -> InvitationIssuer:
         return InvitationIssuer(
-            InvitationSettings(private_key=self.secrets["SIGNGATE_INVITATION_PRIVATE_KEY"])
+            InvitationSettings(
+                private_key=SecretStr(self.secrets["SIGNGATE_INVITATION_PRIVATE_KEY"])
+            )
         )
 
-    def invitation(self, package_id: str, order: int) -> str:
+    def invitation(self, package_id: str, order: int) -> SecretStr:
         """The recipient's invitation, as the workflow service would issue it for the seeded
         recipient (authentication version 0): every recipient command carries one."""
-        return self.invitations.issue(package_id, order, 0, datetime.now(UTC))[0]
+        return SecretStr(self.invitations.issue(package_id, order, 0, datetime.now(UTC))[0])
 
     # -- processes --
 
@@ -490,7 +493,7 @@ def recipient_credential_cost(secrets: dict[str, str], samples: int = 2_000) -> 
         "destination": "+447700900123",
     }
     issuer = InvitationIssuer(
-        InvitationSettings(private_key=secrets["SIGNGATE_INVITATION_PRIVATE_KEY"])
+        InvitationSettings(private_key=SecretStr(secrets["SIGNGATE_INVITATION_PRIVATE_KEY"]))
     )
     checker = InvitationVerifier(
         InvitationSettings(public_key=secrets["SIGNGATE_INVITATION_PUBLIC_KEY"]),
@@ -524,7 +527,7 @@ async def verifications(bench: Bench, count: int) -> list[list[str]]:
                 package_id=p,
                 order=o,
                 invitation=bench.invitation(p, o),
-                code=RIGHT if i % 2 == 0 else WRONG,
+                code=SecretStr(RIGHT if i % 2 == 0 else WRONG),
             ),
             p,
         )
@@ -547,7 +550,8 @@ async def run(args: argparse.Namespace) -> Report:
         "load_average_at_start": os.getloadavg(),
     }
     print(f"load average at start: {_load()}", flush=True)
-    secret_settings = SecretSettings(pepper=SecretStr(generate_secrets()["SIGNGATE_SECRET_PEPPER"]))
+    pepper = generate_secrets()["SIGNGATE_SECRET_PEPPER"]
+    secret_settings = SecretSettings(pepper=SecretStr(pepper))
     hasher = SecretHasher.from_settings(secret_settings)
     argon_seconds = 1.0 if args.quick else 3.0
     argon_one = raw_argon2_rate(hasher, argon_seconds, 1)
@@ -576,7 +580,7 @@ async def run(args: argparse.Namespace) -> Report:
         await create_topics(connections, [CEILING_IN, CEILING_OUT])
         secrets = {
             **generate_secrets(),
-            "SIGNGATE_SECRET_PEPPER": secret_settings.pepper.get_secret_value(),
+            "SIGNGATE_SECRET_PEPPER": pepper,
         }
         folder = Path(data) / "bench"
         folder.mkdir()
@@ -607,10 +611,15 @@ async def run(args: argparse.Namespace) -> Report:
                 else {}
             ),
         }
-        bench = Bench(connections, secrets, folder, env)
-        bench.pool = await create_pool(connections.database_url, "authentication", max_size=8)
-        bench.workflow_pool = await create_pool(connections.database_url, "workflow", max_size=8)
-        bench.redis = aioredis.Redis.from_url(connections.redis_url)
+        bench = Bench(
+            connections,
+            secrets,
+            folder,
+            env,
+            pool=await create_pool(connections.database_url, "authentication", max_size=8),
+            workflow_pool=await create_pool(connections.database_url, "workflow", max_size=8),
+            redis=aioredis.Redis.from_url(connections.redis_url),
+        )
         try:
             await scenarios(bench, report, sizes, args.replicas, hasher, argon_one, argon_all)
         finally:
@@ -659,7 +668,7 @@ async def scenarios(
             auth.VerifyDocumentOtp(
                 package_id="bench-0000000-0",
                 order=1,
-                code=RIGHT,
+                code=SecretStr(RIGHT),
                 invitation=bench.invitation("bench-0000000-0", 1),
             )
         ).decode()
@@ -849,7 +858,10 @@ async def scenarios(
         [
             _record(
                 auth.OpenDocumentWithPassword(
-                    package_id=p, order=o, invitation=bench.invitation(p, o), password=secret
+                    package_id=p,
+                    order=o,
+                    invitation=bench.invitation(p, o),
+                    password=SecretStr(secret),
                 ),
                 p,
             )
@@ -881,7 +893,10 @@ async def scenarios(
         [
             _record(
                 idn.RegisterUser(
-                    user_name=n, accounts=[account], password="bench password", access_token=admin
+                    user_name=n,
+                    accounts=[account],
+                    password=SecretStr("bench password"),
+                    access_token=SecretStr(admin),
                 ),
                 n.lower(),
             )
@@ -894,7 +909,7 @@ async def scenarios(
         identity_answers,
         [
             _record(
-                idn.AuthenticateUser(user_name=names[i % 20], password="bench password"),
+                idn.AuthenticateUser(user_name=names[i % 20], password=SecretStr("bench password")),
                 names[i % 20].lower(),
             )
             for i in range(sizes.secrets)

@@ -8,16 +8,16 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar
 
 import typer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from rich.text import Text
 
@@ -96,10 +96,10 @@ def main(
     ctx.obj = Settings(bootstrap, topic_prefix, timeout, as_json)
 
 
-def _run(work: Awaitable[T]) -> T:
+def _run(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; a missing stack or a late outcome ends the command with exit code 2."""
     try:
-        return asyncio.run(work)  # type: ignore[arg-type]
+        return asyncio.run(work)
     except NoStack as error:
         render.console(stderr=True).print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -204,7 +204,7 @@ def send_authenticate(
             save_token(outcome.reply.access_token.get_secret_value())
             render.console().print("[dim]token kept for owner commands[/dim]")
 
-    _send(ctx, idn.AuthenticateUser(user_name=user, password=password), keep)
+    _send(ctx, idn.AuthenticateUser(user_name=user, password=SecretStr(password)), keep)
 
 
 @send_app.command("register-user")
@@ -225,13 +225,13 @@ def send_register_user(
             first_name=first_name,
             last_name=last_name,
             mobile_number=mobile,
-            password=password,
+            password=SecretStr(password),
             accounts=[
                 idn.AccountMembership(
                     name=account, context_identifier=uuid.uuid4(), is_primary=True
                 )
             ],
-            access_token=mint_operator_token("cli"),
+            access_token=SecretStr(mint_operator_token("cli")),
         ),
     )
 
@@ -265,7 +265,7 @@ def send_register_package(
             name=name,
             documents=documents,
             recipients=[_recipient(r) for r in recipient],
-            access_token=_token(),
+            access_token=SecretStr(_token()),
         ),
     )
 
@@ -281,12 +281,11 @@ def send_set_sms_otp(ctx: typer.Context, package: str, order: int, mobile: str) 
             "sms_otp": {"enabled": True, "mobile_number": mobile},
         },
     }
-    _send(
-        ctx,
-        wf.UpdateRecipientAuthentication(
-            package_id=package, order=order, body=body, access_token=_token()
-        ),
+    # The body as SigningHub sends it: validated as the service will validate it (aliases, text).
+    command = wf.UpdateRecipientAuthentication.model_validate(
+        {"package_id": package, "order": order, "body": body, "access_token": _token()}
     )
+    _send(ctx, command)
 
 
 @send_app.command("set-access-code")
@@ -304,7 +303,10 @@ def send_set_access_code(
         "authenticationType": "AccessCode",
         "accessCode": code,
     }
-    _send(ctx, wf.AddAuthentication(package_id=package, body=body, access_token=_token()))
+    command = wf.AddAuthentication.model_validate(
+        {"package_id": package, "body": body, "access_token": _token()}
+    )
+    _send(ctx, command)
 
 
 def _keep_invitations(outcome: Outcome) -> None:
@@ -326,7 +328,11 @@ def _keep_invitations(outcome: Outcome) -> None:
 @send_app.command("share")
 def send_share(ctx: typer.Context, package: str) -> None:
     """Send the package to its recipients (draft -> in progress); keeps their invitations."""
-    _send(ctx, wf.ShareWorkflow(package_id=package, access_token=_token()), _keep_invitations)
+    _send(
+        ctx,
+        wf.ShareWorkflow(package_id=package, access_token=SecretStr(_token())),
+        _keep_invitations,
+    )
 
 
 @send_app.command("invite")
@@ -334,9 +340,18 @@ def send_invite(ctx: typer.Context, package: str, order: int) -> None:
     """The owner asks for a new invitation for one recipient (a lost link, or after a reset)."""
     _send(
         ctx,
-        wf.IssueRecipientInvitation(package_id=package, order=order, access_token=_token()),
+        wf.IssueRecipientInvitation(
+            package_id=package, order=order, access_token=SecretStr(_token())
+        ),
         _keep_invitations,
     )
+
+
+class Credential(TypedDict, total=False):
+    """What a recipient command proves itself with (the fields of ``_credential``)."""
+
+    invitation: SecretStr
+    access_token: SecretStr
 
 
 InvitationOption = Annotated[
@@ -351,14 +366,14 @@ InvitationOption = Annotated[
 
 def _credential(
     package: str, order: int, invitation: str | None, *, required: bool = True
-) -> dict[str, object]:
+) -> Credential:
     """What a recipient command proves itself with: the recipient's invitation, else the owner's
     token (with neither, exit 2 — or, not ``required``, nothing, and the service's 401)."""
     invitation = invitation or saved_invitation(package, order)
     if invitation:
-        return {"invitation": invitation}
+        return {"invitation": SecretStr(invitation)}
     token = _token(owner=required)
-    return {"access_token": token} if token else {}
+    return {"access_token": SecretStr(token)} if token else {}
 
 
 @send_app.command("open")
@@ -377,7 +392,7 @@ def send_open(
         auth.OpenDocumentWithPassword(
             package_id=package,
             order=order,
-            password=code,
+            password=SecretStr(code),
             **_credential(package, order, invitation),
         ),
     )
@@ -408,7 +423,10 @@ def send_verify_otp(
     _send(
         ctx,
         auth.VerifyDocumentOtp(
-            package_id=package, order=order, code=code, **_credential(package, order, invitation)
+            package_id=package,
+            order=order,
+            code=SecretStr(code),
+            **_credential(package, order, invitation),
         ),
     )
 
@@ -417,7 +435,10 @@ def send_verify_otp(
 def send_reset(ctx: typer.Context, package: str, order: int) -> None:
     """The owner unlocks one recipient: failures and lockout cleared, nobody else touched."""
     _send(
-        ctx, wf.ResetRecipientAuthentication(package_id=package, order=order, access_token=_token())
+        ctx,
+        wf.ResetRecipientAuthentication(
+            package_id=package, order=order, access_token=SecretStr(_token())
+        ),
     )
 
 
@@ -441,7 +462,7 @@ def status(
             if token:
                 queries.append(
                     wf.GetRecipientAuthentication(
-                        package_id=package, order=order, access_token=token
+                        package_id=package, order=order, access_token=SecretStr(token)
                     )
                 )
             return list(
@@ -478,7 +499,7 @@ def history(ctx: typer.Context, package: str) -> None:
             while True:
                 outcome = await client.send(
                     wf.GetWorkflowHistory(
-                        package_id=package, after_sequence=after, access_token=token
+                        package_id=package, after_sequence=after, access_token=SecretStr(token)
                     ),
                     timeout=settings.timeout,
                 )
@@ -647,7 +668,7 @@ class TailPrinter:
 
     def show(self, records: list[TailRecord]) -> None:
         records = sorted(records, key=lambda r: r.timestamp_ms)
-        first_at = {}
+        first_at: dict[str, int] = {}
         for record in records:
             first_at.setdefault(record.correlation_id or "-", record.timestamp_ms)
         for record in sorted(
