@@ -253,6 +253,17 @@ class AccountState:
     """Tokens issued before this moment are revoked (a disabling, a password change)."""
 
 
+def check_account_state(claims: Claims, state: AccountState | None) -> None:
+    """Refuse the claims of a disabled user (403), or of a token issued before a revocation (401);
+    None: nothing is known of the subject (an operator token), nothing to refuse."""
+    if state is None:
+        return
+    if state.disabled:
+        raise AccountDisabled()
+    if state.tokens_valid_after and claims.issued_at < state.tokens_valid_after:
+        raise AuthorizationDenied()
+
+
 class AccountStates(Protocol):
     """Where a verifier learns a user's current state; None for a user it has heard nothing of."""
 
@@ -304,12 +315,7 @@ class TokenVerifier:
         claims = self.decode(token)
         states = states if states is not None else self.states
         if states is not None:
-            state = await states.get(claims.subject)
-            if state is not None:
-                if state.disabled:
-                    raise AccountDisabled()
-                if state.tokens_valid_after and claims.issued_at < state.tokens_valid_after:
-                    raise AuthorizationDenied()
+            check_account_state(claims, await states.get(claims.subject))
         return claims
 
     def decode(self, token: str) -> Claims:

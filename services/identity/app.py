@@ -1,6 +1,8 @@
-"""Composition root of the identity service, and its settings (``SIGNGATE_IDENTITY_*``).
+"""Composition root of the identity service: its definition, its dependencies (built once, when its
+resources have opened) and ``create_app``.
 
-The pepper (``SIGNGATE_SECRET_PEPPER``), the token keys (``SIGNGATE_TOKEN_PRIVATE_KEY``,
+Its settings are `services.identity.settings.IdentitySettings` (``SIGNGATE_IDENTITY_*``); the
+pepper (``SIGNGATE_SECRET_PEPPER``), the token keys (``SIGNGATE_TOKEN_PRIVATE_KEY``,
 ``SIGNGATE_TOKEN_PUBLIC_KEY``), the identifier digest key (``SIGNGATE_DIGEST_KEY``) and the
 sealing public keys (``SIGNGATE_SEALING_PUBLIC_KEYS``) are read without the service prefix:
 other services share them.
@@ -12,53 +14,58 @@ from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 
-from libs.runtime.service import ServiceDefinition, build_app
+from libs.runtime.service import Resources, ServiceDefinition, build_app
 from libs.security.required_secrets import require
-from services.identity import use_cases
+from libs.security.secrets import SecretHasher
+from libs.security.tokens import TokenIssuer, TokenVerifier
+from services.identity.dependencies import IdentityDependencies
+from services.identity.failures import FailureCounters
+from services.identity.handlers import HANDLERS
 from services.identity.settings import IdentitySettings
 from services.identity.views import PublishingKeys, rejection_key
-from signgate_contracts.identity import (
-    AuthenticateUser,
-    ChangePassword,
-    DisableUser,
-    EnableUser,
-    ExpirePassword,
-    RegisterUser,
-    SetPassword,
-    UnlockUser,
-    UpdateUser,
-    UpdateUserProfile,
-)
 from signgate_contracts.topics import IDENTITY_COMMANDS
 
-__all__ = ["DEFINITION", "IdentitySettings", "create_app"]
+__all__ = ["DEFINITION", "IdentitySettings", "build_dependencies", "create_app"]
+
+
+def build_dependencies(resources: Resources) -> IdentityDependencies:
+    """The hasher, the token issuer and verifier, the failure counters, the publishing keys and
+    the policies, from the service's settings and its Redis client."""
+    settings = resources.settings
+    if not isinstance(settings, IdentitySettings):
+        raise TypeError("the identity service runs with IdentitySettings")
+    if resources.redis is None:
+        raise TypeError("the identity service counts failures in Redis")
+    return IdentityDependencies(
+        hasher=SecretHasher.from_settings(settings.secrets),
+        issuer=TokenIssuer.from_settings(settings.tokens, clock=settings.clock),
+        verifier=TokenVerifier.from_settings(settings.tokens, clock=settings.clock),
+        counters=FailureCounters(
+            resources.redis, settings.connections.redis_prefix, settings.failure_memory
+        ),
+        keys=PublishingKeys.build(settings),
+        lockout=settings.lockout,
+        passwords=settings.passwords,
+        password_links=settings.password_links,
+        clock=settings.clock,
+    )
 
 
 DEFINITION = ServiceDefinition(
-    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
-    settings=IdentitySettings,
     name="identity",
+    settings=IdentitySettings,
+    dependencies=build_dependencies,
     schema="identity",
     uses_redis=True,
     consumes=(IDENTITY_COMMANDS,),
-    handlers={
-        RegisterUser: use_cases.register_user,
-        UpdateUser: use_cases.update_user,
-        UpdateUserProfile: use_cases.update_user_profile,
-        SetPassword: use_cases.set_password,
-        ChangePassword: use_cases.change_password,
-        DisableUser: use_cases.disable_user,
-        EnableUser: use_cases.enable_user,
-        UnlockUser: use_cases.unlock_user,
-        ExpirePassword: use_cases.expire_password,
-        AuthenticateUser: use_cases.authenticate_user,
-    },
+    handlers=HANDLERS,
     folder=Path(__file__).parent,
     rejection_key=rejection_key,  # a rejection is keyed by the digest of the name given, never the name
 )
 
 
 def create_app(settings: IdentitySettings | None = None) -> AsgiFastStream:
+    """The identity service's app; refuses to be made without the secrets it needs."""
     settings = settings or IdentitySettings()
     require(
         "identity",

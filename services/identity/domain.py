@@ -1,11 +1,14 @@
-"""The identity service's rules: profiles, memberships, passwords, lockout, expiry, who may do what.
+"""The identity service's rules: profiles, memberships, passwords, lockout, expiry, who may do what,
+and what a login answers.
 
-No I/O here: the use cases load state, ask these functions, and store what they decide.
+No I/O here: the handlers (`services.identity.handlers`) read the state, ask one of these
+functions, and write what it decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -14,15 +17,49 @@ from urllib.parse import quote
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from libs.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from libs.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Refusal, Unauthorized
 from libs.security.tokens import AccountDisabled, Claims
-from signgate_contracts.identity import AccountMembership, FailureReason, normalise_user_name
+from signgate_contracts.identity import (
+    AccountMembership,
+    AuthenticationFailed,
+    AuthenticationFailure,
+    ChangedBy,
+    FailureReason,
+    RegisterUser,
+    UpdateUserProfile,
+    normalise_user_name,
+)
 
 # Re-exported: the key of every identity record; the refusal of a disabled user's request.
 __all__ = ["AccountDisabled", "normalise_user_name"]
 
 ADMIN = "admin"
 LockMode = Literal["temporary", "hard"]
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as stored (`services.identity.repository` reads and writes them)."""
+
+    id: uuid.UUID
+    user_name: str
+    first_name: str
+    last_name: str
+    email: str | None
+    mobile_number: str | None
+    roles: tuple[str, ...]
+    disabled: bool
+    password_hash: str | None
+    password_changed_at: datetime | None
+    password_expired: bool
+    must_change_password: bool
+    failed_attempts: int
+    """Failures in a row, as Postgres remembers them (a floor for the Redis counter)."""
+    lockouts: int
+    """Temporary lockouts in the current run of failures (each waits twice as long)."""
+    lock_mode: LockMode | None
+    locked_until: datetime | None
+    tokens_valid_after: datetime | None
 
 
 # -- refusal families --
@@ -83,6 +120,91 @@ class AccountLocked(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("Account is locked")
+
+
+# -- users and what they act for --
+
+
+def existing_user(user: User | None) -> User:
+    """The user a command names; 404 if there is none."""
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a user acts for: their accounts (the primary first) and their roles."""
+
+    accounts: list[AccountMembership]
+    roles: list[str]
+
+
+def access_of(accounts: Sequence[AccountMembership], roles: Iterable[str]) -> Access:
+    """The accounts, if they name each account once and exactly one is primary; the roles, once each."""
+    return Access(valid_memberships(accounts), sorted(set(roles)))
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A new user as a `RegisterUser` command asks for them, checked."""
+
+    user_name: str
+    access: Access
+    email: str | None
+    mobile_number: str | None
+    password: str | None
+    """The initial password (it passed the policy), to be hashed; None when none is set."""
+    must_change_password: bool
+
+
+def registration(command: RegisterUser, policy: PasswordPolicy) -> Registration:
+    """The user to register: a normalised name, valid memberships and contacts, and an initial
+    password the policy accepts (if one is given)."""
+    name = normalise_user_name(command.user_name)
+    access = access_of(command.accounts, command.roles)
+    email = valid_email(command.email)
+    mobile = valid_mobile_number(command.mobile_number)
+    password = command.password.get_secret_value() if command.password is not None else None
+    if password is not None:
+        check_new_password(password, name, policy)
+    return Registration(
+        user_name=name,
+        access=access,
+        email=email,
+        mobile_number=mobile,
+        password=password,
+        must_change_password=command.require_password_change,
+    )
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """A user's new profile contacts, who changes them, and whether the mobile number changes."""
+
+    user: User
+    email: str | None
+    mobile_number: str | None
+    changed_by: ChangedBy
+
+    @property
+    def mobile_number_changed(self) -> bool:
+        return mobile_number_changed(self.user.mobile_number, self.mobile_number)
+
+
+def profile_update(claims: Claims, user: User | None, command: UpdateUserProfile) -> ProfileUpdate:
+    """The user (with their own token) or an administrator replaces the profile; only an
+    administrator learns that a user name is nobody's."""
+    if user is None:
+        require_administrator(claims)
+        raise UserNotFound()
+    require_self_or_administrator(claims, user.id)
+    return ProfileUpdate(
+        user=user,
+        email=valid_email(command.email),
+        mobile_number=valid_mobile_number(command.mobile_number),
+        changed_by=changed_by(claims, user.id),
+    )
 
 
 # -- profiles and memberships --
@@ -171,6 +293,13 @@ def check_new_password(password: str, user_name: str, policy: PasswordPolicy) ->
         raise PasswordRejected("Password must not be the user name", field="password")
 
 
+def user_for_new_password(user: User | None, password: str, policy: PasswordPolicy) -> User:
+    """The user an administrator sets a password for (404 if none), once the password passes the policy."""
+    user = existing_user(user)
+    check_new_password(password, user.user_name, policy)
+    return user
+
+
 def password_has_expired(
     *, expired_now: bool, changed_at: datetime | None, now: datetime, policy: PasswordPolicy
 ) -> bool:
@@ -230,6 +359,20 @@ def is_locked(mode: LockMode | None, until: datetime | None, now: datetime) -> b
     return mode == "temporary" and until is not None and now < until
 
 
+def lock_after_failure(
+    policy: LockoutPolicy, user: User, *, locks: bool, consecutive_failures: int, now: datetime
+) -> Lock | None:
+    """The lock a counted failure imposes on ``user``, if it reached the threshold or the cap of
+    failures in a row (``locks``, as the counter decided it): a hard lock is never softened."""
+    if not locks:
+        return None
+    if user.lock_mode == "hard":
+        return Lock("hard", None)
+    return lock_for(
+        policy, consecutive_failures=consecutive_failures, lockouts=user.lockouts, now=now
+    )
+
+
 # -- authentication --
 
 
@@ -259,6 +402,100 @@ def refusal_reasons(standing: AccountStanding) -> list[FailureReason]:
     elif standing.must_change_password:
         reasons.append("change_required")
     return reasons
+
+
+@dataclass(frozen=True)
+class PasswordAttempt:
+    """What checking a password against a user name decided."""
+
+    user: User | None
+    standing: AccountStanding | None
+    """The account's standing when the password was right; None when it was wrong, or nobody's."""
+    lock: Lock | None = None
+    """The lock a wrong password imposes on the user (it reached the threshold, or the cap)."""
+    consecutive_failures: int = 0
+    """Failures in a row after a wrong password."""
+    ends_failure_run: bool = False
+    """A right password while not locked: the run of failures is over."""
+
+    @property
+    def reasons(self) -> list[FailureReason]:
+        """Why the caller gets no token; empty when one is due. A wrong password, or a name that is
+        nobody's, is ``invalid_credentials``, and only that: the two are answered alike."""
+        if self.standing is None:
+            return ["invalid_credentials"]
+        return refusal_reasons(self.standing)
+
+
+def right_password(user: User, now: datetime, policy: PasswordPolicy) -> PasswordAttempt:
+    """The right password: the account's standing decides whether a token is due. A locked user
+    stays locked (the run of failures goes on); otherwise the run is over."""
+    locked = is_locked(user.lock_mode, user.locked_until, now)
+    standing = AccountStanding(
+        locked=locked,
+        disabled=user.disabled,
+        password_expired=password_has_expired(
+            expired_now=user.password_expired,
+            changed_at=user.password_changed_at,
+            now=now,
+            policy=policy,
+        ),
+        must_change_password=user.must_change_password,
+    )
+    return PasswordAttempt(user, standing, ends_failure_run=not locked)
+
+
+def wrong_password(
+    user: User | None,
+    *,
+    locks: bool,
+    consecutive_failures: int,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> PasswordAttempt:
+    """A wrong password (or a name that is nobody's), counted: a user's lock if it locks."""
+    lock = (
+        lock_after_failure(
+            policy, user, locks=locks, consecutive_failures=consecutive_failures, now=now
+        )
+        if user is not None
+        else None
+    )
+    return PasswordAttempt(user, None, lock=lock, consecutive_failures=consecutive_failures)
+
+
+def login_refusal(
+    attempt: PasswordAttempt, links: PasswordLinks, now: datetime
+) -> AuthenticationFailed:
+    """What AuthenticateUser answers a caller who gets no token: the reasons, with their texts, and
+    the portal's page for an expired password or a required change."""
+    reasons = attempt.reasons
+    user = attempt.user
+    urls = (
+        links_for(reasons, links, user_name=user.user_name, user_id=user.id)
+        if user is not None
+        else {}
+    )
+    return AuthenticationFailed(
+        reasons=[AuthenticationFailure(code=r, message=FAILURE_TEXT[r]) for r in reasons],
+        expired_password_url=urls.get("expired_password_url"),
+        change_password_url=urls.get("change_password_url"),
+        occurred_at=now,
+    )
+
+
+def password_change_refusal(attempt: PasswordAttempt) -> Refusal | None:
+    """Why a user may not replace their password: a wrong current password (or an unknown name),
+    or a locked or disabled account (told only once the current password is proven). None: they may
+    (an expired password, or one that must be changed, is what a change is for)."""
+    standing = attempt.standing
+    if standing is None:
+        return InvalidCredentials()
+    if standing.locked:
+        return AccountLocked()
+    if standing.disabled:
+        return AccountDisabled()
+    return None
 
 
 FAILURE_TEXT: dict[str, str] = {
@@ -329,7 +566,7 @@ def require_self_or_administrator(claims: Claims, user_id: object) -> None:
         require_administrator(claims)
 
 
-def changed_by(claims: Claims, user_id: object) -> Literal["user", "administrator"]:
+def changed_by(claims: Claims, user_id: object) -> ChangedBy:
     """Who made a change to a user: the user themself, or an administrator."""
     return "user" if claims.subject == str(user_id) else "administrator"
 

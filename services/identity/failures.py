@@ -7,9 +7,10 @@ Key layout (this module is the only code that touches these keys):
               total failures in a row
         TTL:  the failure memory (renewed by every failure)
 
-    {redis_prefix}identity:failure_attempt:{attempt id}
-        string "run,total,lock": what counting this attempt answered, so a redelivered
-        attempt counts once and gets the same answer. TTL: one day.
+    {redis_prefix}identity:failure_answer:{attempt id}
+        string, JSON [run, total, lock]: what counting this attempt answered, so a redelivered
+        attempt counts once and gets the same answer. TTL: one day. (Until the memo was JSON it
+        was CSV under ``identity:failure_attempt:``; those keys are not read, and expire.)
 
 Counting and deciding a lock is one Lua script, so concurrent attempts can never slip
 past the threshold. Unknown user names are counted the same way as known ones (nothing
@@ -19,6 +20,7 @@ Postgres is (a flushed Redis unlocks nobody); the total in a row is mirrored the
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,10 +52,13 @@ class FailureCounters:
     def key(self, user_name: str) -> str:
         return f"{self._prefix}identity:failures:{user_name}"
 
+    def answer_key(self, attempt: uuid.UUID) -> str:
+        return f"{self._prefix}identity:failure_answer:{attempt}"
+
     async def record_failure(
         self,
         user_name: str,
-        attempt: object,
+        attempt: uuid.UUID,
         *,
         threshold: int,
         hard_after: int,
@@ -61,7 +66,7 @@ class FailureCounters:
     ) -> FailureCount:
         """Count the failed ``attempt`` (its event id) once, and say whether it locks."""
         run, total, locks = await self._record(
-            keys=[self.key(user_name), f"{self._prefix}identity:failure_attempt:{attempt}"],
+            keys=[self.key(user_name), self.answer_key(attempt)],
             args=[threshold, hard_after, durable_total, self._ttl, ATTEMPT_MEMORY_SECONDS],
         )
         return FailureCount(int(run), int(total), bool(locks))

@@ -9,28 +9,9 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.security.tokens import AccountState
+from services.identity.domain import User
 from signgate_contracts.identity import AccountMembership
-
-
-@dataclass(frozen=True)
-class User:
-    id: uuid.UUID
-    user_name: str
-    first_name: str
-    last_name: str
-    email: str | None
-    mobile_number: str | None
-    roles: tuple[str, ...]
-    disabled: bool
-    password_hash: str | None
-    password_changed_at: datetime | None
-    password_expired: bool
-    must_change_password: bool
-    failed_attempts: int
-    lockouts: int
-    lock_mode: str | None
-    locked_until: datetime | None
-    tokens_valid_after: datetime | None
 
 
 @dataclass(frozen=True)
@@ -69,10 +50,19 @@ async def select_user(
     return _user(row)
 
 
-async def select_user_by_id(connection: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
-    return _user(
-        await connection.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+async def select_account_state(connection: asyncpg.Connection, subject: str) -> AccountState | None:
+    """A token subject's account state, from identity's own users table (the authority, not a
+    projection); None for a subject that is no user (an operator token) or nobody."""
+    try:
+        user_id = uuid.UUID(subject)
+    except ValueError:
+        return None
+    row = await connection.fetchrow(
+        "SELECT disabled, tokens_valid_after FROM users WHERE id = $1", user_id
     )
+    if row is None:
+        return None
+    return AccountState(disabled=row["disabled"], tokens_valid_after=row["tokens_valid_after"])
 
 
 async def select_memberships(

@@ -12,13 +12,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
+from libs.runtime.errors import Refusal
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Scope, ServiceSettings
+from libs.runtime.service import ServiceSettings
 from libs.security.digests import Digests, DigestSettings
 from libs.security.masking import mask_email, mask_phone
-from libs.security.sealing import Sealer, SealingPublicKeySettings
+from libs.security.sealing import Sealer
+from services.identity.settings import IdentitySettings
+from signgate_contracts import Message
 from signgate_contracts.envelope import Event
 from signgate_contracts.identity import (
     ChangedBy,
@@ -27,14 +30,8 @@ from signgate_contracts.identity import (
     UserMobileNumberChanged,
     user_mobile_context,
 )
+from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.topics import IDENTITY_EVENTS
-
-
-class KeySettings(Protocol):
-    """What identity's settings (`services.identity.settings.IdentitySettings`) provide here."""
-
-    digests: DigestSettings
-    sealing: SealingPublicKeySettings
 
 
 @dataclass(frozen=True)
@@ -45,22 +42,13 @@ class PublishingKeys:
     sealer: Sealer
 
     @classmethod
-    def build(cls, settings: KeySettings) -> PublishingKeys:
+    def build(cls, settings: IdentitySettings) -> PublishingKeys:
         """Refuses without the digest key or the authentication service's sealing key: nothing goes
         out in clear instead."""
         return cls(
             Digests.from_settings(settings.digests),
             Sealer.for_consumer("authentication", settings.sealing),
         )
-
-
-def keys_of(unit: Scope[Any]) -> PublishingKeys:
-    extras = unit.dependencies.extras
-    if "identity_keys" not in extras:
-        extras["identity_keys"] = PublishingKeys.build(
-            cast(KeySettings, unit.dependencies.settings)
-        )
-    return extras["identity_keys"]
 
 
 def contacts(
@@ -114,10 +102,24 @@ def outcome_for_name(user_name: str, event: Event, keys: PublishingKeys) -> Outg
     return Outgoing(IDENTITY_EVENTS.name, keys.digests.user_name(user_name), event)
 
 
+def rejection(command: Message, refusal: Refusal, now: datetime) -> CommandRejected:
+    """The ``command.rejected`` outcome of a command whose refusal has effects to keep (a counted
+    failure), so it is returned with them rather than raised (which would roll them back)."""
+    return CommandRejected.model_validate(
+        {
+            "status": refusal.status,
+            "code": refusal.code,
+            "message": refusal.message,
+            "field": refusal.field,
+            "command_type": command.type,
+            "command_event_id": command.event_id,
+            "occurred_at": now,
+        }
+    )
+
+
 def rejection_key(settings: ServiceSettings) -> Callable[[str], str]:
     """How the pipeline keys identity's rejections: by the digest of the command's key (the user
     name the caller gave), never by the name itself. Refuses without the digest key."""
-    digests = (
-        getattr(settings, "digests", None) or DigestSettings()
-    )  # identity's, or read as identity reads them
+    digests = settings.digests if isinstance(settings, IdentitySettings) else DigestSettings()
     return Digests.from_settings(digests).user_name

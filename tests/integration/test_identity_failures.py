@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -52,6 +53,19 @@ async def test_a_redelivered_attempt_counts_once_and_gets_the_same_answer(counte
     first = await counters.record_failure(user, attempt, threshold=5, hard_after=100)
     again = await counters.record_failure(user, attempt, threshold=5, hard_after=100)
     assert first == again and first.locks and first.total == 5
+
+
+async def test_an_attempts_answer_is_kept_as_json(counters: FailureCounters, connections: ConnectionSettings) -> None:
+    """The answer a redelivered attempt gets again is memoised as JSON [run, total, lock], the one
+    memo format of every script."""
+    user, attempt = name(), uuid.uuid4()
+    count = await counters.record_failure(user, attempt, threshold=5, hard_after=100)
+    client = aioredis.Redis.from_url(connections.redis_url)
+    try:
+        memo = await client.get(counters.answer_key(attempt))
+    finally:
+        await client.aclose()
+    assert memo is not None and json.loads(memo) == [count.run, count.total, int(count.locks)] == [1, 1, 0]
 
 
 async def test_concurrent_failures_are_each_counted_and_lock_once_per_run(counters: FailureCounters) -> None:

@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from libs.security.tokens import Claims
 from services.identity import domain
-from signgate_contracts.identity import AccountMembership
+from signgate_contracts.identity import AccountMembership, RegisterUser, UpdateUserProfile
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -233,3 +234,114 @@ def test_a_change_is_made_by_the_user_or_by_an_administrator() -> None:
     """A change with the user's own token is the user's; with anyone else's, an administrator's."""
     assert domain.changed_by(claims("u-1"), "u-1") == "user"
     assert domain.changed_by(claims("op", roles=("admin",)), "u-1") == "administrator"
+
+
+def user(**fields: object) -> domain.User:
+    stored: dict[str, object] = {
+        "id": uuid.uuid4(), "user_name": "jdoe@example.com", "first_name": "Jane", "last_name": "Doe",
+        "email": None, "mobile_number": None, "roles": (), "disabled": False, "password_hash": "h",
+        "password_changed_at": NOW, "password_expired": False, "must_change_password": False,
+        "failed_attempts": 0, "lockouts": 0, "lock_mode": None, "locked_until": None,
+        "tokens_valid_after": None,
+    }
+    return domain.User(**{**stored, **fields})  # type: ignore[arg-type]
+
+
+def test_a_failure_that_does_not_reach_the_threshold_locks_nobody() -> None:
+    """Below the threshold a counted failure imposes no lock."""
+    assert domain.lock_after_failure(
+        domain.LockoutPolicy(), user(), locks=False, consecutive_failures=4, now=NOW) is None
+
+
+def test_a_failure_that_locks_a_hard_locked_user_keeps_the_lock_hard() -> None:
+    """A hard lock is never softened by a later temporary one."""
+    lock = domain.lock_after_failure(
+        domain.LockoutPolicy(), user(lock_mode="hard"), locks=True, consecutive_failures=10, now=NOW)
+    assert lock == domain.Lock("hard", None)
+
+
+def test_a_failure_that_locks_waits_longer_with_each_lockout_of_the_run() -> None:
+    """The second temporary lockout of a run waits twice the base wait."""
+    lock = domain.lock_after_failure(
+        domain.LockoutPolicy(), user(lockouts=1), locks=True, consecutive_failures=10, now=NOW)
+    assert lock == domain.Lock("temporary", NOW + timedelta(minutes=10))
+
+
+def test_a_wrong_password_and_an_unknown_name_are_answered_alike() -> None:
+    """Both are `invalid_credentials` and carry no URL, whatever the user's standing."""
+    links = domain.PasswordLinks("https://portal.example")
+    expired = user(password_expired=True, lock_mode="hard")
+    wrong = domain.wrong_password(expired, locks=False, consecutive_failures=1,
+                                  policy=domain.LockoutPolicy(), now=NOW)
+    unknown = domain.wrong_password(None, locks=True, consecutive_failures=5,
+                                    policy=domain.LockoutPolicy(), now=NOW)
+
+    assert wrong.reasons == unknown.reasons == ["invalid_credentials"]
+    assert unknown.lock is None  # nobody to lock
+    answers = [domain.login_refusal(a, links, NOW).model_dump(exclude={"event_id", "correlation_id"})
+               for a in (wrong, unknown)]
+    assert answers[0] == answers[1]
+    assert answers[0]["expired_password_url"] is None and answers[0]["change_password_url"] is None
+
+
+def test_the_right_password_of_a_locked_user_is_told_locked_and_the_run_goes_on() -> None:
+    """While locked, the right password answers `account_locked` and does not end the run of failures."""
+    attempt = domain.right_password(user(lock_mode="temporary", locked_until=NOW + timedelta(minutes=1)),
+                                    NOW, domain.PasswordPolicy())
+    assert attempt.reasons == ["account_locked"] and not attempt.ends_failure_run
+
+
+def test_the_right_password_of_an_unlocked_user_ends_the_run() -> None:
+    """After the lock's time, the right password gets a token and ends the run of failures."""
+    attempt = domain.right_password(user(lock_mode="temporary", locked_until=NOW, failed_attempts=5),
+                                    NOW, domain.PasswordPolicy())
+    assert attempt.reasons == [] and attempt.ends_failure_run
+
+
+def test_an_expired_password_is_answered_with_the_expired_password_page() -> None:
+    """A caller whose right password has expired learns it, with where to renew it."""
+    links = domain.PasswordLinks("https://portal.example")
+    attempt = domain.right_password(user(password_expired=True), NOW, domain.PasswordPolicy())
+    answer = domain.login_refusal(attempt, links, NOW)
+
+    assert [r.code for r in answer.reasons] == ["password_expired"]
+    assert answer.expired_password_url == "https://portal.example/password/expired?user_name=jdoe%40example.com"
+
+
+def test_a_password_change_needs_the_current_password_and_an_open_account() -> None:
+    """A wrong current password is 401; a locked or disabled account 403; an expired password, or
+    one that must be changed, may be replaced."""
+    policy = domain.PasswordPolicy()
+    wrong = domain.wrong_password(user(), locks=False, consecutive_failures=1,
+                                  policy=domain.LockoutPolicy(), now=NOW)
+    locked = domain.right_password(user(lock_mode="hard"), NOW, policy)
+    disabled = domain.right_password(user(disabled=True), NOW, policy)
+    expired = domain.right_password(user(password_expired=True, must_change_password=True), NOW, policy)
+
+    assert isinstance(domain.password_change_refusal(wrong), domain.InvalidCredentials)
+    assert isinstance(domain.password_change_refusal(locked), domain.AccountLocked)
+    assert isinstance(domain.password_change_refusal(disabled), domain.AccountDisabled)
+    assert domain.password_change_refusal(expired) is None
+
+
+def test_a_profile_update_of_nobody_is_told_only_to_an_administrator() -> None:
+    """For a name that is nobody's, a user's token is 403 and an administrator's 404."""
+    command = UpdateUserProfile(user_name="nobody@example.com", first_name="N", last_name="B")
+    with pytest.raises(domain.NotAnAdministrator):
+        domain.profile_update(claims("u-1"), None, command)
+    with pytest.raises(domain.UserNotFound):
+        domain.profile_update(claims("op", roles=("admin",)), None, command)
+
+
+def test_a_registration_is_normalised_and_checked() -> None:
+    """The name is normalised, the primary account first, the roles once each, and the password
+    checked against the policy."""
+    primary = account("Zeta", primary=True)
+    command = RegisterUser(user_name=" JDoe@Example.com ", first_name="Jane", last_name="Doe",
+                           accounts=[account("Alpha"), primary], roles=["admin", "admin"],
+                           password="correct horse battery staple")
+    new = domain.registration(command, domain.PasswordPolicy())
+
+    assert (new.user_name, new.access.accounts[0], new.access.roles) == ("jdoe@example.com", primary, ["admin"])
+    with pytest.raises(domain.PasswordRejected):
+        domain.registration(command.model_copy(update={"password": SecretStr("short")}), domain.PasswordPolicy())

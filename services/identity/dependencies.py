@@ -1,0 +1,34 @@
+"""What the identity service's handlers use, built once when the service starts
+(`services.identity.app.build_dependencies`) and handed to every handler as ``scope.dependencies``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.security.secrets import SecretHasher
+from libs.security.tokens import Clock, TokenIssuer, TokenVerifier
+from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
+from services.identity.failures import FailureCounters
+from services.identity.views import PublishingKeys
+
+
+@dataclass(frozen=True)
+class IdentityDependencies:
+    """The identity service's objects and policies, one of each for the life of the service."""
+
+    hasher: SecretHasher
+    """Hashes and checks passwords (argon2id over the peppered HMAC), off the event loop."""
+    issuer: TokenIssuer
+    """Signs the tokens AuthenticateUser answers with."""
+    verifier: TokenVerifier
+    """Checks a command's token (signature, issuer, audience, times); the caller's account state is
+    read from identity's own users table in the record's transaction (`handlers.verified_caller`)."""
+    counters: FailureCounters
+    """The failed-authentication counters in Redis."""
+    keys: PublishingKeys
+    """What identity digests and seals what it publishes with."""
+    lockout: LockoutPolicy
+    passwords: PasswordPolicy
+    password_links: PasswordLinks
+    """The portal's pages for an expired password and a required change."""
+    clock: Clock

@@ -1,0 +1,455 @@
+"""The identity service's handlers: one per command, each inside the record's Postgres transaction.
+
+Each reads what its decision needs (the caller's token and account state, the user, the
+password's check, the failure counter), asks one rule of `services.identity.domain`, writes
+what it decided and returns the outcome. A refusal raised here rolls the record's writes back
+and becomes its ``command.rejected``.
+
+Who may do what: administrative commands need an ``access_token`` with the ``admin`` role
+(of an enabled user, or an operator token minted with ``python -m libs.tools.operator_token``);
+a user may update their own profile with their own token; ``AuthenticateUser`` and
+``ChangePassword`` prove themselves with the password and need no token.
+
+What the events name a user by (their id, masked contacts, keyed digests, the mobile number sealed
+to the authentication service) is `services.identity.views`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+import asyncpg
+from pydantic import SecretStr
+
+from libs.runtime.messaging.outgoing import Outgoing
+from libs.runtime.service import MessageHandler, Scope
+from libs.security.tokens import Claims, check_account_state
+from services.identity import domain, repository
+from services.identity.dependencies import IdentityDependencies
+from services.identity.views import (
+    contacts,
+    fact,
+    failure,
+    mobile_number_change,
+    outcome_for_name,
+    rejection,
+)
+from signgate_contracts import Message
+from signgate_contracts.envelope import Secret
+from signgate_contracts.identity import (
+    AuthenticateUser,
+    AuthenticationSucceeded,
+    ChangePassword,
+    DisableUser,
+    EnableUser,
+    ExpirePassword,
+    PasswordChangedV2,
+    PasswordExpiredV2,
+    RegisterUser,
+    SetPassword,
+    UnlockUser,
+    UpdateUser,
+    UpdateUserProfile,
+    UserAuthenticatedV2,
+    UserDisabledV2,
+    UserEnabledV2,
+    UserLockedOutV2,
+    UserProfileUpdatedV2,
+    UserRegisteredV2,
+    UserUnlockedV2,
+    UserUpdatedV2,
+)
+from signgate_contracts.topics import IDENTITY_REPLIES
+
+IdentityScope = Scope[IdentityDependencies]
+
+
+def connection_of(scope: IdentityScope) -> asyncpg.Connection:
+    """The record's transaction (identity always has Postgres)."""
+    if scope.connection is None:
+        raise TypeError("the identity service handles every record in a Postgres transaction")
+    return scope.connection
+
+
+# -- who sends a command --
+
+
+async def verified_caller(access_token: Secret | None, scope: IdentityScope) -> Claims:
+    """The verified claims of a command's token: 401 without one or for a bad or revoked one, 403
+    for a disabled user's, read from identity's own users table (the authority, in this record's
+    transaction: a user disabled earlier in it is disabled already)."""
+    claims = await scope.dependencies.verifier.verify(access_token)
+    check_account_state(
+        claims, await repository.select_account_state(connection_of(scope), claims.subject)
+    )
+    return claims
+
+
+async def administrator(access_token: Secret | None, scope: IdentityScope) -> Claims:
+    """The claims of an administrator's token (403 `not_an_administrator` for anyone else's)."""
+    claims = await verified_caller(access_token, scope)
+    domain.require_administrator(claims)
+    return claims
+
+
+async def named_user(
+    scope: IdentityScope, user_name: str, *, for_update: bool = False
+) -> domain.User:
+    """The user a command names (404 if there is none)."""
+    user = await repository.select_user(
+        connection_of(scope), domain.normalise_user_name(user_name), for_update=for_update
+    )
+    return domain.existing_user(user)
+
+
+# -- managing users --
+
+
+async def handle_register_user(command: RegisterUser, scope: IdentityScope) -> list[Outgoing]:
+    await administrator(command.access_token, scope)
+    deps, connection = scope.dependencies, connection_of(scope)
+    now = deps.clock()
+    new = domain.registration(command, deps.passwords)
+    password_hash = await deps.hasher.hash(new.password) if new.password is not None else None
+    user_id = uuid.uuid4()
+    inserted = await repository.insert_user(
+        connection,
+        user_id=user_id,
+        user_name=new.user_name,
+        first_name=command.first_name,
+        last_name=command.last_name,
+        email=new.email,
+        mobile_number=new.mobile_number,
+        roles=new.access.roles,
+        password_hash=password_hash,
+        must_change_password=new.must_change_password,
+        now=now,
+    )
+    if not inserted:
+        raise domain.UserExists()
+    await repository.upsert_accounts(connection, new.access.accounts)
+    await repository.replace_memberships(connection, user_id, new.access.accounts)
+    return [
+        fact(
+            UserRegisteredV2(
+                user_id=user_id,
+                **contacts(user_id, new.email, new.mobile_number, deps.keys),
+                accounts=new.access.accounts,
+                roles=new.access.roles,
+                password_set=password_hash is not None,
+                must_change_password=new.must_change_password,
+                occurred_at=now,
+            )
+        )
+    ]
+
+
+async def handle_update_user(command: UpdateUser, scope: IdentityScope) -> list[Outgoing]:
+    await administrator(command.access_token, scope)
+    connection, now = connection_of(scope), scope.dependencies.clock()
+    user = await named_user(scope, command.user_name)
+    access = domain.access_of(command.accounts, command.roles)
+    await repository.upsert_accounts(connection, access.accounts)
+    await repository.replace_memberships(connection, user.id, access.accounts)
+    await repository.update_user_roles(connection, user.id, access.roles, now)
+    return [
+        fact(
+            UserUpdatedV2(
+                user_id=user.id, accounts=access.accounts, roles=access.roles, occurred_at=now
+            )
+        )
+    ]
+
+
+async def handle_update_user_profile(
+    command: UpdateUserProfile, scope: IdentityScope
+) -> list[Outgoing]:
+    """The user (with their own token) or an administrator replaces the profile; a change of the
+    mobile number signer codes go to is recorded and announced (`domain.mobile_number_changed`)."""
+    claims = await verified_caller(command.access_token, scope)
+    deps, connection = scope.dependencies, connection_of(scope)
+    now = deps.clock()
+    user = await repository.select_user(
+        connection, domain.normalise_user_name(command.user_name), for_update=True
+    )
+    update = domain.profile_update(claims, user, command)
+    user_id = update.user.id
+    await repository.update_user_profile(
+        connection,
+        user_id,
+        first_name=command.first_name,
+        last_name=command.last_name,
+        email=update.email,
+        mobile_number=update.mobile_number,
+        now=now,
+    )
+    effects = [
+        fact(
+            UserProfileUpdatedV2(
+                user_id=user_id,
+                **contacts(user_id, update.email, update.mobile_number, deps.keys),
+                changed_by=update.changed_by,
+                occurred_at=now,
+            )
+        )
+    ]
+    if update.mobile_number_changed:
+        await repository.insert_mobile_number_change(
+            connection,
+            user_id,
+            old_number=update.user.mobile_number,
+            new_number=update.mobile_number,
+            changed_by=update.changed_by,
+            actor=claims.subject,
+            correlation_id=command.correlation_id,
+            now=now,
+        )
+        effects.append(
+            mobile_number_change(
+                user_id, update.user.mobile_number, update.mobile_number, update.changed_by, now
+            )
+        )
+    return effects
+
+
+async def handle_set_password(command: SetPassword, scope: IdentityScope) -> list[Outgoing]:
+    await administrator(command.access_token, scope)
+    deps, connection = scope.dependencies, connection_of(scope)
+    now = deps.clock()
+    password = command.password.get_secret_value()
+    named = await repository.select_user(connection, domain.normalise_user_name(command.user_name))
+    user = domain.user_for_new_password(named, password, deps.passwords)
+    password_hash = await deps.hasher.hash(password)
+    await repository.update_password(
+        connection, user.id, password_hash, must_change=command.require_change, now=now
+    )
+    return [
+        fact(
+            PasswordChangedV2(
+                user_id=user.id,
+                changed_by="administrator",
+                must_change_password=command.require_change,
+                occurred_at=now,
+            )
+        )
+    ]
+
+
+async def handle_disable_user(command: DisableUser, scope: IdentityScope) -> list[Outgoing]:
+    """An administrator disables a user, revoking every token issued so far."""
+    await administrator(command.access_token, scope)
+    now = scope.dependencies.clock()
+    user = await named_user(scope, command.user_name)
+    await repository.update_disabled(connection_of(scope), user.id, True, now)
+    return [fact(UserDisabledV2(user_id=user.id, occurred_at=now))]
+
+
+async def handle_enable_user(command: EnableUser, scope: IdentityScope) -> list[Outgoing]:
+    await administrator(command.access_token, scope)
+    now = scope.dependencies.clock()
+    user = await named_user(scope, command.user_name)
+    await repository.update_disabled(connection_of(scope), user.id, False, now)
+    return [fact(UserEnabledV2(user_id=user.id, occurred_at=now))]
+
+
+async def handle_unlock_user(command: UnlockUser, scope: IdentityScope) -> list[Outgoing]:
+    """An administrator ends a user's lock and run of failures, in Postgres and in Redis."""
+    await administrator(command.access_token, scope)
+    deps = scope.dependencies
+    now = deps.clock()
+    user = await named_user(scope, command.user_name, for_update=True)
+    await repository.update_lock_cleared(connection_of(scope), user.id, now)
+    await deps.counters.clear(user.user_name)
+    return [fact(UserUnlockedV2(user_id=user.id, occurred_at=now))]
+
+
+async def handle_expire_password(command: ExpirePassword, scope: IdentityScope) -> list[Outgoing]:
+    await administrator(command.access_token, scope)
+    now = scope.dependencies.clock()
+    user = await named_user(scope, command.user_name)
+    await repository.update_password_expired(connection_of(scope), user.id, now)
+    return [fact(PasswordExpiredV2(user_id=user.id, occurred_at=now))]
+
+
+# -- proving a password --
+
+
+async def attempt_password(
+    scope: IdentityScope, attempt_id: uuid.UUID, user_name: str, password: str, now: datetime
+) -> domain.PasswordAttempt:
+    """Check a password the same way whether or not the user exists, counting failures.
+
+    A locked user's password is still checked in full, so that neither the answer nor its cost
+    tells an unknown name from a wrong password, and a locked, disabled or expired account is
+    revealed only to a caller who knows the password. The user's row is locked for the attempt,
+    so attempts on one user are serialised across replicas; the counter counts the attempt (its
+    command's event id) once, however often it is delivered.
+    """
+    deps, connection = scope.dependencies, connection_of(scope)
+    await deps.hasher.warm_up()
+    user = await repository.select_user(connection, user_name, for_update=True)
+    verification = await deps.hasher.verify(user.password_hash if user else None, password)
+
+    if user is not None and verification.matches:
+        attempt = domain.right_password(user, now, deps.passwords)
+        if attempt.ends_failure_run:
+            if user.failed_attempts or user.lock_mode:  # nothing recorded: nothing to clear
+                await repository.update_lock_cleared(connection, user.id, now)
+            await deps.counters.clear(user_name)
+        if verification.needs_rehash:
+            await repository.update_password_hash(
+                connection, user.id, await deps.hasher.hash(password)
+            )
+        return attempt
+
+    count = await deps.counters.record_failure(
+        user_name,
+        attempt_id,
+        threshold=deps.lockout.threshold,
+        hard_after=deps.lockout.hard_after,
+        durable_total=user.failed_attempts if user else 0,
+    )
+    attempt = domain.wrong_password(
+        user,
+        locks=count.locks,
+        consecutive_failures=count.total,
+        policy=deps.lockout,
+        now=now,
+    )
+    if user is not None and attempt.lock is not None:
+        await repository.update_lock(
+            connection,
+            user.id,
+            mode=attempt.lock.mode,
+            until=attempt.lock.until,
+            failed_attempts=attempt.consecutive_failures,
+            now=now,
+        )
+    elif user is not None:
+        await repository.update_failed_attempts(connection, user.id, attempt.consecutive_failures)
+    return attempt
+
+
+def failure_events(
+    scope: IdentityScope, user_name: str, attempt: domain.PasswordAttempt, now: datetime
+) -> list[Outgoing]:
+    """What a refused authentication publishes: the failure, with its reasons, by the digest of the
+    name typed; and, if it locked the user, the lockout, by the user id."""
+    effects = [failure(user_name, attempt.reasons, scope.dependencies.keys, now)]
+    if attempt.user is not None and attempt.lock is not None:
+        effects.append(
+            fact(
+                UserLockedOutV2(
+                    user_id=attempt.user.id,
+                    mode=attempt.lock.mode,
+                    locked_until=attempt.lock.until,
+                    consecutive_failures=attempt.consecutive_failures,
+                    occurred_at=now,
+                )
+            )
+        )
+    return effects
+
+
+# -- authenticating --
+
+
+async def handle_authenticate_user(
+    command: AuthenticateUser, scope: IdentityScope
+) -> list[Outgoing]:
+    """AssureSign's AuthenticateUser: a token and the user's accounts, or the reasons why not.
+
+    The answer goes only to the caller's ``reply_to`` (or ``signgate.identity.replies``); the
+    events topic gets the fact (``UserAuthenticatedV2`` with the token's id, never the token,
+    or ``UserAuthenticationFailedV2`` with the reasons and the digest of the name typed). A
+    refusal for an expired password, or one that must be changed, carries the portal's page
+    for it (`domain.login_refusal`).
+    """
+    deps = scope.dependencies
+    now = deps.clock()
+    name = domain.normalise_user_name(command.user_name)
+    attempt = await attempt_password(
+        scope, command.event_id, name, command.password.get_secret_value(), now
+    )
+    user = attempt.user
+
+    if attempt.reasons:
+        refused = domain.login_refusal(attempt, deps.password_links, now)
+        return [
+            Outgoing.answer(command, IDENTITY_REPLIES.name, name, refused),
+            *failure_events(scope, name, attempt, now),
+        ]
+
+    assert user is not None  # no reasons: the password was proven, so there is a user
+    accounts = await repository.select_memberships(connection_of(scope), user.id)
+    issued = deps.issuer.issue(
+        str(user.id),
+        user.user_name,
+        accounts=[str(a.context_identifier) for a in accounts],
+        primary_account=next((str(a.context_identifier) for a in accounts if a.is_primary), None),
+        roles=user.roles,
+    )
+    answer = AuthenticationSucceeded(
+        access_token=SecretStr(issued.token),
+        expires_at=issued.claims.expires_at,
+        user_name=user.user_name,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        accounts=accounts,
+        change_password_url=deps.password_links.change(user_name=user.user_name, user_id=user.id),
+        occurred_at=issued.claims.issued_at,
+    )
+    return [
+        Outgoing.answer(command, IDENTITY_REPLIES.name, name, answer),
+        fact(
+            UserAuthenticatedV2(
+                user_id=user.id,
+                token_id=issued.claims.token_id,
+                expires_at=issued.claims.expires_at,
+                occurred_at=issued.claims.issued_at,
+            )
+        ),
+    ]
+
+
+async def handle_change_password(command: ChangePassword, scope: IdentityScope) -> list[Outgoing]:
+    """A user replaces their password by proving the current one (the way out of "expired" and
+    "change required"); a wrong current password counts as a failed authentication."""
+    deps = scope.dependencies
+    now = deps.clock()
+    name = domain.normalise_user_name(command.user_name)
+    new_password = command.new_password.get_secret_value()
+    domain.check_new_password(new_password, name, deps.passwords)  # before any state changes
+    attempt = await attempt_password(
+        scope, command.event_id, name, command.current_password.get_secret_value(), now
+    )
+    refusal = domain.password_change_refusal(attempt)
+    if refusal is not None:
+        wrong = attempt.standing is None  # a wrong current password is a failed authentication
+        return [
+            outcome_for_name(name, rejection(command, refusal, now), deps.keys),
+            *(failure_events(scope, name, attempt, now) if wrong else []),
+        ]
+    user = attempt.user
+    assert user is not None  # no refusal: the current password was proven, so there is a user
+    password_hash = await deps.hasher.hash(new_password)
+    await repository.update_password(
+        connection_of(scope), user.id, password_hash, must_change=False, now=now
+    )
+    return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
+
+
+HANDLERS: Mapping[type[Message], MessageHandler] = {
+    RegisterUser: handle_register_user,
+    UpdateUser: handle_update_user,
+    UpdateUserProfile: handle_update_user_profile,
+    SetPassword: handle_set_password,
+    ChangePassword: handle_change_password,
+    DisableUser: handle_disable_user,
+    EnableUser: handle_enable_user,
+    UnlockUser: handle_unlock_user,
+    ExpirePassword: handle_expire_password,
+    AuthenticateUser: handle_authenticate_user,
+}
