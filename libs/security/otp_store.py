@@ -190,6 +190,11 @@ class SeenBefore:
     refusal: SendRefused | None = None
 
 
+_EARLIER_OUTCOMES = {"locked": "spent", "locked_now": "wrong"}
+"""What `otp_verify.lua` answered before it left the lockout to its caller, as an attempt's memo
+(kept an hour) may still hold it."""
+
+
 class VerifyOutcome(StrEnum):
     OK = "ok"
     WRONG = "wrong"
@@ -217,6 +222,11 @@ class Verification:
     @property
     def ok(self) -> bool:
         return self.outcome is VerifyOutcome.OK
+
+    @property
+    def spent(self) -> bool:
+        """The retry count was spent before this submission: nothing was checked or counted."""
+        return self.outcome is VerifyOutcome.LOCKED and not self.locked_now
 
 
 @dataclass(frozen=True)
@@ -247,17 +257,20 @@ class OtpStore:
         redis: aioredis.Redis,
         *,
         prefix: str,
-        pepper: str | SecretStr,
+        pepper: str | SecretStr | None,
         clock: Clock = utc_now,
         failure_memory: timedelta = timedelta(days=7),
         request_memory: timedelta = timedelta(days=1),
         attempt_memory: timedelta = timedelta(hours=1),
     ) -> None:
+        if pepper is None:
+            raise ValueError("SIGNGATE_OTP_PEPPER is not set")
         secret = pepper.get_secret_value() if isinstance(pepper, SecretStr) else pepper
         if len(secret) < 16:
             raise ValueError("the OTP pepper must be at least 16 characters")
         self._pepper = secret.encode()
         self._prefix = f"{prefix}otp:"
+        self._redis = redis
         self._scripts = _SCRIPTS.bind(redis)
         self._clock = clock
         self._failure_memory_ms = _ms(failure_memory)
@@ -382,14 +395,16 @@ class OtpStore:
         """Check a submitted code against the recipient's pending one, atomically.
 
         A matching code is consumed (single use) and resets the failure count; a wrong one is
-        counted, and the one that reaches ``retry_count`` signals the lockout (``locked_now``).
+        counted, up to ``retry_count`` (the ceiling the caller works out: for a recipient who
+        also has a password, what the password's failures have left; 0 refuses at once), and
+        the one that reaches it signals the lockout (``locked_now``) and withdraws the code.
         Once ``retry_count`` failures are counted, every submission answers LOCKED without
         checking, until `reset`. Expired codes and submissions with no pending code are not
         counted as failures. ``attempt`` (the id of the command that submits the code) makes a
         repeat harmless: the same attempt again gets its first answer and changes nothing.
         """
-        if retry_count < 1:
-            raise ValueError("retry_count must be at least 1")
+        if retry_count < 0:
+            raise ValueError("retry_count must not be negative")
         submitted = code.get_secret_value() if isinstance(code, SecretStr) else code
         challenge, failures, *_ = self._recipient_keys(recipient)
         reply = await self._scripts["otp_verify"](
@@ -404,15 +419,23 @@ class OtpStore:
             ],
         )
         kind, used_text, challenge_text = _strings(reply)
+        kind = _EARLIER_OUTCOMES.get(kind, kind)
         used = int(used_text)
         challenge_id = UUID(challenge_text) if challenge_text else None
-        if kind == "locked_now":
+        if kind == "spent":
+            return Verification(VerifyOutcome.LOCKED, used, 0, challenge_id=challenge_id)
+        if kind == "wrong" and used >= retry_count:
             return Verification(
                 VerifyOutcome.LOCKED, used, 0, locked_now=True, challenge_id=challenge_id
             )
         return Verification(
             VerifyOutcome(kind), used, max(0, retry_count - used), challenge_id=challenge_id
         )
+
+    async def failures(self, recipient: OtpRecipient) -> int:
+        """The recipient's wrong codes since the last success or reset."""
+        _challenge, failures, *_ = self._recipient_keys(recipient)
+        return int(await self._redis.get(failures) or 0)
 
     async def status(self, recipient: OtpRecipient, *, now: datetime | None = None) -> OtpStatus:
         """The recipient's failure count, pending code (if still valid) and cooldown."""

@@ -1,30 +1,31 @@
--- Verify and consume a submitted code for one recipient, atomically.
+-- Verify and consume a submitted code for one recipient, counting a wrong one up to a ceiling:
+-- an atomic check-count-and-memo primitive. What a count means (a lock, a retry count shared with
+-- other methods) is the caller's; the caller passes the ceiling it works out.
 --
 -- KEYS[1] recipient's challenge (hash)   KEYS[2] recipient's failure count (string)
--- KEYS[3] (optional) this attempt's answer, by the id of the command that made it (string)
--- ARGV[1] digest of the submitted code   ARGV[2] retry count (attempts allowed)
+-- KEYS[3] (optional) the memo of this attempt's reply, by the id of the command that made it
+-- ARGV[1] digest of the submitted code   ARGV[2] the ceiling: failures the count may hold
 -- ARGV[3] now ms                         ARGV[4] longest validity ms (10 minutes)
 -- ARGV[5] how long failures are remembered, ms
--- ARGV[6] how long an attempt's answer is remembered, ms (with KEYS[3])
---
--- With KEYS[3], the same attempt made again (its command delivered again after a crash, before
--- its outcome was committed) gets the answer it got the first time and changes nothing: a wrong
--- code is counted once, a right one is not refused as already used.
+-- ARGV[6] how long the memo is kept, ms (with KEYS[3])
 --
 -- Returns {outcome, failures after this call, challenge id or ''} where outcome is
---   'locked'      the retry count was already spent: nothing checked, nothing counted;
+--   'spent'       the count held its ceiling already: nothing checked, nothing counted;
 --   'no_pending'  no code is pending (never issued, used, withdrawn, or Redis lost it);
 --   'expired'     the pending code is too old: it is withdrawn, the attempt is not counted;
 --   'ok'          the code matched: it is consumed and the failure count reset;
---   'wrong'       the code did not match: one failure counted;
---   'locked_now'  the code did not match and that spent the last attempt: the pending code
---                 is withdrawn, so only a new one (after the unlock) can succeed.
+--   'wrong'       the code did not match: one failure counted. The failure that brings the count
+--                 to its ceiling withdraws the pending code, so only a new one (after the
+--                 sender's reset) can succeed.
 -- Failures survive a new code (NIST SP 800-63B: the limit is per authenticator, not per code).
-local function verify()
-  local limit = tonumber(ARGV[2])
+-- With KEYS[3], the same attempt made again (its command delivered again after a crash, before
+-- its outcome was committed) gets the reply it got the first time and changes nothing: a wrong
+-- code is counted once, a right one is not refused as already used.
+local function reply()
+  local ceiling = tonumber(ARGV[2])
   local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if failures >= limit then
-    return {'locked', failures, ''}
+  if failures >= ceiling then
+    return {'spent', failures, ''}
   end
 
   local challenge = redis.call('HMGET', KEYS[1], 'digest', 'issued_at', 'expires_at', 'challenge_id')
@@ -51,13 +52,13 @@ local function verify()
 
   failures = redis.call('INCR', KEYS[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  if failures >= limit then
+  if failures >= ceiling then
     redis.call('DEL', KEYS[1])
-    return {'locked_now', failures, challenge[4]}
   end
   return {'wrong', failures, challenge[4]}
 end
 
+-- The memo, alike in every count-and-memo script: the reply as JSON (cjson), for a while.
 local memo = KEYS[3]
 if memo then
   local seen = redis.call('GET', memo)
@@ -65,8 +66,8 @@ if memo then
     return cjson.decode(seen)
   end
 end
-local reply = verify()
+local answer = reply()
 if memo then
-  redis.call('SET', memo, cjson.encode(reply), 'PX', ARGV[6])
+  redis.call('SET', memo, cjson.encode(answer), 'PX', ARGV[6])
 end
-return reply
+return answer

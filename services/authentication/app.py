@@ -11,16 +11,27 @@ public keys at ``/.well-known/jwks.json`` (`jwks`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from faststream.asgi import AsgiFastStream
 
-from libs.runtime.service import ServiceDefinition, build_app
-from libs.security.accounts import ACCOUNT_STATE_HANDLERS
+from libs.runtime.service import Resources, ServiceDefinition, build_app
+from libs.security.accounts import ACCOUNT_STATE_HANDLERS, PostgresAccountStates
+from libs.security.digests import Digests
+from libs.security.invitations import InvitationVerifier
+from libs.security.otp_store import OtpStore
 from libs.security.required_secrets import require
+from libs.security.sealing import Opener
+from libs.security.secrets import SecretHasher
+from libs.security.tokens import TokenVerifier
+from services.authentication.dependencies import AuthenticationDependencies
+from services.authentication.failures import SecretFailures
+from services.authentication.grants import GrantSigner
+from services.authentication.handlers import COMMAND_HANDLERS, OTP_HANDLERS
 from services.authentication.jwks import jwks_routes
 from services.authentication.projection import HANDLERS as PROJECTION_HANDLERS
-from services.authentication.read_ahead import RecipientsAhead
-from services.authentication.runtime import FOLDER, AuthenticationSettings
-from services.authentication.use_cases import COMMAND_HANDLERS, OTP_HANDLERS
+from services.authentication.repository import RecipientsAhead
+from services.authentication.settings import AuthenticationSettings
 from signgate_contracts.topics import (
     AUTHENTICATION_COMMANDS,
     IDENTITY_EVENTS,
@@ -28,12 +39,37 @@ from signgate_contracts.topics import (
     WORKFLOW_EVENTS,
 )
 
-__all__ = ["DEFINITION", "AuthenticationSettings", "create_app"]
+__all__ = ["DEFINITION", "AuthenticationSettings", "build_dependencies", "create_app"]
+
+
+def build_dependencies(resources: Resources) -> AuthenticationDependencies:
+    """Every object the handlers use, built once the pool and Redis have opened."""
+    settings = resources.settings
+    assert isinstance(settings, AuthenticationSettings)
+    assert resources.redis is not None and resources.pool is not None
+    prefix = settings.connections.redis_prefix
+    return AuthenticationDependencies(
+        hasher=SecretHasher.from_settings(settings.secrets),
+        secret_failures=SecretFailures(resources.redis, prefix),
+        otp=OtpStore(
+            resources.redis, prefix=prefix, pepper=settings.otp_store.pepper, clock=settings.clock
+        ),
+        grants=GrantSigner(settings.grants),
+        tokens=TokenVerifier.from_settings(
+            settings.tokens, states=PostgresAccountStates(resources.pool), clock=settings.clock
+        ),
+        invitations=InvitationVerifier(settings.invitations, settings.clock),
+        digests=Digests.from_settings(settings.digests),
+        opener=Opener(key.get_secret_value() for key in settings.sealing_keys),
+        clock=settings.clock,
+        signing_retry_count=settings.signing_retry_count,
+    )
+
 
 DEFINITION = ServiceDefinition(
-    dependencies=lambda resources: resources,  # TRANSITIONAL: the resources as they are
-    settings=AuthenticationSettings,
     name="authentication",
+    settings=AuthenticationSettings,
+    dependencies=build_dependencies,
     schema="authentication",
     shared_tracks=("accounts",),
     uses_redis=True,
@@ -44,7 +80,7 @@ DEFINITION = ServiceDefinition(
         **OTP_HANDLERS,
         **ACCOUNT_STATE_HANDLERS,  # API users' account state, for verifying tokens
     },
-    folder=FOLDER,
+    folder=Path(__file__).parent,
     read_ahead=RecipientsAhead,  # a verification's recipient, read with its lane's others
     http_routes=jwks_routes,
 )

@@ -1,9 +1,26 @@
--- Count one wrong password or access code for a recipient, unless their attempts are spent.
--- KEYS[1] failures counter; KEYS[2] (optional) this attempt's answer, by its command's id.
--- ARGV[1] retry count; ARGV[2] memory of failures in ms; ARGV[3] memory of an answer in ms.
--- Returns {used, counted}: counted = 0 when the attempts were already spent (nothing counted).
--- With KEYS[2], the same attempt made again (its command delivered again) gets the answer it
--- got the first time and counts nothing.
+-- Count one wrong password or access code for a recipient, up to a ceiling: an atomic
+-- count-and-memo primitive. What a count means (the retry count shared with wrong codes, the
+-- lock) is `domain.RecipientAttempts`'s; the caller passes the ceiling it works out.
+--
+-- KEYS[1] the recipient's failure count (string)
+-- KEYS[2] (optional) the memo of this attempt's reply, by the id of the command that made it
+-- ARGV[1] the ceiling: failures the count may hold   ARGV[2] how long failures are remembered, ms
+-- ARGV[3] how long the memo is kept, ms (with KEYS[2])
+--
+-- Returns {failures, counted}: counted is 0 when the count held its ceiling already (nothing was
+-- counted). With KEYS[2], the same attempt made again (its command delivered again after a crash,
+-- before its outcome was committed) gets the reply it got the first time and counts nothing.
+local function reply()
+  local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if failures >= tonumber(ARGV[1]) then
+    return {failures, 0}
+  end
+  failures = redis.call('INCR', KEYS[1])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return {failures, 1}
+end
+
+-- The memo, alike in every count-and-memo script: the reply as JSON (cjson), for a while.
 local memo = KEYS[2]
 if memo then
   local seen = redis.call('GET', memo)
@@ -11,16 +28,8 @@ if memo then
     return cjson.decode(seen)
   end
 end
-local reply
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[1]) then
-  reply = {used, 0}
-else
-  used = redis.call('INCR', KEYS[1])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  reply = {used, 1}
-end
+local answer = reply()
 if memo then
-  redis.call('SET', memo, cjson.encode(reply), 'PX', ARGV[3])
+  redis.call('SET', memo, cjson.encode(answer), 'PX', ARGV[3])
 end
-return reply
+return answer

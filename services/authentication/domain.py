@@ -2,7 +2,7 @@
 
 The service keeps a projection of each recipient's policy (from workflow events); these
 functions decide on it. Failures are counted atomically in Redis and the lock is recorded
-durably in Postgres by the handlers; the rules here say what a count means.
+durably in Postgres by the handlers; what a count means is `RecipientAttempts`'s alone.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ Method = Literal["password", "access_code", "sms_otp", "email_otp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
 SECRET_METHODS: frozenset[str] = frozenset({"password", "access_code"})
 OTP_METHODS: frozenset[str] = frozenset({"sms_otp", "email_otp"})
+AttemptKind = Literal["secret", "otp"]
+"""What an attempt submitted: a password or access code (``secret``), or a one-time password."""
+METHODS_OF: dict[AttemptKind, frozenset[str]] = {"secret": SECRET_METHODS, "otp": OTP_METHODS}
 TERMINAL_STATES = frozenset({"completed", "declined", "terminated"})
 
 ACCESS_PERIOD_ENDED = "You cannot access this document after the access period ends"
@@ -119,6 +122,10 @@ class RecipientPolicy:
     def locked(self) -> bool:
         return self.locked_at is not None
 
+    def uses(self, kind: AttemptKind) -> bool:
+        """Whether one of the recipient's methods is of ``kind``."""
+        return not METHODS_OF[kind].isdisjoint(self.methods)
+
     def method_for(self, expected: frozenset[str]) -> Method:
         """The one of the recipient's methods of the ``expected`` kind."""
         return next(m for m in self.methods if m in expected)
@@ -160,19 +167,71 @@ def check_attempt(
 
 
 @dataclass(frozen=True)
-class FailureCount:
-    """Failures counted for a recipient after one more wrong attempt."""
+class Failure:
+    """What one wrong attempt leaves of the recipient's retry count."""
 
-    used: int
-    retry_count: int
+    attempts_used: int
+    attempts_remaining: int
+    locks: bool
+    """This attempt spends the retry count: the recipient is locked until the sender resets them."""
+    counted: bool = True
+    """False: the retry count was spent before this attempt (nothing was checked or counted)."""
+
+
+@dataclass(frozen=True)
+class RecipientAttempts:
+    """All of one recipient's lockout arithmetic: one retry count shared by every method.
+
+    Wrong secrets (passwords, access codes) and wrong one-time passwords are counted apart, each
+    atomically in Redis (`failures.SecretFailures`, `libs.security.otp_store`), as each success
+    clears only its own; but a recipient who must pass both is locked by the retry count's worth
+    of wrong attempts of either kind together, not by that many of each. So each counter counts up
+    to a ceiling, what the other kind has left (`ceiling`), and the attempt that brings the sum to
+    the retry count locks (`locks`). Both counters are written only by the package's commands,
+    handled one at a time in order (one key, one partition), so their sum is exact. The lock itself
+    is durable in Postgres (``recipients.locked_at``, with the failures it was taken at).
+    """
+
+    retry_count: int = DEFAULT_RETRY_COUNT
+    secret_failures: int = 0
+    otp_failures: int = 0
+    locked: bool = False
+    locked_failures: int | None = None
+    """The failures the durable lock was taken at (they outlive a Redis loss)."""
+
+    def failures_besides(self, kind: AttemptKind) -> int:
+        """Wrong attempts of the kind other than ``kind``."""
+        return self.otp_failures if kind == "secret" else self.secret_failures
+
+    def ceiling(self, kind: AttemptKind) -> int:
+        """How many failures the counter of ``kind`` may hold: what the other kind has left."""
+        return max(self.retry_count - self.failures_besides(kind), 0)
+
+    def locks(self, used: int) -> bool:
+        """Whether ``used`` wrong attempts lock the recipient: the retry count's-th does (with the
+        default of 3, the third wrong code or password locks)."""
+        return used >= self.retry_count
+
+    def wrong_attempt(self, kind: AttemptKind, counted: int | None) -> Failure:
+        """A wrong attempt of ``kind``, whose counter (counted up to `ceiling`) now holds
+        ``counted``; None when it held its ceiling already and counted nothing: then this attempt
+        is the one that spends the retry count, and takes the lock if nothing took it yet."""
+        if counted is None:
+            return Failure(self.retry_count, 0, locks=True, counted=False)
+        used = counted + self.failures_besides(kind)
+        return Failure(used, max(self.retry_count - used, 0), self.locks(used))
+
+    @property
+    def used(self) -> int:
+        """What the status query reports as used: the failures the lock was taken at, else both
+        counters together."""
+        if self.locked and self.locked_failures:
+            return self.locked_failures
+        return self.secret_failures + self.otp_failures
 
     @property
     def remaining(self) -> int:
-        return max(self.retry_count - self.used, 0)
-
-    @property
-    def locks(self) -> bool:
-        return self.used >= self.retry_count
+        return 0 if self.locked else max(self.retry_count - self.used, 0)
 
 
 def grant_expiry(

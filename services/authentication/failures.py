@@ -8,9 +8,13 @@ Key layout, under the deployment's Redis prefix ``P``:
   this count only decides when to take it.
 - ``P auth:satisfied:<package>:<order>``: the set of methods the recipient has passed in
   the last ten minutes, for recipients who must pass several (a password and an SMS OTP).
-- ``P auth:failure_attempt:<event id>``: the answer the counting of one command's wrong
-  secret got, for an hour (the commands topic's retention): the command delivered again
-  (after a crash, before its outcome was committed) gets it again and counts nothing.
+- ``P auth:failure_attempt:<event id>``: the reply the counting of one command's wrong
+  secret got (JSON, the memo format of every count-and-memo script), for an hour (the commands
+  topic's retention): the command delivered again (after a crash, before its outcome was
+  committed) gets it again and counts nothing.
+
+What a count means (the retry count it shares with wrong codes, when it locks) is
+`domain.RecipientAttempts`'s; the script only counts up to the ceiling it is given.
 """
 
 from __future__ import annotations
@@ -42,14 +46,15 @@ class SecretFailures:
         return f"{self._failures}{package_id}:{order}"
 
     async def count(
-        self, package_id: str, order: int, retry_count: int, attempt: UUID | None = None
+        self, package_id: str, order: int, ceiling: int, attempt: UUID | None = None
     ) -> tuple[int, bool]:
-        """Count one failure (once per ``attempt``, the command's id); returns (failures used,
-        whether this one was counted)."""
+        """Count one failure, unless the count holds ``ceiling`` already (what the recipient's
+        retry count leaves it: `domain.RecipientAttempts.ceiling`), and once per ``attempt`` (the
+        command's id); returns (failures, whether this one was counted)."""
         memo = [f"{self._attempts}{attempt}"] if attempt else []
         used, counted = await self._count(
             keys=[self._key(package_id, order), *memo],
-            args=[retry_count, _ms(FAILURE_MEMORY), _ms(ATTEMPT_MEMORY)],
+            args=[ceiling, _ms(FAILURE_MEMORY), _ms(ATTEMPT_MEMORY)],
         )
         return int(used), bool(counted)
 
@@ -65,7 +70,9 @@ class SecretFailures:
         """Record a passed method; returns every method passed within the memory window."""
         key = f"{self._satisfied}{package_id}:{order}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, method).pexpire(key, _ms(SATISFIED_MEMORY)).smembers(key)
+            pipe.sadd(key, method)
+            pipe.pexpire(key, _ms(SATISFIED_MEMORY))
+            pipe.smembers(key)
             *_, members = await pipe.execute()
         return {m.decode() if isinstance(m, bytes) else m for m in members}
 

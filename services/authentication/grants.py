@@ -109,15 +109,6 @@ class GrantSigner:
         self.audience = settings.audience
         self.lifetime = settings.lifetime
 
-    def public_key_pem(self) -> str:
-        return (
-            self._key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public keys as a JWKS document (what ``/.well-known/jwks.json`` serves)."""
         return self.keys.jwks()

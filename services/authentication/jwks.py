@@ -33,7 +33,7 @@ def jwks_text(settings: GrantSettings) -> str:
     return json.dumps(GrantSigner(settings).jwks(), indent=2) + "\n"
 
 
-def jwks_routes(settings) -> list[tuple[str, object]]:
+def jwks_routes(settings: object) -> list[tuple[str, object]]:
     """The service's ``/.well-known/jwks.json``, its body made once from ``settings.grants`` (the
     settings the use cases sign with; a tool building the app from bare service settings gets the
     keys of the environment's grant settings)."""

@@ -11,28 +11,40 @@ once revoked is not revoked twice.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Scope
-from services.authentication import repository as db
+from libs.runtime.service import MessageHandler
+from libs.security.otp_store import OtpRecipient
+from services.authentication import repository
+from services.authentication.dependencies import AuthenticationScope
 from services.authentication.domain import REVOCATION_MARGIN, revocation_for
-from services.authentication.runtime import runtime
+from signgate_contracts import Message, identity, workflow
 from signgate_contracts import authentication as auth
-from signgate_contracts import identity, workflow
 from signgate_contracts.identity import user_mobile_context
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
 from signgate_contracts.workflow import sealed_policy_context
 
 
-async def revoked_grants(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
+class PackageFact(Protocol):
+    """A workflow fact about one package."""
+
+    type: str
+    package_id: str
+
+
+Projector = Callable[[Any, AuthenticationScope], Awaitable[list[Outgoing]]]
+
+
+async def revoked_grants(event: PackageFact, scope: AuthenticationScope) -> list[Outgoing]:
     """Revoke the grants ``event`` ends, and announce each: by its jti, never its text."""
     revocation = revocation_for(event.type, getattr(event, "order", None))
     if revocation is None:
         return []
-    now = runtime(unit).now()
-    revoked = await db.update_grants_revoked(
-        unit.connection,
+    now = scope.dependencies.now()
+    revoked = await repository.update_grants_revoked(
+        scope.connection,
         event.package_id,
         revocation.order,
         revocation.reason,
@@ -56,24 +68,28 @@ async def revoked_grants(event: workflow.Event, unit: Scope[Any]) -> list[Outgoi
     ]
 
 
-def revoking(project):
+def revoking(project: Projector) -> Projector:
     """``project``, then the revocation of the grants its fact ends."""
 
-    async def handle(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
-        return [*await project(event, unit), *await revoked_grants(event, unit)]
+    async def handle(event: Any, scope: AuthenticationScope) -> list[Outgoing]:
+        return [*await project(event, scope), *await revoked_grants(event, scope)]
 
     handle.__name__ = handle.__qualname__ = project.__name__
     handle.__doc__ = project.__doc__
     return handle
 
 
-async def recipient_declined(event: workflow.RecipientDeclined, unit: Scope[Any]) -> list[Outgoing]:
+async def handle_recipient_declined(
+    event: workflow.RecipientDeclined, scope: AuthenticationScope
+) -> list[Outgoing]:
     return []  # nothing to project: the recipient's grants end (`revoking`), and the package with them
 
 
-async def package_registered(event: workflow.PackageRegistered, unit: Scope[Any]) -> list[Outgoing]:
-    await db.upsert_package(
-        unit.connection,
+async def handle_package_registered(
+    event: workflow.PackageRegistered, scope: AuthenticationScope
+) -> list[Outgoing]:
+    await repository.upsert_package(
+        scope.connection,
         event.package_id,
         event.owner_id,
         event.state,
@@ -81,8 +97,8 @@ async def package_registered(event: workflow.PackageRegistered, unit: Scope[Any]
         event.account,
     )
     for recipient in event.recipients:
-        await db.insert_recipient(
-            unit.connection,
+        await repository.insert_recipient(
+            scope.connection,
             event.package_id,
             recipient.order,
             recipient.email_digest,
@@ -92,41 +108,41 @@ async def package_registered(event: workflow.PackageRegistered, unit: Scope[Any]
     return []
 
 
-def _package_state(state: str):
-    async def record(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
-        await db.update_package_state(unit.connection, event.package_id, state)
+def handle_package_state(state: str) -> Projector:
+    """A fact that puts the package in ``state``."""
+
+    async def handle(event: PackageFact, scope: AuthenticationScope) -> list[Outgoing]:
+        await repository.update_package_state(scope.connection, event.package_id, state)
         return []
 
-    return record
+    handle.__name__ = handle.__qualname__ = f"handle_package_{state}"
+    return handle
 
 
-def _workflow_lock(locked: bool):
-    async def record(event: workflow.Event, unit: Scope[Any]) -> list[Outgoing]:
-        await db.update_workflow_locked(unit.connection, event.package_id, locked)
-        return []
-
-    return record
-
-
-async def recipient_received(event: workflow.RecipientReceived, unit: Scope[Any]) -> list[Outgoing]:
-    await db.update_recipient_received(
-        unit.connection, event.package_id, event.order, event.received_at
-    )
-    return []
-
-
-async def recipient_signed(event: workflow.RecipientSigned, unit: Scope[Any]) -> list[Outgoing]:
-    await db.update_recipient_signed(
-        unit.connection, event.package_id, event.order, event.signed_at
-    )
-    return []
-
-
-async def recipient_authentication_updated(
-    event: workflow.RecipientAuthenticationUpdated, unit: Scope[Any]
+async def handle_recipient_received(
+    event: workflow.RecipientReceived, scope: AuthenticationScope
 ) -> list[Outgoing]:
-    await db.update_recipient_policy(
-        unit.connection,
+    await repository.update_recipient_received(
+        scope.connection, event.package_id, event.order, event.received_at
+    )
+    return []
+
+
+async def handle_recipient_signed(
+    event: workflow.RecipientSigned, scope: AuthenticationScope
+) -> list[Outgoing]:
+    await repository.update_recipient_signed(
+        scope.connection, event.package_id, event.order, event.signed_at
+    )
+    return []
+
+
+async def handle_recipient_authentication_updated(
+    event: workflow.RecipientAuthenticationUpdated | workflow.RecipientAuthenticationReset,
+    scope: AuthenticationScope,
+) -> list[Outgoing]:
+    await repository.update_recipient_policy(
+        scope.connection,
         event.package_id,
         event.order,
         event.email_digest,
@@ -136,9 +152,9 @@ async def recipient_authentication_updated(
     return []
 
 
-async def recipient_policy(
+async def handle_recipient_authentication_updated_v2(
     event: workflow.RecipientAuthenticationUpdatedV2 | workflow.RecipientAuthenticationResetV2,
-    unit: Scope[Any],
+    scope: AuthenticationScope,
 ) -> list[Outgoing]:
     """The recipient's policy as workflow published it, its sealed part opened with this service's key."""
     policy = event.authentication
@@ -149,7 +165,7 @@ async def recipient_policy(
             context = sealed_policy_context(
                 event.package_id, event.order, event.authentication_version
             )
-            opened = runtime(unit).opener.open(context, policy.sealed)
+            opened = scope.dependencies.opener.open(context, policy.sealed)
         destination = (
             {
                 "channel": policy.channel,
@@ -164,8 +180,8 @@ async def recipient_policy(
             "secret_hash": opened.get("secret_hash"),
             "destination": destination,
         }
-    await db.update_recipient_policy(
-        unit.connection,
+    await repository.update_recipient_policy(
+        scope.connection,
         event.package_id,
         event.order,
         event.email_digest,
@@ -176,13 +192,13 @@ async def recipient_policy(
     return []
 
 
-async def recipient_authentication_removed(
-    event: workflow.RecipientAuthenticationRemoved, unit: Scope[Any]
+async def handle_recipient_authentication_removed(
+    event: workflow.RecipientAuthenticationRemoved, scope: AuthenticationScope
 ) -> list[Outgoing]:
-    stored = await db.select_recipient(unit.connection, event.package_id, event.order)
+    stored = await repository.select_recipient(scope.connection, event.package_id, event.order)
     if stored is not None:
-        await db.update_recipient_policy(
-            unit.connection,
+        await repository.update_recipient_policy(
+            scope.connection,
             event.package_id,
             event.order,
             stored.policy.email,
@@ -193,70 +209,73 @@ async def recipient_authentication_removed(
     return []
 
 
-async def recipient_authentication_reset(
+async def handle_recipient_authentication_reset(
     event: workflow.RecipientAuthenticationReset | workflow.RecipientAuthenticationResetV2,
-    unit: Scope[Any],
+    scope: AuthenticationScope,
 ) -> list[Outgoing]:
     """The sender's unlock: this recipient's failures, pending code and lock are cleared; nobody else's."""
     if isinstance(event, workflow.RecipientAuthenticationResetV2):
-        await recipient_policy(event, unit)  # the policy as it stands now
+        await handle_recipient_authentication_updated_v2(
+            event, scope
+        )  # the policy as it stands now
     else:
-        await recipient_authentication_updated(event, unit)
-    was_locked = await db.update_recipient_unlocked(unit.connection, event.package_id, event.order)
-    services = runtime(unit)
-    await services.failures.reset(event.package_id, event.order)
-    await services.otp.reset(services.document_recipient(event.package_id, event.order))
+        await handle_recipient_authentication_updated(event, scope)
+    was_locked = await repository.update_recipient_unlocked(
+        scope.connection, event.package_id, event.order
+    )
+    await scope.dependencies.secret_failures.reset(event.package_id, event.order)
+    await scope.dependencies.otp.reset(OtpRecipient.document_opening(event.package_id, event.order))
     cleared = auth.RecipientAuthenticationCleared(
         package_id=event.package_id, order=event.order, was_locked=was_locked
     )
     return [Outgoing(AUTHENTICATION_EVENTS.name, event.package_id, cleared)]
 
 
-async def user_profile(
-    event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2, unit: Scope[Any]
+async def handle_user_profile(
+    event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2, scope: AuthenticationScope
 ) -> list[Outgoing]:
     """The mobile number signer codes go to (seed 002), opened from its sealed form."""
     mobile_number = None
     if event.mobile_sealed is not None:
-        mobile_number = runtime(unit).opener.open(
+        mobile_number = scope.dependencies.opener.open(
             user_mobile_context(event.user_id), event.mobile_sealed
         )
-    await db.upsert_user_profile(
-        unit.connection, event.user_id, event.email_digest, mobile_number, event.occurred_at
+    await repository.upsert_user_profile(
+        scope.connection, event.user_id, event.email_digest, mobile_number, event.occurred_at
     )
     return []
 
 
-async def first_user_profile(
-    event: identity.UserRegistered | identity.UserProfileUpdated, unit: Scope[Any]
+async def handle_user_profile_in_first_shape(
+    event: identity.UserRegistered | identity.UserProfileUpdated, scope: AuthenticationScope
 ) -> list[Outgoing]:
     """A profile in the first shape (the email and mobile number in clear), still read while such
     records are on the topic."""
-    digest = runtime(unit).digests.email(event.email) if event.email else None
-    await db.upsert_user_profile(
-        unit.connection, event.user_id, digest, event.mobile_number, event.occurred_at
+    digest = scope.dependencies.digests.email(event.email) if event.email else None
+    await repository.upsert_user_profile(
+        scope.connection, event.user_id, digest, event.mobile_number, event.occurred_at
     )
     return []
 
 
-HANDLERS = {
-    workflow.PackageRegistered: package_registered,
-    workflow.WorkflowShared: _package_state("in_progress"),
-    workflow.WorkflowCompleted: revoking(_package_state("completed")),
-    workflow.WorkflowDeclined: revoking(_package_state("declined")),
-    workflow.WorkflowTerminated: revoking(_package_state("terminated")),
-    workflow.WorkflowLocked: _workflow_lock(True),
-    workflow.WorkflowUnlocked: _workflow_lock(False),
-    workflow.RecipientReceived: recipient_received,
-    workflow.RecipientSigned: revoking(recipient_signed),
-    workflow.RecipientDeclined: revoking(recipient_declined),
-    workflow.RecipientAuthenticationUpdated: revoking(recipient_authentication_updated),
-    workflow.RecipientAuthenticationRemoved: revoking(recipient_authentication_removed),
-    workflow.RecipientAuthenticationReset: revoking(recipient_authentication_reset),
-    workflow.RecipientAuthenticationUpdatedV2: revoking(recipient_policy),
-    workflow.RecipientAuthenticationResetV2: revoking(recipient_authentication_reset),
-    identity.UserRegisteredV2: user_profile,
-    identity.UserProfileUpdatedV2: user_profile,
-    identity.UserRegistered: first_user_profile,
-    identity.UserProfileUpdated: first_user_profile,
+HANDLERS: dict[type[Message], MessageHandler] = {
+    workflow.PackageRegistered: handle_package_registered,
+    workflow.WorkflowShared: handle_package_state("in_progress"),
+    workflow.WorkflowCompleted: revoking(handle_package_state("completed")),
+    workflow.WorkflowDeclined: revoking(handle_package_state("declined")),
+    workflow.WorkflowTerminated: revoking(handle_package_state("terminated")),
+    # workflow.WorkflowLocked and WorkflowUnlocked: not projected. The workflow's lock stops the
+    # owner's changes, which workflow refuses itself; recipients still open, sign and decline.
+    workflow.RecipientReceived: handle_recipient_received,
+    workflow.RecipientSigned: revoking(handle_recipient_signed),
+    workflow.RecipientDeclined: revoking(handle_recipient_declined),
+    workflow.RecipientAuthenticationUpdated: revoking(handle_recipient_authentication_updated),
+    workflow.RecipientAuthenticationRemoved: revoking(handle_recipient_authentication_removed),
+    workflow.RecipientAuthenticationReset: revoking(handle_recipient_authentication_reset),
+    workflow.RecipientAuthenticationUpdatedV2: revoking(handle_recipient_authentication_updated_v2),
+    workflow.RecipientAuthenticationResetV2: revoking(handle_recipient_authentication_reset),
+    identity.UserRegisteredV2: handle_user_profile,
+    identity.UserProfileUpdatedV2: handle_user_profile,
+    identity.UserRegistered: handle_user_profile_in_first_shape,
+    identity.UserProfileUpdated: handle_user_profile_in_first_shape,
 }

@@ -1,8 +1,12 @@
-"""SQL of the authentication service's projection, one free function per statement."""
+"""SQL of the authentication service's projection, one free function per statement.
+
+A lane's recipients are read ahead in one query (`RecipientsAhead`); `select_recipient` consults
+what was read before it queries, so no handler needs to know.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +14,11 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.runtime.read_ahead import ByPackage, ReadAhead
 from services.authentication.domain import AccessWindow, RecipientPolicy
+from signgate_contracts import Message
+from signgate_contracts import authentication as auth
+from signgate_contracts.otp import Channel
 from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
 
@@ -19,7 +27,6 @@ class Package:
     package_id: str
     owner_id: str
     state: str
-    workflow_locked: bool
     document_ids: list[str]
     account: str | None = None
 
@@ -38,7 +45,7 @@ class StoredRecipient:
     """A recipient row: the policy the domain decides on, plus what only the service needs."""
 
     policy: RecipientPolicy
-    channel: str | None
+    channel: Channel | None
     destination_masked: str | None
     locked_failures: int | None
     last_failure: str | None
@@ -85,14 +92,6 @@ async def insert_recipient(
 async def update_package_state(connection: asyncpg.Connection, package_id: str, state: str) -> None:
     await connection.execute(
         "UPDATE packages SET state = $2 WHERE package_id = $1", package_id, state
-    )
-
-
-async def update_workflow_locked(
-    connection: asyncpg.Connection, package_id: str, locked: bool
-) -> None:
-    await connection.execute(
-        "UPDATE packages SET workflow_locked = $2 WHERE package_id = $1", package_id, locked
     )
 
 
@@ -206,7 +205,7 @@ async def update_recipient_last_failure(
 
 async def select_package(connection: asyncpg.Connection, package_id: str) -> Package | None:
     row = await connection.fetchrow(
-        "SELECT package_id, owner_id, state, workflow_locked, document_ids, account FROM packages"
+        "SELECT package_id, owner_id, state, document_ids, account FROM packages"
         " WHERE package_id = $1",
         package_id,
     )
@@ -223,8 +222,14 @@ async def select_recipient(
     package_id: str,
     order: int | None,
     email_digest: str | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> StoredRecipient | None:
-    """The recipient at ``order``, or the only one with that email; None if none (or ambiguous)."""
+    """The recipient at ``order`` (as the lane read it ahead, if it did), or the only one with that
+    email; None if none (or ambiguous)."""
+    if isinstance(read_ahead, RecipientsAhead) and order is not None:
+        known, stored = read_ahead.recall(package_id, order)
+        if known:
+            return stored
     rows = await connection.fetch(
         f"""{RECIPIENT_COLUMNS}
            WHERE r.package_id = $1 AND (r."order" = $2 OR ($2::int IS NULL AND r.email_digest = $3))
@@ -248,6 +253,32 @@ async def select_recipients(
         list(orders),
     )
     return {(row["package_id"], row["order"]): stored_recipient(row) for row in rows}
+
+
+RECIPIENT_COMMANDS = (
+    auth.OpenDocumentWithPassword,
+    auth.RequestDocumentOtp,
+    auth.VerifyDocumentOtp,
+    auth.GetRecipientAuthenticationStatus,
+)
+"""Commands that name one recipient by package and order (a lookup by email is not read ahead)."""
+
+
+class RecipientsAhead(ByPackage[StoredRecipient]):
+    """A lane's read-ahead (``libs.runtime.read_ahead``) of the recipients its commands name, by
+    package and order, in one query; `select_recipient` consults it."""
+
+    async def load(self, connection: asyncpg.Connection, messages: Sequence[Message]) -> None:
+        wanted = {
+            (m.package_id, m.order)
+            for m in messages
+            if isinstance(m, RECIPIENT_COMMANDS) and m.order is not None
+        }
+        if not wanted:
+            return
+        found = await select_recipients(connection, wanted)
+        for package_id, order in wanted:
+            self.remember(package_id, order, found.get((package_id, order)))
 
 
 def stored_recipient(row: asyncpg.Record) -> StoredRecipient:

@@ -15,7 +15,7 @@ from libs.runtime.settings import ConnectionSettings
 from libs.security.otp_store import OtpRecipient, OtpStore, OtpStoreSettings
 from libs.security.secrets import SecretHasher, SecretSettings, generate_pepper
 from libs.security.tokens import TokenIssuer, TokenSettings, generate_key_pair
-from services.authentication import repository as db
+from services.authentication import repository
 from services.authentication.app import DEFINITION, AuthenticationSettings
 from services.authentication.grants import GrantSettings
 from signgate_client import GrantVerifier
@@ -146,7 +146,7 @@ async def test_right_access_code_opens_and_grants_access_to_the_reply_topic_only
                                      and b"document_access_granted" in r.value)
 
     assert outcome["type"] == "authentication.recipient_authenticated" and outcome["method"] == "access_code"
-    signer = service.resources.extras["authentication"].grants
+    signer = service.resources.dependencies.grants
     grant = GrantVerifier.from_jwks(signer.jwks()).verify(json.loads(granted.value)["grant"], package_id=package_id, order=1)
     assert (grant.package_id, grant.order) == (package_id, 1)
     events = [r for r in watch.records if r.topic.endswith(AUTHENTICATION_EVENTS.name)]
@@ -322,8 +322,8 @@ async def test_only_one_attempt_takes_the_lock(provisioned: ConnectionSettings, 
     now = datetime.now(UTC)
 
     async with pool.acquire() as connection:
-        first = await db.update_recipient_locked(connection, package_id, 1, now, 3)
-        second = await db.update_recipient_locked(connection, package_id, 1, now, 3)
+        first = await repository.update_recipient_locked(connection, package_id, 1, now, 3)
+        second = await repository.update_recipient_locked(connection, package_id, 1, now, 3)
 
     assert (first, second) == (True, False)
 
@@ -351,3 +351,17 @@ async def test_attempts_sent_together_see_each_others_writes(
         ("authentication.recipient_locked_out", None),
         ("command.rejected", "recipient_locked"),
     ]
+
+
+async def test_a_locked_workflow_does_not_stop_a_recipient_from_opening(
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher
+) -> None:
+    """The workflow's lock stops the owner's changes, not the recipients: the right access code still
+    opens a package whose workflow the owner locked."""
+    package_id = await package_with(provisioned, service, (1, policy(["access_code"], secret="right"), None))
+    await publish(provisioned, WORKFLOW_EVENTS.name, package_id, wf.WorkflowLocked(package_id=package_id))
+
+    opened = await command(provisioned, watch, auth.OpenDocumentWithPassword(
+        package_id=package_id, order=1, invitation=invitation_for(package_id, 1), password="right"))
+
+    assert opened["type"] == "authentication.recipient_authenticated"

@@ -164,6 +164,19 @@ async def test_a_new_code_does_not_reset_the_failure_count(store: OtpStore) -> N
     assert (await store.verify_and_consume(who, "222222", retry_count=3)).outcome is VerifyOutcome.LOCKED
 
 
+async def test_a_ceiling_already_spent_by_other_failures_refuses_the_right_code_unchecked(store: OtpStore) -> None:
+    """A ceiling of 0 (the recipient's password failures spent the shared retry count) answers LOCKED,
+    already spent, without checking or consuming the code; the right code then verifies under a ceiling."""
+    who = recipient()
+    await issue(store, who, "123456")
+
+    refused = await store.verify_and_consume(who, "123456", retry_count=0)
+
+    assert (refused.outcome, refused.locked_now, refused.spent, refused.attempts_used) == (VerifyOutcome.LOCKED, False, True, 0)
+    assert (await store.failures(who), (await store.status(who)).pending is not None) == (0, True)
+    assert (await store.verify_and_consume(who, "123456", retry_count=3)).ok
+
+
 async def test_a_new_code_replaces_the_pending_one(store: OtpStore) -> None:
     """After a second code is issued the first no longer verifies and the second does."""
     who = recipient()

@@ -1,4 +1,4 @@
-"""Rules of recipient authentication: windows, method, lock, failure counts and grant lifetimes."""
+"""Rules of recipient authentication: windows, method, lock, the shared retry count and grant lifetimes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from services.authentication.domain import (
     AccessPeriodClosed,
     AccessWindow,
     AuthenticationNotEnabled,
-    FailureCount,
+    Failure,
+    RecipientAttempts,
     RecipientLocked,
     RecipientPolicy,
     WrongMethod,
@@ -88,8 +89,34 @@ def test_closed_packages_refuse_authentication() -> None:
 @pytest.mark.parametrize(("used", "remaining", "locks"), [(1, 2, False), (2, 1, False), (3, 0, True), (4, 0, True)])
 def test_failure_count_locks_at_the_retry_count(used: int, remaining: int, locks: bool) -> None:
     """The retry count's worth of failures locks; remaining attempts never go below zero."""
-    count = FailureCount(used=used, retry_count=3)
-    assert (count.remaining, count.locks) == (remaining, locks)
+    failure = RecipientAttempts(retry_count=3).wrong_attempt("secret", used)
+    assert (failure.attempts_remaining, failure.locks) == (remaining, locks)
+
+
+def test_the_third_wrong_attempt_of_either_kind_locks_a_recipient_with_two_methods() -> None:
+    """A recipient who must pass a password and an OTP has one retry count for both: each counter
+    may count what the other has left, and the attempt that brings the sum to it locks."""
+    attempts = RecipientAttempts(retry_count=3, secret_failures=1, otp_failures=1)
+    assert (attempts.ceiling("secret"), attempts.ceiling("otp")) == (2, 2)
+    assert attempts.wrong_attempt("otp", 2) == Failure(3, 0, locks=True)
+    assert RecipientAttempts(retry_count=3, otp_failures=1).wrong_attempt("secret", 1) == Failure(2, 1, locks=False)
+
+
+def test_an_attempt_after_the_count_was_spent_takes_the_lock_with_the_retry_count() -> None:
+    """A counter that held its ceiling already (spent, but not locked yet) counts nothing: that
+    attempt is the one that locks, at the retry count."""
+    attempts = RecipientAttempts(retry_count=4, secret_failures=4)
+    assert attempts.ceiling("otp") == 0
+    assert attempts.wrong_attempt("otp", None) == Failure(4, 0, locks=True, counted=False)
+
+
+def test_the_status_reports_both_counters_or_the_failures_the_lock_was_taken_at() -> None:
+    """Unlocked, the status counts wrong secrets and codes together; locked, it reports what the
+    lock was taken at (which a Redis loss does not forget) and nothing remaining."""
+    unlocked = RecipientAttempts(retry_count=5, secret_failures=1, otp_failures=2)
+    assert (unlocked.used, unlocked.remaining) == (3, 2)
+    locked = RecipientAttempts(retry_count=5, locked=True, locked_failures=5)
+    assert (locked.used, locked.remaining) == (5, 0)
 
 
 def test_every_access_grants_this_opening_only() -> None:

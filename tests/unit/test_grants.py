@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
@@ -56,6 +57,11 @@ def grant(by: GrantSigner, *, lasts: timedelta = timedelta(minutes=30), package_
 
 def forged(claims: dict, *, key: Ed25519PrivateKey, kid: str) -> str:
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+
+
+def public_pem(by: GrantSigner) -> bytes:
+    """The signer's current public key as PEM (what an algorithm-confusion forger would HMAC with)."""
+    return by.keys[by.key_id].public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def hs256(claims: dict, secret: bytes, *, kid: str) -> str:
@@ -203,7 +209,7 @@ def test_other_algorithms_are_refused_whatever_the_header_says() -> None:
     by = signer()
     claims = jwt.decode(grant(by), options={"verify_signature": False})
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": by.key_id})
-    confused = hs256(claims, by.public_key_pem().encode(), kid=by.key_id)  # PyJWT refuses to make one
+    confused = hs256(claims, public_pem(by), kid=by.key_id)  # PyJWT refuses to make one
     for token in (unsigned, confused):
         with pytest.raises(GrantInvalid, match="EdDSA"):
             verifier_of(by).verify(token)

@@ -293,8 +293,7 @@ class Bench:
         """``count`` recipients in packages of ``PER_PACKAGE``, each with ``policy`` (or an SMS OTP
         policy), known to the authentication service's projection and, shared, to the workflow
         service (which records each authentication fact in the package's history)."""
-        from services.authentication import projection
-        from services.authentication import repository as db
+        from services.authentication import projection, repository
         from services.workflow import domain as workflow
         from services.workflow import repository as workflow_db
 
@@ -315,8 +314,8 @@ class Bench:
                 for o in orders
             ]
             async with self.pool.acquire() as connection, connection.transaction():
-                unit = Scope(None, connection)  # projection writes need only the connection
-                await projection.package_registered(
+                scope = Scope(None, connection)  # projection writes need only the connection
+                await projection.handle_package_registered(
                     wf.PackageRegistered(
                         package_id=package_id,
                         owner_id=str(uuid.uuid4()),
@@ -326,13 +325,13 @@ class Bench:
                         documents=[wf.DocumentSummary(document_id="doc-1", name="bench.pdf")],
                         recipients=summaries,
                     ),
-                    unit,
+                    scope,
                 )
                 for summary in summaries:
                     rule = policy or _otp_policy(
                         _phone(package_id, summary.order) if phones else "+442079460123"
                     )
-                    await projection.recipient_authentication_updated(
+                    await projection.handle_recipient_authentication_updated(
                         wf.RecipientAuthenticationUpdated(
                             package_id=package_id,
                             order=summary.order,
@@ -340,9 +339,9 @@ class Bench:
                             authentication=rule,
                             access_window=None,
                         ),
-                        unit,
+                        scope,
                     )
-                await db.update_package_state(connection, package_id, "in_progress")
+                await repository.update_package_state(connection, package_id, "in_progress")
             async with self.workflow_pool.acquire() as connection, connection.transaction():
                 await workflow_db.insert_package(
                     connection,

@@ -1,0 +1,507 @@
+"""What the authentication service does with each command, and with OTP dispatch's answers.
+
+Each handler reads what its decision needs (`repository`, the Redis counters and the OTP store),
+decides with `domain` (every count's meaning is `domain.RecipientAttempts`'s), writes what the
+decision says and returns what to publish.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import SecretStr
+
+from libs.runtime.errors import BadRequest, Forbidden, NotFound
+from libs.runtime.messaging.outgoing import Outgoing, caused_by
+from libs.runtime.service import MessageHandler
+from libs.security.invitations import CredentialRequired
+from libs.security.otp_store import OtpRecipient, VerifyOutcome
+from libs.security.tokens import Claims
+from services.authentication import repository
+from services.authentication.dependencies import AuthenticationScope
+from services.authentication.domain import (
+    DOCUMENT_NOT_FOUND,
+    NO_USER_AT_ORDER,
+    OTP_METHODS,
+    RECIPIENT_LOCKED,
+    SECRET_METHODS,
+    Failure,
+    InvitationNotValid,
+    Method,
+    RecipientAttempts,
+    RecipientLocked,
+    RecipientPolicy,
+    admit_invitation,
+    check_attempt,
+    grant_expiry,
+    grant_still_current,
+)
+from signgate_contracts import Command, CommandRejected, Event, Message, otp
+from signgate_contracts import authentication as auth
+from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
+
+DOCUMENT_NOT_OWNED = "Document does not belong to user"
+NO_MOBILE_NUMBER = (
+    "No mobile number is set in the user's profile: add one to receive the one-time password"
+)
+DELIVERY_FAILED = "The one-time password could not be delivered; ask for a new one"
+FailureReason = Literal["wrong_secret", "expired_code", "no_pending_code"]
+FAILURE_REASONS: dict[VerifyOutcome, FailureReason] = {
+    VerifyOutcome.WRONG: "wrong_secret",
+    VerifyOutcome.EXPIRED: "expired_code",
+    VerifyOutcome.NO_PENDING: "no_pending_code",
+}
+
+RecipientCommand = (
+    auth.OpenDocumentWithPassword
+    | auth.RequestDocumentOtp
+    | auth.VerifyDocumentOtp
+    | auth.GetRecipientAuthenticationStatus
+)
+
+
+def event(message: Event, package_id: str) -> Outgoing:
+    return Outgoing(AUTHENTICATION_EVENTS.name, package_id, message)
+
+
+async def handle_open_document_with_password(
+    command: auth.OpenDocumentWithPassword, scope: AuthenticationScope
+) -> list[Outgoing]:
+    dependencies = scope.dependencies
+    now = dependencies.now()
+    stored = await named_recipient(command, scope)
+    policy = check_attempt(stored.policy if stored else None, now, SECRET_METHODS)
+    method = policy.method_for(SECRET_METHODS)
+    verification = await dependencies.hasher.verify(
+        policy.secret_hash, command.password.get_secret_value()
+    )
+    if verification.matches:
+        await dependencies.secret_failures.succeeded(policy.package_id, policy.order)
+        return await authenticated(command, scope, policy, method, now)
+    otp_failures = 0
+    if policy.uses("otp"):
+        otp_failures = await dependencies.otp.failures(document_recipient(policy))
+    attempts = RecipientAttempts(policy.retry_count, otp_failures=otp_failures)
+    used, counted = await dependencies.secret_failures.count(
+        policy.package_id, policy.order, attempts.ceiling("secret"), command.event_id
+    )
+    failure = attempts.wrong_attempt("secret", used if counted else None)
+    return await failed(scope, policy, method, "wrong_secret", failure, now)
+
+
+async def handle_verify_document_otp(
+    command: auth.VerifyDocumentOtp, scope: AuthenticationScope
+) -> list[Outgoing]:
+    dependencies = scope.dependencies
+    now = dependencies.now()
+    stored = await named_recipient(command, scope)
+    policy = check_attempt(stored.policy if stored else None, now, OTP_METHODS)
+    method = policy.method_for(OTP_METHODS)
+    secret_failures = 0
+    if policy.uses("secret"):
+        secret_failures = await dependencies.secret_failures.used(policy.package_id, policy.order)
+    attempts = RecipientAttempts(policy.retry_count, secret_failures=secret_failures)
+    result = await dependencies.otp.verify_and_consume(
+        document_recipient(policy),
+        command.code,
+        retry_count=attempts.ceiling("otp"),
+        now=now,
+        attempt=command.event_id,
+    )
+    if result.ok:
+        return await authenticated(command, scope, policy, method, now)
+    failure = attempts.wrong_attempt("otp", None if result.spent else result.attempts_used)
+    reason = FAILURE_REASONS.get(result.outcome, "wrong_secret")
+    return await failed(scope, policy, method, reason, failure, now)
+
+
+async def handle_request_document_otp(
+    command: auth.RequestDocumentOtp, scope: AuthenticationScope
+) -> list[Outgoing]:
+    stored = await named_recipient(command, scope)
+    policy = check_attempt(stored.policy if stored else None, scope.dependencies.now(), OTP_METHODS)
+    assert stored is not None and stored.channel and policy.destination
+    return await request_delivery(
+        command,
+        scope,
+        otp.OtpDeliveryRequested(
+            purpose="document_opening",
+            package_id=policy.package_id,
+            order=policy.order,
+            channel=stored.channel,
+            destination=policy.destination,
+        ),
+    )
+
+
+async def handle_get_recipient_authentication_status(
+    command: auth.GetRecipientAuthenticationStatus, scope: AuthenticationScope
+) -> list[Outgoing]:
+    dependencies = scope.dependencies
+    stored = await named_recipient(command, scope)
+    if stored is None:
+        raise NotFound(NO_USER_AT_ORDER, code="recipient_not_found")
+    policy = stored.policy
+    otp_status = await dependencies.otp.status(document_recipient(policy))
+    attempts = RecipientAttempts(
+        policy.retry_count,
+        secret_failures=await dependencies.secret_failures.used(policy.package_id, policy.order),
+        otp_failures=otp_status.failures,
+        locked=policy.locked,
+        locked_failures=stored.locked_failures,
+    )
+    status = auth.RecipientAuthenticationStatus(
+        package_id=policy.package_id,
+        order=policy.order,
+        method=policy.methods[0] if policy.methods else None,
+        attempts_used=attempts.used,
+        attempts_remaining=attempts.remaining,
+        locked=policy.locked,
+        locked_since=policy.locked_at,
+        last_failure_reason=stored.last_failure,
+        otp_expires_at=otp_status.pending.expires_at if otp_status.pending else None,
+        resend_available_at=otp_status.resend_available_at,
+        destination=stored.destination_masked,
+    )
+    return [Outgoing.answer(command, AUTHENTICATION_REPLIES.name, policy.package_id, status)]
+
+
+async def handle_request_signing_otp(
+    command: auth.RequestSigningOtp, scope: AuthenticationScope
+) -> list[Outgoing]:
+    claims = await signer_claims(command, scope)
+    profile = await repository.select_user_profile(scope.connection, claims.subject)
+    if profile is None or not profile.mobile_number:
+        raise BadRequest(NO_MOBILE_NUMBER, code="mobile_number_missing", field="mobile_number")
+    return await request_delivery(
+        command,
+        scope,
+        otp.OtpDeliveryRequested(
+            purpose="signing",
+            package_id=command.package_id,
+            user_id=claims.subject,
+            document_id=command.document_id,
+            field_name=command.field_name,
+            channel="sms",
+            destination=profile.mobile_number,
+        ),
+    )
+
+
+async def handle_verify_signing_otp(
+    command: auth.VerifySigningOtp, scope: AuthenticationScope
+) -> list[Outgoing]:
+    """A signer's code for one field: no recipient policy, so the retry count is the setting's,
+    and the spent count (in Redis) is the signer's lock."""
+    dependencies = scope.dependencies
+    claims = await signer_claims(command, scope)
+    attempts = RecipientAttempts(dependencies.signing_retry_count)
+    result = await dependencies.otp.verify_and_consume(
+        OtpRecipient.signing(
+            command.package_id, claims.subject, command.document_id, command.field_name
+        ),
+        command.code,
+        retry_count=attempts.ceiling("otp"),
+        now=dependencies.now(),
+        attempt=command.event_id,
+    )
+    if result.ok:
+        authenticated = auth.SignerAuthenticated(
+            package_id=command.package_id,
+            document_id=command.document_id,
+            field_name=command.field_name,
+            user_id=claims.subject,
+        )
+        return [event(authenticated, command.package_id)]
+    failure = attempts.wrong_attempt("otp", None if result.spent else result.attempts_used)
+    if not failure.counted:
+        raise RecipientLocked(RECIPIENT_LOCKED)
+    return [
+        event(
+            auth.SignerAuthenticationFailed(
+                package_id=command.package_id,
+                document_id=command.document_id,
+                field_name=command.field_name,
+                user_id=claims.subject,
+                reason=FAILURE_REASONS.get(result.outcome, "wrong_secret"),
+                attempts_remaining=failure.attempts_remaining,
+            ),
+            command.package_id,
+        )
+    ]
+
+
+async def handle_otp_sent(sent: otp.OtpSent, scope: AuthenticationScope) -> list[Outgoing]:
+    """OTP dispatch sent the code: that is the outcome of the command that asked for it."""
+    if sent.purpose == "signing":
+        assert sent.user_id and sent.document_id and sent.field_name
+        outcome: Event = auth.SigningOtpSent(
+            package_id=sent.package_id,
+            document_id=sent.document_id,
+            field_name=sent.field_name,
+            user_id=sent.user_id,
+            destination=sent.destination,
+            expires_at=sent.expires_at,
+            resend_available_at=sent.resend_available_at,
+        )
+    else:
+        assert sent.order is not None
+        outcome = auth.DocumentOtpSent(
+            package_id=sent.package_id,
+            order=sent.order,
+            channel=sent.channel,
+            destination=sent.destination,
+            expires_at=sent.expires_at,
+            resend_available_at=sent.resend_available_at,
+        )
+    return [event(outcome, sent.package_id)]
+
+
+async def handle_otp_delivery_failed(
+    failure: otp.OtpDeliveryFailed, scope: AuthenticationScope
+) -> list[Outgoing]:
+    rejection = CommandRejected(status=500, code="otp_delivery_failed", message=DELIVERY_FAILED)
+    return [event(rejection, failure.package_id)]
+
+
+async def handle_command_rejected(
+    rejection: CommandRejected, scope: AuthenticationScope
+) -> list[Outgoing]:
+    """OTP dispatch refused a request of ours (a send limit): the caller gets that refusal."""
+    if rejection.command_event_id is None:
+        return []
+    request = await repository.select_otp_request(scope.connection, rejection.command_event_id)
+    if request is None:
+        return []  # another service's rejection, seen on a topic this service reads
+    return [event(rejection.model_copy(update={"command_type": None}), request["package_id"])]
+
+
+# -- the steps handlers share --
+
+
+def document_recipient(policy: RecipientPolicy) -> OtpRecipient:
+    return OtpRecipient.document_opening(policy.package_id, policy.order)
+
+
+async def named_recipient(
+    command: RecipientCommand, scope: AuthenticationScope
+) -> repository.StoredRecipient | None:
+    """The recipient the command names, once it has proved it may act for them: with the
+    recipient's invitation, or the package owner's token. Anything else is refused (401) here,
+    before a counter moves, a code is sent or a status is read."""
+    dependencies, connection = scope.dependencies, scope.connection
+    digest = dependencies.digests.email(command.email) if command.email else None
+    if command.invitation is not None:
+        invitation = dependencies.invitations.verify(command.invitation.get_secret_value())
+        if invitation.package_id != command.package_id:
+            raise InvitationNotValid()
+        stored = await repository.select_recipient(
+            connection, command.package_id, invitation.order, read_ahead=scope.read_ahead
+        )
+        admit_invitation(
+            invitation, command.package_id, command.order, digest, stored.policy if stored else None
+        )
+        return stored
+    if command.access_token is None:
+        raise CredentialRequired()
+    claims = await dependencies.tokens.verify(command.access_token)
+    package = await repository.select_package(connection, command.package_id)
+    if package is None:
+        raise NotFound(DOCUMENT_NOT_FOUND, code="document_not_found")
+    if package.owner_id != claims.subject:
+        raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
+    return await repository.select_recipient(
+        connection, command.package_id, command.order, digest, read_ahead=scope.read_ahead
+    )
+
+
+async def authenticated(
+    command: Command,
+    scope: AuthenticationScope,
+    policy: RecipientPolicy,
+    method: Method,
+    now: datetime,
+) -> list[Outgoing]:
+    """A method succeeded: say so, and grant access once every required method has."""
+    dependencies = scope.dependencies
+    if set(policy.methods) <= {method}:  # one method: nothing to remember for a later one
+        satisfied: set[str] = {method}
+    else:
+        satisfied = await dependencies.secret_failures.satisfy(
+            policy.package_id, policy.order, method
+        )
+    expires_at = grant_expiry(policy, now, dependencies.grants.lifetime)
+    if not satisfied.issuperset(policy.methods):
+        return [
+            event(
+                auth.RecipientAuthenticated(
+                    package_id=policy.package_id,
+                    order=policy.order,
+                    method=method,
+                    access_until=expires_at,
+                ),
+                policy.package_id,
+            )
+        ]
+    return await grant_access(command, scope, policy, method, now, expires_at)
+
+
+async def grant_access(
+    command: Command,
+    scope: AuthenticationScope,
+    policy: RecipientPolicy,
+    method: Method,
+    now: datetime,
+    expires_at: datetime,
+) -> list[Outgoing]:
+    """Sign a grant and record it (to revoke it later) with the reply that carries it and the event
+    that announces the authentication, in the command's transaction."""
+    connection = scope.connection
+    current = await repository.select_recipient_for_grant(
+        connection, policy.package_id, policy.order
+    )
+    grant_still_current(policy, *(current or (None, None)))
+    grant = scope.dependencies.grants.sign(policy.package_id, policy.order, now, expires_at)
+    await repository.insert_issued_grant(
+        connection,
+        grant.grant_id,
+        policy.package_id,
+        policy.order,
+        grant.issued_at,
+        grant.expires_at,
+    )
+    return [
+        event(
+            auth.RecipientAuthenticated(
+                package_id=policy.package_id,
+                order=policy.order,
+                method=method,
+                access_until=grant.expires_at,
+            ),
+            policy.package_id,
+        ),
+        Outgoing.answer(
+            command,
+            AUTHENTICATION_REPLIES.name,
+            policy.package_id,
+            auth.DocumentAccessGranted(
+                package_id=policy.package_id,
+                order=policy.order,
+                grant=SecretStr(grant.token),
+                expires_at=grant.expires_at,
+                frequency=policy.frequency,
+                grant_id=grant.grant_id,
+            ),
+        ),
+    ]
+
+
+async def failed(
+    scope: AuthenticationScope,
+    policy: RecipientPolicy,
+    method: Method,
+    reason: FailureReason,
+    failure: Failure,
+    now: datetime,
+) -> list[Outgoing]:
+    """A wrong attempt: record it, and the durable lock if it locks; its one outcome is the
+    failure, or the lockout it caused."""
+    connection = scope.connection
+    await repository.update_recipient_last_failure(
+        connection, policy.package_id, policy.order, reason
+    )
+    if failure.locks:
+        if not await repository.update_recipient_locked(
+            connection, policy.package_id, policy.order, now, failure.attempts_used
+        ):  # another attempt took the lock, and announced it
+            raise RecipientLocked(RECIPIENT_LOCKED)
+        return [
+            event(
+                auth.RecipientLockedOut(
+                    package_id=policy.package_id,
+                    order=policy.order,
+                    method=method,
+                    failures=failure.attempts_used,
+                    locked_at=now,
+                ),
+                policy.package_id,
+            )
+        ]
+    return [
+        event(
+            auth.RecipientAuthenticationFailed(
+                package_id=policy.package_id,
+                order=policy.order,
+                method=method,
+                reason=reason,
+                attempts_used=failure.attempts_used,
+                attempts_remaining=failure.attempts_remaining,
+            ),
+            policy.package_id,
+        )
+    ]
+
+
+async def request_delivery(
+    command: Command, scope: AuthenticationScope, request: otp.OtpDeliveryRequested
+) -> list[Outgoing]:
+    """Ask OTP dispatch to send a code; its answer becomes this command's outcome."""
+    stamped = caused_by(command, request, index=0)  # the id the handler stamps it with
+    await repository.insert_otp_request(
+        scope.connection,
+        stamped.event_id,
+        request.package_id,
+        request.order,
+        request.user_id,
+        request.document_id,
+        request.field_name,
+    )
+    return [Outgoing(OTP_REQUESTS.name, str(request.challenge_id), stamped)]
+
+
+async def signer_claims(
+    command: auth.RequestSigningOtp | auth.VerifySigningOtp, scope: AuthenticationScope
+) -> Claims:
+    """The caller's claims, after the seed's checks: token, document, who may sign, access period.
+
+    The owner may sign; anyone else only as the signer the owner named for a recipient (by user
+    id, or by a user name an administrator set), and only as a member of the package's account.
+    Nothing a user edits about themself (their profile's email or mobile) widens that.
+    """
+    dependencies, connection = scope.dependencies, scope.connection
+    claims = await dependencies.tokens.verify(command.access_token)
+    package = await repository.select_package(connection, command.package_id)
+    if package is None or command.document_id not in package.document_ids:
+        raise NotFound(DOCUMENT_NOT_FOUND, code="document_not_found")
+    orders: list[int] = []
+    if package.owner_id != claims.subject:
+        if package.account is None or package.account in claims.accounts:
+            orders = await repository.select_recipients_signed_by(
+                connection,
+                package.package_id,
+                claims.subject,
+                dependencies.digests.user_name(claims.user_name),
+            )
+        if not orders:
+            raise Forbidden(DOCUMENT_NOT_OWNED, code="document_not_owned")
+    for order in orders:
+        stored = await repository.select_recipient(connection, package.package_id, order)
+        if stored is not None:
+            stored.policy.window.check(dependencies.now(), stored.policy.received_at)
+    return claims
+
+
+COMMAND_HANDLERS: dict[type[Message], MessageHandler] = {
+    auth.OpenDocumentWithPassword: handle_open_document_with_password,
+    auth.RequestDocumentOtp: handle_request_document_otp,
+    auth.VerifyDocumentOtp: handle_verify_document_otp,
+    auth.RequestSigningOtp: handle_request_signing_otp,
+    auth.VerifySigningOtp: handle_verify_signing_otp,
+    auth.GetRecipientAuthenticationStatus: handle_get_recipient_authentication_status,
+}
+OTP_HANDLERS: dict[type[Message], MessageHandler] = {
+    otp.OtpSent: handle_otp_sent,
+    otp.OtpDeliveryFailed: handle_otp_delivery_failed,
+    CommandRejected: handle_command_rejected,
+}
