@@ -110,8 +110,6 @@ class Resources:
     relay: OutboxRelay | None = None
     dependencies: Any = None
     """The service's typed dependencies object (its ``ServiceDefinition.dependencies`` built it)."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """TRANSITIONAL, to be removed: objects a service still builds lazily, by name."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -314,7 +315,9 @@ class Bench:
                 for o in orders
             ]
             async with self.pool.acquire() as connection, connection.transaction():
-                scope = Scope(None, connection)  # projection writes need only the connection
+                scope: Scope[Any] = Scope(
+                    None, connection
+                )  # these projections need only the connection
                 await projection.handle_package_registered(
                     wf.PackageRegistered(
                         package_id=package_id,

@@ -17,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from libs.runtime.errors import NotFound
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import ServiceDefinition, Resources, Scope, ServiceSettings, build_app
+from libs.runtime.service import Resources, Scope, ServiceDefinition, ServiceSettings, build_app
 from signgate_contracts import Command, CommandRejected, Event, Topic, TopicKind
 
 Behaviour = Literal["ok", "transient", "poison", "refuse", "hang", "aborts"]
