@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed
 LOCK         := requirements.lock
 RUNTIME_LOCK := requirements-runtime.lock
 
-.PHONY: run demo test test-unit test-contract test-integration test-e2e lint lock schemas docs clean help bench
+.PHONY: run demo test test-unit test-contract test-component test-integration test-e2e lint lock schemas docs clean help bench
 
 help:
 	@echo "make run          start the whole system on the embedded stack (Ctrl-C stops it)"
 	@echo "make test         run the whole test suite on the embedded stack"
-	@echo "make test-unit | test-contract | test-integration | test-e2e"
+	@echo "make test-unit | test-contract | test-component | test-integration | test-e2e"
 	@echo "make demo         against a running \`make run\`: lock a signer out, unlock them, print the history"
 	@echo "make schemas      re-export the JSON Schemas of every message into contracts/"
 	@echo "make docs         regenerate docs/: AsyncAPI (YAML, HTML), message catalogue, settings reference;"
@@ -50,6 +50,9 @@ test-unit: $(STAMP)
 
 test-contract: $(STAMP)
 	$(BIN)/python -m pytest tests/contract
+
+test-component: $(STAMP)
+	$(BIN)/python -m pytest tests/component
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration

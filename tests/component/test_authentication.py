@@ -11,6 +11,7 @@ import pytest
 
 from libs.security.otp_store import OtpRecipient, OtpStore
 from libs.security.tokens import TokenIssuer
+from services.authentication import repository
 from services.authentication.app import DEFINITION
 from signgate_client import GrantVerifier
 from signgate_contracts import Message
@@ -298,3 +299,31 @@ async def test_a_document_otp_is_requested_for_the_recipients_number(
         "otp.delivery_requested", "document_opening", "sms", phone)
     assert (request["package_id"], request["order"]) == (package_id, 1)
     assert request.caused_by(command) and on(published, AUTHENTICATION_EVENTS) == []
+
+
+async def test_only_one_attempt_takes_the_lock(stack: ComponentStack, service: ComponentService) -> None:
+    """Of two attempts that both reach the retry count at once (two consumers during a rebalance),
+    only the first records the lock; the second learns the recipient is locked already."""
+    package_id = await package_with(service, (1, policy(stack, ["access_code"], secret="right"), None))
+    pool = service.service.resources.pool
+    assert pool is not None
+    now = datetime.now(UTC)
+
+    async with pool.acquire() as connection:
+        first = await repository.update_recipient_locked(connection, package_id, 1, now, 3)
+        second = await repository.update_recipient_locked(connection, package_id, 1, now, 3)
+
+    assert (first, second) == (True, False)
+
+
+async def test_a_locked_workflow_does_not_stop_a_recipient_from_opening(
+    stack: ComponentStack, service: ComponentService
+) -> None:
+    """The workflow's lock stops the owner's changes, not the recipients: the right access code still
+    opens a package whose workflow the owner locked."""
+    package_id = await package_with(service, (1, policy(stack, ["access_code"], secret="right"), None))
+    await service.handle(wf.WorkflowLocked(package_id=package_id))
+
+    opened = await event_of(service, open_with(package_id, 1, "right"))
+
+    assert opened["type"] == "authentication.recipient_authenticated"

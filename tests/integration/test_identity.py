@@ -30,7 +30,6 @@ from libs.security.accounts import PostgresAccountStates
 from libs.security.otp_store import OtpStoreSettings
 from libs.security.secrets import SecretSettings, generate_pepper
 from libs.security.tokens import (
-    AccountDisabled,
     AuthorizationDenied,
     KeyPair,
     TokenIssuer,
@@ -51,13 +50,7 @@ from signgate_contracts.identity import (
     PUBLISHED_EVENTS,
     AccountMembership,
     AuthenticateUser,
-    ChangePassword,
-    DisableUser,
-    EnableUser,
-    ExpirePassword,
     RegisterUser,
-    SetPassword,
-    UnlockUser,
     UpdateUser,
     UpdateUserProfile,
     UserProfileUpdated,
@@ -75,7 +68,7 @@ from signgate_contracts.topics import (
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicWatcher, correlated, document
 from tests.support.signing import authentication_opener, session_digests, signed_headers
-from tests.support.waiting import eventually, until
+from tests.support.waiting import until
 
 CALLER_REPLIES = Topic("signgate.replies.test-identity", TopicKind.REPLIES, "user name", 1,
                        timedelta(hours=1), (), "A caller's own reply topic.")
@@ -328,40 +321,6 @@ def at(value: str) -> datetime:
 # -- registering and authenticating --
 
 
-async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_their_accounts(
-    caller: Caller,
-) -> None:
-    """The right password is answered on the caller's reply topic with a token valid for 30 minutes,
-    the user's names and accounts (with the primary flag), and the event carries no token."""
-    password = new_password()
-    registered = await caller.register(password, accounts=[OTHER_ACCOUNT, ACCOUNT])
-    command = AuthenticateUser(user_name=registered["user_name"].upper(), password=password,
-                               reply_to=caller.reply_to)
-    await caller.send(command)
-
-    [record] = await caller.on(caller.reply_to, command)
-    reply = document(record)
-    TOKENS.add(reply["access_token"])
-    event = await caller.outcome(command)
-    claims = await caller.verifier().verify(reply["access_token"])
-
-    assert reply["type"] == "identity.authentication_succeeded" and reply["success"] is True
-    assert (reply["user_name"], reply["first_name"], reply["last_name"]) == (
-        registered["user_name"], "Jane", "Doe")
-    assert reply["accounts"] == [
-        {"name": "Example, Inc.", "context_identifier": str(ACCOUNT.context_identifier), "is_primary": True},
-        {"name": "Other Co", "context_identifier": str(OTHER_ACCOUNT.context_identifier), "is_primary": False},
-    ]
-    assert at(reply["expires_at"]) - at(reply["occurred_at"]) == timedelta(minutes=30)
-    assert reply["change_password_url"] == change_url(registered["user_name"])
-    assert claims.subject == registered["user_id"]
-    assert claims.accounts == (str(ACCOUNT.context_identifier), str(OTHER_ACCOUNT.context_identifier))
-    assert claims.primary_account == str(ACCOUNT.context_identifier)
-    assert event["type"] == "identity.user_authenticated_v2"
-    assert (event["user_id"], event["token_id"]) == (registered["user_id"], str(claims.token_id))
-    assert record.key.decode() == registered["user_name"] == normalise_user_name(registered["user_name"])
-
-
 async def test_the_token_expires_after_30_minutes(caller: Caller) -> None:
     """A token identity issued is accepted until 30 minutes after issue, and denied from then on."""
     password = new_password()
@@ -375,74 +334,6 @@ async def test_the_token_expires_after_30_minutes(caller: Caller) -> None:
     await just_before.verify(reply["access_token"])
     with pytest.raises(AuthorizationDenied):
         await at_expiry.verify(reply["access_token"])
-
-
-async def test_without_reply_to_the_answer_goes_to_the_identity_replies_topic(caller: Caller) -> None:
-    """A caller that names no reply topic gets its token on signgate.identity.replies, keyed by user."""
-    password = new_password()
-    registered = await caller.register(password)
-    command = AuthenticateUser(user_name=registered["user_name"], password=password)
-    await caller.send(command)
-
-    [record] = await caller.on(caller.replies, command)
-
-    assert document(record)["type"] == "identity.authentication_succeeded"
-    assert record.key.decode() == registered["user_name"]
-    TOKENS.add(document(record)["access_token"])
-
-
-async def test_a_reply_topic_that_is_a_signgate_events_topic_is_refused(caller: Caller) -> None:
-    """Asking for the token on the events topic is a 400, and no token is issued."""
-    password = new_password()
-    registered = await caller.register(password)
-    command = AuthenticateUser(user_name=registered["user_name"], password=password, reply_to=caller.events)
-    await caller.send(command)
-
-    [record] = await caller.on(caller.events, command)
-    outcome = document(record)
-
-    assert (outcome["type"], outcome["status"], outcome["code"], outcome["field"]) == (
-        "command.rejected", 400, "invalid_reply_to", "reply_to")
-    assert record.key.decode() == session_digests().user_name(registered["user_name"])
-    assert len(caller.watcher.matching(lambda r: correlated(r, command.correlation_id))) == 1
-
-
-async def test_unknown_user_and_wrong_password_get_byte_identical_answers(caller: Caller) -> None:
-    """An unknown user name and a wrong password are answered with the same bytes and headers,
-    apart from the message's ids and timestamp."""
-    registered = await caller.register(new_password())
-    unknown = AuthenticateUser(user_name=new_user_name(), password=new_password(), reply_to=caller.reply_to)
-    wrong = AuthenticateUser(user_name=registered["user_name"], password=new_password(), reply_to=caller.reply_to)
-    await caller.send(unknown, wrong)
-
-    [unknown_reply] = await caller.on(caller.reply_to, unknown)
-    [wrong_reply] = await caller.on(caller.reply_to, wrong)
-
-    assert without_ids(unknown_reply) == without_ids(wrong_reply)
-    assert document(wrong_reply)["reasons"] == [{"code": "invalid_credentials", "message": "Invalid credentials"}]
-    assert document(wrong_reply)["success"] is False
-    assert document(wrong_reply)["expired_password_url"] is None
-
-
-async def test_failed_logins_of_a_real_and_an_unknown_name_look_alike_on_the_events_topic(caller: Caller) -> None:
-    """A wrong password for a real user and one for a name nobody has publish records that are the
-    same bytes apart from ids, timestamp and the name's keyed digest, which names the name typed
-    (no user id, no name) and keys the record; nothing on either tells whether the name exists."""
-    registered = await caller.register(new_password())
-    unknown = AuthenticateUser(user_name=new_user_name(), password=new_password(), reply_to=caller.reply_to)
-    wrong = AuthenticateUser(user_name=registered["user_name"].upper(), password=new_password(),
-                             reply_to=caller.reply_to)
-    await caller.send(unknown, wrong)
-
-    [unknown_failed] = await caller.on(caller.events, unknown)
-    [wrong_failed] = await caller.on(caller.events, wrong)
-
-    for record, typed in ((unknown_failed, unknown.user_name), (wrong_failed, wrong.user_name)):
-        body = document(record)
-        assert body["type"] == "identity.user_authentication_failed_v2"
-        assert body["user_name_digest"] == session_digests().user_name(typed) == record.key.decode()
-        assert "user_id" not in body and "user_name" not in body
-    assert without_ids(unknown_failed, "user_name_digest") == without_ids(wrong_failed, "user_name_digest")
 
 
 def without_ids(record: ConsumerRecord, *others: str) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -460,268 +351,9 @@ def without_ids(record: ConsumerRecord, *others: str) -> tuple[bytes, list[tuple
 # -- lockout --
 
 
-async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(caller: Caller) -> None:
-    """Four wrong passwords do not lock; the fifth does (temporarily); then the right password
-    answers "locked" and a wrong one still only "invalid credentials"."""
-    password = new_password()
-    name = (await caller.register(password))["user_name"]
-    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
-                for _ in range(5)]
-    await caller.send(*attempts)
-
-    fourth = await caller.events_of(attempts[3], 1)
-    fifth = await caller.events_by_type(attempts[4], 2)
-    failed, locked_out = fifth["identity.user_authentication_failed_v2"], fifth["identity.user_locked_out_v2"]
-    right = await caller.authenticate(name, password)
-    wrong = await caller.authenticate(name, new_password())
-
-    assert [e["type"] for e in fourth] == ["identity.user_authentication_failed_v2"]
-    assert failed["reasons"] == ["invalid_credentials"]
-    assert (locked_out["type"], locked_out["mode"], locked_out["consecutive_failures"]) == (
-        "identity.user_locked_out_v2", "temporary", 5)
-    assert at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) == timedelta(minutes=5)
-    assert [r["code"] for r in right["reasons"]] == ["account_locked"]
-    assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
-
-
-async def test_a_temporary_lock_ends_after_its_wait_and_a_success_resets_the_count(caller: Caller) -> None:
-    """After the lock's wait the right password gets a token, and four new failures do not lock again."""
-    password = new_password()
-    registered = await caller.register(password)
-    name = registered["user_name"]
-    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
-                for _ in range(5)]
-    await caller.send(*attempts)
-    locked_out = (await caller.events_by_type(attempts[4], 2))["identity.user_locked_out_v2"]
-    caller.clock.advance(at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) + timedelta(seconds=1))
-
-    await caller.token(name, password)
-    again = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
-             for _ in range(4)]
-    await caller.send(*again)
-    await caller.events_of(again[3], 1)
-    await caller.token(name, password)
-
-    lockouts = caller.watcher.matching(
-        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out_v2"
-        and document(r)["user_id"] == registered["user_id"])
-    assert len(lockouts) == 1
-
-
-async def test_a_redis_flush_unlocks_nobody(caller: Caller, running) -> None:
-    """With every Redis key of the deployment gone, a locked user is still locked."""
-    identity, _authentication, _logs = running
-    password = new_password()
-    name = (await caller.register(password))["user_name"]
-    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
-                for _ in range(5)]
-    await caller.send(*attempts)
-    await caller.events_of(attempts[4], 2)
-
-    redis = identity.resources.redis
-    assert redis is not None
-    keys = [key async for key in redis.scan_iter(match=f"{caller.connections.redis_prefix}*")]
-    assert keys
-    await redis.delete(*keys)
-    reply = await caller.authenticate(name, password)
-
-    assert [r["code"] for r in reply["reasons"]] == ["account_locked"]
-
-
-async def test_temporary_lockouts_turn_hard_before_100_failures_in_a_row(caller: Caller) -> None:
-    """Failing again after each temporary lockout is waited out, the waits double (up to a day)
-    and the lock turns hard at the 100th failure in a row; only an administrator's unlock lets
-    the user in again."""
-    password = new_password()
-    registered = await caller.register(password)
-    name = registered["user_name"]
-    attempts = [AuthenticateUser(user_name=name, password=new_password(), reply_to=caller.reply_to)
-                for _ in range(100)]
-    caller.clock.tick = timedelta(days=1, seconds=1)  # every attempt comes after any lock's end
-    try:
-        await caller.send(*attempts)
-        await caller.on(caller.events, attempts[-1], count=2)
-        while_hard = await caller.authenticate(name, password)
-    finally:
-        caller.clock.tick = timedelta(0)
-    unlocked = await caller.admin(UnlockUser(user_name=name))
-    token = await caller.token(name, password)
-
-    lockouts = [document(r) for r in caller.watcher.matching(
-        lambda r: r.topic == caller.events and document(r)["type"] == "identity.user_locked_out_v2"
-        and document(r)["user_id"] == registered["user_id"])]
-    waits = [at(e["locked_until"]) - at(e["occurred_at"]) for e in lockouts[:-1]]
-    assert [e["consecutive_failures"] for e in lockouts] == list(range(5, 101, 5))
-    assert [e["mode"] for e in lockouts] == ["temporary"] * 19 + ["hard"]
-    assert waits[:4] == [timedelta(minutes=m) for m in (5, 10, 20, 40)]
-    assert waits[-1] == timedelta(hours=24)
-    assert lockouts[-1]["locked_until"] is None
-    assert [r["code"] for r in while_hard["reasons"]] == ["account_locked"]
-    assert unlocked["type"] == "identity.user_unlocked_v2"
-    assert token
-
-
-# -- account states --
-
-
-async def test_a_disabled_users_token_is_refused_by_another_services_verifier(
-    caller: Caller, authentication_states: PostgresAccountStates,
-) -> None:
-    """Once identity disables a user, the authentication service's verifier refuses their token
-    with 403 "Account is disabled"; enabled again, the old token stays revoked and a new one works."""
-    password = new_password()
-    registered = await caller.register(password)
-    name, user_id = registered["user_name"], registered["user_id"]
-    token = await caller.token(name, password)
-    verifier = caller.verifier(authentication_states)
-    await verifier.verify(token)
-
-    disabled = await caller.admin(DisableUser(user_name=name))
-    await eventually(lambda: _disabled(authentication_states, user_id, True))
-    with pytest.raises(AccountDisabled) as refused:
-        await verifier.verify(token)
-    disabled_login = await caller.authenticate(name, password)
-    wrong_while_disabled = await caller.authenticate(name, new_password())
-
-    enabled = await caller.admin(EnableUser(user_name=name))
-    await eventually(lambda: _disabled(authentication_states, user_id, False))
-    with pytest.raises(AuthorizationDenied):
-        await verifier.verify(token)
-    fresh = await caller.token(name, password)
-
-    assert (disabled["type"], enabled["type"]) == ("identity.user_disabled_v2", "identity.user_enabled_v2")
-    assert (refused.value.status, refused.value.message) == (403, "Account is disabled")
-    assert [r["code"] for r in disabled_login["reasons"]] == ["account_disabled"]
-    assert [r["code"] for r in wrong_while_disabled["reasons"]] == ["invalid_credentials"]
-    assert (await verifier.verify(fresh)).subject == user_id
-
-
 async def _disabled(states: PostgresAccountStates, user_id: str, disabled: bool) -> bool:
     state = await states.get(user_id)
     return state is not None and state.disabled is disabled
-
-
-async def test_a_password_change_revokes_earlier_tokens_everywhere(
-    caller: Caller, authentication_states: PostgresAccountStates,
-) -> None:
-    """After a user changes their password, the authentication service denies tokens issued before."""
-    password, new = new_password(), new_password()
-    registered = await caller.register(password)
-    name = registered["user_name"]
-    old_token = await caller.token(name, password)
-    change = ChangePassword(user_name=name, current_password=password, new_password=new)
-    await caller.send(change)
-    changed = await caller.outcome(change)
-
-    async def revoked() -> bool:
-        state = await authentication_states.get(registered["user_id"])
-        return state is not None and state.tokens_valid_after is not None
-
-    await eventually(revoked)
-    with pytest.raises(AuthorizationDenied):
-        await caller.verifier(authentication_states).verify(old_token)
-    old_login = await caller.authenticate(name, password)
-    await caller.token(name, new)
-
-    assert (changed["type"], changed["changed_by"]) == ("identity.password_changed_v2", "user")
-    assert [r["code"] for r in old_login["reasons"]] == ["invalid_credentials"]
-
-
-# -- passwords --
-
-
-async def test_an_expired_password_is_told_only_with_the_right_password_and_a_change_cures_it(
-    caller: Caller,
-) -> None:
-    """After "expire now" the right password answers `password_expired` with the expired-password
-    URL, a wrong one only `invalid_credentials`; changing the password lets the user in."""
-    password, new = new_password(), new_password()
-    name = (await caller.register(password))["user_name"]
-    expired = await caller.admin(ExpirePassword(user_name=name))
-
-    right = await caller.authenticate(name, password)
-    wrong = await caller.authenticate(name, new_password())
-    change = ChangePassword(user_name=name, current_password=password, new_password=new)
-    await caller.send(change)
-    changed = await caller.outcome(change)
-
-    assert expired["type"] == "identity.password_expired_v2"
-    assert [r["code"] for r in right["reasons"]] == ["password_expired"]
-    assert right["expired_password_url"] == expired_url(name)
-    assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
-    assert wrong["expired_password_url"] is None
-    assert changed["type"] == "identity.password_changed_v2"
-    assert await caller.token(name, new)
-
-
-async def test_a_password_set_by_an_administrator_must_be_changed(caller: Caller) -> None:
-    """A password an administrator set answers `change_required` with the change-password URL."""
-    name = (await caller.register())["user_name"]
-    password = new_password()
-    changed = await caller.admin(SetPassword(user_name=name, password=password))
-
-    reply = await caller.authenticate(name, password)
-
-    assert (changed["changed_by"], changed["must_change_password"]) == ("administrator", True)
-    assert [r["code"] for r in reply["reasons"]] == ["change_required"]
-    assert reply["change_password_url"] == change_url(name)
-
-
-async def test_a_wrong_current_password_refuses_the_change_and_counts_as_a_failure(caller: Caller) -> None:
-    """Changing a password with a wrong current one is a 401 and a counted authentication failure."""
-    name = (await caller.register(new_password()))["user_name"]
-    change = ChangePassword(user_name=name, current_password=new_password(), new_password=new_password())
-    await caller.send(change)
-
-    rejected, failed = await caller.events_of(change, 2)
-
-    assert (rejected["type"], rejected["status"], rejected["code"]) == ("command.rejected", 401, "invalid_credentials")
-    assert (failed["type"], failed["reasons"]) == ("identity.user_authentication_failed_v2", ["invalid_credentials"])
-
-
-async def test_a_too_short_password_is_refused_naming_the_field(caller: Caller) -> None:
-    """Registering with a seven-character password is a 400 naming `password`."""
-    short = "seven77"
-    PASSWORDS.add(short)
-    outcome = await caller.admin(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], password=short))
-
-    assert (outcome["status"], outcome["code"], outcome["field"]) == (400, "password_rejected", "password")
-
-
-# -- administration and profiles --
-
-
-async def test_administrative_commands_need_an_administrators_token(caller: Caller) -> None:
-    """No token is 401 "User authentication required", a forged one 401 "Request authorization
-    denied", and a plain user's 403."""
-    password = new_password()
-    name = (await caller.register(password))["user_name"]
-    user_token = await caller.token(name, password)
-    forged = TokenIssuer(generate_key_pair().private_key).issue("operator:x", "x", roles=["admin"]).token
-    commands = [DisableUser(user_name=name, access_token=token) for token in (None, forged, user_token)]
-    await caller.send(*commands)
-
-    outcomes = [await caller.outcome(c) for c in commands]
-
-    assert [(o["status"], o["message"]) for o in outcomes] == [
-        (401, "User authentication required"),
-        (401, "Request authorization denied"),
-        (403, "User is not allowed to perform this action"),
-    ]
-
-
-async def test_a_disabled_administrators_token_is_refused(caller: Caller) -> None:
-    """An administrator who has been disabled can no longer use their token: 403 "Account is disabled"."""
-    password = new_password()
-    name = (await caller.register(password, roles=["admin"]))["user_name"]
-    token = await caller.token(name, password)
-    await caller.admin(DisableUser(user_name=name))
-    command = RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], access_token=token)
-    await caller.send(command)
-
-    outcome = await caller.outcome(command)
-
-    assert (outcome["status"], outcome["code"], outcome["message"]) == (403, "account_disabled", "Account is disabled")
 
 
 async def test_a_user_updates_their_own_profile_with_a_validated_mobile_number(caller: Caller) -> None:
@@ -898,22 +530,6 @@ async def test_an_administrator_changes_a_users_accounts_and_the_next_token_carr
     assert [(a["name"], a["is_primary"]) for a in reply["accounts"]] == [("Other Co", True), ("Example, Inc.", False)]
     assert claims.primary_account == str(OTHER_ACCOUNT.context_identifier)
     assert claims.roles == ("admin",)
-
-
-async def test_a_user_name_is_registered_once_whatever_its_case(caller: Caller) -> None:
-    """Registering " JDOE@..." after "jdoe@..." is a 409."""
-    name = (await caller.register())["user_name"]
-    outcome = await caller.admin(RegisterUser(user_name=f"  {name.upper()} ", accounts=[ACCOUNT]))
-
-    assert (outcome["status"], outcome["code"]) == (409, "user_exists")
-
-
-async def test_registering_needs_exactly_one_primary_account(caller: Caller) -> None:
-    """Two primary accounts are a 400 naming `accounts`."""
-    second = AccountMembership(name="Second", context_identifier=uuid.uuid4(), is_primary=True)
-    outcome = await caller.admin(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT, second]))
-
-    assert (outcome["status"], outcome["code"], outcome["field"]) == (400, "invalid_accounts", "accounts")
 
 
 async def test_a_command_of_an_unknown_type_is_dead_lettered_without_its_password(caller: Caller) -> None:

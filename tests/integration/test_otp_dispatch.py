@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -81,51 +79,6 @@ async def test_an_sms_request_is_sent_masked_and_its_code_verifies(run: OtpDispa
     assert verification.ok
 
 
-async def test_a_resend_inside_the_cooldown_gets_a_429_with_when_to_retry(run: OtpDispatchRun) -> None:
-    """A second request for the same recipient right after the first is refused with 429 and the seconds to wait."""
-    first = sms_request("+447700900201")
-    again = sms_request("+447700900201", package_id=first.package_id, order=first.order)
-    await run.send(first)
-    assert (await run.outcome(first))["type"] == "otp.sent"
-
-    await run.send(again)
-    refused = await run.outcome(again)
-
-    assert (refused["type"], refused["status"], refused["code"]) == ("command.rejected", 429, "otp_resend_cooldown")
-    assert 1 <= refused["retry_after_seconds"] <= 30
-    assert f"in {refused['retry_after_seconds']} seconds" in refused["message"]
-    assert refused["command_type"] == "otp.delivery_requested"
-
-
-async def test_the_eleventh_code_to_one_number_in_an_hour_gets_a_429(run: OtpDispatchRun) -> None:
-    """Ten codes to one phone number for ten packages are sent; the eleventh is refused for up to an hour."""
-    number = "+447700900202"
-    requests = [sms_request(number) for _ in range(10)]
-    await run.send(*requests)
-    sent = [await run.outcome(request) for request in requests]
-
-    eleventh = sms_request(number)
-    await run.send(eleventh)
-    refused = await run.outcome(eleventh)
-
-    assert {s["type"] for s in sent} == {"otp.sent"}
-    assert (refused["status"], refused["code"]) == (429, "otp_destination_send_limit")
-    assert 1 <= refused["retry_after_seconds"] <= 3600
-
-
-async def test_a_request_delivered_twice_sends_one_code(run: OtpDispatchRun, outbox: Path) -> None:
-    """The same request on the topic twice is delivered once and answered with one event id."""
-    request = sms_request("+447700900203")
-    marker = sms_request("+447700900204")  # same key, so handled after both copies
-    await run.send(request, request, marker, key=str(request.challenge_id))
-
-    await run.outcome(marker)
-
-    assert len(sandbox_codes(outbox, request.challenge_id)) == 1
-    answers = run.outcomes(request)
-    assert {a["type"] for a in answers} == {"otp.sent"} and len({a["event_id"] for a in answers}) == 1
-
-
 async def test_an_email_request_goes_through_the_smtp_server(
     run: OtpDispatchRun, smtp: tuple[SmtpSink, int]
 ) -> None:
@@ -165,24 +118,6 @@ async def test_a_refused_mailbox_yields_delivery_failed_and_no_pending_code(
     assert (await run.store().status(recipient_of(request))).pending is None
 
 
-async def test_an_invalid_request_is_rejected_without_echoing_the_destination(run: OtpDispatchRun) -> None:
-    """A request whose number is not E.164 gets a 400 that does not repeat the number."""
-    correlation_id = str(uuid.uuid4())
-    body = {
-        "type": "otp.delivery_requested", "correlation_id": correlation_id, "package_id": "p",
-        "order": 1, "channel": "sms", "destination": "07700 900999",
-    }
-    await run.send(json.dumps(body).encode())
-
-    [record] = await run.watch.wait_for(
-        lambda r: r.topic.endswith("otp.events") and json.loads(r.value).get("correlation_id") == correlation_id
-    )
-    rejection = json.loads(record.value)
-
-    assert (rejection["status"], rejection["code"], rejection["field"]) == (400, "invalid_command", "destination")
-    assert "07700" not in record.value.decode()
-
-
 async def test_a_wrong_code_after_delivery_is_counted(run: OtpDispatchRun, outbox: Path) -> None:
     """The service's code and the authentication side's check share one store: a wrong guess counts."""
     request = sms_request("+447700900206")
@@ -209,7 +144,7 @@ async def test_no_code_appears_on_any_topic_or_in_any_log_line(
     codes = [line["code"] for line in read_outbox(outbox)] + [code_in(m.get_content()) for m in sink.messages]
     published = run.everything_published()
 
-    assert len(codes) >= 15 and run.logs.lines
+    assert len(codes) >= 5 and run.logs.lines  # every code the module sent: SMS, email, the wrong-code one
     assert leaked(codes, published, *run.logs.lines) == []
     assert "+447700900205" in published  # the request itself carries the number in clear ...
     events = [r.value.decode() for r in run.watch.records if r.topic.endswith("otp.events")]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
+from unittest import mock
 
 import pytest
 
-from libs.runtime.service import ServiceSettings, build_service
+from libs.devstack.dev_secrets import generate_secrets
+from libs.runtime.service import build_service
 from libs.runtime.settings import ConnectionSettings
 from services.registry import SERVICES
 from signgate_contracts.topics import OUTCOME_TOPIC
@@ -21,10 +25,14 @@ COMMAND_TOPICS = {s.name: t for s in SERVICES for t in s.consumes if t.name in O
 
 @pytest.fixture(scope="module")
 async def running_services(provisioned: ConnectionSettings) -> AsyncIterator[None]:
+    # each service's own settings class, its secrets (peppers, keys) from a development set
+    secrets = {k: v for k, v in generate_secrets().items() if "RECORD" not in k}  # records: the session's keys
+    with mock.patch.dict(os.environ, secrets):
+        settings = [(d, d.settings(connections=provisioned, record_signing_key=signing_key_of(d.name)))
+                    for d in SERVICES if d.settings is not None]
     async with contextlib.AsyncExitStack() as stack:
-        for definition in SERVICES:
-            service = build_service(definition, ServiceSettings(connections=provisioned, record_signing_key=signing_key_of(definition.name)))
-            await stack.enter_async_context(service.app)
+        services = [build_service(d, s) for d, s in settings]
+        await asyncio.gather(*(stack.enter_async_context(s.app) for s in services))  # joins overlap
         yield
 
 

@@ -9,6 +9,7 @@ clear on an events or dead-letter topic, no credential outside replies.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -82,10 +83,9 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
         ]
         async with contextlib.AsyncExitStack() as stack:
             watch = await stack.enter_async_context(TopicWatcher(provisioned.kafka_bootstrap, *topics))
-            services = {}
-            for definition, service_settings in settings:
-                services[definition.name] = build_service(definition, service_settings)
-                await stack.enter_async_context(services[definition.name].app)
+            services = {d.name: build_service(d, s) for d, s in settings}
+            # started at once: each start is mostly a consumer-group join, seconds of waiting
+            await asyncio.gather(*(stack.enter_async_context(s.app) for s in services.values()))
             logging.getLogger().setLevel(logging.INFO)
             yield System(provisioned, services, secrets, sandbox, clock, smtp, watch, identity_clock)
             # after every test that used it: the bus showed no hash, contact or credential it must not
