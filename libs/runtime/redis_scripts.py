@@ -13,13 +13,22 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 
+MEMO = (Path(__file__).with_name("memo.lua")).read_text()
+"""``memoised(key, ttl_ms, answer)``: the one memo format of every count-and-memo script."""
+
+
 class LuaScripts:
-    """The named ``.lua`` files in a module's folder, read once at import."""
+    """The named ``.lua`` files in a module's folder, read once at import; a script that calls
+    ``memoised`` gets it put before its source."""
 
     def __init__(self, module_file: str, *names: str) -> None:
         folder = Path(module_file).resolve().parent
-        self.sources = {name: (folder / f"{name}.lua").read_text() for name in names}
+        self.sources = {name: with_memo((folder / f"{name}.lua").read_text()) for name in names}
 
     def bind(self, client: aioredis.Redis) -> dict[str, AsyncScript]:
         """Register every script with ``client``; call each as ``await script(keys=[...], args=[...])``."""
         return {name: client.register_script(source) for name, source in self.sources.items()}
+
+
+def with_memo(source: str) -> str:
+    return f"{MEMO}\n{source}" if "memoised(" in source else source

@@ -58,16 +58,4 @@ local function reply()
   return {'wrong', failures, challenge[4]}
 end
 
--- The memo, alike in every count-and-memo script: the reply as JSON (cjson), for a while.
-local memo = KEYS[3]
-if memo then
-  local seen = redis.call('GET', memo)
-  if seen then
-    return cjson.decode(seen)
-  end
-end
-local answer = reply()
-if memo then
-  redis.call('SET', memo, cjson.encode(answer), 'PX', ARGV[6])
-end
-return answer
+return memoised(KEYS[3], ARGV[6], reply)

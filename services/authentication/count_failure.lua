@@ -20,16 +20,4 @@ local function reply()
   return {failures, 1}
 end
 
--- The memo, alike in every count-and-memo script: the reply as JSON (cjson), for a while.
-local memo = KEYS[2]
-if memo then
-  local seen = redis.call('GET', memo)
-  if seen then
-    return cjson.decode(seen)
-  end
-end
-local answer = reply()
-if memo then
-  redis.call('SET', memo, cjson.encode(answer), 'PX', ARGV[3])
-end
-return answer
+return memoised(KEYS[2], ARGV[3], reply)

@@ -7,20 +7,17 @@
 -- ARGV[4]  seconds to remember failures (TTL of the hash, renewed by every failure)
 -- ARGV[5]  seconds to remember the attempt's answer
 -- Returns {run, total, lock}; lock is 1 when this failure locks, and the run starts again.
--- The answer is memoised as JSON (cjson), as every signgate script memoises its answers.
-local seen = redis.call('GET', KEYS[2])
-if seen then
-  return cjson.decode(seen)
+-- The answer is memoised (libs/runtime/memo.lua), as every count-and-memo script's is.
+local function reply()
+  local run = tonumber(redis.call('HGET', KEYS[1], 'run') or '0') + 1
+  local total = math.max(tonumber(redis.call('HGET', KEYS[1], 'total') or '0'), tonumber(ARGV[3])) + 1
+  local lock = 0
+  if run >= tonumber(ARGV[1]) or total >= tonumber(ARGV[2]) then
+    lock = 1
+    run = 0
+  end
+  redis.call('HSET', KEYS[1], 'run', run, 'total', total)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  return {run, total, lock}
 end
-local run = tonumber(redis.call('HGET', KEYS[1], 'run') or '0') + 1
-local total = math.max(tonumber(redis.call('HGET', KEYS[1], 'total') or '0'), tonumber(ARGV[3])) + 1
-local lock = 0
-if run >= tonumber(ARGV[1]) or total >= tonumber(ARGV[2]) then
-  lock = 1
-  run = 0
-end
-local reply = {run, total, lock}
-redis.call('HSET', KEYS[1], 'run', run, 'total', total)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-redis.call('SET', KEYS[2], cjson.encode(reply), 'EX', tonumber(ARGV[5]))
-return reply
+return memoised(KEYS[2], tonumber(ARGV[5]) * 1000, reply)
