@@ -122,6 +122,13 @@ class Scope(Generic[D]):
     connection: asyncpg.Connection | None = None
     read_ahead: ReadAhead | None = None
 
+    @property
+    def transaction(self) -> asyncpg.Connection:
+        """The connection of the record's transaction (a service with Postgres always has one)."""
+        if self.connection is None:
+            raise TypeError("this service has no Postgres: its records have no transaction")
+        return self.connection
+
 
 MessageHandler = Callable[[Any, Scope[Any]], Awaitable[Sequence[Outgoing]]]
 """A handler takes a message and returns what to publish; it raises a Refusal to refuse."""

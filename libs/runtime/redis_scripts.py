@@ -12,7 +12,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-
 MEMO = (Path(__file__).with_name("memo.lua")).read_text()
 """``memoised(key, ttl_ms, answer)``: the one memo format of every count-and-memo script."""
 

@@ -116,21 +116,21 @@ async def upsert_revoked_tokens(connection: Any, user_id: uuid.UUID, at: datetim
 async def record_user_disabled(
     event: UserDisabledV2 | UserDisabled, scope: Scope[object]
 ) -> list[Outgoing]:
-    await upsert_disabled_account(scope.connection, event.user_id, event.occurred_at)
+    await upsert_disabled_account(scope.transaction, event.user_id, event.occurred_at)
     return []
 
 
 async def record_user_enabled(
     event: UserEnabledV2 | UserEnabled, scope: Scope[object]
 ) -> list[Outgoing]:
-    await upsert_enabled_account(scope.connection, event.user_id, event.occurred_at)
+    await upsert_enabled_account(scope.transaction, event.user_id, event.occurred_at)
     return []
 
 
 async def record_password_changed(
     event: PasswordChangedV2 | PasswordChanged, scope: Scope[object]
 ) -> list[Outgoing]:
-    await upsert_revoked_tokens(scope.connection, event.user_id, event.occurred_at)
+    await upsert_revoked_tokens(scope.transaction, event.user_id, event.occurred_at)
     return []
 
 

@@ -171,7 +171,7 @@ async def handle_request_signing_otp(
     command: auth.RequestSigningOtp, scope: AuthenticationScope
 ) -> list[Outgoing]:
     claims = await signer_claims(command, scope)
-    profile = await repository.select_user_profile(scope.connection, claims.subject)
+    profile = await repository.select_user_profile(scope.transaction, claims.subject)
     if profile is None or not profile.mobile_number:
         raise BadRequest(NO_MOBILE_NUMBER, code="mobile_number_missing", field="mobile_number")
     return await request_delivery(
@@ -271,7 +271,7 @@ async def handle_command_rejected(
     """OTP dispatch refused a request of ours (a send limit): the caller gets that refusal."""
     if rejection.command_event_id is None:
         return []
-    request = await repository.select_otp_request(scope.connection, rejection.command_event_id)
+    request = await repository.select_otp_request(scope.transaction, rejection.command_event_id)
     if request is None:
         return []  # another service's rejection, seen on a topic this service reads
     return [event(rejection.model_copy(update={"command_type": None}), request["package_id"])]
@@ -290,7 +290,7 @@ async def named_recipient(
     """The recipient the command names, once it has proved it may act for them: with the
     recipient's invitation, or the package owner's token. Anything else is refused (401) here,
     before a counter moves, a code is sent or a status is read."""
-    dependencies, connection = scope.dependencies, scope.connection
+    dependencies, connection = scope.dependencies, scope.transaction
     digest = dependencies.digests.email(command.email) if command.email else None
     if command.invitation is not None:
         invitation = dependencies.invitations.verify(command.invitation.get_secret_value())
@@ -357,7 +357,7 @@ async def grant_access(
 ) -> list[Outgoing]:
     """Sign a grant and record it (to revoke it later) with the reply that carries it and the event
     that announces the authentication, in the command's transaction."""
-    connection = scope.connection
+    connection = scope.transaction
     current = await repository.select_recipient_for_grant(
         connection, policy.package_id, policy.order
     )
@@ -407,7 +407,7 @@ async def failed(
 ) -> list[Outgoing]:
     """A wrong attempt: record it, and the durable lock if it locks; its one outcome is the
     failure, or the lockout it caused."""
-    connection = scope.connection
+    connection = scope.transaction
     await repository.update_recipient_last_failure(
         connection, policy.package_id, policy.order, reason
     )
@@ -449,7 +449,7 @@ async def request_delivery(
     """Ask OTP dispatch to send a code; its answer becomes this command's outcome."""
     stamped = caused_by(command, request, index=0)  # the id the handler stamps it with
     await repository.insert_otp_request(
-        scope.connection,
+        scope.transaction,
         stamped.event_id,
         request.package_id,
         request.order,
@@ -469,7 +469,7 @@ async def signer_claims(
     id, or by a user name an administrator set), and only as a member of the package's account.
     Nothing a user edits about themself (their profile's email or mobile) widens that.
     """
-    dependencies, connection = scope.dependencies, scope.connection
+    dependencies, connection = scope.dependencies, scope.transaction
     claims = await dependencies.tokens.verify(command.access_token)
     package = await repository.select_package(connection, command.package_id)
     if package is None or command.document_id not in package.document_ids:

@@ -44,7 +44,7 @@ async def revoked_grants(event: PackageFact, scope: AuthenticationScope) -> list
         return []
     now = scope.dependencies.now()
     revoked = await repository.update_grants_revoked(
-        scope.connection,
+        scope.transaction,
         event.package_id,
         revocation.order,
         revocation.reason,
@@ -89,7 +89,7 @@ async def handle_package_registered(
     event: workflow.PackageRegistered, scope: AuthenticationScope
 ) -> list[Outgoing]:
     await repository.upsert_package(
-        scope.connection,
+        scope.transaction,
         event.package_id,
         event.owner_id,
         event.state,
@@ -98,7 +98,7 @@ async def handle_package_registered(
     )
     for recipient in event.recipients:
         await repository.insert_recipient(
-            scope.connection,
+            scope.transaction,
             event.package_id,
             recipient.order,
             recipient.email_digest,
@@ -112,7 +112,7 @@ def handle_package_state(state: str) -> Projector:
     """A fact that puts the package in ``state``."""
 
     async def handle(event: PackageFact, scope: AuthenticationScope) -> list[Outgoing]:
-        await repository.update_package_state(scope.connection, event.package_id, state)
+        await repository.update_package_state(scope.transaction, event.package_id, state)
         return []
 
     handle.__name__ = handle.__qualname__ = f"handle_package_{state}"
@@ -123,7 +123,7 @@ async def handle_recipient_received(
     event: workflow.RecipientReceived, scope: AuthenticationScope
 ) -> list[Outgoing]:
     await repository.update_recipient_received(
-        scope.connection, event.package_id, event.order, event.received_at
+        scope.transaction, event.package_id, event.order, event.received_at
     )
     return []
 
@@ -132,7 +132,7 @@ async def handle_recipient_signed(
     event: workflow.RecipientSigned, scope: AuthenticationScope
 ) -> list[Outgoing]:
     await repository.update_recipient_signed(
-        scope.connection, event.package_id, event.order, event.signed_at
+        scope.transaction, event.package_id, event.order, event.signed_at
     )
     return []
 
@@ -142,7 +142,7 @@ async def handle_recipient_authentication_updated(
     scope: AuthenticationScope,
 ) -> list[Outgoing]:
     await repository.update_recipient_policy(
-        scope.connection,
+        scope.transaction,
         event.package_id,
         event.order,
         event.email_digest,
@@ -181,7 +181,7 @@ async def handle_recipient_authentication_updated_v2(
             "destination": destination,
         }
     await repository.update_recipient_policy(
-        scope.connection,
+        scope.transaction,
         event.package_id,
         event.order,
         event.email_digest,
@@ -195,10 +195,10 @@ async def handle_recipient_authentication_updated_v2(
 async def handle_recipient_authentication_removed(
     event: workflow.RecipientAuthenticationRemoved, scope: AuthenticationScope
 ) -> list[Outgoing]:
-    stored = await repository.select_recipient(scope.connection, event.package_id, event.order)
+    stored = await repository.select_recipient(scope.transaction, event.package_id, event.order)
     if stored is not None:
         await repository.update_recipient_policy(
-            scope.connection,
+            scope.transaction,
             event.package_id,
             event.order,
             stored.policy.email,
@@ -221,7 +221,7 @@ async def handle_recipient_authentication_reset(
     else:
         await handle_recipient_authentication_updated(event, scope)
     was_locked = await repository.update_recipient_unlocked(
-        scope.connection, event.package_id, event.order
+        scope.transaction, event.package_id, event.order
     )
     await scope.dependencies.secret_failures.reset(event.package_id, event.order)
     await scope.dependencies.otp.reset(OtpRecipient.document_opening(event.package_id, event.order))
@@ -241,7 +241,7 @@ async def handle_user_profile(
             user_mobile_context(event.user_id), event.mobile_sealed
         )
     await repository.upsert_user_profile(
-        scope.connection, event.user_id, event.email_digest, mobile_number, event.occurred_at
+        scope.transaction, event.user_id, event.email_digest, mobile_number, event.occurred_at
     )
     return []
 
@@ -253,7 +253,7 @@ async def handle_user_profile_in_first_shape(
     records are on the topic."""
     digest = scope.dependencies.digests.email(event.email) if event.email else None
     await repository.upsert_user_profile(
-        scope.connection, event.user_id, digest, event.mobile_number, event.occurred_at
+        scope.transaction, event.user_id, digest, event.mobile_number, event.occurred_at
     )
     return []
 

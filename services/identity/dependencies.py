@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.runtime.service import Scope
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import Clock, TokenIssuer, TokenVerifier
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
@@ -32,3 +33,7 @@ class IdentityDependencies:
     password_links: PasswordLinks
     """The portal's pages for an expired password and a required change."""
     clock: Clock
+
+
+IdentityScope = Scope[IdentityDependencies]
+"""What each of the service's handlers gets: its dependencies, the record's transaction."""

@@ -20,14 +20,13 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
-import asyncpg
 from pydantic import SecretStr
 
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import MessageHandler, Scope
+from libs.runtime.service import MessageHandler
 from libs.security.tokens import Claims, check_account_state
 from services.identity import domain, repository
-from services.identity.dependencies import IdentityDependencies
+from services.identity.dependencies import IdentityScope
 from services.identity.views import (
     contacts,
     fact,
@@ -63,16 +62,6 @@ from signgate_contracts.identity import (
 )
 from signgate_contracts.topics import IDENTITY_REPLIES
 
-IdentityScope = Scope[IdentityDependencies]
-
-
-def connection_of(scope: IdentityScope) -> asyncpg.Connection:
-    """The record's transaction (identity always has Postgres)."""
-    if scope.connection is None:
-        raise TypeError("the identity service handles every record in a Postgres transaction")
-    return scope.connection
-
-
 # -- who sends a command --
 
 
@@ -82,7 +71,7 @@ async def verified_caller(access_token: Secret | None, scope: IdentityScope) -> 
     transaction: a user disabled earlier in it is disabled already)."""
     claims = await scope.dependencies.verifier.verify(access_token)
     check_account_state(
-        claims, await repository.select_account_state(connection_of(scope), claims.subject)
+        claims, await repository.select_account_state(scope.transaction, claims.subject)
     )
     return claims
 
@@ -99,7 +88,7 @@ async def named_user(
 ) -> domain.User:
     """The user a command names (404 if there is none)."""
     user = await repository.select_user(
-        connection_of(scope), domain.normalise_user_name(user_name), for_update=for_update
+        scope.transaction, domain.normalise_user_name(user_name), for_update=for_update
     )
     return domain.existing_user(user)
 
@@ -109,7 +98,7 @@ async def named_user(
 
 async def handle_register_user(command: RegisterUser, scope: IdentityScope) -> list[Outgoing]:
     await administrator(command.access_token, scope)
-    deps, connection = scope.dependencies, connection_of(scope)
+    deps, connection = scope.dependencies, scope.transaction
     now = deps.clock()
     new = domain.registration(command, deps.passwords)
     password_hash = await deps.hasher.hash(new.password) if new.password is not None else None
@@ -148,7 +137,7 @@ async def handle_register_user(command: RegisterUser, scope: IdentityScope) -> l
 
 async def handle_update_user(command: UpdateUser, scope: IdentityScope) -> list[Outgoing]:
     await administrator(command.access_token, scope)
-    connection, now = connection_of(scope), scope.dependencies.clock()
+    connection, now = scope.transaction, scope.dependencies.clock()
     user = await named_user(scope, command.user_name)
     access = domain.access_of(command.accounts, command.roles)
     await repository.upsert_accounts(connection, access.accounts)
@@ -169,7 +158,7 @@ async def handle_update_user_profile(
     """The user (with their own token) or an administrator replaces the profile; a change of the
     mobile number signer codes go to is recorded and announced (`domain.mobile_number_changed`)."""
     claims = await verified_caller(command.access_token, scope)
-    deps, connection = scope.dependencies, connection_of(scope)
+    deps, connection = scope.dependencies, scope.transaction
     now = deps.clock()
     user = await repository.select_user(
         connection, domain.normalise_user_name(command.user_name), for_update=True
@@ -216,7 +205,7 @@ async def handle_update_user_profile(
 
 async def handle_set_password(command: SetPassword, scope: IdentityScope) -> list[Outgoing]:
     await administrator(command.access_token, scope)
-    deps, connection = scope.dependencies, connection_of(scope)
+    deps, connection = scope.dependencies, scope.transaction
     now = deps.clock()
     password = command.password.get_secret_value()
     named = await repository.select_user(connection, domain.normalise_user_name(command.user_name))
@@ -242,7 +231,7 @@ async def handle_disable_user(command: DisableUser, scope: IdentityScope) -> lis
     await administrator(command.access_token, scope)
     now = scope.dependencies.clock()
     user = await named_user(scope, command.user_name)
-    await repository.update_disabled(connection_of(scope), user.id, True, now)
+    await repository.update_disabled(scope.transaction, user.id, True, now)
     return [fact(UserDisabledV2(user_id=user.id, occurred_at=now))]
 
 
@@ -250,7 +239,7 @@ async def handle_enable_user(command: EnableUser, scope: IdentityScope) -> list[
     await administrator(command.access_token, scope)
     now = scope.dependencies.clock()
     user = await named_user(scope, command.user_name)
-    await repository.update_disabled(connection_of(scope), user.id, False, now)
+    await repository.update_disabled(scope.transaction, user.id, False, now)
     return [fact(UserEnabledV2(user_id=user.id, occurred_at=now))]
 
 
@@ -260,7 +249,7 @@ async def handle_unlock_user(command: UnlockUser, scope: IdentityScope) -> list[
     deps = scope.dependencies
     now = deps.clock()
     user = await named_user(scope, command.user_name, for_update=True)
-    await repository.update_lock_cleared(connection_of(scope), user.id, now)
+    await repository.update_lock_cleared(scope.transaction, user.id, now)
     await deps.counters.clear(user.user_name)
     return [fact(UserUnlockedV2(user_id=user.id, occurred_at=now))]
 
@@ -269,7 +258,7 @@ async def handle_expire_password(command: ExpirePassword, scope: IdentityScope) 
     await administrator(command.access_token, scope)
     now = scope.dependencies.clock()
     user = await named_user(scope, command.user_name)
-    await repository.update_password_expired(connection_of(scope), user.id, now)
+    await repository.update_password_expired(scope.transaction, user.id, now)
     return [fact(PasswordExpiredV2(user_id=user.id, occurred_at=now))]
 
 
@@ -287,7 +276,7 @@ async def attempt_password(
     so attempts on one user are serialised across replicas; the counter counts the attempt (its
     command's event id) once, however often it is delivered.
     """
-    deps, connection = scope.dependencies, connection_of(scope)
+    deps, connection = scope.dependencies, scope.transaction
     await deps.hasher.warm_up()
     user = await repository.select_user(connection, user_name, for_update=True)
     verification = await deps.hasher.verify(user.password_hash if user else None, password)
@@ -383,7 +372,7 @@ async def handle_authenticate_user(
         ]
 
     assert user is not None  # no reasons: the password was proven, so there is a user
-    accounts = await repository.select_memberships(connection_of(scope), user.id)
+    accounts = await repository.select_memberships(scope.transaction, user.id)
     issued = deps.issuer.issue(
         str(user.id),
         user.user_name,
@@ -436,7 +425,7 @@ async def handle_change_password(command: ChangePassword, scope: IdentityScope) 
     assert user is not None  # no refusal: the current password was proven, so there is a user
     password_hash = await deps.hasher.hash(new_password)
     await repository.update_password(
-        connection_of(scope), user.id, password_hash, must_change=False, now=now
+        scope.transaction, user.id, password_hash, must_change=False, now=now
     )
     return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from libs.runtime.service import Scope
 from libs.security.otp_store import Clock, OtpStore, SendLimits
 from services.otp_dispatch.providers import DeliveryPolicy, Provider
 from signgate_contracts.otp import Channel
@@ -30,3 +31,7 @@ class OtpDispatchDependencies:
         """Close what the providers hold open (the SMS gateway's HTTP client), each once."""
         for provider in {id(p): p for p in self.providers.values()}.values():
             await provider.aclose()
+
+
+OtpDispatchScope = Scope[OtpDispatchDependencies]
+"""What each of the service's handlers gets: its dependencies, the record's transaction."""

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from libs.runtime.logging import get_logger
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import Scope
 from libs.security.otp_store import OtpRecipient, SeenBefore, SendRefused
-from services.otp_dispatch.dependencies import OtpDispatchDependencies
+from services.otp_dispatch.dependencies import OtpDispatchDependencies, OtpDispatchScope
 from services.otp_dispatch.domain import (
     Settlement,
     delivery_of,
@@ -29,7 +28,7 @@ log = get_logger(__name__)
 
 
 async def handle_otp_delivery_requested(
-    request: OtpDeliveryRequested, scope: Scope[OtpDispatchDependencies]
+    request: OtpDeliveryRequested, scope: OtpDispatchScope
 ) -> list[Outgoing]:
     """Exactly one outcome per request: OtpSent, OtpDeliveryFailed, or a 429 for a spent limit."""
     dependencies = scope.dependencies

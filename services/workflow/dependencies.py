@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.runtime.service import Scope
 from libs.security.digests import Digests
 from libs.security.invitations import InvitationIssuer
 from libs.security.sealing import Sealer
@@ -31,9 +32,13 @@ class WorkflowDependencies:
 
     tokens: TokenVerifier
     """Verifies a caller's token (signature, audience, times); the account state is read at verify
-    time through the record's own transaction (``PostgresAccountStates(scope.connection)``)."""
+    time through the record's own transaction (``PostgresAccountStates(scope.transaction)``)."""
     hasher: SecretHasher
     """Hashes a password or access code as the authentication service checks it."""
     keys: PublishingKeys
     clock: Clock
     """The time an invitation is issued at (decisions take their times from the messages)."""
+
+
+WorkflowScope = Scope[WorkflowDependencies]
+"""What each of the service's handlers gets: its dependencies, the record's transaction."""

@@ -16,11 +16,11 @@ import asyncpg
 
 from libs.runtime.logging import get_logger
 from libs.runtime.messaging.outgoing import Outgoing
-from libs.runtime.service import MessageHandler, Scope
+from libs.runtime.service import MessageHandler
 from libs.security.accounts import PostgresAccountStates
 from libs.security.tokens import Claims
 from services.workflow import domain, repository, views
-from services.workflow.dependencies import PublishingKeys, WorkflowDependencies
+from services.workflow.dependencies import PublishingKeys, WorkflowScope
 from services.workflow.domain import AuthenticationFact, Caller, Change, Decision, Package
 from services.workflow.repository import NewHistoryEntry
 from signgate_contracts import authentication as auth
@@ -39,15 +39,13 @@ log = get_logger(__name__)
 # -- commands that change a package --
 
 
-async def handle_package_change(
-    command: Command, scope: Scope[WorkflowDependencies]
-) -> list[Outgoing]:
+async def handle_package_change(command: Command, scope: WorkflowScope) -> list[Outgoing]:
     """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the package's
     row lock. Sharing also answers the caller with every recipient's invitation."""
     caller = await caller_of(command, scope)
     secret_hash = await hash_secret(scope, domain.secret_of(command))
     package_id: str = command.package_id  # type: ignore[attr-defined]
-    connection = connection_of(scope)
+    connection = scope.transaction
     before = await repository.select_package(connection, package_id, for_update=True)
     decision = domain.decide(command, before, caller, secret_hash)
     keys = scope.dependencies.keys
@@ -62,22 +60,22 @@ async def handle_package_change(
 
 
 async def handle_get_recipient_authentication(
-    command: GetRecipientAuthentication, scope: Scope[WorkflowDependencies]
+    command: GetRecipientAuthentication, scope: WorkflowScope
 ) -> list[Outgoing]:
     """The recipient's authentication as the owner may see it (no hash, no clear destination)."""
     caller = await identify_caller(command, scope)
-    found = await repository.select_package(connection_of(scope), command.package_id)
+    found = await repository.select_package(scope.transaction, command.package_id)
     package, recipient = domain.readable_recipient(found, caller, command.order)
     described = views.describe(package, recipient, scope.dependencies.keys)
     return [Outgoing.answer(command, WORKFLOW_REPLIES.name, package.package_id, described)]
 
 
 async def handle_issue_recipient_invitation(
-    command: IssueRecipientInvitation, scope: Scope[WorkflowDependencies]
+    command: IssueRecipientInvitation, scope: WorkflowScope
 ) -> list[Outgoing]:
     """A new invitation for one recipient, to the owner only."""
     caller = await identify_caller(command, scope)
-    found = await repository.select_package(connection_of(scope), command.package_id)
+    found = await repository.select_package(scope.transaction, command.package_id)
     package, recipient = domain.invitable_recipient(found, caller, command.order)
     issued = views.invitation_issued(
         package, recipient, scope.dependencies.keys, scope.dependencies.clock()
@@ -87,11 +85,11 @@ async def handle_issue_recipient_invitation(
 
 
 async def handle_get_workflow_history(
-    command: GetWorkflowHistory, scope: Scope[WorkflowDependencies]
+    command: GetWorkflowHistory, scope: WorkflowScope
 ) -> list[Outgoing]:
     """A page of the package's history, to the owner only."""
     caller = await identify_caller(command, scope)
-    connection = connection_of(scope)
+    connection = scope.transaction
     domain.readable_history(await repository.select_package(connection, command.package_id), caller)
     records = await repository.select_history(
         connection,
@@ -164,13 +162,11 @@ FACTS: Mapping[type[Event], FactReader] = {
 """The authentication service's facts the history records, and what each says."""
 
 
-async def handle_authentication_fact(
-    event: Event, scope: Scope[WorkflowDependencies]
-) -> list[Outgoing]:
+async def handle_authentication_fact(event: Event, scope: WorkflowScope) -> list[Outgoing]:
     """Append a success, failure, lockout or clearing to the package's history."""
     fact = FACTS[type(event)](event)
     package_id: str = event.package_id  # type: ignore[attr-defined]
-    connection = connection_of(scope)
+    connection = scope.transaction
     package = await repository.select_package(
         connection, package_id, for_update=True, read_ahead=scope.read_ahead
     )
@@ -230,13 +226,13 @@ def history_entries(
 # -- who is calling, and hashing what they sent --
 
 
-async def caller_of(command: Command, scope: Scope[WorkflowDependencies]) -> Caller:
+async def caller_of(command: Command, scope: WorkflowScope) -> Caller:
     """The command's caller, with the accounts their token names (refusals as `identify_caller`)."""
     claims = await _claims(command, scope)
     return Caller(claims.subject, tuple(claims.accounts), claims.primary_account)
 
 
-async def identify_caller(command: Command, scope: Scope[WorkflowDependencies]) -> str:
+async def identify_caller(command: Command, scope: WorkflowScope) -> str:
     """The user id (the token's subject) of the command's caller.
 
     Refuses with the seeds' texts: no token 401 "User authentication required"; a bad,
@@ -246,25 +242,19 @@ async def identify_caller(command: Command, scope: Scope[WorkflowDependencies]) 
     return (await _claims(command, scope)).subject
 
 
-async def _claims(command: Command, scope: Scope[WorkflowDependencies]) -> Claims:
+async def _claims(command: Command, scope: WorkflowScope) -> Claims:
     # The account states are read through the record's own transaction: what this lane wrote of
     # identity's events is seen, and a command takes no second connection from the pool.
-    states = PostgresAccountStates(connection_of(scope))
+    states = PostgresAccountStates(scope.transaction)
     return await scope.dependencies.tokens.verify(command.access_token, states=states)
 
 
-async def hash_secret(scope: Scope[WorkflowDependencies], secret: Secret | None) -> str | None:
+async def hash_secret(scope: WorkflowScope, secret: Secret | None) -> str | None:
     """The peppered argon2id hash of a password or access code (off the event loop); None for
     a secret left out or empty."""
     if secret is None or not secret.get_secret_value():
         return None
     return await scope.dependencies.hasher.hash(secret.get_secret_value())
-
-
-def connection_of(scope: Scope[WorkflowDependencies]) -> asyncpg.Connection:
-    """The record's transaction (the workflow service always has Postgres)."""
-    assert scope.connection is not None
-    return scope.connection
 
 
 HANDLERS: Mapping[type[Message], MessageHandler] = {
