@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from signgate_client.jwks import ALGORITHM, GrantKeys, KeySetError
 from signgate_contracts.authentication import DocumentAccessRevoked
-from signgate_contracts.envelope import utc_now  # one clock for every module
+from signgate_contracts.envelope import Clock, utc_now  # one clock for every module
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
 
 ISSUER = "signgate-authentication"
@@ -52,7 +52,6 @@ MAX_LEEWAY = timedelta(minutes=2)
 and the service still revokes grants that expired up to 5 minutes ago, so no leeway allowed lets
 a revoked grant through."""
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "pkg", "ord", "scope")
-Clock = Callable[[], datetime]
 
 
 class GrantError(Exception):

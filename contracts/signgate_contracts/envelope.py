@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid4
@@ -25,6 +26,10 @@ Secret = Annotated[
     PlainSerializer(lambda value: value.get_secret_value(), return_type=str, when_used="json"),
 ]
 """A credential in a command: hidden from ``repr`` and ``str``, sent in clear on the wire only."""
+
+
+Clock = Callable[[], datetime]
+"""What tells the time (`utc_now`, or a test's movable clock)."""
 
 
 def utc_now() -> datetime:

@@ -37,7 +37,6 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -50,15 +49,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.runtime.redis_scripts import LuaScripts
 from libs.security.masking import mask_destination
-from signgate_contracts.envelope import utc_now  # one clock for every module
+from signgate_contracts.envelope import Clock, utc_now  # one clock for every module
 from signgate_contracts.otp import MAX_TTL_SECONDS, OtpDeliveryRequested, Purpose
 
 MAX_TTL = timedelta(seconds=MAX_TTL_SECONDS)
 """No code verifies more than ten minutes after it was issued, whatever TTL it was given."""
 
 _SCRIPTS = LuaScripts(__file__, "otp_issue", "otp_verify", "otp_settle", "otp_status", "otp_reset")
-
-Clock = Callable[[], datetime]
 
 
 class OtpStoreSettings(BaseSettings):

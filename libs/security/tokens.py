@@ -20,7 +20,7 @@ expired or revoked one is 401 "Request authorization denied"; a disabled user's 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -33,9 +33,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.runtime.errors import Forbidden, Unauthorized
-from signgate_contracts.envelope import utc_now  # one clock for every module
+from signgate_contracts.envelope import Clock, utc_now  # one clock for every module
 
-Clock = Callable[[], datetime]
 ALGORITHM = "EdDSA"
 
 

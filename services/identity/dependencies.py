@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from libs.runtime.service import Scope
 from libs.security.secrets import SecretHasher
-from libs.security.tokens import Clock, TokenIssuer, TokenVerifier
+from libs.security.tokens import TokenIssuer, TokenVerifier
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
 from services.identity.failures import FailureCounters
 from services.identity.views import PublishingKeys
+from signgate_contracts.envelope import Clock
 
 
 @dataclass(frozen=True)

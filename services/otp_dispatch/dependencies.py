@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from libs.runtime.service import Scope
-from libs.security.otp_store import Clock, OtpStore, SendLimits
+from libs.security.otp_store import OtpStore, SendLimits
 from services.otp_dispatch.providers import DeliveryPolicy, Provider
+from signgate_contracts.envelope import Clock
 from signgate_contracts.otp import Channel
 
 

@@ -11,7 +11,8 @@ from libs.security.digests import Digests
 from libs.security.invitations import InvitationIssuer
 from libs.security.sealing import Sealer
 from libs.security.secrets import SecretHasher
-from libs.security.tokens import Clock, TokenVerifier
+from libs.security.tokens import TokenVerifier
+from signgate_contracts.envelope import Clock
 
 
 @dataclass(frozen=True)
