@@ -29,6 +29,13 @@ for _var in ("SIGNGATE_TOPIC_PREFIX", "SIGNGATE_REDIS_PREFIX"):
 # Record, sealing and digest keys for every service the tests build or start (processes inherit them; `make run`'s
 # runner hands each only its own signing key).
 os.environ.update({**TEST_RECORD_KEYS, **TEST_SEALING_KEYS, **TEST_SHARED_KEYS})
+# The embedded broker answers a consumer's first JoinGroup after half its session timeout: at the
+# default 10 s every service start (a fixture's, a restart's) waits 5 s. Tests join in 1.5 s; a
+# test that wants another timeout passes its own.
+for _prefix in ("SIGNGATE_IDENTITY_", "SIGNGATE_WORKFLOW_", "SIGNGATE_AUTHENTICATION_", "SIGNGATE_OTP_DISPATCH_",
+                "SIGNGATE_LEDGER_"):
+    os.environ.setdefault(f"{_prefix}SESSION_TIMEOUT_MS", "3000")
+    os.environ.setdefault(f"{_prefix}HEARTBEAT_INTERVAL_MS", "500")
 
 
 @pytest.fixture(scope="session")
