@@ -70,8 +70,7 @@ async def handle_open_document_with_password(
 ) -> list[Outgoing]:
     dependencies = scope.dependencies
     now = dependencies.now()
-    stored = await named_recipient(command, scope)
-    policy = check_attempt(stored.policy if stored else None, now, SECRET_METHODS)
+    _, policy = await recipient_attempting(command, scope, now, SECRET_METHODS)
     method = policy.method_for(SECRET_METHODS)
     verification = await dependencies.hasher.verify(
         policy.secret_hash, command.password.get_secret_value()
@@ -95,8 +94,7 @@ async def handle_verify_document_otp(
 ) -> list[Outgoing]:
     dependencies = scope.dependencies
     now = dependencies.now()
-    stored = await named_recipient(command, scope)
-    policy = check_attempt(stored.policy if stored else None, now, OTP_METHODS)
+    _, policy = await recipient_attempting(command, scope, now, OTP_METHODS)
     method = policy.method_for(OTP_METHODS)
     secret_failures = 0
     if policy.uses("secret"):
@@ -119,9 +117,10 @@ async def handle_verify_document_otp(
 async def handle_request_document_otp(
     command: auth.RequestDocumentOtp, scope: AuthenticationScope
 ) -> list[Outgoing]:
-    stored = await named_recipient(command, scope)
-    policy = check_attempt(stored.policy if stored else None, scope.dependencies.now(), OTP_METHODS)
-    assert stored is not None and stored.channel and policy.destination
+    stored, policy = await recipient_attempting(
+        command, scope, scope.dependencies.now(), OTP_METHODS
+    )
+    assert stored.channel and policy.destination
     return await request_delivery(
         command,
         scope,
@@ -314,6 +313,20 @@ async def named_recipient(
     return await repository.select_recipient(
         connection, command.package_id, command.order, digest, read_ahead=scope.read_ahead
     )
+
+
+async def recipient_attempting(
+    command: RecipientCommand,
+    scope: AuthenticationScope,
+    now: datetime,
+    methods: frozenset[str],
+) -> tuple[repository.StoredRecipient, RecipientPolicy]:
+    """The recipient the command names and their policy, once `check_attempt` admits an attempt
+    by one of ``methods`` now (refusals: not found, locked, outside the window, wrong method)."""
+    stored = await named_recipient(command, scope)
+    policy = check_attempt(stored.policy if stored else None, now, methods)
+    assert stored is not None  # check_attempt refuses a recipient that was not found
+    return stored, policy
 
 
 async def authenticated(
