@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from libs.devstack.embedded import Endpoints
 from libs.devstack.stack import open_stack, uses_embedded_broker
 from libs.runtime.settings import ConnectionSettings
 from libs.tools.provision import ProvisionSettings, provision
+from tests.support.databases import own_database
 from tests.support.signing import TEST_RECORD_KEYS, TEST_SEALING_KEYS, TEST_SHARED_KEYS
 
 # Services built by tests read settings from the environment too; the session's own
@@ -52,19 +51,8 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 @pytest.fixture(scope="session")
 async def database_url(endpoints: Endpoints, run_id: str) -> AsyncIterator[str]:
     """A database of this session's own on the stack's Postgres."""
-    server = urlsplit(endpoints.database_url)
-    admin_url = urlunsplit(server._replace(path="/postgres"))
-    await _admin(admin_url, f'CREATE DATABASE "{run_id}"')
-    yield urlunsplit(server._replace(path=f"/{run_id}"))
-    await _admin(admin_url, f'DROP DATABASE "{run_id}" WITH (FORCE)')
-
-
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+    async with own_database(endpoints.database_url, run_id) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

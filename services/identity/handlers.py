@@ -226,21 +226,17 @@ async def handle_set_password(command: SetPassword, scope: IdentityScope) -> lis
     ]
 
 
-async def handle_disable_user(command: DisableUser, scope: IdentityScope) -> list[Outgoing]:
-    """An administrator disables a user, revoking every token issued so far."""
+async def handle_disable_or_enable_user(
+    command: DisableUser | EnableUser, scope: IdentityScope
+) -> list[Outgoing]:
+    """An administrator disables a user (revoking every token issued so far), or enables them."""
     await administrator(command.access_token, scope)
     now = scope.dependencies.clock()
     user = await named_user(scope, command.user_name)
-    await repository.update_disabled(scope.transaction, user.id, True, now)
-    return [fact(UserDisabledV2(user_id=user.id, occurred_at=now))]
-
-
-async def handle_enable_user(command: EnableUser, scope: IdentityScope) -> list[Outgoing]:
-    await administrator(command.access_token, scope)
-    now = scope.dependencies.clock()
-    user = await named_user(scope, command.user_name)
-    await repository.update_disabled(scope.transaction, user.id, False, now)
-    return [fact(UserEnabledV2(user_id=user.id, occurred_at=now))]
+    disabled = isinstance(command, DisableUser)
+    await repository.update_disabled(scope.transaction, user.id, disabled, now)
+    changed = UserDisabledV2 if disabled else UserEnabledV2
+    return [fact(changed(user_id=user.id, occurred_at=now))]
 
 
 async def handle_unlock_user(command: UnlockUser, scope: IdentityScope) -> list[Outgoing]:
@@ -436,8 +432,8 @@ HANDLERS: Mapping[type[Message], MessageHandler] = {
     UpdateUserProfile: handle_update_user_profile,
     SetPassword: handle_set_password,
     ChangePassword: handle_change_password,
-    DisableUser: handle_disable_user,
-    EnableUser: handle_enable_user,
+    DisableUser: handle_disable_or_enable_user,
+    EnableUser: handle_disable_or_enable_user,
     UnlockUser: handle_unlock_user,
     ExpirePassword: handle_expire_password,
     AuthenticateUser: handle_authenticate_user,

@@ -40,17 +40,14 @@ def build_dependencies(resources: Resources) -> OtpDispatchDependencies:
     """The store on the service's Redis and the providers its settings choose, built once."""
     assert resources.redis is not None, "otp_dispatch runs with uses_redis=True"
     settings = resources.settings
-    if not isinstance(settings, OtpDispatchSettings):  # built with the base class (a test, a tool)
-        settings = OtpDispatchSettings(connections=settings.connections)
+    assert isinstance(settings, OtpDispatchSettings), "otp_dispatch runs with OtpDispatchSettings"
     return dependencies_for(settings, resources.redis)
 
 
 def dependencies_for(
     settings: OtpDispatchSettings, redis: aioredis.Redis
 ) -> OtpDispatchDependencies:
-    """The dependencies ``settings`` describe, on ``redis``."""
-    require_secrets(settings)
-    assert settings.otp_store.pepper is not None
+    """The dependencies ``settings`` describe, on ``redis`` (the store refuses a missing pepper)."""
     store = OtpStore(
         redis,
         prefix=settings.connections.redis_prefix,
@@ -81,11 +78,6 @@ def providers_for(settings: OtpDispatchSettings) -> dict[Channel, Provider]:
     }
 
 
-def require_secrets(settings: OtpDispatchSettings) -> None:
-    """Refuses to start without the pepper shared with the authentication service."""
-    require("otp_dispatch", {"SIGNGATE_OTP_PEPPER": settings.otp_store.pepper})
-
-
 DEFINITION = ServiceDefinition(
     name="otp_dispatch",
     uses_redis=True,
@@ -98,5 +90,5 @@ DEFINITION = ServiceDefinition(
 
 def create_app(settings: OtpDispatchSettings | None = None) -> AsgiFastStream:
     settings = settings or OtpDispatchSettings()
-    require_secrets(settings)
+    require("otp_dispatch", {"SIGNGATE_OTP_PEPPER": settings.otp_store.pepper})
     return build_app(DEFINITION, settings)

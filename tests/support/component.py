@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -36,7 +35,6 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 
 from libs.runtime.messaging.publisher import Publication
-from libs.runtime.migrations import migrate, service_tracks
 from libs.runtime.redis_client import create_redis
 from libs.runtime.service import Service, ServiceDefinition, ServiceSettings, build_service
 from libs.runtime.settings import ConnectionSettings
@@ -44,9 +42,11 @@ from libs.security.otp_store import OtpStoreSettings
 from libs.security.record_signatures import RecordSigner
 from libs.security.secrets import SecretHasher, SecretSettings, generate_pepper
 from libs.security.tokens import KeyPair, TokenIssuer, TokenSettings, generate_key_pair
+from libs.tools.provision import migrate_services
 from signgate_contracts import Message, Topic, encode
 from signgate_contracts.identity import normalise_user_name
 from tests.support.clock import MovableClock
+from tests.support.databases import own_database
 from tests.support.signing import TEST_SHARED_KEYS, signed_headers
 
 CHEAP_ARGON2 = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
@@ -332,18 +332,8 @@ async def component_stack(
     """A database ``name`` on the Postgres server at ``database_server`` with every schema of
     ``definitions`` migrated (dropped afterwards), and the Redis prefix ``name:``; the topic prefix
     is ``name.`` (nothing is sent: no broker is reached)."""
-    server = urlsplit(database_server)
-    admin_url = urlunsplit(server._replace(path="/postgres"))
-    await _admin(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        database_url = urlunsplit(server._replace(path=f"/{name}"))
-        for definition in definitions:
-            if definition.schema and definition.folder:
-                await migrate(
-                    database_url,
-                    definition.schema,
-                    service_tracks(definition.schema, definition.folder, definition.shared_tracks),
-                )
+    async with own_database(database_server, name) as database_url:
+        await migrate_services(database_url, definitions)
         connections = ConnectionSettings(
             kafka_bootstrap="127.0.0.1:9",
             database_url=database_url,
@@ -359,13 +349,3 @@ async def component_stack(
             token_keys=generate_key_pair(),
             workdir=workdir,
         )
-    finally:
-        await _admin(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
