@@ -5,6 +5,12 @@ from typing import Any
 
 from signgate_client.client import Outcome, OutcomeTimeout, Rejected, SignGateClient
 from signgate_client.routing import Answer, Route, command_types, parse_command, route
+from signgate_client.security import (
+    KafkaAuthenticationError,
+    KafkaSecurityError,
+    KafkaTlsError,
+    kafka_security,
+)
 
 _GRANT_NAMES = frozenset(
     {
@@ -24,12 +30,16 @@ _GRANT_NAMES = frozenset(
 
 __all__ = [
     "Answer",
+    "KafkaAuthenticationError",
+    "KafkaSecurityError",
+    "KafkaTlsError",
     "Outcome",
     "OutcomeTimeout",
     "Rejected",
     "Route",
     "SignGateClient",
     "command_types",
+    "kafka_security",
     "parse_command",
     "route",
     *sorted(_GRANT_NAMES),

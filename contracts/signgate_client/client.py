@@ -11,22 +11,33 @@ answers come back only to it. It must be named under the deployment's caller rep
 would create it again on its next metadata refresh. Give a long-lived caller a stable
 ``reply_topic``; a generated one (``signgate.replies.client.<uuid>``) holds nothing after its
 retention, and an operator removes such empty topics with ``kafka-topics --delete``.
+
+On a secured cluster, give the client its security as keyword arguments (aiokafka's names):
+``security_protocol`` (``PLAINTEXT``, the default, ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``);
+``sasl_mechanism`` (``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512``, ``OAUTHBEARER``) with
+``sasl_username`` and ``sasl_password``, or ``sasl_oauth_token_provider`` for OAUTHBEARER; and for
+TLS either an ``ssl_context`` or ``ssl_cafile`` (the CAs of the brokers' certificates; the system's
+when unset) with ``ssl_certfile`` and ``ssl_keyfile`` for mutual TLS. Host names are verified.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from signgate_client.routing import Answer, Progress, Route, progress, route
+from signgate_client.security import kafka_security, start_checked
 from signgate_client.stream import assign, correlation_of, partitions_of
 from signgate_contracts.codec import decode, encode
 from signgate_contracts.envelope import Command, Message
@@ -123,8 +134,28 @@ class SignGateClient:
         *,
         grant_wait: float = 2.0,
         client_id: str = "signgate-client",
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str = "PLAIN",
+        sasl_username: str | None = None,
+        sasl_password: str | None = None,
+        sasl_oauth_token_provider: AbstractTokenProvider | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_cafile: str | Path | None = None,
+        ssl_certfile: str | Path | None = None,
+        ssl_keyfile: str | Path | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self._security = kafka_security(
+            security_protocol,
+            sasl_mechanism,
+            sasl_username,
+            sasl_password,
+            sasl_oauth_token_provider,
+            ssl_context,
+            ssl_cafile,
+            ssl_certfile,
+            ssl_keyfile,
+        )
         self.topic_prefix = topic_prefix
         self.reply_topic = (
             reply_topic or f"{topic_prefix}{CALLER_REPLY_PREFIX}client.{uuid.uuid4().hex}"
@@ -149,8 +180,10 @@ class SignGateClient:
         return f"{self.topic_prefix}{registry_name}"
 
     async def start(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self._client_id)
-        await admin.start()
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, client_id=self._client_id, **self._security
+        )
+        await start_checked(admin, self.bootstrap, self._security)
         try:
             if self.reply_topic not in await admin.list_topics():
                 with contextlib.suppress(TopicAlreadyExistsError):
@@ -171,10 +204,16 @@ class SignGateClient:
         finally:
             await admin.close()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, client_id=self._client_id, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            **self._security,
         )
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, client_id=self._client_id, acks="all"
+            bootstrap_servers=self.bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            **self._security,
         )
         await self._consumer.start()
         await self._producer.start()

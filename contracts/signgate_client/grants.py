@@ -163,16 +163,25 @@ class GrantRevocations:
         """Read ``<prefix>signgate.authentication.events`` from its start, feeding every revocation,
         until cancelled. `caught_up` is set once the partitions' end offsets at the start are read.
 
-        No consumer group: every viewer instance reads the whole topic for itself.
+        No consumer group: every viewer instance reads the whole topic for itself. On a secured
+        cluster, pass aiokafka's security options (``security_protocol``, ``ssl_context``,
+        ``sasl_mechanism``, ``sasl_plain_username``, ...; `signgate_client.kafka_security` builds
+        them): they reach the admin client as well as the consumer.
         """
         from aiokafka import AIOKafkaConsumer
         from aiokafka.admin import AIOKafkaAdminClient
 
+        from signgate_client.security import start_checked
         from signgate_client.stream import assign, partitions_of
 
         topic = f"{topic_prefix}{AUTHENTICATION_EVENTS.name}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
+        security = {
+            name: value
+            for name, value in consumer_options.items()
+            if name == "security_protocol" or name.startswith(("ssl_", "sasl_"))
+        }
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
+        await start_checked(admin, bootstrap, security)
         try:
             partitions = await partitions_of(admin, [topic])
         finally:

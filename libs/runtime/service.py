@@ -26,6 +26,7 @@ from libs.runtime.definition import (
     ServiceSettings,
 )
 from libs.runtime.executor import BatchExecutor, balanced_lanes
+from libs.runtime.kafka_security import KafkaSecurityError, check_brokers
 from libs.runtime.logging import configure_logging, get_logger
 from libs.runtime.messaging.broker import attach_batches, create_broker
 from libs.runtime.messaging.outbox import OutboxRelay, running_relay
@@ -150,6 +151,11 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     relay_loop = contextlib.AsyncExitStack()  # stopped before the broker stops
 
     async def open_resources() -> None:
+        try:  # a refused certificate or password is one clear line, not a bootstrap retry loop
+            await check_brokers(connections)
+        except KafkaSecurityError as error:
+            log.error("kafka refused this service's security settings", reason=str(error))
+            raise
         if definition.schema:
             resources.pool = (
                 await create_pool(  # a connection per lane, the relay's, and one for /health

@@ -19,6 +19,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.runtime.kafka_security import broker_security
 from libs.runtime.settings import ConnectionSettings
 from signgate_contracts.topics import (
     BY_NAME,
@@ -196,8 +197,9 @@ def system_specification(
 
 
 def documentation_broker(connections: ConnectionSettings) -> KafkaBroker:
-    """A broker that only describes: it has no handlers that run and is never connected."""
-    return KafkaBroker(connections.kafka_bootstrap)
+    """A broker that only describes (its servers' security too): it has no handlers that run and
+    is never connected."""
+    return KafkaBroker(connections.kafka_bootstrap, security=broker_security(connections))
 
 
 def duration(value: timedelta) -> str:

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from libs.devstack.stack import DATA_DIR
+from libs.runtime.kafka_security import signgate_client_options
 from libs.tools.cli.render import console as make_console
 from libs.tools.cli.render import history_table, message_line
 from libs.tools.cli.stack import NoStack, find_bootstrap, mint_operator_token, reply_topic
@@ -289,7 +290,7 @@ class Demo:
 
 
 async def demo(bootstrap: str, console: Console) -> None:
-    async with SignGateClient(bootstrap, reply_topic()) as client:
+    async with SignGateClient(bootstrap, reply_topic(), **signgate_client_options()) as client:
         await Demo(
             client, mint_operator_token("demo"), DATA_DIR / "sandbox-outbox.jsonl", console
         ).run()

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from libs.runtime.kafka_security import client_options, start_client
 from libs.runtime.logging import get_logger
 from libs.runtime.settings import ConnectionSettings
 from signgate_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION, TOPICS, Topic
@@ -52,9 +53,11 @@ async def create_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="signgate-provision"
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="signgate-provision",
+        **client_options(settings),
     )
-    await admin.start()
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
         missing = [

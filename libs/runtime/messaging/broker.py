@@ -6,12 +6,14 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
+from libs.runtime.kafka_security import broker_options
 from libs.runtime.messaging.pipeline import batch_middleware
 from libs.runtime.settings import ConnectionSettings
 
 
 def create_broker(service: str, settings: ConnectionSettings) -> KafkaBroker:
-    """A broker whose producer waits for all in-sync replicas; idempotence follows the settings."""
+    """A broker whose producer waits for all in-sync replicas; idempotence and security follow
+    the settings."""
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"signgate-{service}",
@@ -19,6 +21,7 @@ def create_broker(service: str, settings: ConnectionSettings) -> KafkaBroker:
         enable_idempotence=settings.kafka_idempotence,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         logger=logging.getLogger(f"signgate.{service}.broker"),  # through the JSON log pipeline
+        **broker_options(settings),
     )
 
 

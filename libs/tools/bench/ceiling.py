@@ -3,7 +3,7 @@
 For every record of topic IN: one Redis round trip (a small Lua script that counts the key,
 like a verification touches its recipient's keys), then a reply on OUT carrying the record's
 ``correlation_id`` header. Offsets are committed after each fetched batch's replies are
-acknowledged by the broker. No decoding, no Postgres, no framework: the most a Python
+acknowledged by the broker (Kafka security from the ``SIGNGATE_KAFKA_*`` environment). No decoding, no Postgres, no framework: the most a Python
 consumer of this broker and this Redis can do on this machine.
 """
 
@@ -15,6 +15,7 @@ import sys
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from libs.runtime.kafka_security import client_options
 from libs.runtime.redis_client import create_redis
 
 ECHO = "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 60000) return n"
@@ -23,6 +24,7 @@ ECHO = "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 600
 async def echo(bootstrap: str, redis_url: str, source: str, target: str, prefix: str) -> None:
     client = create_redis(redis_url)
     script = client.register_script(ECHO)
+    security = client_options()
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
@@ -30,8 +32,9 @@ async def echo(bootstrap: str, redis_url: str, source: str, target: str, prefix:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=5,
+        **security,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1, **security)
     await consumer.start()
     await producer.start()
     stop = asyncio.Event()

@@ -1,6 +1,7 @@
 """The load generator, run as its own process: ``python -m libs.tools.bench.loadgen JOB.json RESULT.json``.
 
-The job names the broker, the topic to send to, the topics answers come back on, and the
+The job names the broker (its Kafka security comes from the ``SIGNGATE_KAFKA_*`` environment the
+bench passes, so no secret is written to the job file), the topic to send to, the topics answers come back on, and the
 records to send (key, value, correlation id). Sent open loop at ``rate`` per second (record i
 is due at ``start + i / rate`` whatever happened before it, and its latency counts from then,
 so a stalled system cannot hide its queue), or flat out when ``rate`` is null. An answer is
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from libs.runtime.kafka_security import client_options
 from libs.tools.bench.stats import summarize
 
 
@@ -29,15 +31,21 @@ async def run(job: dict) -> dict:
     due: dict[bytes, float] = {}
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
+    security = client_options()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=job["bootstrap"],
         enable_auto_commit=False,
         fetch_max_wait_ms=5,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **security,
     )
     await consumer.start()
     producer = AIOKafkaProducer(
-        bootstrap_servers=job["bootstrap"], acks="all", linger_ms=1, max_batch_size=256 * 1024
+        bootstrap_servers=job["bootstrap"],
+        acks="all",
+        linger_ms=1,
+        max_batch_size=256 * 1024,
+        **security,
     )
     await producer.start()
     try:

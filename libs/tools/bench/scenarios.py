@@ -43,6 +43,7 @@ from pydantic import SecretStr
 from libs.devstack.dev_secrets import generate_secrets
 from libs.devstack.embedded import free_port
 from libs.devstack.stack import DATA_DIR, ROOT, open_stack, uses_embedded_broker
+from libs.runtime.kafka_security import security_environment
 from libs.runtime.postgres import create_pool
 from libs.runtime.service import Scope
 from libs.runtime.settings import ConnectionSettings
@@ -597,6 +598,7 @@ async def run(args: argparse.Namespace) -> Report:
             "SIGNGATE_REDIS_PREFIX": connections.redis_prefix,
             "SIGNGATE_LOG_LEVEL": "WARNING",
             "SIGNGATE_KAFKA_IDEMPOTENCE": str(connections.kafka_idempotence).lower(),
+            **security_environment(connections),
             "SIGNGATE_OTP_DISPATCH_SANDBOX_OUTBOX": str(folder / "sandbox-outbox.jsonl"),
             "SIGNGATE_OTP_DISPATCH_RESEND_COOLDOWN_SECONDS": "0",
             **(

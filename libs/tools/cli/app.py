@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from libs.devstack.stack import DATA_DIR
+from libs.runtime.kafka_security import client_options, signgate_client_options, start_client
 from libs.tools.cli import render
 from libs.tools.cli.stack import (
     NoStack,
@@ -72,6 +73,7 @@ class Settings:
             find_bootstrap(self.bootstrap),
             reply_topic(self.topic_prefix),
             topic_prefix=self.topic_prefix,
+            **signgate_client_options(),
         )
 
 
@@ -547,9 +549,11 @@ def topics(ctx: typer.Context) -> None:
 
     async def go() -> dict[str, int]:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=find_bootstrap(settings.bootstrap), client_id="signgate-cli"
+            bootstrap_servers=find_bootstrap(settings.bootstrap),
+            client_id="signgate-cli",
+            **client_options(),
         )
-        await admin.start()
+        await start_client(admin, bootstrap=find_bootstrap(settings.bootstrap))
         try:
             names = await admin.list_topics()
             counts: dict[str, int] = {}
@@ -618,16 +622,21 @@ def tail(
 
     async def go() -> None:
         bootstrap = find_bootstrap(settings.bootstrap)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="signgate-tail")
-        await admin.start()
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="signgate-tail", **client_options()
+        )
+        await start_client(admin, bootstrap=bootstrap)
         try:
             partitions = await partitions_of(admin, [settings.topic_prefix + n for n in names])
         finally:
             await admin.close()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, client_id="signgate-tail", enable_auto_commit=False
+            bootstrap_servers=bootstrap,
+            client_id="signgate-tail",
+            enable_auto_commit=False,
+            **client_options(),
         )
-        await consumer.start()
+        await start_client(consumer, bootstrap=bootstrap)
         try:
             await assign(consumer, partitions, from_beginning=from_beginning)
             async with asyncio.timeout(seconds or None):
