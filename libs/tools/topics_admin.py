@@ -57,8 +57,8 @@ async def create_topics(
         client_id="signgate-provision",
         **client_options(settings),
     )
-    await start_client(admin, settings)
     try:
+        await start_client(admin, settings)
         existing = set(await admin.list_topics())
         missing = [
             s for s in topic_specs(settings, topics, replication_factor) if s.name not in existing
