@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.runtime.kafka_security import KafkaSecurityError
 from libs.runtime.logging import configure_logging, get_logger
 from libs.runtime.migrations import migrate, service_tracks
 from libs.runtime.service import ServiceDefinition
@@ -52,7 +53,11 @@ def main() -> None:
     configure_logging(
         settings.connections.log_level, settings.connections.log_format, service="provision"
     )
-    asyncio.run(provision(settings, SERVICES))
+    try:
+        asyncio.run(provision(settings, SERVICES))
+    except KafkaSecurityError as error:  # one line that says what to fix, not a traceback
+        log.error("kafka refused the provisioning's security settings", reason=str(error))
+        raise SystemExit(1) from None
     log.info("provisioned")
 
 
