@@ -141,8 +141,8 @@ class BrokerFront:
         self._connections.add(task)
         try:
             await self._serve(reader, writer)
-        except (ConnectionError, ssl.SSLError, SaslRefused):
-            pass  # the client went away or broke the protocol: its connection alone ends
+        except (ConnectionError, EOFError, ssl.SSLError, SaslRefused, ValueError, struct.error):
+            pass  # either side went away or broke the protocol: this connection alone ends
         finally:
             writer.close()
             self._connections.discard(task)

