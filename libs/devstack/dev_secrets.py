@@ -1,13 +1,15 @@
 """Peppers and signing keys for a development stack, and a ``.env`` for docker compose.
 
-``python -m libs.devstack.dev_secrets > .env`` writes fresh ones for `docker compose up`; `make run`
-keeps its own with its data, so stored hashes stay valid across restarts.
+``python -m libs.devstack.dev_secrets > .env`` writes fresh ones for `docker compose up`, with the
+compose file's passwords; `make run` keeps its own with its data, so stored hashes stay valid
+across restarts.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from secrets import token_urlsafe
 
 from libs.security.record_signatures import (
     PUBLIC_KEYS_VARIABLE,
@@ -42,6 +44,19 @@ def generate_secrets() -> dict[str, str]:
         "SIGNGATE_DIGEST_KEY": generate_pepper(),
         **generate_record_keys(RECORD_WRITERS),
         **generate_sealing_keys(SEALING_CONSUMERS),
+    }
+
+
+COMPOSE_KAFKA_USERS = ("admin", "provision", *RECORD_WRITERS, "cli")
+"""docker-compose.yml's Kafka users: the super user, provisioning, each service, the host's CLI."""
+
+
+def compose_passwords() -> dict[str, str]:
+    """Fresh passwords for docker-compose.yml: Postgres's and each Kafka user's (URL-safe: they
+    are written into a URL and a JAAS line)."""
+    return {
+        "POSTGRES_PASSWORD": token_urlsafe(24),
+        **{f"SASL_PASSWORD_{user.upper()}": token_urlsafe(24) for user in COMPOSE_KAFKA_USERS},
     }
 
 
@@ -80,4 +95,4 @@ def dotenv(secrets: dict[str, str]) -> str:
 
 
 if __name__ == "__main__":
-    print(dotenv(generate_secrets()), end="")
+    print(dotenv({**generate_secrets(), **compose_passwords()}), end="")
