@@ -1,13 +1,15 @@
 """Peppers and signing keys for a development stack, and a ``.env`` for docker compose.
 
 ``python -m libs.devstack.dev_secrets > .env`` writes fresh ones for `docker compose up`, with the
-compose file's passwords; `make run` keeps its own with its data, so stored hashes stay valid
-across restarts.
+compose file's passwords; ``python -m libs.devstack.dev_secrets --kubernetes DIR`` writes them as
+the files deploy/kubernetes reads; `make run` keeps its own with its data, so stored hashes stay
+valid across restarts.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from secrets import token_urlsafe
 
@@ -16,6 +18,7 @@ from libs.security.record_signatures import (
     generate_record_keys,
     is_signing_key_variable,
 )
+from libs.security.required_secrets import SERVICE_SECRETS
 from libs.security.sealing import PUBLIC_KEYS_VARIABLE as SEALING_PUBLIC_KEYS
 from libs.security.sealing import generate_sealing_keys
 from libs.security.sealing import is_private_keys_variable as is_sealing_key_variable
@@ -60,6 +63,23 @@ def compose_passwords() -> dict[str, str]:
     }
 
 
+def write_kubernetes_secret_files(folder: Path, secrets: dict[str, str]) -> list[Path]:
+    """One file per service and secret it holds (``<folder>/<service>/<VARIABLE>``, 0600, no
+    trailing newline), as deploy/kubernetes/kustomization.yaml reads them; refuses to replace a
+    file (a new pepper would invalidate every stored hash)."""
+    paths = [
+        folder / service / name for service, names in SERVICE_SECRETS.items() for name in names
+    ]
+    present = [str(path) for path in paths if path.exists()]
+    if present:
+        raise FileExistsError(f"will not replace {', '.join(present)}")
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets[path.name])
+    return paths
+
+
 def development_secrets(folder: Path) -> dict[str, str]:
     """The development stack's secrets: made once, then read back (the pepper is in every hash);
     a secret added since they were made is added to them."""
@@ -95,4 +115,8 @@ def dotenv(secrets: dict[str, str]) -> str:
 
 
 if __name__ == "__main__":
-    print(dotenv({**generate_secrets(), **compose_passwords()}), end="")
+    if sys.argv[1:2] == ["--kubernetes"] and len(sys.argv) == 3:
+        for written in write_kubernetes_secret_files(Path(sys.argv[2]), generate_secrets()):
+            print(written)
+    else:
+        print(dotenv({**generate_secrets(), **compose_passwords()}), end="")
