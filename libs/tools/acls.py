@@ -10,7 +10,7 @@ itself, so a caller needs no consumer group. The gateway is a caller of its own.
 creates and describes the registry's topics and their dead-letter topics, nothing else.
 
 ``kafka_acls_commands`` prints them as ``kafka-acls.sh`` commands, ``as_json`` as data;
-``signgate acls`` (``libs.tools.cli.acls``, also ``python -m libs.tools.cli.acls``) prints them.
+``signgate acls`` (``libs.tools.cli.acls``) prints them.
 """
 
 from __future__ import annotations

@@ -12,10 +12,7 @@ from libs.tools.acls import as_json, deployment_principals, kafka_acls_commands,
 from services.registry import SERVICES
 from signgate_contracts.topics import CALLER_REPLY_PREFIX
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
-
-@app.callback(invoke_without_command=True)
 def acls(
     ctx: typer.Context,
     caller: Annotated[
@@ -76,7 +73,3 @@ def acls(
         shell_script(kafka_acls_commands(principals, bootstrap_server, command_config, script)),
         nl=False,
     )
-
-
-if __name__ == "__main__":
-    app()

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from libs.devstack.stack import DATA_DIR
 from libs.tools.cli import render
-from libs.tools.cli.acls import app as acls_app
+from libs.tools.cli.acls import acls
 from libs.tools.cli.stack import (
     NoStack,
     find_bootstrap,
@@ -57,7 +57,7 @@ send_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(send_app, name="send")
-app.add_typer(acls_app, name="acls", help="Print the least-privilege Kafka ACLs of a deployment.")
+app.command("acls")(acls)
 
 OUTBOX = DATA_DIR / "sandbox-outbox.jsonl"
 
