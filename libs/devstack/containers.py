@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from libs.devstack.embedded import DATABASE, Endpoints
 
 KAFKA_IMAGE = "apache/kafka:3.9.1"
-POSTGRES_IMAGE = "postgres:17-alpine"
-REDIS_IMAGE = "redis:7-alpine"
+POSTGRES_IMAGE = "postgres:17.6-alpine"
+REDIS_IMAGE = "redis:7.4.5-alpine"
 
 
 def postgres_url(host: str, port: int | str, user: str, password: str) -> str:

@@ -1,19 +1,24 @@
 """Peppers and signing keys for a development stack, and a ``.env`` for docker compose.
 
-``python -m libs.devstack.dev_secrets > .env`` writes fresh ones for `docker compose up`; `make run`
-keeps its own with its data, so stored hashes stay valid across restarts.
+``python -m libs.devstack.dev_secrets > .env`` writes fresh ones for `docker compose up`, with the
+compose file's passwords; ``python -m libs.devstack.dev_secrets --kubernetes DIR`` writes them as
+the files deploy/kubernetes reads; `make run` keeps its own with its data, so stored hashes stay
+valid across restarts.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from secrets import token_urlsafe
 
 from libs.security.record_signatures import (
     PUBLIC_KEYS_VARIABLE,
     generate_record_keys,
     is_signing_key_variable,
 )
+from libs.security.required_secrets import SERVICE_SECRETS
 from libs.security.sealing import PUBLIC_KEYS_VARIABLE as SEALING_PUBLIC_KEYS
 from libs.security.sealing import generate_sealing_keys
 from libs.security.sealing import is_private_keys_variable as is_sealing_key_variable
@@ -43,6 +48,36 @@ def generate_secrets() -> dict[str, str]:
         **generate_record_keys(RECORD_WRITERS),
         **generate_sealing_keys(SEALING_CONSUMERS),
     }
+
+
+COMPOSE_KAFKA_USERS = ("admin", "provision", *RECORD_WRITERS, "cli")
+"""docker-compose.yml's Kafka users: the super user, provisioning, each service, the host's CLI."""
+
+
+def compose_passwords() -> dict[str, str]:
+    """Fresh passwords for docker-compose.yml: Postgres's and each Kafka user's (URL-safe: they
+    are written into a URL and a JAAS line)."""
+    return {
+        "POSTGRES_PASSWORD": token_urlsafe(24),
+        **{f"SASL_PASSWORD_{user.upper()}": token_urlsafe(24) for user in COMPOSE_KAFKA_USERS},
+    }
+
+
+def write_kubernetes_secret_files(folder: Path, secrets: dict[str, str]) -> list[Path]:
+    """One file per service and secret it holds (``<folder>/<service>/<VARIABLE>``, 0600, no
+    trailing newline), as deploy/kubernetes/kustomization.yaml reads them; refuses to replace a
+    file (a new pepper would invalidate every stored hash)."""
+    paths = [
+        folder / service / name for service, names in SERVICE_SECRETS.items() for name in names
+    ]
+    present = [str(path) for path in paths if path.exists()]
+    if present:
+        raise FileExistsError(f"will not replace {', '.join(present)}")
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets[path.name])
+    return paths
 
 
 def development_secrets(folder: Path) -> dict[str, str]:
@@ -80,4 +115,8 @@ def dotenv(secrets: dict[str, str]) -> str:
 
 
 if __name__ == "__main__":
-    print(dotenv(generate_secrets()), end="")
+    if sys.argv[1:2] == ["--kubernetes"] and len(sys.argv) == 3:
+        for written in write_kubernetes_secret_files(Path(sys.argv[2]), generate_secrets()):
+            print(written)
+    else:
+        print(dotenv({**generate_secrets(), **compose_passwords()}), end="")

@@ -499,7 +499,7 @@ _TOP_FILES = {
     "pyproject.toml",
     ".pre-commit-config.yaml",
 }
-_TOP_FOLDERS = ("contracts/", "libs/", "services/", "tests/", "docs/", ".ci/")
+_TOP_FOLDERS = ("contracts/", "libs/", "services/", "tests/", "docs/", ".ci/", "deploy/")
 _PROJECT_PACKAGES = {"libs": ROOT, "services": ROOT, "tests": ROOT}
 _CONTRACT_PACKAGES = {"signgate_contracts", "signgate_client"}
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

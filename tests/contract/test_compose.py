@@ -33,10 +33,11 @@ import yaml
 from jsonschema import Draft7Validator
 from pydantic_settings import BaseSettings
 
-from libs.devstack.dev_secrets import generate_secrets
+from libs.devstack.dev_secrets import COMPOSE_KAFKA_USERS, compose_passwords, generate_secrets
 from libs.runtime.service import ServiceDefinition, ServiceSettings
 from libs.runtime.settings import ConnectionSettings
 from libs.security.required_secrets import SERVICE_SECRETS, is_secret_variable
+from libs.tools.acls import deployment_principals, kafka_acls_commands, shell_script
 from services.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,19 @@ SCHEMA_FILE = Path(__file__).with_name("compose-spec.schema.json")
 
 PROVISION = "provision"
 PROVISION_MODULE = "libs.tools.provision"
+ACL_JOB = "kafka-acls"
+ACL_SCRIPT = ROOT / "deploy" / "compose" / "acls.sh"
+ACL_CALLERS = ["User:cli"]
+"""The compose file's upstream callers: the operator's CLI on the host (its reply topics are
+``signgate.replies.cli.<user>``, `libs.tools.cli.stack.reply_topic`)."""
+ACL_ARGS = ("kafka:19092", "/tmp/admin.properties", "/opt/kafka/bin/kafka-acls.sh")
+ACL_COMMAND = (
+    "signgate acls --caller User:cli --bootstrap-server kafka:19092 "
+    "--command-config /tmp/admin.properties --script /opt/kafka/bin/kafka-acls.sh "
+    "> deploy/compose/acls.sh"
+)
+"""What wrote deploy/compose/acls.sh (with SIGNGATE_TOPIC_PREFIX unset): run it again after a
+topic or a service changes."""
 INFRA_PORTS = {"kafka": {9092}, "postgres": {5432}, "redis": {6379}, "mailpit": {8025, 1025}}
 """Every infrastructure service and the container ports it may publish to the host."""
 APP_NAMES = [definition.name for definition in SERVICES]
@@ -251,7 +265,7 @@ def test_compose_file_uses_the_modern_specification():
 
 def test_compose_runs_the_registry_services_the_provision_job_and_the_infrastructure():
     """The file runs every registered service, the provision job and the four servers: no more."""
-    assert set(services()) == {*APP_NAMES, PROVISION, *INFRA_PORTS}
+    assert set(services()) == {*APP_NAMES, PROVISION, ACL_JOB, *INFRA_PORTS}
 
 
 def test_each_service_runs_its_procfile_command():
@@ -268,11 +282,15 @@ def test_each_service_runs_its_procfile_command():
 SERVICE_HTTP_PORT = 8000
 
 
-def test_each_service_is_health_checked_on_its_http_port():
-    """Each service's health check probes /health on the port its command serves."""
+READINESS_PATH = "/readyz"
+
+
+def test_each_service_is_health_checked_on_its_readiness_path():
+    """Each service's health check probes /readyz on the port its command serves (Compose
+    restarts nothing on a failed check: its health is readiness)."""
     for name in APP_NAMES:
         test = " ".join(services()[name]["healthcheck"]["test"])
-        assert f"127.0.0.1:{SERVICE_HTTP_PORT}/health" in test, name
+        assert f"127.0.0.1:{SERVICE_HTTP_PORT}{READINESS_PATH}'" in test, name
 
 
 def test_each_service_command_names_an_importable_factory():
@@ -327,7 +345,11 @@ def test_signgate_env_vars_on_infrastructure_are_none():
         assert not [v for v in environment(services()[name]) if v.startswith("SIGNGATE_")], name
 
 
-OPERATOR_SECRETS = generate_secrets()
+OPERATOR_SECRETS = {
+    **generate_secrets(),
+    **compose_passwords(),
+    "SIGNGATE_OTP_DISPATCH_SMS_PROVIDER": "sandbox",
+}
 
 
 def test_secrets_are_required_from_the_operator():
@@ -356,7 +378,8 @@ def test_each_service_container_starts_with_its_environment(monkeypatch: pytest.
                 env.delenv(var)
             for var, value in environment(services()[name], OPERATOR_SECRETS).items():
                 env.setenv(var, value)
-            assert importlib.import_module(f"services.{name}.app").create_app() is not None, name
+            app = importlib.import_module(f"services.{name}.app").create_app()
+            assert READINESS_PATH in dict(app.routes), f"{name} does not serve {READINESS_PATH}"
 
 
 def test_each_container_environment_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch):
@@ -410,14 +433,19 @@ def test_postgres_password_is_one_setting_for_server_and_clients():
         assert urlsplit(url).password == "s3cret", name
 
 
+def test_no_service_publishes_a_host_port_so_replicas_scale():
+    """No service publishes a port on the host (a second replica could not bind it): each exposes
+    its HTTP port (/livez, /readyz, /metrics, /docs) to the compose network only."""
+    for name in APP_NAMES:
+        assert published_ports(services()[name]) == [], name
+        assert [str(port) for port in services()[name]["expose"]] == [str(SERVICE_HTTP_PORT)], name
+        assert "container_name" not in services()[name], name
+
+
 def test_published_ports_belong_to_known_servers_on_loopback():
     """Only the servers publish ports, each its own well-known one, on 127.0.0.1 and unchanged."""
     for name, service in services().items():
         ports = published_ports(service)
-        if name in APP_NAMES:  # the HTTP port of `faststream run --port` (/health, /metrics, /docs)
-            assert [port.target for port in ports] == [SERVICE_HTTP_PORT], name
-            assert all(port.host_ip == "127.0.0.1" for port in ports), name
-            continue
         if name not in INFRA_PORTS:
             assert ports == [], f"{name} publishes {ports}: no such port in the code"
             continue
@@ -456,10 +484,15 @@ def test_app_services_wait_for_provision_and_their_servers():
 
 
 def test_provision_waits_for_its_servers_and_runs_once():
-    """The provision job starts once Kafka and Postgres are healthy and is not restarted on exit."""
+    """The provision job starts once Kafka and Postgres are healthy and the ACLs it needs are
+    applied, and is not restarted on exit."""
     provision = services()[PROVISION]
     waits = dependencies(provision)
-    assert waits == {"kafka": "service_healthy", "postgres": "service_healthy"}
+    assert waits == {
+        "kafka": "service_healthy",
+        ACL_JOB: "service_completed_successfully",
+        "postgres": "service_healthy",
+    }
     assert provision["restart"] == "no"
 
 
@@ -480,6 +513,164 @@ def test_compose_servers_match_the_container_test_images():
     assert services()["kafka"]["image"] == containers.KAFKA_IMAGE
     assert services()["postgres"]["image"] == containers.POSTGRES_IMAGE
     assert services()["redis"]["image"] == containers.REDIS_IMAGE
+
+
+# --- Kafka security: SASL, the authorizer, one principal per container, the ACLs -----------
+
+
+JAAS_USER = re.compile(r'\buser_(?P<user>[A-Za-z0-9_-]+)="(?P<password>[^"]*)"')
+JAAS_CLIENT = re.compile(r'\busername="(?P<user>[^"]*)" password="(?P<password>[^"]*)"')
+
+
+def kafka_env() -> dict[str, str]:
+    return environment(services()["kafka"], OPERATOR_SECRETS)
+
+
+def listener_users(listener: str) -> dict[str, str]:
+    """User -> password of the broker's SASL/PLAIN users on ``listener``."""
+    jaas = kafka_env()[f"KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG"]
+    return {m["user"]: m["password"] for m in JAAS_USER.finditer(jaas)}
+
+
+def compose_principals() -> list[Any]:
+    return deployment_principals(SERVICES, ConnectionSettings(topic_prefix=""), callers=ACL_CALLERS)
+
+
+def test_every_kafka_listener_authenticates_and_the_authorizer_denies_by_default():
+    """Every listener is SASL (none PLAINTEXT), the StandardAuthorizer is on, nothing is allowed
+    without an ACL, and ``admin`` is the only super user."""
+    env = kafka_env()
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols) == set(listener_ports(env["KAFKA_LISTENERS"]))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+
+
+def test_the_broker_knows_each_compose_user_and_the_controller_only_admin():
+    """The containers' listener has every compose user with the operator's password, the broker
+    authenticates as ``admin`` between its listeners, and only ``admin`` reaches the controller."""
+    internal = listener_users("INTERNAL")
+    assert set(internal) == set(COMPOSE_KAFKA_USERS)
+    for user, password in internal.items():
+        assert password == OPERATOR_SECRETS[f"SASL_PASSWORD_{user.upper()}"] != "", user
+    assert set(listener_users("CONTROLLER")) == {"admin"}
+    for listener in ("INTERNAL", "CONTROLLER"):
+        client = JAAS_CLIENT.search(kafka_env()[f"KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG"])
+        assert client and client["user"] == "admin", listener
+        assert client["password"] == OPERATOR_SECRETS["SASL_PASSWORD_ADMIN"]
+
+
+def test_each_container_of_our_image_connects_as_its_own_principal():
+    """Each service and the provision job speak SASL/PLAIN as a user of their own, with that
+    user's password, and that user is the principal the ACLs are written for."""
+    acl_principals = {p.principal for p in compose_principals()}
+    users = listener_users("INTERNAL")
+    seen = set()
+    for name in our_image_services():
+        env = environment(services()[name], OPERATOR_SECRETS)
+        assert env["SIGNGATE_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert env["SIGNGATE_KAFKA_SASL_MECHANISM"] == "PLAIN", name
+        user = env["SIGNGATE_KAFKA_SASL_USERNAME"]
+        assert user == name, f"{name} connects as {user}"
+        assert env["SIGNGATE_KAFKA_SASL_PASSWORD"] == users[user], name
+        assert f"User:{user}" in acl_principals, name
+        seen.add(user)
+    assert len(seen) == len(our_image_services())
+    assert "admin" not in seen
+
+
+def test_acl_job_applies_exactly_what_signgate_acls_prints():
+    """deploy/compose/acls.sh is the output of `signgate acls` for this deployment (ACL_COMMAND),
+    and the ACL job runs it as ``admin`` once Kafka is healthy, before provisioning."""
+    expected = shell_script(kafka_acls_commands(compose_principals(), *ACL_ARGS))
+    assert ACL_SCRIPT.read_text() == expected, f"regenerate it: {ACL_COMMAND}"
+    job = services()[ACL_JOB]
+    assert job["image"] == services()["kafka"]["image"]
+    assert job["entrypoint"] == ["sh", "/signgate/kafka-admin.sh"]
+    assert job["command"] == ["sh", "/signgate/acls.sh"]
+    assert "./deploy/compose:/signgate:ro" in job["volumes"]
+    assert dependencies(job) == {"kafka": "service_healthy"}
+    assert job["restart"] == "no"
+    admin = (ROOT / "deploy" / "compose" / "kafka-admin.sh").read_text()
+    assert f"cat > {ACL_ARGS[1]} <<" in admin and 'username="admin"' in admin
+    bootstrap = addresses(ACL_ARGS[0])[0]
+    assert bootstrap in addresses(kafka_env()["KAFKA_ADVERTISED_LISTENERS"])
+
+
+def test_kafka_is_health_checked_as_admin():
+    """The broker's health check authenticates as ``admin`` with the same client properties."""
+    test = services()["kafka"]["healthcheck"]["test"]
+    assert test[1:3] == ["sh", "/signgate/kafka-admin.sh"]
+    assert test[test.index("--command-config") + 1] == ACL_ARGS[1]
+    assert kafka_env()["SASL_PASSWORD_ADMIN"] == OPERATOR_SECRETS["SASL_PASSWORD_ADMIN"]
+
+
+# --- what an operator must choose: passwords, the SMS provider; pinned images, limits ---------
+
+
+REQUIRED = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}$")
+
+
+def test_no_password_has_a_default():
+    """Every password in the file (Postgres's, each Kafka user's) is a required operator variable:
+    ``${POSTGRES_PASSWORD:?...}``, never ``${...:-signgate}``."""
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"\$\{[A-Z_]*PASSWORD[A-Z_]*:?-", text)
+    assert REQUIRED.match(str(services()["postgres"]["environment"]["POSTGRES_PASSWORD"]))
+    for name in our_image_services():
+        password = str(services()[name]["environment"]["SIGNGATE_KAFKA_SASL_PASSWORD"])
+        assert REQUIRED.match(password), name
+    assert environment(services()["postgres"])["POSTGRES_PASSWORD"] == ""
+
+
+def test_the_sms_sandbox_is_an_explicit_choice():
+    """The SMS provider has no default: Compose refuses to start until the operator chooses
+    ``sandbox`` or ``http``."""
+    value = str(services()["otp_dispatch"]["environment"]["SIGNGATE_OTP_DISPATCH_SMS_PROVIDER"])
+    match = REQUIRED.match(value)
+    assert match and match["name"] == "SIGNGATE_OTP_DISPATCH_SMS_PROVIDER"
+    assert "sandbox" in value and "http" in value
+
+
+EXACT_TAG = re.compile(r"^(?P<name>[\w./-]+):v?\d+\.\d+(?P<patch>\.\d+)?(-[a-z0-9.]+)?(@sha256:[0-9a-f]{64})?$")
+TWO_PART_VERSIONS = {"postgres"}
+"""Images whose releases have two parts (Postgres 17.6 is an exact release; Redis 7.4 is not)."""
+
+
+def test_every_image_is_pinned_to_an_exact_version():
+    """Every server image names an exact version (major.minor.patch), never a floating tag; our
+    own is built here."""
+    for name, service in services().items():
+        if name in our_image_services():
+            assert service["image"] == "signgate:local" and service["build"], name
+            continue
+        match = EXACT_TAG.match(service["image"])
+        assert match, f"{name}: {service['image']} is not pinned"
+        assert match["patch"] or match["name"] in TWO_PART_VERSIONS, f"{name}: {service['image']}"
+
+
+def test_every_container_has_cpu_and_memory_limits():
+    """Every container has CPU and memory limits (one replica cannot starve the others)."""
+    for name, service in services().items():
+        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert float(limits["cpus"]) > 0, name
+        assert re.fullmatch(r"\d+[MG]", limits["memory"]), name
+
+
+def test_our_containers_run_read_only_without_capabilities():
+    """The containers of our image have a read-only root file system, a tmpfs /tmp (the sandbox
+    outbox), no capabilities and no privilege escalation."""
+    for name in our_image_services():
+        service = services()[name]
+        assert service["read_only"] is True, name
+        assert service["tmpfs"] == ["/tmp"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+    outbox = environment(services()["otp_dispatch"])["SIGNGATE_OTP_DISPATCH_SANDBOX_OUTBOX"]
+    assert outbox.startswith("/tmp/")
 
 
 # --- the helpers above -----------------------------------------------------------------

@@ -24,6 +24,7 @@ from rich.text import Text
 from libs.devstack.stack import DATA_DIR
 from libs.runtime.kafka_security import client_options, signgate_client_options, start_client
 from libs.tools.cli import render
+from libs.tools.cli.acls import acls
 from libs.tools.cli.stack import (
     NoStack,
     find_bootstrap,
@@ -57,6 +58,7 @@ send_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(send_app, name="send")
+app.command("acls")(acls)
 
 OUTBOX = DATA_DIR / "sandbox-outbox.jsonl"
 
