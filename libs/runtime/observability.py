@@ -68,7 +68,9 @@ class Destinations:
     def label(self, deployed: str) -> str:
         if deployed.startswith(self.caller_prefix):
             return CALLER_REPLY
-        name = deployed.removeprefix(self.topic_prefix)
+        if not deployed.startswith(self.topic_prefix):
+            return OTHER_DESTINATION
+        name = deployed[len(self.topic_prefix) :]
         return name if name in self.known else OTHER_DESTINATION
 
 
