@@ -60,26 +60,25 @@ _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
 )
 
 
-BATCH_FIELDS: ContextVar[Mapping[str, Any] | None] = ContextVar(
-    "signgate_batch_log_fields", default=None
-)
-"""What names the batch being handled (its records' correlation ids): on every line written while
-it is handled that names no record of its own."""
+SUBJECT: ContextVar[Mapping[str, Any] | None] = ContextVar("signgate_log_subject", default=None)
+"""What the work in hand is about when no record is bound (a batch: its records' correlation ids;
+a record being published: its own): named on every line written meanwhile that names no record."""
 
 
 @contextmanager
-def batch_bound(fields: Mapping[str, Any]) -> Iterator[None]:
-    """Lines written inside the block, and naming no record, name the batch."""
-    token = BATCH_FIELDS.set(fields)
+def about(fields: Mapping[str, Any]) -> Iterator[None]:
+    """Lines written inside the block, and naming no record of their own, carry ``fields``
+    (a plain context variable: cheap enough for every record a relay publishes)."""
+    token = SUBJECT.set(fields)
     try:
         yield
     finally:
-        BATCH_FIELDS.reset(token)
+        SUBJECT.reset(token)
 
 
-def add_batch_fields(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: a line about the batch as a whole names its records."""
-    fields = BATCH_FIELDS.get()
+def add_subject(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: a line naming no record names what the work in hand is about."""
+    fields = SUBJECT.get()
     if fields and "correlation_id" not in event_dict:
         for key, value in fields.items():
             event_dict.setdefault(key, value)
@@ -106,12 +105,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         # `extra=` of standard-library records (FastStream, aiokafka); redacted like the rest.
         structlog.stdlib.ExtraAdder(),
-        add_batch_fields,
+        add_subject,
         drop_colour,
         redact_processor,
     ]
     if service:  # after the context: a line written while a record is handled names its service
-        shared.insert(shared.index(add_batch_fields) + 1, _bind_service(service))
+        shared.insert(shared.index(add_subject) + 1, _bind_service(service))
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

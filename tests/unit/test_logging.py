@@ -12,7 +12,7 @@ import pytest
 import structlog
 from aiokafka.structs import ConsumerRecord
 
-from libs.runtime.logging import REDACTED, batch_bound, configure_logging, get_logger, redact
+from libs.runtime.logging import REDACTED, about, configure_logging, get_logger, redact
 from libs.runtime.messaging.pipeline import Batch, Pipeline, batch_log_fields, read_envelope
 from libs.runtime.settings import ConnectionSettings
 
@@ -195,7 +195,7 @@ def test_a_line_about_a_batch_names_its_records_and_a_line_about_a_record_names_
     batch = Batch(records, tuple(map(read_envelope, records)))
     pipeline = Pipeline(service="workflow", settings=ConnectionSettings(), publisher=None,  # type: ignore[arg-type]
                         outcome_topics={})
-    with batch_bound(batch_log_fields("workflow", batch)):
+    with about(batch_log_fields("workflow", batch)):
         logging.getLogger("aiokafka.consumer").warning("about the batch")
         with pipeline.bound(records[1], batch.envelopes[1]):
             get_logger("signgate.test").info("about one record")
@@ -214,7 +214,7 @@ def test_a_batch_of_one_record_is_named_by_that_records_ids(capsys: pytest.Captu
     """A line about a batch holding one record carries its correlation id as a line about the record does."""
     configure_logging("INFO", "json", service="workflow")
     record = _record(7, "00000000-0000-0000-0000-00000000000c")
-    with batch_bound(batch_log_fields("workflow", Batch((record,), (read_envelope(record),)))):
+    with about(batch_log_fields("workflow", Batch((record,), (read_envelope(record),)))):
         logging.getLogger("signgate.workflow.broker").info("Received")
     [line] = _json_lines(capsys.readouterr().err)
     assert (line["correlation_id"], line["topic"]) == ("00000000-0000-0000-0000-00000000000c", "t.commands")

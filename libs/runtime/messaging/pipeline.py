@@ -37,7 +37,7 @@ from faststream import BaseMiddleware, StreamMessage
 from pydantic import ValidationError
 
 from libs.runtime.errors import Refusal, is_transient
-from libs.runtime.logging import batch_bound, get_logger
+from libs.runtime.logging import about, get_logger
 from libs.runtime.messaging.dead_letters import dead_letter_record
 from libs.runtime.messaging.outgoing import Outgoing, caused_by
 from libs.runtime.messaging.publisher import Publication, Publisher, dead_letter_headers
@@ -349,7 +349,7 @@ def batch_middleware(service: str) -> type[BaseMiddleware]:
             batch = Batch(records, tuple(read_envelope(r) for r in records))
             self.fields = batch_log_fields(service, batch)
             self.entered = contextlib.ExitStack()
-            self.entered.enter_context(batch_bound(self.fields))
+            self.entered.enter_context(about(self.fields))
             token = CURRENT_BATCH.set(batch)
             self.entered.callback(CURRENT_BATCH.reset, token)
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from typing import NamedTuple
 
-import structlog
 from faststream.kafka import KafkaBroker
 
-from libs.runtime.logging import get_logger
+from libs.runtime.logging import about, get_logger
 from libs.runtime.messaging.outgoing import Outgoing
 from libs.runtime.observability import Metrics
 from libs.runtime.settings import ConnectionSettings
@@ -66,12 +64,13 @@ class Publisher:
         self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]
     ) -> None:
         """Publish one record to a deployed topic name and wait until the broker has it."""
-        with _bound(topic, headers):
+        with about(_subject(headers)):
             async with asyncio.timeout(self.give_up_after):
                 await self._broker.publish(
                     payload, topic=topic, key=key, headers=self._sign(topic, key, payload, headers)
                 )
-            log.debug("record published", destination=topic)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("record published", destination=topic)
         if self._metrics and "type" in headers:
             self._metrics.count_published(headers["type"], topic)
 
@@ -86,7 +85,7 @@ class Publisher:
         async with asyncio.timeout(self.give_up_after):
             deliveries = []
             for topic, key, payload, headers in records:
-                with _bound(topic, headers):  # what the broker client logs names the record
+                with about(_subject(headers)):  # what the broker client logs names the record
                     deliveries.append(
                         await self._broker.publish(
                             payload,
@@ -102,7 +101,7 @@ class Publisher:
                 raise result
         for topic, _key, _payload, headers in records:
             if debug:
-                with _bound(topic, headers):
+                with about(_subject(headers)):
                     log.debug("record published", destination=topic)
             if self._metrics and "type" in headers:
                 self._metrics.count_published(headers["type"], topic)
@@ -135,9 +134,7 @@ def dead_letter_headers(reason: str, correlation_id: uuid.UUID | None = None) ->
     return headers
 
 
-def _bound(topic: str, headers: dict[str, str]) -> contextlib.AbstractContextManager[None]:
-    """Log lines inside the block name the record being published (by its headers)."""
+def _subject(headers: dict[str, str]) -> dict[str, str]:
+    """What names a record being published on the log lines written meanwhile: its headers' ids."""
     fields = {"correlation_id": headers.get("correlation_id"), "message_type": headers.get("type")}
-    return structlog.contextvars.bound_contextvars(
-        **{name: value for name, value in fields.items() if value is not None}
-    )
+    return {name: value for name, value in fields.items() if value is not None}
