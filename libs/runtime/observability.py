@@ -231,7 +231,7 @@ class Metrics:
         """Run ``refresh`` before every scrape is answered."""
         self._refreshes.append(refresh)
 
-    async def refresh(self, timeout: float = 5.0) -> None:
+    async def refresh(self, timeout: float = 3.0) -> None:
         """Bring the scrape-time gauges up to date; a refresh that fails leaves its gauges as they were."""
 
         async def one(refresh: Refresh) -> None:
