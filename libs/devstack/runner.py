@@ -62,8 +62,11 @@ Ctrl-C stops everything.
 
 
 def http_banner(ports: dict[str, int]) -> str:
-    lines = ["Each service serves /health, /metrics and its AsyncAPI document at /docs:"]
-    lines += [f"  {name:<15} http://127.0.0.1:{port}/health" for name, port in ports.items()]
+    lines = ["Each service serves /livez, /readyz, /metrics and its AsyncAPI document at /docs:"]
+    lines += [
+        f"  {name:<15} http://127.0.0.1:{port}/livez  http://127.0.0.1:{port}/readyz"
+        for name, port in ports.items()
+    ]
     return "\n".join(lines) + "\n"
 
 

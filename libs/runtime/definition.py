@@ -81,7 +81,7 @@ class ServiceSettings(BaseSettings):
         60.0,
         gt=0,
         description="Seconds with records waiting and no committed offset advancing before "
-        "/health fails.",
+        "/readyz fails.",
     )
     max_deliveries: int = Field(
         5,
@@ -158,7 +158,7 @@ class ServiceDefinition:
     read_ahead: Callable[[], ReadAhead] | None = None
     """Makes a lane's read-ahead: one query for what its records will look up one by one."""
     http_routes: Callable[[Any], Sequence[tuple[str, Any]]] | None = None
-    """The service's own HTTP routes besides /health and /metrics: (path, ASGI handler) pairs, built
+    """The service's own HTTP routes besides /livez, /readyz, /health and /metrics: (path, ASGI handler) pairs, built
     once from the service's settings (the authentication service's JWKS)."""
     rejection_key: Callable[[ServiceSettings], Callable[[str], str]] | None = None
     """Makes what keys a rejection from the command's record key, when that key must not be

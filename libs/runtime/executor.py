@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -31,6 +32,7 @@ from libs.runtime.messaging.processed import claim_processed_messages
 from libs.runtime.messaging.publisher import Publication
 from libs.runtime.messaging.replies import ReplyRule
 from libs.runtime.messaging.savepoint import SavepointOnWrite
+from libs.runtime.observability import UNKNOWN_TYPE
 from libs.runtime.postgres import ping
 from libs.runtime.read_ahead import ReadAhead
 from libs.security.record_signatures import (
@@ -121,10 +123,17 @@ class BatchExecutor:
         )
         """(topic, partition, offset) -> deliveries that failed transiently while dependencies answered."""
 
-    async def batch(self, records: Sequence[ConsumerRecord]) -> None:
+    async def batch(
+        self, records: Sequence[ConsumerRecord], envelopes: Sequence[Envelope] | None = None
+    ) -> None:
+        """Handle a fetched batch; ``envelopes``: its records' envelopes, if they were read already."""
+        read = {
+            (r.topic, r.partition, r.offset): e
+            for r, e in zip(records, envelopes or map(read_envelope, records), strict=True)
+        }
         lanes = balanced_lanes(records, self.resources.settings.lanes)
         results = await asyncio.gather(
-            *(self._lane(lane) for lane in lanes), return_exceptions=True
+            *(self._lane(lane, read) for lane in lanes), return_exceptions=True
         )
         effects = [o for result in results if not isinstance(result, BaseException) for o in result]
         relay = self.resources.relay
@@ -141,9 +150,12 @@ class BatchExecutor:
                     self.pipeline.metrics.redelivered.labels(self.definition.name).inc(len(records))
                 raise result
 
-    async def _lane(self, records: list[ConsumerRecord]) -> list[Publication]:
+    async def _lane(
+        self, records: list[ConsumerRecord], envelopes: Mapping[tuple[str, int, int], Envelope]
+    ) -> list[Publication]:
         """Handle one lane's records in order; returns what to publish (nothing: it is in the outbox)."""
-        items = [item for item in map(self._decode, records) if item is not None]
+        decoded = (self._decode(r, envelopes[(r.topic, r.partition, r.offset)]) for r in records)
+        items = [item for item in decoded if item is not None]
         pool = self.resources.pool
         if pool is None:
             effects: list[Publication] = []
@@ -186,7 +198,8 @@ class BatchExecutor:
             queued: list[Publication] = []
             for item in items:
                 if item.event_id not in fresh:
-                    log.info("duplicate message ignored", event_id=str(item.event_id))
+                    with self.pipeline.bound(item.record, item.envelope):
+                        log.info("duplicate message ignored")
                     continue
                 fresh.discard(item.event_id)  # a second copy in this very batch is a duplicate too
                 queued += await self._outcome(
@@ -235,9 +248,8 @@ class BatchExecutor:
         await lookups.load(connection, [item.message for item in items if item.message is not None])
         return lookups
 
-    def _decode(self, record: ConsumerRecord) -> DecodedRecord | None:
+    def _decode(self, record: ConsumerRecord, envelope: Envelope) -> DecodedRecord | None:
         """The record's message; None for another service's fact this one does not need."""
-        envelope = read_envelope(record)
         try:
             topic = self.topics[self.resources.settings.connections.registry_name(record.topic)]
             body = record.value or b""
@@ -271,6 +283,7 @@ class BatchExecutor:
         self, item: DecodedRecord, attempt: Callable[[], Awaitable[list[Publication]]]
     ) -> list[Publication]:
         """What ``item`` yields: its effects, or the rejection and dead letter its failure maps to."""
+        started = time.perf_counter()
         with self.pipeline.bound(item.record, item.envelope):
             try:
                 if item.error is not None:
@@ -282,6 +295,12 @@ class BatchExecutor:
                 if is_transient(error):
                     error = await self._delivery_failed(item, error)
                 return self.pipeline.settle(item.record, item.envelope, error)
+            finally:
+                if self.pipeline.metrics:
+                    type_ = item.message.type if item.message is not None else UNKNOWN_TYPE
+                    self.pipeline.metrics.handling.labels(self.definition.name, type_).observe(
+                        time.perf_counter() - started
+                    )
 
     async def _delivery_failed(self, item: DecodedRecord, error: Exception) -> Exception:
         """A transient failure that outlasted the retries: raised (the batch is delivered again) while

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -58,8 +60,44 @@ _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
 )
 
 
+SUBJECT: ContextVar[Mapping[str, Any] | None] = ContextVar("signgate_log_subject", default=None)
+"""What the work in hand is about when no record is bound (a batch: its records' correlation ids;
+a record being published: its own): named on every line written meanwhile that names no record."""
+
+
+@contextmanager
+def about(fields: Mapping[str, Any]) -> Iterator[None]:
+    """Lines written inside the block, and naming no record of their own, carry ``fields``
+    (a plain context variable: cheap enough for every record a relay publishes)."""
+    token = SUBJECT.set(fields)
+    try:
+        yield
+    finally:
+        SUBJECT.reset(token)
+
+
+def add_subject(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: a line naming no record names what the work in hand is about."""
+    fields = SUBJECT.get()
+    if fields and "correlation_id" not in event_dict:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+def drop_colour(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: uvicorn's ``color_message`` extra is its message with ANSI colour codes."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+LIBRARY_LOGGERS = ("faststream", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+"""Loggers that come with a handler (and colour formatter) of their own: they go to the root's."""
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", service: str | None = None) -> None:
-    """Route structlog and the standard library (FastStream, aiokafka) through one JSON renderer."""
+    """Route structlog and the standard library (FastStream, uvicorn, aiokafka) through one JSON
+    renderer: every line the process writes to stderr is one JSON object."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -67,12 +105,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         # `extra=` of standard-library records (FastStream, aiokafka); redacted like the rest.
         structlog.stdlib.ExtraAdder(),
+        add_subject,
+        drop_colour,
         redact_processor,
     ]
-    if (
-        service
-    ):  # after the context: a line logged while a record is handled names that record's service
-        shared.insert(1, _bind_service(service))
+    if service:  # after the context: a line written while a record is handled names its service
+        shared.insert(shared.index(add_subject) + 1, _bind_service(service))
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -82,7 +120,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         )
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below the level a line costs one check, not the processors' work.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -97,10 +140,18 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.setLevel(
+        level.upper()
+    )  # libraries set their loggers' levels themselves (uvicorn: INFO)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
+    logging.captureWarnings(True)  # a warning is a line like any other, not raw text on stderr
 
 
 def _identity(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:

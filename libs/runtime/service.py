@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,6 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
 from libs.runtime.definition import (
     MessageHandler,
@@ -35,9 +35,20 @@ from libs.runtime.messaging.pipeline import (
     Pipeline,
 )
 from libs.runtime.messaging.publisher import Publisher
-from libs.runtime.observability import Metrics, Progress, committed_progress, health_endpoint
+from libs.runtime.observability import (
+    OUTBOX_BACKLOG,
+    Destinations,
+    Metrics,
+    Progress,
+    Readiness,
+    committed_progress,
+    faststream_metrics,
+    liveness_endpoint,
+    readiness_endpoint,
+)
 from libs.runtime.postgres import create_pool, ping
 from libs.runtime.redis_client import create_redis
+from libs.runtime.settings import ConnectionSettings
 from libs.runtime.specification import service_specification
 from libs.security.record_signatures import (
     RecordKeyError,
@@ -45,6 +56,7 @@ from libs.security.record_signatures import (
     RecordVerifier,
     signing_key_variable,
 )
+from signgate_contracts.topics import TOPICS
 
 __all__ = [
     "BatchExecutor",
@@ -63,12 +75,22 @@ log = get_logger(__name__)
 __version__ = "0.1.0"
 
 
+class ServiceApp(AsgiFastStream):
+    """FastStream's ASGI app, served by uvicorn without uvicorn's own logging set-up (its handlers
+    and colour formatters): uvicorn's lines go through the service's JSON logs like every other."""
+
+    async def run(
+        self, log_level: int = logging.INFO, run_extra_options: dict[str, Any] | None = None
+    ) -> None:
+        await super().run(log_level, {"log_config": None, **(run_extra_options or {})})
+
+
 @dataclass
 class Service:
     """A built service: the FastStream app and the parts tests and tools may reach for."""
 
     definition: ServiceDefinition
-    app: AsgiFastStream
+    app: ServiceApp
     broker: KafkaBroker
     pipeline: Pipeline
     resources: Resources
@@ -91,12 +113,10 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     definition.check()
     connections = settings.connections
     configure_logging(connections.log_level, connections.log_format, service=definition.name)
-    metrics = Metrics(definition.name)
+    metrics = Metrics(definition.name, destinations=destinations(definition, connections))
     progress = Progress(settings.stall_after)
     broker = create_broker(definition.name, connections)
-    broker.add_middleware(
-        KafkaPrometheusMiddleware(registry=metrics.registry, app_name=definition.name)
-    )
+    broker.add_middleware(faststream_metrics(metrics))
     signer, verifier = record_keys(definition, settings)
     publisher = Publisher(broker, connections, signer, metrics)
     pipeline = Pipeline(
@@ -108,7 +128,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         metrics=metrics,
         rejection_key=definition.rejection_key(settings) if definition.rejection_key else None,
     )
-    attach_batches(broker)
+    attach_batches(broker, definition.name)
     resources = Resources(settings=settings, publisher=publisher)
     executor = BatchExecutor(definition, resources, pipeline, verifier)
 
@@ -132,7 +152,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     async def consume(
         _bodies: Any,
     ) -> None:  # no Context parameter: resolving one costs a thread hop
-        await executor.batch(CURRENT_BATCH.get())
+        batch = CURRENT_BATCH.get()
+        await executor.batch(batch.records, batch.envelopes)
 
     async def redis_answers() -> object:
         assert resources.redis is not None
@@ -140,12 +161,26 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "broker": lambda: broker.ping(timeout=2.0),
-        "progress": lambda: _progress_check(progress, _consumers(subscriber)),
+        "progress": lambda: _progress_check(progress, metrics, _consumers(subscriber)),
     }
     if definition.schema:
         checks["postgres"] = lambda: ping(resources.pool)
     if definition.uses_redis:
         checks["redis"] = redis_answers
+    readiness = Readiness(checks)
+
+    async def record_readiness() -> None:  # the consumer's lag is recorded by its check
+        ready, _ = await readiness.check()
+        metrics.ready.labels(definition.name).set(1 if ready else 0)
+
+    async def record_outbox() -> None:
+        if resources.pool is not None:
+            backlog, oldest_age = await resources.pool.fetchrow(OUTBOX_BACKLOG)
+            metrics.record_outbox(backlog, oldest_age)
+
+    metrics.on_scrape(record_readiness)
+    if definition.schema:
+        metrics.on_scrape(record_outbox)
 
     stack = contextlib.AsyncExitStack()  # resources: closed after the broker stops
     relay_loop = contextlib.AsyncExitStack()  # stopped before the broker stops
@@ -157,10 +192,8 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
             log.error("kafka refused this service's security settings", reason=str(error))
             raise
         if definition.schema:
-            resources.pool = (
-                await create_pool(  # a connection per lane, the relay's, and one for /health
-                    connections.database_url, definition.schema, max_size=settings.lanes + 2
-                )
+            resources.pool = await create_pool(  # one a lane, the relay's, /readyz's, /metrics'
+                connections.database_url, definition.schema, max_size=settings.lanes + 3
             )
             stack.push_async_callback(resources.pool.close)
             resources.relay = OutboxRelay(
@@ -183,10 +216,13 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
                 running_relay(resources.relay, settings.outbox_poll_interval)
             )
 
-    app = AsgiFastStream(
+    ready = readiness_endpoint(readiness)
+    app = ServiceApp(
         broker,
         asgi_routes=[
-            ("/health", health_endpoint(checks)),
+            ("/livez", liveness_endpoint()),
+            ("/readyz", ready),
+            ("/health", ready),  # the older name of /readyz
             ("/metrics", metrics.asgi()),
             *(definition.http_routes(settings) if definition.http_routes else ()),
         ],
@@ -247,13 +283,26 @@ def _consumers(subscriber) -> list:
     return [consumer] if consumer is not None else []
 
 
-async def _progress_check(progress: Progress, consumers: list) -> dict[str, object]:
+def destinations(definition: ServiceDefinition, connections: ConnectionSettings) -> Destinations:
+    """The bounded ``destination`` labels of what the service publishes: every registry topic and
+    the service's own outcome topics by name, callers' reply topics as one."""
+    known = [t.name for t in TOPICS]
+    known += [t.name for t in (*definition.consumes, *definition.outcomes.values())]
+    return Destinations(
+        connections.topic_prefix, connections.topic(connections.caller_reply_prefix), known
+    )
+
+
+async def _progress_check(
+    progress: Progress, metrics: Metrics, consumers: list
+) -> dict[str, object]:
     committed: dict[Any, int] = {}
     ends: dict[Any, int] = {}
     for consumer in consumers:
         offsets, last = await committed_progress(consumer)
         committed.update(offsets)
         ends.update(last)
+    metrics.record_offsets(committed, ends)
     lag, stalled = progress.observe(committed, ends)
     return {
         "ok": not stalled,
@@ -262,6 +311,6 @@ async def _progress_check(progress: Progress, consumers: list) -> dict[str, obje
     }
 
 
-def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> AsgiFastStream:
+def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> ServiceApp:
     """The FastStream app of a service (what ``faststream run ... --factory`` runs)."""
     return build_service(definition, settings).app

@@ -160,5 +160,5 @@ def test_a_service_serves_the_document_of_its_topics(definition) -> None:
         {channel["address"] for channel in document.to_specification().to_jsonable()["channels"].values()}
         for document in (served, mine)
     ]
-    http_routes = {"/health", *(path for path, _ in (definition.http_routes(ServiceSettings()) if definition.http_routes else ()))}
-    assert addresses[0] - http_routes == addresses[1] and addresses[1]  # plus the HTTP routes (health, JWKS)
+    http_routes = {"/livez", "/readyz", "/health", *(path for path, _ in (definition.http_routes(ServiceSettings()) if definition.http_routes else ()))}
+    assert addresses[0] - http_routes == addresses[1] and addresses[1]  # plus the HTTP routes (probes, JWKS)

@@ -30,7 +30,7 @@ def service_env(connections: ConnectionSettings, **extra: str) -> dict[str, str]
 
 class ServiceProcess:
     """``faststream run <factory> --factory`` in a child process, logging to a file, its HTTP
-    endpoint (/health, /metrics) on a free loopback port."""
+    endpoint (/livez, /readyz, /metrics) on a free loopback port."""
 
     def __init__(self, factory: str, env: dict[str, str], log_path: Path) -> None:
         self.factory = factory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +12,8 @@ import pytest
 import structlog
 from aiokafka.structs import ConsumerRecord
 
-from libs.runtime.logging import REDACTED, configure_logging, get_logger, redact
-from libs.runtime.messaging.pipeline import Pipeline, read_envelope
+from libs.runtime.logging import REDACTED, about, configure_logging, get_logger, redact
+from libs.runtime.messaging.pipeline import Batch, Pipeline, batch_log_fields, read_envelope
 from libs.runtime.settings import ConnectionSettings
 
 SECRET_NAMES = [
@@ -33,6 +34,8 @@ def _restore_logging() -> Iterator[None]:
     """Leave the root logger, structlog and its context as they were before the test."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    libraries = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+                 for name in ("faststream", "uvicorn", "uvicorn.error")}
     config = structlog.get_config()
     structlog.contextvars.clear_contextvars()
     yield
@@ -40,6 +43,9 @@ def _restore_logging() -> Iterator[None]:
     structlog.configure(**config)
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, (kept, propagate) in libraries.items():
+        logging.getLogger(name).handlers[:] = kept
+        logging.getLogger(name).propagate = propagate
 
 
 def _json_lines(captured: str) -> list[dict[str, Any]]:
@@ -171,3 +177,62 @@ def test_console_format_also_redacts(capsys: pytest.CaptureFixture[str]) -> None
     captured = capsys.readouterr().err
     assert "hunter2" not in captured
     assert "user=ada" in captured
+
+
+def _record(offset: int, correlation_id: str) -> ConsumerRecord:
+    body = f'{{"type": "ledger.deposit", "correlation_id": "{correlation_id}"}}'.encode()
+    return ConsumerRecord("t.commands", 0, offset, 0, 0, b"k", body, None, 1, len(body), ())
+
+
+def test_a_line_about_a_batch_names_its_records_and_a_line_about_a_record_names_only_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """While a batch is handled, a line naming no record carries every record's correlation id; a line
+    written while one record is handled carries that record's alone; after the batch, neither."""
+    configure_logging("INFO", "json", service="workflow")
+    ids = ["00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"]
+    records = tuple(_record(n, correlation_id) for n, correlation_id in enumerate(ids))
+    batch = Batch(records, tuple(map(read_envelope, records)))
+    pipeline = Pipeline(service="workflow", settings=ConnectionSettings(), publisher=None,  # type: ignore[arg-type]
+                        outcome_topics={})
+    with about(batch_log_fields("workflow", batch)):
+        logging.getLogger("aiokafka.consumer").warning("about the batch")
+        with pipeline.bound(records[1], batch.envelopes[1]):
+            get_logger("signgate.test").info("about one record")
+        get_logger("signgate.test").info("about the batch again")
+    get_logger("signgate.test").info("idle")
+
+    batch_line, record_line, again, idle = _json_lines(capsys.readouterr().err)
+    assert batch_line["correlation_ids"] == ids and "correlation_id" not in batch_line
+    assert record_line["correlation_id"] == ids[1] and "correlation_ids" not in record_line
+    assert record_line["message_type"] == "ledger.deposit"
+    assert again["correlation_ids"] == ids
+    assert "correlation_id" not in idle and "correlation_ids" not in idle
+
+
+def test_a_batch_of_one_record_is_named_by_that_records_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    """A line about a batch holding one record carries its correlation id as a line about the record does."""
+    configure_logging("INFO", "json", service="workflow")
+    record = _record(7, "00000000-0000-0000-0000-00000000000c")
+    with about(batch_log_fields("workflow", Batch((record,), (read_envelope(record),)))):
+        logging.getLogger("signgate.workflow.broker").info("Received")
+    [line] = _json_lines(capsys.readouterr().err)
+    assert (line["correlation_id"], line["topic"]) == ("00000000-0000-0000-0000-00000000000c", "t.commands")
+
+
+def test_uvicorn_and_faststream_lines_are_json_without_colour_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The loggers that come with a colour handler of their own (FastStream's at import, uvicorn's)
+    write through the one JSON renderer, and uvicorn's coloured copy of its message is left out."""
+    import faststream  # noqa: F401  (its logger gets its own handler at import)
+
+    logging.getLogger("uvicorn.error").addHandler(logging.StreamHandler(sys.stderr))
+    configure_logging("INFO", "json", service="identity")
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 42, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
+    logging.getLogger("faststream").info("FastStream app starting...")
+    captured = capsys.readouterr().err
+    assert "\x1b" not in captured
+    started, starting = _json_lines(captured)
+    assert (started["event"], started["logger"]) == ("Started server process [42]", "uvicorn.error")
+    assert "color_message" not in started
+    assert (starting["event"], starting["logger"]) == ("FastStream app starting...", "faststream")

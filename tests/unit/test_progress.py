@@ -1,4 +1,4 @@
-"""The stall rule of /health: records waiting past a committed offset that does not move."""
+"""The stall rule of /readyz: records waiting past a committed offset that does not move."""
 
 from __future__ import annotations
 

@@ -25,6 +25,6 @@ def create_broker(service: str, settings: ConnectionSettings) -> KafkaBroker:
     )
 
 
-def attach_batches(broker: KafkaBroker) -> None:
-    """Hand every batch this broker fetches, as records, to its subscriber."""
-    broker.add_middleware(batch_middleware())
+def attach_batches(broker: KafkaBroker, service: str) -> None:
+    """Hand every batch this broker fetches, as records, to its subscriber, named on its log lines."""
+    broker.add_middleware(batch_middleware(service))

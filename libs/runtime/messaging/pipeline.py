@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from faststream import BaseMiddleware, StreamMessage
 from pydantic import ValidationError
 
 from libs.runtime.errors import Refusal, is_transient
-from libs.runtime.logging import get_logger
+from libs.runtime.logging import about, get_logger
 from libs.runtime.messaging.dead_letters import dead_letter_record
 from libs.runtime.messaging.outgoing import Outgoing, caused_by
 from libs.runtime.messaging.publisher import Publication, Publisher, dead_letter_headers
@@ -54,9 +54,6 @@ log = get_logger(__name__)
 
 INTERNAL_ERROR = "An internal server error occurred while processing the request"
 
-CURRENT_BATCH: ContextVar[tuple[ConsumerRecord, ...]] = ContextVar("signgate_current_batch")
-"""The records of the batch being handled, for the subscriber function: cheaper than FastStream's
-``Context`` injection, which resolves in a worker thread."""
 
 T = TypeVar("T")
 
@@ -84,6 +81,19 @@ class Envelope:
     """The record parsed as a signgate message's JSON object, for decoding; None if it is not one."""
 
 
+@dataclass(frozen=True)
+class Batch:
+    """A fetched batch: its records, and their envelopes (read once, for the logs and the executor)."""
+
+    records: tuple[ConsumerRecord, ...]
+    envelopes: tuple[Envelope, ...]
+
+
+CURRENT_BATCH: ContextVar[Batch] = ContextVar("signgate_current_batch")
+"""The batch being handled, for the subscriber function: cheaper than FastStream's ``Context``
+injection, which resolves in a worker thread."""
+
+
 class Pipeline:
     """Maps the outcome of handling one record to retries, rejections and dead letters."""
 
@@ -108,20 +118,13 @@ class Pipeline:
         self.rejection_key = rejection_key
         """The command's record key -> its rejection's; None: the same key."""
 
-    @contextlib.contextmanager
-    def bound(self, record: ConsumerRecord, envelope: Envelope) -> Iterator[None]:
-        """Log lines inside the block name the record's ids."""
-        structlog.contextvars.bind_contextvars(
-            service=self.service,  # the process may run several services (tests do)
-            correlation_id=str(envelope.correlation_id),
-            event_id=str(envelope.event_id),
-            message_type=envelope.type,
-            topic=record.topic,
+    def bound(
+        self, record: ConsumerRecord, envelope: Envelope
+    ) -> contextlib.AbstractContextManager[None]:
+        """Log lines inside the block name the record's ids; after it, what was bound before."""
+        return structlog.contextvars.bound_contextvars(
+            service=self.service, **record_log_fields(record, envelope)
         )
-        try:
-            yield
-        finally:
-            structlog.contextvars.clear_contextvars()
 
     async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()``, retried with backoff while it fails transiently; the last error escapes."""
@@ -243,7 +246,7 @@ class Pipeline:
             f"{record.topic}.dlq",
             record.key,
             dead_letter_record(record, service=self.service, reason=printable(reason)),
-            dead_letter_headers(reason),
+            dead_letter_headers(reason, read_envelope(record).correlation_id),
         )
 
 
@@ -306,25 +309,71 @@ def describe_error(error: BaseException) -> str:
     return type(error).__name__
 
 
-def batch_middleware() -> type[BaseMiddleware]:
-    """The FastStream middleware that hands each fetched batch's records to the subscriber."""
+def record_log_fields(record: ConsumerRecord, envelope: Envelope) -> dict[str, Any]:
+    """What names a record on the log lines written while it is handled."""
+    return {
+        "correlation_id": str(envelope.correlation_id),
+        "event_id": str(envelope.event_id),
+        "message_type": envelope.type,
+        "topic": record.topic,
+    }
+
+
+def batch_log_fields(service: str, batch: Batch) -> dict[str, Any]:
+    """What names a batch on the lines about it as a whole: its one record's ids, or all its
+    records' correlation ids (so a search for one finds the lines of its batch too)."""
+    if len(batch.records) == 1:
+        return {"service": service, **record_log_fields(batch.records[0], batch.envelopes[0])}
+    return {
+        "service": service,
+        "correlation_ids": list(dict.fromkeys(str(e.correlation_id) for e in batch.envelopes)),
+        "records": len(batch.records),
+    }
+
+
+def batch_middleware(service: str) -> type[BaseMiddleware]:
+    """The FastStream middleware that hands each fetched batch to the subscriber, and names it on
+    every line written while it is handled: FastStream's own ("Received", "Processed", a failure),
+    the libraries', and ours that name no record of their own."""
 
     class BatchMiddleware(BaseMiddleware):
+        fields: dict[str, Any] | None = None
+        entered: contextlib.ExitStack | None = None
+
+        async def on_receive(self) -> None:
+            # Entered before FastStream writes "Received", left before it writes "Processed".
+            raw = self.msg
+            records = raw if isinstance(raw, tuple) else (raw,) if raw is not None else ()
+            if not records:  # a publish, not a batch
+                return
+            batch = Batch(records, tuple(read_envelope(r) for r in records))
+            self.fields = batch_log_fields(service, batch)
+            self.entered = contextlib.ExitStack()
+            self.entered.enter_context(about(self.fields))
+            token = CURRENT_BATCH.set(batch)
+            self.entered.callback(CURRENT_BATCH.reset, token)
+
         async def consume_scope(
             self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
         ) -> Any:
-            records = msg.raw_message
-            current = CURRENT_BATCH.set(records if isinstance(records, tuple) else (records,))
-            try:
-                return await call_next(msg)
-            finally:
-                CURRENT_BATCH.reset(current)
+            # FastStream writes "Processed" (and a batch's failure) with its log context as the
+            # line's extras, once this middleware has been left: that context names the batch too.
+            log_context = self.context.get_local("log_context")
+            if isinstance(log_context, dict) and self.fields:
+                log_context.update(self.fields)
+            return await call_next(msg)
+
+        async def after_processed(self, *_exc_info: Any) -> bool | None:
+            if self.entered is not None:
+                self.entered.close()
+            return False
 
     return BatchMiddleware
 
 
 __all__ = [
     "CURRENT_BATCH",
+    "Batch",
     "DeliveriesExhausted",
     "Envelope",
     "Message",

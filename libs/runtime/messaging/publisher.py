@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from typing import NamedTuple
 
 from faststream.kafka import KafkaBroker
 
+from libs.runtime.logging import about, get_logger
 from libs.runtime.messaging.outgoing import Outgoing
 from libs.runtime.observability import Metrics
 from libs.runtime.settings import ConnectionSettings
 from libs.security.record_signatures import RecordSigner
 from signgate_contracts.text import printable
+
+log = get_logger(__name__)
 
 
 class Publication(NamedTuple):
@@ -59,12 +64,15 @@ class Publisher:
         self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]
     ) -> None:
         """Publish one record to a deployed topic name and wait until the broker has it."""
-        async with asyncio.timeout(self.give_up_after):
-            await self._broker.publish(
-                payload, topic=topic, key=key, headers=self._sign(topic, key, payload, headers)
-            )
+        with about(_subject(headers)):
+            async with asyncio.timeout(self.give_up_after):
+                await self._broker.publish(
+                    payload, topic=topic, key=key, headers=self._sign(topic, key, payload, headers)
+                )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("record published", destination=topic)
         if self._metrics and "type" in headers:
-            self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
+            self._metrics.count_published(headers["type"], topic)
 
     async def send_many(self, records: list[Publication]) -> None:
         """Publish records in order without waiting for each, then wait until the broker has them all.
@@ -73,25 +81,30 @@ class Publisher:
         if any send fails, the first error is raised once every send has finished either way.
         """
         sign = self._sign
+        debug = log.isEnabledFor(logging.DEBUG)
         async with asyncio.timeout(self.give_up_after):
-            deliveries = [
-                await self._broker.publish(
-                    payload,
-                    topic=topic,
-                    key=key,
-                    headers=sign(topic, key, payload, headers),
-                    no_confirm=True,
-                )
-                for topic, key, payload, headers in records
-            ]
+            deliveries = []
+            for topic, key, payload, headers in records:
+                with about(_subject(headers)):  # what the broker client logs names the record
+                    deliveries.append(
+                        await self._broker.publish(
+                            payload,
+                            topic=topic,
+                            key=key,
+                            headers=sign(topic, key, payload, headers),
+                            no_confirm=True,
+                        )
+                    )
             results = await asyncio.gather(*deliveries, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        if self._metrics:
-            for _topic, _key, _payload, headers in records:
-                if "type" in headers:
-                    self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
+        for topic, _key, _payload, headers in records:
+            if debug:
+                with about(_subject(headers)):
+                    log.debug("record published", destination=topic)
+            if self._metrics and "type" in headers:
+                self._metrics.count_published(headers["type"], topic)
 
     async def publish(self, outgoing: Outgoing) -> None:
         await self.send(*self.publication(outgoing))
@@ -112,6 +125,16 @@ def headers(outgoing: Outgoing) -> dict[str, str]:
     }
 
 
-def dead_letter_headers(reason: str) -> dict[str, str]:
-    """A dead letter's headers: its reason (shortened, and storable whatever the record held)."""
-    return {"content-type": "application/json", "reason": printable(reason[:200])}
+def dead_letter_headers(reason: str, correlation_id: uuid.UUID | None = None) -> dict[str, str]:
+    """A dead letter's headers: its reason (shortened, and storable whatever the record held), and
+    the correlation id the record gave or stood in for, so its publication is logged under it."""
+    headers = {"content-type": "application/json", "reason": printable(reason[:200])}
+    if correlation_id is not None:
+        headers["correlation_id"] = str(correlation_id)
+    return headers
+
+
+def _subject(headers: dict[str, str]) -> dict[str, str]:
+    """What names a record being published on the log lines written meanwhile: its headers' ids."""
+    fields = {"correlation_id": headers.get("correlation_id"), "message_type": headers.get("type")}
+    return {name: value for name, value in fields.items() if value is not None}
