@@ -36,7 +36,7 @@ from libs.runtime.messaging.pipeline import (
 from libs.runtime.messaging.publisher import Publisher
 from libs.runtime.observability import Metrics, Progress, committed_progress, health_endpoint
 from libs.runtime.postgres import create_pool, ping
-from libs.runtime.redis_client import create_redis
+from libs.runtime.redis_client import open_redis
 from libs.runtime.specification import service_specification
 from libs.security.record_signatures import (
     RecordKeyError,
@@ -161,7 +161,9 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
                 resources.pool, publisher.send, send_many=publisher.send_many
             )
         if definition.uses_redis:
-            resources.redis = create_redis(connections.redis_url)
+            resources.redis = await open_redis(
+                connections.redis_url, cluster=connections.redis_cluster
+            )
             stack.push_async_callback(resources.redis.aclose)
         if definition.dependencies is not None:
             built = definition.dependencies(resources)
