@@ -90,12 +90,17 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield cluster.url
 
 
+@pytest.fixture(scope="session")
+def cluster_connections(connections: ConnectionSettings, redis_cluster_url: str) -> ConnectionSettings:
+    """The session's connections with Redis on the three-master cluster."""
+    return connections.model_copy(update={"redis_url": redis_cluster_url, "redis_cluster": True})
+
+
 @pytest.fixture(scope="session", params=["server", "cluster"])
 def redis_connections(request: pytest.FixtureRequest, connections: ConnectionSettings) -> ConnectionSettings:
     """The session's connections, on its one Redis server and then on the Redis Cluster: a test
     that takes them runs on both."""
     if request.param == "server":
         return connections
-    return connections.model_copy(
-        update={"redis_url": request.getfixturevalue("redis_cluster_url"), "redis_cluster": True}
-    )
+    cluster: ConnectionSettings = request.getfixturevalue("cluster_connections")
+    return cluster

@@ -309,6 +309,25 @@ async def test_concurrent_sends_to_one_destination_never_exceed_its_limit(store:
     assert {r.limit for r in results if isinstance(r, SendRefused)} == {"destination"}
 
 
+async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destinations_window(store: OtpStore) -> None:
+    """With two sends per destination: a request refused by the cooldown gives its place back and a
+    request delivered again after it issued is not counted again, so a second recipient still gets
+    a code there and only a third is refused for the destination."""
+    limits = SendLimits(per_destination=2)
+    first, request = recipient(), uuid.uuid4()
+    issued = await issue(store, first, limits=limits, request_id=request)
+    in_cooldown = await issue(store, first, at=T0 + timedelta(seconds=5), limits=limits)
+    again = await issue(store, first, at=T0 + timedelta(seconds=6), limits=limits, request_id=request)
+
+    second = await issue(store, recipient(), at=T0 + timedelta(seconds=7), limits=limits)
+    third = await issue(store, recipient(), at=T0 + timedelta(seconds=8), limits=limits)
+
+    assert isinstance(issued, Issued) and isinstance(again, SeenBefore)
+    assert isinstance(in_cooldown, SendRefused) and in_cooldown.limit == "cooldown"
+    assert isinstance(second, Issued)
+    assert isinstance(third, SendRefused) and (third.limit, third.retry_at) == ("destination", T0 + timedelta(hours=1))
+
+
 async def test_a_request_issued_twice_stores_one_code(store: OtpStore) -> None:
     """The same request id issued again changes nothing: the first code still verifies, the second never does."""
     who, request_id = recipient(), uuid.uuid4()
