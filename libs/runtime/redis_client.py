@@ -56,3 +56,11 @@ async def open_redis(url: str, *, cluster: bool = False) -> RedisClient:
             await client.aclose()
             raise
     return client
+
+
+async def ping(client: RedisClient) -> bool:
+    """Whether Redis answers: on a cluster, every master (a master that is down leaves its slots'
+    keys unreachable however well the others answer)."""
+    if isinstance(client, RedisCluster):
+        return bool(await client.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await client.ping())

@@ -37,6 +37,7 @@ from libs.runtime.messaging.publisher import Publisher
 from libs.runtime.observability import Metrics, Progress, committed_progress, health_endpoint
 from libs.runtime.postgres import create_pool, ping
 from libs.runtime.redis_client import open_redis
+from libs.runtime.redis_client import ping as redis_ping
 from libs.runtime.specification import service_specification
 from libs.security.record_signatures import (
     RecordKeyError,
@@ -135,7 +136,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
     async def redis_answers() -> object:
         assert resources.redis is not None
-        return await resources.redis.ping()
+        return await redis_ping(resources.redis)
 
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "broker": lambda: broker.ping(timeout=2.0),

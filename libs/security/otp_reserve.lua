@@ -12,10 +12,11 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local window_ms = tonumber(ARGV[4])
 
+-- Pruned first: a place that left the window no longer counts, so it is not held either.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window_ms)
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
   return {'held'}
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window_ms)
 local count = redis.call('ZCARD', KEYS[1])
 if count >= limit then
   local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')

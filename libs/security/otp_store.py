@@ -1,8 +1,7 @@
 """The shared OTP store: issued by otp-dispatch, verified and consumed by authentication.
 
 This module and its Lua scripts (``otp_*.lua`` beside it) are the only code that touches these
-keys.
-Redis holds only an HMAC-SHA256 digest of each code, keyed with a pepper both services share
+keys. Redis holds only an HMAC-SHA256 digest of each code, keyed with a pepper both services share
 (``SIGNGATE_OTP_PEPPER``), so a copy of Redis does not give the codes away. Losing Redis
 loses every pending code: they no longer verify (fail closed); durable lockouts are the
 authentication service's, in Postgres.
@@ -49,8 +48,15 @@ record. A request that issued keeps its place (a redelivery finds it held and do
 again). What the split costs: between the two steps a request that is then refused (cooldown,
 recipient limit) holds a place, so a concurrent request to the same destination may be refused
 for a place that is given back a moment later; a crash between a refusal and its give-back
-leaves the place taken until it leaves the window. Both err on the side of sending less
-(fail closed). The refusal order of one step is kept: cooldown, then recipient, then destination.
+leaves the place taken until it leaves the window, and so does a request delivered again after
+its place left the window. All err on the side of sending less (fail closed). The refusal order
+is as it was: cooldown, then the recipient's window, then the destination's.
+
+Verifying stays one script on one slot, the recipient's (its code, its failures, the attempt's
+memo), so a code is still used once and concurrent guesses still get no more than the ceiling.
+Until the keys had hash tags they were ``P otp:R:...``, ``P otp:dest:D:sends``,
+``P otp:request:<id>`` and ``P otp:attempt:<id>``; those are not read, and expire: an upgrade
+starts with no pending code and empty windows, as a flushed Redis does.
 """
 
 from __future__ import annotations

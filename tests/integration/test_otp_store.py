@@ -328,6 +328,32 @@ async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destina
     assert isinstance(third, SendRefused) and (third.limit, third.retry_at) == ("destination", T0 + timedelta(hours=1))
 
 
+async def test_a_request_interrupted_between_its_two_steps_takes_one_place_when_delivered_again(
+    store: OtpStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that took its place in the destination's window and then lost Redis before
+    claiming the recipient issues on redelivery with that same place: with two sends per
+    destination a second recipient still gets a code, a third does not."""
+    limits = SendLimits(per_destination=2)
+    first, request = recipient(), uuid.uuid4()
+    claim = store._scripts["otp_issue"]
+
+    async def lost(**_: object) -> object:
+        raise ConnectionError("Redis went away between the two steps")
+
+    monkeypatch.setitem(store._scripts, "otp_issue", lost)
+    with pytest.raises(ConnectionError):
+        await issue(store, first, limits=limits, request_id=request)
+    monkeypatch.setitem(store._scripts, "otp_issue", claim)
+
+    redelivered = await issue(store, first, at=T0 + timedelta(seconds=1), limits=limits, request_id=request)
+    second = await issue(store, recipient(), at=T0 + timedelta(seconds=2), limits=limits)
+    third = await issue(store, recipient(), at=T0 + timedelta(seconds=3), limits=limits)
+
+    assert isinstance(redelivered, Issued) and isinstance(second, Issued)
+    assert isinstance(third, SendRefused) and third.limit == "destination"
+
+
 async def test_a_request_issued_twice_stores_one_code(store: OtpStore) -> None:
     """The same request id issued again changes nothing: the first code still verifies, the second never does."""
     who, request_id = recipient(), uuid.uuid4()
