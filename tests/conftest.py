@@ -1,7 +1,9 @@
 """Fixtures shared by every test layer: one stack per test session, isolated by a run id.
 
 The stack is the embedded one unless ``SIGNGATE_KAFKA_BOOTSTRAP``, ``SIGNGATE_DATABASE_URL``
-or ``SIGNGATE_REDIS_URL`` name servers to use (or ``SIGNGATE_TEST_BACKEND=containers``).
+or ``SIGNGATE_REDIS_URL`` name servers to use (or ``SIGNGATE_TEST_BACKEND=containers``). The
+Redis suites run twice, on that Redis and on a Redis Cluster of three masters (embedded too,
+unless ``SIGNGATE_TEST_REDIS_CLUSTER_URL`` names a node of one).
 Each session gets its own topic prefix, Redis key prefix and Postgres database, so runs
 against shared servers do not see each other.
 """
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from libs.devstack.embedded import Endpoints
+from libs.devstack.redis_cluster import EmbeddedRedisCluster
 from libs.devstack.stack import open_stack, uses_embedded_broker
 from libs.runtime.settings import ConnectionSettings
 from libs.tools.provision import ProvisionSettings, provision
@@ -75,3 +78,29 @@ async def provisioned(connections: ConnectionSettings) -> ConnectionSettings:
 
     await provision(ProvisionSettings(connections=connections), SERVICES)
     return connections
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One node of a three-master Redis Cluster on loopback, started once, when a test asks."""
+    if url := os.environ.get("SIGNGATE_TEST_REDIS_CLUSTER_URL"):
+        yield url
+        return
+    with EmbeddedRedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session")
+def cluster_connections(connections: ConnectionSettings, redis_cluster_url: str) -> ConnectionSettings:
+    """The session's connections with Redis on the three-master cluster."""
+    return connections.model_copy(update={"redis_url": redis_cluster_url, "redis_cluster": True})
+
+
+@pytest.fixture(scope="session", params=["server", "cluster"])
+def redis_connections(request: pytest.FixtureRequest, connections: ConnectionSettings) -> ConnectionSettings:
+    """The session's connections, on its one Redis server and then on the Redis Cluster: a test
+    that takes them runs on both."""
+    if request.param == "server":
+        return connections
+    cluster: ConnectionSettings = request.getfixturevalue("cluster_connections")
+    return cluster

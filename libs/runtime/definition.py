@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-import redis.asyncio as aioredis
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
@@ -20,6 +19,7 @@ from libs.runtime.messaging.pipeline import (
 )
 from libs.runtime.messaging.publisher import Publisher
 from libs.runtime.read_ahead import ReadAhead
+from libs.runtime.redis_client import RedisClient
 from libs.runtime.settings import ConnectionSettings
 from libs.security.record_signatures import (
     RecordKeySettings,
@@ -106,7 +106,7 @@ class Resources:
     settings: ServiceSettings
     publisher: Publisher
     pool: asyncpg.Pool | None = None
-    redis: aioredis.Redis | None = None
+    redis: RedisClient | None = None
     relay: OutboxRelay | None = None
     dependencies: Any = None
     """The service's typed dependencies object (its ``ServiceDefinition.dependencies`` built it)."""

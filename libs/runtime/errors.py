@@ -72,6 +72,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
+    redis.exceptions.ClusterDownError,  # a cluster's failover: a replica is being promoted
+    redis.exceptions.TryAgainError,  # a slot is migrating between masters
+    redis.exceptions.SlotNotCoveredError,
     kafka_errors.KafkaConnectionError,
     kafka_errors.KafkaTimeoutError,
     kafka_errors.RequestTimedOutError,

@@ -35,6 +35,7 @@ from libs.runtime.messaging.savepoint import SavepointOnWrite
 from libs.runtime.observability import UNKNOWN_TYPE
 from libs.runtime.postgres import ping
 from libs.runtime.read_ahead import ReadAhead
+from libs.runtime.redis_client import ping as redis_ping
 from libs.security.record_signatures import (
     RecordVerifier,
     Unauthenticated,
@@ -332,8 +333,8 @@ class BatchExecutor:
             async with asyncio.timeout(2.0):
                 if self.resources.pool is not None:
                     await ping(self.resources.pool)
-                if self.resources.redis is not None:
-                    await self.resources.redis.ping()
+                if self.resources.redis is not None and not await redis_ping(self.resources.redis):
+                    return False
             return True
         except Exception:
             return False

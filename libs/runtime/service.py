@@ -47,7 +47,8 @@ from libs.runtime.observability import (
     readiness_endpoint,
 )
 from libs.runtime.postgres import create_pool, ping
-from libs.runtime.redis_client import create_redis
+from libs.runtime.redis_client import open_redis
+from libs.runtime.redis_client import ping as redis_ping
 from libs.runtime.settings import ConnectionSettings
 from libs.runtime.specification import service_specification
 from libs.security.record_signatures import (
@@ -157,7 +158,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
 
     async def redis_answers() -> object:
         assert resources.redis is not None
-        return await resources.redis.ping()
+        return await redis_ping(resources.redis)
 
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "broker": lambda: broker.ping(timeout=2.0),
@@ -200,7 +201,9 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
                 resources.pool, publisher.send, send_many=publisher.send_many
             )
         if definition.uses_redis:
-            resources.redis = create_redis(connections.redis_url)
+            resources.redis = await open_redis(
+                connections.redis_url, cluster=connections.redis_cluster
+            )
             stack.push_async_callback(resources.redis.aclose)
         if definition.dependencies is not None:
             built = definition.dependencies(resources)

@@ -77,7 +77,15 @@ class ConnectionSettings(BaseSettings):
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:5432/signgate", description="Postgres connection URL."
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis connection URL (with `redis_cluster`, of any one node of the cluster).",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="`redis_url` names a node of a Redis Cluster (or Valkey cluster): the client "
+        "finds the other masters and sends each script to the master of its keys' slot.",
+    )
     topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs).")
     caller_reply_prefix: str = Field(
         CALLER_REPLY_PREFIX,
@@ -86,7 +94,11 @@ class ConnectionSettings(BaseSettings):
         description="Callers' reply topics are named under it (after `topic_prefix`); a `reply_to` "
         "elsewhere, but for the service's own replies topic, is refused with 400 `invalid_reply_to`.",
     )
-    redis_prefix: str = Field("signgate:", description="Prepended to every Redis key.")
+    redis_prefix: str = Field(
+        "signgate:",
+        pattern=r"^[^{}]*$",
+        description="Prepended to every Redis key; no `{` or `}` (the keys' hash tags follow it).",
+    )
     log_level: str = Field("INFO", description="Level of the JSON logs.")
     log_format: Literal["json", "console"] = Field("json", description="`console` for humans.")
 

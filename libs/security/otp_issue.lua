@@ -1,15 +1,16 @@
 -- Issue an OTP for one delivery request, once: claim the request, enforce the send limits,
--- replace the recipient's pending challenge, and count the send. All or nothing.
+-- replace the recipient's pending challenge, and count the send. All or nothing, on the keys of
+-- one recipient (slot {R}); the destination's window was checked by otp_reserve.lua just before,
+-- and its verdict comes in ARGV[9] (libs/security/otp_store.py says why the split is safe).
 --
 -- KEYS[1] request record (hash)   KEYS[2] recipient's challenge (hash)
 -- KEYS[3] resend cooldown (string: when the next send is allowed, epoch ms)
 -- KEYS[4] recipient's sends (zset: challenge id -> sent at ms)
--- KEYS[5] destination's sends (zset: challenge id -> sent at ms)
 -- ARGV[1] now ms            ARGV[2] challenge id        ARGV[3] code digest
 -- ARGV[4] expires at ms     ARGV[5] ttl ms              ARGV[6] cooldown ms (0: none)
 -- ARGV[7] recipient limit   ARGV[8] recipient window ms
--- ARGV[9] destination limit ARGV[10] destination window ms
--- ARGV[11] record ttl ms    ARGV[12] channel            ARGV[13] masked destination
+-- ARGV[9] '' when the destination gave the request a place, else when it will (ms)
+-- ARGV[10] record ttl ms    ARGV[11] channel            ARGV[12] masked destination
 --
 -- Returns {'duplicate', field, value, ...} when the request was seen before (its record),
 -- {'refused', limit, blocking ms} when a limit is spent (the request is recorded as refused:
@@ -26,7 +27,7 @@ end
 local function refuse(limit, blocking_ms)
   redis.call('HSET', KEYS[1], 'state', 'refused', 'limit', limit,
     'retry_at', tostring(blocking_ms), 'at', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[11])
+  redis.call('PEXPIRE', KEYS[1], ARGV[10])
   return {'refused', limit, tostring(blocking_ms)}
 end
 
@@ -50,15 +51,14 @@ local recipient_retry, recipient_sends = spent(KEYS[4], tonumber(ARGV[7]), tonum
 if recipient_retry then
   return refuse('recipient', recipient_retry)
 end
-local destination_retry = spent(KEYS[5], tonumber(ARGV[9]), tonumber(ARGV[10]))
-if destination_retry then
-  return refuse('destination', destination_retry)
+if ARGV[9] ~= '' then
+  return refuse('destination', ARGV[9])
 end
 
 -- The new challenge replaces any pending one of this recipient; failures are not touched.
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'challenge_id', ARGV[2], 'digest', ARGV[3], 'issued_at', ARGV[1],
-  'expires_at', ARGV[4], 'channel', ARGV[12], 'destination', ARGV[13])
+  'expires_at', ARGV[4], 'channel', ARGV[11], 'destination', ARGV[12])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 
 local cooldown_ms = tonumber(ARGV[6])
@@ -67,9 +67,7 @@ if cooldown_ms > 0 then
 end
 redis.call('ZADD', KEYS[4], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[8])
-redis.call('ZADD', KEYS[5], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[5], ARGV[10])
 
 redis.call('HSET', KEYS[1], 'state', 'claimed', 'challenge_id', ARGV[2], 'at', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[11])
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
 return {'issued', recipient_sends + 1}

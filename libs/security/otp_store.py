@@ -1,7 +1,7 @@
 """The shared OTP store: issued by otp-dispatch, verified and consumed by authentication.
 
-Its Lua scripts (``otp_*.lua`` beside this module) are the only code that touches these keys.
-Redis holds only an HMAC-SHA256 digest of each code, keyed with a pepper both services share
+This module and its Lua scripts (``otp_*.lua`` beside it) are the only code that touches these
+keys. Redis holds only an HMAC-SHA256 digest of each code, keyed with a pepper both services share
 (``SIGNGATE_OTP_PEPPER``), so a copy of Redis does not give the codes away. Losing Redis
 loses every pending code: they no longer verify (fail closed); durable lockouts are the
 authentication service's, in Postgres.
@@ -9,26 +9,54 @@ authentication service's, in Postgres.
 Every time is passed in by the caller (``now``, default: the store's clock) rather than read
 from Redis's clock, so tests inject time. Key layout, all under the deployment's Redis
 prefix ``P`` (``signgate:``); ``R`` is a recipient's id (`OtpRecipient.id`), ``D`` an HMAC of
-a normalised destination (no phone number or address appears in a key):
+a normalised destination (no phone number or address appears in a key). The part in braces is
+the key's hash tag: on Redis Cluster only it decides the slot, so every key of one recipient
+sits in one slot (``{R}``) and a destination's count in its own (``{D}``):
 
-==============================  ======  ===============================================  ==================
-key                             type    value                                            TTL
-==============================  ======  ===============================================  ==================
-``P otp:R:challenge``           hash    challenge_id, digest, issued_at, expires_at       the code's TTL
-                                        (epoch ms), channel, destination (masked)         (<= 10 min)
-``P otp:R:failures``            string  wrong codes since the last success or reset;     failure memory
-                                        a new code does not reset it                     (7 d), refreshed
-``P otp:R:cooldown``            string  epoch ms when the recipient may be sent again    the cooldown
-``P otp:R:sends``               zset    challenge id -> sent at (ms), sliding window     recipient window
-``P otp:dest:D:sends``          zset    challenge id -> sent at (ms), sliding window     destination window
-``P otp:request:<event id>``    hash    state (claimed | refused | settled), the         1 d
-                                        challenge id, the refusal or the outcome event
-``P otp:attempt:<event id>``    string  the answer a verification got (JSON), so the     attempt memory
-                                        command delivered again gets it again            (1 h)
-==============================  ======  ===============================================  ==================
+==================================  ======  ===========================================  ==================
+key                                 type    value                                        TTL
+==================================  ======  ===========================================  ==================
+``P otp:{R}:challenge``             hash    challenge_id, digest, issued_at, expires_at  the code's TTL
+                                            (epoch ms), channel, destination (masked)    (<= 10 min)
+``P otp:{R}:failures``              string  wrong codes since the last success or        failure memory
+                                            reset; a new code does not reset it          (7 d), refreshed
+``P otp:{R}:cooldown``              string  epoch ms when the recipient may be sent      the cooldown
+                                            again
+``P otp:{R}:sends``                 zset    challenge id -> sent at (ms), sliding window recipient window
+``P otp:{R}:request:<event id>``    hash    state (claimed | refused | settled), the     1 d
+                                            challenge id, the refusal or the outcome
+``P otp:{R}:attempt:<event id>``    string  the answer a verification got (JSON), so     attempt memory
+                                            the command delivered again gets it again    (1 h)
+``P otp:dest:{D}:sends``            zset    request id -> sent at (ms), sliding window   destination window
+==================================  ======  ===========================================  ==================
 
-The scripts touch keys of several recipients and destinations at once, so they need one
-Redis server (not Redis Cluster, where those keys would sit in different slots).
+A request and an attempt name one recipient (a redelivery is the same message), so their
+records live in that recipient's slot. Every script but one touches one recipient's keys only.
+The destination's limit spans recipients, so issuing a code is two atomic steps, one per slot:
+
+1. ``otp_reserve.lua`` (slot ``{D}``): the request takes a place in the destination's window
+   (its id is the member), unless the window is full (the refusal carries when a place frees)
+   or the request holds a place already (an earlier delivery of it got this far);
+2. ``otp_issue.lua`` (slot ``{R}``): claim the request, check the cooldown and the recipient's
+   window, then the first step's verdict, and issue; a request seen before changes nothing.
+
+Why the send limit still holds: a code is issued only by step 2, only after step 1 gave its
+request a place, and step 1 admits at most ``per_destination`` requests per window, atomically.
+A request whose step 2 refuses (or finds it refused before) gives its place back (a ``ZREM``):
+it can never issue, since its refusal is recorded and every later delivery of it reads that
+record. A request that issued keeps its place (a redelivery finds it held and does not count it
+again). What the split costs: between the two steps a request that is then refused (cooldown,
+recipient limit) holds a place, so a concurrent request to the same destination may be refused
+for a place that is given back a moment later; a crash between a refusal and its give-back
+leaves the place taken until it leaves the window, and so does a request delivered again after
+its place left the window. All err on the side of sending less (fail closed). The refusal order
+is as it was: cooldown, then the recipient's window, then the destination's.
+
+Verifying stays one script on one slot, the recipient's (its code, its failures, the attempt's
+memo), so a code is still used once and concurrent guesses still get no more than the ceiling.
+Until the keys had hash tags they were ``P otp:R:...``, ``P otp:dest:D:sends``,
+``P otp:request:<id>`` and ``P otp:attempt:<id>``; those are not read, and expire: an upgrade
+starts with no pending code and empty windows, as a flushed Redis does.
 """
 
 from __future__ import annotations
@@ -43,10 +71,10 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-import redis.asyncio as aioredis
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.runtime.redis_client import RedisClient
 from libs.runtime.redis_scripts import LuaScripts
 from libs.security.masking import mask_destination
 from signgate_contracts.envelope import Clock, utc_now  # one clock for every module
@@ -55,7 +83,9 @@ from signgate_contracts.otp import MAX_TTL_SECONDS, OtpDeliveryRequested, Purpos
 MAX_TTL = timedelta(seconds=MAX_TTL_SECONDS)
 """No code verifies more than ten minutes after it was issued, whatever TTL it was given."""
 
-_SCRIPTS = LuaScripts(__file__, "otp_issue", "otp_verify", "otp_settle", "otp_status", "otp_reset")
+_SCRIPTS = LuaScripts(
+    __file__, "otp_reserve", "otp_issue", "otp_verify", "otp_settle", "otp_status", "otp_reset"
+)
 
 
 class OtpStoreSettings(BaseSettings):
@@ -251,7 +281,7 @@ class OtpStore:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         *,
         prefix: str,
         pepper: str | SecretStr | None,
@@ -289,12 +319,21 @@ class OtpStore:
         return hmac.new(self._pepper, message, hashlib.sha256).hexdigest()[:32]
 
     def _recipient_keys(self, recipient: OtpRecipient) -> tuple[str, str, str, str]:
-        """challenge, failures, cooldown, sends."""
-        base = f"{self._prefix}{recipient.id}"
+        """challenge, failures, cooldown, sends: one slot, the recipient's."""
+        base = self._recipient_base(recipient)
         return f"{base}:challenge", f"{base}:failures", f"{base}:cooldown", f"{base}:sends"
 
-    def _request_key(self, request_id: UUID) -> str:
-        return f"{self._prefix}request:{request_id}"
+    def _recipient_base(self, recipient: OtpRecipient) -> str:
+        return f"{self._prefix}{{{recipient.id}}}"
+
+    def _request_key(self, recipient: OtpRecipient, request_id: UUID) -> str:
+        return f"{self._recipient_base(recipient)}:request:{request_id}"
+
+    def _attempt_key(self, recipient: OtpRecipient, attempt: UUID) -> str:
+        return f"{self._recipient_base(recipient)}:attempt:{attempt}"
+
+    def _destination_key(self, destination: str) -> str:
+        return f"{self._prefix}dest:{{{self._destination_id(destination)}}}:sends"
 
     # -- otp-dispatch --
 
@@ -313,18 +352,31 @@ class OtpStore:
     ) -> Issued | SendRefused | SeenBefore:
         """Claim delivery request ``request_id`` and make ``code`` the recipient's pending code.
 
-        One atomic step: a request seen before changes nothing (`SeenBefore`); a spent limit
-        refuses (`SendRefused`, remembered for redeliveries); otherwise the code's digest
-        replaces any pending code of the recipient, and the send is counted (`Issued`).
+        Two atomic steps (the module's docstring says why that keeps the limits): a place in
+        the destination's window, then, on the recipient's keys, the claim. A request seen
+        before changes nothing (`SeenBefore`); a spent limit refuses (`SendRefused`, remembered
+        for redeliveries); otherwise the code's digest replaces any pending code of the
+        recipient, and the send is counted (`Issued`).
         """
         if not timedelta(0) < ttl <= MAX_TTL:
             raise ValueError(f"an OTP lives more than 0 s and at most {MAX_TTL_SECONDS} s")
         now = now or self._clock()
         now_ms = _ms_at(now)
         challenge, _failures, cooldown, sends = self._recipient_keys(recipient)
-        destination_sends = f"{self._prefix}dest:{self._destination_id(destination)}:sends"
+        destination_sends = self._destination_key(destination)
+        verdict, *when = _strings(
+            await self._scripts["otp_reserve"](
+                keys=[destination_sends],
+                args=[
+                    now_ms,
+                    str(request_id),
+                    limits.per_destination,
+                    _ms(limits.destination_window),
+                ],
+            )
+        )
         reply = await self._scripts["otp_issue"](
-            keys=[self._request_key(request_id), challenge, cooldown, sends, destination_sends],
+            keys=[self._request_key(recipient, request_id), challenge, cooldown, sends],
             args=[
                 now_ms,
                 str(challenge_id),
@@ -334,8 +386,7 @@ class OtpStore:
                 _ms(limits.resend_cooldown),
                 limits.per_recipient,
                 _ms(limits.recipient_window),
-                limits.per_destination,
-                _ms(limits.destination_window),
+                when[0] if verdict == "refused" else "",
                 self._request_memory_ms,
                 channel,
                 mask_destination(channel, destination),
@@ -343,8 +394,13 @@ class OtpStore:
         )
         kind, *rest = _strings(reply)
         if kind == "duplicate":
-            return _seen_before(dict(zip(rest[::2], rest[1::2], strict=True)))
+            seen = _seen_before(dict(zip(rest[::2], rest[1::2], strict=True)))
+            if seen.state == "refused" and verdict != "refused":
+                await self._give_back(destination_sends, request_id)
+            return seen
         if kind == "refused":
+            if verdict != "refused":
+                await self._give_back(destination_sends, request_id)
             limit, retry_at = rest
             return SendRefused(limit, _at_ms(retry_at), now)  # type: ignore[arg-type]
         sends_used = int(rest[0])
@@ -356,6 +412,10 @@ class OtpStore:
             sends_used=sends_used,
             sends_remaining=max(0, limits.per_recipient - sends_used),
         )
+
+    async def _give_back(self, destination_sends: str, request_id: UUID) -> None:
+        """A refused request's place in the destination's window: it will never issue a code."""
+        await self._redis.zrem(destination_sends, str(request_id))
 
     async def settle(
         self,
@@ -373,7 +433,7 @@ class OtpStore:
         """
         challenge, *_ = self._recipient_keys(recipient)
         stored = await self._scripts["otp_settle"](
-            keys=[self._request_key(request_id), challenge],
+            keys=[self._request_key(recipient, request_id), challenge],
             args=[outcome, str(withdraw) if withdraw else "", self._request_memory_ms],
         )
         return _text(stored)
@@ -405,7 +465,11 @@ class OtpStore:
         submitted = code.get_secret_value() if isinstance(code, SecretStr) else code
         challenge, failures, *_ = self._recipient_keys(recipient)
         reply = await self._scripts["otp_verify"](
-            keys=[challenge, failures, *([f"{self._prefix}attempt:{attempt}"] if attempt else [])],
+            keys=[
+                challenge,
+                failures,
+                *([self._attempt_key(recipient, attempt)] if attempt else []),
+            ],
             args=[
                 self.digest(recipient, submitted),
                 retry_count,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import redis.asyncio as aioredis
 from faststream.asgi import AsgiFastStream
 
+from libs.runtime.redis_client import RedisClient
 from libs.runtime.service import Resources, ServiceDefinition, build_app
 from libs.security.otp_store import OtpStore
 from libs.security.required_secrets import require
@@ -44,9 +44,7 @@ def build_dependencies(resources: Resources) -> OtpDispatchDependencies:
     return dependencies_for(settings, resources.redis)
 
 
-def dependencies_for(
-    settings: OtpDispatchSettings, redis: aioredis.Redis
-) -> OtpDispatchDependencies:
+def dependencies_for(settings: OtpDispatchSettings, redis: RedisClient) -> OtpDispatchDependencies:
     """The dependencies ``settings`` describe, on ``redis`` (the store refuses a missing pepper)."""
     store = OtpStore(
         redis,

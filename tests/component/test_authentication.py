@@ -19,8 +19,16 @@ from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
 from tests.support.clock import MovableClock
-from tests.support.component import ComponentService, ComponentStack, on, outcome
+from tests.support.component import (
+    ON_SERVER_AND_CLUSTER,
+    ComponentService,
+    ComponentStack,
+    on,
+    outcome,
+)
 from tests.support.signing import invitation_for, policy_updated, session_digests
+
+pytestmark = ON_SERVER_AND_CLUSTER
 
 OWNER = str(uuid.uuid4())
 

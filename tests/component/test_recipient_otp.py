@@ -30,7 +30,16 @@ from signgate_contracts.topics import (
     WORKFLOW_REPLIES,
 )
 from tests.support.clock import MovableClock
-from tests.support.component import ComponentService, ComponentStack, Published, on, outcome
+from tests.support.component import (
+    ON_SERVER_AND_CLUSTER,
+    ComponentService,
+    ComponentStack,
+    Published,
+    on,
+    outcome,
+)
+
+pytestmark = ON_SERVER_AND_CLUSTER
 
 ACCESS_CODE = "Acme-7391-Code"
 

@@ -1,4 +1,4 @@
-"""The identity service's failure counter: one Lua script on real Redis counts and decides locks."""
+"""The identity service's failure counter: one Lua script on real Redis (one server, a cluster) counts and decides locks."""
 
 from __future__ import annotations
 
@@ -9,19 +9,16 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
 from libs.runtime.settings import ConnectionSettings
 from services.identity.failures import FailureCounters
+from tests.support.redis import redis_client
 
 
 @pytest.fixture
-async def counters(connections: ConnectionSettings) -> AsyncIterator[FailureCounters]:
-    client = aioredis.Redis.from_url(connections.redis_url)
-    try:
-        yield FailureCounters(client, f"{connections.redis_prefix}failures-test:", timedelta(days=30))
-    finally:
-        await client.aclose()
+async def counters(redis_connections: ConnectionSettings) -> AsyncIterator[FailureCounters]:
+    async with redis_client(redis_connections) as client:
+        yield FailureCounters(client, f"{redis_connections.redis_prefix}failures-test:", timedelta(days=30))
 
 
 def name() -> str:
@@ -55,16 +52,15 @@ async def test_a_redelivered_attempt_counts_once_and_gets_the_same_answer(counte
     assert first == again and first.locks and first.total == 5
 
 
-async def test_an_attempts_answer_is_kept_as_json(counters: FailureCounters, connections: ConnectionSettings) -> None:
+async def test_an_attempts_answer_is_kept_as_json(
+    counters: FailureCounters, redis_connections: ConnectionSettings
+) -> None:
     """The answer a redelivered attempt gets again is memoised as JSON [run, total, lock], the one
     memo format of every script."""
     user, attempt = name(), uuid.uuid4()
     count = await counters.record_failure(user, attempt, threshold=5, hard_after=100)
-    client = aioredis.Redis.from_url(connections.redis_url)
-    try:
-        memo = await client.get(counters.answer_key(attempt))
-    finally:
-        await client.aclose()
+    async with redis_client(redis_connections) as client:
+        memo = await client.get(counters.answer_key(user, attempt))
     assert memo is not None and json.loads(memo) == [count.run, count.total, int(count.locks)] == [1, 1, 0]
 
 
@@ -85,13 +81,10 @@ async def test_clearing_ends_the_run(counters: FailureCounters) -> None:
     assert (await counters.record_failure(user, uuid.uuid4(), threshold=5, hard_after=100)).total == 1
 
 
-async def test_the_counter_expires_after_the_failure_memory(connections: ConnectionSettings) -> None:
+async def test_the_counter_expires_after_the_failure_memory(redis_connections: ConnectionSettings) -> None:
     """The counter's key carries the failure memory as its TTL, set by the script."""
-    client = aioredis.Redis.from_url(connections.redis_url)
-    try:
-        counters = FailureCounters(client, f"{connections.redis_prefix}failures-test:", timedelta(hours=2))
+    async with redis_client(redis_connections) as client:
+        counters = FailureCounters(client, f"{redis_connections.redis_prefix}failures-test:", timedelta(hours=2))
         user = name()
         await counters.record_failure(user, uuid.uuid4(), threshold=5, hard_after=100)
         assert 7000 < await client.ttl(counters.key(user)) <= 7200
-    finally:
-        await client.aclose()

@@ -1,4 +1,4 @@
-"""The shared OTP store's Lua scripts on the session's real Redis, with an injected clock."""
+"""The shared OTP store's Lua scripts on real Redis, one server and a 3-master cluster, with an injected clock."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
+from libs.runtime.redis_client import RedisClient
 from libs.runtime.settings import ConnectionSettings
 from libs.security.otp_store import (
     Issued,
@@ -20,6 +20,7 @@ from libs.security.otp_store import (
     SendRefused,
     VerifyOutcome,
 )
+from tests.support.redis import redis_client as client_of
 
 PEPPER = "test-pepper-0123456789abcdef"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -28,20 +29,19 @@ NO_LIMITS = SendLimits(resend_cooldown=timedelta(0), per_recipient=1000, per_des
 
 
 @pytest.fixture
-async def redis_client(connections: ConnectionSettings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(connections.redis_url, max_connections=200)
-    yield client
-    await client.aclose()
+async def redis_client(redis_connections: ConnectionSettings) -> AsyncIterator[RedisClient]:
+    async with client_of(redis_connections) as client:
+        yield client
 
 
 @pytest.fixture
-def prefix(connections: ConnectionSettings) -> str:
+def prefix(redis_connections: ConnectionSettings) -> str:
     """A key prefix of this test's own, so it can 'lose' its keys without touching anyone else's."""
-    return f"{connections.redis_prefix}otp-store-{uuid.uuid4().hex[:8]}:"
+    return f"{redis_connections.redis_prefix}otp-store-{uuid.uuid4().hex[:8]}:"
 
 
 @pytest.fixture
-def store(redis_client: aioredis.Redis, prefix: str) -> OtpStore:
+def store(redis_client: RedisClient, prefix: str) -> OtpStore:
     return OtpStore(redis_client, prefix=prefix, pepper=PEPPER, clock=lambda: T0)
 
 
@@ -220,7 +220,7 @@ async def test_reset_clears_the_lock_of_one_recipient_only(store: OtpStore) -> N
 
 
 async def test_losing_redis_leaves_no_code_that_verifies(
-    store: OtpStore, redis_client: aioredis.Redis, prefix: str
+    store: OtpStore, redis_client: RedisClient, prefix: str
 ) -> None:
     """Once the store's keys are gone (Redis flushed or restarted), a pending code finds nothing pending."""
     who = recipient()
@@ -234,7 +234,7 @@ async def test_losing_redis_leaves_no_code_that_verifies(
 
 
 async def test_redis_holds_neither_the_code_nor_the_destination(
-    store: OtpStore, redis_client: aioredis.Redis, prefix: str
+    store: OtpStore, redis_client: RedisClient, prefix: str
 ) -> None:
     """Nothing under the store's keys, names or values, contains the code or the phone number in clear."""
     await issue(store, recipient(), "482913", request_id=uuid.uuid4())
@@ -307,6 +307,51 @@ async def test_concurrent_sends_to_one_destination_never_exceed_its_limit(store:
 
     assert sum(isinstance(r, Issued) for r in results) == 10
     assert {r.limit for r in results if isinstance(r, SendRefused)} == {"destination"}
+
+
+async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destinations_window(store: OtpStore) -> None:
+    """With two sends per destination: a request refused by the cooldown gives its place back and a
+    request delivered again after it issued is not counted again, so a second recipient still gets
+    a code there and only a third is refused for the destination."""
+    limits = SendLimits(per_destination=2)
+    first, request = recipient(), uuid.uuid4()
+    issued = await issue(store, first, limits=limits, request_id=request)
+    in_cooldown = await issue(store, first, at=T0 + timedelta(seconds=5), limits=limits)
+    again = await issue(store, first, at=T0 + timedelta(seconds=6), limits=limits, request_id=request)
+
+    second = await issue(store, recipient(), at=T0 + timedelta(seconds=7), limits=limits)
+    third = await issue(store, recipient(), at=T0 + timedelta(seconds=8), limits=limits)
+
+    assert isinstance(issued, Issued) and isinstance(again, SeenBefore)
+    assert isinstance(in_cooldown, SendRefused) and in_cooldown.limit == "cooldown"
+    assert isinstance(second, Issued)
+    assert isinstance(third, SendRefused) and (third.limit, third.retry_at) == ("destination", T0 + timedelta(hours=1))
+
+
+async def test_a_request_interrupted_between_its_two_steps_takes_one_place_when_delivered_again(
+    store: OtpStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that took its place in the destination's window and then lost Redis before
+    claiming the recipient issues on redelivery with that same place: with two sends per
+    destination a second recipient still gets a code, a third does not."""
+    limits = SendLimits(per_destination=2)
+    first, request = recipient(), uuid.uuid4()
+    claim = store._scripts["otp_issue"]
+
+    async def lost(**_: object) -> object:
+        raise ConnectionError("Redis went away between the two steps")
+
+    monkeypatch.setitem(store._scripts, "otp_issue", lost)
+    with pytest.raises(ConnectionError):
+        await issue(store, first, limits=limits, request_id=request)
+    monkeypatch.setitem(store._scripts, "otp_issue", claim)
+
+    redelivered = await issue(store, first, at=T0 + timedelta(seconds=1), limits=limits, request_id=request)
+    second = await issue(store, recipient(), at=T0 + timedelta(seconds=2), limits=limits)
+    third = await issue(store, recipient(), at=T0 + timedelta(seconds=3), limits=limits)
+
+    assert isinstance(redelivered, Issued) and isinstance(second, Issued)
+    assert isinstance(third, SendRefused) and third.limit == "destination"
 
 
 async def test_a_request_issued_twice_stores_one_code(store: OtpStore) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from libs.runtime.messaging.outbox import CLAIM_OLDEST, OutboxRelay, insert_outbox_records
 from libs.runtime.messaging.outgoing import Outgoing
@@ -21,6 +20,7 @@ from libs.runtime.postgres import create_pool
 from libs.runtime.redis_scripts import LuaScripts
 from libs.runtime.settings import ConnectionSettings
 from signgate_contracts import CommandRejected
+from tests.support.redis import redis_client
 
 
 def write_track(folder: Path, *sqls: str) -> Path:
@@ -219,18 +219,16 @@ async def test_the_relays_claim_stays_one_pass_over_an_outbox_analysed_while_emp
     assert types.count("Index Scan") == 2  # the claim, once; the delete, by the claimed ids
 
 
-async def test_lua_scripts_load_from_files_and_survive_a_script_flush(provisioned: ConnectionSettings) -> None:
-    """A script from a .lua file runs atomically by SHA and is reloaded after the server forgets it."""
-    client = aioredis.Redis.from_url(provisioned.redis_url)
-    script = LuaScripts(str(Path(__file__).parent / "lua" / "x.py"), "bounded_counter").bind(client)["bounded_counter"]
-    key = f"{provisioned.redis_prefix}counter:{uuid.uuid4().hex}"
-    try:
+async def test_lua_scripts_load_from_files_and_survive_a_script_flush(redis_connections: ConnectionSettings) -> None:
+    """A script from a .lua file runs atomically by SHA and is reloaded after the server (every
+    master of a cluster) forgets it."""
+    async with redis_client(redis_connections) as client:
+        script = LuaScripts(str(Path(__file__).parent / "lua" / "x.py"), "bounded_counter").bind(client)["bounded_counter"]
+        key = f"{redis_connections.redis_prefix}counter:{uuid.uuid4().hex}"
         results = await asyncio.gather(*(script(keys=[key], args=[3, 60]) for _ in range(10)))
         await client.script_flush()
         after_flush = await script(keys=[key], args=[5, 60])
         ttl = await client.ttl(key)
-    finally:
-        await client.aclose()
     assert sorted(results) == [-1] * 7 + [1, 2, 3]
     assert after_flush == 4 and 0 < ttl <= 60
 

@@ -31,11 +31,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 
 from libs.runtime.messaging.publisher import Publication
-from libs.runtime.redis_client import create_redis
+from libs.runtime.redis_client import open_redis
 from libs.runtime.service import Service, ServiceDefinition, ServiceSettings, build_service
 from libs.runtime.settings import ConnectionSettings
 from libs.security.otp_store import OtpStoreSettings
@@ -250,6 +251,10 @@ def consumer_record(
     )
 
 
+ON_SERVER_AND_CLUSTER = pytest.mark.parametrize("stack", ["server", "cluster"], indirect=True)
+"""A module's ``pytestmark``: its tests run on the layer's Redis server, then on the Redis Cluster."""
+
+
 @dataclass
 class ComponentStack:
     """The session's Postgres (a database of the component layer's own, every service's schema
@@ -312,7 +317,7 @@ class ComponentStack:
 
     async def forget_redis(self) -> None:
         """Every Redis key of the component layer gone, as after a Redis restart without persistence."""
-        redis = create_redis(self.connections.redis_url)
+        redis = await open_redis(self.connections.redis_url, cluster=self.connections.redis_cluster)
         try:
             keys = [key async for key in redis.scan_iter(match=f"{self.connections.redis_prefix}*")]
             if keys:

@@ -37,7 +37,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from libs.devstack.dev_secrets import generate_secrets
@@ -45,6 +44,7 @@ from libs.devstack.embedded import free_port
 from libs.devstack.stack import DATA_DIR, ROOT, open_stack, uses_embedded_broker
 from libs.runtime.kafka_security import security_environment
 from libs.runtime.postgres import create_pool
+from libs.runtime.redis_client import RedisClient, open_redis
 from libs.runtime.service import Scope
 from libs.runtime.settings import ConnectionSettings
 from libs.security.digests import Digests
@@ -136,7 +136,7 @@ class Bench:
     """On the authentication service's schema."""
     workflow_pool: asyncpg.Pool
     """On the workflow service's schema."""
-    redis: aioredis.Redis
+    redis: RedisClient
     processes: dict[str, list[subprocess.Popen]] = field(default_factory=dict)
     ports: dict[str, list[int]] = field(default_factory=dict)
     jobs: int = 0
@@ -622,7 +622,7 @@ async def run(args: argparse.Namespace) -> Report:
             env,
             pool=await create_pool(connections.database_url, "authentication", max_size=8),
             workflow_pool=await create_pool(connections.database_url, "workflow", max_size=8),
-            redis=aioredis.Redis.from_url(connections.redis_url),
+            redis=await open_redis(connections.redis_url, cluster=connections.redis_cluster),
         )
         try:
             await scenarios(bench, report, sizes, args.replicas, hasher, argon_one, argon_all)
