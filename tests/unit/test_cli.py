@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from aiokafka import TopicPartition
 from aiokafka.errors import (
     KafkaConnectionError,
     SaslAuthenticationFailed,
@@ -26,6 +27,7 @@ from libs.tools.cli.app import TailPrinter, TailRecord, hoisted, outbox
 from libs.tools.cli.errors import ExitCode, classify
 from libs.tools.cli.stack import NoStack, find_bootstrap, save_token, saved_token
 from signgate_client import Outcome, OutcomeTimeout
+from signgate_client.stream import partitions_of
 from signgate_contracts import authentication as auth
 from signgate_contracts import encode, otp
 from signgate_contracts import identity as idn
@@ -234,3 +236,22 @@ def test_tail_groups_a_batch_by_correlation_in_time_order() -> None:
     assert [line[:10] for line in lines] == [f"┌ {str(first.correlation_id)[:8]}", "│ 00:00:00", "│ 00:00:00",
                                              f"┌ {str(second.correlation_id)[:8]}", "│ 00:00:00"]
     assert "dead letter: invalid: x" in lines[2]
+
+
+async def test_a_topic_an_acl_hides_is_not_authorised_and_a_missing_one_is_skipped() -> None:
+    """Reading partitions, a topic the broker reports as not authorised (29) raises, naming it, and the CLI
+    calls that not authorised; a topic that does not exist (3) is left out."""
+    class Admin:
+        async def describe_topics(self, topics: list[str]) -> list[dict[str, Any]]:
+            codes = {"p.signgate.workflow.events": 29, "p.gone": 3, "p.signgate.identity.events": 0}
+            return [{"topic": t, "error_code": codes[t], "partitions": [{"partition": 0}] if not codes[t] else []}
+                    for t in topics]
+
+    assert await partitions_of(Admin(), ["p.gone", "p.signgate.identity.events"]) == [  # type: ignore[arg-type]
+        TopicPartition("p.signgate.identity.events", 0)]
+    with pytest.raises(TopicAuthorizationFailedError) as raised:
+        await partitions_of(Admin(), ["p.signgate.workflow.events", "p.gone"])  # type: ignore[arg-type]
+    failure = classify(raised.value)
+    assert failure is not None and failure.code == ExitCode.NOT_AUTHORISED
+    assert str(failure) == ("not authorised: [Error 29] TopicAuthorizationFailedError: not authorised to describe "
+                            "p.signgate.workflow.events")

@@ -250,7 +250,12 @@ def _note(settings: Settings, text: str) -> None:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, default=str, indent=2))
+    print(json.dumps(value, default=_json_value, indent=2))
+
+
+def _json_value(value: Any) -> str:
+    """Times as ISO 8601; ids, enums and other values as their text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _document(message: Message) -> dict[str, Any]:
@@ -714,7 +719,16 @@ def history(ctx: typer.Context, package: str) -> None:
             raise refused(unlisted.rejection)
         raise CliError(ExitCode.INTERNAL, "history", f"unexpected answer {unlisted.result.type}")
     if settings.as_json:
-        _print_json([render.fields(entry) for entry in entries])
+        _print_json(
+            [
+                {
+                    "occurred_at": e.occurred_at,
+                    "correlation_id": e.correlation_id,
+                    **render.fields(e),
+                }
+                for e in entries
+            ]
+        )
     else:
         render.console().print(render.history_table(package, entries))
 
@@ -913,7 +927,7 @@ class TailPrinter:
     def _line(self, record: TailRecord) -> None:
         self.count += 1
         if self.json_lines:
-            self.console.file.write(json.dumps(self.document(record), default=str) + "\n")
+            self.console.file.write(json.dumps(self.document(record), default=_json_value) + "\n")
             self.console.file.flush()
             return
         group = record.correlation_id or "-"
