@@ -112,7 +112,7 @@ class Commands(TyperGroup):
             except BrokenPipeError:  # stdout's reader went away (`| head`): end as SIGPIPE would
                 with contextlib.suppress(OSError):
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                raise typer.Exit(ExitCode.PIPE_CLOSED) from None
+                raise typer.Exit(int(ExitCode.PIPE_CLOSED)) from None
             except Exception as error:
                 failure = classify(error, logged, broker=_broker(ctx.params.get("bootstrap")))
                 if failure is None:
@@ -125,7 +125,7 @@ class Commands(TyperGroup):
                     if verbose:
                         traceback.print_exc()
                 report(failure, as_json=as_json)
-                raise typer.Exit(failure.code) from None
+                raise typer.Exit(int(failure.code)) from None
 
 
 def _broker(bootstrap: str | None) -> str | None:
