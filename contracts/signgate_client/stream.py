@@ -7,11 +7,20 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import TopicAuthorizationFailedError
 
 
 async def partitions_of(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[TopicPartition]:
-    """Every partition of ``topics`` that exist on the broker (the others are skipped)."""
+    """Every partition of ``topics`` that exist on the broker (the others are skipped).
+
+    Raises `TopicAuthorizationFailedError` naming the topics an ACL hides: skipped, they would
+    turn a missing permission into outcomes that never arrive."""
     described = await admin.describe_topics(list(topics))
+    denied = [
+        t["topic"] for t in described if t["error_code"] == TopicAuthorizationFailedError.errno
+    ]
+    if denied:
+        raise TopicAuthorizationFailedError(f"not authorised to describe {', '.join(denied)}")
     return [
         TopicPartition(t["topic"], p["partition"])
         for t in described

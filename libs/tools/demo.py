@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
+from rich.text import Text
 
 from libs.devstack.stack import DATA_DIR
 from libs.runtime.kafka_security import signgate_client_options
@@ -302,7 +303,7 @@ def main() -> int:
         bootstrap = find_bootstrap()
         asyncio.run(demo(bootstrap, console))
     except NoStack as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(Text(str(error), style="red"))
         return 2
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from typing import Any
@@ -70,8 +71,8 @@ async def test_an_outcome_that_does_not_complete_in_time_raises_with_what_arrive
 
 async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, tmp_path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """`signgate send json` prints the rejection and exits 1; `status` without an invitation or a token
-    is refused with 401 before anything is looked up."""
+    """`signgate send json` prints the rejection, says so in one stderr line and exits 1 (refused); `status`
+    without an invitation or a token is refused with 401 before anything is looked up, and exits 1 too."""
     monkeypatch.setattr("libs.tools.cli.stack.TOKEN_FILE", tmp_path / "cli-token")  # no token kept by anyone
     monkeypatch.setattr("libs.tools.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
     options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
@@ -85,8 +86,31 @@ async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, 
                                      env={"COLUMNS": "200", "SIGNGATE_ACCESS_TOKEN": ""})
 
     assert sent.exit_code == 1, sent.output
-    assert "→ workflow.share_workflow" in sent.output and "command.rejected  status=401" in sent.output
-    assert "status=401" in status.output and "User authentication required" in status.output
+    assert "→ workflow.share_workflow" in sent.stdout and "command.rejected  status=401" in sent.stdout
+    assert sent.stderr == "error: refused workflow.share_workflow: 401 authentication_required: User authentication required\n"
+    assert status.exit_code == 1, status.output
+    assert "status=401" in status.stdout and "User authentication required" in status.stdout
+
+
+async def test_with_json_after_the_subcommand_an_answer_exits_0_and_a_refusal_1(system: System) -> None:
+    """`send json … --json`: an answered command prints its messages as JSON and exits 0 with nothing on
+    stderr; a refused one prints the rejection as JSON, exits 1 and puts one JSON error object on stderr."""
+    options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
+    runner = CliRunner()
+    answered_command = '{"type": "identity.authenticate_user", "user_name": "nobody@example.com", "password": "wrong"}'
+    refused_command = f'{{"type": "workflow.share_workflow", "package_id": "pkg-{uuid.uuid4().hex[:8]}"}}'
+
+    answered, refused = [await asyncio.to_thread(runner.invoke, app, ["send", "json", command, "--json", *options],
+                                                 env={"SIGNGATE_ACCESS_TOKEN": ""})
+                         for command in (answered_command, refused_command)]
+
+    assert (answered.exit_code, answered.stderr) == (0, ""), answered.output
+    assert [m["type"] for m in json.loads(answered.stdout)] == ["identity.user_authentication_failed_v2",
+                                                                 "identity.authentication_failed"]
+    assert refused.exit_code == 1 and [m["type"] for m in json.loads(refused.stdout)] == ["command.rejected"]
+    assert json.loads(refused.stderr) == {"error": "refused", "exit_code": 1, "message":
+                                          "refused workflow.share_workflow: 401 authentication_required: "
+                                          "User authentication required"}
 
 
 async def test_the_cli_keeps_the_invitations_a_share_answers_with_and_acts_as_the_recipient(

@@ -1,4 +1,9 @@
-"""The ``signgate`` command: send commands, watch topics, and read a running stack's state."""
+"""The ``signgate`` command: send commands, watch topics, and read a running stack's state.
+
+Exit codes and the one-line errors are ``errors.ExitCode`` and ``errors.classify``; the root group
+(``Commands``) applies them to every command, and reads the root's options (``--json``,
+``--timeout``, ...) wherever they stand on the line.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypedDict, TypeVar
 
@@ -20,11 +26,22 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from rich.text import Text
+from typer import _click as click  # typer 0.2x runs on its own copy of click
+from typer.core import TyperGroup
 
 from libs.devstack.stack import DATA_DIR
 from libs.runtime.kafka_security import client_options, signgate_client_options, start_client
 from libs.tools.cli import render
 from libs.tools.cli.acls import acls
+from libs.tools.cli.errors import (
+    CliError,
+    ExitCode,
+    classify,
+    library_logs,
+    refused,
+    report,
+    validation_why,
+)
 from libs.tools.cli.stack import (
     NoStack,
     find_bootstrap,
@@ -36,26 +53,106 @@ from libs.tools.cli.stack import (
     saved_token,
 )
 from services.otp_dispatch.providers.sandbox import read_outbox
-from signgate_client import Outcome, OutcomeTimeout, SignGateClient, parse_command
+from signgate_client import Outcome, SignGateClient, command_types
 from signgate_client.stream import assign, correlation_of, partitions_of
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from signgate_contracts.codec import decode
 from signgate_contracts.envelope import Command, Message
-from signgate_contracts.topics import BY_NAME, TOPICS
+from signgate_contracts.rejection import CommandRejected
+from signgate_contracts.topics import BY_NAME, DLQ_PARTITIONS, DLQ_RETENTION, TOPICS
 
 T = TypeVar("T")
 
+
+def hoisted(args: list[str], options: dict[str, bool]) -> list[str]:
+    """``args`` with the root's ``options`` (name -> takes a value) moved to the front wherever
+    they stand, so ``signgate send share P --json`` reads as ``signgate --json send share P``;
+    nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        if arg == "--":
+            rest += args[at:]
+            break
+        name = arg.split("=", 1)[0]
+        if name not in options:
+            rest.append(arg)
+        elif options[name] and "=" not in arg:
+            front += args[at : at + 2]
+            at += 1
+        else:
+            front.append(arg)
+        at += 1
+    return front + rest
+
+
+class Commands(TyperGroup):
+    """The root group: its options anywhere on the line, and every failure ended by one handler
+    with one stderr line and the ``ExitCode`` of its kind."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = {
+            name: not getattr(option, "is_flag", False) and not getattr(option, "count", False)
+            for option in self.params
+            if option.param_type_name == "option"
+            for name in (*option.opts, *option.secondary_opts)
+        }
+        return super().parse_args(ctx, hoisted(args, options))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        as_json = bool(ctx.params.get("as_json"))
+        verbose = bool(ctx.params.get("verbose"))
+        with library_logs(verbose=verbose) as logged:
+            try:
+                return super().invoke(ctx)
+            except (typer.Exit, typer.Abort, click.ClickException):
+                raise  # typer's own: exits, usage errors (2), an aborted prompt
+            except BrokenPipeError:  # stdout's reader went away (`| head`): end as SIGPIPE would
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(int(ExitCode.PIPE_CLOSED)) from None
+            except Exception as error:
+                failure = classify(error, logged, broker=_broker(ctx.params.get("bootstrap")))
+                if failure is None:
+                    failure = CliError(
+                        ExitCode.INTERNAL,
+                        "internal error",
+                        f"{type(error).__name__}: {error}"
+                        + ("" if verbose else " (--verbose shows the traceback)"),
+                    )
+                    if verbose:
+                        traceback.print_exc()
+                report(failure, as_json=as_json)
+                raise typer.Exit(int(failure.code)) from None
+
+
+def _broker(bootstrap: str | None) -> str | None:
+    with contextlib.suppress(NoStack, ValueError, OSError, KeyError):
+        return find_bootstrap(bootstrap)
+    return None
+
+
+# No rich markup in help: `ORDER:EMAIL:NAME` stays text (rich made :EMAIL: an emoji).
 app = typer.Typer(
     name="signgate",
     help="Talk to a running signgate: send commands, watch topics, read state.",
     no_args_is_help=True,
     add_completion=False,
+    epilog="Options above may also follow the subcommand. Exit codes: "
+    + ", ".join(f"{code.value} {code.name.lower().replace('_', ' ')}" for code in ExitCode)
+    + ".",
+    cls=Commands,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
 send_app = typer.Typer(
     help="Send a command and print the events it caused (exit 1 when refused).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(send_app, name="send")
 app.command("acls")(acls)
@@ -69,6 +166,7 @@ class Settings:
     topic_prefix: str
     timeout: float
     as_json: bool
+    verbose: bool = False
 
     def client(self) -> SignGateClient:
         return SignGateClient(
@@ -92,24 +190,85 @@ def main(
     topic_prefix: Annotated[
         str, typer.Option(envvar="SIGNGATE_TOPIC_PREFIX", help="Deployment topic prefix.")
     ] = "",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for an outcome.")] = 30.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the broker, and then for an outcome.")
+    ] = 30.0,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print outcomes as JSON (secrets masked).")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print results as JSON on stdout (secrets masked), an error as one JSON "
+            "object on stderr.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="Show library log lines on stderr, and a defect's traceback."
+        ),
     ] = False,
 ) -> None:
-    ctx.obj = Settings(bootstrap, topic_prefix, timeout, as_json)
+    """The options every command shares (they may also follow the subcommand)."""
+    ctx.obj = Settings(bootstrap, topic_prefix, timeout, as_json, verbose)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; a missing stack or a late outcome ends the command with exit code 2."""
+    """Run ``work``; what it raises is classified by ``Commands.invoke``."""
+    return asyncio.run(work)
+
+
+async def _started(start: Awaitable[None], settings: Settings) -> None:
+    """Await a client's start within ``--timeout``: a broker that does not answer is unreachable."""
     try:
-        return asyncio.run(work)
-    except NoStack as error:
-        render.console(stderr=True).print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
-    except OutcomeTimeout as error:
-        render.console(stderr=True).print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
+        async with asyncio.timeout(settings.timeout):
+            await start
+    except TimeoutError:
+        raise CliError(
+            ExitCode.UNREACHABLE,
+            f"cannot reach the broker at {_broker(settings.bootstrap) or '?'}",
+            f"no answer within {settings.timeout:g} s",
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def _connected(client: SignGateClient, settings: Settings) -> AsyncIterator[SignGateClient]:
+    """``client`` started within ``--timeout``, and closed after."""
+    try:
+        await _started(client.start(), settings)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the start's failure is the one to report
+            await client.close()
+        raise
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _note(settings: Settings, text: str) -> None:
+    """A remark for the person at the terminal: on stdout, or on stderr when stdout is JSON."""
+    if settings.as_json:
+        print(text, file=sys.stderr)
+    else:
+        render.console().print(Text(text, style="dim"))
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, default=_json_value, indent=2))
+
+
+def _json_value(value: Any) -> str:
+    """Times as ISO 8601; ids, enums and other values as their text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _document(message: Message) -> dict[str, Any]:
+    """A message as `--json` prints it: type, correlation id, its fields with secrets masked."""
+    return {
+        "type": message.type,
+        "correlation_id": str(message.correlation_id),
+        **render.fields(message),
+    }
 
 
 # -- send --
@@ -119,21 +278,22 @@ def _token(owner: bool = True) -> str:
     """The owner's token: SIGNGATE_ACCESS_TOKEN, else the one `send authenticate` saved."""
     token = os.environ.get("SIGNGATE_ACCESS_TOKEN") or saved_token()
     if token is None and owner:
-        render.console(stderr=True).print(
-            "[red]no token: run `signgate send authenticate USER` first, or set SIGNGATE_ACCESS_TOKEN[/red]"
+        raise CliError(
+            ExitCode.USAGE,
+            "no token",
+            "run `signgate send authenticate USER` first, or set SIGNGATE_ACCESS_TOKEN",
         )
-        raise typer.Exit(2)
     return token or ""
 
 
 def _send(
-    ctx: typer.Context, command: Command, after: Callable[[Outcome], None] | None = None
+    ctx: typer.Context, command: Command, after: Callable[[Outcome], str | None] | None = None
 ) -> None:
     settings: Settings = ctx.obj
     out = render.console()
 
     async def go() -> Outcome:
-        async with settings.client() as client:
+        async with _connected(settings.client(), settings) as client:
             if not settings.as_json:
                 show(command)
             return await client.send(command, timeout=settings.timeout)
@@ -150,23 +310,15 @@ def _send(
         m for m in (outcome.event, outcome.reply, *outcome.effects.values()) if m is not None
     ]
     if settings.as_json:
-        print(
-            json.dumps(
-                [
-                    {"type": m.type, "correlation_id": str(m.correlation_id), **render.fields(m)}
-                    for m in messages
-                ],
-                default=str,
-                indent=2,
-            )
-        )
+        _print_json([_document(m) for m in messages])
     else:
         for message in messages:
             show(message)
-    if after is not None:
-        after(outcome)
-    if outcome.rejected:
-        raise typer.Exit(1)
+    note = after(outcome) if after is not None else None
+    if note:
+        _note(settings, note)
+    if outcome.rejection is not None:
+        raise refused(outcome.rejection)
 
 
 @send_app.command("json")
@@ -179,20 +331,59 @@ def send_json(
     """Any command as JSON: {"type": "workflow.share_workflow", "package_id": …, "access_token": …}.
 
     The envelope (event_id, correlation_id, occurred_at) is filled in; the record key is the
-    command's natural key.
+    command's natural key. A field the command does not have is refused (exit 3), as is
+    anything that is not valid JSON.
     """
+    _send(ctx, command_of(_read_source(source)))
+
+
+def _read_source(source: str) -> str:
+    """The text `send json` was given: stdin for -, the argument when it is JSON, else a file."""
     if source == "-":
-        text = sys.stdin.read()
-    elif source.lstrip().startswith("{"):
-        text = source
-    else:
-        text = Path(source).read_text()
+        return sys.stdin.read()
+    if source.lstrip().startswith(("{", "[")):
+        return source
+    path = Path(source)
+    if path.is_file():
+        return path.read_text()
+    shown = source if len(source) <= 40 else source[:39] + "…"
+    raise CliError(ExitCode.BAD_INPUT, "invalid JSON", f"{shown!r} is neither JSON nor a file")
+
+
+def command_of(text: str) -> Command:
+    """A command from its JSON text, refusing what the command would drop: a field neither it nor
+    its envelope has (a misspelt optional field would otherwise pass unnoticed)."""
+    document = json.loads(text)
+    kind = document.get("type") if isinstance(document, dict) else None
+    model = command_types().get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise CliError(
+            ExitCode.BAD_INPUT,
+            "not a signgate command",
+            f"no signgate command has type {kind!r}"
+            if isinstance(document, dict)
+            else "a command is a JSON object with a type",
+        )
+    known = {
+        name
+        for field_name, field in model.model_fields.items()
+        for name in (field_name, field.alias, field.validation_alias)
+        if isinstance(name, str)
+    }
+    unknown = sorted(set(document) - known)
     try:
-        command = parse_command(json.loads(text))
-    except (ValueError, ValidationError) as error:
-        render.console(stderr=True).print(Text(f"not a signgate command: {error}", style="red"))
-        raise typer.Exit(2) from None
-    _send(ctx, command)
+        command = model.model_validate(document)
+    except ValidationError as error:
+        raise CliError(
+            ExitCode.BAD_INPUT,
+            f"invalid {kind}",
+            "; ".join([*(f"{name}: no such field" for name in unknown), validation_why(error)]),
+        ) from None
+    if unknown:
+        raise CliError(
+            ExitCode.BAD_INPUT, f"invalid {kind}", "; ".join(f"{n}: no such field" for n in unknown)
+        )
+    return command
 
 
 @send_app.command("authenticate")
@@ -203,10 +394,11 @@ def send_authenticate(
 ) -> None:
     """Authenticate an API user; the token is kept (0600, .signgate/cli-token) for owner commands."""
 
-    def keep(outcome: Outcome) -> None:
+    def keep(outcome: Outcome) -> str | None:
         if isinstance(outcome.reply, idn.AuthenticationSucceeded):
             save_token(outcome.reply.access_token.get_secret_value())
-            render.console().print("[dim]token kept for owner commands[/dim]")
+            return "token kept for owner commands"
+        return None
 
     _send(ctx, idn.AuthenticateUser(user_name=user, password=SecretStr(password)), keep)
 
@@ -313,19 +505,20 @@ def send_set_access_code(
     _send(ctx, command)
 
 
-def _keep_invitations(outcome: Outcome) -> None:
-    """Keep the invitations a share or an invite answered with (0600), for recipient commands."""
+def _keep_invitations(outcome: Outcome) -> str | None:
+    """Keep the invitations a share or an invite answered with (0600), for recipient commands;
+    what was kept, for the person at the terminal."""
     reply = outcome.reply
     if isinstance(reply, wf.RecipientInvitationsIssued):
         kept = {i.order: i.invitation.get_secret_value() for i in reply.invitations}
     elif isinstance(reply, wf.RecipientInvitationIssued):
         kept = {reply.order: reply.invitation.get_secret_value()}
     else:
-        return
+        return None
     save_invitations(reply.package_id, kept)
-    render.console().print(
-        f"[dim]invitations of order {', '.join(map(str, sorted(kept)))} kept for "
-        "recipient commands (what their signing links carry)[/dim]"
+    return (
+        f"invitations of order {', '.join(map(str, sorted(kept)))} kept for "
+        "recipient commands (what their signing links carry)"
     )
 
 
@@ -459,7 +652,7 @@ def status(
     credential = _credential(package, order, invitation, required=False)
 
     async def go() -> list[Outcome]:
-        async with settings.client() as client:
+        async with _connected(settings.client(), settings) as client:
             queries: list[Command] = [
                 auth.GetRecipientAuthenticationStatus(package_id=package, order=order, **credential)
             ]
@@ -473,21 +666,27 @@ def status(
                 await asyncio.gather(*(client.send(q, timeout=settings.timeout) for q in queries))
             )
 
+    outcomes = _run(go())
+    results = [o.result for o in outcomes if o.result is not None]
+    if settings.as_json:
+        _print_json([_document(result) for result in results])
     out = render.console()
-    for outcome in _run(go()):
-        if outcome.result is None:
+    for result in [] if settings.as_json else results:
+        if isinstance(result, CommandRejected):
+            out.print(render.message_line(result))
             continue
-        if outcome.rejected or settings.as_json:
-            out.print(render.message_line(outcome.result))
-            continue
-        table = Table(title=outcome.result.type, title_justify="left", show_header=False)
-        for key, value in render.fields(outcome.result).items():
+        table = Table(title=result.type, title_justify="left", show_header=False)
+        for key, value in render.fields(result).items():
             table.add_row(key, Text(render.compact(value)))
         out.print(table)
     if not token:
-        out.print(
-            "[dim]the workflow's settings need the owner's token: `signgate send authenticate USER`[/dim]"
+        _note(
+            settings,
+            "the workflow's settings need the owner's token: `signgate send authenticate USER`",
         )
+    rejection = next((o.rejection for o in outcomes if o.rejection is not None), None)
+    if rejection is not None:
+        raise refused(rejection)
 
 
 @app.command()
@@ -499,7 +698,7 @@ def history(ctx: typer.Context, package: str) -> None:
     async def go() -> tuple[list[wf.HistoryEntry], Outcome | None]:
         entries: list[wf.HistoryEntry] = []
         after = 0
-        async with settings.client() as client:
+        async with _connected(settings.client(), settings) as client:
             while True:
                 outcome = await client.send(
                     wf.GetWorkflowHistory(
@@ -514,21 +713,41 @@ def history(ctx: typer.Context, package: str) -> None:
                     return entries, None
                 after = outcome.reply.next_after
 
-    entries, refused = _run(go())
-    out = render.console()
-    if refused is not None and refused.result is not None:
-        out.print(render.message_line(refused.result))
-        raise typer.Exit(1)
-    out.print(render.history_table(package, entries))
+    entries, unlisted = _run(go())
+    if unlisted is not None and unlisted.result is not None:
+        if settings.as_json:
+            _print_json([_document(unlisted.result)])
+        else:
+            render.console().print(render.message_line(unlisted.result))
+        if unlisted.rejection is not None:
+            raise refused(unlisted.rejection)
+        raise CliError(ExitCode.INTERNAL, "history", f"unexpected answer {unlisted.result.type}")
+    if settings.as_json:
+        _print_json(
+            [
+                {
+                    "occurred_at": e.occurred_at,
+                    "correlation_id": e.correlation_id,
+                    **render.fields(e),
+                }
+                for e in entries
+            ]
+        )
+    else:
+        render.console().print(render.history_table(package, entries))
 
 
 @app.command()
 def outbox(
+    ctx: typer.Context,
     last: Annotated[int, typer.Option(help="How many deliveries, newest last.")] = 10,
     path: Annotated[Path, typer.Option(help="The sandbox outbox file.")] = OUTBOX,
 ) -> None:
     """The OTP sandbox's deliveries, codes included (development stacks only)."""
     deliveries = read_outbox(path)[-last:] if last > 0 else []
+    if ctx.obj.as_json:
+        _print_json(deliveries)
+        return
     table = Table(title=f"sandbox outbox {path}", title_justify="left")
     for column in ("delivered (UTC)", "channel", "destination", "code", "purpose", "challenge"):
         table.add_column(column)
@@ -544,6 +763,17 @@ def outbox(
     render.console().print(table)
 
 
+class TopicRow(TypedDict):
+    """A registry topic as `topics` shows it, and what the broker has of it."""
+
+    topic: str
+    kind: str
+    key: str
+    partitions: int
+    retention_seconds: int
+    on_broker: int | None
+
+
 @app.command()
 def topics(ctx: typer.Context) -> None:
     """The topic registry, and what the broker has: partitions, retention, other topics."""
@@ -555,7 +785,7 @@ def topics(ctx: typer.Context) -> None:
             client_id="signgate-cli",
             **client_options(),
         )
-        await start_client(admin, bootstrap=find_bootstrap(settings.bootstrap))
+        await _started(start_client(admin, bootstrap=find_bootstrap(settings.bootstrap)), settings)
         try:
             names = await admin.list_topics()
             counts: dict[str, int] = {}
@@ -566,36 +796,48 @@ def topics(ctx: typer.Context) -> None:
             await admin.close()
 
     on_broker = _run(go())
+    rows = [
+        TopicRow(
+            topic=name,
+            kind="dead letters" if retention is None else topic.kind.value,
+            key=topic.key,
+            partitions=partitions,
+            retention_seconds=int((retention or DLQ_RETENTION).total_seconds()),
+            on_broker=on_broker.get(settings.topic_prefix + name),
+        )
+        for topic in TOPICS
+        for name, partitions, retention in (
+            (topic.name, topic.partitions, topic.retention),
+            (topic.dlq, DLQ_PARTITIONS, None),
+        )
+    ]
+    known = {settings.topic_prefix + row["topic"] for row in rows}
+    others = {name: on_broker[name] for name in sorted(set(on_broker) - known)}
+    if settings.as_json:
+        _print_json({"topics": rows, "other_topics": others})
+        return
     table = Table(title="signgate topics", title_justify="left")
     for column in ("topic", "kind", "key", "partitions", "retention", "on the broker"):
         table.add_column(column)
-    known = set()
-    for topic in TOPICS:
-        for name, partitions, retention in (
-            (topic.name, topic.partitions, topic.retention),
-            (topic.dlq, 1, None),
-        ):
-            deployed = settings.topic_prefix + name
-            known.add(deployed)
-            have = on_broker.get(deployed)
-            table.add_row(
-                name,
-                "dead letters" if retention is None else topic.kind.value,
-                topic.key,
-                str(partitions),
-                "14 days" if retention is None else _duration(retention),
-                f"[green]{have} partitions[/green]" if have else "[red]missing[/red]",
-            )
+    for row in rows:
+        have = row["on_broker"]
+        table.add_row(
+            row["topic"],
+            row["kind"],
+            row["key"],
+            str(row["partitions"]),
+            _duration(timedelta(seconds=row["retention_seconds"])),
+            Text(f"{have} partitions", style="green") if have else Text("missing", style="red"),
+        )
     out = render.console()
     out.print(table)
-    others = sorted(set(on_broker) - known)
     if others:
         out.print(
-            "other topics on the broker: " + ", ".join(f"{n} ({on_broker[n]})" for n in others)
+            "other topics on the broker: " + ", ".join(f"{n} ({c})" for n, c in others.items())
         )
 
 
-def _duration(value: Any) -> str:
+def _duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:
@@ -617,17 +859,20 @@ def tail(
     limit: Annotated[int, typer.Option(help="Stop after this many records (0: never).")] = 0,
     seconds: Annotated[float, typer.Option(help="Stop after this long (0: never).")] = 0,
 ) -> None:
-    """Print records as they arrive, one line each, grouped by correlation id; secrets masked."""
+    """Print records as they arrive, one line each, grouped by correlation id; secrets masked.
+
+    With --json, one JSON object a line (JSON Lines), in time order.
+    """
     settings: Settings = ctx.obj
     names = topic or [n for t in TOPICS for n in (t.name, t.dlq)]
-    printer = TailPrinter(render.console(), settings.topic_prefix)
+    printer = TailPrinter(render.console(), settings.topic_prefix, json_lines=settings.as_json)
 
     async def go() -> None:
         bootstrap = find_bootstrap(settings.bootstrap)
         admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap, client_id="signgate-tail", **client_options()
         )
-        await start_client(admin, bootstrap=bootstrap)
+        await _started(start_client(admin, bootstrap=bootstrap), settings)
         try:
             partitions = await partitions_of(admin, [settings.topic_prefix + n for n in names])
         finally:
@@ -638,23 +883,24 @@ def tail(
             enable_auto_commit=False,
             **client_options(),
         )
-        await start_client(consumer, bootstrap=bootstrap)
+        await _started(start_client(consumer, bootstrap=bootstrap), settings)
         try:
             await assign(consumer, partitions, from_beginning=from_beginning)
-            async with asyncio.timeout(seconds or None):
-                while not (limit and printer.count >= limit):
-                    batches = await consumer.getmany(timeout_ms=200)
-                    records = [r for batch in batches.values() for r in batch]
-                    printer.show(
-                        [
-                            TailRecord(r.topic, r.value or b"", correlation_of(r), r.timestamp)
-                            for r in records
-                        ][: (limit - printer.count) if limit else None]
-                    )
+            with contextlib.suppress(TimeoutError):  # --seconds is up
+                async with asyncio.timeout(seconds or None):
+                    while not (limit and printer.count >= limit):
+                        batches = await consumer.getmany(timeout_ms=200)
+                        records = [r for batch in batches.values() for r in batch]
+                        printer.show(
+                            [
+                                TailRecord(r.topic, r.value or b"", correlation_of(r), r.timestamp)
+                                for r in records
+                            ][: (limit - printer.count) if limit else None]
+                        )
         finally:
             await consumer.stop()
 
-    with contextlib.suppress(KeyboardInterrupt, TimeoutError):
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a tail ends
         _run(go())
 
 
@@ -668,11 +914,13 @@ class TailRecord:
 
 class TailPrinter:
     """Records a batch at a time, in time order, grouped by correlation id: a group opens with the
-    id's first eight characters, and every line of it carries the id's colour."""
+    id's first eight characters, and every line of it carries the id's colour. With
+    ``json_lines``, each record is one JSON object on a line of its own instead."""
 
-    def __init__(self, console: Any, topic_prefix: str = "") -> None:
+    def __init__(self, console: Any, topic_prefix: str = "", *, json_lines: bool = False) -> None:
         self.console = console
         self.topic_prefix = topic_prefix
+        self.json_lines = json_lines
         self.seen: set[str] = set()
         self.last_group: str | None = None
         self.count = 0
@@ -689,6 +937,10 @@ class TailPrinter:
 
     def _line(self, record: TailRecord) -> None:
         self.count += 1
+        if self.json_lines:
+            self.console.file.write(json.dumps(self.document(record), default=_json_value) + "\n")
+            self.console.file.flush()
+            return
         group = record.correlation_id or "-"
         colour = render.colour_of(group)
         if group != self.last_group:
@@ -703,14 +955,30 @@ class TailPrinter:
         line.append_text(self._body(name, record.value))
         self.console.print(line, overflow="ellipsis", no_wrap=True)
 
+    def document(self, record: TailRecord) -> dict[str, Any]:
+        """A record as `tail --json` prints it: where and when, then what `_body` shows."""
+        name = record.topic.removeprefix(self.topic_prefix)
+        when = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).isoformat()
+        head = {"topic": name, "timestamp": when, "correlation_id": record.correlation_id}
+        registry = BY_NAME.get(name)
+        if registry is None:
+            document = _json_object(record.value)
+            if document is None:
+                return {**head, "bytes": len(record.value)}
+            if document.get("reason"):
+                return {**head, "dead_letter": document["reason"]}
+            return {**head, "type": document.get("type")}
+        try:
+            message = decode(registry, record.value)
+        except ValueError as error:
+            return {**head, "undecodable": str(error)}
+        return {**head, **_document(message)}
+
     def _body(self, name: str, value: bytes) -> Text:
         registry = BY_NAME.get(name)
         if registry is None:  # a dead letter or a caller's reply topic: show its type or reason
-            try:
-                document = json.loads(value)
-            except ValueError:
-                return Text(f"({len(value)} bytes)")
-            if not isinstance(document, dict):
+            document = _json_object(value)
+            if document is None:
                 return Text(f"({len(value)} bytes)")
             reason = document.get("reason")
             return Text(
@@ -723,6 +991,14 @@ class TailPrinter:
             )
         except ValueError as error:
             return Text(f"undecodable: {error}", style="red")
+
+
+def _json_object(value: bytes) -> dict[str, Any] | None:
+    try:
+        document = json.loads(value)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 if __name__ == "__main__":

@@ -133,7 +133,12 @@ def history_table(package_id: str, entries: Iterable[HistoryEntry]) -> Table:
 
 
 def console(**options: Any) -> Console:
-    """A console as wide as the terminal, or 160 columns when output goes to a file or a pipe."""
+    """A console as wide as the terminal, or 160 columns when output goes to a file or a pipe.
+
+    Strings print as they are: no markup (``[bold]``), no emoji codes (``:email:``), no
+    highlighting, since what is printed is data (names, reasons, topics); styles come as ``Text``.
+    """
+    options = {"markup": False, "emoji": False, "highlight": False, **options}
     wide = Console(**options)
     return wide if wide.is_terminal else Console(width=160, **options)
 

@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 
 from libs.devstack.stack import DATA_DIR, STACK_FILE
-from libs.tools.operator_token import operator_settings, operator_token
 from signgate_contracts.topics import CALLER_REPLY_PREFIX
 
 
@@ -53,6 +52,10 @@ def find_bootstrap(
 
 def mint_operator_token(name: str = "cli") -> str:
     """An administrator's token, signed with the configured key or the development stack's."""
+    # Imported here: the signing stack (keys, hashing, Redis and Postgres errors) doubles the
+    # CLI's start-up, and only `send register-user` needs it.
+    from libs.tools.operator_token import operator_settings, operator_token
+
     settings = operator_settings()
     if settings is None:
         raise NoStack("no token signing key: set SIGNGATE_TOKEN_PRIVATE_KEY or start `make run`")
