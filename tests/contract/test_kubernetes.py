@@ -40,6 +40,7 @@ from libs.security.required_secrets import SERVICE_SECRETS, is_secret_variable
 from libs.tools.acls import deployment_principals
 from services.registry import SERVICES
 from tests.contract.test_compose import env_names, settings_class
+from tests.support.tls import make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "deploy" / "kubernetes"
@@ -48,7 +49,11 @@ HTTP_PORT = 8000
 LIVENESS, READINESS = "/livez", "/readyz"
 KEDA = "keda.sh/v1alpha1"
 PROVISION = "provision"
-OPERATOR_KEYS = {"SIGNGATE_KAFKA_SASL_USERNAME", "SIGNGATE_KAFKA_SASL_PASSWORD", "SIGNGATE_DATABASE_URL"}
+OPERATOR_KEYS = {
+    "SIGNGATE_KAFKA_SASL_USERNAME",
+    "SIGNGATE_KAFKA_SASL_PASSWORD",
+    "SIGNGATE_DATABASE_URL",
+}
 """Secret keys the operator provides for each principal (besides the services' own secrets)."""
 
 
@@ -182,7 +187,10 @@ def test_every_builtin_object_is_valid_under_the_kubernetes_schema():
     builtin = [d for d in documents() if d["apiVersion"] != KEDA]
     assert {f"{d['apiVersion']}/{d['kind']}" for d in builtin} <= set(schemas()["kinds"])
     assert [error for d in builtin for error in schema_errors(d)] == []
-    assert {d["kind"] for d in documents() if d["apiVersion"] == KEDA} == {"ScaledObject", "TriggerAuthentication"}
+    assert {d["kind"] for d in documents() if d["apiVersion"] == KEDA} == {
+        "ScaledObject",
+        "TriggerAuthentication",
+    }
 
 
 def test_the_schema_rejects_a_misspelt_field_and_a_wrong_type():
@@ -229,19 +237,26 @@ def test_selectors_match_their_own_pods_only():
 def test_each_container_runs_its_procfile_command_on_its_port():
     """Each service runs its Procfile command on all interfaces, at the container port named
     ``http`` that its Service targets."""
-    procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    procfile = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
     for definition in SERVICES:
         name = object_name(definition)
         main = container(of_kind("Deployment")[name])
         expected = procfile[definition.name].strip().replace("--host 127.0.0.1", "--host 0.0.0.0")
         assert " ".join(main["command"]) == expected.replace("$PORT", str(HTTP_PORT)), name
-        assert main["ports"] == [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}], name
+        assert main["ports"] == [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}], (
+            name
+        )
         assert of_kind("Service")[name]["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def test_probes_ask_liveness_and_readiness_at_the_paths_the_service_serves(monkeypatch: pytest.MonkeyPatch):
+def test_probes_ask_liveness_and_readiness_at_the_paths_the_service_serves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
     """Liveness (and start-up) probe /livez and readiness /readyz on the ``http`` port, and each
     service's app, built from its pod's environment, serves both."""
+    mounted = make_certificates(tmp_path).ca  # stands in for the CA the pod mounts
     for definition in SERVICES:
         workload = of_kind("Deployment")[object_name(definition)]
         main = container(workload)
@@ -252,8 +267,10 @@ def test_probes_ask_liveness_and_readiness_at_the_paths_the_service_serves(monke
             for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
                 env.delenv(var)
             for var, value in container_env(definition.name, workload).items():
-                env.setenv(var, value)
-            routes = dict(importlib.import_module(f"services.{definition.name}.app").create_app().routes)
+                env.setenv(var, str(mounted) if var.endswith("_CAFILE") else value)
+            routes = dict(
+                importlib.import_module(f"services.{definition.name}.app").create_app().routes
+            )
         assert {LIVENESS, READINESS} <= routes.keys(), f"{definition.name} serves {sorted(routes)}"
 
 
@@ -297,13 +314,24 @@ def test_each_service_holds_exactly_its_own_secrets():
     secrets = generated_secrets()
     for definition in SERVICES:
         name = object_name(definition)
-        wanted = set(SERVICE_SECRETS[definition.name]) | {"SIGNGATE_KAFKA_SASL_USERNAME", "SIGNGATE_KAFKA_SASL_PASSWORD"}
+        wanted = set(SERVICE_SECRETS[definition.name]) | {
+            "SIGNGATE_KAFKA_SASL_USERNAME",
+            "SIGNGATE_KAFKA_SASL_PASSWORD",
+        }
         if definition.schema:
             wanted.add("SIGNGATE_DATABASE_URL")
         assert secrets[name] == wanted, name
-        read = {ref["key"] for _, ref in secret_refs(of_kind("Deployment")[name]) if not ref.get("optional")}
+        read = {
+            ref["key"]
+            for _, ref in secret_refs(of_kind("Deployment")[name])
+            if not ref.get("optional")
+        }
         assert read == wanted, name
-        assert not [e for e in container(of_kind("Deployment")[name])["env"] if is_secret_variable(e["name"]) and "value" in e]
+        assert not [
+            e
+            for e in container(of_kind("Deployment")[name])["env"]
+            if is_secret_variable(e["name"]) and "value" in e
+        ]
     assert secrets["signgate-provision"] == OPERATOR_KEYS
 
 
@@ -314,14 +342,18 @@ def test_no_secret_is_in_the_configmap_or_a_literal():
     for workload in workloads().values():
         literal |= {e["name"]: e["value"] for e in container(workload)["env"] if "value" in e}
     for var, value in literal.items():
-        assert not is_secret_variable(var) and not re.search("PASSWORD|PEPPER|_KEY|TOKEN|DATABASE_URL", var), var
+        assert not is_secret_variable(var) and not re.search(
+            "PASSWORD|PEPPER|_KEY|TOKEN|DATABASE_URL", var
+        ), var
         assert "@" not in value, var
 
 
 def test_each_principal_connects_as_the_user_the_acls_are_for():
     """Each service and provisioning connect as their own Kafka user, and `signgate acls` writes
     the ACLs of exactly that principal."""
-    principals = {p.principal for p in deployment_principals(SERVICES, ConnectionSettings(topic_prefix=""))}
+    principals = {
+        p.principal for p in deployment_principals(SERVICES, ConnectionSettings(topic_prefix=""))
+    }
     users = []
     for name, workload in workloads().items():
         ref = dict(secret_refs(workload))["SIGNGATE_KAFKA_SASL_USERNAME"]
@@ -338,10 +370,14 @@ def test_the_development_secret_files_are_the_generators_service_files(tmp_path:
     values = generate_secrets()
     written = write_kubernetes_secret_files(tmp_path, values)
     relative = {f"secrets/{p.relative_to(tmp_path)}" for p in written}
-    operator = {path for path, key in generator_files().items() if key in OPERATOR_KEYS or key == "ca.crt"}
+    operator = {
+        path for path, key in generator_files().items() if key in OPERATOR_KEYS or key == "ca.crt"
+    }
     assert relative == set(generator_files()) - operator
     for path in written:
-        assert path.read_text() == values[generator_files()[f"secrets/{path.relative_to(tmp_path)}"]]
+        assert (
+            path.read_text() == values[generator_files()[f"secrets/{path.relative_to(tmp_path)}"]]
+        )
         assert path.stat().st_mode & 0o077 == 0, path
     with pytest.raises(FileExistsError):
         write_kubernetes_secret_files(tmp_path, generate_secrets())
@@ -405,10 +441,16 @@ def test_each_service_scales_on_the_lag_of_its_group_on_each_topic_it_consumes()
     for definition in SERVICES:
         name = object_name(definition)
         scaled = of_kind("ScaledObject")[name]["spec"]
-        assert scaled["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert scaled["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
         triggers = scaled["triggers"]
         assert {t["type"] for t in triggers} == {"kafka"}
-        assert [t["metadata"]["topic"] for t in triggers] == [connections.topic(t.name) for t in definition.consumes]
+        assert [t["metadata"]["topic"] for t in triggers] == [
+            connections.topic(t.name) for t in definition.consumes
+        ]
         for trigger in triggers:
             meta = trigger["metadata"]
             assert meta["consumerGroup"] == connections.topic(definition.group_id), name

@@ -242,7 +242,7 @@ def test_cli_prints_the_script_and_the_json():
 
 
 def test_cli_refuses_a_bad_caller_in_one_line():
-    """A caller the tool cannot give a reply prefix of its own ends with exit code 2 and one line."""
+    """A caller the tool cannot give a reply prefix of its own is bad input: exit code 3 and one line."""
     result = CliRunner().invoke(app, ["acls", "--caller", "User:a.b"])
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert "letters, digits" in result.output

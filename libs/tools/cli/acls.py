@@ -9,6 +9,7 @@ import typer
 
 from libs.runtime.settings import ConnectionSettings
 from libs.tools.acls import as_json, deployment_principals, kafka_acls_commands, shell_script
+from libs.tools.cli.errors import CliError, ExitCode
 from services.registry import SERVICES
 from signgate_contracts.topics import CALLER_REPLY_PREFIX
 
@@ -38,19 +39,15 @@ def acls(
     command_config: Annotated[
         str, typer.Option(help="kafka-acls.sh's client properties: an admin allowed to alter ACLs.")
     ] = "admin.properties",
-    topic_prefix: Annotated[
-        str, typer.Option(envvar="SIGNGATE_TOPIC_PREFIX", help="The deployment's topic prefix.")
-    ] = "",
     caller_reply_prefix: Annotated[
         str,
         typer.Option(envvar="SIGNGATE_CALLER_REPLY_PREFIX", help="Callers' reply topic prefix."),
     ] = CALLER_REPLY_PREFIX,
     script: Annotated[str, typer.Option(help="The kafka-acls command to print.")] = "kafka-acls.sh",
-    as_json_output: Annotated[
-        bool, typer.Option("--json", help="Print the principals and their grants as JSON.")
-    ] = False,
 ) -> None:
-    """Print, as a shell script (or JSON), the ACLs each principal needs and no more."""
+    """Print, as a shell script (or JSON), the ACLs each principal needs and no more; the
+    deployment's topic prefix and `--json` are the shared options'."""
+    topic_prefix = getattr(ctx.obj, "topic_prefix", "")
     try:
         connections = ConnectionSettings(
             topic_prefix=topic_prefix, caller_reply_prefix=caller_reply_prefix
@@ -64,9 +61,8 @@ def acls(
             principal_prefix=principal_prefix,
         )
     except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    if as_json_output or getattr(ctx.obj, "as_json", False):
+        raise CliError(ExitCode.BAD_INPUT, "invalid principals", str(error)) from None
+    if getattr(ctx.obj, "as_json", False):
         typer.echo(json.dumps(as_json(principals), indent=2))
         return
     typer.echo(
