@@ -97,7 +97,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         KafkaPrometheusMiddleware(registry=metrics.registry, app_name=definition.name)
     )
     signer, verifier = record_keys(definition, settings)
-    publisher = Publisher(broker, connections, signer, metrics)
+    publisher = Publisher(broker, connections, signer, metrics, service=definition.name)
     pipeline = Pipeline(
         service=definition.name,
         settings=connections,
@@ -157,9 +157,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
                 )
             )
             stack.push_async_callback(resources.pool.close)
-            resources.relay = OutboxRelay(
-                resources.pool, publisher.send, send_many=publisher.send_many
-            )
+            resources.relay = OutboxRelay(resources.pool, publisher)
         if definition.uses_redis:
             resources.redis = create_redis(connections.redis_url)
             stack.push_async_callback(resources.redis.aclose)
