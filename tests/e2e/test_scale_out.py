@@ -197,4 +197,8 @@ async def test_a_reply_to_a_topic_nobody_created_is_dead_lettered_and_the_rest_g
     assert name not in dead.value.decode() and name.encode() != dead.key  # the user name is masked
     assert dict(dead.headers)["reason"].decode() == letter["reason"]
     assert nowhere not in topics
+    counted = [s.metrics.registry.get_sample_value("signgate_messages_dead_lettered_total",
+                                                   {"service": "identity", "topic": replies})
+               for s in system.replicas or [] if s.definition.name == "identity"]
+    assert sum(c or 0 for c in counted) == 1
     assert len(system.watch.matching(lambda r: r.topic == dlq)) == 1

@@ -135,19 +135,19 @@ class OutboxRelay:
         """Publish ``records`` in order; those the broker can never take are dead-lettered instead."""
         absent = await self._outlet.absent({r.topic for r in records})
         sending = [r for r in records if r.topic not in absent]
-        dead = [
-            self._dead(r, f"topic {r.topic} does not exist") for r in records if r.topic in absent
-        ]
+        refused = [(r, f"topic {r.topic} does not exist") for r in records if r.topic in absent]
         failure: Exception | None = None
         for record, error in zip(sending, await self._outlet.send_each(sending), strict=True):
             reason = unpublishable_reason(error) if error is not None else None
             if reason is not None:
-                dead.append(self._dead(record, reason))
+                refused.append((record, reason))
             elif error is not None and failure is None:
                 failure = error
         if failure is not None:
             raise failure  # the broker is away (or the topic is only just gone): all again, later
-        for error in await self._outlet.send_each(dead) if dead else ():
+        if not refused:
+            return
+        for error in await self._outlet.send_each([self._dead(r, why) for r, why in refused]):
             if error is not None:
                 raise error  # a dead letter must not be lost: the rows wait for the next flush
 

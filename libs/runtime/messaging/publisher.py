@@ -175,6 +175,8 @@ class Publisher:
         else:
             topic = self._replies_dlq or f"{record.topic}.dlq"
         key = unpublishable_key(record.key)
+        if self._metrics:
+            self._metrics.dead_lettered.labels(self._service, topic.removesuffix(".dlq")).inc()
         return Publication(
             topic,
             key.encode() if key is not None else None,
