@@ -89,26 +89,9 @@ class Publisher:
         The producer keeps one request in flight per partition, so records of one key stay in order;
         if any send fails, the first error is raised once every send has finished either way.
         """
-        sign = self._sign
-        async with asyncio.timeout(self.give_up_after):
-            deliveries = [
-                await self._broker.publish(
-                    payload,
-                    topic=topic,
-                    key=key,
-                    headers=sign(topic, key, payload, headers),
-                    no_confirm=True,
-                )
-                for topic, key, payload, headers in records
-            ]
-            results = await asyncio.gather(*deliveries, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        if self._metrics:
-            for _topic, _key, _payload, headers in records:
-                if "type" in headers:
-                    self._metrics.published.labels(self._metrics.service, headers["type"]).inc()
+        for failure in await self.send_each(records):
+            if failure is not None:
+                raise failure
 
     async def send_each(self, records: list[Publication]) -> list[Exception | None]:
         """Publish records in order without waiting for each, then each one's failure, or None once
