@@ -119,7 +119,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
     broker = create_broker(definition.name, connections)
     broker.add_middleware(faststream_metrics(metrics))
     signer, verifier = record_keys(definition, settings)
-    publisher = Publisher(broker, connections, signer, metrics)
+    publisher = Publisher(broker, connections, signer, metrics, service=definition.name)
     pipeline = Pipeline(
         service=definition.name,
         settings=connections,
@@ -197,9 +197,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
                 connections.database_url, definition.schema, max_size=settings.lanes + 3
             )
             stack.push_async_callback(resources.pool.close)
-            resources.relay = OutboxRelay(
-                resources.pool, publisher.send, send_many=publisher.send_many
-            )
+            resources.relay = OutboxRelay(resources.pool, publisher)
         if definition.uses_redis:
             resources.redis = await open_redis(
                 connections.redis_url, cluster=connections.redis_cluster

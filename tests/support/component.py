@@ -118,6 +118,13 @@ class Recorder:
         for record in records:
             await self.send(*record)
 
+    async def send_each(self, records: list[Publication]) -> list[Exception | None]:
+        await self.send_many(records)
+        return [None] * len(records)
+
+    async def absent(self, _topics: set[str]) -> set[str]:
+        return set()  # every topic exists in memory
+
 
 def record_key(message: Message) -> str:
     """The key a message's topic is keyed by (`signgate_contracts.topics`): the challenge id on OTP
@@ -144,6 +151,8 @@ class ComponentService:
         publisher = service.resources.publisher
         publisher.send = self.recorder.send  # type: ignore[method-assign]
         publisher.send_many = self.recorder.send_many  # type: ignore[method-assign]
+        publisher.send_each = self.recorder.send_each  # type: ignore[method-assign]
+        publisher.absent = self.recorder.absent  # type: ignore[method-assign]
 
     @property
     def name(self) -> str:

@@ -50,14 +50,16 @@ class System:
     watch: TopicWatcher
     """Every registry topic and its dead letters, from the system's start."""
     identity_clock: MovableClock | None = None
+    replicas: list[Service] | None = None
+    """Every running instance, when each service runs as several (``services`` holds the first of each)."""
 
 
 @contextlib.asynccontextmanager
 async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
                          identity_clock: MovableClock | None = None,
-                         identity: dict[str, Any] | None = None) -> AsyncIterator[System]:
+                         identity: dict[str, Any] | None = None, replicas: int = 1) -> AsyncIterator[System]:
     """Start the four services (identity on ``identity_clock`` if given, else the wall clock, and
-    with the ``identity`` settings given)."""
+    with the ``identity`` settings given), each as ``replicas`` instances of one consumer group."""
     secrets = generate_secrets()
     clock = MovableClock()
     sandbox = workdir / "sandbox-outbox.jsonl"
@@ -83,11 +85,13 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
         ]
         async with contextlib.AsyncExitStack() as stack:
             watch = await stack.enter_async_context(TopicWatcher(provisioned.kafka_bootstrap, *topics))
-            services = {d.name: build_service(d, s) for d, s in settings}
+            instances = [build_service(d, s) for d, s in settings for _ in range(replicas)]
+            services = {s.definition.name: s for s in reversed(instances)}  # the first of each
             # started at once: each start is mostly a consumer-group join, seconds of waiting
-            await asyncio.gather(*(stack.enter_async_context(s.app) for s in services.values()))
+            await asyncio.gather(*(stack.enter_async_context(s.app) for s in instances))
             logging.getLogger().setLevel(logging.INFO)
-            yield System(provisioned, services, secrets, sandbox, clock, smtp, watch, identity_clock)
+            yield System(provisioned, services, secrets, sandbox, clock, smtp, watch, identity_clock,
+                         instances if replicas > 1 else None)
             # after every test that used it: the bus showed no hash, contact or credential it must not
             shown = bus_leaks(watch.records, provisioned)
             assert shown == [], f"the bus showed what it must not: {shown[:5]}"

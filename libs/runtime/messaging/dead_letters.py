@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from libs.runtime.logging import redact
-from libs.security.masking import mask_contacts
+from libs.security.masking import mask_contacts, mask_email
 from signgate_contracts import UndecodableMessage
 from signgate_contracts.codec import read_object
 
@@ -50,3 +50,35 @@ def dead_letter_record(record: ConsumerRecord, *, service: str, reason: str) -> 
         "payload": payload,
     }
     return json.dumps(document).encode()
+
+
+def unpublishable_record(record: Any, *, service: str, reason: str) -> bytes:
+    """The DLQ payload for an outbox record the broker can never take (``record``: a `Publication`).
+
+    Its payload is not kept, only its digest and size: a reply carries what only its caller may
+    hold (a user's token, a document-access grant), and a dead letter is read by operators. Its
+    type and correlation id (from its headers) say which command's outcome it was; its key is
+    kept as `unpublishable_key` shows it.
+    """
+    payload: bytes = record.payload
+    document = {
+        "reason": reason,
+        "service": service,
+        "destination_topic": record.topic,
+        "key": unpublishable_key(record.key),
+        "type": record.headers.get("type"),
+        "correlation_id": record.headers.get("correlation_id"),
+        "dead_lettered_at": datetime.now(UTC).isoformat(),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "payload_size": len(payload),
+        "payload": None,
+    }
+    return json.dumps(document).encode()
+
+
+def unpublishable_key(key: bytes | None) -> str | None:
+    """A dead letter's record key as kept: a user name (the key of identity's replies) masked."""
+    if key is None:
+        return None
+    shown = key.decode(errors="replace")
+    return mask_email(shown) if "@" in shown else shown

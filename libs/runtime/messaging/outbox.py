@@ -5,21 +5,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 import asyncpg
 
 from libs.runtime.logging import get_logger
-from libs.runtime.messaging.publisher import Publication
+from libs.runtime.messaging.publisher import Publication, unpublishable_reason
 
 log = get_logger(__name__)
 
-Send = Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]
-"""Publish one record: (deployed topic, key, payload, headers); returns once the broker has it."""
 
-SendMany = Callable[[list[Publication]], Awaitable[None]]
-"""Publish records in order without waiting for each; returns once the broker has them all."""
+class Outlet(Protocol):
+    """Where the relay publishes: `libs.runtime.messaging.publisher.Publisher` on a real broker."""
 
+    async def send_each(self, records: list[Publication]) -> list[Exception | None]:
+        """Publish in order without waiting for each; each record's failure, or None once the broker has it."""
+        ...
+
+    async def absent(self, topics: set[str]) -> set[str]:
+        """Which of ``topics`` the broker says do not exist (asking it creates none)."""
+        ...
+
+    def unpublishable(self, record: Publication, reason: str) -> Publication:
+        """The dead letter of a record that can never be published."""
+        ...
+
+
+LOCK_OUTBOX = (
+    "SELECT pg_advisory_xact_lock(hashtext('signgate.outbox'), hashtext(current_schema()))"
+)
+"""One relay at a time claims and publishes this schema's outbox, until its transaction ends. With
+SKIP LOCKED alone, replicas claimed consecutive batches and published them at once, so a key's later
+row could reach the broker before its earlier one (or be published while the earlier one's send
+failed and was rolled back). Blocking, not a try-lock: a relay that waits claims, once the other
+commits, what was committed meanwhile, so no kick is lost."""
 
 CLAIM_OLDEST = (
     "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))"
@@ -47,15 +67,18 @@ class OutboxRelay:
     ``run`` flushes whenever a handler has committed rows and says so with ``kick`` (the fast
     path: the consumer commits its offsets and goes on to the next batch while the relay
     publishes), and at least every ``interval`` for rows left by a crash or a broker outage.
-    Rows are locked with SKIP LOCKED, so replicas share the work, and a process-wide lock keeps
-    one process's flushes in order.
+    A process-wide lock keeps one process's flushes in order, and an advisory lock
+    (`LOCK_OUTBOX`) one replica's batch at a time, so the broker gets every key's rows in
+    their order whichever replica's relay publishes them.
+
+    A record the broker can never take (its topic does not exist, it is too large) is replaced
+    by its dead letter (`Outlet.unpublishable`) and the rest go on; a broker that does not
+    answer fails the batch, which is rolled back and published again on the next flush.
     """
 
-    def __init__(
-        self, pool: asyncpg.Pool, send: Send, *, batch: int = 500, send_many: SendMany | None = None
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, outlet: Outlet, *, batch: int = 500) -> None:
         self._pool = pool
-        self._send_many = send_many or _one_by_one(send)
+        self._outlet = outlet
         self._batch = batch
         self._lock = asyncio.Lock()
         self._requested = 0
@@ -96,16 +119,46 @@ class OutboxRelay:
         """Claim (delete) the oldest rows, publish them, and commit only once the broker has them
         all: a failed send rolls the delete back and the rows wait for the next flush."""
         async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(LOCK_OUTBOX)
             rows = await connection.fetch(CLAIM_OLDEST, self._batch)
             if rows:
                 rows = sorted(rows, key=lambda r: r["id"])
-                await self._send_many(
+                await self._publish(
                     [
                         Publication(r["topic"], r["key"], r["payload"], json.loads(r["headers"]))
                         for r in rows
                     ]
                 )
             return len(rows)
+
+    async def _publish(self, records: list[Publication]) -> None:
+        """Publish ``records`` in order; those the broker can never take are dead-lettered instead."""
+        absent = await self._outlet.absent({r.topic for r in records})
+        sending = [r for r in records if r.topic not in absent]
+        refused = [(r, f"topic {r.topic} does not exist") for r in records if r.topic in absent]
+        failure: Exception | None = None
+        for record, error in zip(sending, await self._outlet.send_each(sending), strict=True):
+            reason = unpublishable_reason(error) if error is not None else None
+            if reason is not None:
+                refused.append((record, reason))
+            elif error is not None and failure is None:
+                failure = error
+        if failure is not None:
+            raise failure  # the broker is away (or the topic is only just gone): all again, later
+        if not refused:
+            return
+        for error in await self._outlet.send_each([self._dead(r, why) for r, why in refused]):
+            if error is not None:
+                raise error  # a dead letter must not be lost: the rows wait for the next flush
+
+    def _dead(self, record: Publication, reason: str) -> Publication:
+        log.error(
+            "an outbox record can never be published; dead-lettered",
+            reason=reason,
+            message_type=record.headers.get("type"),
+            correlation_id=record.headers.get("correlation_id"),
+        )
+        return self._outlet.unpublishable(record, reason)
 
     async def run(self, interval: float = 0.5) -> None:
         """Flush on every kick, and every ``interval`` anyway; failures are logged and retried on the
@@ -129,14 +182,6 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._kicked.wait()
-
-
-def _one_by_one(send: Send) -> SendMany:
-    async def send_many(records: list[Publication]) -> None:
-        for record in records:
-            await send(*record)
-
-    return send_many
 
 
 @contextlib.asynccontextmanager

@@ -5,16 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import NamedTuple
+from collections.abc import Awaitable
+from typing import Any, NamedTuple
 
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 from faststream.kafka import KafkaBroker
 
 from libs.runtime.logging import about, get_logger
+from libs.runtime.messaging.dead_letters import unpublishable_key, unpublishable_record
 from libs.runtime.messaging.outgoing import Outgoing
 from libs.runtime.observability import Metrics
 from libs.runtime.settings import ConnectionSettings
 from libs.security.record_signatures import RecordSigner
 from signgate_contracts.text import printable
+from signgate_contracts.topics import BY_NAME, TOPICS, TopicKind
+
+ABSENT_TOPIC_ERRORS = frozenset({3, 17})
+"""Metadata error codes that say a topic does not exist: UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC."""
 
 log = get_logger(__name__)
 
@@ -38,11 +51,15 @@ class Publisher:
         settings: ConnectionSettings,
         signer: RecordSigner | None = None,
         metrics: Metrics | None = None,
+        service: str | None = None,
     ) -> None:
         self._broker = broker
         self._settings = settings
         self._sign = signer.headers if signer is not None else _unsigned
         self._metrics = metrics
+        self._service = service or (metrics.service if metrics else "unknown")
+        replies = [t for t in TOPICS if t.kind is TopicKind.REPLIES and t.writer == self._service]
+        self._replies_dlq = settings.topic(replies[0].dlq) if replies else None
 
     def deployed(self, outgoing: Outgoing) -> str:
         """The topic name ``outgoing`` is published to on this deployment."""
@@ -80,34 +97,107 @@ class Publisher:
         The producer keeps one request in flight per partition, so records of one key stay in order;
         if any send fails, the first error is raised once every send has finished either way.
         """
+        for failure in await self.send_each(records):
+            if failure is not None:
+                raise failure
+
+    async def send_each(self, records: list[Publication]) -> list[Exception | None]:
+        """Publish records in order without waiting for each, then each one's failure, or None once
+        the broker has it. A record refused before it was queued (too large) fails alone; the batch
+        fails as a whole (TimeoutError) only if the broker does not answer within ``give_up_after``."""
         sign = self._sign
         debug = log.isEnabledFor(logging.DEBUG)
         async with asyncio.timeout(self.give_up_after):
-            deliveries = []
+            deliveries: list[Awaitable[Any]] = []
             for topic, key, payload, headers in records:
-                with about(_subject(headers)):  # what the broker client logs names the record
-                    deliveries.append(
-                        await self._broker.publish(
-                            payload,
-                            topic=topic,
-                            key=key,
-                            headers=sign(topic, key, payload, headers),
-                            no_confirm=True,
+                try:
+                    with about(_subject(headers)):  # what the broker client logs names the record
+                        deliveries.append(
+                            await self._broker.publish(
+                                payload,
+                                topic=topic,
+                                key=key,
+                                headers=sign(topic, key, payload, headers),
+                                no_confirm=True,
+                            )
                         )
-                    )
+                except KafkaError as error:
+                    deliveries.append(_failed(error))
             results = await asyncio.gather(*deliveries, return_exceptions=True)
-        for result in results:
+        failures: list[Exception | None] = []
+        for (topic, _key, _payload, headers), result in zip(records, results, strict=True):
+            if isinstance(result, Exception):
+                failures.append(result)
+                continue
             if isinstance(result, BaseException):
                 raise result
-        for topic, _key, _payload, headers in records:
+            failures.append(None)
             if debug:
                 with about(_subject(headers)):
                     log.debug("record published", destination=topic)
             if self._metrics and "type" in headers:
                 self._metrics.count_published(headers["type"], topic)
+        return failures
+
+    async def absent(self, topics: set[str]) -> set[str]:
+        """Which of ``topics`` the broker says do not exist. Topics the producer already knows are not
+        asked for; the others are asked for without allowing the broker to create them (Tansu, and
+        Kafka with ``auto.create.topics.enable``, would create any name a caller gave as
+        ``reply_to``): a service never creates a topic, and a reply to a topic nobody made is
+        dead-lettered instead of holding the outbox while the producer waits for it to appear."""
+        producer: Any = self._broker.config.producer
+        client = (
+            producer._producer.producer.client
+        )  # FastStream's aiokafka producer, and its client
+        unknown = sorted(topics - set(client.cluster.topics()))
+        if not unknown:
+            return set()
+        node = client.get_random_node()
+        response = await client.send(
+            node, MetadataRequest(unknown, allow_auto_topic_creation=False)
+        )
+        return {
+            t["topic"]
+            for t in response.to_object()["topics"]
+            if t["error_code"] in ABSENT_TOPIC_ERRORS
+        }
+
+    def unpublishable(self, record: Publication, reason: str) -> Publication:
+        """The dead letter of a record that can never be published: on its topic's DLQ for a registry
+        topic, else (a caller's reply topic) on the DLQ of this service's replies topic."""
+        registered = BY_NAME.get(self._settings.registry_name(record.topic))
+        if registered is not None:
+            topic = self._settings.topic(registered.dlq)
+        else:
+            topic = self._replies_dlq or f"{record.topic}.dlq"
+        key = unpublishable_key(record.key)
+        if self._metrics:
+            self._metrics.dead_lettered.labels(self._service, topic.removesuffix(".dlq")).inc()
+        return Publication(
+            topic,
+            key.encode() if key is not None else None,
+            unpublishable_record(record, service=self._service, reason=reason),
+            dead_letter_headers(reason),
+        )
 
     async def publish(self, outgoing: Outgoing) -> None:
         await self.send(*self.publication(outgoing))
+
+
+async def _failed(error: Exception) -> None:
+    raise error
+
+
+def unpublishable_reason(error: Exception) -> str | None:
+    """Why the broker can never take a record that failed with ``error``; None if it may later (a
+    broker away, a leader moving, a topic only just gone: the relay tries the batch again)."""
+    match error:
+        case MessageSizeTooLargeError() | RecordListTooLargeError():
+            return "the record is larger than the broker accepts"
+        case InvalidTopicError():
+            return "the topic name is invalid on this broker"
+        case _:
+            return None
 
 
 def _unsigned(
