@@ -10,7 +10,7 @@
 The output does not depend on the environment it runs in (defaults only, no local paths).
 ``--check`` writes nothing and exits 1 when a committed file is out of date.
 
-The pages written by hand (``HAND_WRITTEN``: the README, architecture, evidence, performance,
+The pages written by hand (``HAND_WRITTEN``: the README, architecture, evidence, performance, cli, operations,
 grants) are checked instead of generated: `unfounded_references` lists what a page names that
 the repository does not have (a link, a file, a ``make`` target, a module, a CLI command, a
 variable), and `unreported_figures` the figures of ``performance.md`` that ``make bench`` no
@@ -488,6 +488,8 @@ HAND_WRITTEN = (
     "docs/evidence.md",
     "docs/performance.md",
     "docs/grants.md",
+    "docs/cli.md",
+    "docs/operations.md",
 )
 """The pages written by hand; what they name is checked against the repository."""
 
