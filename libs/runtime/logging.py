@@ -151,6 +151,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str | Non
         library = logging.getLogger(name)
         library.handlers[:] = []
         library.propagate = True
+        library.disabled = False  # a logging.config call before this one may have disabled it
     logging.captureWarnings(True)  # a warning is a line like any other, not raw text on stderr
 
 

@@ -220,11 +220,16 @@ def test_a_batch_of_one_record_is_named_by_that_records_ids(capsys: pytest.Captu
     assert (line["correlation_id"], line["topic"]) == ("00000000-0000-0000-0000-00000000000c", "t.commands")
 
 
-def test_uvicorn_and_faststream_lines_are_json_without_colour_codes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_uvicorn_and_faststream_lines_are_json_without_colour_codes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The loggers that come with a colour handler of their own (FastStream's at import, uvicorn's)
     write through the one JSON renderer, and uvicorn's coloured copy of its message is left out."""
     import faststream  # noqa: F401  (its logger gets its own handler at import)
 
+    for name in ("uvicorn.error", "faststream"):  # as in a fresh process: earlier tests may have tuned them
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     logging.getLogger("uvicorn.error").addHandler(logging.StreamHandler(sys.stderr))
     configure_logging("INFO", "json", service="identity")
     logging.getLogger("uvicorn.error").info(
