@@ -18,11 +18,13 @@ from fastapi.middleware import Middleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from libs.runtime.kafka_security import signgate_client_options
 from libs.runtime.logging import configure_logging, get_logger
+from libs.runtime.messaging.pipeline import describe_validation_error
 from libs.runtime.observability import Metrics, Readiness
 from libs.runtime.redis_client import open_redis, ping
 from services.gateway import signinghub
@@ -65,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reply_topic(settings),
         topic_prefix=connections.topic_prefix,
         client_id=f"signgate-{SERVICE}-{settings.instance}",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **signgate_client_options(connections),
     )
     redis = await open_redis(connections.redis_url, cluster=connections.redis_cluster)
@@ -117,6 +120,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, RequestValidationError)
         return error_response(request.url.path, GatewayError(400, validation_message(error)))
 
+    async def contract_refused(request: Request, error: Exception) -> Response:
+        # what the request validated into, the command's contract refused (a NUL in a path, say)
+        assert isinstance(error, ValidationError)
+        _, text = describe_validation_error(error, None)
+        return error_response(request.url.path, GatewayError(400, text))
+
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         text = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(error.status_code, str(error.detail))
@@ -130,6 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(GatewayError, refused)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(ValidationError, contract_refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, failed)
 

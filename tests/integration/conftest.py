@@ -10,6 +10,7 @@ from libs.runtime.migrations import migrate, service_tracks
 from libs.runtime.service import Service, build_service
 from libs.runtime.settings import ConnectionSettings
 from libs.tools.topics_admin import create_topics
+from tests.e2e.steps import owner_token
 from tests.integration.ledger import app as ledger
 from tests.support.gateway import RunningGateway, gateway_settings, running_gateway
 from tests.support.kafka import TopicWatcher
@@ -60,3 +61,9 @@ async def gateway(system: System) -> AsyncIterator[RunningGateway]:
     """One gateway replica over real HTTP on the system's broker and Redis."""
     async with running_gateway(gateway_settings(system.connections)) as running:
         yield running
+
+
+@pytest.fixture(scope="package")
+async def token(system: System) -> str:
+    """An API user's token (identity's AuthenticateUser), as a SigningHub caller holds one."""
+    return await owner_token(system)

@@ -62,11 +62,6 @@ def answer(response: httpx.Response) -> tuple[int, Any]:
     return response.status_code, response.json() if response.content else None
 
 
-@pytest.fixture(scope="module")
-async def token(system: System) -> str:
-    return await owner_token(system)
-
-
 @pytest.fixture
 async def http(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
