@@ -39,7 +39,9 @@ from services.gateway.errors import (
 from services.gateway.middleware import (
     BodyLimitMiddleware,
     CorrelationMiddleware,
+    MetricsMiddleware,
     RateLimitMiddleware,
+    RequestMetrics,
 )
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.settings import GatewaySettings
@@ -93,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="The SigningHub, BoldSign and AssureSign APIs of the seeds, over HTTP.",
         lifespan=lifespan,
         middleware=[
+            Middleware(MetricsMiddleware),
             Middleware(CorrelationMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(BodyLimitMiddleware),
@@ -102,6 +105,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.body_limit = settings.body_limit_bytes
     metrics = Metrics(SERVICE)
     app.state.metrics = metrics
+    app.state.request_metrics = RequestMetrics(metrics.registry, SERVICE)
     install_error_handlers(app)
     install_probes(app, metrics)
     app.include_router(signinghub.router)

@@ -316,3 +316,19 @@ async def test_seed_002_signer_otp_is_generated_and_verified(system: System, htt
     assert answer(wrong) == (403, {"Message": "The OTP is incorrect"})
     assert (right.status_code, right.content) == (200, b"")
     assert answer(stranger) == (403, {"Message": "Document does not belong to user"})
+
+
+async def test_probes_and_metrics_of_the_gateway(http: httpx.AsyncClient) -> None:
+    """/livez and /readyz answer 200 (broker and Redis answer); /metrics counts requests by route
+    template and status, a path nobody serves as one "unmatched" series, and no probe."""
+    await http.get(authentication_path("pkg-metrics"))
+    await http.get("/v3/nowhere/at-all")
+    live, ready, scraped = [await http.get(path) for path in ("/livez", "/readyz", "/metrics")]
+
+    assert (live.status_code, ready.status_code) == (200, 200)
+    assert ready.json()["checks"] == {"broker": {"ok": True}, "redis": {"ok": True}}
+    text = scraped.text
+    assert ('signgate_gateway_requests_total{method="GET",route="/v3/packages/{package_id}/workflow/{order}/'
+            'authentication",service="gateway",status="401"}') in text
+    assert 'route="unmatched",service="gateway",status="404"' in text
+    assert 'route="/readyz"' not in text and "process_resident_memory_bytes" in text
