@@ -1,0 +1,554 @@
+"""SigningHub v3 over HTTP (``Authorization: Bearer <token>``): the seeds' paths, bodies and texts.
+
+Each route turns its request into one command with the caller's token (`*_command`), awaits the
+outcome (`outcome_of`) and answers with the seed's body (`*_view`); a refusal is the
+rejection's status and text as ``{"Message": "..."}``. The translations are pure functions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from services.gateway.dependencies import GatewayDependencies, dependencies
+from services.gateway.errors import (
+    BODY_TOO_LARGE,
+    INTERNAL_ERROR,
+    MALFORMED_JSON,
+    OUTCOME_TIMEOUT,
+    RATE_LIMITED,
+    GatewayError,
+)
+from services.gateway.outcomes import outcome_of
+from signgate_client import Outcome
+from signgate_contracts import authentication as auth
+from signgate_contracts import workflow as wf
+from signgate_contracts.envelope import Secret
+
+router = APIRouter(prefix="/v3", tags=["SigningHub v3"])
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="SigningHubBearer",
+    description="An API user's access token (identity's AuthenticateUser).",
+)
+
+SEED_000_BODY: dict[str, Any] = {
+    "apply_to_all": True,
+    "authentication": {
+        "enabled": True,
+        "password": {"enabled": True, "user_password": ""},
+        "sms_otp": {"enabled": False, "mobile_number": "00445566778899"},
+    },
+    "access_duration": {
+        "enabled": True,
+        "duration_by_date": {
+            "enabled": True,
+            "duration": {
+                "start_date_time": "2015-02-13T12:10:000Z",
+                "end_date_time": "2015-02-28T12:10:000Z",
+            },
+        },
+        "duration_by_days": {"enabled": False, "duration": {"total_days": 4}},
+    },
+}
+"""Seed 000's request body, verbatim (its three-digit seconds included)."""
+
+
+class SigningHubError(BaseModel):
+    """SigningHub's error body."""
+
+    Message: str
+
+
+_COMMON_ERRORS: dict[int, list[str]] = {
+    400: [MALFORMED_JSON],
+    401: ["Request authorization denied", "User authentication required"],
+    413: [BODY_TOO_LARGE],
+    429: [RATE_LIMITED],
+    500: [INTERNAL_ERROR],
+    504: [OUTCOME_TIMEOUT],
+}
+
+
+def error_responses(**texts: list[str]) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of a route: the common ones and ``texts`` by status
+    (``_403=[...]``), each text an example of ``{"Message": ...}``."""
+    by_status = {**_COMMON_ERRORS, **{int(k.lstrip("_")): v for k, v in texts.items()}}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(by_status):
+        examples = {
+            f"example {n}": {"value": {"Message": text}}
+            for n, text in enumerate(by_status[status], 1)
+        }
+        responses[status] = {
+            "model": SigningHubError,
+            "description": by_status[status][0],
+            "content": {"application/json": {"examples": examples}},
+        }
+    if 429 in responses:
+        responses[429]["headers"] = {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        }
+    return responses
+
+
+def token_of(credentials: HTTPAuthorizationCredentials | None) -> Secret | None:
+    """The bearer token as a command carries it (None: the service answers 401)."""
+    return Secret(credentials.credentials) if credentials and credentials.credentials else None
+
+
+def invitation_of(header: str | None) -> Secret | None:
+    return Secret(header) if header else None
+
+
+Token = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+Invitation = Annotated[
+    str | None,
+    Header(
+        alias="X-Recipient-Invitation",
+        description="The recipient's invitation (from their signing link), for a recipient "
+        "acting for themself; the owner's bearer token is enough otherwise.",
+    ),
+]
+Deps = Annotated[GatewayDependencies, Depends(dependencies)]
+PackagePath = Annotated[str, Path(min_length=1, max_length=100, description="The package id.")]
+OrderPath = Annotated[
+    int, Path(ge=1, le=50, description="The recipient's order in the workflow, 1-50.")
+]
+
+
+# -- Update / Get Workflow User Authentication (Document Opening) --
+
+
+def update_authentication_command(
+    package_id: str, order: int, body: wf.SigningHubAuthenticationBody, token: Secret | None
+) -> wf.UpdateRecipientAuthentication:
+    return wf.UpdateRecipientAuthentication(
+        package_id=package_id, order=order, body=body, access_token=token
+    )
+
+
+@router.put(
+    "/packages/{package_id}/workflow/{order}/authentication",
+    summary="Update Workflow User Authentication (Document Opening)",
+    response_class=Response,
+    responses={
+        200: {"description": "OK (no body)"},
+        **error_responses(
+            _403=[
+                "Document is no longer in draft state",
+                "Document does not belong to user",
+                "You are not allowed to perform this action on locked workflow",
+                "Account is disabled",
+            ],
+            _404=["Document not found", "No user found at given order"],
+        ),
+    },
+)
+async def update_workflow_user_authentication(
+    package_id: PackagePath,
+    order: OrderPath,
+    body: Annotated[
+        wf.SigningHubAuthenticationBody,
+        Body(openapi_examples={"seed 000": {"summary": "Seed 000", "value": SEED_000_BODY}}),
+    ],
+    token: Token,
+    deps: Deps,
+) -> Response:
+    await outcome_of(deps, update_authentication_command(package_id, order, body, token_of(token)))
+    return Response(status_code=200)
+
+
+class PasswordView(BaseModel):
+    enabled: bool
+
+
+class SmsOtpView(BaseModel):
+    enabled: bool
+    mobile_number: str = Field(description="Masked.")
+
+
+class AuthenticationView(BaseModel):
+    enabled: bool
+    password: PasswordView
+    sms_otp: SmsOtpView
+
+
+class DateRangeView(BaseModel):
+    start_date_time: str | None
+    end_date_time: str | None
+
+
+class DurationByDateView(BaseModel):
+    enabled: bool
+    duration: DateRangeView
+
+
+class DayCountView(BaseModel):
+    total_days: int
+
+
+class DurationByDaysView(BaseModel):
+    enabled: bool
+    duration: DayCountView
+
+
+class AccessDurationView(BaseModel):
+    enabled: bool
+    duration_by_date: DurationByDateView
+    duration_by_days: DurationByDaysView
+
+
+class WorkflowUserAuthentication(BaseModel):
+    """What Get Workflow User Authentication answers: the PUT's body as it stands, no secrets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    authentication: AuthenticationView
+    access_duration: AccessDurationView
+
+
+def signinghub_time(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as SigningHub writes times."""
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def authentication_view(
+    described: wf.RecipientAuthenticationDescribed,
+) -> WorkflowUserAuthentication:
+    """A recipient's settings in SigningHub's shape (the destination masked, no password)."""
+    policy = described.authentication
+    methods = set(policy.methods) if policy else set()
+    mobile = (
+        policy.destination_masked
+        if policy and "sms_otp" in methods and policy.destination_masked
+        else described.recipient.mobile_masked
+    )
+    window = described.access_window
+    by_date = bool(window and (window.starts_at or window.ends_at))
+    days = window.days_after_receipt if window else None
+    return WorkflowUserAuthentication(
+        authentication=AuthenticationView(
+            enabled=bool(methods & {"password", "sms_otp"}),
+            password=PasswordView(enabled="password" in methods),
+            sms_otp=SmsOtpView(enabled="sms_otp" in methods, mobile_number=mobile or ""),
+        ),
+        access_duration=AccessDurationView(
+            enabled=window is not None,
+            duration_by_date=DurationByDateView(
+                enabled=by_date,
+                duration=DateRangeView(
+                    start_date_time=signinghub_time(window.starts_at if window else None),
+                    end_date_time=signinghub_time(window.ends_at if window else None),
+                ),
+            ),
+            duration_by_days=DurationByDaysView(
+                enabled=days is not None, duration=DayCountView(total_days=days or 0)
+            ),
+        ),
+    )
+
+
+@router.get(
+    "/packages/{package_id}/workflow/{order}/authentication",
+    summary="Get Workflow User Authentication (Document Opening)",
+    responses=error_responses(
+        _403=["Document does not belong to user", "Account is disabled"],
+        _404=["Document not found", "No user found at given order"],
+    ),
+)
+async def get_workflow_user_authentication(
+    package_id: PackagePath, order: OrderPath, token: Token, deps: Deps
+) -> WorkflowUserAuthentication:
+    command = wf.GetRecipientAuthentication(
+        package_id=package_id, order=order, access_token=token_of(token)
+    )
+    outcome = await outcome_of(deps, command)
+    assert isinstance(outcome.reply, wf.RecipientAuthenticationDescribed), outcome.reply
+    return authentication_view(outcome.reply)
+
+
+# -- Open Document via Password / via OTP (Generate, and verify) --
+
+ACCESS_GRANTED = "access to the document is granted"
+"""SigningHub's 200 text for an opened document."""
+METHOD_PASSED = "Authentication succeeded; another method is still required to open the document"
+FAILED_TEXTS = {
+    "wrong_secret": "The {what} is incorrect",
+    "expired_code": "The OTP has expired: generate a new one",
+    "no_pending_code": "No OTP is pending: generate one first",
+}
+"""The texts of a failed attempt (403), by the failure's reason."""
+LOCKED_OUT = "Too many failed attempts: the recipient is locked until the sender resets it"
+
+OPENING_ERRORS = error_responses(
+    _400=[MALFORMED_JSON, "Authentication is not enabled for this recipient"],
+    _403=[
+        "Document does not belong to user",
+        "Account is disabled",
+        "You cannot access this document after the access period ends",
+        "The password is incorrect",
+        LOCKED_OUT,
+    ],
+    _404=["Document not found", "No user found at given order"],
+)
+
+
+class PasswordBody(BaseModel):
+    """Open Document via Password's body."""
+
+    password: Secret = Field(description="The password the sender set.", max_length=200)
+
+
+class DocumentOtpBody(BaseModel):
+    """Open Document via OTP: no body generates a code; ``otp`` verifies the one received."""
+
+    otp: Secret = Field(description="The code the recipient received.", max_length=20)
+
+
+class AccessGranted(BaseModel):
+    """A document opened: SigningHub's text; the grant that opens it, once every method passed."""
+
+    Message: str = Field(examples=[ACCESS_GRANTED])
+    access_grant: str | None = Field(
+        default=None,
+        description="The signed document-access grant (verify with the published keys).",
+    )
+    expires_at: str | None = None
+
+
+def opened_view(outcome: Outcome, what: str) -> AccessGranted:
+    """A password or OTP attempt's outcome: the document opened, one method passed, or 403."""
+    event = outcome.event
+    if isinstance(event, auth.RecipientAuthenticationFailed):
+        raise GatewayError(403, FAILED_TEXTS[event.reason].format(what=what))
+    if isinstance(event, auth.RecipientLockedOut):
+        raise GatewayError(403, LOCKED_OUT)
+    reply = outcome.reply
+    if isinstance(reply, auth.DocumentAccessGranted):
+        return AccessGranted(
+            Message=ACCESS_GRANTED,
+            access_grant=reply.grant.get_secret_value(),
+            expires_at=signinghub_time(reply.expires_at),
+        )
+    return AccessGranted(Message=METHOD_PASSED)
+
+
+@router.post(
+    "/packages/{package_id}/workflow/{order}/authentication/password",
+    summary="Open Document via Password",
+    responses=OPENING_ERRORS,
+)
+async def open_document_via_password(
+    package_id: PackagePath,
+    order: OrderPath,
+    body: Annotated[
+        PasswordBody,
+        Body(openapi_examples={"seed": {"value": {"password": "12345678"}}}),
+    ],
+    token: Token,
+    deps: Deps,
+    invitation: Invitation = None,
+) -> AccessGranted:
+    command = auth.OpenDocumentWithPassword(
+        package_id=package_id,
+        order=order,
+        password=body.password,
+        access_token=token_of(token),
+        invitation=invitation_of(invitation),
+    )
+    return opened_view(await outcome_of(deps, command), "password")
+
+
+@router.post(
+    "/packages/{package_id}/workflow/{order}/authentication/otp",
+    summary="Open Document via OTP (Generate, or verify with a body)",
+    responses={
+        200: {"description": "OK: generated (no body), or the document opened"},
+        **OPENING_ERRORS,
+    },
+    response_model=AccessGranted | None,
+)
+async def open_document_via_otp(
+    package_id: PackagePath,
+    order: OrderPath,
+    token: Token,
+    deps: Deps,
+    invitation: Invitation = None,
+    body: Annotated[
+        DocumentOtpBody | None,
+        Body(openapi_examples={"verify": {"value": {"otp": "123456"}}}),
+    ] = None,
+) -> Any:
+    named: dict[str, Any] = {
+        "package_id": package_id,
+        "order": order,
+        "access_token": token_of(token),
+        "invitation": invitation_of(invitation),
+    }
+    if body is None:
+        await outcome_of(deps, auth.RequestDocumentOtp(**named))
+        return Response(status_code=200)
+    outcome = await outcome_of(deps, auth.VerifyDocumentOtp(**named, code=body.otp))
+    return opened_view(outcome, "OTP")
+
+
+# -- Signer Authentication via OTP (seed 002) --
+
+
+class SigningOtpBody(BaseModel):
+    """Seed 002's body; with ``otp``, the code received is verified instead of a new one sent."""
+
+    field_name: str = Field(
+        min_length=1, max_length=200, description="Unique identifier of the field in the document."
+    )
+    otp: Secret | None = Field(
+        default=None,
+        max_length=20,
+        description="The code received, to verify; leave out to generate.",
+    )
+
+
+SIGNER_FAILED = {
+    "wrong_secret": "The OTP is incorrect",
+    "expired_code": "The OTP has expired: generate a new one",
+    "no_pending_code": "No OTP is pending: generate one first",
+}
+
+
+def signing_otp_command(
+    package_id: str, document_id: str, body: SigningOtpBody, token: Secret | None
+) -> auth.RequestSigningOtp | auth.VerifySigningOtp:
+    """Seed 002's request as its command: generate, or verify when the body carries the code."""
+    named: dict[str, Any] = {
+        "package_id": package_id,
+        "document_id": document_id,
+        "field_name": body.field_name,
+        "access_token": token,
+    }
+    if body.otp is None:
+        return auth.RequestSigningOtp(**named)
+    return auth.VerifySigningOtp(**named, code=body.otp)
+
+
+def signer_verified(outcome: Outcome) -> None:
+    """A signer's code checked: nothing to say on success, 403 with why otherwise."""
+    if isinstance(outcome.event, auth.SignerAuthenticationFailed):
+        raise GatewayError(403, SIGNER_FAILED[outcome.event.reason])
+
+
+@router.post(
+    "/packages/{package_id}/documents/{document_id}/otp",
+    summary="Signer Authentication via OTP (Users, In-persons, E-Signers)",
+    response_class=Response,
+    responses={
+        200: {"description": "OK (no body)"},
+        **error_responses(
+            _400=[
+                MALFORMED_JSON,
+                "No mobile number is set in the user's profile: add one to receive the one-time password",
+            ],
+            _403=[
+                "Document does not belong to user",
+                "You cannot access this document after the access period ends",
+                "Account is disabled",
+                "The OTP is incorrect",
+            ],
+            _404=["Document not found"],
+        ),
+    },
+)
+async def signer_authentication_via_otp(
+    package_id: PackagePath,
+    document_id: Annotated[str, Path(min_length=1, max_length=100, description="The document id.")],
+    body: Annotated[
+        SigningOtpBody,
+        Body(
+            openapi_examples={
+                "seed 002": {"summary": "Seed 002: generate", "value": {"field_name": "12345678"}},
+                "verify": {"value": {"field_name": "12345678", "otp": "123456"}},
+            }
+        ),
+    ],
+    token: Token,
+    deps: Deps,
+) -> Response:
+    command = signing_otp_command(package_id, document_id, body, token_of(token))
+    signer_verified(await outcome_of(deps, command))
+    return Response(status_code=200)
+
+
+# -- Get Workflow History --
+
+HISTORY_PAGE = 500
+HISTORY_MOST = 10_000
+"""Entries a history answer holds at most (the oldest first)."""
+
+
+class HistoryAction(BaseModel):
+    log_id: int
+    date_time: str
+    action_type: str = Field(description="The action, upper-case: PACKAGE_REGISTERED, ...")
+    actor: str = Field(description="Who did it: a user id, or the service that recorded it.")
+    order: int | None = Field(default=None, description="The recipient it concerned.")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowHistory(BaseModel):
+    package_id: str
+    actions: list[HistoryAction]
+
+
+def history_view(package_id: str, entries: list[wf.HistoryEntry]) -> WorkflowHistory:
+    return WorkflowHistory(
+        package_id=package_id,
+        actions=[
+            HistoryAction(
+                log_id=entry.sequence,
+                date_time=signinghub_time(entry.occurred_at) or "",
+                action_type=entry.action.upper(),
+                actor=entry.actor,
+                order=entry.order,
+                details=entry.details,
+            )
+            for entry in entries
+        ],
+    )
+
+
+@router.get(
+    "/packages/{package_id}/log",
+    summary="Get Workflow History",
+    responses=error_responses(
+        _403=["Document does not belong to user", "Account is disabled"],
+        _404=["Document not found"],
+    ),
+)
+async def get_workflow_history(
+    package_id: PackagePath, token: Token, deps: Deps
+) -> WorkflowHistory:
+    entries: list[wf.HistoryEntry] = []
+    after = 0
+    while len(entries) < HISTORY_MOST:
+        command = wf.GetWorkflowHistory(
+            package_id=package_id,
+            after_sequence=after,
+            limit=HISTORY_PAGE,
+            access_token=token_of(token),
+        )
+        outcome = await outcome_of(deps, command)
+        page = outcome.reply
+        assert isinstance(page, wf.WorkflowHistoryListed), page
+        entries += page.entries
+        if page.next_after is None:
+            break
+        after = page.next_after
+    return history_view(package_id, entries[:HISTORY_MOST])
