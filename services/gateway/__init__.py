@@ -1,0 +1,1 @@
+"""The HTTP edge: the seed vendors' APIs over HTTP, each request turned into its command."""
