@@ -1,0 +1,123 @@
+"""The API-key exchange of the BoldSign routes: ``X-API-KEY`` -> the short-lived token of its user.
+
+A key is exchanged with identity (``identity.exchange_api_key``, its token coming back only on this
+replica's reply topic) and the token kept in this replica's memory, under the SHA-256 of the key
+(never the key), until shortly before it expires; concurrent first requests with one key share one
+exchange. A refused key is not remembered: each request with it asks identity again (the rate
+limits bound how often). Revoking a key stops new exchanges at once; a token already held here
+lives out at most its own short lifetime (identity's ``SIGNGATE_IDENTITY_API_KEY_TOKEN_TTL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import SecretStr
+
+from services.gateway.errors import GatewayError
+from signgate_client import Outcome
+from signgate_contracts.envelope import Clock, utc_now
+from signgate_contracts.identity import ApiKeyToken, ExchangeApiKey
+
+MISSING_API_KEY = "API key is required in the X-API-KEY header"
+
+REFRESH_MARGIN = timedelta(seconds=60)
+"""How long before its expiry a held token is exchanged again: no request carries a token that
+expires on its way through the services."""
+MAX_HELD = 10_000
+"""Tokens held at most; past it the ones expiring soonest are dropped first."""
+
+
+@dataclass(frozen=True)
+class HeldToken:
+    token: str
+    refresh_at: datetime
+
+
+def key_digest(api_key: str) -> str:
+    """What a held token is filed under: a digest, so the table holds no key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def refresh_time(expires_at: datetime, issued_at: datetime) -> datetime:
+    """When to exchange again: ``REFRESH_MARGIN`` before expiry, or half-way for a short token."""
+    margin = min(REFRESH_MARGIN, (expires_at - issued_at) / 2)
+    return expires_at - margin
+
+
+def exchange_command(api_key: str) -> ExchangeApiKey:
+    return ExchangeApiKey(api_key=SecretStr(api_key))
+
+
+def token_of(outcome: Outcome) -> ApiKeyToken:
+    """The token an accepted exchange answered with (its rejection is raised by the sender)."""
+    if not isinstance(outcome.reply, ApiKeyToken):
+        raise GatewayError(502, "The API key could not be exchanged")
+    return outcome.reply
+
+
+Send = Callable[[ExchangeApiKey], Awaitable[Outcome]]
+"""Publishes the exchange and awaits its outcome, raising its rejection as a `GatewayError`."""
+
+
+class ApiKeyExchanger:
+    """``await exchanger(api_key)`` -> a bearer token of the key's user, from memory or identity."""
+
+    def __init__(self, send: Send, clock: Clock = utc_now) -> None:
+        self._send = send
+        self._clock = clock
+        self._held: dict[str, HeldToken] = {}
+        self._pending: dict[str, asyncio.Future[str]] = {}
+
+    async def __call__(self, api_key: str) -> str:
+        if not api_key:
+            raise GatewayError(401, MISSING_API_KEY)
+        digest = key_digest(api_key)
+        held = self._held.get(digest)
+        if held is not None and self._clock() < held.refresh_at:
+            return held.token
+        pending = self._pending.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending[digest] = future
+        try:
+            token = await self._exchange(digest, api_key)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody shared it
+            raise
+        else:
+            future.set_result(token)
+            return token
+        finally:
+            del self._pending[digest]
+
+    async def _exchange(self, digest: str, api_key: str) -> str:
+        self._held.pop(digest, None)
+        answer = token_of(await self._send(exchange_command(api_key)))
+        self._hold(
+            digest,
+            HeldToken(
+                answer.access_token.get_secret_value(),
+                refresh_time(answer.expires_at, answer.occurred_at),
+            ),
+        )
+        return answer.access_token.get_secret_value()
+
+    def _hold(self, digest: str, held: HeldToken) -> None:
+        if len(self._held) >= MAX_HELD:
+            now = self._clock()
+            for stale in [d for d, h in self._held.items() if h.refresh_at <= now]:
+                del self._held[stale]
+            while len(self._held) >= MAX_HELD:
+                del self._held[min(self._held, key=lambda d: self._held[d].refresh_at)]
+        self._held[digest] = held
+
+    def forget(self) -> None:
+        """Drop every held token (tests; an operator's restart does the same)."""
+        self._held.clear()
