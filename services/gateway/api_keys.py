@@ -4,14 +4,17 @@ A key is exchanged with identity (``identity.exchange_api_key``, its token comin
 replica's reply topic) and the token kept in this replica's memory, under the SHA-256 of the key
 (never the key), until shortly before it expires; concurrent first requests with one key share one
 exchange. A refused key is not remembered: each request with it asks identity again (the rate
-limits bound how often). Revoking a key stops new exchanges at once; a token already held here
-lives out at most its own short lifetime (identity's ``SIGNGATE_IDENTITY_API_KEY_TOKEN_TTL``).
+limits bound how often). Revoking a key stops new exchanges at once, and every replica drops the
+token it holds for the key when identity's ``identity.api_key_revoked`` reaches it (`forget_key`,
+watched on the replica's client); a token already in flight lives out its short lifetime
+(identity's ``SIGNGATE_IDENTITY_API_KEY_TOKEN_TTL``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +23,9 @@ from pydantic import SecretStr
 
 from services.gateway.errors import GatewayError
 from signgate_client import Outcome
+from signgate_contracts import Message
 from signgate_contracts.envelope import Clock, utc_now
-from signgate_contracts.identity import ApiKeyToken, ExchangeApiKey
+from signgate_contracts.identity import ApiKeyRevoked, ApiKeyToken, ExchangeApiKey
 
 MISSING_API_KEY = "API key is required in the X-API-KEY header"
 
@@ -71,6 +75,7 @@ class ApiKeyExchanger:
         self._send = send
         self._clock = clock
         self._held: dict[str, HeldToken] = {}
+        self._by_key_id: dict[uuid.UUID, str] = {}
         self._pending: dict[str, asyncio.Future[str]] = {}
 
     async def __call__(self, api_key: str) -> str:
@@ -107,6 +112,7 @@ class ApiKeyExchanger:
                 refresh_time(answer.expires_at, answer.occurred_at),
             ),
         )
+        self._by_key_id[answer.key_id] = digest
         return answer.access_token.get_secret_value()
 
     def _hold(self, digest: str, held: HeldToken) -> None:
@@ -116,8 +122,22 @@ class ApiKeyExchanger:
                 del self._held[stale]
             while len(self._held) >= MAX_HELD:
                 del self._held[min(self._held, key=lambda d: self._held[d].refresh_at)]
+            live = set(self._held)
+            self._by_key_id = {k: d for k, d in self._by_key_id.items() if d in live}
         self._held[digest] = held
+
+    def forget_key(self, key_id: uuid.UUID) -> None:
+        """Drop the token held for one key (it was revoked): its next request is exchanged again."""
+        digest = self._by_key_id.pop(key_id, None)
+        if digest is not None:
+            self._held.pop(digest, None)
+
+    def on_revoked(self, event: Message) -> None:
+        """Identity's ``identity.api_key_revoked``, as the client hands it over."""
+        if isinstance(event, ApiKeyRevoked):
+            self.forget_key(event.key_id)
 
     def forget(self) -> None:
         """Drop every held token (tests; an operator's restart does the same)."""
         self._held.clear()
+        self._by_key_id.clear()

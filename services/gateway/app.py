@@ -97,7 +97,9 @@ def api_key_exchanger(client: SignGateClient, settings: GatewaySettings) -> ApiK
             raise rejection_error(outcome.rejection)
         return outcome
 
-    return ApiKeyExchanger(send)
+    exchanger = ApiKeyExchanger(send)
+    client.watch("identity.api_key_revoked", exchanger.on_revoked)
+    return exchanger
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -29,8 +29,8 @@ from services.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
-from services.gateway.outcomes import rejection_error
-from signgate_client import Outcome, OutcomeTimeout
+from services.gateway.outcomes import outcome_of, rejection_error
+from signgate_client import Outcome
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Command
 from signgate_contracts.rejection import CommandRejected
@@ -113,13 +113,7 @@ def boldsign_refusal(rejection: CommandRejected) -> GatewayError:
 
 
 async def _outcome(deps: GatewayDependencies, command: Command) -> Outcome:
-    try:
-        outcome = await deps.client.send(command, timeout=deps.settings.outcome_timeout_seconds)
-    except OutcomeTimeout:
-        raise GatewayError(504, OUTCOME_TIMEOUT) from None
-    if outcome.rejection is not None:
-        raise boldsign_refusal(outcome.rejection)
-    return outcome
+    return await outcome_of(deps, command, refusal=boldsign_refusal)
 
 
 async def _token(deps: GatewayDependencies, api_key: str | None) -> str:

@@ -18,6 +18,7 @@ from tests.e2e.steps import owner_token, send, workflow
 from tests.support.gateway import RunningGateway
 from tests.support.scanning import bus_leaks, leaks
 from tests.support.system import System
+from tests.support.waiting import until
 
 SIGNER = "alexgayle@cubeflakes.com"
 IDENTITY, WORKFLOW = "signgate.identity.commands", "signgate.workflow.commands"
@@ -162,3 +163,26 @@ async def test_refusals_are_boldsign_error_results(
     assert elsewhere and leaks((r.value.decode(errors="replace") for r in elsewhere),
                                [owner.api_key, revoked_key]) == []
     assert bus_leaks(system.watch.records, system.connections) == []
+
+
+async def test_a_revoked_key_whose_token_the_gateway_holds_is_refused_once_the_revocation_arrives(
+    system: System, owner: Owner, http: httpx.AsyncClient
+) -> None:
+    """A key the gateway has exchanged (its token held in memory) is refused with 401 "Invalid API
+    key" after its revocation, without waiting for the held token to expire: the gateway drops it
+    when identity's api_key_revoked reaches its client."""
+    package_id = await document(system, owner, SIGNER)
+    api_key, key_id = await issue_key(system, owner.token)
+    body = SEED_001_BODIES["EmailOTP"]
+    assert (await patch(http, "addAuthentication", package_id, body, api_key)).status_code == 200
+
+    revoked = await send(system, IDENTITY, idn.RevokeApiKey(user_name=owner.user_name, key_id=key_id,
+                                                            access_token=owner.token), key=owner.user_name)
+
+    async def refused() -> httpx.Response | None:
+        answer = await patch(http, "addAuthentication", package_id, body, api_key)
+        return answer if answer.status_code == 401 else None
+
+    answer = await until(refused, timeout=20, what="the revoked key's refusal")
+    assert revoked["type"] == "identity.api_key_revoked"
+    assert answer.json() == {"error": "Invalid API key"}

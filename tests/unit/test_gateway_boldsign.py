@@ -21,7 +21,7 @@ from services.gateway.boldsign import (
 from services.gateway.errors import GatewayError, shape_for
 from signgate_client import Outcome
 from signgate_contracts import workflow as wf
-from signgate_contracts.identity import ApiKeyToken, ExchangeApiKey
+from signgate_contracts.identity import ApiKeyRevoked, ApiKeyToken, ExchangeApiKey
 from signgate_contracts.rejection import CommandRejected
 from tests.support.clock import MovableClock
 
@@ -156,3 +156,19 @@ def test_held_tokens_are_filed_by_digest_and_short_tokens_refresh_half_way() -> 
     """The memory's key is no API key; a one-minute token is exchanged again after 30 seconds."""
     assert "sgk_secret" not in key_digest("sgk_secret")
     assert refresh_time(T0 + timedelta(minutes=1), T0) == T0 + timedelta(seconds=30)
+
+
+async def test_a_revocation_drops_the_held_token_of_that_key_only() -> None:
+    """After identity's api_key_revoked for one key, its next request is exchanged again; another
+    key's held token stays."""
+    clock = MovableClock(T0)
+    identity = Identity(clock)
+    exchanger = ApiKeyExchanger(identity, clock=clock)
+    await exchanger("sgk_one")
+    await exchanger("sgk_two")
+    revoked_id = next(k for k, d in exchanger._by_key_id.items() if d == key_digest("sgk_one"))
+
+    exchanger.on_revoked(ApiKeyRevoked(user_id=uuid.uuid4(), key_id=revoked_id, revoked_by="user"))
+    one, two = await exchanger("sgk_one"), await exchanger("sgk_two")
+
+    assert (one, two, identity.calls) == ("token-3", "token-2", 3)
