@@ -19,15 +19,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from services.gateway.errors import GatewayError
 from signgate_client import Outcome
 from signgate_contracts import Message
 from signgate_contracts.envelope import Clock, utc_now
-from signgate_contracts.identity import ApiKeyRevoked, ApiKeyToken, ExchangeApiKey
+from signgate_contracts.identity import ApiKeyRevoked, ApiKeyToken, ExchangeApiKey, api_key_id
 
 MISSING_API_KEY = "API key is required in the X-API-KEY header"
+INVALID_API_KEY = "Invalid API key"
+"""Identity's text for a key that is unknown, wrong or revoked; the gateway's for one of no key's shape."""
+API_KEY_LENGTH = 79
 
 REFRESH_MARGIN = timedelta(seconds=60)
 """How long before its expiry a held token is exchanged again: no request carries a token that
@@ -54,7 +57,11 @@ def refresh_time(expires_at: datetime, issued_at: datetime) -> datetime:
 
 
 def exchange_command(api_key: str) -> ExchangeApiKey:
-    return ExchangeApiKey(api_key=SecretStr(api_key))
+    """The exchange of ``api_key``; 401 for text no command may carry (a NUL, say)."""
+    try:
+        return ExchangeApiKey(api_key=SecretStr(api_key))
+    except ValidationError:
+        raise GatewayError(401, INVALID_API_KEY) from None
 
 
 def token_of(outcome: Outcome) -> ApiKeyToken:
@@ -81,6 +88,8 @@ class ApiKeyExchanger:
     async def __call__(self, api_key: str) -> str:
         if not api_key:
             raise GatewayError(401, MISSING_API_KEY)
+        if len(api_key) != API_KEY_LENGTH or api_key_id(api_key) is None:
+            raise GatewayError(401, INVALID_API_KEY)  # no key of ours: identity is not asked
         digest = key_digest(api_key)
         held = self._held.get(digest)
         if held is not None and self._clock() < held.refresh_at:

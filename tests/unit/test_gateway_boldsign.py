@@ -26,6 +26,8 @@ from signgate_contracts.rejection import CommandRejected
 from tests.support.clock import MovableClock
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+KEYS = {name: f"sgk_{uuid.uuid4().hex}{name[0] * 43}" for name in ("key", "same", "other", "one", "two")}
+"""API keys of the shape identity issues (the gateway refuses any other without asking)."""
 
 
 @pytest.mark.parametrize("name", sorted(SEED_001_BODIES))
@@ -113,9 +115,9 @@ async def test_a_token_is_held_until_a_minute_before_it_expires_then_exchanged_a
     identity = Identity(clock)
     exchanger = ApiKeyExchanger(identity, clock=clock)
 
-    first, again = await exchanger("sgk_key"), await exchanger("sgk_key")
+    first, again = await exchanger(KEYS["key"]), await exchanger(KEYS["key"])
     clock.advance(timedelta(minutes=14))
-    later = await exchanger("sgk_key")
+    later = await exchanger(KEYS["key"])
 
     assert (first, again, later, identity.calls) == ("token-1", "token-1", "token-2", 2)
 
@@ -127,7 +129,7 @@ async def test_concurrent_first_requests_share_one_exchange_and_a_refusal_is_not
     exchanger = ApiKeyExchanger(identity, clock=clock)
     identity.release.clear()
 
-    waiting = [asyncio.create_task(exchanger("sgk_same")) for _ in range(5)]
+    waiting = [asyncio.create_task(exchanger(KEYS["same"])) for _ in range(5)]
     await identity.entered.wait()  # the first is exchanging; the other four were scheduled before us
     identity.release.set()
     tokens = await asyncio.gather(*waiting)
@@ -135,26 +137,27 @@ async def test_concurrent_first_requests_share_one_exchange_and_a_refusal_is_not
     refusals = []
     for _ in range(2):
         with pytest.raises(GatewayError) as refused:
-            await exchanger("sgk_other")
+            await exchanger(KEYS["other"])
         refusals.append(refused.value.status)
 
     assert tokens == ["token-1"] * 5
     assert refusals == [401, 401] and identity.calls == 3
 
 
-async def test_a_request_without_a_key_is_refused_without_an_exchange() -> None:
-    """No X-API-KEY is a 401 and asks identity nothing."""
+@pytest.mark.parametrize("api_key", ["", "hello", "sgk_" + "0" * 32, KEYS["key"] + "x", "sgk_" + "z" * 75])
+async def test_a_request_without_a_key_of_our_shape_is_refused_without_an_exchange(api_key: str) -> None:
+    """No X-API-KEY, or one that is no key's shape, is a 401 and asks identity nothing."""
     identity = Identity(MovableClock(T0))
 
     with pytest.raises(GatewayError) as refused:
-        await ApiKeyExchanger(identity)("")
+        await ApiKeyExchanger(identity)(api_key)
 
     assert refused.value.status == 401 and identity.calls == 0
 
 
 def test_held_tokens_are_filed_by_digest_and_short_tokens_refresh_half_way() -> None:
     """The memory's key is no API key; a one-minute token is exchanged again after 30 seconds."""
-    assert "sgk_secret" not in key_digest("sgk_secret")
+    assert KEYS["key"] not in key_digest(KEYS["key"])
     assert refresh_time(T0 + timedelta(minutes=1), T0) == T0 + timedelta(seconds=30)
 
 
@@ -164,11 +167,11 @@ async def test_a_revocation_drops_the_held_token_of_that_key_only() -> None:
     clock = MovableClock(T0)
     identity = Identity(clock)
     exchanger = ApiKeyExchanger(identity, clock=clock)
-    await exchanger("sgk_one")
-    await exchanger("sgk_two")
-    revoked_id = next(k for k, d in exchanger._by_key_id.items() if d == key_digest("sgk_one"))
+    await exchanger(KEYS["one"])
+    await exchanger(KEYS["two"])
+    revoked_id = next(k for k, d in exchanger._by_key_id.items() if d == key_digest(KEYS["one"]))
 
     exchanger.on_revoked(ApiKeyRevoked(user_id=uuid.uuid4(), key_id=revoked_id, revoked_by="user"))
-    one, two = await exchanger("sgk_one"), await exchanger("sgk_two")
+    one, two = await exchanger(KEYS["one"]), await exchanger(KEYS["two"])
 
     assert (one, two, identity.calls) == ("token-3", "token-2", 3)
