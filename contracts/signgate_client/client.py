@@ -134,6 +134,7 @@ class SignGateClient:
         *,
         grant_wait: float = 2.0,
         client_id: str = "signgate-client",
+        fetch_max_wait_ms: int = 500,
         security_protocol: str = "PLAINTEXT",
         sasl_mechanism: str = "PLAIN",
         sasl_username: str | None = None,
@@ -164,6 +165,9 @@ class SignGateClient:
         """How long to wait for a document-access grant after a success (none comes while the
         recipient still owes another method)."""
         self._client_id = client_id
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        """Longest the broker may hold the reader's fetch while nothing arrives (a broker that
+        holds it whole, as the embedded one does, delays every outcome by up to this)."""
         self._pending: dict[str, _Pending] = {}
         self._watchers: dict[str, list[Callable[[Message], None]]] = {}
         self._producer: AIOKafkaProducer | None = None
@@ -208,6 +212,7 @@ class SignGateClient:
             bootstrap_servers=self.bootstrap,
             client_id=self._client_id,
             enable_auto_commit=False,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
             **self._security,
         )
         self._producer = AIOKafkaProducer(

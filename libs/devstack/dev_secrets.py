@@ -50,8 +50,9 @@ def generate_secrets() -> dict[str, str]:
     }
 
 
-COMPOSE_KAFKA_USERS = ("admin", "provision", *RECORD_WRITERS, "cli")
-"""docker-compose.yml's Kafka users: the super user, provisioning, each service, the host's CLI."""
+COMPOSE_KAFKA_USERS = ("admin", "provision", *RECORD_WRITERS, "gateway", "cli")
+"""docker-compose.yml's Kafka users: the super user, provisioning, each service, the gateway, the
+host's CLI."""
 
 
 def compose_passwords() -> dict[str, str]:

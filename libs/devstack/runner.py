@@ -1,4 +1,4 @@
-"""`make run`: the embedded stack, provisioning, and the four services under honcho.
+"""`make run`: the embedded stack, provisioning, the four services and the gateway under honcho.
 
 Servers named by ``SIGNGATE_*`` URLs are used instead of embedded ones. Ctrl-C stops the
 services first (honcho), then the servers; nothing is left running.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -41,7 +42,22 @@ def service_environment(endpoints: Endpoints, embedded_broker: bool) -> dict[str
     return env
 
 
-def banner(endpoints: Endpoints) -> str:
+GATEWAY = "gateway"
+GATEWAY_PORT = 8080
+"""Where the gateway answers when the port is free (identity's development portal URL names it)."""
+
+
+def gateway_port(preferred: int = GATEWAY_PORT) -> int:
+    """``preferred`` if nothing listens on it, else a free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def banner(endpoints: Endpoints, gateway_url: str) -> str:
     python = Path(sys.executable)
     bin_dir = python.parent.relative_to(ROOT) if python.is_relative_to(ROOT) else python.parent
     return f"""
@@ -49,6 +65,7 @@ signgate is starting on
   Kafka     {endpoints.kafka_bootstrap}
   Postgres  {endpoints.database_url}
   Redis     {endpoints.redis_url}
+  Gateway   {gateway_url}  (SigningHub, BoldSign, AssureSign over HTTP; {gateway_url}/docs)
   (also written to {STACK_FILE})
 
 Send a first command from a second terminal and see its outcome:
@@ -62,7 +79,9 @@ Ctrl-C stops everything.
 
 
 def http_banner(ports: dict[str, int]) -> str:
-    lines = ["Each service serves /livez, /readyz, /metrics and its AsyncAPI document at /docs:"]
+    lines = [
+        "Each service serves /livez, /readyz, /metrics and its AsyncAPI (the gateway OpenAPI) document at /docs:"
+    ]
     lines += [
         f"  {name:<15} http://127.0.0.1:{port}/livez  http://127.0.0.1:{port}/readyz"
         for name, port in ports.items()
@@ -82,12 +101,14 @@ def main() -> int:
             )
         )
         asyncio.run(provision(settings, _services()))
-        STACK_FILE.write_text(json.dumps(endpoints.__dict__, indent=2) + "\n")
-        print(banner(endpoints), flush=True)
+        processes = parse_procfile((ROOT / "Procfile").read_text()).processes
+        ports = {name: gateway_port() if name == GATEWAY else free_port() for name in processes}
+        gateway_url = f"http://127.0.0.1:{ports[GATEWAY]}"
+        stack = {**endpoints.__dict__, "gateway_url": gateway_url}
+        STACK_FILE.write_text(json.dumps(stack, indent=2) + "\n")
+        print(banner(endpoints, gateway_url), flush=True)
         manager = Manager()
         env = service_environment(endpoints, embedded_broker)
-        processes = parse_procfile((ROOT / "Procfile").read_text()).processes
-        ports = {name: free_port() for name in processes}
         print(http_banner(ports), flush=True)
         for name, command in processes.items():
             manager.add_process(

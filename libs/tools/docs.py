@@ -4,6 +4,8 @@
   service's ``/docs`` serves), built by FastStream from ``libs.runtime.specification``;
 - ``asyncapi/index.html``: FastStream's AsyncAPI page for the whole system, loading the
   viewer vendored in ``asyncapi/vendor/`` instead of a CDN, so it renders offline;
+- ``openapi/gateway.json``: the gateway's OpenAPI document (what its ``/openapi.json`` serves),
+  the seeds' bodies as its request examples;
 - ``messages.md``: every topic and message type with its fields, from the contracts' JSON Schemas;
 - ``settings.md``: every environment variable, from the settings classes.
 
@@ -100,6 +102,19 @@ def asyncapi_files() -> dict[str, str]:
     html = html.replace("<head>", '<head>\n        <meta charset="utf-8">', 1)
     files["asyncapi/index.html"] = html.rstrip() + "\n"
     return files
+
+
+# -- OpenAPI --
+
+
+def openapi_files() -> dict[str, str]:
+    """The gateway's OpenAPI document, as its ``/openapi.json`` serves it."""
+    from services.gateway.app import create_app  # a tool: it may know every service
+    from services.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings.model_construct(connections=documentation_connections())
+    document = create_app(settings).openapi()
+    return {"openapi/gateway.json": json.dumps(document, indent=2, ensure_ascii=False) + "\n"}
 
 
 # -- the message catalogue --
@@ -333,6 +348,11 @@ def settings_markdown() -> str:
     for group, readers in shared.items():
         out.append(_settings_section(_settings_title(group, link=False), group, ", ".join(readers)))
 
+    from services.gateway.settings import GatewaySettings
+
+    out.append(
+        _settings_section("Gateway", GatewaySettings, "the gateway (`services.gateway.app`)")
+    )
     out.append(
         _settings_section("Provisioning", ProvisionSettings, "`python -m libs.tools.provision`")
     )
@@ -716,6 +736,7 @@ def generated_files() -> dict[str, str]:
     """Path under ``docs/`` → text of every generated document."""
     return {
         **asyncapi_files(),
+        **openapi_files(),
         "messages.md": messages_markdown(),
         "settings.md": settings_markdown(),
     }

@@ -18,11 +18,13 @@ from fastapi.middleware import Middleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from libs.runtime.kafka_security import signgate_client_options
 from libs.runtime.logging import configure_logging, get_logger
+from libs.runtime.messaging.pipeline import describe_validation_error
 from libs.runtime.observability import Metrics, Readiness
 from libs.runtime.redis_client import open_redis, ping
 from services.gateway import boldsign, signinghub
@@ -39,7 +41,9 @@ from services.gateway.errors import (
 from services.gateway.middleware import (
     BodyLimitMiddleware,
     CorrelationMiddleware,
+    MetricsMiddleware,
     RateLimitMiddleware,
+    RequestMetrics,
 )
 from services.gateway.outcomes import rejection_error
 from services.gateway.rate_limit import RateLimiter
@@ -69,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reply_topic(settings),
         topic_prefix=connections.topic_prefix,
         client_id=f"signgate-{SERVICE}-{settings.instance}",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **signgate_client_options(connections),
     )
     redis = await open_redis(connections.redis_url, cluster=connections.redis_cluster)
@@ -113,6 +118,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="The SigningHub, BoldSign and AssureSign APIs of the seeds, over HTTP.",
         lifespan=lifespan,
         middleware=[
+            Middleware(MetricsMiddleware),
             Middleware(CorrelationMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(BodyLimitMiddleware),
@@ -122,6 +128,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.body_limit = settings.body_limit_bytes
     metrics = Metrics(SERVICE)
     app.state.metrics = metrics
+    app.state.request_metrics = RequestMetrics(metrics.registry, SERVICE)
     install_error_handlers(app)
     install_probes(app, metrics)
     app.include_router(signinghub.router)
@@ -141,6 +148,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, RequestValidationError)
         return error_response(request.url.path, GatewayError(400, validation_message(error)))
 
+    async def contract_refused(request: Request, error: Exception) -> Response:
+        # what the request validated into, the command's contract refused (a NUL in a path, say)
+        assert isinstance(error, ValidationError)
+        _, text = describe_validation_error(error, None)
+        return error_response(request.url.path, GatewayError(400, text))
+
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         text = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(error.status_code, str(error.detail))
@@ -154,6 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(GatewayError, refused)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(ValidationError, contract_refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, failed)
 

@@ -1,5 +1,5 @@
-"""What every request passes before it is routed: the rate limits, then the body limit; and the
-header naming the command each answer is the outcome of.
+"""What every request passes before it is routed: the rate limits, then the body limit; the
+header naming the command each answer is the outcome of; and the request metrics.
 
 Both are plain ASGI middleware, so a request refused here has not been parsed at all: 429 with
 Retry-After before its body is read, 413 as soon as its Content-Length or the bytes received so
@@ -8,8 +8,10 @@ far pass the limit.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -149,3 +151,58 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send_with_header)
         finally:
             SENT.reset(token)
+
+
+UNMATCHED = "unmatched"
+"""The ``route`` of a request no route took (a 404): one series, not one per path tried."""
+
+
+class RequestMetrics:
+    """Requests by method, route template and status, and their latency, in the service's registry."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.requests = Counter(
+            "signgate_gateway_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["service", "method", "route", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "signgate_gateway_request_seconds",
+            "Seconds from a request's arrival to its answer, by method and route template.",
+            ["service", "method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request but the scrapes and probes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPERATIONAL:
+            await self.app(scope, receive, send)
+            return
+        metrics: RequestMetrics = scope["app"].state.request_metrics
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", UNMATCHED)
+            method = scope["method"]
+            metrics.requests.labels(metrics.service, method, route, str(status)).inc()
+            metrics.seconds.labels(metrics.service, method, route).observe(
+                time.perf_counter() - started
+            )

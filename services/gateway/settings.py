@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import re
+import socket
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,7 +13,10 @@ from libs.runtime.settings import ConnectionSettings
 
 
 def _instance() -> str:
-    return uuid.uuid4().hex[:12]
+    """The host's name and the process id: stable across restarts of a container (pid 1), apart
+    for two processes on one host."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
 
 
 class GatewaySettings(BaseSettings):
@@ -20,20 +25,34 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_GATEWAY_", extra="ignore")
 
     connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
-    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
-    port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address `python -m services.gateway` binds to (run by uvicorn: its --host).",
+    )
+    port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="Port `python -m services.gateway` listens on (run by uvicorn: its --port).",
+    )
     instance: str = Field(
         default_factory=_instance,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="This replica's name: its reply topic is "
-        "`<topic_prefix><caller_reply_prefix>gateway.<instance>`; random when unset. Give each "
-        "replica its own (a pod name) so a restarted replica reads its own topic again.",
+        "`<topic_prefix><caller_reply_prefix>gateway.<instance>`; the host name and process id when "
+        "unset. Each replica needs its own.",
     )
     outcome_timeout_seconds: float = Field(
         10.0,
         gt=0,
         le=120,
         description="How long a request waits for its command's outcome before it is answered 504.",
+    )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        description="Longest the broker holds the reply consumer's fetch while no outcome waits "
+        "(a broker that holds it whole delays answers by up to this; shorter costs idle fetches).",
     )
     body_limit_bytes: int = Field(
         65_536,

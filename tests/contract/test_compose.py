@@ -62,6 +62,11 @@ topic or a service changes."""
 INFRA_PORTS = {"kafka": {9092}, "postgres": {5432}, "redis": {6379}, "mailpit": {8025, 1025}}
 """Every infrastructure service and the container ports it may publish to the host."""
 APP_NAMES = [definition.name for definition in SERVICES]
+GATEWAY = "gateway"
+GATEWAY_PORT = 8080
+"""The gateway: a caller of its own (no ServiceDefinition), the one container of our image that
+publishes a host port (the seeds' HTTP APIs)."""
+UVICORN_COMMAND = "uvicorn services.gateway.app:create_app --factory --host 0.0.0.0 --port 8000"
 FASTSTREAM_COMMAND = re.compile(
     r"^faststream run (?P<module>[\w.]+):(?P<attr>[\w.]+) --factory --host (?P<host>[\d.]+) --port (?P<port>\d+)$"
 )
@@ -183,7 +188,7 @@ def services() -> dict[str, Any]:
 
 
 def our_image_services() -> list[str]:
-    return [PROVISION, *APP_NAMES]
+    return [PROVISION, *APP_NAMES, GATEWAY]
 
 
 def definition(name: str) -> ServiceDefinition:
@@ -194,6 +199,8 @@ def settings_class(service: str) -> type[BaseSettings]:
     """The settings class a container of our image reads, besides ConnectionSettings."""
     if service == PROVISION:
         return importlib.import_module(PROVISION_MODULE).ProvisionSettings
+    if service == GATEWAY:
+        return importlib.import_module("services.gateway.settings").GatewaySettings
     module = importlib.import_module(f"services.{service}.app")
     found = {
         value for value in vars(module).values()
@@ -264,8 +271,9 @@ def test_compose_file_uses_the_modern_specification():
 
 
 def test_compose_runs_the_registry_services_the_provision_job_and_the_infrastructure():
-    """The file runs every registered service, the provision job and the four servers: no more."""
-    assert set(services()) == {*APP_NAMES, PROVISION, ACL_JOB, *INFRA_PORTS}
+    """The file runs every registered service, the gateway, the provision job and the four servers:
+    no more."""
+    assert set(services()) == {*APP_NAMES, GATEWAY, PROVISION, ACL_JOB, *INFRA_PORTS}
 
 
 def test_each_service_runs_its_procfile_command():
@@ -274,9 +282,16 @@ def test_each_service_runs_its_procfile_command():
     procfile = dict(
         line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
     )
-    for name in APP_NAMES:
+    for name in [*APP_NAMES, GATEWAY]:
         expected = procfile[name].strip().replace("--host 127.0.0.1", "--host 0.0.0.0")
         assert command_line(services()[name]) == expected.replace("$PORT", str(SERVICE_HTTP_PORT)), name
+    assert command_line(services()[GATEWAY]) == UVICORN_COMMAND
+
+
+def test_the_gateway_command_names_its_app_factory():
+    """The gateway's ``uvicorn X:Y --factory`` names the gateway's importable app factory."""
+    module, attr = UVICORN_COMMAND.split()[1].split(":")
+    assert callable(getattr(importlib.import_module(module), attr))
 
 
 SERVICE_HTTP_PORT = 8000
@@ -288,7 +303,7 @@ READINESS_PATH = "/readyz"
 def test_each_service_is_health_checked_on_its_readiness_path():
     """Each service's health check probes /readyz on the port its command serves (Compose
     restarts nothing on a failed check: its health is readiness)."""
-    for name in APP_NAMES:
+    for name in [*APP_NAMES, GATEWAY]:
         test = " ".join(services()[name]["healthcheck"]["test"])
         assert f"127.0.0.1:{SERVICE_HTTP_PORT}{READINESS_PATH}'" in test, name
 
@@ -313,7 +328,8 @@ def test_provision_job_runs_the_provision_module():
 
 
 def test_app_services_and_provision_share_one_image_built_from_the_dockerfile():
-    """The provision job and the four services run one image, built from the repo's Dockerfile."""
+    """The provision job, the four services and the gateway run one image, built from the repo's
+    Dockerfile."""
     images = {services()[name]["image"] for name in our_image_services()}
     assert len(images) == 1
     for name in our_image_services():
@@ -372,14 +388,22 @@ def test_each_service_container_is_given_exactly_its_own_secrets():
 def test_each_service_container_starts_with_its_environment(monkeypatch: pytest.MonkeyPatch):
     """Each service's app builds from its container's environment alone: no secret it needs is
     missing (each refuses to start without one)."""
-    for name in SERVICE_SECRETS:
+    for name in [*SERVICE_SECRETS, GATEWAY]:
         with monkeypatch.context() as env:
             for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
                 env.delenv(var)
             for var, value in environment(services()[name], OPERATOR_SECRETS).items():
                 env.setenv(var, value)
             app = importlib.import_module(f"services.{name}.app").create_app()
-            assert READINESS_PATH in dict(app.routes), f"{name} does not serve {READINESS_PATH}"
+            paths = {getattr(r, "path", None) for r in app.routes} if name == GATEWAY else set(dict(app.routes))
+            assert READINESS_PATH in paths, f"{name} does not serve {READINESS_PATH}"
+
+
+def test_the_gateway_is_given_no_secret():
+    """The gateway holds no pepper or key: it is a caller, and the services verify its callers'
+    tokens themselves."""
+    given = {var for var in environment(services()[GATEWAY], OPERATOR_SECRETS) if is_secret_variable(var)}
+    assert given == set()
 
 
 def test_each_container_environment_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch):
@@ -412,6 +436,8 @@ def test_connection_urls_point_at_compose_services():
             assert host == "kafka" and (host, port) in advertised, f"{name}: {host}:{port}"
             assert port in listener_ports(kafka["KAFKA_LISTENERS"]).values()
 
+        if name == GATEWAY:  # Kafka and Redis only; the shared environment's URL goes unused
+            assert "SIGNGATE_REDIS_URL" in env
         database = urlsplit(env["SIGNGATE_DATABASE_URL"])
         assert database.scheme in {"postgresql", "postgres"}
         assert database.hostname == "postgres" and database.port in container_ports("postgres")
@@ -443,9 +469,13 @@ def test_no_service_publishes_a_host_port_so_replicas_scale():
 
 
 def test_published_ports_belong_to_known_servers_on_loopback():
-    """Only the servers publish ports, each its own well-known one, on 127.0.0.1 and unchanged."""
+    """Only the servers and the gateway publish ports, each its own well-known one, on 127.0.0.1
+    (the gateway's HTTP port as 8080)."""
     for name, service in services().items():
         ports = published_ports(service)
+        if name == GATEWAY:
+            assert ports == [Port("127.0.0.1", GATEWAY_PORT, SERVICE_HTTP_PORT)], ports
+            continue
         if name not in INFRA_PORTS:
             assert ports == [], f"{name} publishes {ports}: no such port in the code"
             continue
@@ -467,6 +497,13 @@ def test_kafka_host_port_is_advertised_to_the_host():
 
 
 # --- start-up order and health ---------------------------------------------------------
+
+
+def test_the_gateway_waits_for_provision_kafka_and_redis():
+    """The gateway starts once the topics exist (its client reads the outcome topics) and Kafka
+    and Redis (its rate limits) are healthy."""
+    assert dependencies(services()[GATEWAY]) == {
+        PROVISION: "service_completed_successfully", "kafka": "service_healthy", "redis": "service_healthy"}
 
 
 def test_app_services_wait_for_provision_and_their_servers():

@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -47,9 +48,21 @@ def runner(tmp_path: Path):
     log.close()
 
 
+async def gateway_answer(url: str) -> httpx.Response | None:
+    """SigningHub's PUT without a token, once the gateway is ready (None before)."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        try:
+            if (await http.get("/readyz")).status_code != 200:
+                return None
+        except httpx.TransportError:
+            return None
+        return await http.put("/v3/packages/pkg-first/workflow/1/authentication", json={})
+
+
 async def test_runner_answers_a_first_command_and_ctrl_c_leaves_nothing_running(runner) -> None:
     """The whole system comes up on the embedded stack, answers a plain producer's command on the
-    service's event topic, and after Ctrl-C no process it started is left."""
+    service's event topic and a SigningHub request at the gateway URL of its stack file, and after
+    Ctrl-C no process it started is left."""
     process, tmp_path = runner
     started = time.monotonic()
     stack = await wait_for_file(tmp_path / "data" / "stack.json", process, timeout=60)
@@ -61,6 +74,7 @@ async def test_runner_answers_a_first_command_and_ctrl_c_leaves_nothing_running(
             await client.send_and_wait("signgate.identity.commands", json.dumps(body).encode(), key=b"first")
         outcome = await watch.outcome(correlation_id, timeout=60)
     up_in = time.monotonic() - started
+    refused = await until(lambda: gateway_answer(stack["gateway_url"]), timeout=60, what="the gateway answering")
     descendants = psutil.Process(process.pid).children(recursive=True)
     names = {p.name() for p in descendants}
 
@@ -69,6 +83,7 @@ async def test_runner_answers_a_first_command_and_ctrl_c_leaves_nothing_running(
     gone, alive = psutil.wait_procs(descendants, timeout=20)
 
     assert outcome["type"] == "command.rejected" and outcome["status"] == 400
+    assert (refused.status_code, refused.json()) == (401, {"Message": "User authentication required"})
     print(f"make run answered its first command {up_in:.1f} s after it started")  # a figure, not a check
     assert {"redis-server", "postgres"} <= names and any(n.startswith("tansu") for n in names), names
     assert not alive, [p.cmdline() for p in alive]

@@ -44,4 +44,3 @@ async def ledger_watch(ledger_connections: ConnectionSettings) -> AsyncIterator[
         ledger_connections.kafka_bootstrap, topic(ledger.EVENTS.name), topic(ledger.COMMANDS.dlq)
     ) as watcher:
         yield watcher
-

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from libs.runtime.settings import ConnectionSettings
+from tests.e2e.steps import owner_token
 from tests.support.gateway import RunningGateway, gateway_settings, running_gateway
 from tests.support.system import System, running_system
 
@@ -28,3 +29,9 @@ async def gateway(system: System) -> AsyncIterator[RunningGateway]:
     """One gateway replica over real HTTP on the system's broker and Redis."""
     async with running_gateway(gateway_settings(system.connections)) as running:
         yield running
+
+
+@pytest.fixture(scope="package")
+async def token(system: System) -> str:
+    """An API user's token (identity's AuthenticateUser), as a SigningHub caller holds one."""
+    return await owner_token(system)

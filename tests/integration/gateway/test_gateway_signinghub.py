@@ -62,11 +62,6 @@ def answer(response: httpx.Response) -> tuple[int, Any]:
     return response.status_code, response.json() if response.content else None
 
 
-@pytest.fixture(scope="module")
-async def token(system: System) -> str:
-    return await owner_token(system)
-
-
 @pytest.fixture
 async def http(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
@@ -235,7 +230,7 @@ async def test_no_outcome_in_time_is_504(system: System) -> None:
 
 async def test_two_replicas_each_answer_the_requests_they_received(system: System, token: str,
                                                                    gateway: RunningGateway) -> None:
-    """Two replicas serving at once: forty concurrent reads, split between them, each get their own
+    """Two replicas serving at once: twenty concurrent reads, split between them, each get their own
     package's answer, and each reply came to the reply topic of the replica that received it."""
     second = gateway_settings(system.connections)
     packages = [await draft(system, token) for _ in range(4)]
@@ -243,7 +238,7 @@ async def test_two_replicas_each_answer_the_requests_they_received(system: Syste
     async with running_gateway(second) as other, TopicWatcher(system.connections.kafka_bootstrap, *topics) as replies, \
             httpx.AsyncClient(timeout=30) as http:
         urls = [gateway.url, other.url]
-        requests = [(n % 2, packages[n % 4], 1 + n % 2) for n in range(40)]
+        requests = [(n % 2, packages[n % 4], 1 + n % 2) for n in range(20)]
         answers = await asyncio.gather(*(http.get(urls[replica] + authentication_path(package, order),
                                                   headers=bearer(token)) for replica, package, order in requests))
         for (replica, _, _), response in zip(requests, answers, strict=True):
@@ -321,3 +316,19 @@ async def test_seed_002_signer_otp_is_generated_and_verified(system: System, htt
     assert answer(wrong) == (403, {"Message": "The OTP is incorrect"})
     assert (right.status_code, right.content) == (200, b"")
     assert answer(stranger) == (403, {"Message": "Document does not belong to user"})
+
+
+async def test_probes_and_metrics_of_the_gateway(http: httpx.AsyncClient) -> None:
+    """/livez and /readyz answer 200 (broker and Redis answer); /metrics counts requests by route
+    template and status, a path nobody serves as one "unmatched" series, and no probe."""
+    await http.get(authentication_path("pkg-metrics"))
+    await http.get("/v3/nowhere/at-all")
+    live, ready, scraped = [await http.get(path) for path in ("/livez", "/readyz", "/metrics")]
+
+    assert (live.status_code, ready.status_code) == (200, 200)
+    assert ready.json()["checks"] == {"broker": {"ok": True}, "redis": {"ok": True}}
+    text = scraped.text
+    assert ('signgate_gateway_requests_total{method="GET",route="/v3/packages/{package_id}/workflow/{order}/'
+            'authentication",service="gateway",status="401"}') in text
+    assert 'route="unmatched",service="gateway",status="404"' in text
+    assert 'route="/readyz"' not in text and "process_resident_memory_bytes" in text
