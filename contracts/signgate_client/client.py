@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import ssl
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -169,6 +169,7 @@ class SignGateClient:
         """Longest the broker may hold the reader's fetch while nothing arrives (a broker that
         holds it whole, as the embedded one does, delays every outcome by up to this)."""
         self._pending: dict[str, _Pending] = {}
+        self._watchers: dict[str, list[Callable[[Message], None]]] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -312,6 +313,11 @@ class SignGateClient:
                     return  # no grant: the recipient still owes another method
                 raise OutcomeTimeout(pending.outcome(), timeout) from None
 
+    def watch(self, message_type: str, callback: Callable[[Message], None]) -> None:
+        """Call ``callback`` with every event of ``message_type`` on the outcome topics, whoever
+        caused it (a fact the caller acts on, such as a revoked API key); it must not block."""
+        self._watchers.setdefault(message_type, []).append(callback)
+
     async def _read(self) -> None:
         assert self._consumer is not None
         async for record in self._consumer:
@@ -319,6 +325,19 @@ class SignGateClient:
             pending = self._pending.get(correlation_id) if correlation_id else None
             if pending is not None:
                 self._take(pending, record)
+            if self._watchers:
+                self._tell_watchers(record)
+
+    def _tell_watchers(self, record: ConsumerRecord) -> None:
+        value = record.value or b""
+        if not any(f'"{kind}"'.encode() in value for kind in self._watchers):
+            return  # most records: not decoded at all
+        registry = BY_NAME.get(record.topic.removeprefix(self.topic_prefix))
+        if registry is None or registry.kind is not TopicKind.EVENTS:
+            return
+        message = _decoded(registry, record)
+        for callback in self._watchers.get(message.type, []) if message else []:
+            callback(message)  # type: ignore[arg-type]
 
     def _take(self, pending: _Pending, record: ConsumerRecord) -> None:
         path = pending.route

@@ -29,6 +29,9 @@ class Answer(Enum):
 
 _ANSWERS: dict[type[Command], Answer] = {
     identity.AuthenticateUser: Answer.EVENT_AND_REPLY,
+    identity.IssueApiKey: Answer.EVENT_AND_REPLY,
+    identity.ListApiKeys: Answer.REPLY,
+    identity.ExchangeApiKey: Answer.EVENT_AND_REPLY,
     authentication.OpenDocumentWithPassword: Answer.EVENT_AND_GRANT,
     authentication.VerifyDocumentOtp: Answer.EVENT_AND_GRANT,
     authentication.GetRecipientAuthenticationStatus: Answer.REPLY,
@@ -39,7 +42,7 @@ _ANSWERS: dict[type[Command], Answer] = {
 }
 
 _KEYS: dict[str, Callable[[Any], str]] = {
-    "signgate.identity.commands": lambda command: identity.normalise_user_name(command.user_name),
+    "signgate.identity.commands": identity.command_key,
     "signgate.workflow.commands": lambda command: command.package_id,
     "signgate.authentication.commands": lambda command: command.package_id,
     "signgate.otp.requests": lambda command: str(command.challenge_id),

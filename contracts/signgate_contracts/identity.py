@@ -23,6 +23,12 @@ successor names the user by ``user_id`` alone. ``identity.user_authentication_fa
 ``identity.user_authentication_failed_v2`` with ``user_name_digest`` and no ``user_id``. A
 consumer that needs a user's name keeps it from its own source (a token's ``user_name``), or
 asks for the deployment's digest key to match names by digest.
+
+API keys: an API user (with their own token) or an administrator issues a key bound to the user and
+one of their accounts (``IssueApiKey``); the key itself is a reply (``IssuedApiKey``) and is stored
+only as a peppered HMAC. ``ExchangeApiKey`` turns a key into a short-lived token of its user and
+account (``ApiKeyToken``, a reply); the events topic gets the key's id, never the key. A command that
+names no user (``ExchangeApiKey``) is keyed by the key's public id (`command_key`).
 """
 
 from __future__ import annotations
@@ -149,6 +155,43 @@ class AuthenticateUser(Command):
     type: Literal["identity.authenticate_user"] = "identity.authenticate_user"
     user_name: UserName
     password: Secret
+
+
+class IssueApiKey(Command):
+    """Issue an API key of a user, bound to one of their accounts; the user's own token or an
+    administrator's. The key goes only to the caller's reply topic, once."""
+
+    type: Literal["identity.issue_api_key"] = "identity.issue_api_key"
+    user_name: UserName
+    name: str = Field(min_length=1, max_length=100, description="A label to tell keys apart.")
+    account: UUID | None = Field(
+        default=None,
+        description="The context identifier of the account the key acts for; the user's primary "
+        "account when left out.",
+    )
+
+
+class ListApiKeys(Command):
+    """List a user's API keys (ids, names, accounts, times; never a key or its digest)."""
+
+    type: Literal["identity.list_api_keys"] = "identity.list_api_keys"
+    user_name: UserName
+    include_revoked: bool = False
+
+
+class RevokeApiKey(Command):
+    """Revoke one of a user's API keys: it can no longer be exchanged for a token."""
+
+    type: Literal["identity.revoke_api_key"] = "identity.revoke_api_key"
+    user_name: UserName
+    key_id: UUID
+
+
+class ExchangeApiKey(Command):
+    """Exchange an API key for a short-lived token of its user and account; no token needed."""
+
+    type: Literal["identity.exchange_api_key"] = "identity.exchange_api_key"
+    api_key: Secret = Field(description="The key as issued (`sgk_` and 75 more characters).")
 
 
 # -- events --
@@ -424,6 +467,33 @@ class PasswordExpiredV2(_UserEvent):
     type: Literal["identity.password_expired_v2"] = "identity.password_expired_v2"
 
 
+class ApiKeyIssued(_UserEvent):
+    """An API key was issued to the user (its id and account, never the key or its digest)."""
+
+    type: Literal["identity.api_key_issued"] = "identity.api_key_issued"
+    key_id: UUID
+    account: UUID = Field(description="The context identifier of the account the key acts for.")
+    issued_by: ChangedBy
+
+
+class ApiKeyRevoked(_UserEvent):
+    """One of the user's API keys was revoked."""
+
+    type: Literal["identity.api_key_revoked"] = "identity.api_key_revoked"
+    key_id: UUID
+    revoked_by: ChangedBy
+
+
+class ApiKeyExchanged(_UserEvent):
+    """An API key was exchanged for a token (the token's id, never the token)."""
+
+    type: Literal["identity.api_key_exchanged"] = "identity.api_key_exchanged"
+    key_id: UUID
+    account: UUID
+    token_id: UUID = Field(description="The token's `jti`: for audit and revocation.")
+    expires_at: AwareDatetime
+
+
 # -- replies (to the caller's reply_to, or signgate.identity.replies) --
 
 
@@ -467,6 +537,56 @@ class AuthenticationFailed(Message):
     change_password_url: str | None = None
 
 
+class IssuedApiKey(Message):
+    """A new API key, told once: keep it; signgate keeps only its keyed digest."""
+
+    type: Literal["identity.issued_api_key"] = "identity.issued_api_key"
+    api_key: Secret = Field(description="Send it as the `X-API-KEY` header, or exchange it.")
+    key_id: UUID
+    name: str
+    user_id: UUID
+    account: UUID
+    created_at: AwareDatetime
+
+
+class ApiKeySummary(BaseModel):
+    """One API key as its list shows it: never the key or its digest."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    key_id: UUID
+    name: str
+    account: UUID
+    created_at: AwareDatetime
+    last_used_at: AwareDatetime | None = Field(
+        default=None, description="When it was last exchanged for a token; None: never."
+    )
+    revoked_at: AwareDatetime | None = None
+
+
+class ApiKeysListed(Message):
+    """A user's API keys, oldest first."""
+
+    type: Literal["identity.api_keys_listed"] = "identity.api_keys_listed"
+    user_id: UUID
+    keys: list[ApiKeySummary]
+
+
+class ApiKeyToken(Message):
+    """The token an API key was exchanged for: its user's, acting for the key's account only."""
+
+    type: Literal["identity.api_key_token"] = "identity.api_key_token"
+    access_token: Secret = Field(
+        description="Signed token; send it as the `access_token` of commands."
+    )
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_at: AwareDatetime
+    key_id: UUID
+    user_id: UUID
+    user_name: str
+    account: UUID
+
+
 COMMANDS: tuple[type[Command], ...] = (
     RegisterUser,
     UpdateUser,
@@ -478,6 +598,10 @@ COMMANDS: tuple[type[Command], ...] = (
     UnlockUser,
     ExpirePassword,
     AuthenticateUser,
+    IssueApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+    ExchangeApiKey,
 )
 EVENTS: tuple[type[Event], ...] = (
     UserRegistered,
@@ -504,6 +628,9 @@ EVENTS: tuple[type[Event], ...] = (
     UserEnabledV2,
     PasswordChangedV2,
     PasswordExpiredV2,
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    ApiKeyExchanged,
 )
 PUBLISHED_EVENTS: tuple[type[Event], ...] = (
     UserRegisteredV2,
@@ -518,12 +645,44 @@ PUBLISHED_EVENTS: tuple[type[Event], ...] = (
     UserEnabledV2,
     PasswordChangedV2,
     PasswordExpiredV2,
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    ApiKeyExchanged,
     CommandRejected,
 )
 """What identity publishes today; the rest of `EVENTS` is read only to decode older records."""
-REPLIES: tuple[type[Message], ...] = (AuthenticationSucceeded, AuthenticationFailed)
+REPLIES: tuple[type[Message], ...] = (
+    AuthenticationSucceeded,
+    AuthenticationFailed,
+    IssuedApiKey,
+    ApiKeysListed,
+    ApiKeyToken,
+)
 
 
 def normalise_user_name(user_name: str) -> str:
     """The canonical form of a user name: the record key and the stored name."""
     return user_name.strip().lower()
+
+
+API_KEY_PREFIX = "sgk_"
+"""How an API key begins: ``sgk_``, its id (32 hex digits, public), then its secret."""
+
+
+def api_key_id(api_key: str) -> UUID | None:
+    """The public id an API key begins with; None for text that is no key of ours."""
+    if not api_key.startswith(API_KEY_PREFIX):
+        return None
+    try:
+        return UUID(hex=api_key[len(API_KEY_PREFIX) : len(API_KEY_PREFIX) + 32])
+    except ValueError:
+        return None
+
+
+def command_key(command: Command) -> str:
+    """The record key of an identity command: the normalised user name it names, or, for an API key
+    exchange, the key's public id (never the key)."""
+    if isinstance(command, ExchangeApiKey):
+        key_id = api_key_id(command.api_key.get_secret_value())
+        return f"api-key:{key_id}" if key_id else "api-key"
+    return normalise_user_name(command.user_name)  # type: ignore[attr-defined]

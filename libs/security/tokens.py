@@ -206,7 +206,9 @@ class TokenIssuer:
         primary_account: str | None = None,
         roles: Sequence[str] = (),
         scope: str = "api",
+        ttl: timedelta | None = None,
     ) -> IssuedToken:
+        """A signed token; ``ttl`` shortens (or sets) its lifetime, the issuer's by default."""
         issued_at = _millis(self.clock())
         claims = Claims(
             subject=subject,
@@ -217,7 +219,7 @@ class TokenIssuer:
             scope=scope,
             token_id=uuid.uuid4(),
             issued_at=issued_at,
-            expires_at=issued_at + self.ttl,
+            expires_at=issued_at + (ttl if ttl is not None else self.ttl),
         )
         payload = {
             "iss": self.issuer,

@@ -27,12 +27,14 @@ from libs.runtime.logging import configure_logging, get_logger
 from libs.runtime.messaging.pipeline import describe_validation_error
 from libs.runtime.observability import Metrics, Readiness
 from libs.runtime.redis_client import open_redis, ping
-from services.gateway import signinghub
+from services.gateway import boldsign, signinghub
+from services.gateway.api_keys import ApiKeyExchanger
 from services.gateway.dependencies import GatewayDependencies
 from services.gateway.errors import (
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
+    OUTCOME_TIMEOUT,
     GatewayError,
     error_response,
 )
@@ -43,10 +45,12 @@ from services.gateway.middleware import (
     RateLimitMiddleware,
     RequestMetrics,
 )
+from services.gateway.outcomes import rejection_error
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.validation import validation_message
-from signgate_client import SignGateClient
+from signgate_client import Outcome, OutcomeTimeout, SignGateClient
+from signgate_contracts.identity import ExchangeApiKey
 
 log = get_logger(__name__)
 
@@ -75,13 +79,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = await open_redis(connections.redis_url, cluster=connections.redis_cluster)
     try:
         async with client:
-            app.state.dependencies = GatewayDependencies(client, redis, settings)
+            app.state.dependencies = GatewayDependencies(
+                client, redis, settings, api_keys=api_key_exchanger(client, settings)
+            )
             app.state.rate_limiter = RateLimiter(redis, connections.redis_prefix)
             app.state.readiness = Readiness({"broker": client.ping, "redis": lambda: ping(redis)})
             log.info("gateway ready", reply_topic=client.reply_topic)
             yield
     finally:
         await redis.aclose()
+
+
+def api_key_exchanger(client: SignGateClient, settings: GatewaySettings) -> ApiKeyExchanger:
+    """Exchanges API keys with identity over this replica's client, holding the tokens in memory."""
+
+    async def send(command: ExchangeApiKey) -> Outcome:
+        try:
+            outcome = await client.send(command, timeout=settings.outcome_timeout_seconds)
+        except OutcomeTimeout:
+            raise GatewayError(504, OUTCOME_TIMEOUT) from None
+        if outcome.rejection is not None:
+            raise rejection_error(outcome.rejection)
+        return outcome
+
+    exchanger = ApiKeyExchanger(send)
+    client.watch("identity.api_key_revoked", exchanger.on_revoked)
+    return exchanger
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -109,6 +132,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_probes(app, metrics)
     app.include_router(signinghub.router)
+    app.include_router(boldsign.router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -41,8 +41,14 @@ def signinghub_error(status: int, message: str, headers: Mapping[str, str]) -> R
     return JSONResponse({"Message": message}, status_code=status, headers=dict(headers))
 
 
+def boldsign_error(status: int, message: str, headers: Mapping[str, str]) -> Response:
+    """BoldSign v1: its ``ErrorResult``, ``{"error": "<text>"}``."""
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers))
+
+
 SHAPES: dict[str, ErrorShape] = {
     "/v3/": signinghub_error,
+    "/v1/": boldsign_error,
 }
 """Each vendor's error shape, by the path prefix of its routes."""
 

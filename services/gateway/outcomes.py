@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
 
 from services.gateway.dependencies import GatewayDependencies
@@ -24,9 +24,11 @@ async def outcome_of(
     *,
     reply: bool | None = None,
     effects: Collection[str] = (),
+    refusal: Callable[[CommandRejected], GatewayError] | None = None,
 ) -> Outcome:
     """Publish ``command`` on this instance's client and await its outcome: a refusal is raised
-    as the rejection's status and text, no outcome within the timeout as 504."""
+    as the rejection's status and text (or as ``refusal`` says, for a vendor whose texts differ),
+    no outcome within the timeout as 504."""
     sent = SENT.get()
     if sent is not None:
         sent.append(str(command.correlation_id))
@@ -40,7 +42,7 @@ async def outcome_of(
     except OutcomeTimeout:
         raise GatewayError(504, OUTCOME_TIMEOUT) from None
     if outcome.rejection is not None:
-        raise rejection_error(outcome.rejection)
+        raise (refusal or rejection_error)(outcome.rejection)
     return outcome
 
 

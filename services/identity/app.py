@@ -15,6 +15,7 @@ from pathlib import Path
 from faststream.asgi import AsgiFastStream
 
 from libs.runtime.service import Resources, ServiceDefinition, build_app
+from libs.security.api_keys import ApiKeyDigests
 from libs.security.required_secrets import require
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenIssuer, TokenVerifier
@@ -47,6 +48,8 @@ def build_dependencies(resources: Resources) -> IdentityDependencies:
         lockout=settings.lockout,
         passwords=settings.passwords,
         password_links=settings.password_links,
+        api_keys=ApiKeyDigests.from_settings(settings.secrets),
+        api_key_token_ttl=min(settings.api_key_token_ttl, settings.tokens.ttl),
         clock=settings.clock,
     )
 

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from libs.runtime.service import Scope
+from libs.security.api_keys import ApiKeyDigests
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenIssuer, TokenVerifier
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
@@ -33,6 +35,10 @@ class IdentityDependencies:
     passwords: PasswordPolicy
     password_links: PasswordLinks
     """The portal's pages for an expired password and a required change."""
+    api_keys: ApiKeyDigests
+    """Makes API keys and checks them against their stored digests."""
+    api_key_token_ttl: timedelta
+    """Lifetime of a token an API key is exchanged for."""
     clock: Clock
 
 

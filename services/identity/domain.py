@@ -571,6 +571,133 @@ def changed_by(claims: Claims, user_id: object) -> ChangedBy:
     return "user" if claims.subject == str(user_id) else "administrator"
 
 
+# -- API keys --
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored: its digest, never the key (`services.identity.repository`)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    context_identifier: uuid.UUID
+    name: str
+    digest: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+MAX_ACTIVE_API_KEYS = 20
+"""Unrevoked keys one user may hold: enough to rotate every integration, few enough to review."""
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("API key not found")
+
+
+class ApiKeyAlreadyRevoked(Conflict):
+    code = "api_key_revoked"
+
+    def __init__(self) -> None:
+        super().__init__("API key is already revoked")
+
+
+class TooManyApiKeys(Conflict):
+    code = "too_many_api_keys"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"A user may hold at most {MAX_ACTIVE_API_KEYS} API keys: revoke one first"
+        )
+
+
+class InvalidApiKey(Unauthorized):
+    """An unknown, wrong or revoked key: the three are answered alike."""
+
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("Invalid API key")
+
+
+class ApiKeyAccountLeft(Forbidden):
+    """The key's user is no longer a member of the account the key acts for."""
+
+    code = "api_key_account_not_member"
+
+    def __init__(self) -> None:
+        super().__init__("The API key's account is not one of the user's accounts")
+
+
+def api_key_owner(claims: Claims, user: User | None) -> tuple[User, ChangedBy]:
+    """The user whose keys a command manages, if the caller is that user or an administrator (only
+    an administrator learns that a user name is nobody's)."""
+    if user is None:
+        require_administrator(claims)
+        raise UserNotFound()
+    require_self_or_administrator(claims, user.id)
+    return user, changed_by(claims, user.id)
+
+
+def api_key_account(
+    memberships: Sequence[AccountMembership],
+    requested: uuid.UUID | None,
+    active_keys: int,
+    caller: Claims | None = None,
+) -> uuid.UUID:
+    """The account a new key acts for: the one asked for, else the user's primary; it must be one of
+    the user's accounts and, when the user issues it with their own token, one that token acts for
+    (a key's token, bound to one account, cannot mint a key for another). Refused when the user
+    already holds the most keys allowed."""
+    if active_keys >= MAX_ACTIVE_API_KEYS:
+        raise TooManyApiKeys()
+    allowed = {m.context_identifier for m in memberships}
+    if caller is not None:
+        allowed &= {uuid.UUID(a) for a in caller.accounts}
+    if requested is None:
+        primary = next((m.context_identifier for m in memberships if m.is_primary), None)
+        if caller is not None and caller.primary_account:
+            primary = uuid.UUID(caller.primary_account)
+        requested = primary
+    if requested is None or requested not in allowed:
+        raise InvalidMemberships("account is not one of the caller's accounts", field="account")
+    return requested
+
+
+def api_key_to_revoke(user: User, key: ApiKey | None) -> ApiKey:
+    """The user's key to revoke: 404 for a key that is not theirs, 409 for one already revoked."""
+    if key is None or key.user_id != user.id:
+        raise ApiKeyNotFound()
+    if key.revoked_at is not None:
+        raise ApiKeyAlreadyRevoked()
+    return key
+
+
+def api_key_holder(
+    key: ApiKey | None,
+    key_matches: bool,
+    user: User | None,
+    memberships: Sequence[AccountMembership],
+) -> tuple[ApiKey, User]:
+    """Whom an API key exchange issues a token to: the key's user, for the key's account.
+
+    An unknown key, a wrong secret and a revoked key are answered alike (401); a disabled user is
+    told so (403, the seed's "Account is disabled"), as is one who left the key's account.
+    Lockout and password expiry do not apply: they guard the password, which a key does not use.
+    """
+    if key is None or not key_matches or key.revoked_at is not None or user is None:
+        raise InvalidApiKey()
+    if user.disabled:
+        raise AccountDisabled()
+    if key.context_identifier not in {m.context_identifier for m in memberships}:
+        raise ApiKeyAccountLeft()
+    return key, user
+
+
 # -- the profile mobile number --
 
 

@@ -38,15 +38,27 @@ from services.identity.views import (
 from signgate_contracts import Message
 from signgate_contracts.envelope import Secret
 from signgate_contracts.identity import (
+    ApiKeyExchanged,
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    ApiKeysListed,
+    ApiKeySummary,
+    ApiKeyToken,
     AuthenticateUser,
     AuthenticationSucceeded,
+    ChangedBy,
     ChangePassword,
     DisableUser,
     EnableUser,
+    ExchangeApiKey,
     ExpirePassword,
+    IssueApiKey,
+    IssuedApiKey,
+    ListApiKeys,
     PasswordChangedV2,
     PasswordExpiredV2,
     RegisterUser,
+    RevokeApiKey,
     SetPassword,
     UnlockUser,
     UpdateUser,
@@ -59,6 +71,8 @@ from signgate_contracts.identity import (
     UserRegisteredV2,
     UserUnlockedV2,
     UserUpdatedV2,
+    api_key_id,
+    command_key,
 )
 from signgate_contracts.topics import IDENTITY_REPLIES
 
@@ -426,6 +440,151 @@ async def handle_change_password(command: ChangePassword, scope: IdentityScope) 
     return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
 
 
+# -- API keys --
+
+
+async def api_key_owner(
+    access_token: Secret | None, user_name: str, scope: IdentityScope, *, for_update: bool = False
+) -> tuple[Claims, domain.User, ChangedBy]:
+    """The caller's claims and the user whose keys they manage (themself, or as an administrator)."""
+    claims = await verified_caller(access_token, scope)
+    user = await repository.select_user(
+        scope.transaction, domain.normalise_user_name(user_name), for_update=for_update
+    )
+    owner, by = domain.api_key_owner(claims, user)
+    return claims, owner, by
+
+
+async def handle_issue_api_key(command: IssueApiKey, scope: IdentityScope) -> list[Outgoing]:
+    """A user (or an administrator for them) gets a new API key for one of their accounts: the key
+    only in the reply, its digest in the table, its id on the events topic."""
+    claims, user, issued_by = await api_key_owner(
+        command.access_token, command.user_name, scope, for_update=True
+    )
+    deps, connection = scope.dependencies, scope.transaction
+    now = deps.clock()
+    account = domain.api_key_account(
+        await repository.select_memberships(connection, user.id),
+        command.account,
+        await repository.count_active_api_keys(connection, user.id),
+        caller=claims if issued_by == "user" else None,
+    )
+    new = deps.api_keys.new_key()
+    await repository.insert_api_key(
+        connection,
+        key_id=new.key_id,
+        user_id=user.id,
+        account=account,
+        name=command.name,
+        digest=new.digest,
+        created_by=claims.subject,
+        now=now,
+    )
+    answer = IssuedApiKey(
+        api_key=SecretStr(new.api_key),
+        key_id=new.key_id,
+        name=command.name,
+        user_id=user.id,
+        account=account,
+        created_at=now,
+        occurred_at=now,
+    )
+    return [
+        Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer),
+        fact(
+            ApiKeyIssued(
+                user_id=user.id,
+                key_id=new.key_id,
+                account=account,
+                issued_by=issued_by,
+                occurred_at=now,
+            )
+        ),
+    ]
+
+
+async def handle_list_api_keys(command: ListApiKeys, scope: IdentityScope) -> list[Outgoing]:
+    """A user's keys (ids, names, accounts, times), answered to the caller only."""
+    _, user, _ = await api_key_owner(command.access_token, command.user_name, scope)
+    keys = await repository.select_api_keys(
+        scope.transaction, user.id, include_revoked=command.include_revoked
+    )
+    answer = ApiKeysListed(
+        user_id=user.id,
+        keys=[
+            ApiKeySummary(
+                key_id=k.id,
+                name=k.name,
+                account=k.context_identifier,
+                created_at=k.created_at,
+                last_used_at=k.last_used_at,
+                revoked_at=k.revoked_at,
+            )
+            for k in keys
+        ],
+        occurred_at=scope.dependencies.clock(),
+    )
+    return [Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer)]
+
+
+async def handle_revoke_api_key(command: RevokeApiKey, scope: IdentityScope) -> list[Outgoing]:
+    """The user (or an administrator) revokes one of the user's keys: no exchange succeeds after."""
+    _, user, revoked_by = await api_key_owner(command.access_token, command.user_name, scope)
+    now = scope.dependencies.clock()
+    key = domain.api_key_to_revoke(
+        user, await repository.select_api_key(scope.transaction, command.key_id, for_update=True)
+    )
+    await repository.update_api_key_revoked(scope.transaction, key.id, now)
+    return [
+        fact(ApiKeyRevoked(user_id=user.id, key_id=key.id, revoked_by=revoked_by, occurred_at=now))
+    ]
+
+
+async def handle_exchange_api_key(command: ExchangeApiKey, scope: IdentityScope) -> list[Outgoing]:
+    """A valid, unrevoked key of an enabled user becomes a short-lived token of that user, acting
+    for the key's account only and with no roles; the token goes only to the caller."""
+    deps, connection = scope.dependencies, scope.transaction
+    now = deps.clock()
+    presented = command.api_key.get_secret_value()
+    key_id = api_key_id(presented)
+    key = await repository.select_api_key(connection, key_id, for_update=True) if key_id else None
+    matches = deps.api_keys.matches(key.digest if key else None, presented)
+    user = await repository.select_user_by_id(connection, key.user_id) if key else None
+    memberships = await repository.select_memberships(connection, user.id) if user else []
+    key, user = domain.api_key_holder(key, matches, user, memberships)
+    account = str(key.context_identifier)
+    issued = deps.issuer.issue(
+        str(user.id),
+        user.user_name,
+        accounts=[account],
+        primary_account=account,
+        ttl=deps.api_key_token_ttl,
+    )
+    await repository.update_api_key_used(connection, key.id, now)
+    answer = ApiKeyToken(
+        access_token=SecretStr(issued.token),
+        expires_at=issued.claims.expires_at,
+        key_id=key.id,
+        user_id=user.id,
+        user_name=user.user_name,
+        account=key.context_identifier,
+        occurred_at=issued.claims.issued_at,
+    )
+    return [
+        Outgoing.answer(command, IDENTITY_REPLIES.name, command_key(command), answer),
+        fact(
+            ApiKeyExchanged(
+                user_id=user.id,
+                key_id=key.id,
+                account=key.context_identifier,
+                token_id=issued.claims.token_id,
+                expires_at=issued.claims.expires_at,
+                occurred_at=issued.claims.issued_at,
+            )
+        ),
+    ]
+
+
 HANDLERS: Mapping[type[Message], MessageHandler] = {
     RegisterUser: handle_register_user,
     UpdateUser: handle_update_user,
@@ -437,4 +596,8 @@ HANDLERS: Mapping[type[Message], MessageHandler] = {
     UnlockUser: handle_unlock_user,
     ExpirePassword: handle_expire_password,
     AuthenticateUser: handle_authenticate_user,
+    IssueApiKey: handle_issue_api_key,
+    ListApiKeys: handle_list_api_keys,
+    RevokeApiKey: handle_revoke_api_key,
+    ExchangeApiKey: handle_exchange_api_key,
 }

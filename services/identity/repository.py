@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from libs.security.tokens import AccountState
-from services.identity.domain import User
+from services.identity.domain import ApiKey, User
 from signgate_contracts.identity import AccountMembership
 
 
@@ -320,4 +320,93 @@ async def update_lock_cleared(
         """,
         user_id,
         now,
+    )
+
+
+# -- API keys --
+
+_API_KEY_COLUMNS = """
+    id, user_id, context_identifier, name, digest, created_at, last_used_at, revoked_at
+"""
+
+
+def _api_key(row: asyncpg.Record | None) -> ApiKey | None:
+    return ApiKey(**dict(row)) if row is not None else None
+
+
+async def select_user_by_id(connection: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
+    row = await connection.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    return _user(row)
+
+
+async def insert_api_key(
+    connection: asyncpg.Connection,
+    *,
+    key_id: uuid.UUID,
+    user_id: uuid.UUID,
+    account: uuid.UUID,
+    name: str,
+    digest: str,
+    created_by: str,
+    now: datetime,
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO api_keys (id, user_id, context_identifier, name, digest, created_at, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        key_id,
+        user_id,
+        account,
+        name,
+        digest,
+        now,
+        created_by,
+    )
+
+
+async def select_api_key(
+    connection: asyncpg.Connection, key_id: uuid.UUID, *, for_update: bool = False
+) -> ApiKey | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await connection.fetchrow(
+        f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = $1{lock}", key_id
+    )
+    return _api_key(row)
+
+
+async def select_api_keys(
+    connection: asyncpg.Connection, user_id: uuid.UUID, *, include_revoked: bool
+) -> list[ApiKey]:
+    """The user's keys, oldest first (the revoked ones only if asked for)."""
+    rows = await connection.fetch(
+        f"""
+        SELECT {_API_KEY_COLUMNS} FROM api_keys
+        WHERE user_id = $1 AND ($2 OR revoked_at IS NULL)
+        ORDER BY created_at, id
+        """,
+        user_id,
+        include_revoked,
+    )
+    return [ApiKey(**dict(row)) for row in rows]
+
+
+async def count_active_api_keys(connection: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    count = await connection.fetchval(
+        "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL", user_id
+    )
+    return int(count or 0)
+
+
+async def update_api_key_revoked(
+    connection: asyncpg.Connection, key_id: uuid.UUID, now: datetime
+) -> None:
+    await connection.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1", key_id, now)
+
+
+async def update_api_key_used(
+    connection: asyncpg.Connection, key_id: uuid.UUID, now: datetime
+) -> None:
+    await connection.execute(
+        "UPDATE api_keys SET last_used_at = GREATEST(last_used_at, $2) WHERE id = $1", key_id, now
     )

@@ -49,6 +49,12 @@ class IdentitySettings(ServiceSettings):
         timedelta(days=30), description="How long Redis remembers failures without a new one."
     )
 
+    api_key_token_ttl: timedelta = Field(
+        timedelta(minutes=15),
+        description="Lifetime of a token an API key is exchanged for (no longer than the token TTL): "
+        "how long a revoked key's last token, and a gateway's cache of it, can still be used.",
+    )
+
     password_min_length: int = Field(8, ge=1)
     password_max_age: timedelta | None = Field(
         None,

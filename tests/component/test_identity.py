@@ -8,6 +8,8 @@ back to the wall clock after each test.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -34,8 +36,12 @@ from signgate_contracts.identity import (
     ChangePassword,
     DisableUser,
     EnableUser,
+    ExchangeApiKey,
     ExpirePassword,
+    IssueApiKey,
+    ListApiKeys,
     RegisterUser,
+    RevokeApiKey,
     SetPassword,
     UnlockUser,
     normalise_user_name,
@@ -43,6 +49,7 @@ from signgate_contracts.identity import (
 from signgate_contracts.topics import IDENTITY_EVENTS, IDENTITY_REPLIES
 from tests.support.clock import MovableClock
 from tests.support.component import ComponentService, ComponentStack, Published, on
+from tests.support.scanning import leaks
 from tests.support.signing import session_digests
 
 PORTAL = "https://portal.signgate.example"
@@ -503,3 +510,154 @@ async def test_a_disabled_administrators_token_is_refused(caller: Caller) -> Non
     outcome = await caller.outcome(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], access_token=token))
 
     assert (outcome["status"], outcome["code"], outcome["message"]) == (403, "account_disabled", "Account is disabled")
+
+
+# -- API keys --
+
+
+ISSUED_KEY, KEY_TOKEN = "identity.issued_api_key", "identity.api_key_token"
+
+
+async def issue_key(caller: Caller, name: str, token: str, **fields: Any) -> tuple[dict[str, Any], list[Published]]:
+    """Issue a key of ``name`` with ``token``; the reply on the caller's topic and all identity published."""
+    published = await caller.identity.handle(IssueApiKey(user_name=name, name=fields.pop("label", "CI"),
+                                                         access_token=token, reply_to=caller.reply_to, **fields))
+    [reply] = on(published, caller.reply_to)
+    return reply.document, published
+
+
+async def exchange(caller: Caller, api_key: str) -> tuple[dict[str, Any], list[Published]]:
+    """Exchange ``api_key``: the reply (or the rejection) and all identity published."""
+    published = await caller.identity.handle(ExchangeApiKey(api_key=api_key, reply_to=caller.reply_to))
+    replies = on(published, caller.reply_to)
+    if replies:
+        return replies[0].document, published
+    [rejected] = on(published, IDENTITY_EVENTS)
+    return rejected.document, published
+
+
+async def test_an_api_key_is_told_once_stored_as_a_digest_and_exchanged_for_a_token_of_its_account(
+    caller: Caller, identity: ComponentService
+) -> None:
+    """A user's own token issues a key for one of their accounts: the key reaches only the caller's
+    reply topic and is stored as a keyed digest; its exchange gives a 15-minute token of that user
+    and account only, with no roles; the list shows ids, names and times, never the key or digest."""
+    password = new_password()
+    registered = await caller.register(password, accounts=[ACCOUNT, OTHER_ACCOUNT], roles=["admin"])
+    name, user_id = registered["user_name"], registered["user_id"]
+    own_token = await caller.token(name, password)
+
+    issued, issuing = await issue_key(caller, name, own_token, label="Nightly sync", account=OTHER_ACCOUNT.context_identifier)
+    api_key = issued["api_key"]
+    async with identity.pool.acquire() as connection:
+        stored = await connection.fetchrow("SELECT * FROM api_keys WHERE id = $1", uuid.UUID(issued["key_id"]))
+    token_reply, exchanging = await exchange(caller, api_key)
+    claims = await caller.verifier().verify(token_reply["access_token"])
+    listing = await caller.identity.handle(ListApiKeys(user_name=name, access_token=own_token, reply_to=caller.reply_to))
+    [listed] = on(listing, caller.reply_to)
+
+    assert issued["type"] == ISSUED_KEY and api_key.startswith("sgk_") and len(api_key) == 79
+    assert issued["key_id"] == str(uuid.UUID(hex=api_key[4:36]))
+    assert (issued["name"], issued["account"]) == ("Nightly sync", str(OTHER_ACCOUNT.context_identifier))
+    [issued_event] = on(issuing, IDENTITY_EVENTS)
+    assert (issued_event.type, issued_event["user_id"], issued_event["key_id"], issued_event["issued_by"]) == (
+        "identity.api_key_issued", user_id, issued["key_id"], "user")
+    assert stored is not None and api_key not in dict(stored).values()
+    assert stored["digest"] == hmac.new(caller.stack.pepper.encode(), b"signgate-api-key\x00" + api_key.encode(),
+                                        hashlib.sha256).hexdigest()
+    assert token_reply["type"] == KEY_TOKEN
+    assert (claims.subject, claims.accounts, claims.primary_account, claims.roles) == (
+        user_id, (str(OTHER_ACCOUNT.context_identifier),), str(OTHER_ACCOUNT.context_identifier), ())
+    assert claims.expires_at - claims.issued_at == timedelta(minutes=15)
+    [exchanged] = on(exchanging, IDENTITY_EVENTS)
+    assert (exchanged.type, exchanged["key_id"], exchanged["token_id"]) == (
+        "identity.api_key_exchanged", issued["key_id"], str(claims.token_id))
+    [summary] = listed["keys"]
+    assert listed["type"] == "identity.api_keys_listed"
+    assert set(summary) == {"key_id", "name", "account", "created_at", "last_used_at", "revoked_at"}
+    assert summary["last_used_at"] is not None and summary["revoked_at"] is None
+    secrets_ = [api_key, stored["digest"], token_reply["access_token"]]
+    not_to_caller = [p for p in [*issuing, *exchanging, *listing] if p.deployed != caller.reply_to]
+    assert not_to_caller and leaks((p.value.decode() for p in not_to_caller), secrets_) == []
+    assert leaks((p.value.decode() for p in listing), secrets_) == []
+    assert all(api_key not in (p.key or b"").decode() for p in [*issuing, *exchanging])
+
+
+async def test_a_revoked_an_unknown_and_a_wrong_key_are_refused_alike_and_a_second_revoke_conflicts(caller: Caller) -> None:
+    """After its revocation a key's exchange is a 401 "Invalid API key", as for a key nobody was
+    issued and for a real key id with a wrong secret; revoking it again is a 409; the list hides it
+    unless asked for revoked keys."""
+    password = new_password()
+    name = (await caller.register(password))["user_name"]
+    token = await caller.token(name, password)
+    issued, _ = await issue_key(caller, name, token)
+    before, _ = await exchange(caller, issued["api_key"])
+
+    revoked = await caller.outcome(RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=token))
+    after, _ = await exchange(caller, issued["api_key"])
+    unknown, _ = await exchange(caller, f"sgk_{uuid.uuid4().hex}{'x' * 43}")
+    wrong, _ = await exchange(caller, issued["api_key"][:36] + "y" * 43)
+    not_a_key, _ = await exchange(caller, "hello")
+    again = await caller.outcome(RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=token))
+    [active] = on(await caller.identity.handle(ListApiKeys(user_name=name, access_token=token, reply_to=caller.reply_to)),
+                  caller.reply_to)
+    [every] = on(await caller.identity.handle(ListApiKeys(user_name=name, include_revoked=True, access_token=token,
+                                                          reply_to=caller.reply_to)), caller.reply_to)
+
+    assert before["type"] == KEY_TOKEN
+    assert (revoked["type"], revoked["key_id"], revoked["revoked_by"]) == ("identity.api_key_revoked", issued["key_id"], "user")
+    for refused in (after, unknown, wrong, not_a_key):
+        assert (refused["type"], refused["status"], refused["code"], refused["message"]) == (
+            "command.rejected", 401, "invalid_api_key", "Invalid API key")
+    assert (again["status"], again["code"]) == (409, "api_key_revoked")
+    assert active["keys"] == [] and [k["key_id"] for k in every["keys"]] == [issued["key_id"]]
+    assert every["keys"][0]["revoked_at"] is not None
+
+
+async def test_a_disabled_users_key_is_refused_and_works_again_once_enabled(caller: Caller) -> None:
+    """An administrator issues a key for a user; while the user is disabled its exchange is a 403
+    "Account is disabled", and once enabled it gives a token again."""
+    name = (await caller.register(new_password()))["user_name"]
+    issued, _ = await issue_key(caller, name, caller.admin_token())
+    await caller.admin(DisableUser(user_name=name))
+
+    disabled, _ = await exchange(caller, issued["api_key"])
+    await caller.admin(EnableUser(user_name=name))
+    enabled, _ = await exchange(caller, issued["api_key"])
+
+    assert (disabled["status"], disabled["code"], disabled["message"]) == (403, "account_disabled", "Account is disabled")
+    assert enabled["type"] == KEY_TOKEN
+
+
+async def test_only_the_user_or_an_administrator_manages_a_users_keys_and_only_for_their_accounts(caller: Caller) -> None:
+    """Another user's token may not issue, list or revoke someone's keys (403); the user's own token
+    cannot issue a key for an account they are not a member of, nor a key's token (bound to one
+    account) for another of the user's accounts (400 naming `account`); an administrator's issue is
+    recorded as such."""
+    password, other_password = new_password(), new_password()
+    name = (await caller.register(password, accounts=[ACCOUNT, OTHER_ACCOUNT]))["user_name"]
+    other = (await caller.register(other_password))["user_name"]
+    other_token = await caller.token(other, other_password)
+    issued, published = await issue_key(caller, name, caller.admin_token())
+
+    foreign = [await caller.outcome(command) for command in (
+        IssueApiKey(user_name=name, name="x", access_token=other_token, reply_to=caller.reply_to),
+        ListApiKeys(user_name=name, access_token=other_token, reply_to=caller.reply_to),
+        RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=other_token),
+    )]
+    own = await caller.token(name, password)
+    elsewhere = await caller.outcome(IssueApiKey(user_name=name, name="x", account=uuid.uuid4(),
+                                                 access_token=own, reply_to=caller.reply_to))
+    not_theirs = await caller.outcome(RevokeApiKey(user_name=other, key_id=issued["key_id"],
+                                                   access_token=caller.admin_token()))
+    key_token = (await exchange(caller, issued["api_key"]))[0]["access_token"]
+    other_account = await caller.outcome(IssueApiKey(user_name=name, name="x", account=OTHER_ACCOUNT.context_identifier,
+                                                     access_token=key_token, reply_to=caller.reply_to))
+    same_account, _ = await issue_key(caller, name, key_token)
+
+    assert [(o["status"], o["code"]) for o in foreign] == [(403, "not_an_administrator")] * 3
+    assert (elsewhere["status"], elsewhere["code"], elsewhere["field"]) == (400, "invalid_accounts", "account")
+    assert (not_theirs["status"], not_theirs["code"]) == (404, "api_key_not_found")
+    assert (other_account["status"], other_account["field"]) == (400, "account")
+    assert (same_account["type"], same_account["account"]) == (ISSUED_KEY, str(ACCOUNT.context_identifier))
+    assert on(published, IDENTITY_EVENTS)[0]["issued_by"] == "administrator"

@@ -45,7 +45,7 @@ from libs.security.secrets import SecretHasher, SecretSettings, generate_pepper
 from libs.security.tokens import KeyPair, TokenIssuer, TokenSettings, generate_key_pair
 from libs.tools.provision import migrate_services
 from signgate_contracts import Message, Topic, encode
-from signgate_contracts.identity import normalise_user_name
+from signgate_contracts.identity import ExchangeApiKey, command_key, normalise_user_name
 from tests.support.clock import MovableClock
 from tests.support.databases import own_database
 from tests.support.signing import TEST_SHARED_KEYS, signed_headers
@@ -132,6 +132,8 @@ def record_key(message: Message) -> str:
     for name in ("challenge_id", "package_id"):
         if getattr(message, name, None) is not None:
             return str(getattr(message, name))
+    if isinstance(message, ExchangeApiKey):
+        return command_key(message)
     if isinstance(getattr(message, "user_name", None), str):
         return normalise_user_name(message.user_name)  # type: ignore[attr-defined]
     return str(getattr(message, "user_id", None) or "k")

@@ -31,6 +31,12 @@ NOT_CREDENTIALS = {
     ("PasswordChangedV2", "must_change_password"), ("UserRegisteredV2", "must_change_password"),
     ("UserRegisteredV2", "password_set"), ("UserAuthenticatedV2", "token_id"),
     ("AuthenticationPolicy", "secret_hash"),  # a peppered argon2id hash; redacted by name all the same
+    # an API key's public id (the key's first 32 hex digits after `sgk_`), not its secret
+    ("RevokeApiKey", "key_id"), ("ApiKeySummary", "key_id"), ("ApiKeyRevoked", "key_id"),
+    ("IssuedApiKey", "key_id"), ("ApiKeyIssued", "key_id"), ("ApiKeyExchanged", "key_id"),
+    ("ApiKeyToken", "key_id"),
+    ("ApiKeysListed", "keys"),  # summaries of keys: ids, names, times
+    ("ApiKeyExchanged", "token_id"), ("ApiKeyToken", "token_type"),
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
 

@@ -432,6 +432,63 @@ def send_register_user(
     )
 
 
+@send_app.command("issue-api-key")
+def send_issue_api_key(
+    ctx: typer.Context,
+    user: str,
+    name: Annotated[str, typer.Option(help="A label to tell the user's keys apart.")],
+    account: Annotated[
+        uuid.UUID | None,
+        typer.Option(help="The account's context identifier; the primary by default."),
+    ] = None,
+) -> None:
+    """Issue an API key of USER with the kept token (the user's own, or an administrator's); the
+    key is printed once, and signgate keeps only its digest."""
+
+    def show_key(outcome: Outcome) -> str | None:
+        if isinstance(outcome.reply, idn.IssuedApiKey):
+            return f"API key (shown once, keep it): {outcome.reply.api_key.get_secret_value()}"
+        return None
+
+    _send(
+        ctx,
+        idn.IssueApiKey(
+            user_name=user, name=name, account=account, access_token=SecretStr(_token())
+        ),
+        show_key,
+    )
+
+
+@send_app.command("list-api-keys")
+def send_list_api_keys(ctx: typer.Context, user: str, include_revoked: bool = False) -> None:
+    """List USER's API keys (ids, names, accounts, created, last used), with the kept token."""
+
+    def table(outcome: Outcome) -> str | None:
+        if isinstance(outcome.reply, idn.ApiKeysListed):
+            return "\n".join(_api_key_line(k) for k in outcome.reply.keys) or "no API keys"
+        return None
+
+    _send(
+        ctx,
+        idn.ListApiKeys(
+            user_name=user, include_revoked=include_revoked, access_token=SecretStr(_token())
+        ),
+        table,
+    )
+
+
+def _api_key_line(key: idn.ApiKeySummary) -> str:
+    used = f"last used {key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never used"
+    revoked = f", revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+    return f"{key.key_id}  {key.name!r}  account {key.account}  created {key.created_at:%Y-%m-%d %H:%M}, {used}{revoked}"
+
+
+@send_app.command("revoke-api-key")
+def send_revoke_api_key(ctx: typer.Context, user: str, key_id: uuid.UUID) -> None:
+    """Revoke one of USER's API keys, with the kept token: it can no longer be exchanged."""
+    _send(ctx, idn.RevokeApiKey(user_name=user, key_id=key_id, access_token=SecretStr(_token())))
+
+
 def _recipient(spec: str) -> wf.RecipientSpec:
     order, email, name, *mobile = spec.split(":", 3)
     return wf.RecipientSpec(
