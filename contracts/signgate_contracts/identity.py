@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from signgate_contracts.envelope import Command, Event, Message, Secret
 from signgate_contracts.rejection import CommandRejected
@@ -144,11 +144,12 @@ class ExpirePassword(Command):
 
 
 class AuthenticateUser(Command):
-    """Authenticate with user name and password (AssureSign's AuthenticateUser)."""
+    """Authenticate with user name and password (AssureSign's AuthenticateUser); AssureSign's own
+    names (``UserName``, ``Password``) are accepted too."""
 
     type: Literal["identity.authenticate_user"] = "identity.authenticate_user"
-    user_name: UserName
-    password: Secret
+    user_name: UserName = Field(validation_alias=AliasChoices("user_name", "UserName"))
+    password: Secret = Field(validation_alias=AliasChoices("password", "Password"))
 
 
 # -- events --
