@@ -238,6 +238,13 @@ class SignGateClient:
             if part is not None:
                 await part.stop()
 
+    async def ping(self) -> bool:
+        """Whether the client can serve: its reader runs and a broker answers a metadata request."""
+        if self._producer is None or self._reader is None or self._reader.done():
+            return False
+        await self._producer.client.fetch_all_metadata()
+        return True
+
     # The commands a reply answers, with what the reply can be; any other command's outcome
     # has no reply (its ``reply`` is None) and is typed ``Outcome[Message]``.
     @overload

@@ -1,1 +1,1 @@
-"""The gateway: the seed APIs (SigningHub, BoldSign, AssureSign) over HTTP, as a caller of the services."""
+"""The HTTP edge: the seed vendors' APIs over HTTP, each request turned into its command."""

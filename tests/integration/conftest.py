@@ -11,7 +11,9 @@ from libs.runtime.service import Service, build_service
 from libs.runtime.settings import ConnectionSettings
 from libs.tools.topics_admin import create_topics
 from tests.integration.ledger import app as ledger
+from tests.support.gateway import RunningGateway, gateway_settings, running_gateway
 from tests.support.kafka import TopicWatcher
+from tests.support.system import System, running_system
 
 
 async def prepare_ledger(connections: ConnectionSettings) -> None:
@@ -44,3 +46,17 @@ async def ledger_watch(ledger_connections: ConnectionSettings) -> AsyncIterator[
         ledger_connections.kafka_bootstrap, topic(ledger.EVENTS.name), topic(ledger.COMMANDS.dlq)
     ) as watcher:
         yield watcher
+
+
+@pytest.fixture(scope="package")
+async def system(provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
+    """All four services, for the gateway's tests (one set for every module of this package)."""
+    async with running_system(provisioned, tmp_path_factory.mktemp("gateway-otp")) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+async def gateway(system: System) -> AsyncIterator[RunningGateway]:
+    """One gateway replica over real HTTP on the system's broker and Redis."""
+    async with running_gateway(gateway_settings(system.connections)) as running:
+        yield running

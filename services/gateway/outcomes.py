@@ -1,0 +1,42 @@
+"""A command sent and its outcome awaited, as a route needs it: the outcome, or `GatewayError`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from services.gateway.dependencies import GatewayDependencies
+from services.gateway.errors import OUTCOME_TIMEOUT, GatewayError
+from signgate_client import Outcome, OutcomeTimeout
+from signgate_contracts.envelope import Command
+from signgate_contracts.rejection import CommandRejected
+
+
+async def outcome_of(
+    deps: GatewayDependencies,
+    command: Command,
+    *,
+    reply: bool | None = None,
+    effects: Collection[str] = (),
+) -> Outcome:
+    """Publish ``command`` on this instance's client and await its outcome: a refusal is raised
+    as the rejection's status and text, no outcome within the timeout as 504."""
+    try:
+        outcome = await deps.client.send(
+            command,
+            timeout=deps.settings.outcome_timeout_seconds,
+            reply=reply,
+            effects=effects,
+        )
+    except OutcomeTimeout:
+        raise GatewayError(504, OUTCOME_TIMEOUT) from None
+    if outcome.rejection is not None:
+        raise rejection_error(outcome.rejection)
+    return outcome
+
+
+def rejection_error(rejection: CommandRejected) -> GatewayError:
+    """A `command.rejected` as the HTTP answer: its status and text (the seed's), Retry-After on a 429."""
+    headers = {}
+    if rejection.status == 429:
+        headers["Retry-After"] = str(max(rejection.retry_after_seconds or 1, 1))
+    return GatewayError(rejection.status, rejection.message, headers)
