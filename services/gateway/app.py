@@ -25,7 +25,7 @@ from libs.runtime.kafka_security import signgate_client_options
 from libs.runtime.logging import configure_logging, get_logger
 from libs.runtime.observability import Metrics, Readiness
 from libs.runtime.redis_client import open_redis, ping
-from services.gateway import signinghub
+from services.gateway import assuresign, signinghub
 from services.gateway.dependencies import GatewayDependencies
 from services.gateway.errors import (
     INTERNAL_ERROR,
@@ -94,6 +94,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_probes(app, metrics)
     app.include_router(signinghub.router)
+    app.include_router(assuresign.router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

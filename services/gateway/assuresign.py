@@ -12,14 +12,19 @@ fault: it is ``Success="false"`` with its exceptions, as AssureSign answers it.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeTree
 from defusedxml import DefusedXmlException
+from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
+from starlette.responses import Response
 
+from services.gateway.dependencies import GatewayDependencies, dependencies
+from signgate_client import Outcome, OutcomeTimeout
 from signgate_contracts.identity import (
     AuthenticateUser,
     AuthenticationFailed,
@@ -39,20 +44,25 @@ _DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 _ATTRIBUTE_ENTITIES = {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
 
+FaultCode = Literal["Client", "Server", "VersionMismatch"]
+
+
 class SoapFault(Exception):
-    """A request answered with a SOAP Fault: its code, its text and the HTTP status."""
+    """A request answered with a SOAP Fault: its code, its text, the HTTP status and headers."""
 
     def __init__(
         self,
         text: str,
         *,
-        code: Literal["Client", "Server", "VersionMismatch"] = "Client",
+        code: FaultCode = "Client",
         status: int = 400,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(text)
         self.text = text
         self.code = code
         self.status = status
+        self.headers = dict(headers or {})
 
 
 @dataclass(frozen=True)
@@ -188,3 +198,110 @@ def _attributes(**values: str | None) -> str:
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
+
+
+NO_ANSWER = "No answer came from the identity service in time; try again"
+
+
+def answer(
+    outcome: Outcome[AuthenticationSucceeded | AuthenticationFailed], *, enveloped: bool
+) -> bytes:
+    """The response to an AuthenticateUser's outcome: identity's reply rendered, else a fault
+    (a rejection's status and text: `soap:Client` for a 4xx, `soap:Server` otherwise)."""
+    reply = outcome.reply
+    if isinstance(reply, (AuthenticationSucceeded, AuthenticationFailed)):
+        return render_result(reply, enveloped=enveloped)
+    rejection = outcome.rejection
+    if rejection is None:
+        raise SoapFault(NO_ANSWER, code="Server", status=504)
+    headers = {}
+    if rejection.status == 429:
+        headers["Retry-After"] = str(max(rejection.retry_after_seconds or 1, 1))
+    raise SoapFault(
+        rejection.message,
+        code="Client" if rejection.status < 500 else "Server",
+        status=rejection.status,
+        headers=headers,
+    )
+
+
+def fault_response(fault: SoapFault) -> Response:
+    return Response(
+        render_fault(fault),
+        status_code=fault.status,
+        headers=fault.headers,
+        media_type=CONTENT_TYPE,
+    )
+
+
+def soap_error(status: int, message: str, headers: Mapping[str, str]) -> Response:
+    """The gateway's own refusals (413, 429, 404, 405, 500) on this path, as SOAP Faults."""
+    return fault_response(
+        SoapFault(
+            message, code="Client" if status < 500 else "Server", status=status, headers=headers
+        )
+    )
+
+
+# -- the route --
+
+router = APIRouter(tags=["AssureSign"])
+
+_XML = {"schema": {"type": "string"}}
+_FAULT = {"description": "A SOAP 1.1 Fault", "content": {"text/xml": _XML}}
+_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "SOAPAction",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string", "enum": [SOAP_ACTION, f'"{SOAP_ACTION}"']},
+            "description": "The operation (SOAP 1.1); quoted or not.",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/xml": {
+                **_XML,
+                "example": (
+                    '<?xml version="1.0" encoding="utf-8"?>\n'
+                    f'<AuthenticateUser xmlns="{NAMESPACE}">\n'
+                    '    <AuthenticateUserRequest UserName="jdoe@example.com" Password="Password" />\n'
+                    "</AuthenticateUser>"
+                ),
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "AuthenticateUserResponse: Success, the token and accounts, or the exceptions",
+            "content": {"text/xml": _XML},
+        },
+        **{status: _FAULT for status in ("400", "413", "429", "503", "504")},
+    },
+}
+
+
+@router.post(
+    PATH,
+    summary="AssureSign AuthenticateUser (SOAP 1.1)",
+    response_class=Response,
+    openapi_extra=_OPENAPI,
+)
+async def authenticate_user(
+    request: Request, deps: Annotated[GatewayDependencies, Depends(dependencies)]
+) -> Response:
+    """Seed 004: authenticate an API user by name and password; a token and their accounts."""
+    try:
+        parsed = parse_request(await request.body(), request.headers.get("SOAPAction"))
+        try:
+            outcome = await deps.client.send(
+                parsed.command, timeout=deps.settings.outcome_timeout_seconds
+            )
+        except OutcomeTimeout:
+            raise SoapFault(NO_ANSWER, code="Server", status=504) from None
+        body = answer(outcome, enveloped=parsed.enveloped)
+    except SoapFault as fault:
+        return fault_response(fault)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -1,7 +1,8 @@
 """The vendors' error shapes, and the one exception every refusal of the gateway is raised as.
 
 A route, a middleware or an exception handler raises or renders `GatewayError`; the shape of its
-body is the vendor's whose path it is (`shape_for`): SigningHub's ``{"Message": "..."}``. Texts
+body is the vendor's whose path it is (`shape_for`): SigningHub's ``{"Message": "..."}``,
+AssureSign's SOAP Fault. Texts
 are the seeds' where a seed has one.
 """
 
@@ -11,6 +12,8 @@ from collections.abc import Callable, Mapping
 
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
+
+from services.gateway import assuresign
 
 INTERNAL_ERROR = "An internal server error occurred while processing the request"
 """SigningHub's 500 text: every unexpected failure is answered with it, never with a trace."""
@@ -43,6 +46,7 @@ def signinghub_error(status: int, message: str, headers: Mapping[str, str]) -> R
 
 SHAPES: dict[str, ErrorShape] = {
     "/v3/": signinghub_error,
+    assuresign.PATH: assuresign.soap_error,
 }
 """Each vendor's error shape, by the path prefix of its routes."""
 
