@@ -144,10 +144,10 @@ class ExpirePassword(Command):
 
 
 class AuthenticateUser(Command):
-    """Authenticate with user name and password (AssureSign's AuthenticateUser); AssureSign's own
-    names (``UserName``, ``Password``) are accepted too."""
+    """Authenticate with user name and password (AssureSign's AuthenticateUser)."""
 
     type: Literal["identity.authenticate_user"] = "identity.authenticate_user"
+    # AssureSign's own names (seed 004's UserName, Password) validate too; ours go on the wire.
     user_name: UserName = Field(validation_alias=AliasChoices("user_name", "UserName"))
     password: Secret = Field(validation_alias=AliasChoices("password", "Password"))
 
