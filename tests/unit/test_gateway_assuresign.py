@@ -13,17 +13,20 @@ from services.gateway.assuresign import (
     SOAP_ACTION,
     SOAP_ENVELOPE,
     SoapFault,
+    answer,
     check_action,
     parse_request,
     render_fault,
     render_result,
 )
+from signgate_client import Outcome
 from signgate_contracts.identity import (
     AccountMembership,
     AuthenticationFailed,
     AuthenticationFailure,
     AuthenticationSucceeded,
 )
+from signgate_contracts.rejection import CommandRejected
 from tests.support.assuresign_seed import SEED_ACTION, SEED_REQUEST, SEED_RESPONSE
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -203,3 +206,34 @@ def test_a_fault_is_an_enveloped_soap_11_fault() -> None:
     assert fault is not None
     assert fault.findtext("faultcode") == "soap:Client"
     assert fault.findtext("faultstring") == "bad <input> & more"
+
+
+def outcome(**parts: object) -> Outcome:
+    command = parse_request(SEED_REQUEST, SEED_ACTION).command
+    return Outcome(command, **parts)  # type: ignore[arg-type]
+
+
+def test_the_reply_is_answered_whether_or_not_a_rejection_came() -> None:
+    """identity's reply is what answers: rendered as the seed's response, enveloped on request."""
+    assert shape(answer(outcome(event=None, reply=success()), enveloped=False)) == shape(SEED_RESPONSE)
+    assert b"soap:Envelope" in answer(outcome(event=None, reply=success()), enveloped=True)
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "Client"), (429, "Client"), (500, "Server")])
+def test_a_rejection_without_a_reply_is_a_fault_with_its_status(status: int, code: str) -> None:
+    """A command.rejected (no reply) is a Fault with the rejection's status and text; a 429 says when to retry."""
+    rejection = CommandRejected(
+        command_type="identity.authenticate_user", status=status, code="refused", message="Refused here",
+        retry_after_seconds=7 if status == 429 else None,
+    )
+    with pytest.raises(SoapFault, match="Refused here") as refused:
+        answer(outcome(event=rejection), enveloped=False)
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert refused.value.headers == ({"Retry-After": "7"} if status == 429 else {})
+
+
+def test_no_answer_at_all_is_a_server_fault_504() -> None:
+    """An outcome with neither reply nor rejection is a soap:Server Fault with 504."""
+    with pytest.raises(SoapFault) as refused:
+        answer(outcome(event=None), enveloped=False)
+    assert (refused.value.status, refused.value.code) == (504, "Server")
