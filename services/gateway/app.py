@@ -34,7 +34,11 @@ from services.gateway.errors import (
     GatewayError,
     error_response,
 )
-from services.gateway.middleware import BodyLimitMiddleware, RateLimitMiddleware
+from services.gateway.middleware import (
+    BodyLimitMiddleware,
+    CorrelationMiddleware,
+    RateLimitMiddleware,
+)
 from services.gateway.rate_limit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.validation import validation_message
@@ -85,7 +89,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="1",
         description="The SigningHub, BoldSign and AssureSign APIs of the seeds, over HTTP.",
         lifespan=lifespan,
-        middleware=[Middleware(RateLimitMiddleware), Middleware(BodyLimitMiddleware)],
+        middleware=[
+            Middleware(CorrelationMiddleware),
+            Middleware(RateLimitMiddleware),
+            Middleware(BodyLimitMiddleware),
+        ],
     )
     app.state.settings = settings
     app.state.body_limit = settings.body_limit_bytes

@@ -1,4 +1,5 @@
-"""What every request passes before it is routed: the rate limits, then the body limit.
+"""What every request passes before it is routed: the rate limits, then the body limit; and the
+header naming the command each answer is the outcome of.
 
 Both are plain ASGI middleware, so a request refused here has not been parsed at all: 429 with
 Retry-After before its body is read, 413 as soon as its Content-Length or the bytes received so
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.runtime.logging import get_logger
 from services.gateway.errors import BODY_TOO_LARGE, RATE_LIMITED, GatewayError, error_response
+from services.gateway.outcomes import CORRELATION_HEADER, SENT
 from services.gateway.rate_limit import Limit, RateLimiter
 
 log = get_logger(__name__)
@@ -118,3 +120,32 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class CorrelationMiddleware:
+    """Puts ``X-Correlation-Id`` on an answer: the correlation id of the (last) command its
+    request was turned into, for tracing it through the services' events and logs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent: list[str] = []
+        token = SENT.set(sent)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start" and sent:
+                headers = [
+                    *message.get("headers", []),
+                    (CORRELATION_HEADER.lower().encode(), sent[-1].encode()),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            SENT.reset(token)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from contextvars import ContextVar
 
 from services.gateway.dependencies import GatewayDependencies
 from services.gateway.errors import OUTCOME_TIMEOUT, GatewayError
 from signgate_client import Outcome, OutcomeTimeout
 from signgate_contracts.envelope import Command
 from signgate_contracts.rejection import CommandRejected
+
+CORRELATION_HEADER = "X-Correlation-Id"
+"""Names, on the answer, the command a request became (its events and logs carry the same id)."""
+
+SENT: ContextVar[list[str] | None] = ContextVar("gateway_sent", default=None)
+"""The correlation ids of the commands the request in hand sent (set per request by `CorrelationMiddleware`)."""
 
 
 async def outcome_of(
@@ -20,6 +27,9 @@ async def outcome_of(
 ) -> Outcome:
     """Publish ``command`` on this instance's client and await its outcome: a refusal is raised
     as the rejection's status and text, no outcome within the timeout as 504."""
+    sent = SENT.get()
+    if sent is not None:
+        sent.append(str(command.correlation_id))
     try:
         outcome = await deps.client.send(
             command,

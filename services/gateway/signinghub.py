@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Header, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -22,8 +22,11 @@ from services.gateway.errors import (
     MALFORMED_JSON,
     OUTCOME_TIMEOUT,
     RATE_LIMITED,
+    GatewayError,
 )
 from services.gateway.outcomes import outcome_of
+from signgate_client import Outcome
+from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Secret
 
@@ -100,7 +103,19 @@ def token_of(credentials: HTTPAuthorizationCredentials | None) -> Secret | None:
     return Secret(credentials.credentials) if credentials and credentials.credentials else None
 
 
+def invitation_of(header: str | None) -> Secret | None:
+    return Secret(header) if header else None
+
+
 Token = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+Invitation = Annotated[
+    str | None,
+    Header(
+        alias="X-Recipient-Invitation",
+        description="The recipient's invitation (from their signing link), for a recipient "
+        "acting for themself; the owner's bearer token is enough otherwise.",
+    ),
+]
 Deps = Annotated[GatewayDependencies, Depends(dependencies)]
 PackagePath = Annotated[str, Path(min_length=1, max_length=100, description="The package id.")]
 OrderPath = Annotated[
@@ -259,3 +274,281 @@ async def get_workflow_user_authentication(
     outcome = await outcome_of(deps, command)
     assert isinstance(outcome.reply, wf.RecipientAuthenticationDescribed), outcome.reply
     return authentication_view(outcome.reply)
+
+
+# -- Open Document via Password / via OTP (Generate, and verify) --
+
+ACCESS_GRANTED = "access to the document is granted"
+"""SigningHub's 200 text for an opened document."""
+METHOD_PASSED = "Authentication succeeded; another method is still required to open the document"
+FAILED_TEXTS = {
+    "wrong_secret": "The {what} is incorrect",
+    "expired_code": "The OTP has expired: generate a new one",
+    "no_pending_code": "No OTP is pending: generate one first",
+}
+"""The texts of a failed attempt (403), by the failure's reason."""
+LOCKED_OUT = "Too many failed attempts: the recipient is locked until the sender resets it"
+
+OPENING_ERRORS = error_responses(
+    _400=[MALFORMED_JSON, "Authentication is not enabled for this recipient"],
+    _403=[
+        "Document does not belong to user",
+        "Account is disabled",
+        "You cannot access this document after the access period ends",
+        "The password is incorrect",
+        LOCKED_OUT,
+    ],
+    _404=["Document not found", "No user found at given order"],
+)
+
+
+class PasswordBody(BaseModel):
+    """Open Document via Password's body."""
+
+    password: Secret = Field(description="The password the sender set.", max_length=200)
+
+
+class DocumentOtpBody(BaseModel):
+    """Open Document via OTP: no body generates a code; ``otp`` verifies the one received."""
+
+    otp: Secret = Field(description="The code the recipient received.", max_length=20)
+
+
+class AccessGranted(BaseModel):
+    """A document opened: SigningHub's text; the grant that opens it, once every method passed."""
+
+    Message: str = Field(examples=[ACCESS_GRANTED])
+    access_grant: str | None = Field(
+        default=None,
+        description="The signed document-access grant (verify with the published keys).",
+    )
+    expires_at: str | None = None
+
+
+def opened_view(outcome: Outcome, what: str) -> AccessGranted:
+    """A password or OTP attempt's outcome: the document opened, one method passed, or 403."""
+    event = outcome.event
+    if isinstance(event, auth.RecipientAuthenticationFailed):
+        raise GatewayError(403, FAILED_TEXTS[event.reason].format(what=what))
+    if isinstance(event, auth.RecipientLockedOut):
+        raise GatewayError(403, LOCKED_OUT)
+    reply = outcome.reply
+    if isinstance(reply, auth.DocumentAccessGranted):
+        return AccessGranted(
+            Message=ACCESS_GRANTED,
+            access_grant=reply.grant.get_secret_value(),
+            expires_at=signinghub_time(reply.expires_at),
+        )
+    return AccessGranted(Message=METHOD_PASSED)
+
+
+@router.post(
+    "/packages/{package_id}/workflow/{order}/authentication/password",
+    summary="Open Document via Password",
+    responses=OPENING_ERRORS,
+)
+async def open_document_via_password(
+    package_id: PackagePath,
+    order: OrderPath,
+    body: Annotated[
+        PasswordBody,
+        Body(openapi_examples={"seed": {"value": {"password": "12345678"}}}),
+    ],
+    token: Token,
+    deps: Deps,
+    invitation: Invitation = None,
+) -> AccessGranted:
+    command = auth.OpenDocumentWithPassword(
+        package_id=package_id,
+        order=order,
+        password=body.password,
+        access_token=token_of(token),
+        invitation=invitation_of(invitation),
+    )
+    return opened_view(await outcome_of(deps, command), "password")
+
+
+@router.post(
+    "/packages/{package_id}/workflow/{order}/authentication/otp",
+    summary="Open Document via OTP (Generate, or verify with a body)",
+    responses={
+        200: {"description": "OK: generated (no body), or the document opened"},
+        **OPENING_ERRORS,
+    },
+    response_model=AccessGranted | None,
+)
+async def open_document_via_otp(
+    package_id: PackagePath,
+    order: OrderPath,
+    token: Token,
+    deps: Deps,
+    invitation: Invitation = None,
+    body: Annotated[
+        DocumentOtpBody | None,
+        Body(openapi_examples={"verify": {"value": {"otp": "123456"}}}),
+    ] = None,
+) -> Any:
+    named: dict[str, Any] = {
+        "package_id": package_id,
+        "order": order,
+        "access_token": token_of(token),
+        "invitation": invitation_of(invitation),
+    }
+    if body is None:
+        await outcome_of(deps, auth.RequestDocumentOtp(**named))
+        return Response(status_code=200)
+    outcome = await outcome_of(deps, auth.VerifyDocumentOtp(**named, code=body.otp))
+    return opened_view(outcome, "OTP")
+
+
+# -- Signer Authentication via OTP (seed 002) --
+
+
+class SigningOtpBody(BaseModel):
+    """Seed 002's body; with ``otp``, the code received is verified instead of a new one sent."""
+
+    field_name: str = Field(
+        min_length=1, max_length=200, description="Unique identifier of the field in the document."
+    )
+    otp: Secret | None = Field(
+        default=None,
+        max_length=20,
+        description="The code received, to verify; leave out to generate.",
+    )
+
+
+SIGNER_FAILED = {
+    "wrong_secret": "The OTP is incorrect",
+    "expired_code": "The OTP has expired: generate a new one",
+    "no_pending_code": "No OTP is pending: generate one first",
+}
+
+
+def signing_otp_command(
+    package_id: str, document_id: str, body: SigningOtpBody, token: Secret | None
+) -> auth.RequestSigningOtp | auth.VerifySigningOtp:
+    """Seed 002's request as its command: generate, or verify when the body carries the code."""
+    named: dict[str, Any] = {
+        "package_id": package_id,
+        "document_id": document_id,
+        "field_name": body.field_name,
+        "access_token": token,
+    }
+    if body.otp is None:
+        return auth.RequestSigningOtp(**named)
+    return auth.VerifySigningOtp(**named, code=body.otp)
+
+
+def signer_verified(outcome: Outcome) -> None:
+    """A signer's code checked: nothing to say on success, 403 with why otherwise."""
+    if isinstance(outcome.event, auth.SignerAuthenticationFailed):
+        raise GatewayError(403, SIGNER_FAILED[outcome.event.reason])
+
+
+@router.post(
+    "/packages/{package_id}/documents/{document_id}/otp",
+    summary="Signer Authentication via OTP (Users, In-persons, E-Signers)",
+    response_class=Response,
+    responses={
+        200: {"description": "OK (no body)"},
+        **error_responses(
+            _400=[
+                MALFORMED_JSON,
+                "No mobile number is set in the user's profile: add one to receive the one-time password",
+            ],
+            _403=[
+                "Document does not belong to user",
+                "You cannot access this document after the access period ends",
+                "Account is disabled",
+                "The OTP is incorrect",
+            ],
+            _404=["Document not found"],
+        ),
+    },
+)
+async def signer_authentication_via_otp(
+    package_id: PackagePath,
+    document_id: Annotated[str, Path(min_length=1, max_length=100, description="The document id.")],
+    body: Annotated[
+        SigningOtpBody,
+        Body(
+            openapi_examples={
+                "seed 002": {"summary": "Seed 002: generate", "value": {"field_name": "12345678"}},
+                "verify": {"value": {"field_name": "12345678", "otp": "123456"}},
+            }
+        ),
+    ],
+    token: Token,
+    deps: Deps,
+) -> Response:
+    command = signing_otp_command(package_id, document_id, body, token_of(token))
+    signer_verified(await outcome_of(deps, command))
+    return Response(status_code=200)
+
+
+# -- Get Workflow History --
+
+HISTORY_PAGE = 500
+HISTORY_MOST = 10_000
+"""Entries a history answer holds at most (the oldest first)."""
+
+
+class HistoryAction(BaseModel):
+    log_id: int
+    date_time: str
+    action_type: str = Field(description="The action, upper-case: PACKAGE_REGISTERED, ...")
+    actor: str = Field(description="Who did it: a user id, or the service that recorded it.")
+    order: int | None = Field(default=None, description="The recipient it concerned.")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowHistory(BaseModel):
+    package_id: str
+    actions: list[HistoryAction]
+
+
+def history_view(package_id: str, entries: list[wf.HistoryEntry]) -> WorkflowHistory:
+    return WorkflowHistory(
+        package_id=package_id,
+        actions=[
+            HistoryAction(
+                log_id=entry.sequence,
+                date_time=signinghub_time(entry.occurred_at) or "",
+                action_type=entry.action.upper(),
+                actor=entry.actor,
+                order=entry.order,
+                details=entry.details,
+            )
+            for entry in entries
+        ],
+    )
+
+
+@router.get(
+    "/packages/{package_id}/log",
+    summary="Get Workflow History",
+    responses=error_responses(
+        _403=["Document does not belong to user", "Account is disabled"],
+        _404=["Document not found"],
+    ),
+)
+async def get_workflow_history(
+    package_id: PackagePath, token: Token, deps: Deps
+) -> WorkflowHistory:
+    entries: list[wf.HistoryEntry] = []
+    after = 0
+    while len(entries) < HISTORY_MOST:
+        command = wf.GetWorkflowHistory(
+            package_id=package_id,
+            after_sequence=after,
+            limit=HISTORY_PAGE,
+            access_token=token_of(token),
+        )
+        outcome = await outcome_of(deps, command)
+        page = outcome.reply
+        assert isinstance(page, wf.WorkflowHistoryListed), page
+        entries += page.entries
+        if page.next_after is None:
+            break
+        after = page.next_after
+    return history_view(package_id, entries[:HISTORY_MOST])
