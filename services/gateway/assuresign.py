@@ -12,10 +12,9 @@ fault: it is ``Success="false"`` with its exceptions, as AssureSign answers it.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
-from xml.sax.saxutils import escape, quoteattr
+from typing import Annotated, Any
+from xml.sax.saxutils import quoteattr
 
 import defusedxml.ElementTree as SafeTree
 from defusedxml import DefusedXmlException
@@ -24,6 +23,15 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from services.gateway.dependencies import GatewayDependencies, dependencies
+from services.gateway.errors import (
+    CONTENT_TYPE_XML,
+    SOAP_ENVELOPE,
+    SoapFault,
+    document,
+    enveloped_in_soap,
+    fault_response,
+)
+from services.gateway.outcomes import SENT, rejection_error
 from signgate_client import Outcome, OutcomeTimeout
 from signgate_contracts.identity import (
     AuthenticateUser,
@@ -33,36 +41,12 @@ from signgate_contracts.identity import (
 
 NAMESPACE = "https://www.assuresign.net/Services/DocumentNOW/Users"
 SOAP_ACTION = f"{NAMESPACE}/IUserService/AuthenticateUser"
-SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_12_ENVELOPE = "http://www.w3.org/2003/05/soap-envelope"
-CONTENT_TYPE = "text/xml; charset=utf-8"
 PATH = "/Services/DocumentNOW/Users"
 """Where the endpoint answers: the path of the operation's namespace."""
 
-_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 # Attribute values keep their whitespace characters only as references (XML normalises them).
 _ATTRIBUTE_ENTITIES = {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
-
-
-FaultCode = Literal["Client", "Server", "VersionMismatch"]
-
-
-class SoapFault(Exception):
-    """A request answered with a SOAP Fault: its code, its text, the HTTP status and headers."""
-
-    def __init__(
-        self,
-        text: str,
-        *,
-        code: FaultCode = "Client",
-        status: int = 400,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
-        self.status = status
-        self.headers = dict(headers or {})
 
 
 @dataclass(frozen=True)
@@ -160,31 +144,7 @@ def render_result(
         f"    <AuthenticateUserResult{attributes}>{inner}\n    </AuthenticateUserResult>\n"
         "</AuthenticateUserResponse>"
     )
-    return _document(response if not enveloped else _enveloped(response))
-
-
-def render_fault(fault: SoapFault) -> bytes:
-    """A SOAP 1.1 Fault (always enveloped: a Fault exists only in a SOAP Body)."""
-    return _document(
-        _enveloped(
-            "<soap:Fault>\n"
-            f"            <faultcode>soap:{fault.code}</faultcode>\n"
-            f"            <faultstring>{escape(fault.text)}</faultstring>\n"
-            "        </soap:Fault>"
-        )
-    )
-
-
-def _enveloped(element: str) -> str:
-    return (
-        f"<soap:Envelope xmlns:soap={quoteattr(SOAP_ENVELOPE)}>\n"
-        f"    <soap:Body>\n        {element}\n    </soap:Body>\n"
-        "</soap:Envelope>"
-    )
-
-
-def _document(element: str) -> bytes:
-    return (_DECLARATION + element + "\n").encode()
+    return document(response if not enveloped else enveloped_in_soap(response))
 
 
 def _attributes(**values: str | None) -> str:
@@ -214,32 +174,12 @@ def answer(
     rejection = outcome.rejection
     if rejection is None:
         raise SoapFault(NO_ANSWER, code="Server", status=504)
-    headers = {}
-    if rejection.status == 429:
-        headers["Retry-After"] = str(max(rejection.retry_after_seconds or 1, 1))
+    error = rejection_error(rejection)
     raise SoapFault(
-        rejection.message,
-        code="Client" if rejection.status < 500 else "Server",
-        status=rejection.status,
-        headers=headers,
-    )
-
-
-def fault_response(fault: SoapFault) -> Response:
-    return Response(
-        render_fault(fault),
-        status_code=fault.status,
-        headers=fault.headers,
-        media_type=CONTENT_TYPE,
-    )
-
-
-def soap_error(status: int, message: str, headers: Mapping[str, str]) -> Response:
-    """The gateway's own refusals (413, 429, 404, 405, 500) on this path, as SOAP Faults."""
-    return fault_response(
-        SoapFault(
-            message, code="Client" if status < 500 else "Server", status=status, headers=headers
-        )
+        error.message,
+        code="Client" if error.status < 500 else "Server",
+        status=error.status,
+        headers=error.headers,
     )
 
 
@@ -295,6 +235,9 @@ async def authenticate_user(
     """Seed 004: authenticate an API user by name and password; a token and their accounts."""
     try:
         parsed = parse_request(await request.body(), request.headers.get("SOAPAction"))
+        sent = SENT.get()
+        if sent is not None:  # names the command on the answer (X-Correlation-Id)
+            sent.append(str(parsed.command.correlation_id))
         try:
             outcome = await deps.client.send(
                 parsed.command, timeout=deps.settings.outcome_timeout_seconds
@@ -304,4 +247,4 @@ async def authenticate_user(
         body = answer(outcome, enveloped=parsed.enveloped)
     except SoapFault as fault:
         return fault_response(fault)
-    return Response(body, media_type=CONTENT_TYPE)
+    return Response(body, media_type=CONTENT_TYPE_XML)

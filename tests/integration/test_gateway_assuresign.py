@@ -86,11 +86,14 @@ async def test_seed_request_authenticates_and_answers_the_seed_response(
     system: System, http: httpx.AsyncClient
 ) -> None:
     """Seed 004's request with a registered user's credentials gets Success="true", a token that
-    identity's verifier accepts as that user's, the profile and the account list."""
+    identity's verifier accepts as that user's, the profile and the account list, and names its
+    command's correlation id."""
     user_name = await api_user(system)
 
-    result = result_of(await http.post(PATH, content=seed_request(user_name, PASSWORD), headers=HEADERS))
+    response = await http.post(PATH, content=seed_request(user_name, PASSWORD), headers=HEADERS)
 
+    result = result_of(response)
+    uuid.UUID(response.headers["X-Correlation-Id"])  # the command it became, for the logs
     token = result.attrib.pop("AuthenticationToken")
     result.attrib.pop("ChangePasswordUrl", None)
     assert result.attrib == {"Success": "true", "UserName": user_name, "FirstName": "John", "LastName": "Doe"}

@@ -16,9 +16,9 @@ from services.gateway.assuresign import (
     answer,
     check_action,
     parse_request,
-    render_fault,
     render_result,
 )
+from services.gateway.errors import render_fault
 from signgate_client import Outcome
 from signgate_contracts.identity import (
     AccountMembership,
