@@ -3,6 +3,14 @@ and verify document-access grants locally (`signgate_client.grants`, the ``verif
 
 from typing import Any
 
+try:
+    import aiokafka  # noqa: F401  (the client's transport; named here to say which extra it is)
+except ModuleNotFoundError as missing:
+    raise ModuleNotFoundError(
+        "signgate_client talks to Kafka with aiokafka: pip install 'signgate-contracts[client]'",
+        name=missing.name,
+    ) from missing
+
 from signgate_client.client import Outcome, OutcomeTimeout, Rejected, SignGateClient
 from signgate_client.routing import Answer, Route, command_types, parse_command, route
 from signgate_client.security import (

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Generic, TypeVar, overload
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import AbstractTokenProvider
@@ -39,8 +40,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from signgate_client.routing import Answer, Progress, Route, progress, route
 from signgate_client.security import kafka_security, start_checked
 from signgate_client.stream import assign, correlation_of, partitions_of
+from signgate_contracts import authentication, identity, workflow
 from signgate_contracts.codec import decode, encode
-from signgate_contracts.envelope import Command, Message
+from signgate_contracts.envelope import Command, Event, Message
 from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.topics import BY_NAME, CALLER_REPLY_PREFIX, OUTCOME_TOPIC, Topic, TopicKind
 
@@ -48,14 +50,21 @@ REPLY_RETENTION = timedelta(minutes=15)
 """How long the broker keeps a reply topic the client creates: replies carry credentials."""
 
 
+ReplyT = TypeVar("ReplyT", bound=Message, covariant=True)
+"""What a reply to the command can be: `SignGateClient.send` names it for each command that has one."""
+
+
 @dataclass(frozen=True)
-class Outcome:
+class Outcome(Generic[ReplyT]):
     """What a command caused: its event (the domain event or `command.rejected`), its reply to
-    the caller (a token, a grant, a query's answer) and any effects the caller asked to see."""
+    the caller (a token, a grant, a query's answer) and any effects the caller asked to see.
+
+    ``Outcome[AuthenticationSucceeded | AuthenticationFailed]`` is what an `AuthenticateUser`
+    gets; a command without a reply gets ``Outcome[Message]`` with ``reply`` None."""
 
     command: Command
-    event: Message | None
-    reply: Message | None = None
+    event: Event | None
+    reply: ReplyT | None = None
     effects: dict[str, Message] = field(default_factory=dict)
 
     @property
@@ -67,11 +76,11 @@ class Outcome:
         return self.rejection is not None
 
     @property
-    def result(self) -> Message | None:
+    def result(self) -> Event | ReplyT | None:
         """The message that answers the command: its event (or rejection), else a query's reply."""
         return self.event if self.event is not None else self.reply
 
-    def accepted(self) -> Outcome:
+    def accepted(self) -> Outcome[ReplyT]:
         """This outcome, or `Rejected` when the command was refused."""
         if self.rejection is not None:
             raise Rejected(self.rejection)
@@ -91,7 +100,7 @@ class Rejected(Exception):
 class OutcomeTimeout(TimeoutError):
     """No complete outcome arrived in time; ``partial`` holds what did."""
 
-    def __init__(self, partial: Outcome, timeout: float) -> None:
+    def __init__(self, partial: Outcome[Message], timeout: float) -> None:
         super().__init__(
             f"no outcome for {partial.command.type} ({partial.command.correlation_id}) within {timeout}s"
         )
@@ -104,12 +113,12 @@ class _Pending:
     route: Route
     wants_reply: bool
     effects: frozenset[str]
-    event: Message | None = None
+    event: Event | None = None
     reply: Message | None = None
     seen: dict[str, Message] = field(default_factory=dict)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def outcome(self) -> Outcome:
+    def outcome(self) -> Outcome[Message]:
         return Outcome(self.command, self.event, self.reply, dict(self.seen))
 
     def progress(self) -> Progress:
@@ -242,6 +251,80 @@ class SignGateClient:
         await self._producer.client.fetch_all_metadata()
         return True
 
+    # The commands a reply answers, with what the reply can be; any other command's outcome
+    # has no reply (its ``reply`` is None) and is typed ``Outcome[Message]``.
+    @overload
+    async def send(
+        self,
+        command: identity.AuthenticateUser,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[identity.AuthenticationSucceeded | identity.AuthenticationFailed]: ...
+    @overload
+    async def send(
+        self,
+        command: authentication.OpenDocumentWithPassword | authentication.VerifyDocumentOtp,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[authentication.DocumentAccessGranted]: ...
+    @overload
+    async def send(
+        self,
+        command: authentication.GetRecipientAuthenticationStatus,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[authentication.RecipientAuthenticationStatus]: ...
+    @overload
+    async def send(
+        self,
+        command: workflow.GetRecipientAuthentication,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[workflow.RecipientAuthenticationDescribed]: ...
+    @overload
+    async def send(
+        self,
+        command: workflow.GetWorkflowHistory,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[workflow.WorkflowHistoryListed]: ...
+    @overload
+    async def send(
+        self,
+        command: workflow.ShareWorkflow,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[workflow.RecipientInvitationsIssued]: ...
+    @overload
+    async def send(
+        self,
+        command: workflow.IssueRecipientInvitation,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[workflow.RecipientInvitationIssued]: ...
+    @overload
+    async def send(
+        self,
+        command: Command,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[Message]: ...
     async def send(
         self,
         command: Command,
@@ -249,7 +332,7 @@ class SignGateClient:
         timeout: float = 10.0,
         reply: bool | None = None,
         effects: Collection[str] = (),
-    ) -> Outcome:
+    ) -> Outcome[Message]:
         """Publish ``command`` and return its outcome once complete.
 
         ``reply``: wait for a reply to the caller (default: as the command's kind says — always
@@ -354,7 +437,7 @@ class SignGateClient:
             message = _decoded(registry, record)
             if message is None:
                 return
-            if registry is path.outcome and pending.event is None:
+            if registry is path.outcome and pending.event is None and isinstance(message, Event):
                 pending.event = message
             elif message.type in pending.effects:
                 pending.seen.setdefault(message.type, message)

@@ -12,7 +12,7 @@ import typing
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import AliasChoices, BaseModel, SecretStr
 
 from signgate_contracts.topics import TOPICS
 
@@ -56,6 +56,8 @@ def credential_fields_of(models: typing.Iterable[type[BaseModel]]) -> frozenset[
                 }
                 if isinstance(field.validation_alias, str):
                     names.add(field.validation_alias)
+                elif isinstance(field.validation_alias, AliasChoices):
+                    names |= {c for c in field.validation_alias.choices if isinstance(c, str)}
             pending += _nested_models(field.annotation)
     return frozenset(names)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from signgate_contracts.envelope import Command, Event, Message, Secret
 from signgate_contracts.rejection import CommandRejected
@@ -153,8 +153,9 @@ class AuthenticateUser(Command):
     """Authenticate with user name and password (AssureSign's AuthenticateUser)."""
 
     type: Literal["identity.authenticate_user"] = "identity.authenticate_user"
-    user_name: UserName
-    password: Secret
+    # AssureSign's own names (seed 004's UserName, Password) validate too; ours go on the wire.
+    user_name: UserName = Field(validation_alias=AliasChoices("user_name", "UserName"))
+    password: Secret = Field(validation_alias=AliasChoices("password", "Password"))
 
 
 class IssueApiKey(Command):

@@ -12,11 +12,11 @@
 The output does not depend on the environment it runs in (defaults only, no local paths).
 ``--check`` writes nothing and exits 1 when a committed file is out of date.
 
-The pages written by hand (``HAND_WRITTEN``: the README, architecture, evidence, performance, cli, operations,
-grants) are checked instead of generated: `unfounded_references` lists what a page names that
-the repository does not have (a link, a file, a ``make`` target, a module, a CLI command, a
-variable), and `unreported_figures` the figures of ``performance.md`` that ``make bench`` no
-longer reports. ``tests/contract/test_docs.py`` runs both.
+The pages written by hand (``HAND_WRITTEN``: the README, architecture, evidence, performance,
+cli, operations, grants, integrating) are checked instead of generated: `unfounded_references`
+lists what a page names that the repository does not have (a link, a file, a ``make`` target, a
+module, a CLI command, a variable), and `unreported_figures` the figures of ``performance.md``
+that ``make bench`` no longer reports. ``tests/contract/test_docs.py`` runs both.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from faststream.specification.asyncapi import get_asyncapi_html
-from pydantic import SecretStr, TypeAdapter
+from pydantic import AliasChoices, BaseModel, SecretStr, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
@@ -167,6 +167,11 @@ def messages_markdown() -> str:
     out.append("\n")
 
     out.append("## Messages\n\n")
+    out.append(
+        "Each table names a field as it is on the wire (the JSON key). Where Python names it "
+        "otherwise (BoldSign's camelCase bodies: `emailId` is `email_id`), the Python column "
+        "says so: keyword arguments and attributes take the Python name, JSON either.\n\n"
+    )
     nested: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for topic in TOPICS:
@@ -217,7 +222,7 @@ def _message_section(message: type[Message], nested: dict[str, dict[str, Any]]) 
     ]
     own = {name for name in schema.get("properties", {}) if name not in base.model_fields}
     if own:
-        lines.append(_fields_table(schema, include=own))
+        lines.append(_fields_table(schema, include=own, model=message))
     else:
         lines.append("Only the envelope.\n")
     return "".join(lines) + "\n"
@@ -228,26 +233,82 @@ def _nested_section(name: str, schema: dict[str, Any]) -> str:
     if schema.get("description"):
         lines.append(f"{_text(schema['description'])}\n\n")
     if "properties" in schema:
-        lines.append(_fields_table(schema))
+        lines.append(_fields_table(schema, model=nested_models().get(name)))
     else:
         lines.append(f"{_type(schema)}\n")
     return "".join(lines) + "\n"
 
 
 def _fields_table(
-    schema: dict[str, Any], *, include: Iterable[str] | None = None, exclude: Iterable[str] = ()
+    schema: dict[str, Any],
+    *,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    model: type[BaseModel] | None = None,
 ) -> str:
+    """A table of the schema's fields; with a Python column where ``model`` names one otherwise."""
     required = set(schema.get("required", []))
     wanted = set(include) if include is not None else None
-    rows = ["| field | type | required | description |\n|---|---|---|---|\n"]
-    for name, prop in schema.get("properties", {}).items():
-        if name in exclude or (wanted is not None and name not in wanted):
-            continue
+    names, accepted = python_names(model) if model is not None else ({}, {})
+    shown = [
+        name
+        for name in schema.get("properties", {})
+        if name not in exclude and (wanted is None or name in wanted)
+    ]
+    python = any(name in names for name in shown)
+    if python:
+        rows = ["| field | Python | type | required | description |\n|---|---|---|---|---|\n"]
+    else:
+        rows = ["| field | type | required | description |\n|---|---|---|---|\n"]
+    for name in shown:
+        prop = schema["properties"][name]
         need = "yes" if name in required else _default(prop)
-        rows.append(
-            f"| `{name}` | {_type(prop)} | {need} | {_cell(prop.get('description', ''))} |\n"
-        )
+        description = prop.get("description", "")
+        if name in accepted:
+            also = ", ".join(f"`{a}`" for a in accepted[name])
+            description = f"{description} Also accepted as {also}.".strip()
+        python_cell = f" `{names[name]}` |" if name in names else " |" if python else ""
+        rows.append(f"| `{name}` |{python_cell} {_type(prop)} | {need} | {_cell(description)} |\n")
     return "".join(rows)
+
+
+def python_names(model: type[BaseModel]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """For each wire name of ``model``'s fields: the Python name where it differs, and the other
+    names validation accepts (an `AliasChoices` beyond the first)."""
+    names: dict[str, str] = {}
+    accepted: dict[str, list[str]] = {}
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        choices = (
+            [c for c in alias.choices if isinstance(c, str)]
+            if isinstance(alias, AliasChoices)
+            else [alias if isinstance(alias, str) else field.alias or name]
+        )
+        wire = choices[0] if choices else name
+        if wire != name:
+            names[wire] = name
+        if len(choices) > 1:
+            accepted[wire] = choices[1:]
+    return names, accepted
+
+
+@functools.cache
+def nested_models() -> dict[str, type[BaseModel]]:
+    """Every model the messages nest, by class name (the JSON Schemas' ``$defs`` names)."""
+    found: dict[str, type[BaseModel]] = {}
+    pending: list[Any] = [m for topic in TOPICS for m in topic.messages]
+    seen: set[Any] = set()
+    while pending:
+        annotation = pending.pop()
+        if annotation in seen:
+            continue
+        seen.add(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.setdefault(annotation.__name__, annotation)
+            pending += [f.annotation for f in annotation.model_fields.values()]
+        else:
+            pending += list(get_args(annotation))
+    return found
 
 
 def _default(prop: dict[str, Any]) -> str:
@@ -508,6 +569,7 @@ HAND_WRITTEN = (
     "docs/evidence.md",
     "docs/performance.md",
     "docs/grants.md",
+    "docs/integrating.md",
     "docs/cli.md",
     "docs/operations.md",
 )

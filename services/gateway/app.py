@@ -27,7 +27,7 @@ from libs.runtime.logging import configure_logging, get_logger
 from libs.runtime.messaging.pipeline import describe_validation_error
 from libs.runtime.observability import Metrics, Readiness
 from libs.runtime.redis_client import open_redis, ping
-from services.gateway import boldsign, signinghub
+from services.gateway import assuresign, boldsign, signinghub
 from services.gateway.api_keys import ApiKeyExchanger
 from services.gateway.dependencies import GatewayDependencies
 from services.gateway.errors import (
@@ -133,6 +133,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_probes(app, metrics)
     app.include_router(signinghub.router)
     app.include_router(boldsign.router)
+    app.include_router(assuresign.router)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

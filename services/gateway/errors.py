@@ -1,13 +1,15 @@
 """The vendors' error shapes, and the one exception every refusal of the gateway is raised as.
 
 A route, a middleware or an exception handler raises or renders `GatewayError`; the shape of its
-body is the vendor's whose path it is (`shape_for`): SigningHub's ``{"Message": "..."}``. Texts
-are the seeds' where a seed has one.
+body is the vendor's whose path it is (`shape_for`): SigningHub's ``{"Message": "..."}``,
+AssureSign's SOAP 1.1 Fault. Texts are the seeds' where a seed has one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Literal
+from xml.sax.saxutils import escape, quoteattr
 
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
@@ -46,9 +48,81 @@ def boldsign_error(status: int, message: str, headers: Mapping[str, str]) -> Res
     return JSONResponse({"error": message}, status_code=status, headers=dict(headers))
 
 
+# -- AssureSign: SOAP 1.1 Faults --
+
+SOAP_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
+CONTENT_TYPE_XML = "text/xml; charset=utf-8"
+_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+
+FaultCode = Literal["Client", "Server", "VersionMismatch"]
+
+
+class SoapFault(Exception):
+    """A request answered with a SOAP Fault: its code, its text, the HTTP status and headers."""
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        code: FaultCode = "Client",
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+def render_fault(fault: SoapFault) -> bytes:
+    """A SOAP 1.1 Fault (always enveloped: a Fault exists only in a SOAP Body)."""
+    return document(
+        enveloped_in_soap(
+            "<soap:Fault>\n"
+            f"            <faultcode>soap:{fault.code}</faultcode>\n"
+            f"            <faultstring>{escape(fault.text)}</faultstring>\n"
+            "        </soap:Fault>"
+        )
+    )
+
+
+def enveloped_in_soap(element: str) -> str:
+    """``element`` in a SOAP 1.1 Envelope's Body."""
+    return (
+        f"<soap:Envelope xmlns:soap={quoteattr(SOAP_ENVELOPE)}>\n"
+        f"    <soap:Body>\n        {element}\n    </soap:Body>\n"
+        "</soap:Envelope>"
+    )
+
+
+def document(element: str) -> bytes:
+    """An XML document of ``element``, with its declaration, in UTF-8."""
+    return (_DECLARATION + element + "\n").encode()
+
+
+def fault_response(fault: SoapFault) -> Response:
+    return Response(
+        render_fault(fault),
+        status_code=fault.status,
+        headers=fault.headers,
+        media_type=CONTENT_TYPE_XML,
+    )
+
+
+def soap_error(status: int, message: str, headers: Mapping[str, str]) -> Response:
+    """The gateway's own refusals (413, 429, 404, 405, 500) on this path, as SOAP Faults."""
+    return fault_response(
+        SoapFault(
+            message, code="Client" if status < 500 else "Server", status=status, headers=headers
+        )
+    )
+
+
 SHAPES: dict[str, ErrorShape] = {
     "/v3/": signinghub_error,
     "/v1/": boldsign_error,
+    "/Services/DocumentNOW/": soap_error,
 }
 """Each vendor's error shape, by the path prefix of its routes."""
 

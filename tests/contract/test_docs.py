@@ -56,6 +56,17 @@ def test_the_catalogue_has_every_topic_and_message_type(generated: dict[str, str
             assert f"### `{message_type(message)}`" in catalogue
 
 
+def test_the_catalogue_gives_python_names_beside_wire_names(generated: dict[str, str]) -> None:
+    """Where a field's wire name differs from its Python name (BoldSign's camelCase), the row
+    names both; AuthenticateUser's rows name AssureSign's alternatives."""
+    catalogue = generated["messages.md"]
+    assert "| `emailId` | `email_id` |" in catalogue
+    assert "| `accessCode` | `access_code` |" in catalogue
+    section = catalogue.split("### `identity.authenticate_user`", 1)[1].split("### ", 1)[0]
+    assert "Also accepted as `UserName`." in section and "Also accepted as `Password`." in section
+    assert "| Python |" not in section  # same names: no Python column
+
+
 def test_every_documented_variable_is_read_by_its_settings_class(
     generated: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
