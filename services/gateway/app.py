@@ -8,10 +8,11 @@ limits) in its lifespan. Run as ``uvicorn services.gateway.app:create_app --fact
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware import Middleware
@@ -27,6 +28,7 @@ from libs.runtime.logging import configure_logging, get_logger
 from libs.runtime.messaging.pipeline import describe_validation_error
 from libs.runtime.observability import Metrics, Readiness
 from libs.runtime.redis_client import open_redis, ping
+from libs.security.record_signatures import RecordVerifier, Unauthenticated
 from services.gateway import assuresign, boldsign, signinghub
 from services.gateway.api_keys import ApiKeyExchanger
 from services.gateway.dependencies import GatewayDependencies
@@ -51,6 +53,7 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.validation import validation_message
 from signgate_client import Outcome, OutcomeTimeout, SignGateClient
 from signgate_contracts.identity import ExchangeApiKey
+from signgate_contracts.topics import Topic
 
 log = get_logger(__name__)
 
@@ -103,8 +106,37 @@ def api_key_exchanger(client: SignGateClient, settings: GatewaySettings) -> ApiK
         return outcome
 
     exchanger = ApiKeyExchanger(send)
-    client.watch("identity.api_key_revoked", exchanger.on_revoked)
+    client.watch(
+        "identity.api_key_revoked",
+        exchanger.on_revoked,
+        authentic=signed_by_writer(RecordVerifier.from_settings(settings.records)),
+    )
     return exchanger
+
+
+def signed_by_writer(verifier: RecordVerifier) -> Callable[[ConsumerRecord, Topic], bool]:
+    """Whether a record of an events topic was signed by the service that writes the topic, as
+    every internal consumer checks (`libs.runtime.executor`); a forged revocation has no effect."""
+
+    if not verifier.knows("identity"):
+        log.warning(
+            "no record public key of identity (SIGNGATE_RECORD_PUBLIC_KEYS): revoked API keys' "
+            "tokens are held until they are due for renewal"
+        )
+
+    def authentic(record: ConsumerRecord, topic: Topic) -> bool:
+        if topic.writer is None:
+            return False
+        try:
+            verifier.verify(
+                record.topic, record.key, record.value or b"", list(record.headers), topic.writer
+            )
+        except Unauthenticated as why:
+            log.warning("unauthenticated record ignored", topic=record.topic, reason=str(why))
+            return False
+        return True
+
+    return authentic
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

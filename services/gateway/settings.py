@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.runtime.settings import ConnectionSettings
+from libs.security.record_signatures import RecordKeySettings
 
 
 def _instance() -> str:
@@ -25,6 +26,11 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_GATEWAY_", extra="ignore")
 
     connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
+    records: RecordKeySettings = Field(
+        default_factory=RecordKeySettings,
+        description="The services' record public keys: events the gateway acts on (a revoked API "
+        "key) must carry their writer's signature.",
+    )
     host: str = Field(
         "127.0.0.1",
         description="Address `python -m services.gateway` binds to (run by uvicorn: its --host).",

@@ -175,3 +175,25 @@ async def test_a_revocation_drops_the_held_token_of_that_key_only() -> None:
     one, two = await exchanger(KEYS["one"]), await exchanger(KEYS["two"])
 
     assert (one, two, identity.calls) == ("token-3", "token-2", 3)
+
+
+def test_only_a_revocation_signed_by_identity_reaches_the_key_cache() -> None:
+    """A revocation record counts only with identity's signature: unsigned, or signed by another service,
+    it has no effect on the tokens a gateway holds."""
+    from aiokafka import ConsumerRecord
+
+    from libs.security.record_signatures import RecordKeySettings, RecordVerifier
+    from services.gateway.app import signed_by_writer
+    from signgate_contracts.topics import BY_NAME
+    from tests.support.signing import signed_headers
+
+    topic = BY_NAME["signgate.identity.events"]
+    value = b'{"type": "identity.api_key_revoked"}'
+
+    def record(headers: list[tuple[str, bytes]]) -> ConsumerRecord:
+        return ConsumerRecord(topic.name, 0, 0, 0, 0, b"k", value, None, 0, 0, headers)
+
+    authentic = signed_by_writer(RecordVerifier.from_settings(RecordKeySettings()))
+    assert authentic(record(signed_headers("identity", topic.name, b"k", value)), topic)
+    assert not authentic(record([]), topic)
+    assert not authentic(record(signed_headers("workflow", topic.name, b"k", value)), topic)
