@@ -403,6 +403,45 @@ class UserMobileNumberChanged(_UserEvent):
     )
 
 
+def user_totp_context(user_id: UUID | str) -> str:
+    """What a user's sealed authenticator secret is bound to: it opens as this user's secret only."""
+    return f"user-totp:{user_id}"
+
+
+TotpAlgorithm = Literal["SHA1", "SHA256", "SHA512"]
+
+
+class AuthenticatorConfirmed(_UserEvent):
+    """The user confirmed an authenticator app (TOTP) with a first code: it is now their second
+    factor, and a recipient who is this API user may open a package with its codes. The secret
+    travels only sealed to the authentication service, which verifies those recipients' codes."""
+
+    type: Literal["identity.authenticator_confirmed"] = "identity.authenticator_confirmed"
+    authenticator_id: UUID = Field(description="This enrolment; a new enrolment has a new id.")
+    secret_sealed: str = Field(
+        repr=False,
+        description="The base32 secret, sealed to the authentication service "
+        "(libs.security.sealing), context `user-totp:<user_id>`.",
+    )
+    digits: int = Field(default=6, ge=6, le=8)
+    algorithm: TotpAlgorithm = "SHA1"
+    period_seconds: int = Field(default=30, ge=15, le=120)
+    changed_by: ChangedBy = Field(
+        description="The user themself (with their own token), or an administrator."
+    )
+
+
+class AuthenticatorRemoved(_UserEvent):
+    """The user's authenticator app no longer counts: disabled by the user or an administrator.
+    Its codes open nothing from now on."""
+
+    type: Literal["identity.authenticator_removed"] = "identity.authenticator_removed"
+    authenticator_id: UUID
+    changed_by: ChangedBy = Field(
+        description="The user themself (with their own token), or an administrator."
+    )
+
+
 class UserAuthenticatedV2(_UserEvent):
     """A token was issued to the user (its id, never the token)."""
 
@@ -632,6 +671,8 @@ EVENTS: tuple[type[Event], ...] = (
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyExchanged,
+    AuthenticatorConfirmed,
+    AuthenticatorRemoved,
 )
 PUBLISHED_EVENTS: tuple[type[Event], ...] = (
     UserRegisteredV2,
@@ -649,6 +690,8 @@ PUBLISHED_EVENTS: tuple[type[Event], ...] = (
     ApiKeyIssued,
     ApiKeyRevoked,
     ApiKeyExchanged,
+    AuthenticatorConfirmed,
+    AuthenticatorRemoved,
     CommandRejected,
 )
 """What identity publishes today; the rest of `EVENTS` is read only to decode older records."""

@@ -18,7 +18,7 @@ from redis.crc import key_slot
 from libs.runtime.redis_client import RedisClient
 from libs.runtime.redis_scripts import LuaScripts
 from libs.runtime.settings import ConnectionSettings
-from libs.security import otp_store
+from libs.security import otp_store, totp
 from libs.security.otp_store import Issued, OtpRecipient, OtpStore, SendLimits, SendRefused
 from services.authentication import failures as authentication_failures
 from services.authentication.failures import SecretFailures
@@ -32,6 +32,7 @@ EVERY_SCRIPT: dict[str, LuaScripts] = {
     "otp store": otp_store._SCRIPTS,
     "identity failures": identity_failures.SCRIPTS,
     "authentication failures": authentication_failures._SCRIPTS,
+    "totp steps": totp.SCRIPTS,
 }
 
 
@@ -101,6 +102,7 @@ async def test_every_key_of_every_script_call_hashes_to_one_slot(
     await secrets.count("pkg-}{", 1, 3, uuid.uuid4())
     await secrets.satisfy("pkg-}{", 1, "password")
     await secrets.reset("pkg-}{", 1)
+    await totp.UsedSteps(client, prefix).claim("user:}{", 7, "attempt-1")
 
     assert isinstance(issued, Issued) and isinstance(refused, SendRefused)
     every_sha = {script.sha for scripts in EVERY_SCRIPT.values() for script in scripts.bind(client).values()}

@@ -37,6 +37,7 @@ NOT_CREDENTIALS = {
     ("ApiKeyToken", "key_id"),
     ("ApiKeysListed", "keys"),  # summaries of keys: ids, names, times
     ("ApiKeyExchanged", "token_id"), ("ApiKeyToken", "token_type"),
+    ("AuthenticatorConfirmed", "secret_sealed"),  # a sealed box only authentication opens, as mobile_sealed
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
 
