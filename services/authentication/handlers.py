@@ -130,6 +130,8 @@ async def handle_request_document_otp(
             order=policy.order,
             channel=stored.channel,
             destination=policy.destination,
+            locale=stored.locale,
+            brand_name=stored.brand_name,
         ),
     )
 

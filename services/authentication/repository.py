@@ -49,6 +49,10 @@ class StoredRecipient:
     destination_masked: str | None
     locked_failures: int | None
     last_failure: str | None
+    locale: str | None = None
+    """The recipient's language for code messages; None: OTP dispatch's default."""
+    brand_name: str | None = None
+    """The sender's brand for code messages; None: OTP dispatch's."""
 
 
 async def upsert_package(
@@ -134,13 +138,15 @@ async def update_recipient_policy(
     await connection.execute(
         """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
                destination, destination_masked, retry_count, frequency, starts_at, ends_at,
-               days_after_receipt, authentication_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0))
+               days_after_receipt, authentication_version, locale, brand_name)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0),
+                   $15, $16)
            ON CONFLICT (package_id, "order") DO UPDATE SET
                email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
                ends_at = $12, days_after_receipt = $13,
-               authentication_version = coalesce($14, recipients.authentication_version)""",
+               authentication_version = coalesce($14, recipients.authentication_version),
+               locale = $15, brand_name = $16""",
         package_id,
         order,
         email_digest,
@@ -155,6 +161,8 @@ async def update_recipient_policy(
         window.get("ends_at"),
         window.get("days_after_receipt"),
         version,
+        policy.get("locale"),
+        policy.get("brand_name"),
     )
 
 
@@ -304,6 +312,8 @@ def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
         row["destination_masked"],
         row["locked_failures"],
         row["last_failure"],
+        row["locale"],
+        row["brand_name"],
     )
 
 
