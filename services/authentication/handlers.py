@@ -186,6 +186,7 @@ async def handle_request_signing_otp(
             field_name=command.field_name,
             channel="sms",
             destination=profile.mobile_number,
+            locale=profile.locale,
         ),
     )
 

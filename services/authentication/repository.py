@@ -38,6 +38,8 @@ class UserProfile:
     user_id: UUID
     email_digest: str | None
     mobile_number: str | None
+    locale: str | None = None
+    """The user's language for signer codes; None: OTP dispatch's default."""
 
 
 @dataclass(frozen=True)
@@ -337,16 +339,20 @@ async def upsert_user_profile(
     email_digest: str | None,
     mobile_number: str | None,
     changed_at: datetime,
+    locale: str | None = None,
 ) -> None:
     """The profile as of ``changed_at``, unless a later one was applied already."""
     await connection.execute(
-        """INSERT INTO user_profiles (user_id, email_digest, mobile_number, changed_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (user_id) DO UPDATE SET email_digest = $2, mobile_number = $3, changed_at = $4
+        """INSERT INTO user_profiles (user_id, email_digest, mobile_number, changed_at, locale)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (user_id) DO UPDATE SET email_digest = $2, mobile_number = $3,
+               changed_at = $4, locale = $5
            WHERE user_profiles.changed_at IS NULL OR user_profiles.changed_at <= $4""",
         user_id,
         email_digest,
         mobile_number,
         changed_at,
+        locale,
     )
 
 
@@ -356,7 +362,8 @@ async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> U
     except ValueError:
         return None
     row = await connection.fetchrow(
-        "SELECT user_id, email_digest, mobile_number FROM user_profiles WHERE user_id = $1", key
+        "SELECT user_id, email_digest, mobile_number, locale FROM user_profiles WHERE user_id = $1",
+        key,
     )
     return UserProfile(**dict(row)) if row else None
 

@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 
 from services.authentication.app import DEFINITION as AUTHENTICATION
+from services.identity.app import DEFINITION as IDENTITY
 from services.otp_dispatch.app import DEFINITION as OTP_DISPATCH
 from services.workflow.app import DEFINITION as WORKFLOW
 from signgate_contracts import Command
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Secret
+from signgate_contracts.identity import AccountMembership, RegisterUser, UpdateUserProfile
 from signgate_contracts.topics import (
     AUTHENTICATION_EVENTS,
+    IDENTITY_EVENTS,
     OTP_EVENTS,
     OTP_REQUESTS,
     WORKFLOW_COMMANDS,
@@ -38,12 +41,19 @@ CHLOE, DAVE = "chloe@example.com", "dave@example.com"
 
 @dataclass
 class Services:
+    identity: ComponentService
     workflow: ComponentService
     authentication: ComponentService
     otp_dispatch: ComponentService
     gateway: SmsGateway
     mail: SmtpSink
     published: list[Published]
+
+    async def to_identity(self, command: Command) -> Published:
+        """An identity command, its facts handed on to authentication; its outcome."""
+        published = await self.identity.handle(command)
+        await self.authentication.handle_published(on(published, IDENTITY_EVENTS))
+        return outcome(published, IDENTITY_EVENTS)
 
     async def to_workflow(self, command: Command) -> Published:
         """A workflow command, its facts handed on to authentication; its outcome."""
@@ -73,12 +83,13 @@ def servers() -> Iterator[tuple[SmsGateway, SmtpSink, int]]:
 async def services(stack: ComponentStack, servers: tuple[SmsGateway, SmtpSink, int]) -> AsyncIterator[Services]:
     gateway, sink, port = servers
     async with (
+        stack.service(IDENTITY) as identity,
         stack.service(WORKFLOW) as workflow,
         stack.service(AUTHENTICATION) as authentication,
         stack.service(OTP_DISPATCH, sms_provider="http", sms_gateway_url=gateway.url, email_provider="smtp",
                       smtp_port=port, brand_name="Signgate Demo", delivery_retry_delay_seconds=0.01) as otp_dispatch,
     ):
-        yield Services(workflow, authentication, otp_dispatch, gateway, sink, [])
+        yield Services(identity, workflow, authentication, otp_dispatch, gateway, sink, [])
 
 
 async def shared(services: Services, token: str) -> tuple[str, dict[int, Secret]]:
@@ -159,6 +170,35 @@ async def test_the_sender_reads_back_the_locale_and_brand_set(services: Services
                                                                           access_token=token))
 
     assert (described["authentication"]["locale"], described["authentication"]["brand_name"]) == ("fr-CA", "Baux Dupont")
+
+
+async def test_a_signer_gets_signer_codes_in_the_language_of_their_profile(
+    services: Services, stack: ComponentStack
+) -> None:
+    """An API user whose profile says fr gets the signing code in French; once the profile no longer
+    gives a language, in the default locale."""
+    mobile, account = "+33612345699", AccountMembership(name="Baux", context_identifier=uuid.uuid4(), is_primary=True)
+    operator = stack.token_issuer().issue("operator:tests", "operator:tests", roles=["admin"]).token
+    name = f"signer-{uuid.uuid4().hex[:6]}@example.com"
+    registered = await services.to_identity(RegisterUser(user_name=name, mobile_number=mobile, locale="fr",
+                                                         accounts=[account], access_token=operator))
+    assert registered.type == "identity.user_registered_v2", registered.document
+    user_id = registered["user_id"]
+    token = stack.token_issuer().issue(user_id, name, accounts=[str(account.context_identifier)]).token
+    package_id, _ = await shared(services, token)
+
+    def signing_code() -> auth.RequestSigningOtp:
+        return auth.RequestSigningOtp(package_id=package_id, document_id="doc-1", field_name=f"f-{uuid.uuid4().hex[:4]}",
+                                      access_token=token)
+
+    french = await services.to_authentication(signing_code())
+    await services.to_identity(UpdateUserProfile(user_name=name, mobile_number=mobile, access_token=operator))
+    english = await services.to_authentication(signing_code())
+
+    assert (french["type"], english["type"]) == ("authentication.signing_otp_sent",) * 2
+    [first, second] = [posted.body["text"] for posted in services.gateway.to(mobile)]
+    assert first.startswith("Votre code Signgate Demo pour signer votre document est ")
+    assert second.startswith("Your Signgate Demo code to sign your document is ")
 
 
 def raw(type_: str, token: str, package_id: str, body: dict[str, Any], **fields: Any) -> tuple[bytes, str]:
