@@ -39,6 +39,8 @@ UNITS = ("minute", "minutes")
 PLACEHOLDERS = frozenset({"code", "duration", "minutes", "brand"})
 WITHOUT_CODE = frozenset({"email_subject"})
 """Parts that must not show the code: a subject shows on lock screens and in mail lists."""
+ONE_LINE = frozenset({"email_subject"})
+"""Parts that are a mail header, which a line break would end."""
 Tables = dict[str, dict[str, str]]
 """A locale's texts as read: table (a purpose, or ``units``) -> part -> text."""
 
@@ -231,9 +233,7 @@ def _checked(locale: str, tables: Mapping[str, Mapping[str, str]], source: str) 
             if part not in given and part not in OPTIONAL_PARTS
         ]
         parts[purpose] = {
-            part: _template(
-                text, f"{source} [{purpose}] {part}", needs_code=part not in WITHOUT_CODE
-            )
+            part: _template(text, f"{source} [{purpose}] {part}", part)
             for part, text in given.items()
         }
     if missing:
@@ -241,7 +241,11 @@ def _checked(locale: str, tables: Mapping[str, Mapping[str, str]], source: str) 
     return LocaleTemplates(locale, parts, dict(units))
 
 
-def _template(text: str, where: str, *, needs_code: bool) -> Template:
+def _template(text: str, where: str, part: str) -> Template:
+    """``text`` as a template of ``part``, or a `TemplateError` saying what is wrong ``where``."""
+    if part in ONE_LINE and len(text.splitlines()) > 1:
+        raise TemplateError(f"message templates: {where}: must be one line (it is a mail header)")
+    needs_code = part not in WITHOUT_CODE
     template = Template(text)
     if not template.is_valid():
         raise TemplateError(

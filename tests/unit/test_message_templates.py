@@ -186,6 +186,7 @@ def test_an_email_text_without_html_drops_the_shipped_html(tmp_path: Path) -> No
         ("en.toml", '[signing]\nsms = "Your $brand code expires in $duration."', "[signing] sms: has no $code"),
         ("en.toml", '[signing]\nvoice = "Your code."', "[signing] voice: has no $code"),
         ("en.toml", '[signing]\nemail_subject = "Code $code"', "must not show the $code"),
+        ("en.toml", '[signing]\nemail_subject = """Your code\nBcc: x"""', "must be one line"),
         ("en.toml", '[signing]\nemial_text = "$code"', "unknown part 'emial_text'"),
         ("en.toml", '[sign]\nsms = "$code"', "unknown table [sign]"),
         ("en.toml", '[signing]\nsms = ""', "[signing] sms: not a text"),
