@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from signgate_contracts.identity import AccountMembership, RegisterUser, UpdateUserProfile
 from signgate_contracts.localisation import check_brand_name, normalise_locale
 from signgate_contracts.otp import OtpDeliveryRequested
 from signgate_contracts.workflow import AddAuthentication, UpdateRecipientAuthentication
@@ -109,3 +110,19 @@ def test_every_contract_refuses_a_hostile_brand_naming_the_field(brand: str) -> 
         with pytest.raises(ValidationError) as refused:
             build()
         assert refused.value.errors()[0]["loc"] == location
+
+
+@pytest.mark.parametrize("locale", ["../../etc/fr", "fr\nBcc", "x-klingon"])
+def test_a_profile_locale_that_is_no_tag_is_refused_naming_the_field(locale: str) -> None:
+    """Identity's registration and profile update refuse a locale that is not a language tag, naming it."""
+    account = AccountMembership(name="Acme", context_identifier="6f1c5a39-3c2e-4a47-9a63-1f3f4f7a0b11", is_primary=True)
+    for build in (lambda: RegisterUser(user_name="jdoe", accounts=[account], locale=locale),
+                  lambda: UpdateUserProfile(user_name="jdoe", locale=locale)):
+        with pytest.raises(ValidationError) as refused:
+            build()
+        assert refused.value.errors()[0]["loc"] == ("locale",)
+
+
+def test_a_profile_keeps_its_locale_in_canonical_form() -> None:
+    """A profile's locale is normalised like a policy's."""
+    assert UpdateUserProfile(user_name="jdoe", locale="fr_ca").locale == "fr-CA"
