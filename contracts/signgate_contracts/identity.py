@@ -39,6 +39,7 @@ from uuid import UUID
 from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from signgate_contracts.envelope import Command, Event, Message, Secret
+from signgate_contracts.localisation import Locale
 from signgate_contracts.rejection import CommandRejected
 
 UserName = Annotated[
@@ -72,6 +73,9 @@ class RegisterUser(Command):
         default=None,
         description="A mobile number with country code; stored as E.164 (+14155550123).",
     )
+    locale: Locale | None = Field(
+        default=None, description="The user's language (BCP 47): signer codes are sent in it."
+    )
     accounts: list[AccountMembership] = Field(min_length=1)
     roles: list[Role] = Field(default_factory=list)
     password: Secret | None = Field(default=None, description="Initial password, if any.")
@@ -100,6 +104,9 @@ class UpdateUserProfile(Command):
     mobile_number: str | None = Field(
         default=None,
         description="A mobile number with country code; stored as E.164 (+14155550123).",
+    )
+    locale: Locale | None = Field(
+        default=None, description="The user's language (BCP 47): signer codes are sent in it."
     )
 
 
@@ -358,6 +365,9 @@ class _ProfileContacts(_UserEvent):
         default=None,
         description="The mobile number (E.164), for signer OTP by SMS, sealed to the authentication "
         "service (libs.security.sealing), context `user-mobile:<user_id>`; None: no number.",
+    )
+    locale: str | None = Field(
+        default=None, description="The user's language (BCP 47); None: none given."
     )
 
 

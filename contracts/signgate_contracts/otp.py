@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from signgate_contracts.envelope import Command, Event
+from signgate_contracts.localisation import BrandName, Locale
 from signgate_contracts.rejection import CommandRejected
 
 Channel = Literal["sms", "email"]
@@ -75,6 +76,17 @@ class OtpDeliveryRequested(Command):
         ge=30,
         le=MAX_TTL_SECONDS,
         description="Deprecated and ignored: OTP dispatch takes the lifetime from its own settings.",
+    )
+
+    # -- how the message reads (the recipient's policy; additions with defaults) --
+    locale: Locale | None = Field(
+        default=None,
+        description="The recipient's language, a BCP 47 tag: OTP dispatch picks the template of "
+        "the tag, else of its language (`fr` for `fr-CA`), else its default locale.",
+    )
+    brand_name: BrandName | None = Field(
+        default=None,
+        description="The sender's brand in the message; OTP dispatch's own when left out.",
     )
 
     @field_validator("destination")

@@ -56,6 +56,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from signgate_contracts.envelope import Command, Event, Secret
+from signgate_contracts.localisation import BrandName, Locale
 from signgate_contracts.rejection import CommandRejected
 
 # -- shared value types --
@@ -243,6 +244,14 @@ class AuthenticationSetting(Body):
     password: PasswordSetting | None = None
     sms_otp: SmsOtpSetting | None = None
 
+    # -- signgate's extension: how the recipient's code messages read --
+    locale: Locale | None = Field(
+        default=None, description="The recipient's language; left out keeps the one set before."
+    )
+    brand_name: BrandName | None = Field(
+        default=None, description="The sender's brand; left out keeps the one set before."
+    )
+
     @model_validator(mode="after")
     def _a_method_when_enabled(self) -> AuthenticationSetting:
         chosen = (self.password and self.password.enabled) or (
@@ -381,6 +390,10 @@ class AddAuthenticationBody(SignerReference):
         default=None, ge=1, le=10, description="Attempts allowed before lockout; 3 when left out."
     )
     identity_verification_settings: IdentityVerificationSettings | None = None
+
+    # -- signgate's extension: how the signer's code messages read --
+    locale: Locale | None = Field(default=None, description="The signer's language.")
+    brand_name: BrandName | None = Field(default=None, description="The sender's brand.")
 
     @model_validator(mode="before")
     @classmethod
@@ -630,6 +643,10 @@ class SealedAuthenticationPolicy(View):
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = Field(default=None, description="Masked sender identity (BoldSign).")
 
+    # -- how the recipient's code messages read (additions with defaults) --
+    locale: str | None = Field(default=None, description="BCP 47; None: the deployment's default.")
+    brand_name: str | None = Field(default=None, description="None: the deployment's brand.")
+
 
 def sealed_policy_context(package_id: str, order: int, version: int) -> str:
     """What a policy's sealed part is bound to: it opens for this recipient and version only."""
@@ -850,6 +867,10 @@ class PublicAuthenticationPolicy(View):
     frequency: Frequency
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = None
+
+    # -- how the recipient's code messages read (additions with defaults) --
+    locale: str | None = None
+    brand_name: str | None = None
 
 
 class RecipientAuthenticationDescribed(_RecipientEvent):

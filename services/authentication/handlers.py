@@ -130,6 +130,8 @@ async def handle_request_document_otp(
             order=policy.order,
             channel=stored.channel,
             destination=policy.destination,
+            locale=stored.locale,
+            brand_name=stored.brand_name,
         ),
     )
 
@@ -184,6 +186,7 @@ async def handle_request_signing_otp(
             field_name=command.field_name,
             channel="sms",
             destination=profile.mobile_number,
+            locale=profile.locale,
         ),
     )
 

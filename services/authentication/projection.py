@@ -234,14 +234,20 @@ async def handle_recipient_authentication_reset(
 async def handle_user_profile(
     event: identity.UserRegisteredV2 | identity.UserProfileUpdatedV2, scope: AuthenticationScope
 ) -> list[Outgoing]:
-    """The mobile number signer codes go to (seed 002), opened from its sealed form."""
+    """The mobile number signer codes go to (seed 002), opened from its sealed form, and the
+    language they are written in."""
     mobile_number = None
     if event.mobile_sealed is not None:
         mobile_number = scope.dependencies.opener.open(
             user_mobile_context(event.user_id), event.mobile_sealed
         )
     await repository.upsert_user_profile(
-        scope.transaction, event.user_id, event.email_digest, mobile_number, event.occurred_at
+        scope.transaction,
+        event.user_id,
+        event.email_digest,
+        mobile_number,
+        event.occurred_at,
+        event.locale,
     )
     return []
 

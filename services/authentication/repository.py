@@ -38,6 +38,8 @@ class UserProfile:
     user_id: UUID
     email_digest: str | None
     mobile_number: str | None
+    locale: str | None = None
+    """The user's language for signer codes; None: OTP dispatch's default."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class StoredRecipient:
     destination_masked: str | None
     locked_failures: int | None
     last_failure: str | None
+    locale: str | None = None
+    """The recipient's language for code messages; None: OTP dispatch's default."""
+    brand_name: str | None = None
+    """The sender's brand for code messages; None: OTP dispatch's."""
 
 
 async def upsert_package(
@@ -134,13 +140,15 @@ async def update_recipient_policy(
     await connection.execute(
         """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
                destination, destination_masked, retry_count, frequency, starts_at, ends_at,
-               days_after_receipt, authentication_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0))
+               days_after_receipt, authentication_version, locale, brand_name)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0),
+                   $15, $16)
            ON CONFLICT (package_id, "order") DO UPDATE SET
                email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
                ends_at = $12, days_after_receipt = $13,
-               authentication_version = coalesce($14, recipients.authentication_version)""",
+               authentication_version = coalesce($14, recipients.authentication_version),
+               locale = $15, brand_name = $16""",
         package_id,
         order,
         email_digest,
@@ -155,6 +163,8 @@ async def update_recipient_policy(
         window.get("ends_at"),
         window.get("days_after_receipt"),
         version,
+        policy.get("locale"),
+        policy.get("brand_name"),
     )
 
 
@@ -304,6 +314,8 @@ def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
         row["destination_masked"],
         row["locked_failures"],
         row["last_failure"],
+        row["locale"],
+        row["brand_name"],
     )
 
 
@@ -327,16 +339,20 @@ async def upsert_user_profile(
     email_digest: str | None,
     mobile_number: str | None,
     changed_at: datetime,
+    locale: str | None = None,
 ) -> None:
     """The profile as of ``changed_at``, unless a later one was applied already."""
     await connection.execute(
-        """INSERT INTO user_profiles (user_id, email_digest, mobile_number, changed_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (user_id) DO UPDATE SET email_digest = $2, mobile_number = $3, changed_at = $4
+        """INSERT INTO user_profiles (user_id, email_digest, mobile_number, changed_at, locale)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (user_id) DO UPDATE SET email_digest = $2, mobile_number = $3,
+               changed_at = $4, locale = $5
            WHERE user_profiles.changed_at IS NULL OR user_profiles.changed_at <= $4""",
         user_id,
         email_digest,
         mobile_number,
         changed_at,
+        locale,
     )
 
 
@@ -346,7 +362,8 @@ async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> U
     except ValueError:
         return None
     row = await connection.fetchrow(
-        "SELECT user_id, email_digest, mobile_number FROM user_profiles WHERE user_id = $1", key
+        "SELECT user_id, email_digest, mobile_number, locale FROM user_profiles WHERE user_id = $1",
+        key,
     )
     return UserProfile(**dict(row)) if row else None
 

@@ -60,6 +60,8 @@ class User:
     lock_mode: LockMode | None
     locked_until: datetime | None
     tokens_valid_after: datetime | None
+    locale: str | None = None
+    """The user's language (BCP 47): signer codes are sent in it."""
 
 
 # -- refusal families --

@@ -129,6 +129,7 @@ async def handle_register_user(command: RegisterUser, scope: IdentityScope) -> l
         password_hash=password_hash,
         must_change_password=new.must_change_password,
         now=now,
+        locale=command.locale,
     )
     if not inserted:
         raise domain.UserExists()
@@ -138,7 +139,7 @@ async def handle_register_user(command: RegisterUser, scope: IdentityScope) -> l
         fact(
             UserRegisteredV2(
                 user_id=user_id,
-                **contacts(user_id, new.email, new.mobile_number, deps.keys),
+                **contacts(user_id, new.email, new.mobile_number, deps.keys, command.locale),
                 accounts=new.access.accounts,
                 roles=new.access.roles,
                 password_set=password_hash is not None,
@@ -187,12 +188,13 @@ async def handle_update_user_profile(
         email=update.email,
         mobile_number=update.mobile_number,
         now=now,
+        locale=command.locale,
     )
     effects = [
         fact(
             UserProfileUpdatedV2(
                 user_id=user_id,
-                **contacts(user_id, update.email, update.mobile_number, deps.keys),
+                **contacts(user_id, update.email, update.mobile_number, deps.keys, command.locale),
                 changed_by=update.changed_by,
                 occurred_at=now,
             )

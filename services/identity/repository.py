@@ -29,7 +29,7 @@ class MobileNumberChange:
 _USER_COLUMNS = """
     id, user_name, first_name, last_name, email, mobile_number, roles, disabled, password_hash,
     password_changed_at, password_expired, must_change_password, failed_attempts, lockouts,
-    lock_mode, locked_until, tokens_valid_after
+    lock_mode, locked_until, tokens_valid_after, locale
 """
 
 
@@ -94,15 +94,16 @@ async def insert_user(
     password_hash: str | None,
     must_change_password: bool,
     now: datetime,
+    locale: str | None = None,
 ) -> bool:
     """Insert a new user; False if the name is taken."""
     status = await connection.execute(
         """
         INSERT INTO users (id, user_name, first_name, last_name, email, mobile_number, roles,
                            password_hash, password_changed_at, must_change_password,
-                           created_at, updated_at)
+                           created_at, updated_at, locale)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-                CASE WHEN $8::text IS NULL THEN NULL ELSE $9::timestamptz END, $10, $9, $9)
+                CASE WHEN $8::text IS NULL THEN NULL ELSE $9::timestamptz END, $10, $9, $9, $11)
         ON CONFLICT (user_name) DO NOTHING
         """,
         user_id,
@@ -115,6 +116,7 @@ async def insert_user(
         password_hash,
         now,
         must_change_password,
+        locale,
     )
     return status == "INSERT 0 1"
 
@@ -159,11 +161,12 @@ async def update_user_profile(
     email: str | None,
     mobile_number: str | None,
     now: datetime,
+    locale: str | None = None,
 ) -> None:
     await connection.execute(
         """
         UPDATE users SET first_name = $2, last_name = $3, email = $4, mobile_number = $5,
-                         updated_at = $6
+                         updated_at = $6, locale = $7
         WHERE id = $1
         """,
         user_id,
@@ -172,6 +175,7 @@ async def update_user_profile(
         email,
         mobile_number,
         now,
+        locale,
     )
 
 

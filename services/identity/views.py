@@ -52,10 +52,16 @@ class PublishingKeys:
 
 
 def contacts(
-    user_id: uuid.UUID, email: str | None, mobile_number: str | None, keys: PublishingKeys
+    user_id: uuid.UUID,
+    email: str | None,
+    mobile_number: str | None,
+    keys: PublishingKeys,
+    locale: str | None = None,
 ) -> dict[str, Any]:
-    """A profile's email and mobile number as events carry them (`_ProfileContacts`' fields)."""
+    """A profile's email, mobile number and language as events carry them (`_ProfileContacts`'
+    fields)."""
     return {
+        "locale": locale,
         "email_masked": mask_email(email) if email else None,
         "email_digest": keys.digests.email(email) if email else None,
         "mobile_masked": mask_phone(mobile_number) if mobile_number else None,

@@ -63,6 +63,7 @@ def dependencies_for(settings: OtpDispatchSettings, redis: RedisClient) -> OtpDi
             first_delay=settings.delivery_retry_delay_seconds,
             timeout=settings.delivery_timeout_seconds,
         ),
+        templates=settings.message_templates(),
         clock=settings.clock,
     )
 
@@ -89,4 +90,5 @@ DEFINITION = ServiceDefinition(
 def create_app(settings: OtpDispatchSettings | None = None) -> AsgiFastStream:
     settings = settings or OtpDispatchSettings()
     require("otp_dispatch", {"SIGNGATE_OTP_PEPPER": settings.otp_store.pepper})
+    settings.message_templates()  # a broken template stops start-up here, naming itself
     return build_app(DEFINITION, settings)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from libs.runtime.service import Scope
 from libs.security.otp_store import OtpStore, SendLimits
+from services.otp_dispatch.message_templates import MessageTemplates
 from services.otp_dispatch.providers import DeliveryPolicy, Provider
 from signgate_contracts.envelope import Clock
 from signgate_contracts.otp import Channel
@@ -16,8 +17,8 @@ from signgate_contracts.otp import Channel
 @dataclass(frozen=True)
 class OtpDispatchDependencies:
     """The OTP store, the provider of each channel, and the service's own terms for a code: its
-    length and lifetime (a request's are not taken), the send limits and how hard a delivery is
-    tried."""
+    length and lifetime (a request's are not taken), the send limits, how hard a delivery is
+    tried, and the message templates."""
 
     store: OtpStore
     providers: Mapping[Channel, Provider]
@@ -25,6 +26,8 @@ class OtpDispatchDependencies:
     code_length: int
     code_ttl: timedelta
     delivery: DeliveryPolicy
+    templates: MessageTemplates
+    """The texts of each locale, purpose and channel, checked at start-up."""
     clock: Clock
     """Now, for a code's issue time and the send limits (the store's clock too)."""
 

@@ -1,9 +1,9 @@
-"""Rules of OTP dispatch, without I/O: codes, what a delivery says, what each request's outcome is
-(sent, failed, interrupted, refused), and which code is withdrawn with it."""
+"""Rules of OTP dispatch, without I/O: codes, what a delivery is handed (its text from
+`message_templates`), what each request's outcome is (sent, failed, interrupted, refused), and
+which code is withdrawn with it."""
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +12,7 @@ from uuid import UUID
 
 from libs.security.masking import mask_destination
 from libs.security.otp_store import Issued, SendLimit, SendRefused
+from services.otp_dispatch.message_templates import MessageTemplates
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt
 from signgate_contracts import CommandRejected
 from signgate_contracts.otp import (
@@ -30,27 +31,6 @@ def generate_code(length: int = DEFAULT_CODE_LENGTH) -> str:
     if not MIN_CODE_LENGTH <= length <= MAX_CODE_LENGTH:
         raise ValueError(f"a code has {MIN_CODE_LENGTH} to {MAX_CODE_LENGTH} digits, not {length}")
     return f"{secrets.randbelow(10**length):0{length}d}"
-
-
-_PURPOSE_TEXT = {
-    "document_opening": "to open your document",
-    "signing": "to sign your document",
-}
-
-
-def delivery_text(code: str, purpose: str, ttl: timedelta) -> str:
-    """The SMS or email body: the code, what it is for, how long it lasts, and not to share it."""
-    minutes = max(1, math.ceil(ttl.total_seconds() / 60))
-    noun = "minute" if minutes == 1 else "minutes"
-    return (
-        f"Your signgate code {_PURPOSE_TEXT.get(purpose, '')} is {code}. "
-        f"It expires in {minutes} {noun}. Do not share it with anyone."
-    ).replace("  ", " ")
-
-
-def email_subject(purpose: str) -> str:
-    """The subject line; never the code (subjects show on lock screens and in mail lists)."""
-    return "Your signgate code to sign" if purpose == "signing" else "Your signgate code"
 
 
 _REFUSALS: dict[str, tuple[str, str]] = {
@@ -91,18 +71,32 @@ def refusal(request: OtpDeliveryRequested, refused: SendRefused) -> CommandRejec
 
 
 def delivery_of(
-    request: OtpDeliveryRequested, code: str, ttl: timedelta, issued: Issued
+    request: OtpDeliveryRequested,
+    code: str,
+    ttl: timedelta,
+    issued: Issued,
+    templates: MessageTemplates,
 ) -> Delivery:
-    """What the channel's provider is handed for a code just issued."""
+    """What the channel's provider is handed for a code just issued: the message of the request's
+    channel and purpose, in the recipient's locale, with the sender's brand."""
+    message = templates.render(
+        request.channel,
+        request.purpose,
+        code=code,
+        ttl=ttl,
+        locale=request.locale,
+        brand=request.brand_name,
+    )
     return Delivery(
         challenge_id=request.challenge_id,
         channel=request.channel,
         destination=request.destination,
         code=code,
-        text=delivery_text(code, request.purpose, ttl),
-        subject=email_subject(request.purpose),
+        text=message.text,
+        subject=message.subject,
         purpose=request.purpose,
         expires_at=issued.expires_at,
+        html=message.html,
     )
 
 

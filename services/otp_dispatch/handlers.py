@@ -54,7 +54,7 @@ async def handle_otp_delivery_requested(
     try:
         result = await deliver_with_retries(
             provider,
-            delivery_of(request, code, dependencies.code_ttl, issued),
+            delivery_of(request, code, dependencies.code_ttl, issued, dependencies.templates),
             attempts=dependencies.delivery.attempts,
             first_delay=dependencies.delivery.first_delay,
             timeout=dependencies.delivery.timeout,

@@ -13,6 +13,8 @@ from pydantic_settings import SettingsConfigDict
 from libs.runtime.service import ServiceSettings
 from libs.runtime.settings import DATA_DIR
 from libs.security.otp_store import OtpStoreSettings, SendLimits, utc_now
+from services.otp_dispatch.message_templates import MessageTemplates, load_message_templates
+from signgate_contracts.localisation import BrandName, Locale
 
 
 class OtpDispatchSettings(ServiceSettings):
@@ -82,6 +84,22 @@ class OtpDispatchSettings(ServiceSettings):
     )
     sms_sender: str = Field("signgate", description="Sender id the gateway shows.")
 
+    # -- how the messages read --
+    brand_name: BrandName = Field(
+        "signgate",
+        description="The brand the messages name when the sender's policy gives none.",
+    )
+    default_locale: Locale = Field(
+        "en",
+        description="The messages' language when the recipient's locale (nor its language) has "
+        "no templates.",
+    )
+    templates_dir: Path | None = Field(
+        None,
+        description="A directory of `<locale>.toml` message templates over the shipped ones "
+        "(services/otp_dispatch/templates/; docs/operations.md).",
+    )
+
     clock: Callable[[], datetime] = Field(
         default=utc_now,
         exclude=True,
@@ -95,6 +113,10 @@ class OtpDispatchSettings(ServiceSettings):
                 "sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set"
             )
         return self
+
+    def message_templates(self) -> MessageTemplates:
+        """The shipped templates with the operator's over them, each checked (`TemplateError`)."""
+        return load_message_templates(self.default_locale, self.brand_name, self.templates_dir)
 
     @property
     def limits(self) -> SendLimits:

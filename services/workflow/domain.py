@@ -132,6 +132,10 @@ class Authentication:
     frequency: Frequency = SIGNINGHUB_FREQUENCY
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = None
+    locale: str | None = None
+    """The recipient's language for code messages (BCP 47); None: the deployment's default."""
+    brand_name: str | None = None
+    """The sender's brand in code messages; None: the deployment's."""
 
     @property
     def uses_secret(self) -> bool:
@@ -473,7 +477,14 @@ def _signinghub_authentication(
         methods.append("sms_otp")
         mobile = setting.sms_otp.mobile_number
     base = current or Authentication(methods=(), frequency=SIGNINGHUB_FREQUENCY)
-    return replace(base, methods=tuple(methods), secret_hash=secret_hash, mobile_number=mobile)
+    return replace(
+        base,
+        methods=tuple(methods),
+        secret_hash=secret_hash,
+        mobile_number=mobile,
+        locale=setting.locale or base.locale,
+        brand_name=setting.brand_name or base.brand_name,
+    )
 
 
 def access_window(duration: AccessDuration) -> AccessWindow | None:
@@ -573,6 +584,8 @@ def add_authentication(
         if verification
         else None,
         on_behalf_of=body.on_behalf_of,
+        locale=body.locale,
+        brand_name=body.brand_name,
     )
     changed = signer.with_authentication(authentication)
     return Decision(

@@ -238,6 +238,8 @@ def _dump_authentication(authentication: Authentication | None) -> str | None:
             "frequency": authentication.frequency,
             "identity_verification": verification.model_dump(mode="json") if verification else None,
             "on_behalf_of": authentication.on_behalf_of,
+            "locale": authentication.locale,
+            "brand_name": authentication.brand_name,
         }
     )
 
@@ -257,6 +259,8 @@ def _load_authentication(text: str | None) -> Authentication | None:
         if verification
         else None,
         on_behalf_of=document["on_behalf_of"],
+        locale=document.get("locale"),  # policies stored before code messages were localised
+        brand_name=document.get("brand_name"),
     )
 
 

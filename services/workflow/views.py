@@ -86,6 +86,8 @@ def policy(
         on_behalf_of=mask_email(authentication.on_behalf_of)
         if authentication.on_behalf_of
         else None,
+        locale=authentication.locale,
+        brand_name=authentication.brand_name,
     )
 
 
@@ -104,6 +106,8 @@ def public_policy(recipient: Recipient) -> PublicAuthenticationPolicy | None:
         on_behalf_of=mask_email(authentication.on_behalf_of)
         if authentication.on_behalf_of
         else None,
+        locale=authentication.locale,
+        brand_name=authentication.brand_name,
     )
 
 

@@ -28,6 +28,13 @@ def code_in(text: str) -> str:
     return match.group(1)
 
 
+def text_body(message: EmailMessage) -> str:
+    """A delivered email's plain-text body (beside which an HTML body may have come)."""
+    body = message.get_body(("plain",))
+    assert body is not None, "no plain-text body in the message"
+    return str(body.get_content())
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

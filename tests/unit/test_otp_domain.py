@@ -13,13 +13,12 @@ from services.otp_dispatch.domain import (
     INTERRUPTED,
     delivery_of,
     delivery_outcome,
-    delivery_text,
-    email_subject,
     generate_code,
     interrupted_outcome,
     refusal,
     send_refusal,
 )
+from services.otp_dispatch.message_templates import load_message_templates
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt, deliver_with_retries
 from signgate_contracts.otp import OtpDeliveryFailed, OtpDeliveryRequested, OtpSent
 
@@ -62,22 +61,6 @@ def test_codes_vary() -> None:
     assert len({generate_code() for _ in range(200)}) > 150
 
 
-def test_the_message_says_the_code_its_purpose_and_its_lifetime() -> None:
-    """The text has the code, what it is for, its lifetime in minutes, and a warning not to share it."""
-    text = delivery_text("482913", "document_opening", timedelta(seconds=300))
-    assert text == (
-        "Your signgate code to open your document is 482913. "
-        "It expires in 5 minutes. Do not share it with anyone."
-    )
-    assert "to sign" in delivery_text("482913", "signing", timedelta(seconds=60))
-    assert "1 minute." in delivery_text("482913", "signing", timedelta(seconds=60))
-
-
-def test_the_subject_never_carries_a_code() -> None:
-    """Email subjects are fixed texts, shown on lock screens without the code."""
-    assert not any(character.isdigit() for character in email_subject("signing") + email_subject("document_opening"))
-
-
 @pytest.mark.parametrize(
     ("limit", "code"),
     [("cooldown", "otp_resend_cooldown"), ("recipient", "otp_recipient_send_limit"),
@@ -110,9 +93,22 @@ def test_a_spent_limit_is_a_429_answering_the_request() -> None:
 def test_the_provider_is_handed_the_code_its_text_and_when_it_expires() -> None:
     """What a provider delivers holds the code in the text only, with the subject of its purpose."""
     asked = request(purpose="signing", order=None, user_id="u-1", document_id="d-1", field_name="f")
-    delivery = delivery_of(asked, "482913", timedelta(minutes=5), issued(asked.challenge_id))
+    templates = load_message_templates("en", "Acme Leasing")
+    delivery = delivery_of(asked, "482913", timedelta(minutes=5), issued(asked.challenge_id), templates)
     assert (delivery.code, delivery.destination, delivery.expires_at) == ("482913", "+447700908899", T0 + timedelta(minutes=5))
-    assert "482913" in delivery.text and "to sign" in delivery.text and "482913" not in delivery.subject
+    assert delivery.text == ("Your Acme Leasing code to sign your document is 482913. It expires in 5 minutes. "
+                             "Do not share it with anyone.")
+    assert delivery.subject == "Your Acme Leasing code to sign" and delivery.html is None
+
+
+def test_the_provider_is_handed_the_message_in_the_recipients_locale_with_the_senders_brand() -> None:
+    """A request's locale and brand choose the text: a French email with its HTML body, under the sender's brand."""
+    asked = request(channel="email", destination="bob@example.com", locale="fr-CA", brand_name="Baux Dupont")
+    delivery = delivery_of(asked, "482913", timedelta(minutes=5), issued(asked.challenge_id),
+                           load_message_templates("en", "signgate"))
+    assert delivery.subject == "Votre code Baux Dupont"
+    assert "Votre code Baux Dupont pour ouvrir votre document est" in delivery.text and "482913" in delivery.text
+    assert delivery.html is not None and "482913" in delivery.html
 
 
 def test_a_delivered_code_is_sent_with_its_times_and_a_masked_destination() -> None:

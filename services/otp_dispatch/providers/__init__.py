@@ -32,6 +32,8 @@ class Delivery:
     subject: str
     purpose: str
     expires_at: datetime
+    html: str | None = field(default=None, repr=False)
+    """An email's HTML body (beside ``text``), when the locale's templates have one."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class SmtpProvider:
         domain = settings.smtp_from.rpartition("@")[2].strip("> ") or None
         message["Message-ID"] = message_id = make_msgid(domain=domain)
         message.set_content(delivery.text)
+        if delivery.html:
+            message.add_alternative(delivery.html, subtype="html")
         try:
             await aiosmtplib.send(
                 message,
