@@ -993,3 +993,29 @@ REPLIES: tuple[type[Event], ...] = (
     RecipientInvitationIssued,
     RecipientTotpProvisioned,
 )
+
+
+# -- which commands provision a recipient's TOTP secret --
+
+
+def provisions_totp(command: Command) -> bool:
+    """Whether a command asks for a new TOTP secret for its recipient: workflow generates it, seals
+    it to the authentication service and answers its otpauth URI (`RecipientTotpProvisioned`) to
+    the caller's reply_to only, with the command's event."""
+    match command:
+        case UpdateRecipientAuthentication(
+            body=SigningHubAuthenticationBody(authentication=setting)
+        ):
+            return bool(
+                setting
+                and setting.enabled
+                and setting.totp
+                and setting.totp.enabled
+                and setting.totp.source == "provisioned"
+            )
+        case AddAuthentication():
+            body = command.body
+            return body.authentication_type == "TOTP" and body.totp_source == "provisioned"
+        case ResetRecipientAuthentication():
+            return command.totp_source == "provisioned"
+    return False

@@ -786,28 +786,6 @@ def recipient_totp(
     return provisioned
 
 
-def provisions_totp(command: Command) -> bool:
-    """Whether a command asks for a new TOTP secret for its recipient: the handler generates it,
-    seals it to the authentication service and answers its URI to the caller only."""
-    match command:
-        case UpdateRecipientAuthentication(
-            body=SigningHubAuthenticationBody(authentication=setting)
-        ):
-            return bool(
-                setting
-                and setting.enabled
-                and setting.totp
-                and setting.totp.enabled
-                and setting.totp.source == "provisioned"
-            )
-        case AddAuthentication():
-            body = command.body
-            return body.authentication_type == "TOTP" and body.totp_source == "provisioned"
-        case ResetRecipientAuthentication():
-            return command.totp_source == "provisioned"
-    return False
-
-
 # -- facts reported by the authentication service --
 
 

@@ -31,6 +31,7 @@ from signgate_contracts.workflow import (
     GetWorkflowHistory,
     IssueRecipientInvitation,
     ShareWorkflow,
+    provisions_totp,
 )
 
 log = get_logger(__name__)
@@ -47,9 +48,7 @@ async def handle_package_change(command: Command, scope: WorkflowScope) -> list[
     secret_hash = await hash_secret(scope, domain.secret_of(command))
     package_id: str = command.package_id  # type: ignore[attr-defined]
     keys = scope.dependencies.keys
-    provisioned = (
-        views.provision_totp(package_id, keys) if domain.provisions_totp(command) else None
-    )
+    provisioned = views.provision_totp(package_id, keys) if provisions_totp(command) else None
     connection = scope.transaction
     before = await repository.select_package(connection, package_id, for_update=True)
     decision = domain.decide(
