@@ -16,9 +16,10 @@ from pydantic import SecretStr
 from libs.runtime.errors import BadRequest, Forbidden, NotFound
 from libs.runtime.messaging.outgoing import Outgoing, caused_by
 from libs.runtime.service import MessageHandler
+from libs.security.accounts import PostgresAccountStates
 from libs.security.invitations import CredentialRequired
 from libs.security.otp_store import OtpRecipient, VerifyOutcome
-from libs.security.tokens import Claims
+from libs.security.tokens import AccountDisabled, Claims
 from libs.security.totp import TotpParameters, matching_step
 from services.authentication import repository
 from services.authentication.dependencies import AuthenticationScope
@@ -351,12 +352,16 @@ class TotpKey:
 
 async def totp_key(scope: AuthenticationScope, policy: RecipientPolicy) -> TotpKey:
     """The recipient's TOTP secret, opened from its sealed form: the authenticator the API user
-    named as their signer confirmed (identity sealed it), or the one workflow provisioned."""
+    named as their signer confirmed (identity sealed it; a disabled user's opens nothing, as
+    their tokens), or the one workflow provisioned."""
     opener = scope.dependencies.opener
     if policy.totp_source == "user_authenticator":
         found = await repository.select_user_authenticator(scope.transaction, policy.signer_user_id)
         if found is None:
             raise TotpNotSetUp(TOTP_NOT_SET_UP)
+        state = await PostgresAccountStates(scope.transaction).get(str(found.user_id))
+        if state is not None and state.disabled:
+            raise AccountDisabled()
         secret = opener.open(user_totp_context(found.user_id), found.secret_sealed)
         algorithm = cast(TotpAlgorithm, found.algorithm)
         return TotpKey(secret, TotpParameters(found.digits, algorithm, found.period_seconds))

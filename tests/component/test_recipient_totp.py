@@ -235,7 +235,8 @@ async def test_one_retry_count_is_shared_by_a_password_and_totp(services: Servic
 async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for(services: Services) -> None:
     """A recipient whose named signer is an API user with a confirmed authenticator opens with its
     codes; the same code is then refused as used for another package that user signs for (one
-    subject for the user); once identity says the authenticator is removed, its codes open nothing."""
+    subject for the user); while the user is disabled their codes open nothing (403), and once
+    identity says the authenticator is removed, nothing either (400)."""
     token = owner_token(services)
     user, secret = uuid.uuid4(), pyotp.random_base32()
     confirmed = idn.AuthenticatorConfirmed(
@@ -255,6 +256,10 @@ async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for
     code = services.code(secret)
     opened = await services.to_authentication(verify(*invitations[0], code))
     elsewhere = await services.to_authentication(verify(*invitations[1], code))
+    await services.authentication.handle(idn.UserDisabledV2(user_id=user))
+    services.clock.advance(timedelta(seconds=30))
+    while_disabled = await services.to_authentication(verify(*invitations[1], services.code(secret)))
+    await services.authentication.handle(idn.UserEnabledV2(user_id=user))
     assert await services.authentication.handle(idn.AuthenticatorRemoved(
         user_id=user, authenticator_id=confirmed.authenticator_id, changed_by="administrator")) == []
     services.clock.advance(timedelta(seconds=30))
@@ -262,6 +267,7 @@ async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for
 
     assert (opened["type"], opened["method"]) == ("authentication.recipient_authenticated", "totp")
     assert (elsewhere["status"], elsewhere["code"]) == (409, "totp_code_used")
+    assert (while_disabled["status"], while_disabled["code"]) == (403, "account_disabled")
     assert (removed["status"], removed["code"]) == (400, "totp_without_authenticator")
 
 
