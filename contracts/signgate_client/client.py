@@ -266,7 +266,9 @@ class SignGateClient:
     @overload
     async def send(
         self,
-        command: authentication.OpenDocumentWithPassword | authentication.VerifyDocumentOtp,
+        command: authentication.OpenDocumentWithPassword
+        | authentication.VerifyDocumentOtp
+        | authentication.VerifyDocumentTotp,
         *,
         timeout: float = ...,
         reply: bool | None = ...,

@@ -34,6 +34,7 @@ _ANSWERS: dict[type[Command], Answer] = {
     identity.ExchangeApiKey: Answer.EVENT_AND_REPLY,
     authentication.OpenDocumentWithPassword: Answer.EVENT_AND_GRANT,
     authentication.VerifyDocumentOtp: Answer.EVENT_AND_GRANT,
+    authentication.VerifyDocumentTotp: Answer.EVENT_AND_GRANT,
     authentication.GetRecipientAuthenticationStatus: Answer.REPLY,
     workflow.GetRecipientAuthentication: Answer.REPLY,
     workflow.GetWorkflowHistory: Answer.REPLY,
@@ -77,7 +78,9 @@ def route(command: Command) -> Route:
         _KEYS[topic.name](command),
         OUTCOME_TOPIC[topic.name],
         replies,
-        _ANSWERS.get(type(command), Answer.EVENT),
+        Answer.EVENT_AND_REPLY
+        if workflow.provisions_totp(command)  # the new secret's URI, to the caller only
+        else _ANSWERS.get(type(command), Answer.EVENT),
     )
 
 

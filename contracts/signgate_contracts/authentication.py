@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, EmailStr, Field, model_validator
 from signgate_contracts.envelope import Command, Event, Secret
 from signgate_contracts.rejection import CommandRejected
 
-Method = Literal["password", "access_code", "sms_otp", "email_otp"]
+Method = Literal["password", "access_code", "sms_otp", "email_otp", "totp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
 
 
@@ -66,6 +66,20 @@ class VerifyDocumentOtp(_RecipientCommand):
 
     type: Literal["authentication.verify_document_otp"] = "authentication.verify_document_otp"
     code: Secret
+
+
+# -- authenticator-app codes (TOTP) --
+
+TOTP_CODE_USED = "This code was used already: wait for the next code from the authenticator app"
+
+
+class VerifyDocumentTotp(_RecipientCommand):
+    """Open a document with a code from the recipient's authenticator app (method ``totp``). A
+    code opens once: submitted again (or an earlier one) it is refused with 409
+    ``totp_code_used``, which spends none of the recipient's attempts."""
+
+    type: Literal["authentication.verify_document_totp"] = "authentication.verify_document_totp"
+    code: Secret = Field(description="The 6-8 digits the authenticator app shows now.")
 
 
 class RequestSigningOtp(Command):
@@ -253,6 +267,7 @@ COMMANDS: tuple[type[Command], ...] = (
     OpenDocumentWithPassword,
     RequestDocumentOtp,
     VerifyDocumentOtp,
+    VerifyDocumentTotp,
     RequestSigningOtp,
     VerifySigningOtp,
     GetRecipientAuthenticationStatus,

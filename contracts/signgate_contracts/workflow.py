@@ -83,8 +83,9 @@ PackageId = Annotated[
 Order = Annotated[
     int, Field(ge=1, le=50, description="The recipient's place in the workflow, 1-50.")
 ]
-Method = Literal["password", "access_code", "sms_otp", "email_otp"]
-"""How a recipient proves who they are: SigningHub's password, BoldSign's access code, or an OTP."""
+Method = Literal["password", "access_code", "sms_otp", "email_otp", "totp"]
+"""How a recipient proves who they are: SigningHub's password, BoldSign's access code, an OTP, or
+a code from an authenticator app (``totp``)."""
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
 """How often a recipient must authenticate again (BoldSign's identity-verification `type`)."""
 PackageState = Literal["draft", "in_progress", "completed", "declined", "terminated"]
@@ -179,6 +180,33 @@ class CamelBody(Body):
     )
 
 
+# -- authenticator-app codes (TOTP) for recipients --
+
+TotpSource = Literal["user_authenticator", "provisioned"]
+"""Where a recipient's TOTP secret comes from: ``user_authenticator``, the authenticator app that the
+API user the owner named as the recipient's signer (``signer_user_id``) confirmed with identity; or
+``provisioned``, a secret workflow generates for the recipient when the sender asks, answered as an
+otpauth URI to the sender's reply topic only (to show the recipient as a QR code)."""
+
+
+def recipient_totp_context(package_id: str, authenticator_id: str) -> str:
+    """What a provisioned recipient secret is sealed to: it opens for this package and this
+    provisioning only (a new provisioning has a new id)."""
+    return f"recipient-totp:{package_id}/{authenticator_id}"
+
+
+class TotpSetting(Body):
+    """A recipient opens with a code from an authenticator app (an addition to SigningHub's body)."""
+
+    enabled: bool = False
+    source: TotpSource = Field(
+        default="provisioned",
+        description="provisioned: a new secret is generated and its otpauth URI answered to the "
+        "caller's reply_to (every such command provisions a new one); user_authenticator: the "
+        "authenticator app of the API user named as the recipient's signer_user_id.",
+    )
+
+
 # -- registering a package --
 
 
@@ -243,6 +271,9 @@ class AuthenticationSetting(Body):
     enabled: bool = False
     password: PasswordSetting | None = None
     sms_otp: SmsOtpSetting | None = None
+    totp: TotpSetting | None = Field(
+        default=None, description="Codes from an authenticator app (not in SigningHub's body)."
+    )
 
     # -- signgate's extension: how the recipient's code messages read --
     locale: Locale | None = Field(
@@ -254,11 +285,13 @@ class AuthenticationSetting(Body):
 
     @model_validator(mode="after")
     def _a_method_when_enabled(self) -> AuthenticationSetting:
-        chosen = (self.password and self.password.enabled) or (
-            self.sms_otp and self.sms_otp.enabled
+        chosen = (
+            (self.password and self.password.enabled)
+            or (self.sms_otp and self.sms_otp.enabled)
+            or (self.totp and self.totp.enabled)
         )
         if self.enabled and not chosen:
-            raise ValueError("enabling authentication needs password or sms_otp enabled")
+            raise ValueError("enabling authentication needs password, sms_otp or totp enabled")
         return self
 
 
@@ -378,9 +411,16 @@ class SignerReference(CamelBody):
 class AddAuthenticationBody(SignerReference):
     """BoldSign's addAuthentication body, verbatim."""
 
-    authentication_type: Literal["AccessCode", "EmailOTP", "SMSOTP"]
+    authentication_type: Literal["AccessCode", "EmailOTP", "SMSOTP", "TOTP"] = Field(
+        description="TOTP (codes from an authenticator app) is not one of BoldSign's: see totpSource."
+    )
     access_code: Secret | None = Field(
         default=None, description="Required for AccessCode; otherwise empty."
+    )
+    totp_source: TotpSource = Field(
+        default="provisioned",
+        description="For TOTP: where the secret comes from (`TotpSource`); provisioned answers "
+        "the new secret's otpauth URI to the caller's reply_to.",
     )
     phone_number: PhoneNumber | None = Field(
         default=None,
@@ -554,6 +594,11 @@ class ResetRecipientAuthentication(_RecipientCommand):
         default=None,
         description="For a switch to SMS OTP; the recipient's number on record if left out.",
     )
+    totp_source: TotpSource | None = Field(
+        default=None,
+        description="For TOTP: set up the recipient's authenticator anew (provisioned: a new "
+        "secret, answered to reply_to, as for a lost phone); the current one if left out.",
+    )
 
     _acceptable = field_validator("access_code")(_acceptable_secret)
 
@@ -642,6 +687,18 @@ class SealedAuthenticationPolicy(View):
     frequency: Frequency
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = Field(default=None, description="Masked sender identity (BoldSign).")
+    # -- TOTP --
+    totp_source: TotpSource | None = Field(default=None, description="For totp.")
+    totp_authenticator_id: str | None = Field(
+        default=None, description="The provisioned secret's id (source provisioned)."
+    )
+    totp_sealed: str | None = Field(
+        default=None,
+        repr=False,
+        description="The provisioned secret, sealed to the authentication service, context "
+        "'recipient-totp:<package_id>/<authenticator_id>' (`recipient_totp_context`): {secret, "
+        "digits, algorithm, period_seconds}. Workflow keeps only this sealed value.",
+    )
 
     # -- how the recipient's code messages read (additions with defaults) --
     locale: str | None = Field(default=None, description="BCP 47; None: the deployment's default.")
@@ -867,10 +924,25 @@ class PublicAuthenticationPolicy(View):
     frequency: Frequency
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = None
+    totp_source: TotpSource | None = None
+    totp_authenticator_id: str | None = None
 
     # -- how the recipient's code messages read (additions with defaults) --
     locale: str | None = None
     brand_name: str | None = None
+
+
+class RecipientTotpProvisioned(_RecipientEvent):
+    """Reply only: the secret workflow generated for a recipient's authenticator app, to the caller
+    who asked (never on an events topic): show ``otpauth_uri`` to the recipient as a QR code."""
+
+    type: Literal["workflow.recipient_totp_provisioned"] = "workflow.recipient_totp_provisioned"
+    authenticator_id: str = Field(description="This provisioning; a new one has a new id.")
+    otpauth_uri: Secret = Field(description="otpauth://totp/... with the secret: for a QR code.")
+    secret: Secret = Field(description="The base32 secret, for typing into an app by hand.")
+    digits: int = 6
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
+    period_seconds: int = 30
 
 
 class RecipientAuthenticationDescribed(_RecipientEvent):
@@ -940,4 +1012,31 @@ REPLIES: tuple[type[Event], ...] = (
     WorkflowHistoryListed,
     RecipientInvitationsIssued,
     RecipientInvitationIssued,
+    RecipientTotpProvisioned,
 )
+
+
+# -- which commands provision a recipient's TOTP secret --
+
+
+def provisions_totp(command: Command) -> bool:
+    """Whether a command asks for a new TOTP secret for its recipient: workflow generates it, seals
+    it to the authentication service and answers its otpauth URI (`RecipientTotpProvisioned`) to
+    the caller's reply_to only, with the command's event."""
+    match command:
+        case UpdateRecipientAuthentication(
+            body=SigningHubAuthenticationBody(authentication=setting)
+        ):
+            return bool(
+                setting
+                and setting.enabled
+                and setting.totp
+                and setting.totp.enabled
+                and setting.totp.source == "provisioned"
+            )
+        case AddAuthentication():
+            body = command.body
+            return body.authentication_type == "TOTP" and body.totp_source == "provisioned"
+        case ResetRecipientAuthentication():
+            return command.totp_source == "provisioned"
+    return False

@@ -24,6 +24,7 @@ from libs.security.required_secrets import require
 from libs.security.sealing import Opener
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenVerifier
+from libs.security.totp import UsedSteps
 from services.authentication.dependencies import AuthenticationDependencies
 from services.authentication.failures import SecretFailures
 from services.authentication.grants import GrantSigner
@@ -63,6 +64,8 @@ def build_dependencies(resources: Resources) -> AuthenticationDependencies:
         opener=Opener(key.get_secret_value() for key in settings.sealing_keys),
         clock=settings.clock,
         signing_retry_count=settings.signing_retry_count,
+        used_steps=UsedSteps(resources.redis, prefix),
+        totp=settings.totp,
     )
 
 

@@ -13,6 +13,7 @@ from libs.security.otp_store import OtpStore
 from libs.security.sealing import Opener
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenVerifier
+from libs.security.totp import TotpSettings, UsedSteps
 from services.authentication.failures import SecretFailures
 from services.authentication.grants import GrantSigner
 
@@ -22,7 +23,7 @@ class AuthenticationDependencies:
     hasher: SecretHasher
     """Checks passwords and access codes against the argon2id hashes workflow sealed to this service."""
     secret_failures: SecretFailures
-    """Wrong passwords and access codes, counted per recipient in Redis; passed methods."""
+    """Wrong passwords, access codes and TOTP codes, counted per recipient in Redis; passed methods."""
     otp: OtpStore
     """The OTP store shared with otp-dispatch: codes verified and consumed, wrong codes counted."""
     grants: GrantSigner
@@ -37,6 +38,10 @@ class AuthenticationDependencies:
     """Opens what workflow and identity sealed to this service (secret hashes, destinations, mobiles)."""
     clock: Callable[[], datetime]
     signing_retry_count: int
+    used_steps: UsedSteps
+    """The TOTP steps each subject has used (shared with identity: a code opens once, anywhere)."""
+    totp: TotpSettings
+    """The drift window codes are checked in."""
     """Wrong codes a signer may submit for one field (`AuthenticationSettings.signing_retry_count`)."""
 
     def now(self) -> datetime:

@@ -16,13 +16,19 @@ from libs.security.invitations import Invitation
 from signgate_contracts.authentication import RevocationReason
 from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
-Method = Literal["password", "access_code", "sms_otp", "email_otp"]
+Method = Literal["password", "access_code", "sms_otp", "email_otp", "totp"]
 Frequency = Literal["EveryAccess", "UntilSignCompleted", "OncePerDocument"]
 SECRET_METHODS: frozenset[str] = frozenset({"password", "access_code"})
 OTP_METHODS: frozenset[str] = frozenset({"sms_otp", "email_otp"})
-AttemptKind = Literal["secret", "otp"]
-"""What an attempt submitted: a password or access code (``secret``), or a one-time password."""
-METHODS_OF: dict[AttemptKind, frozenset[str]] = {"secret": SECRET_METHODS, "otp": OTP_METHODS}
+TOTP_METHODS: frozenset[str] = frozenset({"totp"})
+AttemptKind = Literal["secret", "otp", "totp"]
+"""What an attempt submitted: a password or access code (``secret``), a one-time password sent to
+the recipient (``otp``), or a code from an authenticator app (``totp``)."""
+METHODS_OF: dict[AttemptKind, frozenset[str]] = {
+    "secret": SECRET_METHODS,
+    "otp": OTP_METHODS,
+    "totp": TOTP_METHODS,
+}
 TERMINAL_STATES = frozenset({"completed", "declined", "terminated"})
 
 ACCESS_PERIOD_ENDED = "You cannot access this document after the access period ends"
@@ -73,6 +79,23 @@ class WrongMethod(BadRequest):
     code = "wrong_authentication_method"
 
 
+TOTP_NOT_SET_UP = (
+    "No authenticator app is set up for this recipient: the API user named as their signer has "
+    "none confirmed"
+)
+
+
+class TotpCodeUsed(Refusal):
+    """A right code from the authenticator app, but its time step (or a later one) opened already:
+    refused without spending an attempt, so a replayed code never locks the rightful recipient."""
+
+    status, code = 409, "totp_code_used"
+
+
+class TotpNotSetUp(BadRequest):
+    code = "totp_without_authenticator"
+
+
 @dataclass(frozen=True)
 class AccessWindow:
     """When a recipient may open the package: by dates, or by days after they received it."""
@@ -117,6 +140,22 @@ class RecipientPolicy:
     locked_at: datetime | None = None
     authentication_version: int = 0
     """Raised by workflow on every change of the authentication; invitations carry it."""
+    signer_user_id: str | None = None
+    """The API user the owner named as the recipient's signer (whose authenticator app may open)."""
+    totp_source: str | None = None
+    """For totp: ``user_authenticator`` (the signer's app) or ``provisioned``."""
+    totp_authenticator_id: str | None = None
+    totp_sealed: str | None = None
+    """The provisioned secret, as workflow sealed it to this service (opened to check a code)."""
+
+    @property
+    def totp_subject(self) -> str:
+        """Whose TOTP steps a code of this recipient spends (`libs.security.totp.UsedSteps`): the
+        API user's (the same subject as at their login: a code is used once for either), or this
+        recipient's provisioned secret's."""
+        if self.totp_source == "user_authenticator":
+            return f"user:{self.signer_user_id}"
+        return f"recipient:{self.package_id}/{self.order}/{self.totp_authenticator_id}"
 
     @property
     def locked(self) -> bool:
@@ -182,26 +221,38 @@ class Failure:
 class RecipientAttempts:
     """All of one recipient's lockout arithmetic: one retry count shared by every method.
 
-    Wrong secrets (passwords, access codes) and wrong one-time passwords are counted apart, each
-    atomically in Redis (`failures.SecretFailures`, `libs.security.otp_store`), as each success
-    clears only its own; but a recipient who must pass both is locked by the retry count's worth
-    of wrong attempts of either kind together, not by that many of each. So each counter counts up
-    to a ceiling, what the other kind has left (`ceiling`), and the attempt that brings the sum to
-    the retry count locks (`locks`). Both counters are written only by the package's commands,
-    handled one at a time in order (one key, one partition), so their sum is exact. The lock itself
-    is durable in Postgres (``recipients.locked_at``, with the failures it was taken at).
+    Wrong secrets (passwords, access codes), wrong one-time passwords and wrong authenticator-app
+    codes are counted apart, each atomically in Redis (`failures.SecretFailures`,
+    `libs.security.otp_store`), as each success clears only its own; but a recipient who must pass
+    several is locked by the retry count's worth of wrong attempts of all kinds together, not by
+    that many of each. So each counter counts up to a ceiling, what the other kinds have left
+    (`ceiling`), and the attempt that brings the sum to the retry count locks (`locks`). The
+    counters are written only by the package's commands, handled one at a time in order (one key,
+    one partition), so their sum is exact. The lock itself is durable in Postgres
+    (``recipients.locked_at``, with the failures it was taken at).
     """
 
     retry_count: int = DEFAULT_RETRY_COUNT
     secret_failures: int = 0
     otp_failures: int = 0
+    totp_failures: int = 0
+    """Wrong authenticator-app codes, counted apart as the others (`failures.SecretFailures`)."""
     locked: bool = False
     locked_failures: int | None = None
     """The failures the durable lock was taken at (they outlive a Redis loss)."""
 
+    def failures_of(self, kind: AttemptKind) -> int:
+        return {
+            "secret": self.secret_failures,
+            "otp": self.otp_failures,
+            "totp": self.totp_failures,
+        }[kind]
+
     def failures_besides(self, kind: AttemptKind) -> int:
-        """Wrong attempts of the kind other than ``kind``."""
-        return self.otp_failures if kind == "secret" else self.secret_failures
+        """Wrong attempts of the kinds other than ``kind``."""
+        return (
+            self.secret_failures + self.otp_failures + self.totp_failures - self.failures_of(kind)
+        )
 
     def ceiling(self, kind: AttemptKind) -> int:
         """How many failures the counter of ``kind`` may hold: what the other kind has left."""
@@ -227,7 +278,7 @@ class RecipientAttempts:
         counters together."""
         if self.locked and self.locked_failures:
             return self.locked_failures
-        return self.secret_failures + self.otp_failures
+        return self.secret_failures + self.otp_failures + self.totp_failures
 
     @property
     def remaining(self) -> int:

@@ -7,17 +7,20 @@ decision says and returns what to publish.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import SecretStr
 
 from libs.runtime.errors import BadRequest, Forbidden, NotFound
 from libs.runtime.messaging.outgoing import Outgoing, caused_by
 from libs.runtime.service import MessageHandler
+from libs.security.accounts import PostgresAccountStates
 from libs.security.invitations import CredentialRequired
 from libs.security.otp_store import OtpRecipient, VerifyOutcome
-from libs.security.tokens import Claims
+from libs.security.tokens import AccountDisabled, Claims
+from libs.security.totp import TotpParameters, matching_step
 from services.authentication import repository
 from services.authentication.dependencies import AuthenticationScope
 from services.authentication.domain import (
@@ -26,12 +29,17 @@ from services.authentication.domain import (
     OTP_METHODS,
     RECIPIENT_LOCKED,
     SECRET_METHODS,
+    TOTP_METHODS,
+    TOTP_NOT_SET_UP,
+    AttemptKind,
     Failure,
     InvitationNotValid,
     Method,
     RecipientAttempts,
     RecipientLocked,
     RecipientPolicy,
+    TotpCodeUsed,
+    TotpNotSetUp,
     admit_invitation,
     check_attempt,
     grant_expiry,
@@ -39,7 +47,9 @@ from services.authentication.domain import (
 )
 from signgate_contracts import Command, CommandRejected, Event, Message, otp
 from signgate_contracts import authentication as auth
+from signgate_contracts.identity import TotpAlgorithm, user_totp_context
 from signgate_contracts.topics import AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES, OTP_REQUESTS
+from signgate_contracts.workflow import recipient_totp_context
 
 DOCUMENT_NOT_OWNED = "Document does not belong to user"
 NO_MOBILE_NUMBER = (
@@ -57,6 +67,7 @@ RecipientCommand = (
     auth.OpenDocumentWithPassword
     | auth.RequestDocumentOtp
     | auth.VerifyDocumentOtp
+    | auth.VerifyDocumentTotp
     | auth.GetRecipientAuthenticationStatus
 )
 
@@ -78,10 +89,7 @@ async def handle_open_document_with_password(
     if verification.matches:
         await dependencies.secret_failures.succeeded(policy.package_id, policy.order)
         return await authenticated(command, scope, policy, method, now)
-    otp_failures = 0
-    if policy.uses("otp"):
-        otp_failures = await dependencies.otp.failures(document_recipient(policy))
-    attempts = RecipientAttempts(policy.retry_count, otp_failures=otp_failures)
+    attempts = await attempts_besides(scope, policy, "secret")
     used, counted = await dependencies.secret_failures.count(
         policy.package_id, policy.order, attempts.ceiling("secret"), command.event_id
     )
@@ -96,10 +104,7 @@ async def handle_verify_document_otp(
     now = dependencies.now()
     _, policy = await recipient_attempting(command, scope, now, OTP_METHODS)
     method = policy.method_for(OTP_METHODS)
-    secret_failures = 0
-    if policy.uses("secret"):
-        secret_failures = await dependencies.secret_failures.used(policy.package_id, policy.order)
-    attempts = RecipientAttempts(policy.retry_count, secret_failures=secret_failures)
+    attempts = await attempts_besides(scope, policy, "otp")
     result = await dependencies.otp.verify_and_consume(
         document_recipient(policy),
         command.code,
@@ -112,6 +117,43 @@ async def handle_verify_document_otp(
     failure = attempts.wrong_attempt("otp", None if result.spent else result.attempts_used)
     reason = FAILURE_REASONS.get(result.outcome, "wrong_secret")
     return await failed(scope, policy, method, reason, failure, now)
+
+
+async def handle_verify_document_totp(
+    command: auth.VerifyDocumentTotp, scope: AuthenticationScope
+) -> list[Outgoing]:
+    """A code from the recipient's authenticator app: a match is claimed for its time step (once
+    per subject, atomically across replicas); a right code already used is refused (409) without
+    spending an attempt; a wrong one spends one of the recipient's retry count, as every method's."""
+    dependencies = scope.dependencies
+    now = dependencies.now()
+    _, policy = await recipient_attempting(command, scope, now, TOTP_METHODS)
+    key = await totp_key(scope, policy)
+    drift = dependencies.totp.drift_steps
+    step = matching_step(
+        key.secret,
+        command.code.get_secret_value(),
+        now,
+        parameters=key.parameters,
+        drift_steps=drift,
+    )
+    if step is not None:
+        if not await dependencies.used_steps.claim(
+            policy.totp_subject,
+            step,
+            str(command.event_id),
+            parameters=key.parameters,
+            drift_steps=drift,
+        ):
+            raise TotpCodeUsed(auth.TOTP_CODE_USED)
+        await dependencies.secret_failures.succeeded(policy.package_id, policy.order, "totp")
+        return await authenticated(command, scope, policy, "totp", now)
+    attempts = await attempts_besides(scope, policy, "totp")
+    used, counted = await dependencies.secret_failures.count(
+        policy.package_id, policy.order, attempts.ceiling("totp"), command.event_id, kind="totp"
+    )
+    failure = attempts.wrong_attempt("totp", used if counted else None)
+    return await failed(scope, policy, "totp", "wrong_secret", failure, now)
 
 
 async def handle_request_document_otp(
@@ -149,6 +191,9 @@ async def handle_get_recipient_authentication_status(
         policy.retry_count,
         secret_failures=await dependencies.secret_failures.used(policy.package_id, policy.order),
         otp_failures=otp_status.failures,
+        totp_failures=await dependencies.secret_failures.used(
+            policy.package_id, policy.order, "totp"
+        ),
         locked=policy.locked,
         locked_failures=stored.locked_failures,
     )
@@ -280,6 +325,56 @@ async def handle_command_rejected(
 
 
 # -- the steps handlers share --
+
+
+async def attempts_besides(
+    scope: AuthenticationScope, policy: RecipientPolicy, kind: AttemptKind
+) -> RecipientAttempts:
+    """The recipient's retry count with their wrong attempts of the kinds other than ``kind`` that
+    their policy uses (one retry count for all; the counter of ``kind`` is counted by the caller)."""
+    dependencies = scope.dependencies
+    secret = otp = totp = 0
+    if kind != "secret" and policy.uses("secret"):
+        secret = await dependencies.secret_failures.used(policy.package_id, policy.order)
+    if kind != "otp" and policy.uses("otp"):
+        otp = await dependencies.otp.failures(document_recipient(policy))
+    if kind != "totp" and policy.uses("totp"):
+        totp = await dependencies.secret_failures.used(policy.package_id, policy.order, "totp")
+    return RecipientAttempts(
+        policy.retry_count, secret_failures=secret, otp_failures=otp, totp_failures=totp
+    )
+
+
+@dataclass(frozen=True)
+class TotpKey:
+    """What a recipient's authenticator-app codes are checked against, opened for one check."""
+
+    secret: str
+    parameters: TotpParameters
+
+
+async def totp_key(scope: AuthenticationScope, policy: RecipientPolicy) -> TotpKey:
+    """The recipient's TOTP secret, opened from its sealed form: the authenticator the API user
+    named as their signer confirmed (identity sealed it; a disabled user's opens nothing, as
+    their tokens), or the one workflow provisioned."""
+    opener = scope.dependencies.opener
+    if policy.totp_source == "user_authenticator":
+        found = await repository.select_user_authenticator(scope.transaction, policy.signer_user_id)
+        if found is None:
+            raise TotpNotSetUp(TOTP_NOT_SET_UP)
+        state = await PostgresAccountStates(scope.transaction).get(str(found.user_id))
+        if state is not None and state.disabled:
+            raise AccountDisabled()
+        secret = opener.open(user_totp_context(found.user_id), found.secret_sealed)
+        algorithm = cast(TotpAlgorithm, found.algorithm)
+        return TotpKey(secret, TotpParameters(found.digits, algorithm, found.period_seconds))
+    if policy.totp_sealed is None or policy.totp_authenticator_id is None:
+        raise TotpNotSetUp(TOTP_NOT_SET_UP)
+    opened = opener.open(
+        recipient_totp_context(policy.package_id, policy.totp_authenticator_id), policy.totp_sealed
+    )
+    parameters = TotpParameters(opened["digits"], opened["algorithm"], opened["period_seconds"])
+    return TotpKey(opened["secret"], parameters)
 
 
 def document_recipient(policy: RecipientPolicy) -> OtpRecipient:
@@ -512,6 +607,7 @@ COMMAND_HANDLERS: dict[type[Message], MessageHandler] = {
     auth.OpenDocumentWithPassword: handle_open_document_with_password,
     auth.RequestDocumentOtp: handle_request_document_otp,
     auth.VerifyDocumentOtp: handle_verify_document_otp,
+    auth.VerifyDocumentTotp: handle_verify_document_totp,
     auth.RequestSigningOtp: handle_request_signing_otp,
     auth.VerifySigningOtp: handle_verify_signing_otp,
     auth.GetRecipientAuthenticationStatus: handle_get_recipient_authentication_status,

@@ -22,9 +22,9 @@ from services.authentication.dependencies import AuthenticationScope
 from services.authentication.domain import REVOCATION_MARGIN, revocation_for
 from signgate_contracts import Message, identity, workflow
 from signgate_contracts import authentication as auth
-from signgate_contracts.identity import user_mobile_context
+from signgate_contracts.identity import user_mobile_context, user_totp_context
 from signgate_contracts.topics import AUTHENTICATION_EVENTS
-from signgate_contracts.workflow import sealed_policy_context
+from signgate_contracts.workflow import recipient_totp_context, sealed_policy_context
 
 
 class PackageFact(Protocol):
@@ -166,6 +166,11 @@ async def handle_recipient_authentication_updated_v2(
                 event.package_id, event.order, event.authentication_version
             )
             opened = scope.dependencies.opener.open(context, policy.sealed)
+        if policy.totp_sealed is not None:  # kept sealed; opened now only to refuse a bad one
+            scope.dependencies.opener.open(
+                recipient_totp_context(event.package_id, policy.totp_authenticator_id or ""),
+                policy.totp_sealed,
+            )
         destination = (
             {
                 "channel": policy.channel,
@@ -264,6 +269,37 @@ async def handle_user_profile_in_first_shape(
     return []
 
 
+async def handle_authenticator_confirmed(
+    event: identity.AuthenticatorConfirmed, scope: AuthenticationScope
+) -> list[Outgoing]:
+    """The user's authenticator app, whose codes open packages for the recipients they sign for:
+    kept as identity sealed it (opened now only to refuse one that does not open as theirs)."""
+    scope.dependencies.opener.open(user_totp_context(event.user_id), event.secret_sealed)
+    await repository.upsert_user_authenticator(
+        scope.transaction,
+        repository.UserAuthenticator(
+            user_id=event.user_id,
+            authenticator_id=event.authenticator_id,
+            secret_sealed=event.secret_sealed,
+            digits=event.digits,
+            algorithm=event.algorithm,
+            period_seconds=event.period_seconds,
+        ),
+        event.occurred_at,
+    )
+    return []
+
+
+async def handle_authenticator_removed(
+    event: identity.AuthenticatorRemoved, scope: AuthenticationScope
+) -> list[Outgoing]:
+    """Its codes open nothing from now on."""
+    await repository.delete_user_authenticator(
+        scope.transaction, event.user_id, event.authenticator_id
+    )
+    return []
+
+
 HANDLERS: dict[type[Message], MessageHandler] = {
     workflow.PackageRegistered: handle_package_registered,
     workflow.WorkflowShared: handle_package_state("in_progress"),
@@ -284,4 +320,6 @@ HANDLERS: dict[type[Message], MessageHandler] = {
     identity.UserProfileUpdatedV2: handle_user_profile,
     identity.UserRegistered: handle_user_profile_in_first_shape,
     identity.UserProfileUpdated: handle_user_profile_in_first_shape,
+    identity.AuthenticatorConfirmed: handle_authenticator_confirmed,
+    identity.AuthenticatorRemoved: handle_authenticator_removed,
 }

@@ -140,15 +140,17 @@ async def update_recipient_policy(
     await connection.execute(
         """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
                destination, destination_masked, retry_count, frequency, starts_at, ends_at,
-               days_after_receipt, authentication_version, locale, brand_name)
+               days_after_receipt, authentication_version, locale, brand_name, totp_source,
+               totp_authenticator_id, totp_sealed)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0),
-                   $15, $16)
+                   $15, $16, $17, $18, $19)
            ON CONFLICT (package_id, "order") DO UPDATE SET
                email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
                ends_at = $12, days_after_receipt = $13,
                authentication_version = coalesce($14, recipients.authentication_version),
-               locale = $15, brand_name = $16""",
+               locale = $15, brand_name = $16, totp_source = $17, totp_authenticator_id = $18,
+               totp_sealed = $19""",
         package_id,
         order,
         email_digest,
@@ -165,6 +167,9 @@ async def update_recipient_policy(
         version,
         policy.get("locale"),
         policy.get("brand_name"),
+        policy.get("totp_source"),
+        policy.get("totp_authenticator_id"),
+        policy.get("totp_sealed"),
     )
 
 
@@ -269,6 +274,7 @@ RECIPIENT_COMMANDS = (
     auth.OpenDocumentWithPassword,
     auth.RequestDocumentOtp,
     auth.VerifyDocumentOtp,
+    auth.VerifyDocumentTotp,
     auth.GetRecipientAuthenticationStatus,
 )
 """Commands that name one recipient by package and order (a lookup by email is not read ahead)."""
@@ -307,6 +313,10 @@ def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
         package_state=row["package_state"],
         locked_at=row["locked_at"],
         authentication_version=row["authentication_version"],
+        signer_user_id=row["signer_user_id"],
+        totp_source=row["totp_source"],
+        totp_authenticator_id=row["totp_authenticator_id"],
+        totp_sealed=row["totp_sealed"],
     )
     return StoredRecipient(
         policy,
@@ -366,6 +376,67 @@ async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> U
         key,
     )
     return UserProfile(**dict(row)) if row else None
+
+
+@dataclass(frozen=True)
+class UserAuthenticator:
+    """An API user's confirmed authenticator app, as identity published it: the secret sealed."""
+
+    user_id: UUID
+    authenticator_id: UUID
+    secret_sealed: str
+    digits: int
+    algorithm: str
+    period_seconds: int
+
+
+async def upsert_user_authenticator(
+    connection: asyncpg.Connection, authenticator: UserAuthenticator, confirmed_at: datetime
+) -> None:
+    """The user's authenticator from now on (a user has one: a new enrolment replaces the last),
+    unless a later one was confirmed already."""
+    await connection.execute(
+        """INSERT INTO user_authenticators (user_id, authenticator_id, secret_sealed, digits, algorithm,
+               period_seconds, confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (user_id) DO UPDATE SET authenticator_id = $2, secret_sealed = $3, digits = $4,
+               algorithm = $5, period_seconds = $6, confirmed_at = $7
+           WHERE user_authenticators.confirmed_at <= $7""",
+        authenticator.user_id,
+        authenticator.authenticator_id,
+        authenticator.secret_sealed,
+        authenticator.digits,
+        authenticator.algorithm,
+        authenticator.period_seconds,
+        confirmed_at,
+    )
+
+
+async def delete_user_authenticator(
+    connection: asyncpg.Connection, user_id: UUID, authenticator_id: UUID
+) -> None:
+    """Forget that authenticator (not a newer one the user confirmed since)."""
+    await connection.execute(
+        "DELETE FROM user_authenticators WHERE user_id = $1 AND authenticator_id = $2",
+        user_id,
+        authenticator_id,
+    )
+
+
+async def select_user_authenticator(
+    connection: asyncpg.Connection, user_id: str | None
+) -> UserAuthenticator | None:
+    try:
+        key = UUID(user_id) if user_id else None
+    except ValueError:
+        return None
+    if key is None:
+        return None
+    row = await connection.fetchrow(
+        "SELECT user_id, authenticator_id, secret_sealed, digits, algorithm, period_seconds"
+        " FROM user_authenticators WHERE user_id = $1",
+        key,
+    )
+    return UserAuthenticator(**dict(row)) if row else None
 
 
 async def insert_otp_request(

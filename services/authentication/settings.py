@@ -14,6 +14,7 @@ from libs.security.invitations import InvitationSettings
 from libs.security.otp_store import OtpStoreSettings
 from libs.security.secrets import SecretSettings
 from libs.security.tokens import TokenSettings
+from libs.security.totp import TotpSettings
 from services.authentication.grants import GrantSettings
 from signgate_contracts.envelope import utc_now
 from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
@@ -31,6 +32,7 @@ class AuthenticationSettings(ServiceSettings):
     grants: GrantSettings = Field(default_factory=GrantSettings)
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     digests: DigestSettings = Field(default_factory=DigestSettings)
+    totp: TotpSettings = Field(default_factory=TotpSettings)
     sealing_keys: list[SecretStr] = Field(
         default_factory=list,
         description="This service's X25519 private keys (base64), JSON list: what "

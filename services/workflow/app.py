@@ -49,6 +49,7 @@ def build_dependencies(resources: Resources) -> WorkflowDependencies:
         hasher=SecretHasher.from_settings(settings.secrets),
         keys=publishing_keys(settings),
         clock=utc_now,
+        totp=settings.totp,
     )
 
 

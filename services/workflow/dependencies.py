@@ -12,6 +12,7 @@ from libs.security.invitations import InvitationIssuer
 from libs.security.sealing import Sealer
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenVerifier
+from libs.security.totp import TotpSettings
 from signgate_contracts.envelope import Clock
 
 
@@ -39,6 +40,8 @@ class WorkflowDependencies:
     keys: PublishingKeys
     clock: Clock
     """The time an invitation is issued at (decisions take their times from the messages)."""
+    totp: TotpSettings
+    """The issuer the otpauth URIs of provisioned recipient secrets name."""
 
 
 WorkflowScope = Scope[WorkflowDependencies]

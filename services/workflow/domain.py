@@ -49,6 +49,7 @@ from signgate_contracts.workflow import (
     SignerReference,
     SigningHubAuthenticationBody,
     TerminateWorkflow,
+    TotpSource,
     UnlockWorkflow,
     UpdateRecipientAuthentication,
     WorkflowType,
@@ -64,6 +65,7 @@ BOLDSIGN_TYPES: Mapping[str, Method] = {
     "AccessCode": "access_code",
     "EmailOTP": "email_otp",
     "SMSOTP": "sms_otp",
+    "TOTP": "totp",
 }
 
 # -- refusals: one type per family, with the seed's status and text --
@@ -120,6 +122,17 @@ class InvalidSettings(BadRequest):
 
 
 @dataclass(frozen=True)
+class RecipientTotp:
+    """Where a recipient's authenticator-app codes are checked against (method ``totp``)."""
+
+    source: TotpSource
+    authenticator_id: str | None = None
+    """The provisioned secret's id (source ``provisioned``)."""
+    secret_sealed: str | None = None
+    """The provisioned secret, sealed to the authentication service: workflow cannot open it."""
+
+
+@dataclass(frozen=True)
 class Authentication:
     """What a recipient must do to open the package; every method listed is required."""
 
@@ -136,6 +149,8 @@ class Authentication:
     """The recipient's language for code messages (BCP 47); None: the deployment's default."""
     brand_name: str | None = None
     """The sender's brand in code messages; None: the deployment's."""
+    totp: RecipientTotp | None = None
+    """For totp."""
 
     @property
     def uses_secret(self) -> bool:
@@ -416,6 +431,7 @@ def update_recipient_authentication(
     order: int,
     body: SigningHubAuthenticationBody,
     password_hash: str | None,
+    provisioned: RecipientTotp | None = None,
 ) -> Decision:
     """Set the authentication and access duration of one recipient, or of all of them.
 
@@ -426,6 +442,11 @@ def update_recipient_authentication(
     if package.state != "draft":
         raise NotDraft()
     package.recipient(order)
+    if provisioned is not None and body.apply_to_all:
+        raise InvalidSettings(
+            "A provisioned TOTP secret is for one recipient: set it without apply_to_all",
+            field="body.authentication.totp.source",
+        )
     targets = package.recipients if body.apply_to_all else (package.recipient(order),)
     changes = []
     for recipient in targets:
@@ -433,7 +454,7 @@ def update_recipient_authentication(
         if body.authentication is not None:
             changed = changed.with_authentication(
                 _signinghub_authentication(
-                    recipient.authentication, body.authentication, password_hash
+                    recipient, body.authentication, password_hash, provisioned
                 )
             )
         if body.access_duration is not None:
@@ -456,8 +477,12 @@ def update_recipient_authentication(
 
 
 def _signinghub_authentication(
-    current: Authentication | None, setting: AuthenticationSetting, password_hash: str | None
+    recipient: Recipient,
+    setting: AuthenticationSetting,
+    password_hash: str | None,
+    provisioned: RecipientTotp | None,
 ) -> Authentication | None:
+    current = recipient.authentication
     if not setting.enabled:
         return None
     methods: list[Method] = []
@@ -476,6 +501,12 @@ def _signinghub_authentication(
     if setting.sms_otp and setting.sms_otp.enabled:
         methods.append("sms_otp")
         mobile = setting.sms_otp.mobile_number
+    totp = None
+    if setting.totp and setting.totp.enabled:
+        methods.append("totp")
+        totp = recipient_totp(
+            recipient, setting.totp.source, provisioned, "body.authentication.totp.source"
+        )
     base = current or Authentication(methods=(), frequency=SIGNINGHUB_FREQUENCY)
     return replace(
         base,
@@ -484,6 +515,7 @@ def _signinghub_authentication(
         mobile_number=mobile,
         locale=setting.locale or base.locale,
         brand_name=setting.brand_name or base.brand_name,
+        totp=totp,
     )
 
 
@@ -556,9 +588,13 @@ def _boldsign_signer(
 
 
 def add_authentication(
-    package: Package | None, caller: str, body: AddAuthenticationBody, access_code_hash: str | None
+    package: Package | None,
+    caller: str,
+    body: AddAuthenticationBody,
+    access_code_hash: str | None,
+    provisioned: RecipientTotp | None = None,
 ) -> Decision:
-    """Give one signer AccessCode, EmailOTP or SMSOTP authentication (replacing what they had)."""
+    """Give one signer AccessCode, EmailOTP, SMSOTP or TOTP authentication (replacing what they had)."""
     package, signer = _boldsign_signer(package, caller, body)
     method = BOLDSIGN_TYPES[body.authentication_type]
     mobile = None
@@ -573,9 +609,13 @@ def add_authentication(
         raise InvalidSettings(
             "an access code is required for AccessCode authentication", field="body.accessCode"
         )
+    totp = None
+    if method == "totp":
+        totp = recipient_totp(signer, body.totp_source, provisioned, "body.totpSource")
     verification = body.identity_verification_settings
     authentication = Authentication(
         methods=(method,),
+        totp=totp,
         secret_hash=access_code_hash if method == "access_code" else None,
         mobile_number=mobile,
         retry_count=body.authentication_retry_count or DEFAULT_RETRY_COUNT,
@@ -643,8 +683,11 @@ def reset_recipient_authentication(
     method: Method | None = None,
     secret_hash: str | None = None,
     mobile_number: str | None = None,
+    totp_source: TotpSource | None = None,
+    provisioned: RecipientTotp | None = None,
 ) -> Decision:
-    """Clear one recipient's failures and lockout, optionally with a new secret or method.
+    """Clear one recipient's failures and lockout, optionally with a new secret or method (or a
+    new authenticator set-up, for totp).
 
     Nothing else changes: not the other recipients, not any signature, not the package
     state. Resetting twice leaves the recipient as resetting once does.
@@ -655,15 +698,17 @@ def reset_recipient_authentication(
     recipient = package.recipient(order)
     current = recipient.authentication
     authentication = current
-    if method is not None or secret_hash is not None or mobile_number is not None:
-        authentication = _reset_authentication(recipient, method, secret_hash, mobile_number)
+    if any(given is not None for given in (method, secret_hash, mobile_number, totp_source)):
+        authentication = _reset_authentication(
+            recipient, method, secret_hash, mobile_number, totp_source, provisioned
+        )
     changed = recipient.with_authentication(authentication, failed_attempts=0, locked_out_at=None)
     details = {
         "was_locked": recipient.locked_out_at is not None,
         "failures_cleared": recipient.failed_attempts,
         "method_changed": (current.methods if current else ())
         != (authentication.methods if authentication else ()),
-        "secret_changed": secret_hash is not None,
+        "secret_changed": secret_hash is not None or provisioned is not None,
     }
     return Decision(
         package.with_recipient(changed), (Change("recipient_authentication_reset", order, details),)
@@ -671,7 +716,12 @@ def reset_recipient_authentication(
 
 
 def _reset_authentication(
-    recipient: Recipient, method: Method | None, secret_hash: str | None, mobile_number: str | None
+    recipient: Recipient,
+    method: Method | None,
+    secret_hash: str | None,
+    mobile_number: str | None,
+    totp_source: TotpSource | None = None,
+    provisioned: RecipientTotp | None = None,
 ) -> Authentication:
     current = recipient.authentication or Authentication(methods=(), frequency=BOLDSIGN_FREQUENCY)
     methods = (method,) if method else current.methods
@@ -697,9 +747,55 @@ def _reset_authentication(
             raise InvalidSettings(
                 "mobile_number is required: the recipient has none on record", field="mobile_number"
             )
+    if totp_source is not None and "totp" not in methods:
+        raise InvalidSettings("totp_source applies only to TOTP", field="totp_source")
+    totp = None
+    if "totp" in methods:
+        if totp_source is not None:
+            totp = recipient_totp(recipient, totp_source, provisioned, "totp_source")
+        elif current.totp is not None:
+            totp = current.totp
+        else:
+            raise InvalidSettings(
+                "totp_source is required: the recipient has no authenticator set up",
+                field="totp_source",
+                code="totp_without_authenticator",
+            )
     return replace(
-        current, methods=methods, secret_hash=secret if uses_secret else None, mobile_number=mobile
+        current,
+        methods=methods,
+        secret_hash=secret if uses_secret else None,
+        mobile_number=mobile,
+        totp=totp,
     )
+
+
+# -- authenticator-app codes (TOTP) --
+
+
+def recipient_totp(
+    recipient: Recipient,
+    source: TotpSource,
+    provisioned: RecipientTotp | None,
+    field_path: str,
+) -> RecipientTotp:
+    """What the recipient's codes are checked against: the authenticator app of the API user the
+    owner named as their signer (by id, at registration: nothing the user edits), or the secret
+    just provisioned for them. Without either there is nothing to check a code against: 400."""
+    if source == "user_authenticator":
+        if recipient.signer_user_id is None:
+            raise InvalidSettings(
+                "TOTP from the user's authenticator app needs the recipient's signer_user_id: "
+                "the API user whose app opens the package",
+                field=field_path,
+                code="totp_without_authenticator",
+            )
+        return RecipientTotp("user_authenticator")
+    if provisioned is None:
+        raise InvalidSettings(
+            "A provisioned TOTP secret is for one recipient", field=field_path
+        )  # the handler provisions one for every command that asks (`provisions_totp`)
+    return provisioned
 
 
 # -- facts reported by the authentication service --
@@ -768,9 +864,14 @@ def secret_of(command: Command) -> Secret | None:
 
 
 def decide(
-    command: Command, package: Package | None, caller: str | Caller, secret_hash: str | None
+    command: Command,
+    package: Package | None,
+    caller: str | Caller,
+    secret_hash: str | None,
+    provisioned: RecipientTotp | None = None,
 ) -> Decision:
-    """Apply one of `CHANGES` to the package as it is; ``secret_hash`` is the hash of `secret_of`."""
+    """Apply one of `CHANGES` to the package as it is; ``secret_hash`` is the hash of `secret_of`,
+    ``provisioned`` the TOTP secret made for a command that `provisions_totp`."""
     at = command.occurred_at
     if isinstance(command, RegisterPackage):
         return register_package(package, caller, command, at)
@@ -795,10 +896,10 @@ def decide(
             )
         case UpdateRecipientAuthentication():
             return update_recipient_authentication(
-                package, caller, command.order, command.body, secret_hash
+                package, caller, command.order, command.body, secret_hash, provisioned
             )
         case AddAuthentication():
-            return add_authentication(package, caller, command.body, secret_hash)
+            return add_authentication(package, caller, command.body, secret_hash, provisioned)
         case RemoveAuthentication():
             return remove_authentication(package, caller, command.body)
         case ChangeAccessCode():
@@ -812,6 +913,8 @@ def decide(
                 method=command.method,
                 secret_hash=secret_hash,
                 mobile_number=command.mobile_number,
+                totp_source=command.totp_source,
+                provisioned=provisioned,
             )
     raise TypeError(f"{type(command).__name__} does not change a package")
 

@@ -31,6 +31,7 @@ from signgate_contracts.workflow import (
     GetWorkflowHistory,
     IssueRecipientInvitation,
     ShareWorkflow,
+    provisions_totp,
 )
 
 log = get_logger(__name__)
@@ -40,16 +41,25 @@ log = get_logger(__name__)
 
 
 async def handle_package_change(command: Command, scope: WorkflowScope) -> list[Outgoing]:
-    """Any of `domain.CHANGES`: who asks, the hash of any secret, then the rule under the package's
-    row lock. Sharing also answers the caller with every recipient's invitation."""
+    """Any of `domain.CHANGES`: who asks, the hash of any secret (and a new TOTP secret, for a
+    command that asks for one), then the rule under the package's row lock. Sharing also answers
+    the caller with every recipient's invitation; provisioning a TOTP secret, with its URI."""
     caller = await caller_of(command, scope)
     secret_hash = await hash_secret(scope, domain.secret_of(command))
     package_id: str = command.package_id  # type: ignore[attr-defined]
+    keys = scope.dependencies.keys
+    provisioned = views.provision_totp(package_id, keys) if provisions_totp(command) else None
     connection = scope.transaction
     before = await repository.select_package(connection, package_id, for_update=True)
-    decision = domain.decide(command, before, caller, secret_hash)
-    keys = scope.dependencies.keys
+    decision = domain.decide(
+        command, before, caller, secret_hash, provisioned.totp if provisioned else None
+    )
     outgoing = await save(connection, keys, command, caller.user_id, before, decision)
+    if provisioned is not None:  # the secret to the caller only, never on the events topic
+        answer = views.totp_provisioned(
+            decision.package, provisioned, scope.dependencies.totp.issuer
+        )
+        outgoing.append(Outgoing.answer(command, WORKFLOW_REPLIES.name, package_id, answer))
     if isinstance(command, ShareWorkflow):
         issued = views.invitations_issued(decision.package, keys, scope.dependencies.clock())
         outgoing.append(Outgoing.answer(command, WORKFLOW_REPLIES.name, package_id, issued))

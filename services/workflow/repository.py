@@ -9,6 +9,7 @@ facts are about, read and locked in one go) is consulted here, by ``select_packa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.runtime.read_ahead import ByPackage, ReadAhead
-from services.workflow.domain import Authentication, Document, Package, Recipient
+from services.workflow.domain import Authentication, Document, Package, Recipient, RecipientTotp
 from signgate_contracts import Message
 from signgate_contracts.workflow import AccessWindow, IdentityVerification
 
@@ -240,6 +241,7 @@ def _dump_authentication(authentication: Authentication | None) -> str | None:
             "on_behalf_of": authentication.on_behalf_of,
             "locale": authentication.locale,
             "brand_name": authentication.brand_name,
+            "totp": dataclasses.asdict(authentication.totp) if authentication.totp else None,
         }
     )
 
@@ -249,6 +251,7 @@ def _load_authentication(text: str | None) -> Authentication | None:
         return None
     document = json.loads(text)
     verification = document["identity_verification"]
+    totp = document.get("totp")  # the provisioned secret only sealed: workflow cannot open it
     return Authentication(
         methods=tuple(document["methods"]),
         secret_hash=document["secret_hash"],
@@ -261,6 +264,7 @@ def _load_authentication(text: str | None) -> Authentication | None:
         on_behalf_of=document["on_behalf_of"],
         locale=document.get("locale"),  # policies stored before code messages were localised
         brand_name=document.get("brand_name"),
+        totp=RecipientTotp(**totp) if totp else None,
     )
 
 

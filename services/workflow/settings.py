@@ -11,6 +11,7 @@ from libs.security.invitations import InvitationSettings
 from libs.security.sealing import SealingPublicKeySettings
 from libs.security.secrets import SecretSettings
 from libs.security.tokens import TokenSettings
+from libs.security.totp import TotpSettings
 
 
 class WorkflowSettings(ServiceSettings):
@@ -27,3 +28,4 @@ class WorkflowSettings(ServiceSettings):
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     digests: DigestSettings = Field(default_factory=DigestSettings)
     sealing: SealingPublicKeySettings = Field(default_factory=SealingPublicKeySettings)
+    totp: TotpSettings = Field(default_factory=TotpSettings)

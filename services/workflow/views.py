@@ -10,14 +10,24 @@ owner's replies to sharing carry the recipients' invitations.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from pydantic import SecretStr
 
 from libs.security.masking import mask_email, mask_phone
+from libs.security.totp import TotpParameters, new_secret, provisioning_uri
 from services.workflow.dependencies import PublishingKeys
-from services.workflow.domain import Authentication, Change, Decision, Package, Recipient
+from services.workflow.domain import (
+    Authentication,
+    Change,
+    Decision,
+    Package,
+    Recipient,
+    RecipientTotp,
+)
 from services.workflow.repository import HistoryRecord
 from signgate_contracts.envelope import Event
 from signgate_contracts.workflow import (
@@ -37,6 +47,7 @@ from signgate_contracts.workflow import (
     RecipientReceived,
     RecipientSigned,
     RecipientSummary,
+    RecipientTotpProvisioned,
     SealedAuthenticationPolicy,
     WorkflowCompleted,
     WorkflowDeclined,
@@ -45,6 +56,7 @@ from signgate_contracts.workflow import (
     WorkflowShared,
     WorkflowTerminated,
     WorkflowUnlocked,
+    recipient_totp_context,
     sealed_policy_context,
 )
 
@@ -88,6 +100,73 @@ def policy(
         else None,
         locale=authentication.locale,
         brand_name=authentication.brand_name,
+        **totp_fields(authentication),
+    )
+
+
+def totp_fields(authentication: Authentication) -> dict[str, Any]:
+    """A policy's TOTP part: the provisioned secret as workflow holds it, sealed to the
+    authentication service (`recipient_totp_context`)."""
+    totp = authentication.totp
+    if totp is None:
+        return {}
+    return {
+        "totp_source": totp.source,
+        "totp_authenticator_id": totp.authenticator_id,
+        "totp_sealed": totp.secret_sealed,
+    }
+
+
+@dataclass(frozen=True)
+class ProvisionedTotp:
+    """A TOTP secret just made for a recipient: in clear only here, for the sender's reply; the
+    recipient's policy holds it sealed (``totp``)."""
+
+    secret: SecretStr
+    totp: RecipientTotp
+    parameters: TotpParameters
+
+
+def provision_totp(package_id: str, keys: PublishingKeys) -> ProvisionedTotp:
+    """A new secret (pyotp, 160 bits) and its id, sealed to the authentication service."""
+    secret, authenticator_id, parameters = new_secret(), str(uuid4()), TotpParameters()
+    sealed = keys.sealer.seal(
+        recipient_totp_context(package_id, authenticator_id),
+        {
+            "secret": secret,
+            "digits": parameters.digits,
+            "algorithm": parameters.algorithm,
+            "period_seconds": parameters.period,
+        },
+    )
+    return ProvisionedTotp(
+        SecretStr(secret), RecipientTotp("provisioned", authenticator_id, sealed), parameters
+    )
+
+
+def totp_provisioned(
+    package: Package, provisioned: ProvisionedTotp, issuer: str
+) -> RecipientTotpProvisioned:
+    """The sender's reply: the secret and its otpauth URI (named after the recipient's email), for
+    the recipient's authenticator app."""
+    [recipient] = [
+        r
+        for r in package.recipients
+        if r.authentication and r.authentication.totp == provisioned.totp
+    ]
+    secret = provisioned.secret.get_secret_value()
+    uri = provisioning_uri(
+        secret, account_name=recipient.email, issuer=issuer, parameters=provisioned.parameters
+    )
+    return RecipientTotpProvisioned(
+        package_id=package.package_id,
+        order=recipient.order,
+        authenticator_id=provisioned.totp.authenticator_id or "",
+        otpauth_uri=SecretStr(uri),
+        secret=provisioned.secret,
+        digits=provisioned.parameters.digits,
+        algorithm=provisioned.parameters.algorithm,
+        period_seconds=provisioned.parameters.period,
     )
 
 
@@ -108,6 +187,8 @@ def public_policy(recipient: Recipient) -> PublicAuthenticationPolicy | None:
         else None,
         locale=authentication.locale,
         brand_name=authentication.brand_name,
+        totp_source=authentication.totp.source if authentication.totp else None,
+        totp_authenticator_id=authentication.totp.authenticator_id if authentication.totp else None,
     )
 
 

@@ -8,6 +8,7 @@ import re
 import uuid
 from typing import Any
 
+import pyotp
 import pytest
 from typer.testing import CliRunner
 
@@ -150,3 +151,37 @@ async def _projected(system: System, package_id: str) -> bool:
     pool = system.services["authentication"].resources.pool
     return await pool.fetchval("SELECT count(*) = 1 FROM recipients r JOIN packages p USING (package_id)"
                                " WHERE package_id = $1 AND methods <> '{}' AND p.state = 'in_progress'", package_id)
+
+
+async def test_the_cli_provisions_a_recipients_totp_prints_its_uri_and_opens_with_a_code(
+        system: System, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`send set-totp` prints the otpauth URI of the secret it provisioned (shown nowhere else);
+    after `send share`, `send verify-totp` with the app's code opens the document, and the same
+    code again is refused as used (exit 1)."""
+    monkeypatch.setattr("libs.tools.cli.stack.TOKEN_FILE", tmp_path / "cli-token")
+    monkeypatch.setattr("libs.tools.cli.stack.INVITATIONS_FILE", tmp_path / "cli-invitations.json")
+    token = await owner_token(system)
+    package = f"pkg-{uuid.uuid4().hex[:8]}"
+    await workflow(system, wf.RegisterPackage(
+        package_id=package, name="Lease", access_token=token,
+        recipients=[wf.RecipientSpec(order=1, email="fay@example.com", name="Fay")],
+        documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")]))
+    options = ["--bootstrap", system.connections.kafka_bootstrap, "--topic-prefix", system.connections.topic_prefix]
+    runner = CliRunner()
+
+    def cli(*arguments: str, token: str = "") -> Any:
+        return runner.invoke(app, [*options, *arguments], env={"COLUMNS": "200", "SIGNGATE_ACCESS_TOKEN": token})
+
+    provisioned = await asyncio.to_thread(cli, "send", "set-totp", package, "1", token=token)
+    [uri] = re.findall(r"otpauth://totp/\S+", provisioned.output)
+    shared = await asyncio.to_thread(cli, "send", "share", package, token=token)
+    await until(lambda: _projected(system, package), what="the authentication service's projection")
+    code = pyotp.parse_uri(uri).at(system.clock())
+    opened = await asyncio.to_thread(cli, "send", "verify-totp", package, "1", "--code", code)
+    again = await asyncio.to_thread(cli, "send", "verify-totp", package, "1", "--code", code)
+
+    assert provisioned.exit_code == 0 and "workflow.recipient_totp_provisioned" in provisioned.output
+    assert shared.exit_code == 0, shared.output
+    assert opened.exit_code == 0 and "authentication.document_access_granted" in opened.output, opened.output
+    assert again.exit_code == 1 and "totp_code_used" in again.output, again.output
+    assert code not in opened.output + again.output

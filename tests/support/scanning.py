@@ -63,6 +63,8 @@ _CLEAR_PHONE = re.compile(r"\+\d{8,15}(?!\d)")
 """An E.164 number in full (``+44******0123`` is masked)."""
 _JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}")
 """A signed token: an access token, a grant or an invitation."""
+_OTPAUTH = re.compile(r"otpauth://", re.IGNORECASE)
+"""An authenticator app's provisioning URI: it holds a TOTP secret."""
 
 
 def bus_findings(records: Iterable[Any], registry_kind: Any, caller_prefix: str) -> list[tuple[str, str, str]]:
@@ -72,7 +74,8 @@ def bus_findings(records: Iterable[Any], registry_kind: Any, caller_prefix: str)
       anything there);
     - an email address or a phone number in clear on an events topic or a dead-letter topic;
     - a token, grant or invitation anywhere but a command topic, a service's replies topic or a
-      caller's own reply topic.
+      caller's own reply topic;
+    - an otpauth URI (a TOTP secret) anywhere but a service's replies topic or a caller's own.
 
     ``registry_kind(topic)`` names the deployed topic's kind (``commands``, ``events``,
     ``replies``, ``requests``, ``dlq``) or None for a caller's topic."""
@@ -91,6 +94,8 @@ def bus_findings(records: Iterable[Any], registry_kind: Any, caller_prefix: str)
                         found.append((what, topic, match.group(0)))
         if kind not in ("commands", "replies", "caller") and _JWT.search(text):
             found.append(("token, grant or invitation", topic, text[:160]))
+        if kind not in ("replies", "caller") and _OTPAUTH.search(text):
+            found.append(("otpauth URI", topic, topic))  # the excerpt would show the secret
     return found
 
 

@@ -102,6 +102,24 @@ def test_the_third_wrong_attempt_of_either_kind_locks_a_recipient_with_two_metho
     assert RecipientAttempts(retry_count=3, otp_failures=1).wrong_attempt("secret", 1) == Failure(2, 1, locks=False)
 
 
+def test_wrong_totp_codes_share_the_one_retry_count_with_secrets_and_otps() -> None:
+    """A recipient with a password, an OTP and an authenticator app has one retry count for all
+    three: each counter may count what the other two have left, and the status counts all."""
+    attempts = RecipientAttempts(retry_count=5, secret_failures=1, otp_failures=1, totp_failures=2)
+    assert (attempts.ceiling("secret"), attempts.ceiling("otp"), attempts.ceiling("totp")) == (2, 2, 3)
+    assert attempts.wrong_attempt("totp", 3) == Failure(5, 0, locks=True)
+    assert (attempts.used, attempts.remaining) == (4, 1)
+
+
+def test_a_totp_code_is_spent_for_the_user_or_for_the_provisioned_secret() -> None:
+    """An API user's authenticator spends the user's steps (as their login does); a provisioned
+    secret spends its own, per recipient and provisioning."""
+    by_user = replace(POLICY, totp_source="user_authenticator", signer_user_id="u-1")
+    provisioned = replace(POLICY, totp_source="provisioned", totp_authenticator_id="a-1")
+    assert by_user.totp_subject == "user:u-1"
+    assert provisioned.totp_subject == f"recipient:{POLICY.package_id}/{POLICY.order}/a-1"
+
+
 def test_an_attempt_after_the_count_was_spent_takes_the_lock_with_the_retry_count() -> None:
     """A counter that held its ceiling already (spent, but not locked yet) counts nothing: that
     attempt is the one that locks, at the retry count."""

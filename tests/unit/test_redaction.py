@@ -38,6 +38,12 @@ NOT_CREDENTIALS = {
     ("ApiKeysListed", "keys"),  # summaries of keys: ids, names, times
     ("ApiKeyExchanged", "token_id"), ("ApiKeyToken", "token_type"),
     ("AuthenticatorConfirmed", "secret_sealed"),  # a sealed box only authentication opens, as mobile_sealed
+    # a recipient's TOTP: which method applies, where its secret comes from, the provisioning's id;
+    # the provisioned secret itself only sealed to authentication (`RecipientTotpProvisioned` types it)
+    ("AuthenticationSetting", "totp"), ("AddAuthenticationBody", "totp_source"),
+    ("ResetRecipientAuthentication", "totp_source"), ("SealedAuthenticationPolicy", "totp_source"),
+    ("SealedAuthenticationPolicy", "totp_authenticator_id"), ("SealedAuthenticationPolicy", "totp_sealed"),
+    ("PublicAuthenticationPolicy", "totp_source"), ("PublicAuthenticationPolicy", "totp_authenticator_id"),
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
 

@@ -562,6 +562,51 @@ def send_set_access_code(
     _send(ctx, command)
 
 
+@send_app.command("set-totp")
+def send_set_totp(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="provisioned: a new secret for the recipient's app (its otpauth URI printed); "
+            "user_authenticator: the app of the API user named as the recipient's signer."
+        ),
+    ] = "provisioned",
+    with_password: Annotated[
+        str | None,
+        typer.Option(help="Also require this password (SigningHub's password and TOTP together)."),
+    ] = None,
+) -> None:
+    """The recipient at ORDER opens with codes from an authenticator app (TOTP), while the package
+    is a draft; a provisioned secret's otpauth URI is printed, for the recipient's QR code."""
+    body = {
+        "apply_to_all": False,
+        "authentication": {
+            "enabled": True,
+            "password": {"enabled": with_password is not None, "user_password": with_password},
+            "totp": {"enabled": True, "source": source},
+        },
+    }
+    command = wf.UpdateRecipientAuthentication.model_validate(
+        {"package_id": package, "order": order, "body": body, "access_token": _token()}
+    )
+    _send(ctx, command, _provisioning_uri)
+
+
+def _provisioning_uri(outcome: Outcome) -> str | None:
+    """The otpauth URI of a secret just provisioned, for the person at the terminal to show the
+    recipient (as a QR code): it holds the secret, and is shown nowhere else."""
+    reply = outcome.reply
+    if not isinstance(reply, wf.RecipientTotpProvisioned):
+        return None
+    return (
+        f"authenticator app of order {reply.order}: add this otpauth URI (as a QR code, or its "
+        f"secret by hand): {reply.otpauth_uri.get_secret_value()}"
+    )
+
+
 def _keep_invitations(outcome: Outcome) -> str | None:
     """Keep the invitations a share or an invite answered with (0600), for recipient commands;
     what was kept, for the person at the terminal."""
@@ -685,14 +730,48 @@ def send_verify_otp(
     )
 
 
+@send_app.command("verify-totp")
+def send_verify_totp(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    code: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="The code the app shows now.")
+    ],
+    invitation: InvitationOption = None,
+) -> None:
+    """A recipient opens the document with a code from their authenticator app (each code once)."""
+    _send(
+        ctx,
+        auth.VerifyDocumentTotp(
+            package_id=package,
+            order=order,
+            code=SecretStr(code),
+            **_credential(package, order, invitation),
+        ),
+    )
+
+
 @send_app.command("reset")
-def send_reset(ctx: typer.Context, package: str, order: int) -> None:
+def send_reset(
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    new_totp_secret: Annotated[
+        bool,
+        typer.Option(help="Also provision a new TOTP secret (a lost phone); its URI is printed."),
+    ] = False,
+) -> None:
     """The owner unlocks one recipient: failures and lockout cleared, nobody else touched."""
     _send(
         ctx,
         wf.ResetRecipientAuthentication(
-            package_id=package, order=order, access_token=SecretStr(_token())
+            package_id=package,
+            order=order,
+            access_token=SecretStr(_token()),
+            totp_source="provisioned" if new_totp_secret else None,
         ),
+        _provisioning_uri,
     )
 
 
