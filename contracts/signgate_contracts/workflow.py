@@ -54,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from signgate_contracts.envelope import Command, Event, Secret
 from signgate_contracts.rejection import CommandRejected
@@ -366,6 +367,13 @@ class SignerReference(CamelBody):
     )
 
 
+ID_VERIFICATION_NOT_OFFERED = (
+    "IdVerification (checking the signer's identity document) is not offered by this "
+    "deployment: use AccessCode, EmailOTP or SMSOTP (identityVerificationSettings are accepted "
+    "and stored with any of them)"
+)
+
+
 class AddAuthenticationBody(SignerReference):
     """BoldSign's addAuthentication body, verbatim."""
 
@@ -381,6 +389,15 @@ class AddAuthenticationBody(SignerReference):
         default=None, ge=1, le=10, description="Attempts allowed before lockout; 3 when left out."
     )
     identity_verification_settings: IdentityVerificationSettings | None = None
+
+    @field_validator("authentication_type", mode="before")
+    @classmethod
+    def _id_verification_not_offered(cls, value: Any) -> Any:
+        # signgate checks no identity documents: a caller moving from BoldSign is told so, by name,
+        # instead of "input should be ..." (no signer is left believing their ID is checked)
+        if isinstance(value, str) and value.casefold() == "idverification":
+            raise PydanticCustomError("id_verification_not_offered", ID_VERIFICATION_NOT_OFFERED)
+        return value
 
     @model_validator(mode="before")
     @classmethod
