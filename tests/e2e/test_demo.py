@@ -53,7 +53,7 @@ async def test_the_demo_over_http_prints_each_request_and_unlocks_signer_two(sys
     assert answers["stale_link"][0] == 401
     assert answers["open_2"][0] == 200 and answers["open_2"][1]["Message"] == ACCESS_GRANTED
     actions = [(a["action_type"], a["order"]) for a in answers["history"][1]["actions"]]
-    assert ("RECIPIENT_AUTHENTICATION_RESET", 2) in actions and ("RECIPIENT_AUTHENTICATED", 2) in actions
+    assert ("RECIPIENT_AUTHENTICATION_RESET", 2) in actions and ("RECIPIENT_AUTHENTICATED", 1) in actions
     printed = output.getvalue()
     assert f"→ PUT /v3/packages/{package_id}/workflow/2/authentication/reset  [Authorization]" in printed
     assert "→ POST /Services/DocumentNOW/Users  [SOAPAction]" in printed

@@ -16,7 +16,6 @@ from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from signgate_contracts.workflow import ID_VERIFICATION_NOT_OFFERED
 from tests.e2e.steps import owner_token, send, workflow
-from tests.support.gateway import RunningGateway
 from tests.support.scanning import bus_leaks, leaks
 from tests.support.system import System
 from tests.support.waiting import until
@@ -45,12 +44,6 @@ async def owner(system: System) -> Owner:
     token = await owner_token(system)
     api_key, key_id = await issue_key(system, token)
     return Owner(token, api_key, key_id, jwt.decode(token, options={"verify_signature": False})["user_name"])
-
-
-@pytest.fixture
-async def http(gateway: RunningGateway):
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-        yield client
 
 
 async def document(system: System, owner: Owner, *orders: str) -> str:

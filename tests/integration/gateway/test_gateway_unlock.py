@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from services.gateway.errors import MALFORMED_JSON
 from services.gateway.signinghub import ACCESS_GRANTED, LOCKED_OUT, UNLOCKED
@@ -15,37 +13,24 @@ from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from tests.e2e.steps import authentication, invitations_of, owner_token, send, workflow
-from tests.support.gateway import RunningGateway
+from tests.integration.gateway.test_gateway_signinghub import (
+    PASSWORDS,
+    answer,
+    authentication_path,
+    bearer,
+)
 from tests.support.system import System
 from tests.support.waiting import until
 
-PASSWORD = "Sesame-1"
-PASSWORDS = {
-    "apply_to_all": True,
-    "authentication": {"enabled": True, "password": {"enabled": True, "user_password": PASSWORD}},
-}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+PASSWORD = PASSWORDS["authentication"]["password"]["user_password"]
 
 
 def reset_path(package_id: str, order: int) -> str:
-    return f"/v3/packages/{package_id}/workflow/{order}/authentication/reset"
+    return f"{authentication_path(package_id, order)}/reset"
 
 
 def password_path(package_id: str, order: int) -> str:
-    return f"/v3/packages/{package_id}/workflow/{order}/authentication/password"
-
-
-def answer(response: httpx.Response) -> tuple[int, Any]:
-    return response.status_code, response.json() if response.content else None
-
-
-@pytest.fixture
-async def http(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-        yield client
+    return f"{authentication_path(package_id, order)}/password"
 
 
 async def package(system: System, token: str, signers: int, *, shared: bool = True) -> str:
@@ -97,6 +82,13 @@ async def lock_out(http: httpx.AsyncClient, token: str, package_id: str, order: 
     assert answer(wrong) == (403, {"Message": LOCKED_OUT})
 
 
+async def recorded(http: httpx.AsyncClient, token: str, package_id: str, actions: set[tuple[str, int]]) -> bool:
+    """Whether the package's history has these actions (the workflow records the authentication
+    service's facts after that service answered)."""
+    history = (await http.get(f"/v3/packages/{package_id}/log", headers=bearer(token))).json()
+    return actions <= {(a["action_type"], a["order"]) for a in history["actions"]}
+
+
 async def state_of(
     system: System, token: str, package_id: str, order: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -143,6 +135,8 @@ async def test_a_locked_out_recipient_is_unlocked_over_http_and_nobody_else_chan
     )
     await lock_out(http, token, package_id, 1)
     await lock_out(http, token, package_id, 3)
+    await until(lambda: recorded(http, token, package_id, {("RECIPIENT_AUTHENTICATED", 2), ("RECIPIENT_LOCKED_OUT", 3)}),
+                what="the workflow recording signer 2's opening and signer 3's lockout")
     before = {order: await state_of(system, token, package_id, order) for order in (2, 3)}
 
     reset = await http.put(
