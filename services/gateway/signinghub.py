@@ -595,9 +595,9 @@ async def reset_workflow_user_authentication(
     try:
         issued = (await outcome_of(deps, invite)).reply
     except GatewayError as refused:
-        if refused.status != 409:  # not out yet, or signed or declined: nothing to resend
-            raise
-        return answer
+        if refused.status == 409:  # not out yet, or signed or declined: no link to resend
+            return answer
+        raise
     assert isinstance(issued, wf.RecipientInvitationIssued), issued
     return answer.model_copy(
         update={
