@@ -18,7 +18,9 @@ from tests.integration.gateway.test_gateway_signinghub import (
     answer,
     authentication_path,
     bearer,
+    user_name_of,
 )
+from tests.support.chaos_identity import admin_token
 from tests.support.system import System
 from tests.support.waiting import until
 
@@ -282,3 +284,24 @@ async def test_the_unlocks_refusals_are_seed_000s_texts_with_their_status_codes(
             },
         ),
     }
+
+
+async def test_a_disabled_owner_cannot_unlock(system: System, http: httpx.AsyncClient) -> None:
+    """Once identity has disabled the owner, their still-unexpired token gets seed 000's 403 "Account
+    is disabled" from the unlock, and the locked recipient stays locked."""
+    owner = await owner_token(system)
+    package_id = await package(system, owner, 1)
+    await lock_out(http, owner, package_id, 1)
+    disabled = await send(system, "signgate.identity.commands", idn.DisableUser(
+        user_name=user_name_of(system, owner), access_token=admin_token(system)), key="disable")
+    assert disabled["type"].startswith("identity.user_disabled"), disabled
+
+    async def refused() -> tuple[int, Any] | None:
+        got = answer(await http.put(reset_path(package_id, 1), json={}, headers=bearer(owner)))
+        return got if got[0] == 403 else None  # until the workflow service has heard of it
+
+    assert await until(refused, what="the disabling reaching the workflow service") == (
+        403, {"Message": "Account is disabled"})
+    pool = system.services["authentication"].resources.pool
+    assert await pool.fetchval("SELECT locked_at IS NOT NULL FROM recipients WHERE package_id = $1 AND \"order\" = 1",
+                               package_id) is True
