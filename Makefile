@@ -14,7 +14,8 @@ help:
 	@echo "make run          start the whole system on the embedded stack (Ctrl-C stops it)"
 	@echo "make test         run the whole test suite on the embedded stack"
 	@echo "make test-unit | test-contract | test-component | test-integration | test-e2e"
-	@echo "make demo         against a running \`make run\`: lock a signer out, unlock them, print the history"
+	@echo "make demo         against a running \`make run\`: lock a signer out, unlock them, print the history;"
+	@echo "                  over HTTP through the gateway, each request printed (DEMO_ARGS=--kafka: as Kafka commands)"
 	@echo "make schemas      re-export the JSON Schemas of every message into contracts/"
 	@echo "make docs         regenerate docs/: AsyncAPI (YAML, HTML), message catalogue, settings reference;"
 	@echo "                  and .signgate/jwks.json, the grant keys of the make run stack, if it has made them"
@@ -34,7 +35,7 @@ run: $(STAMP)
 	$(BIN)/python -m libs.devstack.runner
 
 demo: $(STAMP)
-	$(BIN)/python -m libs.tools.demo
+	$(BIN)/python -m libs.tools.demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

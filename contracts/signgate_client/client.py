@@ -341,8 +341,8 @@ class SignGateClient:
         ``reply``: wait for a reply to the caller (default: as the command's kind says — always
         for AuthenticateUser and queries, after a success for document opening). ``effects``:
         message types the command causes further on (e.g.
-        ``authentication.recipient_authentication_cleared`` after a reset) to wait for too.
-        Raises `OutcomeTimeout` when the outcome is not complete within ``timeout`` seconds.
+        ``authentication.recipient_authentication_cleared`` after a reset) to wait for too; a
+        refused command causes none, so its rejection completes the outcome at once. Raises `OutcomeTimeout` when the outcome is not complete within ``timeout`` seconds.
         """
         if self._producer is None or self._reader is None:
             raise RuntimeError("the client is not started: use `async with SignGateClient(...)`")

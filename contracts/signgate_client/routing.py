@@ -121,10 +121,10 @@ def progress(
 
     ``reply_expected`` is False when the caller's replies go elsewhere (or it does not want them).
     """
+    if isinstance(event, CommandRejected):
+        return Progress.COMPLETE  # a refused command has no effects to wait for
     if not set(effects) <= set(seen):
         return Progress.WAITING
-    if isinstance(event, CommandRejected):
-        return Progress.COMPLETE
     if answer is Answer.REPLY:
         return Progress.COMPLETE if reply is not None else Progress.WAITING
     if event is None:

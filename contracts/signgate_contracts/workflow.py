@@ -54,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from signgate_contracts.envelope import Command, Event, Secret
 from signgate_contracts.localisation import BrandName, Locale
@@ -408,6 +409,13 @@ class SignerReference(CamelBody):
     )
 
 
+ID_VERIFICATION_NOT_OFFERED = (
+    "IdVerification (checking the signer's identity document) is not offered by this "
+    "deployment: use AccessCode, EmailOTP, SMSOTP or TOTP (identityVerificationSettings are "
+    "accepted and stored with any of them)"
+)
+
+
 class AddAuthenticationBody(SignerReference):
     """BoldSign's addAuthentication body, verbatim."""
 
@@ -434,6 +442,15 @@ class AddAuthenticationBody(SignerReference):
     # -- signgate's extension: how the signer's code messages read --
     locale: Locale | None = Field(default=None, description="The signer's language.")
     brand_name: BrandName | None = Field(default=None, description="The sender's brand.")
+
+    @field_validator("authentication_type", mode="before")
+    @classmethod
+    def _id_verification_not_offered(cls, value: Any) -> Any:
+        # signgate checks no identity documents: a caller moving from BoldSign is told so, by name,
+        # instead of "input should be ..." (no signer is left believing their ID is checked)
+        if isinstance(value, str) and value.casefold() == "idverification":
+            raise PydanticCustomError("id_verification_not_offered", ID_VERIFICATION_NOT_OFFERED)
+        return value
 
     @model_validator(mode="before")
     @classmethod

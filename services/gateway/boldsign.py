@@ -7,7 +7,11 @@ EmailOTP, SMSOTP; ``emailId``, ``order``, ``onBehalfOf``, ``phoneNumber``,
 (`workflow.AddAuthentication`, `RemoveAuthentication`, `ChangeAccessCode`) with the token the key is
 exchanged for (`services.gateway.api_keys`). BoldSign answers success with 200 and no body, and
 failure with its ``ErrorResult``, ``{"error": "<text>"}``; a document that is not there or not the
-caller's is BoldSign's 403 "Invalid Document ID" (it tells neither apart). BoldSign's paths are
+caller's is BoldSign's 403 "Invalid Document ID" (it tells neither apart). ``IdVerification`` is
+refused with a 400 that says so and names the types offered: signgate checks no identity
+documents, and accepting the type would leave a document its sender believes ID-checked open to
+anyone holding the link; ``identityVerificationSettings`` on the other types are stored as sent
+(their ``type`` is the re-authentication frequency). BoldSign's paths are
 case-insensitive (its pages write ``RemoveAuthentication`` too): both spellings are routed.
 """
 
@@ -227,7 +231,11 @@ _ROUTES = (
         add_authentication,
         "Add authentication to the document",
         error_responses(
-            _400=[MALFORMED_JSON, "an access code is required for AccessCode authentication"]
+            _400=[
+                MALFORMED_JSON,
+                "an access code is required for AccessCode authentication",
+                f"body.authenticationType: {wf.ID_VERIFICATION_NOT_OFFERED}",
+            ]
         ),
     ),
     (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -484,6 +484,127 @@ async def signer_authentication_via_otp(
     command = signing_otp_command(package_id, document_id, body, token_of(token))
     signer_verified(await outcome_of(deps, command))
     return Response(status_code=200)
+
+
+# -- Reset Workflow User Authentication: unlock one recipient (seed 003) --
+
+UNLOCKED = "The recipient's authentication is reset"
+"""The text of an unlock's 200."""
+
+
+class ResetAuthenticationBody(BaseModel):
+    """Seed 003 resends with ``{}``: the recipient's settings stay as they are. Or switch method,
+    set a new password / access code, or another mobile number for SMS OTP, in the same step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: wf.Method | None = Field(
+        default=None, description="Switch to this method; the current one if left out."
+    )
+    access_code: Secret | None = Field(
+        default=None,
+        max_length=200,
+        description="A new password or access code (for those methods).",
+    )
+    mobile_number: wf.InternationalNumber | None = Field(
+        default=None,
+        max_length=40,
+        description="For SMS OTP: another number (international); the one on record if left out.",
+    )
+
+
+class RecipientReset(BaseModel):
+    """An unlocked recipient: whether they were locked, and (``resend_envelope``) the new
+    invitation their signing link must carry, since the reset made the old one stale."""
+
+    Message: str = Field(examples=[UNLOCKED])
+    order: int
+    was_locked: bool
+    invitation: str | None = Field(
+        default=None,
+        description="The recipient's new invitation (put it in their signing link); none when "
+        "the package is not out or the recipient has signed or declined.",
+    )
+    invitation_expires_at: str | None = None
+
+
+def reset_command(
+    package_id: str, order: int, body: ResetAuthenticationBody | None, token: Secret | None
+) -> wf.ResetRecipientAuthentication:
+    """The unlock as its command; the contract checks the number and the code."""
+    settings = body.model_dump(exclude_none=True) if body else {}
+    return wf.ResetRecipientAuthentication(
+        package_id=package_id, order=order, access_token=token, **settings
+    )
+
+
+CLEARED = "authentication.recipient_authentication_cleared"
+"""The authentication service's word that the recipient may try again: the unlock answers after it."""
+
+
+@router.put(
+    "/packages/{package_id}/workflow/{order}/authentication/reset",
+    summary="Reset Workflow User Authentication (unlock one recipient)",
+    description="Seed 003: a recipient locked out by wrong passwords, access codes or OTPs may "
+    "try again, without voiding the package; every other recipient, their progress and their "
+    "signatures stay as they were. With `resend_envelope` (the default) a new invitation for "
+    "the recipient's signing link comes back: the reset makes their old link stale.",
+    responses=error_responses(
+        _400=[MALFORMED_JSON, "access_code applies only to password or access_code authentication"],
+        _403=[
+            "Document does not belong to user",
+            "You are not allowed to perform this action on locked workflow",
+            "Account is disabled",
+        ],
+        _404=["Document not found", "No user found at given order"],
+        _409=["The workflow is terminated"],
+    ),
+)
+async def reset_workflow_user_authentication(
+    package_id: PackagePath,
+    order: OrderPath,
+    token: Token,
+    deps: Deps,
+    resend_envelope: Annotated[
+        bool,
+        Query(description="Issue a new invitation for the recipient (seed 003's resend)."),
+    ] = True,
+    body: Annotated[
+        ResetAuthenticationBody | None,
+        Body(
+            openapi_examples={
+                "seed 003": {"summary": "Seed 003: unlock as is", "value": {}},
+                "new access code": {"value": {"access_code": "Sesame-2"}},
+                "switch to SMS OTP": {
+                    "value": {"method": "sms_otp", "mobile_number": "+447700900123"}
+                },
+            }
+        ),
+    ] = None,
+) -> RecipientReset:
+    command = reset_command(package_id, order, body, token_of(token))
+    outcome = await outcome_of(deps, command, effects={CLEARED})
+    cleared = outcome.effects[CLEARED]
+    assert isinstance(cleared, auth.RecipientAuthenticationCleared), cleared
+    answer = RecipientReset(Message=UNLOCKED, order=order, was_locked=cleared.was_locked)
+    if not resend_envelope:
+        return answer
+    invite = wf.IssueRecipientInvitation(
+        package_id=package_id, order=order, access_token=command.access_token
+    )
+    try:
+        issued = (await outcome_of(deps, invite)).reply
+    except GatewayError as refused:
+        if refused.status == 409:  # not out yet, or signed or declined: no link to resend
+            return answer
+        raise
+    assert isinstance(issued, wf.RecipientInvitationIssued), issued
+    return answer.model_copy(
+        update={
+            "invitation": issued.invitation.get_secret_value(),
+            "invitation_expires_at": signinghub_time(issued.expires_at),
+        }
+    )
 
 
 # -- Get Workflow History --

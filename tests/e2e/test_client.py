@@ -63,11 +63,15 @@ async def test_a_refusal_is_a_typed_rejection(client: SignGateClient) -> None:
 
 
 async def test_an_outcome_that_does_not_complete_in_time_raises_with_what_arrived(client: SignGateClient) -> None:
-    """Waiting for an effect that never comes ends in `OutcomeTimeout`, holding the event that did."""
-    command = wf.ShareWorkflow(package_id=f"pkg-{uuid.uuid4().hex[:8]}")
+    """Waiting for an effect that never comes ends in `OutcomeTimeout`, holding the event that did
+    (a refusal, which causes nothing, is not waited on)."""
+    command = idn.AuthenticateUser(user_name=f"nobody-{uuid.uuid4().hex[:6]}@example.com", password="wrong")
     with pytest.raises(OutcomeTimeout) as raised:
         await client.send(command, timeout=1, effects={"workflow.never_published"})
-    assert isinstance(raised.value.partial.event, CommandRejected)
+    assert isinstance(raised.value.partial.event, idn.UserAuthenticationFailedV2)
+    refused = await client.send(wf.ShareWorkflow(package_id=f"pkg-{uuid.uuid4().hex[:8]}"), timeout=10,
+                                effects={"workflow.never_published"})
+    assert isinstance(refused.rejection, CommandRejected)
 
 
 async def test_the_cli_sends_json_and_reads_status_on_the_stack(system: System, tmp_path,

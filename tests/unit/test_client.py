@@ -85,6 +85,12 @@ def test_awaited_effects_hold_the_outcome_open_until_they_arrive() -> None:
     assert progress(Answer.EVENT, AUTHENTICATED, None, effects={cleared}, seen={cleared}) is Progress.COMPLETE
 
 
+def test_a_refusal_completes_an_outcome_whose_effects_will_never_come() -> None:
+    """A refused command causes nothing: its rejection completes the outcome without the effects asked for."""
+    cleared = "authentication.recipient_authentication_cleared"
+    assert progress(Answer.EVENT, REFUSED, None, effects={cleared}) is Progress.COMPLETE
+
+
 def test_parse_command_picks_the_model_by_type_and_fills_the_envelope() -> None:
     """A command's JSON document becomes its model, with a fresh event and correlation id."""
     command = parse_command({"type": "workflow.share_workflow", "package_id": "p"})

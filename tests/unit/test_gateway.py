@@ -18,10 +18,12 @@ from services.gateway.signinghub import (
     ACCESS_GRANTED,
     METHOD_PASSED,
     SEED_000_BODY,
+    ResetAuthenticationBody,
     SigningOtpBody,
     authentication_view,
     history_view,
     opened_view,
+    reset_command,
     signing_otp_command,
     update_authentication_command,
 )
@@ -54,6 +56,25 @@ def test_seed_000_body_becomes_the_update_command_with_the_token() -> None:
     assert (command.package_id, command.order, command.access_token.get_secret_value()) == ("pkg-1", 2, "t0k")
     window = command.body.access_duration.duration_by_date.duration
     assert window.start_date_time == WHEN and command.body.apply_to_all is True
+
+
+def test_an_unlock_is_the_reset_of_that_recipient_with_what_the_body_changes() -> None:
+    """Seed 003's empty body resets the recipient as they are; a body's method, code and number (in
+    SigningHub's 00 form) travel on the command; a field the reset does not have is refused."""
+    as_is = reset_command("pkg-1", 2, ResetAuthenticationBody.model_validate({}), Secret("t0k"))
+    no_body = reset_command("pkg-1", 2, None, None)
+    switched = reset_command("pkg-1", 2, ResetAuthenticationBody.model_validate(
+        {"method": "sms_otp", "mobile_number": "00447700900123"}), Secret("t0k"))
+    new_code = reset_command("pkg-1", 1, ResetAuthenticationBody.model_validate({"access_code": "Sesame-2"}), None)
+
+    assert (as_is.type, as_is.package_id, as_is.order, as_is.access_token.get_secret_value()) == (
+        "workflow.reset_recipient_authentication", "pkg-1", 2, "t0k")
+    assert (as_is.method, as_is.access_code, as_is.mobile_number) == (None, None, None)
+    assert (no_body.method, no_body.access_code, no_body.access_token) == (None, None, None)
+    assert (switched.method, switched.mobile_number) == ("sms_otp", "+447700900123")
+    assert new_code.access_code.get_secret_value() == "Sesame-2"
+    with pytest.raises(ValueError, match="signers"):
+        ResetAuthenticationBody.model_validate({"signers": [{"recipientId": "1"}]})
 
 
 def test_settings_read_back_in_signinghubs_shape_without_the_password() -> None:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from services.gateway.api_keys import ApiKeyExchanger, key_digest, refresh_time
 from services.gateway.boldsign import (
@@ -49,6 +49,21 @@ def test_each_seed_001_body_becomes_an_add_authentication_of_that_document(name:
     if "accessCode" in sent:
         assert command.body.access_code is not None
         assert command.body.access_code.get_secret_value() == sent["accessCode"]
+
+
+@pytest.mark.parametrize("spelling", ["IdVerification", "idverification"])
+def test_id_verification_is_refused_by_name_with_the_types_offered(spelling: str) -> None:
+    """authenticationType IdVerification (in any case) is refused with a text that says document ID
+    checks are not offered here and names AccessCode, EmailOTP and SMSOTP, not pydantic's "input
+    should be"."""
+    with pytest.raises(ValidationError) as refused:
+        wf.AddAuthenticationBody.model_validate({"authenticationType": spelling, "emailId": "a@example.com",
+                                                 "identityVerificationSettings": {"type": "EveryAccess"}})
+
+    [problem] = refused.value.errors(include_input=False, include_url=False)
+    assert (problem["loc"], problem["msg"]) == (("authenticationType",), wf.ID_VERIFICATION_NOT_OFFERED)
+    assert "not offered" in problem["msg"]
+    assert all(name in problem["msg"] for name in ("AccessCode", "EmailOTP", "SMSOTP"))
 
 
 def test_the_siblings_become_remove_and_change_access_code() -> None:

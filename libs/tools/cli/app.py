@@ -287,8 +287,13 @@ def _token(owner: bool = True) -> str:
 
 
 def _send(
-    ctx: typer.Context, command: Command, after: Callable[[Outcome], str | None] | None = None
+    ctx: typer.Context,
+    command: Command,
+    after: Callable[[Outcome], str | None] | None = None,
+    revealed: Callable[[Message], dict[str, Any]] | None = None,
 ) -> None:
+    """Send ``command`` and print what answered; ``after`` adds a remark, ``revealed`` the fields
+    `--json` prints in clear (a secret the caller is shown once, as the remark shows it)."""
     settings: Settings = ctx.obj
     out = render.console()
 
@@ -310,7 +315,7 @@ def _send(
         m for m in (outcome.event, outcome.reply, *outcome.effects.values()) if m is not None
     ]
     if settings.as_json:
-        _print_json([_document(m) for m in messages])
+        _print_json([{**_document(m), **(revealed(m) if revealed else {})} for m in messages])
     else:
         for message in messages:
             show(message)
@@ -443,12 +448,19 @@ def send_issue_api_key(
     ] = None,
 ) -> None:
     """Issue an API key of USER with the kept token (the user's own, or an administrator's); the
-    key is printed once, and signgate keeps only its digest."""
+    key is printed once (with --json, as the api_key of identity.issued_api_key), and signgate
+    keeps only its digest."""
+    as_json = ctx.obj.as_json
 
     def show_key(outcome: Outcome) -> str | None:
-        if isinstance(outcome.reply, idn.IssuedApiKey):
+        if isinstance(outcome.reply, idn.IssuedApiKey) and not as_json:
             return f"API key (shown once, keep it): {outcome.reply.api_key.get_secret_value()}"
         return None
+
+    def key_in_clear(message: Message) -> dict[str, Any]:
+        if isinstance(message, idn.IssuedApiKey):
+            return {"api_key": message.api_key.get_secret_value()}
+        return {}
 
     _send(
         ctx,
@@ -456,6 +468,7 @@ def send_issue_api_key(
             user_name=user, name=name, account=account, access_token=SecretStr(_token())
         ),
         show_key,
+        key_in_clear,
     )
 
 

@@ -76,6 +76,42 @@ def _shown(value: Any) -> Any:
     return value
 
 
+SECRET_FIELDS = frozenset(
+    {"password", "user_password", "accessCode", "access_code", "otp", "invitation", "access_grant"}
+)
+"""Fields of the gateway's JSON bodies (sent or answered) that hold a secret."""
+
+
+def body_shown(value: Any) -> Any:
+    """A JSON body as the demo prints it: secret fields replaced by a mark, contacts masked."""
+    if isinstance(value, dict):
+        return _masked(
+            {
+                key: HIDDEN
+                if key in SECRET_FIELDS and isinstance(item, str) and item
+                else body_shown(item)
+                for key, item in value.items()
+            }
+        )
+    if isinstance(value, list):
+        return [body_shown(item) for item in value]
+    return value
+
+
+def http_line(
+    arrow: str, head: str, body: Any = None, *, width: int = 160, failed: bool = False
+) -> Text:
+    """``→ PUT /v3/...  headers  body`` for a request, ``← 200 OK  body`` for its answer."""
+    line = Text(f"{arrow} ")
+    line.append(head, style="bold red" if failed else "bold")
+    if isinstance(body, Mapping):
+        text = summary(body_shown(body), width) if body else "{}"
+        line.append("  " + text, style="red" if failed else "dim")
+    elif body:
+        line.append("  " + str(body), style="red" if failed else "dim")
+    return line
+
+
 def summary(values: Mapping[str, Any], width: int = 160) -> str:
     """``key=value`` pairs on one line, nested values compact, cut at ``width``."""
     text = " ".join(f"{key}={compact(value)}" for key, value in values.items())

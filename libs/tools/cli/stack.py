@@ -50,6 +50,15 @@ def find_bootstrap(
     raise NoStack("no running stack: start one with `make run`, or pass --bootstrap")
 
 
+def find_gateway(stack_file: Path = STACK_FILE) -> str:
+    """The running `make run` stack's gateway (its base URL)."""
+    if stack_file.exists():
+        url = json.loads(stack_file.read_text()).get("gateway_url")
+        if url:
+            return str(url)
+    raise NoStack("no running gateway: start the stack with `make run`, or pass --kafka")
+
+
 def mint_operator_token(name: str = "cli") -> str:
     """An administrator's token, signed with the configured key or the development stack's."""
     # Imported here: the signing stack (keys, hashing, Redis and Postgres errors) doubles the

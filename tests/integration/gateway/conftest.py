@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from libs.runtime.settings import ConnectionSettings
@@ -35,3 +36,10 @@ async def gateway(system: System) -> AsyncIterator[RunningGateway]:
 async def token(system: System) -> str:
     """An API user's token (identity's AuthenticateUser), as a SigningHub caller holds one."""
     return await owner_token(system)
+
+
+@pytest.fixture
+async def http(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
+    """A real HTTP client of the package's gateway replica."""
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        yield client

@@ -14,8 +14,8 @@ import pytest
 from services.gateway.boldsign import CHANGE_ACCESS_CODE_BODY, REMOVE_BODY, SEED_001_BODIES
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
+from signgate_contracts.workflow import ID_VERIFICATION_NOT_OFFERED
 from tests.e2e.steps import owner_token, send, workflow
-from tests.support.gateway import RunningGateway
 from tests.support.scanning import bus_leaks, leaks
 from tests.support.system import System
 from tests.support.waiting import until
@@ -44,12 +44,6 @@ async def owner(system: System) -> Owner:
     token = await owner_token(system)
     api_key, key_id = await issue_key(system, token)
     return Owner(token, api_key, key_id, jwt.decode(token, options={"verify_signature": False})["user_name"])
-
-
-@pytest.fixture
-async def http(gateway: RunningGateway):
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-        yield client
 
 
 async def document(system: System, owner: Owner, *orders: str) -> str:
@@ -186,3 +180,30 @@ async def test_a_revoked_key_whose_token_the_gateway_holds_is_refused_once_the_r
     answer = await until(refused, timeout=20, what="the revoked key's refusal")
     assert revoked["type"] == "identity.api_key_revoked"
     assert answer.json() == {"error": "Invalid API key"}
+
+
+async def test_id_verification_is_a_clear_400_and_its_settings_are_stored_with_another_type(
+    system: System, owner: Owner, http: httpx.AsyncClient
+) -> None:
+    """IdVerification is answered 400 {"error": ...} saying document ID checks are not offered and
+    naming the types that are, and the signer is left as they were; EmailOTP with seed 001's
+    identityVerificationSettings answers 200 and the settings read back as sent."""
+    package_id = await document(system, owner, SIGNER)
+    settings = {"type": "EveryAccess", "maximumRetryCount": 5, "requireLiveCapture": True,
+                "requireMatchingSelfie": True, "nameMatcher": "Strict", "holdForPrefill": False}
+
+    refused = await patch(http, "addAuthentication", package_id, {
+        "authenticationType": "IdVerification", "emailId": SIGNER, "identityVerificationSettings": settings},
+        owner.api_key)
+    unchanged = (await described(system, owner, package_id, 1))["authentication"]
+    stored = await patch(http, "addAuthentication", package_id, {
+        "authenticationType": "EmailOTP", "emailId": SIGNER, "identityVerificationSettings": settings}, owner.api_key)
+    policy = (await described(system, owner, package_id, 1))["authentication"]
+
+    assert (refused.status_code, refused.json()) == (400, {"error": f"body.authenticationType: {ID_VERIFICATION_NOT_OFFERED}"})
+    assert unchanged is None
+    assert (stored.status_code, stored.content) == (200, b""), stored.text
+    assert policy["methods"] == ["email_otp"]
+    assert policy["identity_verification"] == {
+        "type": "EveryAccess", "maximum_retry_count": 5, "require_live_capture": True,
+        "require_matching_selfie": True, "name_matcher": "Strict", "hold_for_prefill": False}
