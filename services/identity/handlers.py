@@ -905,14 +905,10 @@ async def handle_disable_authenticator(
             return refused
         spent = recovery_code_spent(verdict, authenticator, now)
     await repository.update_authenticator_removed(connection, authenticator.id, by, now)
-    return [
-        *spent,
-        fact(
-            AuthenticatorRemoved(
-                user_id=user.id, authenticator_id=authenticator.id, changed_by=by, occurred_at=now
-            )
-        ),
-    ]
+    removed = AuthenticatorRemoved(
+        user_id=user.id, authenticator_id=authenticator.id, changed_by=by, occurred_at=now
+    )
+    return [fact(removed), *spent]  # the outcome first: a caller's client takes the first fact
 
 
 async def handle_regenerate_recovery_codes(
