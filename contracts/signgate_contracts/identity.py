@@ -119,6 +119,11 @@ class ChangePassword(Command):
     user_name: UserName
     current_password: Secret
     new_password: Secret
+    one_time_code: Secret | None = Field(
+        default=None,
+        description="For a user with a confirmed authenticator app: its current code, or a "
+        "recovery code (401 `second_factor_required` without it).",
+    )
 
 
 class DisableUser(Command):

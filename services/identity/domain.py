@@ -550,7 +550,13 @@ def login_refusal(
 def password_change_refusal(attempt: PasswordAttempt) -> Refusal | None:
     """Why a user may not replace their password: a wrong current password (or an unknown name),
     or a locked or disabled account (told only once the current password is proven). None: they may
-    (an expired password, or one that must be changed, is what a change is for)."""
+    (an expired password, or one that must be changed, is what a change is for). A user with an
+    authenticator app proves it too, as at a login: without a code the refusal is
+    ``second_factor_required`` whatever the password, so a change cannot test a password either."""
+    if attempt.second_factor == "second_factor_required":
+        return SecondFactorRequired()
+    if attempt.second_factor == "totp_code_used":
+        return TotpCodeUsed()
     standing = attempt.standing
     if standing is None:
         return InvalidCredentials()
@@ -842,6 +848,15 @@ class InvalidOneTimeCode(Unauthorized):
 
     def __init__(self) -> None:
         super().__init__("Invalid one-time code", field="one_time_code")
+
+
+class SecondFactorRequired(Unauthorized):
+    """A user with an authenticator app gave no code (told whether or not the password was right)."""
+
+    code = "second_factor_required"
+
+    def __init__(self) -> None:
+        super().__init__(FAILURE_TEXT["second_factor_required"], field="one_time_code")
 
 
 class TotpCodeUsed(Conflict):

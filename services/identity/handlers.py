@@ -564,23 +564,32 @@ def recovery_code_spent(
 
 async def handle_change_password(command: ChangePassword, scope: IdentityScope) -> list[Outgoing]:
     """A user replaces their password by proving the current one (the way out of "expired" and
-    "change required"); a wrong current password counts as a failed authentication."""
+    "change required") and, with an authenticator app, a one-time code; a wrong current password
+    or code counts as a failed authentication."""
     deps = scope.dependencies
     now = deps.clock()
     name = domain.normalise_user_name(command.user_name)
     new_password = command.new_password.get_secret_value()
     domain.check_new_password(new_password, name, deps.passwords)  # before any state changes
-    attempt = (
-        await attempt_password(
-            scope, command.event_id, name, command.current_password.get_secret_value(), now
-        )
-    ).password
+    code = command.one_time_code.get_secret_value() if command.one_time_code else None
+    login = await attempt_password(
+        scope,
+        command.event_id,
+        name,
+        command.current_password.get_secret_value(),
+        now,
+        one_time_code=code,
+        second_factor=True,
+    )
+    attempt = login.password
+    spent = recovery_code_spent(login.code, login.authenticator, now)
     refusal = domain.password_change_refusal(attempt)
     if refusal is not None:
         wrong = attempt.standing is None  # a wrong current password is a failed authentication
         return [
             outcome_for_name(name, rejection(command, refusal, now), deps.keys),
             *(failure_events(scope, name, attempt, now) if wrong else []),
+            *spent,
         ]
     user = attempt.user
     assert user is not None  # no refusal: the current password was proven, so there is a user
@@ -588,7 +597,7 @@ async def handle_change_password(command: ChangePassword, scope: IdentityScope) 
     await repository.update_password(
         scope.transaction, user.id, password_hash, must_change=False, now=now
     )
-    return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
+    return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now)), *spent]
 
 
 # -- API keys --

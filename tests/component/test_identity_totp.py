@@ -21,6 +21,7 @@ from signgate_contracts import Command
 from signgate_contracts.identity import (
     AccountMembership,
     AuthenticateUser,
+    ChangePassword,
     ConfirmAuthenticator,
     DisableAuthenticator,
     EnrolAuthenticator,
@@ -489,3 +490,19 @@ async def test_renewed_recovery_codes_replace_the_old_set(user: TotpUser) -> Non
     assert (
         leaks([p.value.decode() for p in on(user.published, IDENTITY_EVENTS)], [*old, *new]) == []
     )
+
+
+async def test_a_password_change_needs_the_second_factor_and_cannot_test_a_password(user: TotpUser) -> None:
+    """For a user with an authenticator, ChangePassword without a code is 401 second_factor_required for
+    the right and a wrong current password alike; with the code it changes the password."""
+    await user.enrolled()
+
+    [right] = on(await user.send(ChangePassword(user_name=user.user_name, current_password=user.password,
+                                                new_password="pw-new-one-1")), IDENTITY_EVENTS)[:1]
+    [wrong] = on(await user.send(ChangePassword(user_name=user.user_name, current_password="pw-not-it",
+                                                new_password="pw-new-one-1")), IDENTITY_EVENTS)[:1]
+    changed = await user.send(ChangePassword(user_name=user.user_name, current_password=user.password,
+                                             new_password="pw-new-one-1", one_time_code=user.code()))
+
+    assert (right["status"], right["code"]) == (wrong["status"], wrong["code"]) == (401, "second_factor_required")
+    assert [p.type for p in on(changed, IDENTITY_EVENTS)] == ["identity.password_changed_v2"]
