@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -37,7 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from libs.security.secrets import PepperMissing, SecretSettings
+from libs.security.secrets import PepperedDigests
 
 TOTP_KEY_VARIABLE = "SIGNGATE_IDENTITY_TOTP_KEY"
 KEY_BYTES = 32
@@ -139,21 +138,8 @@ class NewRecoveryCodes:
     """What is stored."""
 
 
-class RecoveryCodeDigests:
+class RecoveryCodeDigests(PepperedDigests):
     """Makes recovery codes and their keyed digests under the pepper."""
-
-    MIN_PEPPER_BYTES = 32
-
-    def __init__(self, pepper: bytes) -> None:
-        if len(pepper) < self.MIN_PEPPER_BYTES:
-            raise ValueError(f"the pepper must have at least {self.MIN_PEPPER_BYTES} bytes")
-        self._pepper = pepper
-
-    @classmethod
-    def from_settings(cls, settings: SecretSettings) -> RecoveryCodeDigests:
-        if settings.pepper is None:
-            raise PepperMissing("SIGNGATE_SECRET_PEPPER is not set")
-        return cls(settings.pepper.get_secret_value().encode())
 
     def new_codes(self, authenticator_id: uuid.UUID, count: int) -> NewRecoveryCodes:
         """``count`` fresh codes for ``authenticator_id`` and their digests."""
@@ -167,5 +153,6 @@ class RecoveryCodeDigests:
 
     def digest(self, authenticator_id: uuid.UUID, code: str) -> str:
         """The stored form of ``code`` (as typed: hyphens, spaces and case do not matter)."""
-        message = _PURPOSE + authenticator_id.bytes + normalise_recovery_code(code).encode()
-        return hmac.new(self._pepper, message, hashlib.sha256).hexdigest()
+        return self.keyed(
+            _PURPOSE + authenticator_id.bytes + normalise_recovery_code(code).encode()
+        )

@@ -356,16 +356,13 @@ class LoginAttempt:
 
 async def attempt_password(
     scope: IdentityScope,
-    attempt_id: uuid.UUID,
-    user_name: str,
-    password: str,
+    command: AuthenticateUser | ChangePassword,
+    password: Secret,
     now: datetime,
-    *,
-    one_time_code: str | None = None,
-    second_factor: bool = False,
 ) -> LoginAttempt:
-    """Check a password the same way whether or not the user exists, counting failures; with
-    ``second_factor``, a user's confirmed authenticator app must be proven too (`domain.login_proof`).
+    """Check the password a command gives the same way whether or not the user exists, counting
+    failures; for a user with a confirmed authenticator app, its one-time code must be proven too
+    (`domain.login_proof`).
 
     A locked user's password is still checked in full, so that neither the answer nor its cost
     tells an unknown name from a wrong password, and a locked, disabled or expired account is
@@ -374,14 +371,17 @@ async def attempt_password(
     serialised across replicas; the counter counts the attempt (its command's event id) once,
     however often it is delivered.
     """
+    user_name, attempt_id = domain.normalise_user_name(command.user_name), command.event_id
+    one_time_code = command.one_time_code.get_secret_value() if command.one_time_code else None
     deps, connection = scope.dependencies, scope.transaction
     await deps.hasher.warm_up()
     user = await repository.select_user(connection, user_name, for_update=True)
-    verification = await deps.hasher.verify(user.password_hash if user else None, password)
+    secret = password.get_secret_value()
+    verification = await deps.hasher.verify(user.password_hash if user else None, secret)
     matches = user is not None and verification.matches
 
     authenticator = None
-    if second_factor and user is not None:
+    if user is not None:
         enrolled = await repository.select_authenticator(connection, user.id)
         authenticator = enrolled if enrolled is not None and enrolled.confirmed else None
     code = None
@@ -394,7 +394,7 @@ async def attempt_password(
     )
 
     if user is not None and matches and verification.needs_rehash:
-        await repository.update_password_hash(connection, user.id, await deps.hasher.hash(password))
+        await repository.update_password_hash(connection, user.id, await deps.hasher.hash(secret))
     if user is not None and proof.proven:
         attempt = domain.right_password(user, now, deps.passwords)
         if attempt.ends_failure_run:
@@ -488,16 +488,7 @@ async def handle_authenticate_user(
     deps = scope.dependencies
     now = deps.clock()
     name = domain.normalise_user_name(command.user_name)
-    code = command.one_time_code.get_secret_value() if command.one_time_code else None
-    login = await attempt_password(
-        scope,
-        command.event_id,
-        name,
-        command.password.get_secret_value(),
-        now,
-        one_time_code=code,
-        second_factor=True,
-    )
+    login = await attempt_password(scope, command, command.password, now)
     attempt = login.password
     spent = recovery_code_spent(login.code, login.authenticator, now)
     user = attempt.user
@@ -571,16 +562,7 @@ async def handle_change_password(command: ChangePassword, scope: IdentityScope) 
     name = domain.normalise_user_name(command.user_name)
     new_password = command.new_password.get_secret_value()
     domain.check_new_password(new_password, name, deps.passwords)  # before any state changes
-    code = command.one_time_code.get_secret_value() if command.one_time_code else None
-    login = await attempt_password(
-        scope,
-        command.event_id,
-        name,
-        command.current_password.get_secret_value(),
-        now,
-        one_time_code=code,
-        second_factor=True,
-    )
+    login = await attempt_password(scope, command, command.current_password, now)
     attempt = login.password
     spent = recovery_code_spent(login.code, login.authenticator, now)
     refusal = domain.password_change_refusal(attempt)
