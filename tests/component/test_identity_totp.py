@@ -7,6 +7,10 @@ and what the events topic and the table hold of the secrets.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -506,3 +510,22 @@ async def test_a_password_change_needs_the_second_factor_and_cannot_test_a_passw
 
     assert (right["status"], right["code"]) == (wrong["status"], wrong["code"]) == (401, "second_factor_required")
     assert [p.type for p in on(changed, IDENTITY_EVENTS)] == ["identity.password_changed_v2"]
+
+
+async def test_after_a_key_rotation_a_secret_opens_and_is_sealed_again_under_the_new_key(
+        user: TotpUser, stack: ComponentStack, clock: MovableClock) -> None:
+    """With a new key put first in SIGNGATE_IDENTITY_TOTP_KEY, a secret sealed under the old key still
+    checks a code, and is then stored under the new key (its id first)."""
+    await user.enrolled()
+    old = json.loads(os.environ["SIGNGATE_IDENTITY_TOTP_KEY"])
+    new_key = base64.b64encode(os.urandom(32)).decode()
+
+    async with stack.service(IDENTITY, clock=clock, totp_key=SecretStr(json.dumps([new_key, *old]))) as rotated:
+        reply = await user.login(code=user.code(), service=rotated)
+        async with rotated.pool.acquire() as connection:
+            stored = await connection.fetchval(
+                "SELECT secret_encrypted FROM authenticators a JOIN users u ON u.id = a.user_id "
+                "WHERE u.user_name = $1 AND a.removed_at IS NULL", user.user_name)
+
+    assert reply["type"] == "identity.authentication_succeeded"
+    assert stored.split(".")[0] == hashlib.sha256(base64.b64decode(new_key)).hexdigest()[:16]
