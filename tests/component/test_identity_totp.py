@@ -529,3 +529,33 @@ async def test_after_a_key_rotation_a_secret_opens_and_is_sealed_again_under_the
 
     assert reply["type"] == "identity.authentication_succeeded"
     assert stored.split(".")[0] == hashlib.sha256(base64.b64decode(new_key)).hexdigest()[:16]
+
+
+async def test_an_enrolment_asked_to_answer_on_the_events_topic_is_refused_before_a_secret_is_made(
+        user: TotpUser) -> None:
+    """EnrolAuthenticator whose reply_to names the identity events topic is 400 invalid_reply_to, and
+    no authenticator is stored: the secret never exists, let alone on the bus."""
+    await user.register()
+    token = await user.token()
+    events_topic = user.stack.connections.topic(IDENTITY_EVENTS.name)
+
+    [refused] = await user.send(EnrolAuthenticator(user_name=user.user_name, access_token=SecretStr(token),
+                                                   reply_to=events_topic))
+
+    assert (refused["status"], refused["code"]) == (400, "invalid_reply_to")
+    async with user.identity.pool.acquire() as connection:
+        stored = await connection.fetchval("SELECT count(*) FROM authenticators WHERE user_id = $1",
+                                           uuid.UUID(user.user_id))
+    assert stored == 0
+
+
+async def test_the_code_that_confirmed_the_authenticator_opens_no_login(user: TotpUser) -> None:
+    """The first code, spent by confirming, is totp_code_used at a login within its window."""
+    await user.register()
+    await user.enrol()
+    confirming = user.code()
+    await user.confirm()
+
+    replayed = await user.login(code=confirming)
+
+    assert reasons(replayed) == ["totp_code_used"]
