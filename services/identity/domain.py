@@ -482,6 +482,11 @@ def login_proof(
     return LoginProof(True, counts_failure=False)
 
 
+def uncounted_refusal(user: User | None, proof: LoginProof) -> PasswordAttempt:
+    """A refusal that counts no failure: the right password without a code, or with a used one."""
+    return PasswordAttempt(user, None, second_factor=proof.refusal)
+
+
 def right_password(user: User, now: datetime, policy: PasswordPolicy) -> PasswordAttempt:
     """The right password: the account's standing decides whether a token is due. A locked user
     stays locked (the run of failures goes on); otherwise the run is over."""

@@ -403,8 +403,7 @@ async def attempt_password(
             await deps.counters.clear(user_name)
         return LoginAttempt(attempt, code, authenticator)
     if not proof.counts_failure:
-        refused = domain.PasswordAttempt(user, None, second_factor=proof.refusal)
-        return LoginAttempt(refused, code, authenticator)
+        return LoginAttempt(domain.uncounted_refusal(user, proof), code, authenticator)
 
     attempt = await count_failure(scope, user_name, user, attempt_id, now, proof.refusal)
     return LoginAttempt(attempt, code, authenticator)
