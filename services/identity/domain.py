@@ -1,5 +1,5 @@
 """The identity service's rules: profiles, memberships, passwords, lockout, expiry, who may do what,
-and what a login answers.
+what a login answers, and the second factor (an authenticator app: `login_proof`).
 
 No I/O here: the handlers (`services.identity.handlers`) read the state, ask one of these
 functions, and write what it decides.

@@ -38,6 +38,7 @@ from services.identity.views import (
     mobile_number_change,
     outcome_for_name,
     rejection,
+    sealed_totp_secret,
 )
 from signgate_contracts import Message
 from signgate_contracts.envelope import Secret
@@ -88,7 +89,6 @@ from signgate_contracts.identity import (
     UserUpdatedV2,
     api_key_id,
     command_key,
-    user_totp_context,
 )
 from signgate_contracts.topics import IDENTITY_REPLIES
 
@@ -838,7 +838,7 @@ async def handle_confirm_authenticator(
             AuthenticatorConfirmed(
                 user_id=user.id,
                 authenticator_id=authenticator.id,
-                secret_sealed=deps.keys.sealer.seal(user_totp_context(user.id), secret),
+                secret_sealed=sealed_totp_secret(user.id, secret, deps.keys),
                 digits=authenticator.digits,
                 algorithm=authenticator.algorithm,
                 period_seconds=authenticator.period_seconds,
