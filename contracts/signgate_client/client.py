@@ -266,6 +266,24 @@ class SignGateClient:
     @overload
     async def send(
         self,
+        command: identity.EnrolAuthenticator,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[identity.AuthenticatorEnrolment]: ...
+    @overload
+    async def send(
+        self,
+        command: identity.ConfirmAuthenticator | identity.RegenerateRecoveryCodes,
+        *,
+        timeout: float = ...,
+        reply: bool | None = ...,
+        effects: Collection[str] = ...,
+    ) -> Outcome[identity.RecoveryCodesIssued]: ...
+    @overload
+    async def send(
+        self,
         command: authentication.OpenDocumentWithPassword
         | authentication.VerifyDocumentOtp
         | authentication.VerifyDocumentTotp,

@@ -126,6 +126,11 @@ class ChangePassword(Command):
     user_name: UserName
     current_password: Secret
     new_password: Secret
+    one_time_code: Secret | None = Field(
+        default=None,
+        description="For a user with a confirmed authenticator app: its current code, or a "
+        "recovery code (401 `second_factor_required` without it).",
+    )
 
 
 class DisableUser(Command):
@@ -163,6 +168,12 @@ class AuthenticateUser(Command):
     # AssureSign's own names (seed 004's UserName, Password) validate too; ours go on the wire.
     user_name: UserName = Field(validation_alias=AliasChoices("user_name", "UserName"))
     password: Secret = Field(validation_alias=AliasChoices("password", "Password"))
+    one_time_code: Secret | None = Field(
+        default=None,
+        validation_alias=AliasChoices("one_time_code", "OneTimeCode"),
+        description="For a user with a confirmed authenticator app: its current code, or one of "
+        "their recovery codes. Without it such a user is answered `second_factor_required`.",
+    )
 
 
 class IssueApiKey(Command):
@@ -200,6 +211,50 @@ class ExchangeApiKey(Command):
 
     type: Literal["identity.exchange_api_key"] = "identity.exchange_api_key"
     api_key: Secret = Field(description="The key as issued (`sgk_` and 75 more characters).")
+
+
+OneTimeCode = Annotated[
+    Secret, Field(description="A code of the authenticator app, or a recovery code.")
+]
+
+
+class EnrolAuthenticator(Command):
+    """The user (with their own token) starts enrolling an authenticator app (TOTP): the secret and
+    its otpauth:// URI go only to the caller's reply topic; it counts once confirmed with a code.
+    Enrolling again before confirming replaces the pending secret."""
+
+    type: Literal["identity.enrol_authenticator"] = "identity.enrol_authenticator"
+    user_name: UserName
+
+
+class ConfirmAuthenticator(Command):
+    """The user (with their own token) confirms the pending authenticator with its first code: it
+    becomes their second factor, and their recovery codes are told once, to the reply topic."""
+
+    type: Literal["identity.confirm_authenticator"] = "identity.confirm_authenticator"
+    user_name: UserName
+    one_time_code: OneTimeCode
+
+
+class DisableAuthenticator(Command):
+    """Remove the user's authenticator app: the user with their own token and a current code or a
+    recovery code, or an administrator (no code)."""
+
+    type: Literal["identity.disable_authenticator"] = "identity.disable_authenticator"
+    user_name: UserName
+    one_time_code: Secret | None = Field(
+        default=None,
+        description="The user's current code or a recovery code; not needed by an administrator.",
+    )
+
+
+class RegenerateRecoveryCodes(Command):
+    """The user (with their own token and a current code or a recovery code) gets a new set of
+    recovery codes; the old set stops working."""
+
+    type: Literal["identity.regenerate_recovery_codes"] = "identity.regenerate_recovery_codes"
+    user_name: UserName
+    one_time_code: OneTimeCode
 
 
 # -- events --
@@ -265,6 +320,8 @@ FailureReason = Literal[
     "account_disabled",
     "password_expired",
     "change_required",
+    "second_factor_required",
+    "totp_code_used",
 ]
 
 
@@ -441,6 +498,29 @@ class AuthenticatorConfirmed(_UserEvent):
     )
 
 
+class AuthenticatorEnrolled(_UserEvent):
+    """The user began enrolling an authenticator app; it counts once confirmed. No secret."""
+
+    type: Literal["identity.authenticator_enrolled"] = "identity.authenticator_enrolled"
+    authenticator_id: UUID
+
+
+class RecoveryCodesRegenerated(_UserEvent):
+    """The user's recovery codes were replaced by a new set (how many; never a code)."""
+
+    type: Literal["identity.recovery_codes_regenerated"] = "identity.recovery_codes_regenerated"
+    authenticator_id: UUID
+    count: int
+
+
+class RecoveryCodeUsed(_UserEvent):
+    """One of the user's recovery codes was used (it works no more) and how many are left."""
+
+    type: Literal["identity.recovery_code_used"] = "identity.recovery_code_used"
+    authenticator_id: UUID
+    remaining: int
+
+
 class AuthenticatorRemoved(_UserEvent):
     """The user's authenticator app no longer counts: disabled by the user or an administrator.
     Its codes open nothing from now on."""
@@ -460,6 +540,9 @@ class UserAuthenticatedV2(_UserEvent):
         description="The token's `jti` (not the token): for audit and revocation."
     )
     expires_at: AwareDatetime
+    second_factor: Literal["totp", "recovery_code"] | None = Field(
+        default=None, description="What proved the second factor; None: the user has none."
+    )
 
 
 class UserAuthenticationFailedV2(Event):
@@ -587,6 +670,30 @@ class AuthenticationFailed(Message):
     change_password_url: str | None = None
 
 
+class AuthenticatorEnrolment(Message):
+    """A pending authenticator's secret, told once: show the URI as a QR code (or the secret for
+    typing), then confirm with the app's first code."""
+
+    type: Literal["identity.authenticator_enrolment"] = "identity.authenticator_enrolment"
+    user_id: UUID
+    authenticator_id: UUID
+    secret: Secret = Field(description="The base32 secret, for typing into an app.")
+    otpauth_uri: Secret = Field(description="The otpauth://totp/... URI an app reads as a QR code.")
+    digits: int = 6
+    algorithm: TotpAlgorithm = "SHA1"
+    period_seconds: int = 30
+
+
+class RecoveryCodesIssued(Message):
+    """The user's recovery codes, told once: each opens one login (or one disabling) in place of a
+    code; signgate keeps only their keyed digests."""
+
+    type: Literal["identity.recovery_codes_issued"] = "identity.recovery_codes_issued"
+    user_id: UUID
+    authenticator_id: UUID
+    recovery_codes: list[Secret]
+
+
 class IssuedApiKey(Message):
     """A new API key, told once: keep it; signgate keeps only its keyed digest."""
 
@@ -652,6 +759,10 @@ COMMANDS: tuple[type[Command], ...] = (
     ListApiKeys,
     RevokeApiKey,
     ExchangeApiKey,
+    EnrolAuthenticator,
+    ConfirmAuthenticator,
+    DisableAuthenticator,
+    RegenerateRecoveryCodes,
 )
 EVENTS: tuple[type[Event], ...] = (
     UserRegistered,
@@ -683,6 +794,9 @@ EVENTS: tuple[type[Event], ...] = (
     ApiKeyExchanged,
     AuthenticatorConfirmed,
     AuthenticatorRemoved,
+    AuthenticatorEnrolled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
 )
 PUBLISHED_EVENTS: tuple[type[Event], ...] = (
     UserRegisteredV2,
@@ -702,6 +816,9 @@ PUBLISHED_EVENTS: tuple[type[Event], ...] = (
     ApiKeyExchanged,
     AuthenticatorConfirmed,
     AuthenticatorRemoved,
+    AuthenticatorEnrolled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
     CommandRejected,
 )
 """What identity publishes today; the rest of `EVENTS` is read only to decode older records."""
@@ -711,6 +828,8 @@ REPLIES: tuple[type[Message], ...] = (
     IssuedApiKey,
     ApiKeysListed,
     ApiKeyToken,
+    AuthenticatorEnrolment,
+    RecoveryCodesIssued,
 )
 
 

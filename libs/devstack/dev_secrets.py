@@ -24,6 +24,7 @@ from libs.security.sealing import generate_sealing_keys
 from libs.security.sealing import is_private_keys_variable as is_sealing_key_variable
 from libs.security.secrets import generate_pepper
 from libs.security.tokens import generate_key_pair
+from services.identity.authenticators import generate_totp_key
 
 RECORD_WRITERS = ("identity", "workflow", "authentication", "otp_dispatch")
 """The services that sign what they publish (`signgate_contracts.topics.Topic.writer`)."""
@@ -32,7 +33,8 @@ SEALING_CONSUMERS = ("authentication",)
 
 
 def generate_secrets() -> dict[str, str]:
-    """Every secret of the services, fresh: two peppers, the identifier digest key, the token and
+    """Every secret of the services, fresh: two peppers, the identifier digest key, identity's key of
+    authenticator secrets at rest, the token and
     grant key pairs' halves, the invitation key pair, each service's record signing key with the public keys of them all,
     and the sealing keys of the services values are sealed to."""
     tokens, grants, invitations = generate_key_pair(), generate_key_pair(), generate_key_pair()
@@ -45,6 +47,7 @@ def generate_secrets() -> dict[str, str]:
         "SIGNGATE_INVITATION_PRIVATE_KEY": invitations.private_key,
         "SIGNGATE_INVITATION_PUBLIC_KEY": invitations.public_key,
         "SIGNGATE_DIGEST_KEY": generate_pepper(),
+        "SIGNGATE_IDENTITY_TOTP_KEY": generate_totp_key(),
         **generate_record_keys(RECORD_WRITERS),
         **generate_sealing_keys(SEALING_CONSUMERS),
     }

@@ -10,13 +10,12 @@ table holds nothing that opens an account. Comparisons are constant-time.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
 
-from libs.security.secrets import PepperMissing, SecretSettings
+from libs.security.secrets import PepperedDigests
 from signgate_contracts.identity import API_KEY_PREFIX, api_key_id
 
 _PURPOSE = b"signgate-api-key\x00"
@@ -29,21 +28,8 @@ class NewApiKey:
     digest: str
 
 
-class ApiKeyDigests:
+class ApiKeyDigests(PepperedDigests):
     """Makes API keys and digests and checks them under the pepper."""
-
-    MIN_PEPPER_BYTES = 32
-
-    def __init__(self, pepper: bytes) -> None:
-        if len(pepper) < self.MIN_PEPPER_BYTES:
-            raise ValueError(f"the pepper must have at least {self.MIN_PEPPER_BYTES} bytes")
-        self._pepper = pepper
-
-    @classmethod
-    def from_settings(cls, settings: SecretSettings) -> ApiKeyDigests:
-        if settings.pepper is None:
-            raise PepperMissing("SIGNGATE_SECRET_PEPPER is not set")
-        return cls(settings.pepper.get_secret_value().encode())
 
     def new_key(self) -> NewApiKey:
         """A fresh key, its id and its digest (the only part to store)."""
@@ -52,7 +38,7 @@ class ApiKeyDigests:
         return NewApiKey(key_id, api_key, self.digest(api_key))
 
     def digest(self, api_key: str) -> str:
-        return hmac.new(self._pepper, _PURPOSE + api_key.encode(), hashlib.sha256).hexdigest()
+        return self.keyed(_PURPOSE + api_key.encode())
 
     def matches(self, stored_digest: str | None, api_key: str) -> bool:
         """Whether ``api_key`` is the key ``stored_digest`` was made from (constant-time); a missing

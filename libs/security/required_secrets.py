@@ -31,6 +31,7 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
         "SIGNGATE_TOKEN_PRIVATE_KEY",
         "SIGNGATE_DIGEST_KEY",
         SEALING_PUBLIC_KEYS,
+        "SIGNGATE_IDENTITY_TOTP_KEY",  # authenticator secrets at rest
     ),
     "workflow": (
         *_record_keys("workflow"),

@@ -7,6 +7,12 @@ before anything is expanded. Every refusal is a SOAP Fault: ``soap:Client`` with
 caller sent (malformed XML, a DTD, a wrong ``SOAPAction``, a missing credential), ``soap:Server``
 with the outcome's status (503, 504) when no answer came. A wrong user name or password is no
 fault: it is ``Success="false"`` with its exceptions, as AssureSign answers it.
+
+Our extension: ``OneTimeCode`` (an attribute of ``AuthenticateUserRequest`` beside ``UserName`` and
+``Password``, or a child element) carries the code of a user's authenticator app, or one of their
+recovery codes. A user with an authenticator who sends none is answered ``Success="false"`` with
+the exception ``second_factor_required``, whether or not the password was right; a right code
+already used is ``totp_code_used``.
 """
 
 from __future__ import annotations
@@ -94,6 +100,9 @@ def parse_request(body: bytes, soap_action: str | None) -> AuthenticateRequest:
     missing = [name for name, value in fields.items() if not value]
     if missing:
         raise SoapFault(f"AuthenticateUserRequest needs {' and '.join(missing)}")
+    one_time_code = _value(request, "OneTimeCode")  # our extension: a second factor's code
+    if one_time_code:
+        fields["OneTimeCode"] = one_time_code
     try:
         command = AuthenticateUser.model_validate(fields)
     except ValidationError as error:
@@ -201,6 +210,10 @@ _OPENAPI: dict[str, Any] = {
     ],
     "requestBody": {
         "required": True,
+        "description": "Seed 004's AuthenticateUserRequest; signgate's extension: an optional "
+        "OneTimeCode attribute (or child element), the code of the user's authenticator app or "
+        "a recovery code. Without it, a user with an authenticator is answered the exception "
+        "second_factor_required.",
         "content": {
             "text/xml": {
                 **_XML,

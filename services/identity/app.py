@@ -5,7 +5,8 @@ Its settings are `services.identity.settings.IdentitySettings` (``SIGNGATE_IDENT
 pepper (``SIGNGATE_SECRET_PEPPER``), the token keys (``SIGNGATE_TOKEN_PRIVATE_KEY``,
 ``SIGNGATE_TOKEN_PUBLIC_KEY``), the identifier digest key (``SIGNGATE_DIGEST_KEY``) and the
 sealing public keys (``SIGNGATE_SEALING_PUBLIC_KEYS``) are read without the service prefix:
-other services share them.
+other services share them. The keys of authenticator secrets at rest
+(``SIGNGATE_IDENTITY_TOTP_KEY``) are identity's alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from libs.security.api_keys import ApiKeyDigests
 from libs.security.required_secrets import require
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenIssuer, TokenVerifier
+from libs.security.totp import UsedSteps
+from services.identity.authenticators import (
+    TOTP_KEY_VARIABLE,
+    AuthenticatorSecrets,
+    RecoveryCodeDigests,
+)
 from services.identity.dependencies import IdentityDependencies
 from services.identity.failures import FailureCounters
 from services.identity.handlers import HANDLERS
@@ -50,6 +57,10 @@ def build_dependencies(resources: Resources) -> IdentityDependencies:
         password_links=settings.password_links,
         api_keys=ApiKeyDigests.from_settings(settings.secrets),
         api_key_token_ttl=min(settings.api_key_token_ttl, settings.tokens.ttl),
+        authenticator_secrets=AuthenticatorSecrets.from_setting(settings.totp_key),
+        recovery_codes=RecoveryCodeDigests.from_settings(settings.secrets),
+        used_steps=UsedSteps(resources.redis, settings.connections.redis_prefix),
+        totp=settings.totp,
         clock=settings.clock,
     )
 
@@ -77,7 +88,9 @@ def create_app(settings: IdentitySettings | None = None) -> AsgiFastStream:
             "SIGNGATE_TOKEN_PRIVATE_KEY": settings.tokens.private_key,
             "SIGNGATE_DIGEST_KEY": settings.digests.key,
             "SIGNGATE_SEALING_PUBLIC_KEYS": settings.sealing.public_keys.get("authentication"),
+            TOTP_KEY_VARIABLE: settings.totp_key,
         },
     )
     PublishingKeys.build(settings)  # and checks the keys it was given are keys
+    AuthenticatorSecrets.from_setting(settings.totp_key)
     return build_app(DEFINITION, settings)

@@ -10,6 +10,8 @@ from libs.runtime.service import Scope
 from libs.security.api_keys import ApiKeyDigests
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenIssuer, TokenVerifier
+from libs.security.totp import TotpSettings, UsedSteps
+from services.identity.authenticators import AuthenticatorSecrets, RecoveryCodeDigests
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
 from services.identity.failures import FailureCounters
 from services.identity.views import PublishingKeys
@@ -39,6 +41,14 @@ class IdentityDependencies:
     """Makes API keys and checks them against their stored digests."""
     api_key_token_ttl: timedelta
     """Lifetime of a token an API key is exchanged for."""
+    authenticator_secrets: AuthenticatorSecrets
+    """Encrypts and opens the TOTP secrets of authenticator apps at rest."""
+    recovery_codes: RecoveryCodeDigests
+    """Makes recovery codes and their keyed digests."""
+    used_steps: UsedSteps
+    """Each user's last accepted TOTP step, in Redis (shared with the authentication service)."""
+    totp: TotpSettings
+    """The drift window and the issuer an authenticator app shows."""
     clock: Clock
 
 

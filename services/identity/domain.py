@@ -1,5 +1,5 @@
 """The identity service's rules: profiles, memberships, passwords, lockout, expiry, who may do what,
-and what a login answers.
+what a login answers, and the second factor (an authenticator app: `login_proof`).
 
 No I/O here: the handlers (`services.identity.handlers`) read the state, ask one of these
 functions, and write what it decides.
@@ -16,9 +16,11 @@ from urllib.parse import quote
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from pydantic import SecretStr
 
 from libs.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Refusal, Unauthorized
 from libs.security.tokens import AccountDisabled, Claims
+from libs.security.totp import TotpParameters
 from signgate_contracts.identity import (
     AccountMembership,
     AuthenticationFailed,
@@ -26,6 +28,7 @@ from signgate_contracts.identity import (
     ChangedBy,
     FailureReason,
     RegisterUser,
+    TotpAlgorithm,
     UpdateUserProfile,
     normalise_user_name,
 )
@@ -419,14 +422,71 @@ class PasswordAttempt:
     """Failures in a row after a wrong password."""
     ends_failure_run: bool = False
     """A right password while not locked: the run of failures is over."""
+    second_factor: SecondFactorRefusal | None = None
+    """For a user with an authenticator app: no code was given (whatever the password), or the right
+    password came with a right code already used. It is the only reason told."""
 
     @property
     def reasons(self) -> list[FailureReason]:
         """Why the caller gets no token; empty when one is due. A wrong password, or a name that is
         nobody's, is ``invalid_credentials``, and only that: the two are answered alike."""
+        if self.second_factor is not None:
+            return [self.second_factor]
         if self.standing is None:
             return ["invalid_credentials"]
         return refusal_reasons(self.standing)
+
+
+# -- the second factor (an authenticator app) --
+
+SecondFactorRefusal = Literal["second_factor_required", "totp_code_used"]
+CodeCheck = Literal["accepted", "wrong", "used"]
+"""What checking a one-time code found: it proves the second factor; it is no code of the user's
+(or a recovery code already spent); it is the right TOTP code of a step already used."""
+
+
+@dataclass(frozen=True)
+class LoginProof:
+    """What a password and, for a user with an authenticator app, a one-time code prove together."""
+
+    proven: bool
+    """Both are right: the account's standing decides the answer."""
+    counts_failure: bool
+    """A failed login in the user's one budget (the lockout's)."""
+    refusal: SecondFactorRefusal | None = None
+
+
+def login_proof(
+    *, password_matches: bool, has_authenticator: bool, code_check: CodeCheck | None
+) -> LoginProof:
+    """The rule of a login with a second factor. ``code_check`` None: no code was given (it is
+    checked only once the password is right: a wrong password spends no code).
+
+    - No authenticator: the password alone decides (a code given is ignored).
+    - No code: ``second_factor_required``, whether or not the password was right, so the answer does
+      not tell; a wrong password still counts as a failure (guessing passwords without a code is
+      guessing), a right one neither counts nor ends the run of failures (it proved nothing yet).
+    - A wrong password, or a wrong code: the generic ``invalid_credentials``, counted.
+    - The right password and a right TOTP code of a step already used: ``totp_code_used``, not
+      counted (a replayed code must not lock the rightful user out). A spent recovery code is a
+      wrong code.
+    """
+    if not has_authenticator:
+        return LoginProof(proven=password_matches, counts_failure=not password_matches)
+    if code_check is None:
+        return LoginProof(
+            False, counts_failure=not password_matches, refusal="second_factor_required"
+        )
+    if not password_matches or code_check == "wrong":
+        return LoginProof(False, counts_failure=True)
+    if code_check == "used":
+        return LoginProof(False, counts_failure=False, refusal="totp_code_used")
+    return LoginProof(True, counts_failure=False)
+
+
+def uncounted_refusal(user: User | None, proof: LoginProof) -> PasswordAttempt:
+    """A refusal that counts no failure: the right password without a code, or with a used one."""
+    return PasswordAttempt(user, None, second_factor=proof.refusal)
 
 
 def right_password(user: User, now: datetime, policy: PasswordPolicy) -> PasswordAttempt:
@@ -454,8 +514,10 @@ def wrong_password(
     consecutive_failures: int,
     policy: LockoutPolicy,
     now: datetime,
+    second_factor: SecondFactorRefusal | None = None,
 ) -> PasswordAttempt:
-    """A wrong password (or a name that is nobody's), counted: a user's lock if it locks."""
+    """A wrong password (or a name that is nobody's, or a wrong one-time code), counted: a user's
+    lock if it locks. ``second_factor``: the answer is that a code is required (none was given)."""
     lock = (
         lock_after_failure(
             policy, user, locks=locks, consecutive_failures=consecutive_failures, now=now
@@ -463,7 +525,13 @@ def wrong_password(
         if user is not None
         else None
     )
-    return PasswordAttempt(user, None, lock=lock, consecutive_failures=consecutive_failures)
+    return PasswordAttempt(
+        user,
+        None,
+        lock=lock,
+        consecutive_failures=consecutive_failures,
+        second_factor=second_factor,
+    )
 
 
 def login_refusal(
@@ -489,7 +557,13 @@ def login_refusal(
 def password_change_refusal(attempt: PasswordAttempt) -> Refusal | None:
     """Why a user may not replace their password: a wrong current password (or an unknown name),
     or a locked or disabled account (told only once the current password is proven). None: they may
-    (an expired password, or one that must be changed, is what a change is for)."""
+    (an expired password, or one that must be changed, is what a change is for). A user with an
+    authenticator app proves it too, as at a login: without a code the refusal is
+    ``second_factor_required`` whatever the password, so a change cannot test a password either."""
+    if attempt.second_factor == "second_factor_required":
+        return SecondFactorRequired()
+    if attempt.second_factor == "totp_code_used":
+        return TotpCodeUsed()
     standing = attempt.standing
     if standing is None:
         return InvalidCredentials()
@@ -506,6 +580,8 @@ FAILURE_TEXT: dict[str, str] = {
     "account_disabled": "Account is disabled",
     "password_expired": "Password has expired",
     "change_required": "Password must be changed",
+    "second_factor_required": "A one-time code from the authenticator app is required",
+    "totp_code_used": "This one-time code has already been used: wait for the next one",
 }
 
 
@@ -712,3 +788,151 @@ def mobile_number_changed(old: str | None, new: str | None) -> bool:
     change a number is that the old one is lost. See the identity README, "The profile mobile number".
     """
     return old != new
+
+
+# -- authenticator apps --
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """A user's authenticator app as stored (its secret encrypted, `services.identity.authenticators`)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    secret_encrypted: str
+    digits: int
+    algorithm: TotpAlgorithm
+    period_seconds: int
+    created_at: datetime
+    confirmed_at: datetime | None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+    @property
+    def parameters(self) -> TotpParameters:
+        return TotpParameters(self.digits, self.algorithm, self.period_seconds)
+
+
+RECOVERY_CODE_COUNT = 10
+"""Recovery codes in a set: what authenticator-app users are used to (GitHub, Google give 10 or 16)."""
+
+
+def totp_subject(user_id: uuid.UUID) -> str:
+    """The subject an API user's TOTP steps are spent under, the same in identity and authentication:
+    a code opens one login or one package, never both."""
+    return f"user:{user_id}"
+
+
+class NotTheUser(Forbidden):
+    """An authenticator is the user's own business: enrolled, confirmed and renewed by them only."""
+
+    code = "not_the_user"
+
+    def __init__(self) -> None:
+        super().__init__("Only the user may manage their own authenticator")
+
+
+class AuthenticatorExists(Conflict):
+    code = "authenticator_exists"
+
+    def __init__(self) -> None:
+        super().__init__("An authenticator is already confirmed: disable it first")
+
+
+class AuthenticatorNotFound(NotFound):
+    code = "authenticator_not_found"
+
+    def __init__(self, message: str = "No authenticator is enrolled") -> None:
+        super().__init__(message)
+
+
+class InvalidOneTimeCode(Unauthorized):
+    """A wrong code (or a spent recovery code) to confirm, disable or renew with."""
+
+    code = "invalid_one_time_code"
+
+    def __init__(self) -> None:
+        super().__init__("Invalid one-time code", field="one_time_code")
+
+
+class SecondFactorRequired(Unauthorized):
+    """A user with an authenticator app gave no code (told whether or not the password was right)."""
+
+    code = "second_factor_required"
+
+    def __init__(self) -> None:
+        super().__init__(FAILURE_TEXT["second_factor_required"], field="one_time_code")
+
+
+class TotpCodeUsed(Conflict):
+    """The right code of a time step already used: the next step's code will do."""
+
+    code = "totp_code_used"
+
+    def __init__(self) -> None:
+        super().__init__(FAILURE_TEXT["totp_code_used"], field="one_time_code")
+
+
+def authenticator_user(
+    claims: Claims, user: User | None, *, administrator_may: bool = False
+) -> tuple[User, ChangedBy]:
+    """The user whose authenticator a command manages: the caller themself (or, where
+    ``administrator_may``, an administrator); only an administrator learns that a name is nobody's."""
+    if user is None:
+        require_administrator(claims)
+        raise UserNotFound()
+    if claims.subject != str(user.id):
+        if not administrator_may:
+            raise NotTheUser()
+        require_administrator(claims)
+    return user, changed_by(claims, user.id)
+
+
+def authenticator_to_enrol(current: Authenticator | None) -> None:
+    """A new enrolment replaces a pending one; a confirmed authenticator must be disabled first."""
+    if current is not None and current.confirmed:
+        raise AuthenticatorExists()
+
+
+def authenticator_to_confirm(current: Authenticator | None) -> Authenticator:
+    """The pending authenticator to confirm."""
+    if current is None:
+        raise AuthenticatorNotFound("No authenticator is pending: enrol one first")
+    if current.confirmed:
+        raise AuthenticatorExists()
+    return current
+
+
+def confirmed_authenticator(current: Authenticator | None) -> Authenticator:
+    """The confirmed authenticator a command acts on (disabling it, renewing its recovery codes)."""
+    if current is None or not current.confirmed:
+        raise AuthenticatorNotFound()
+    return current
+
+
+class OneTimeCodeRequired(BadRequest):
+    code = "one_time_code_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A current code or a recovery code is required to disable the authenticator",
+            field="one_time_code",
+        )
+
+
+def required_code(code: SecretStr | None) -> str:
+    """The code the user must give to disable their authenticator (an administrator gives none)."""
+    if code is None or not code.get_secret_value():
+        raise OneTimeCodeRequired()
+    return code.get_secret_value()
+
+
+def code_refusal(check: CodeCheck) -> Refusal | None:
+    """Why a code does not let the user confirm, disable or renew: wrong (401) or used (409)."""
+    if check == "wrong":
+        return InvalidOneTimeCode()
+    if check == "used":
+        return TotpCodeUsed()
+    return None

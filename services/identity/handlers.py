@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from pydantic import SecretStr
 
 from libs.runtime.messaging.outgoing import Outgoing
 from libs.runtime.service import MessageHandler
 from libs.security.tokens import Claims, check_account_state
+from libs.security.totp import TotpParameters, matching_step, new_secret, provisioning_uri
 from services.identity import domain, repository
+from services.identity.authenticators import looks_like_recovery_code
 from services.identity.dependencies import IdentityScope
 from services.identity.views import (
     contacts,
@@ -34,6 +38,7 @@ from services.identity.views import (
     mobile_number_change,
     outcome_for_name,
     rejection,
+    sealed_totp_secret,
 )
 from signgate_contracts import Message
 from signgate_contracts.envelope import Secret
@@ -46,10 +51,17 @@ from signgate_contracts.identity import (
     ApiKeyToken,
     AuthenticateUser,
     AuthenticationSucceeded,
+    AuthenticatorConfirmed,
+    AuthenticatorEnrolled,
+    AuthenticatorEnrolment,
+    AuthenticatorRemoved,
     ChangedBy,
     ChangePassword,
+    ConfirmAuthenticator,
+    DisableAuthenticator,
     DisableUser,
     EnableUser,
+    EnrolAuthenticator,
     ExchangeApiKey,
     ExpirePassword,
     IssueApiKey,
@@ -57,6 +69,10 @@ from signgate_contracts.identity import (
     ListApiKeys,
     PasswordChangedV2,
     PasswordExpiredV2,
+    RecoveryCodesIssued,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    RegenerateRecoveryCodes,
     RegisterUser,
     RevokeApiKey,
     SetPassword,
@@ -277,34 +293,135 @@ async def handle_expire_password(command: ExpirePassword, scope: IdentityScope) 
 # -- proving a password --
 
 
+@dataclass(frozen=True)
+class CodeVerdict:
+    """What checking a one-time code against a user's authenticator found, and what it was."""
+
+    check: domain.CodeCheck
+    kind: Literal["totp", "recovery_code"] | None = None
+    recovery_codes_left: int | None = None
+    """After a recovery code was spent: how many of the set are left."""
+
+
+async def check_one_time_code(
+    scope: IdentityScope,
+    authenticator: domain.Authenticator,
+    code: str,
+    claim_id: uuid.UUID,
+    now: datetime,
+) -> CodeVerdict:
+    """Check ``code`` against the authenticator: a TOTP code of a step within the drift window spends
+    that step for the user (`UsedSteps`, subject ``user:<id>``, shared with the authentication
+    service; the same command delivered again gets its acceptance again); a recovery code of a
+    confirmed authenticator is spent in Postgres. Anything else is wrong."""
+    deps, connection = scope.dependencies, scope.transaction
+    secrets = deps.authenticator_secrets
+    stored = authenticator.secret_encrypted
+    secret = secrets.open(stored, authenticator_id=authenticator.id, user_id=authenticator.user_id)
+    parameters, drift = authenticator.parameters, deps.totp.drift_steps
+    step = matching_step(secret, code, now, parameters=parameters, drift_steps=drift)
+    if step is not None:
+        if secrets.needs_resealing(stored):
+            await repository.update_authenticator_secret(
+                connection,
+                authenticator.id,
+                secrets.seal(
+                    secret, authenticator_id=authenticator.id, user_id=authenticator.user_id
+                ),
+            )
+        claimed = await deps.used_steps.claim(
+            domain.totp_subject(authenticator.user_id),
+            step,
+            str(claim_id),
+            parameters=parameters,
+            drift_steps=drift,
+        )
+        return CodeVerdict("accepted" if claimed else "used", "totp")
+    if authenticator.confirmed and looks_like_recovery_code(code):
+        digest = deps.recovery_codes.digest(authenticator.id, code)
+        left = await repository.update_recovery_code_used(connection, authenticator.id, digest, now)
+        if left is not None:
+            return CodeVerdict("accepted", "recovery_code", left)
+    return CodeVerdict("wrong")
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What a password (and, for a user with an authenticator app, a one-time code) decided."""
+
+    password: domain.PasswordAttempt
+    code: CodeVerdict | None = None
+    """The one-time code's check: None when none was checked (no authenticator, no code, or a
+    wrong password, which spends no code)."""
+    authenticator: domain.Authenticator | None = None
+
+
 async def attempt_password(
-    scope: IdentityScope, attempt_id: uuid.UUID, user_name: str, password: str, now: datetime
-) -> domain.PasswordAttempt:
-    """Check a password the same way whether or not the user exists, counting failures.
+    scope: IdentityScope,
+    command: AuthenticateUser | ChangePassword,
+    password: Secret,
+    now: datetime,
+) -> LoginAttempt:
+    """Check the password a command gives the same way whether or not the user exists, counting
+    failures; for a user with a confirmed authenticator app, its one-time code must be proven too
+    (`domain.login_proof`).
 
     A locked user's password is still checked in full, so that neither the answer nor its cost
     tells an unknown name from a wrong password, and a locked, disabled or expired account is
-    revealed only to a caller who knows the password. The user's row is locked for the attempt,
-    so attempts on one user are serialised across replicas; the counter counts the attempt (its
-    command's event id) once, however often it is delivered.
+    revealed only to a caller who knows the password (and the code, if the user has an
+    authenticator). The user's row is locked for the attempt, so attempts on one user are
+    serialised across replicas; the counter counts the attempt (its command's event id) once,
+    however often it is delivered.
     """
+    user_name, attempt_id = domain.normalise_user_name(command.user_name), command.event_id
+    one_time_code = command.one_time_code.get_secret_value() if command.one_time_code else None
     deps, connection = scope.dependencies, scope.transaction
     await deps.hasher.warm_up()
     user = await repository.select_user(connection, user_name, for_update=True)
-    verification = await deps.hasher.verify(user.password_hash if user else None, password)
+    secret = password.get_secret_value()
+    verification = await deps.hasher.verify(user.password_hash if user else None, secret)
+    matches = user is not None and verification.matches
 
-    if user is not None and verification.matches:
+    authenticator = None
+    if user is not None:
+        enrolled = await repository.select_authenticator(connection, user.id)
+        authenticator = enrolled if enrolled is not None and enrolled.confirmed else None
+    code = None
+    if authenticator is not None and matches and one_time_code is not None:
+        code = await check_one_time_code(scope, authenticator, one_time_code, attempt_id, now)
+    proof = domain.login_proof(
+        password_matches=matches,
+        has_authenticator=authenticator is not None,
+        code_check=code.check if code else ("wrong" if one_time_code is not None else None),
+    )
+
+    if user is not None and matches and verification.needs_rehash:
+        await repository.update_password_hash(connection, user.id, await deps.hasher.hash(secret))
+    if user is not None and proof.proven:
         attempt = domain.right_password(user, now, deps.passwords)
         if attempt.ends_failure_run:
             if user.failed_attempts or user.lock_mode:  # nothing recorded: nothing to clear
                 await repository.update_lock_cleared(connection, user.id, now)
             await deps.counters.clear(user_name)
-        if verification.needs_rehash:
-            await repository.update_password_hash(
-                connection, user.id, await deps.hasher.hash(password)
-            )
-        return attempt
+        return LoginAttempt(attempt, code, authenticator)
+    if not proof.counts_failure:
+        return LoginAttempt(domain.uncounted_refusal(user, proof), code, authenticator)
 
+    attempt = await count_failure(scope, user_name, user, attempt_id, now, proof.refusal)
+    return LoginAttempt(attempt, code, authenticator)
+
+
+async def count_failure(
+    scope: IdentityScope,
+    user_name: str,
+    user: domain.User | None,
+    attempt_id: uuid.UUID,
+    now: datetime,
+    second_factor: domain.SecondFactorRefusal | None = None,
+) -> domain.PasswordAttempt:
+    """Count a failed proof (a wrong password or one-time code, or a name that is nobody's) in the
+    user's one budget, once per attempt, and impose the lock it reaches."""
+    deps, connection = scope.dependencies, scope.transaction
     count = await deps.counters.record_failure(
         user_name,
         attempt_id,
@@ -318,6 +435,7 @@ async def attempt_password(
         consecutive_failures=count.total,
         policy=deps.lockout,
         now=now,
+        second_factor=second_factor,
     )
     if user is not None and attempt.lock is not None:
         await repository.update_lock(
@@ -371,9 +489,9 @@ async def handle_authenticate_user(
     deps = scope.dependencies
     now = deps.clock()
     name = domain.normalise_user_name(command.user_name)
-    attempt = await attempt_password(
-        scope, command.event_id, name, command.password.get_secret_value(), now
-    )
+    login = await attempt_password(scope, command, command.password, now)
+    attempt = login.password
+    spent = recovery_code_spent(login.code, login.authenticator, now)
     user = attempt.user
 
     if attempt.reasons:
@@ -381,6 +499,7 @@ async def handle_authenticate_user(
         return [
             Outgoing.answer(command, IDENTITY_REPLIES.name, name, refused),
             *failure_events(scope, name, attempt, now),
+            *spent,
         ]
 
     assert user is not None  # no reasons: the password was proven, so there is a user
@@ -409,29 +528,51 @@ async def handle_authenticate_user(
                 user_id=user.id,
                 token_id=issued.claims.token_id,
                 expires_at=issued.claims.expires_at,
+                second_factor=login.code.kind if login.code else None,
                 occurred_at=issued.claims.issued_at,
             )
         ),
+        *spent,
+    ]
+
+
+def recovery_code_spent(
+    code: CodeVerdict | None, authenticator: domain.Authenticator | None, now: datetime
+) -> list[Outgoing]:
+    """The announcement that a recovery code was spent (how many are left), if one was."""
+    if code is None or code.recovery_codes_left is None or authenticator is None:
+        return []
+    return [
+        fact(
+            RecoveryCodeUsed(
+                user_id=authenticator.user_id,
+                authenticator_id=authenticator.id,
+                remaining=code.recovery_codes_left,
+                occurred_at=now,
+            )
+        )
     ]
 
 
 async def handle_change_password(command: ChangePassword, scope: IdentityScope) -> list[Outgoing]:
     """A user replaces their password by proving the current one (the way out of "expired" and
-    "change required"); a wrong current password counts as a failed authentication."""
+    "change required") and, with an authenticator app, a one-time code; a wrong current password
+    or code counts as a failed authentication."""
     deps = scope.dependencies
     now = deps.clock()
     name = domain.normalise_user_name(command.user_name)
     new_password = command.new_password.get_secret_value()
     domain.check_new_password(new_password, name, deps.passwords)  # before any state changes
-    attempt = await attempt_password(
-        scope, command.event_id, name, command.current_password.get_secret_value(), now
-    )
+    login = await attempt_password(scope, command, command.current_password, now)
+    attempt = login.password
+    spent = recovery_code_spent(login.code, login.authenticator, now)
     refusal = domain.password_change_refusal(attempt)
     if refusal is not None:
         wrong = attempt.standing is None  # a wrong current password is a failed authentication
         return [
             outcome_for_name(name, rejection(command, refusal, now), deps.keys),
             *(failure_events(scope, name, attempt, now) if wrong else []),
+            *spent,
         ]
     user = attempt.user
     assert user is not None  # no refusal: the current password was proven, so there is a user
@@ -439,7 +580,7 @@ async def handle_change_password(command: ChangePassword, scope: IdentityScope) 
     await repository.update_password(
         scope.transaction, user.id, password_hash, must_change=False, now=now
     )
-    return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now))]
+    return [fact(PasswordChangedV2(user_id=user.id, changed_by="user", occurred_at=now)), *spent]
 
 
 # -- API keys --
@@ -587,6 +728,212 @@ async def handle_exchange_api_key(command: ExchangeApiKey, scope: IdentityScope)
     ]
 
 
+# -- authenticator apps --
+
+
+async def authenticator_owner(
+    access_token: Secret | None,
+    user_name: str,
+    scope: IdentityScope,
+    *,
+    administrator_may: bool = False,
+) -> tuple[domain.User, ChangedBy]:
+    """The user whose authenticator a command manages (row-locked: a code check and a login of
+    the same user are serialised), and who acts: the user, or (where allowed) an administrator."""
+    claims = await verified_caller(access_token, scope)
+    user = await repository.select_user(
+        scope.transaction, domain.normalise_user_name(user_name), for_update=True
+    )
+    return domain.authenticator_user(claims, user, administrator_may=administrator_may)
+
+
+async def handle_enrol_authenticator(
+    command: EnrolAuthenticator, scope: IdentityScope
+) -> list[Outgoing]:
+    """The user starts enrolling an authenticator app: a fresh secret, encrypted at rest, pending
+    until a first code confirms it; the secret and its otpauth:// URI go only to the caller."""
+    user, _ = await authenticator_owner(command.access_token, command.user_name, scope)
+    deps, connection = scope.dependencies, scope.transaction
+    now = deps.clock()
+    domain.authenticator_to_enrol(await repository.select_authenticator(connection, user.id))
+    await repository.delete_pending_authenticator(connection, user.id)
+    secret, parameters = new_secret(), TotpParameters()
+    authenticator_id = uuid.uuid4()
+    authenticator = domain.Authenticator(
+        id=authenticator_id,
+        user_id=user.id,
+        secret_encrypted=deps.authenticator_secrets.seal(
+            secret, authenticator_id=authenticator_id, user_id=user.id
+        ),
+        digits=parameters.digits,
+        algorithm=parameters.algorithm,
+        period_seconds=parameters.period,
+        created_at=now,
+        confirmed_at=None,
+    )
+    await repository.insert_authenticator(connection, authenticator)
+    uri = provisioning_uri(
+        secret, account_name=user.user_name, issuer=deps.totp.issuer, parameters=parameters
+    )
+    answer = AuthenticatorEnrolment(
+        user_id=user.id,
+        authenticator_id=authenticator_id,
+        secret=SecretStr(secret),
+        otpauth_uri=SecretStr(uri),
+        digits=parameters.digits,
+        algorithm=parameters.algorithm,
+        period_seconds=parameters.period,
+        occurred_at=now,
+    )
+    return [
+        Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer),
+        fact(
+            AuthenticatorEnrolled(
+                user_id=user.id, authenticator_id=authenticator_id, occurred_at=now
+            )
+        ),
+    ]
+
+
+def new_recovery_codes(
+    scope: IdentityScope, user: domain.User, authenticator: domain.Authenticator
+) -> tuple[RecoveryCodesIssued, list[str]]:
+    """A fresh set of recovery codes: the reply that tells them once, and their digests to store."""
+    made = scope.dependencies.recovery_codes.new_codes(authenticator.id, domain.RECOVERY_CODE_COUNT)
+    answer = RecoveryCodesIssued(
+        user_id=user.id,
+        authenticator_id=authenticator.id,
+        recovery_codes=[SecretStr(code) for code in made.codes],
+        occurred_at=scope.dependencies.clock(),
+    )
+    return answer, made.digests
+
+
+async def handle_confirm_authenticator(
+    command: ConfirmAuthenticator, scope: IdentityScope
+) -> list[Outgoing]:
+    """The user confirms the pending authenticator with its first code (which is spent: it opens no
+    login): it becomes their second factor, its secret goes sealed to the authentication service,
+    and the recovery codes go only to the caller. A wrong code is a 401 and counts nothing: the
+    caller holds the user's token already, and the app is theirs."""
+    user, by = await authenticator_owner(command.access_token, command.user_name, scope)
+    deps, connection = scope.dependencies, scope.transaction
+    now = deps.clock()
+    authenticator = domain.authenticator_to_confirm(
+        await repository.select_authenticator(connection, user.id)
+    )
+    verdict = await check_one_time_code(
+        scope, authenticator, command.one_time_code.get_secret_value(), command.event_id, now
+    )
+    refusal = domain.code_refusal(verdict.check)
+    if refusal is not None:
+        raise refusal
+    await repository.update_authenticator_confirmed(connection, authenticator.id, now)
+    answer, digests = new_recovery_codes(scope, user, authenticator)
+    await repository.replace_recovery_codes(connection, authenticator.id, digests, now)
+    secret = deps.authenticator_secrets.open(
+        authenticator.secret_encrypted, authenticator_id=authenticator.id, user_id=user.id
+    )
+    return [
+        Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer),
+        fact(
+            AuthenticatorConfirmed(
+                user_id=user.id,
+                authenticator_id=authenticator.id,
+                secret_sealed=sealed_totp_secret(user.id, secret, deps.keys),
+                digits=authenticator.digits,
+                algorithm=authenticator.algorithm,
+                period_seconds=authenticator.period_seconds,
+                changed_by=by,
+                occurred_at=now,
+            )
+        ),
+    ]
+
+
+async def prove_code(
+    command: DisableAuthenticator | RegenerateRecoveryCodes,
+    scope: IdentityScope,
+    user: domain.User,
+    authenticator: domain.Authenticator,
+    code: str,
+) -> tuple[CodeVerdict, list[Outgoing]]:
+    """Check the user's code for a command that changes their second factor. A wrong code counts as
+    a failed login (so codes cannot be guessed here past the lockout) and is answered 401 with the
+    failure's effects; a right code already used is a 409 and counts nothing."""
+    now = scope.dependencies.clock()
+    verdict = await check_one_time_code(scope, authenticator, code, command.event_id, now)
+    if verdict.check == "wrong":
+        attempt = await count_failure(scope, user.user_name, user, command.event_id, now)
+        refused = rejection(command, domain.InvalidOneTimeCode(), now)
+        return verdict, [
+            outcome_for_name(user.user_name, refused, scope.dependencies.keys),
+            *failure_events(scope, user.user_name, attempt, now),
+        ]
+    refusal = domain.code_refusal(verdict.check)
+    if refusal is not None:
+        raise refusal
+    return verdict, []
+
+
+async def handle_disable_authenticator(
+    command: DisableAuthenticator, scope: IdentityScope
+) -> list[Outgoing]:
+    """The user (with a current code or a recovery code) or an administrator removes the user's
+    authenticator app: logins need the password alone again, and its codes open nothing."""
+    user, by = await authenticator_owner(
+        command.access_token, command.user_name, scope, administrator_may=True
+    )
+    deps, connection = scope.dependencies, scope.transaction
+    now = deps.clock()
+    authenticator = domain.confirmed_authenticator(
+        await repository.select_authenticator(connection, user.id)
+    )
+    spent: list[Outgoing] = []
+    if by == "user":
+        code = domain.required_code(command.one_time_code)
+        verdict, refused = await prove_code(command, scope, user, authenticator, code)
+        if refused:
+            return refused
+        spent = recovery_code_spent(verdict, authenticator, now)
+    await repository.update_authenticator_removed(connection, authenticator.id, by, now)
+    removed = AuthenticatorRemoved(
+        user_id=user.id, authenticator_id=authenticator.id, changed_by=by, occurred_at=now
+    )
+    return [fact(removed), *spent]  # the outcome first: a caller's client takes the first fact
+
+
+async def handle_regenerate_recovery_codes(
+    command: RegenerateRecoveryCodes, scope: IdentityScope
+) -> list[Outgoing]:
+    """The user, proving a current code (or a recovery code), gets a new set of recovery codes,
+    told only to the caller; the old set opens nothing from now on."""
+    user, _ = await authenticator_owner(command.access_token, command.user_name, scope)
+    deps, connection = scope.dependencies, scope.transaction
+    now = deps.clock()
+    authenticator = domain.confirmed_authenticator(
+        await repository.select_authenticator(connection, user.id)
+    )
+    _, refused = await prove_code(
+        command, scope, user, authenticator, command.one_time_code.get_secret_value()
+    )
+    if refused:
+        return refused
+    answer, digests = new_recovery_codes(scope, user, authenticator)
+    await repository.replace_recovery_codes(connection, authenticator.id, digests, now)
+    return [
+        Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer),
+        fact(
+            RecoveryCodesRegenerated(
+                user_id=user.id,
+                authenticator_id=authenticator.id,
+                count=len(digests),
+                occurred_at=now,
+            )
+        ),
+    ]
+
+
 HANDLERS: Mapping[type[Message], MessageHandler] = {
     RegisterUser: handle_register_user,
     UpdateUser: handle_update_user,
@@ -602,4 +949,8 @@ HANDLERS: Mapping[type[Message], MessageHandler] = {
     ListApiKeys: handle_list_api_keys,
     RevokeApiKey: handle_revoke_api_key,
     ExchangeApiKey: handle_exchange_api_key,
+    EnrolAuthenticator: handle_enrol_authenticator,
+    ConfirmAuthenticator: handle_confirm_authenticator,
+    DisableAuthenticator: handle_disable_authenticator,
+    RegenerateRecoveryCodes: handle_regenerate_recovery_codes,
 }

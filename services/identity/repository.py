@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from libs.security.tokens import AccountState
-from services.identity.domain import ApiKey, User
+from services.identity.domain import ApiKey, Authenticator, User
 from signgate_contracts.identity import AccountMembership
 
 
@@ -414,3 +414,124 @@ async def update_api_key_used(
     await connection.execute(
         "UPDATE api_keys SET last_used_at = GREATEST(last_used_at, $2) WHERE id = $1", key_id, now
     )
+
+
+# -- authenticator apps and recovery codes --
+
+_AUTHENTICATOR_COLUMNS = """
+    id, user_id, secret_encrypted, digits, algorithm, period_seconds, created_at, confirmed_at
+"""
+
+
+async def select_authenticator(
+    connection: asyncpg.Connection, user_id: uuid.UUID
+) -> Authenticator | None:
+    """The user's authenticator that is not removed (pending or confirmed), if any."""
+    row = await connection.fetchrow(
+        f"SELECT {_AUTHENTICATOR_COLUMNS} FROM authenticators "
+        "WHERE user_id = $1 AND removed_at IS NULL",
+        user_id,
+    )
+    return Authenticator(**dict(row)) if row is not None else None
+
+
+async def delete_pending_authenticator(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Forget an enrolment never confirmed (a new one replaces it)."""
+    await connection.execute(
+        "DELETE FROM authenticators WHERE user_id = $1 AND confirmed_at IS NULL "
+        "AND removed_at IS NULL",
+        user_id,
+    )
+
+
+async def insert_authenticator(
+    connection: asyncpg.Connection, authenticator: Authenticator
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO authenticators (id, user_id, secret_encrypted, digits, algorithm,
+                                    period_seconds, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        authenticator.id,
+        authenticator.user_id,
+        authenticator.secret_encrypted,
+        authenticator.digits,
+        authenticator.algorithm,
+        authenticator.period_seconds,
+        authenticator.created_at,
+    )
+
+
+async def update_authenticator_secret(
+    connection: asyncpg.Connection, authenticator_id: uuid.UUID, secret_encrypted: str
+) -> None:
+    """The same secret sealed again (under the newest key)."""
+    await connection.execute(
+        "UPDATE authenticators SET secret_encrypted = $2 WHERE id = $1",
+        authenticator_id,
+        secret_encrypted,
+    )
+
+
+async def update_authenticator_confirmed(
+    connection: asyncpg.Connection, authenticator_id: uuid.UUID, now: datetime
+) -> None:
+    await connection.execute(
+        "UPDATE authenticators SET confirmed_at = $2 WHERE id = $1", authenticator_id, now
+    )
+
+
+async def update_authenticator_removed(
+    connection: asyncpg.Connection, authenticator_id: uuid.UUID, removed_by: str, now: datetime
+) -> None:
+    """Remove the authenticator; its recovery codes go with it."""
+    await connection.execute(
+        "UPDATE authenticators SET removed_at = $2, removed_by = $3 WHERE id = $1",
+        authenticator_id,
+        now,
+        removed_by,
+    )
+    await connection.execute(
+        "DELETE FROM recovery_codes WHERE authenticator_id = $1", authenticator_id
+    )
+
+
+async def replace_recovery_codes(
+    connection: asyncpg.Connection,
+    authenticator_id: uuid.UUID,
+    digests: Sequence[str],
+    now: datetime,
+) -> None:
+    """A new set of recovery codes; the old set no longer opens anything."""
+    await connection.execute(
+        "DELETE FROM recovery_codes WHERE authenticator_id = $1", authenticator_id
+    )
+    await connection.executemany(
+        "INSERT INTO recovery_codes (authenticator_id, digest, created_at) VALUES ($1, $2, $3)",
+        [(authenticator_id, digest, now) for digest in digests],
+    )
+
+
+async def update_recovery_code_used(
+    connection: asyncpg.Connection, authenticator_id: uuid.UUID, digest: str, now: datetime
+) -> int | None:
+    """Spend the unused recovery code with ``digest``: how many unused codes remain, or None if no
+    unused code has that digest. One statement, so a code is spent once whoever else tries it."""
+    remaining = await connection.fetchval(
+        """
+        WITH spent AS (
+            UPDATE recovery_codes SET used_at = $3
+            WHERE authenticator_id = $1 AND digest = $2 AND used_at IS NULL
+            RETURNING digest
+        )
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM spent) THEN (
+            -- the statement's snapshot still counts the code just spent as unused
+            SELECT count(*) - 1 FROM recovery_codes WHERE authenticator_id = $1 AND used_at IS NULL
+        ) END
+        """,
+        authenticator_id,
+        digest,
+        now,
+    )
+    return int(remaining) if remaining is not None else None

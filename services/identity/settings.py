@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.runtime.service import ServiceSettings
@@ -14,6 +14,7 @@ from libs.security.digests import DigestSettings
 from libs.security.sealing import SealingPublicKeySettings
 from libs.security.secrets import SecretSettings
 from libs.security.tokens import TokenSettings, utc_now
+from libs.security.totp import TotpSettings
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
 
 DEVELOPMENT_PORTAL_URL = "http://localhost:8080"
@@ -31,6 +32,14 @@ class IdentitySettings(ServiceSettings):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     digests: DigestSettings = Field(default_factory=DigestSettings)
     sealing: SealingPublicKeySettings = Field(default_factory=SealingPublicKeySettings)
+    totp: TotpSettings = Field(default_factory=TotpSettings)
+
+    totp_key: SecretStr | None = Field(
+        None,
+        description="The keys API users' authenticator secrets are encrypted at rest with "
+        "(SIGNGATE_IDENTITY_TOTP_KEY): a JSON list of base64 32-byte AES-256-GCM keys, newest first "
+        "(the newest encrypts, any opens what it encrypted). Required.",
+    )
 
     lockout_threshold: int = Field(5, ge=1, le=100, description="Failures in a row that lock.")
     lockout_mode: Literal["temporary", "hard"] = Field(

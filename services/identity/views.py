@@ -1,5 +1,6 @@
 """What the events topic sees of a user: their id, masked contacts and keyed digests, and the mobile
-number sealed to the authentication service (which sends signers their codes).
+number and authenticator secret sealed to the authentication service (which sends signers their
+codes, and checks the authenticator codes of recipients who are API users).
 
 A record about a user is keyed by the user id. A failed authentication is keyed by, and names, the
 keyed digest of the name typed, known or not, so that nothing on the topic tells a user's name
@@ -29,6 +30,7 @@ from signgate_contracts.identity import (
     UserAuthenticationFailedV2,
     UserMobileNumberChanged,
     user_mobile_context,
+    user_totp_context,
 )
 from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.topics import IDENTITY_EVENTS
@@ -69,6 +71,12 @@ def contacts(
         if mobile_number
         else None,
     }
+
+
+def sealed_totp_secret(user_id: uuid.UUID, secret: str, keys: PublishingKeys) -> str:
+    """An authenticator's secret as `AuthenticatorConfirmed` carries it: sealed to the authentication
+    service (which checks the codes of recipients who are this user), opening as this user's only."""
+    return keys.sealer.seal(user_totp_context(user_id), secret)
 
 
 def fact(event: Event) -> Outgoing:

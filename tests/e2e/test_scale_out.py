@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
+import pyotp
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -202,3 +203,62 @@ async def test_a_reply_to_a_topic_nobody_created_is_dead_lettered_and_the_rest_g
                for s in system.replicas or [] if s.definition.name == "identity"]
     assert sum(c or 0 for c in counted) == 1
     assert len(system.watch.matching(lambda r: r.topic == dlq)) == 1
+
+
+def authentications_handled(system: System) -> list[float]:
+    """AuthenticateUser commands each identity replica has handled so far."""
+    return [s.metrics.registry.get_sample_value("signgate_handling_seconds_count",
+                                                {"service": "identity", "type": "identity.authenticate_user"}) or 0
+            for s in system.replicas or [] if s.definition.name == "identity"]
+
+
+async def test_one_totp_code_sent_500_times_at_once_across_identity_replicas_gets_one_token(
+        replicated: System) -> None:
+    """500 AuthenticateUser commands with the user's right password and the same valid TOTP code,
+    published at once under scattered record keys (a hostile caller chooses the key, so they land on
+    every partition and reach more than one identity replica): exactly one token; the other 499 are
+    answered totp_code_used; no failure is counted."""
+    system, connections = replicated, replicated.connections
+    issuer = TokenIssuer.from_settings(TokenSettings(private_key=system.secrets["SIGNGATE_TOKEN_PRIVATE_KEY"],
+                                                     public_key=system.secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]))
+    admin = issuer.issue("operator:scale", "operator:scale", roles=["admin"]).token
+    name = f"totp-{uuid.uuid4().hex[:8]}@example.com"
+    replies = connections.topic("signgate.identity.replies")
+    commands_topic = connections.topic("signgate.identity.commands")
+
+    async def answered(command: Command) -> dict:
+        """The command's reply (its event, for a registration, which has no reply)."""
+        async with producer(connections.kafka_bootstrap) as client:
+            await client.send_and_wait(commands_topic, encode(command), key=name.encode())
+        if isinstance(command, idn.RegisterUser):
+            return await system.watch.outcome(command.correlation_id)
+        [record] = await system.watch.wait_for(
+            lambda r: r.topic == replies and correlated(r, command.correlation_id), timeout=20)
+        return json.loads(record.value)
+
+    await answered(idn.RegisterUser(user_name=name, first_name="T", last_name="O", password=PASSWORD,
+                                    access_token=admin, accounts=[idn.AccountMembership(
+                                        name="Acme", context_identifier=uuid.uuid4(), is_primary=True)]))
+    token = (await answered(idn.AuthenticateUser(user_name=name, password=PASSWORD)))["access_token"]
+    enrolment = await answered(idn.EnrolAuthenticator(user_name=name, access_token=token))
+    totp = pyotp.TOTP(enrolment["secret"])
+    confirmed = await answered(idn.ConfirmAuthenticator(user_name=name, one_time_code=totp.now(), access_token=token))
+    assert confirmed["type"] == "identity.recovery_codes_issued", confirmed
+    code = totp.at(time.time() + 30)  # the next step's: in the drift window, after the step confirming spent
+    before = authentications_handled(system)
+
+    burst = [idn.AuthenticateUser(user_name=name, password=PASSWORD, one_time_code=code) for _ in range(500)]
+    async with producer(connections.kafka_bootstrap) as client:
+        for n, command in enumerate(burst):
+            await client.send(commands_topic, encode(command), key=f"{name}#{n}".encode())
+        await client.flush()
+    sent = {str(c.correlation_id) for c in burst}
+    answers = [json.loads(r.value) for r in await system.watch.wait_for(
+        lambda r: r.topic == replies and json.loads(r.value).get("correlation_id") in sent, count=500, timeout=90)]
+
+    handled = [after - earlier for after, earlier in zip(authentications_handled(system), before, strict=True)]
+    report("totp replay across replicas", submissions=len(burst), tokens=sum(a["success"] for a in answers),
+           replicas_handling=sum(1 for h in handled if h))
+    assert sum(1 for h in handled if h) >= 2, handled
+    assert [a["type"] for a in answers].count("identity.authentication_succeeded") == 1
+    assert sorted(r["code"] for a in answers for r in a.get("reasons", [])) == ["totp_code_used"] * 499

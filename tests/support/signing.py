@@ -25,6 +25,7 @@ from libs.security.sealing import (
 )
 from libs.security.secrets import generate_pepper
 from libs.security.tokens import generate_key_pair
+from services.identity.authenticators import generate_totp_key
 from signgate_contracts import Message, encode
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Secret
@@ -42,6 +43,7 @@ TEST_SHARED_KEYS = {
     "SIGNGATE_GRANT_PRIVATE_KEY": generate_key_pair().private_key,
     "SIGNGATE_INVITATION_PRIVATE_KEY": _invitations.private_key,
     "SIGNGATE_INVITATION_PUBLIC_KEY": _invitations.public_key,
+    "SIGNGATE_IDENTITY_TOTP_KEY": generate_totp_key(),
 }
 """The identifier digest key, the OTP pepper, the grant key and the invitation key pair, as
 environment variables (services refuse to start without them: `libs.security.required_secrets`)."""

@@ -28,6 +28,15 @@ def test_identity_commands_are_keyed_by_the_normalised_user_name() -> None:
         Answer.EVENT_AND_REPLY)
 
 
+def test_the_authenticator_commands_that_answer_with_a_secret_wait_for_their_reply() -> None:
+    """Enrolling, confirming and renewing recovery codes are complete only with their reply (the secret
+    or the codes); disabling with its event."""
+    assert [route(c).answer for c in (
+        idn.EnrolAuthenticator(user_name="a"), idn.ConfirmAuthenticator(user_name="a", one_time_code="1"),
+        idn.RegenerateRecoveryCodes(user_name="a", one_time_code="1"), idn.DisableAuthenticator(user_name="a"),
+    )] == [Answer.EVENT_AND_REPLY] * 3 + [Answer.EVENT]
+
+
 def test_package_commands_are_keyed_by_package_and_otp_requests_by_challenge() -> None:
     """Workflow and authentication commands are keyed by package id; an OTP request by its challenge id."""
     challenge = uuid.uuid4()

@@ -237,3 +237,35 @@ def test_no_answer_at_all_is_a_server_fault_504() -> None:
     with pytest.raises(SoapFault) as refused:
         answer(outcome(event=None), enveloped=False)
     assert (refused.value.status, refused.value.code) == (504, "Server")
+
+
+@pytest.mark.parametrize("request_element", [
+    '<AuthenticateUserRequest UserName="jdoe@example.com" Password="pw" OneTimeCode="123456" />',
+    '<AuthenticateUserRequest UserName="jdoe@example.com" Password="pw"><OneTimeCode>123456</OneTimeCode>'
+    "</AuthenticateUserRequest>",
+])
+def test_a_one_time_code_attribute_or_element_reaches_authenticate_user(request_element: str) -> None:
+    """Our OneTimeCode extension, as an attribute or a child element, is the command's one_time_code."""
+    body = f'<AuthenticateUser xmlns="{NAMESPACE}">{request_element}</AuthenticateUser>'.encode()
+
+    parsed = parse_request(body, SOAP_ACTION)
+
+    assert parsed.command.one_time_code is not None
+    assert parsed.command.one_time_code.get_secret_value() == "123456"
+
+
+def test_a_request_without_a_one_time_code_sends_none() -> None:
+    """Seed 004's request as it is carries no one-time code."""
+    assert parse_request(SEED_REQUEST, SEED_ACTION).command.one_time_code is None
+
+
+def test_second_factor_required_is_an_assuresign_style_exception() -> None:
+    """A reply asking for the second factor is Success="false" with the exception second_factor_required."""
+    reply = AuthenticationFailed(reasons=[AuthenticationFailure(
+        code="second_factor_required", message="A one-time code from the authenticator app is required")])
+
+    result = SafeTree.fromstring(render_result(reply)).find(f"{{{NAMESPACE}}}AuthenticateUserResult")
+
+    assert result is not None and result.get("Success") == "false"
+    [exception] = result.iter(f"{{{NAMESPACE}}}Exception")
+    assert exception.get("Code") == "second_factor_required"

@@ -291,7 +291,7 @@ def _send(
     command: Command,
     after: Callable[[Outcome], str | None] | None = None,
     revealed: Callable[[Message], dict[str, Any]] | None = None,
-) -> None:
+) -> Outcome:
     """Send ``command`` and print what answered; ``after`` adds a remark, ``revealed`` the fields
     `--json` prints in clear (a secret the caller is shown once, as the remark shows it)."""
     settings: Settings = ctx.obj
@@ -324,6 +324,7 @@ def _send(
         _note(settings, note)
     if outcome.rejection is not None:
         raise refused(outcome.rejection)
+    return outcome
 
 
 @send_app.command("json")
@@ -396,8 +397,16 @@ def send_authenticate(
     ctx: typer.Context,
     user: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    code: Annotated[
+        str | None,
+        typer.Option(
+            help="The authenticator app's current code, or a recovery code (for a user with a "
+            "second factor)."
+        ),
+    ] = None,
 ) -> None:
-    """Authenticate an API user; the token is kept (0600, .signgate/cli-token) for owner commands."""
+    """Authenticate an API user; the token is kept (0600, .signgate/cli-token) for owner commands.
+    Ends with 7 when the user's second factor is required: run it again with --code."""
 
     def keep(outcome: Outcome) -> str | None:
         if isinstance(outcome.reply, idn.AuthenticationSucceeded):
@@ -405,7 +414,109 @@ def send_authenticate(
             return "token kept for owner commands"
         return None
 
-    _send(ctx, idn.AuthenticateUser(user_name=user, password=SecretStr(password)), keep)
+    outcome = _send(
+        ctx,
+        idn.AuthenticateUser(
+            user_name=user,
+            password=SecretStr(password),
+            one_time_code=SecretStr(code) if code else None,
+        ),
+        keep,
+    )
+    if isinstance(outcome.reply, idn.AuthenticationFailed) and any(
+        r.code == "second_factor_required" for r in outcome.reply.reasons
+    ):
+        raise CliError(
+            ExitCode.SECOND_FACTOR_REQUIRED,
+            "second factor required",
+            "run it again with --code and the authenticator app's code (or a recovery code)",
+        )
+
+
+@send_app.command("enrol-authenticator")
+def send_enrol_authenticator(ctx: typer.Context, user: str) -> None:
+    """Start enrolling an authenticator app for USER, with USER's own kept token: prints the
+    otpauth:// URI (paste it into a QR generator, or type the secret into the app), once; then run
+    `confirm-authenticator` with the app's first code."""
+
+    def show_secret(outcome: Outcome) -> str | None:
+        if isinstance(outcome.reply, idn.AuthenticatorEnrolment):
+            reply = outcome.reply
+            return (
+                "authenticator app (shown once):\n"
+                f"  otpauth URI: {reply.otpauth_uri.get_secret_value()}\n"
+                f"  secret:      {reply.secret.get_secret_value()}\n"
+                f"  then: signgate send confirm-authenticator {user} --code CODE"
+            )
+        return None
+
+    _send(
+        ctx, idn.EnrolAuthenticator(user_name=user, access_token=SecretStr(_token())), show_secret
+    )
+
+
+def _show_recovery_codes(outcome: Outcome) -> str | None:
+    if isinstance(outcome.reply, idn.RecoveryCodesIssued):
+        codes = "\n".join(f"  {c.get_secret_value()}" for c in outcome.reply.recovery_codes)
+        return f"recovery codes (shown once, keep them; each works once):\n{codes}"
+    return None
+
+
+@send_app.command("confirm-authenticator")
+def send_confirm_authenticator(
+    ctx: typer.Context,
+    user: str,
+    code: Annotated[str, typer.Option(prompt=True, help="The app's current code.")],
+) -> None:
+    """Confirm USER's pending authenticator app with its first code, with USER's kept token; prints
+    the recovery codes, once."""
+    _send(
+        ctx,
+        idn.ConfirmAuthenticator(
+            user_name=user, one_time_code=SecretStr(code), access_token=SecretStr(_token())
+        ),
+        _show_recovery_codes,
+    )
+
+
+@send_app.command("disable-authenticator")
+def send_disable_authenticator(
+    ctx: typer.Context,
+    user: str,
+    code: Annotated[
+        str | None,
+        typer.Option(help="USER's current code or a recovery code; an administrator needs none."),
+    ] = None,
+) -> None:
+    """Remove USER's authenticator app, with the kept token (USER's own, with --code; or an
+    administrator's)."""
+    _send(
+        ctx,
+        idn.DisableAuthenticator(
+            user_name=user,
+            one_time_code=SecretStr(code) if code else None,
+            access_token=SecretStr(_token()),
+        ),
+    )
+
+
+@send_app.command("regenerate-recovery-codes")
+def send_regenerate_recovery_codes(
+    ctx: typer.Context,
+    user: str,
+    code: Annotated[
+        str, typer.Option(prompt=True, help="The app's current code or a recovery code.")
+    ],
+) -> None:
+    """A new set of recovery codes for USER, with USER's kept token and a code; the old set stops
+    working. Prints the new codes, once."""
+    _send(
+        ctx,
+        idn.RegenerateRecoveryCodes(
+            user_name=user, one_time_code=SecretStr(code), access_token=SecretStr(_token())
+        ),
+        _show_recovery_codes,
+    )
 
 
 @send_app.command("register-user")

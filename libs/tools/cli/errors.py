@@ -44,6 +44,8 @@ class ExitCode(IntEnum):
     """The broker or this client refused the connection's security: TLS, SASL, an ACL."""
     TIMEOUT = 6
     """Connected and sent, but the outcome did not arrive within ``--timeout``."""
+    SECOND_FACTOR_REQUIRED = 7
+    """``send authenticate`` was answered ``second_factor_required``: run it again with ``--code``."""
     INTERNAL = 70
     """A defect of the CLI itself (sysexits' EX_SOFTWARE); the traceback follows the line."""
     INTERRUPTED = 130

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import defusedxml.ElementTree as SafeTree
 import httpx
+import pyotp
 import pytest
 from pydantic import SecretStr
 
@@ -207,3 +209,36 @@ async def test_a_body_over_the_limit_is_a_soap_fault_413(gateway: RunningGateway
     """A body over the gateway's limit is refused with 413 in SOAP's shape, before it is parsed."""
     body = SEED_REQUEST + b" " * (gateway.settings.body_limit_bytes + 1)
     fault_of(await http.post(PATH, content=body, headers=HEADERS), status=413)
+
+
+async def test_a_user_with_an_authenticator_needs_the_one_time_code_element(
+        system: System, http: httpx.AsyncClient) -> None:
+    """For a user with a confirmed authenticator app, seed 004's request as it is answers the exception
+    second_factor_required (the right and a wrong password alike); with our OneTimeCode attribute it
+    gets the token; the same code again is totp_code_used."""
+    user_name = await api_user(system)
+    replies = "signgate.identity.replies"
+    login = await send(system, "signgate.identity.commands", idn.AuthenticateUser(user_name=user_name, password=PASSWORD),
+                       answer_on=replies, key=user_name)
+    token = SecretStr(login["access_token"])
+    enrolment = await send(system, "signgate.identity.commands", idn.EnrolAuthenticator(
+        user_name=user_name, access_token=token), answer_on=replies, key=user_name)
+    totp = pyotp.TOTP(enrolment["secret"])
+    confirmed = await send(system, "signgate.identity.commands", idn.ConfirmAuthenticator(
+        user_name=user_name, one_time_code=totp.now(), access_token=token), answer_on=replies, key=user_name)
+    assert confirmed["type"] == "identity.recovery_codes_issued", confirmed
+    code = totp.at(time.time() + 30)  # the next step's code: in the drift window, after the one confirming spent
+
+    right = await http.post(PATH, content=seed_request(user_name, PASSWORD), headers=HEADERS)
+    wrong = await http.post(PATH, content=seed_request(user_name, "not-the-password"), headers=HEADERS)
+    with_code = seed_request(user_name, PASSWORD).replace(b"/>", f'OneTimeCode="{code}" />'.encode())
+    granted = await http.post(PATH, content=with_code, headers=HEADERS)
+    replayed = await http.post(PATH, content=with_code, headers=HEADERS)
+
+    for answer in (right, wrong):
+        result = result_of(answer)
+        assert result.attrib == {"Success": "false"}
+        assert [e.attrib["Code"] for e in result.iter(ns("Exception"))] == ["second_factor_required"]
+    assert right.content == wrong.content
+    assert result_of(granted).attrib["Success"] == "true"
+    assert [e.attrib["Code"] for e in result_of(replayed).iter(ns("Exception"))] == ["totp_code_used"]
