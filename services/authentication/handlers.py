@@ -36,6 +36,7 @@ from services.authentication.domain import (
     check_attempt,
     grant_expiry,
     grant_still_current,
+    otp_delivery_plan,
 )
 from signgate_contracts import Command, CommandRejected, Event, Message, otp
 from signgate_contracts import authentication as auth
@@ -121,6 +122,7 @@ async def handle_request_document_otp(
         command, scope, scope.dependencies.now(), OTP_METHODS
     )
     assert stored.channel and policy.destination
+    plan = otp_delivery_plan(policy, stored.channel, command.channel)
     return await request_delivery(
         command,
         scope,
@@ -128,8 +130,9 @@ async def handle_request_document_otp(
             purpose="document_opening",
             package_id=policy.package_id,
             order=policy.order,
-            channel=stored.channel,
+            channel=plan.channel,
             destination=policy.destination,
+            fallback=plan.fallback,
         ),
     )
 

@@ -134,13 +134,15 @@ async def update_recipient_policy(
     await connection.execute(
         """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
                destination, destination_masked, retry_count, frequency, starts_at, ends_at,
-               days_after_receipt, authentication_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0))
+               days_after_receipt, authentication_version, otp_fallback, fallback_email)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0),
+                   $15, $16)
            ON CONFLICT (package_id, "order") DO UPDATE SET
                email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
                ends_at = $12, days_after_receipt = $13,
-               authentication_version = coalesce($14, recipients.authentication_version)""",
+               authentication_version = coalesce($14, recipients.authentication_version),
+               otp_fallback = $15, fallback_email = $16""",
         package_id,
         order,
         email_digest,
@@ -155,6 +157,8 @@ async def update_recipient_policy(
         window.get("ends_at"),
         window.get("days_after_receipt"),
         version,
+        list(policy.get("otp_fallback") or []),
+        policy.get("fallback_email"),
     )
 
 
@@ -297,6 +301,8 @@ def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
         package_state=row["package_state"],
         locked_at=row["locked_at"],
         authentication_version=row["authentication_version"],
+        otp_fallback=tuple(row["otp_fallback"]),
+        fallback_email=row["fallback_email"],
     )
     return StoredRecipient(
         policy,

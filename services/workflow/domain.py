@@ -32,6 +32,7 @@ from signgate_contracts.workflow import (
     AuthenticationSetting,
     ChangeAccessCode,
     ChangeAccessCodeBody,
+    FallbackChannel,
     Frequency,
     IdentityVerification,
     LockWorkflow,
@@ -132,6 +133,8 @@ class Authentication:
     frequency: Frequency = SIGNINGHUB_FREQUENCY
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = None
+    otp_fallback: tuple[FallbackChannel, ...] = ()
+    """Where a failed text falls back to, in order (the sender's choice; none by default)."""
 
     @property
     def uses_secret(self) -> bool:
@@ -469,11 +472,19 @@ def _signinghub_authentication(
                 field="body.authentication.password.user_password",
             )
     mobile = None
+    fallback: tuple[FallbackChannel, ...] = ()
     if setting.sms_otp and setting.sms_otp.enabled:
         methods.append("sms_otp")
         mobile = setting.sms_otp.mobile_number
+        fallback = tuple(setting.sms_otp.fallback)
     base = current or Authentication(methods=(), frequency=SIGNINGHUB_FREQUENCY)
-    return replace(base, methods=tuple(methods), secret_hash=secret_hash, mobile_number=mobile)
+    return replace(
+        base,
+        methods=tuple(methods),
+        secret_hash=secret_hash,
+        mobile_number=mobile,
+        otp_fallback=fallback,
+    )
 
 
 def access_window(duration: AccessDuration) -> AccessWindow | None:
@@ -573,6 +584,7 @@ def add_authentication(
         if verification
         else None,
         on_behalf_of=body.on_behalf_of,
+        otp_fallback=tuple(body.otp_fallback),
     )
     changed = signer.with_authentication(authentication)
     return Decision(
@@ -685,7 +697,11 @@ def _reset_authentication(
                 "mobile_number is required: the recipient has none on record", field="mobile_number"
             )
     return replace(
-        current, methods=methods, secret_hash=secret if uses_secret else None, mobile_number=mobile
+        current,
+        methods=methods,
+        secret_hash=secret if uses_secret else None,
+        mobile_number=mobile,
+        otp_fallback=current.otp_fallback if "sms_otp" in methods else (),
     )
 
 

@@ -238,6 +238,7 @@ def _dump_authentication(authentication: Authentication | None) -> str | None:
             "frequency": authentication.frequency,
             "identity_verification": verification.model_dump(mode="json") if verification else None,
             "on_behalf_of": authentication.on_behalf_of,
+            "otp_fallback": list(authentication.otp_fallback),
         }
     )
 
@@ -257,6 +258,7 @@ def _load_authentication(text: str | None) -> Authentication | None:
         if verification
         else None,
         on_behalf_of=document["on_behalf_of"],
+        otp_fallback=tuple(document.get("otp_fallback") or ()),  # absent from rows written before
     )
 
 

@@ -72,6 +72,7 @@ def policy(
     secret = {
         "secret_hash": authentication.secret_hash,
         "destination": where.address if where else None,
+        **({"fallback_email": recipient.email} if "email" in authentication.otp_fallback else {}),
     }
     context = sealed_policy_context(package_id, recipient.order, recipient.authentication_version)
     return SealedAuthenticationPolicy(
@@ -86,6 +87,7 @@ def policy(
         on_behalf_of=mask_email(authentication.on_behalf_of)
         if authentication.on_behalf_of
         else None,
+        otp_fallback=list(authentication.otp_fallback),
     )
 
 
@@ -104,6 +106,7 @@ def public_policy(recipient: Recipient) -> PublicAuthenticationPolicy | None:
         on_behalf_of=mask_email(authentication.on_behalf_of)
         if authentication.on_behalf_of
         else None,
+        otp_fallback=list(authentication.otp_fallback),
     )
 
 

@@ -37,6 +37,9 @@ NOT_CREDENTIALS = {
     ("ApiKeyToken", "key_id"),
     ("ApiKeysListed", "keys"),  # summaries of keys: ids, names, times
     ("ApiKeyExchanged", "token_id"), ("ApiKeyToken", "token_type"),
+    # where a failed text falls back to: channel names (voice, email), no destination
+    ("AuthenticationPolicy", "otp_fallback"), ("SealedAuthenticationPolicy", "otp_fallback"),
+    ("PublicAuthenticationPolicy", "otp_fallback"), ("AddAuthenticationBody", "otp_fallback"),
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
 
