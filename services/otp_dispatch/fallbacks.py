@@ -23,7 +23,8 @@ key                                   type    value                             
 
 The plan is the failed delivery's request, destinations and all, so it is sealed (AES-GCM under a
 key derived from the OTP pepper, bound to the challenge id): a copy of Redis holds no phone number
-or address in clear.
+or address in clear. A plan that does not open (sealed under a pepper since rotated, which also
+voids every pending code) is dropped: that delivery does not fall back (fail closed).
 """
 
 from __future__ import annotations
@@ -34,14 +35,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
+from libs.runtime.logging import get_logger
 from libs.runtime.redis_client import RedisClient
 from libs.runtime.redis_scripts import LuaScripts
 from signgate_contracts.otp import FallbackReason, OtpDeliveryRequested
+
+log = get_logger(__name__)
 
 _SCRIPTS = LuaScripts(
     __file__, "fallback_watch", "fallback_receipt", "fallback_claim", "fallback_done"
@@ -135,7 +140,17 @@ class FallbackSchedule:
         if not reply:
             return None
         plan, reason = (_text(part) for part in reply)
-        return ClaimedFallback(self._open(challenge_id, plan), reason)  # type: ignore[arg-type]
+        try:
+            failed = self._open(challenge_id, plan)
+        except (InvalidTag, ValueError) as error:  # sealed under an earlier pepper, or not a plan
+            log.warning(
+                "fallback plan unreadable; dropped",
+                challenge_id=str(challenge_id),
+                reason=type(error).__name__,
+            )
+            await self.done(challenge_id)
+            return None
+        return ClaimedFallback(failed, reason)  # type: ignore[arg-type]
 
     async def done(self, challenge_id: UUID) -> None:
         """The fallback of ``challenge_id`` has its outcome: off the schedule, its plan erased."""

@@ -8,13 +8,16 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from libs.runtime.messaging.outgoing import Outgoing
 from services.authentication.app import DEFINITION as AUTHENTICATION
 from services.otp_dispatch.app import DEFINITION as OTP_DISPATCH
+from services.otp_dispatch.handlers import run_due_fallbacks
 from services.workflow.app import DEFINITION as WORKFLOW
 from signgate_contracts import Command
 from signgate_contracts import authentication as auth
@@ -28,8 +31,17 @@ from signgate_contracts.topics import (
     WORKFLOW_REPLIES,
 )
 from tests.support.clock import MovableClock
-from tests.support.component import ComponentService, ComponentStack, Published, on, outcome
+from tests.support.component import (
+    ON_SERVER_AND_CLUSTER,
+    ComponentService,
+    ComponentStack,
+    Published,
+    on,
+    outcome,
+)
 from tests.support.scanning import bus_findings
+
+pytestmark = ON_SERVER_AND_CLUSTER
 
 BOB, CAROL, DAVE = "+447700900401", "+447700900402", "+447700900403"
 
@@ -41,6 +53,7 @@ class Services:
     otp_dispatch: ComponentService
     sandbox: Path
     stack: ComponentStack
+    clock: MovableClock
     records: list[Published]
 
     async def to_workflow(self, command: Command) -> list[Published]:
@@ -77,7 +90,7 @@ async def services(stack: ComponentStack) -> AsyncIterator[Services]:
         stack.service(OTP_DISPATCH, clock=clock, sandbox_outbox=sandbox, sandbox_refuse_channels=["sms"],
                       resend_cooldown_seconds=0, delivery_retry_delay_seconds=0.01) as otp_dispatch,
     ):
-        yield Services(workflow, authentication, otp_dispatch, sandbox, stack, [])
+        yield Services(workflow, authentication, otp_dispatch, sandbox, stack, clock, [])
 
 
 def sms_otp(order: int, number: str, fallback: list[str] | None = None) -> dict[str, Any]:
@@ -189,3 +202,42 @@ async def test_the_recipient_picks_voice_and_a_channel_the_policy_does_not_allow
         ("authentication.document_otp_sent", "voice", "+44******0402")]
     assert [(r.type, r["status"], r["code"], r["field"]) for r in refused] == [
         ("command.rejected", 400, "otp_channel_not_allowed", "channel")]
+
+
+async def test_a_text_whose_receipt_never_comes_falls_back_to_a_call_that_opens_the_document(
+    services: Services, package: tuple[str, dict[int, Secret]]
+) -> None:
+    """With a gateway that takes texts but never confirms them, Bob's text is sent; nothing moves before
+    the receipt timeout; after it the sweep calls him, and the code read out opens the document while the
+    text's no longer does."""
+    package_id, invitations = package
+    sandbox = services.stack.workdir / f"receipts-{uuid.uuid4().hex[:6]}.jsonl"
+    async with services.stack.service(
+        OTP_DISPATCH, clock=services.clock, sandbox_outbox=sandbox, sandbox_sms_receipts="never",
+        receipt_timeout_seconds=60, resend_cooldown_seconds=0,
+    ) as otp_dispatch:
+        dependencies = otp_dispatch.service.resources.dependencies
+        swept: list[Outgoing] = []
+
+        async def publish(outgoing: list[Outgoing]) -> None:
+            swept.extend(outgoing)
+
+        requested = await services.authentication.handle(
+            auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[1]))
+        [sent] = on(await otp_dispatch.handle_published(on(requested, OTP_REQUESTS)), OTP_EVENTS)
+        early = await run_due_fallbacks(dependencies, publish)
+        services.clock.advance(timedelta(seconds=61))
+        late = await run_due_fallbacks(dependencies, publish)
+    deliveries = [json.loads(line) for line in sandbox.read_text().splitlines()]
+    text, call = (next(d for d in deliveries if d["channel"] == channel) for channel in ("sms", "voice"))
+    _, with_text = await services.to_authentication(
+        auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1], code=text["code"]))
+    _, with_call = await services.to_authentication(
+        auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1], code=call["code"]))
+
+    assert (sent.type, sent["channel"], early, late) == ("otp.sent", "sms", 0, 1)
+    assert [(json.loads(o.payload)["type"], json.loads(o.payload)["channel"]) for o in swept] == [
+        ("otp.fallback_started", "voice"), ("otp.sent", "voice")]
+    assert json.loads(swept[0].payload)["reason"] == "no_receipt"
+    assert [e.type for e in with_text] == ["authentication.recipient_authentication_failed"]
+    assert [e.type for e in with_call] == ["authentication.recipient_authenticated"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,9 +108,13 @@ def clock() -> Clock:
 async def make(
     connections: ConnectionSettings, gateway: SmsGateway, tmp_path: Path, clock: Clock
 ) -> AsyncIterator[Callable[..., Dispatcher]]:
-    """Makes dispatchers (replicas) on one Redis and one sandbox outbox, from settings overrides."""
+    """Makes dispatchers (replicas) on one Redis and one sandbox outbox, from settings overrides; each
+    test's keys under a prefix of its own, so no test sweeps another's fallbacks."""
     clients: list[aioredis.Redis] = []
     made: list[Dispatcher] = []
+    connections = connections.model_copy(
+        update={"redis_prefix": f"{connections.redis_prefix}{uuid.uuid4().hex[:8]}:"}
+    )
 
     def build(**fields: Any) -> Dispatcher:
         settings = OtpDispatchSettings(
@@ -521,3 +526,49 @@ async def post_receipt(
     return await client.post(
         PATH, content=body, headers={"X-Signgate-Signature": receipt_signature(secret, body)}
     )
+
+
+async def test_the_fallback_schedule_holds_no_number_or_address_in_clear(
+    make: Callable[..., Dispatcher],
+) -> None:
+    """A delivery awaiting its receipt keeps the failed request (with its destinations) in Redis sealed: no
+    key or value of the deployment shows the number or the address, or the code."""
+    dispatcher = make(sandbox_sms_receipts="never")
+    request = with_fallback("+447700900317", ("voice", "+447700900317"), ("email", "kim@example.com"))
+    await dispatcher.dispatch(request)
+    [text] = outbox_for(dispatcher, request.challenge_id)
+
+    connections = dispatcher.settings.connections
+    client = aioredis.Redis.from_url(connections.redis_url)
+    try:
+        dump = []
+        async for key in client.scan_iter(match=f"{connections.redis_prefix}otp:*"):
+            kind = (await client.type(key)).decode()
+            value = await {"hash": client.hgetall, "zset": lambda k: client.zrange(k, 0, -1),
+                           "string": client.get}.get(kind, client.type)(key)
+            dump.append(f"{key!r} {value!r}")
+    finally:
+        await client.aclose()
+
+    assert any("{fallback}" in line for line in dump)
+    assert [line for line in dump if any(s in line for s in ("7700900317", "kim@example.com"))] == []
+    assert leaked([text["code"]], *dump) == []
+
+
+async def test_a_plan_sealed_under_another_pepper_is_dropped_not_sent(
+    make: Callable[..., Dispatcher], clock: Clock
+) -> None:
+    """After a pepper rotation a replica cannot open a pending fallback's plan: it drops it (no call, no
+    event) instead of failing on it at every sweep."""
+    before = make(sandbox_sms_receipts="never")
+    request = with_fallback("+447700900318", ("voice", "+447700900318"))
+    await before.dispatch(request)
+    rotated = make(sandbox_sms_receipts="never", otp_store=OtpStoreSettings(pepper="a-rotated-pepper-4e1d0c9b"))
+    clock.advance(31)
+
+    dropped = await rotated.sweep()
+    afterwards = await before.sweep()
+
+    assert (dropped, afterwards) == ([], [])
+    assert [line["channel"] for line in outbox_for(before, request.challenge_id)] == ["sms"]
+    assert not [line for line in read_outbox(before.settings.sandbox_outbox) if line["channel"] == "voice"]
