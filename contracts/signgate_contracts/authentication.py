@@ -81,6 +81,9 @@ class RequestSigningOtp(Command):
     package_id: str = Field(min_length=1, max_length=100)
     document_id: str = Field(min_length=1, max_length=100)
     field_name: str = Field(min_length=1, max_length=200)
+    channel: Literal["sms", "voice"] = Field(
+        default="sms", description="`voice`: a call to the same mobile number reads the code out."
+    )
 
 
 class VerifySigningOtp(Command):
@@ -167,6 +170,7 @@ class SigningOtpSent(Event):
     destination: str = Field(description="Masked phone number.")
     expires_at: AwareDatetime
     resend_available_at: AwareDatetime
+    channel: Literal["sms", "voice"] = "sms"
 
 
 class SignerAuthenticated(Event):

@@ -185,7 +185,7 @@ async def handle_request_signing_otp(
             user_id=claims.subject,
             document_id=command.document_id,
             field_name=command.field_name,
-            channel="sms",
+            channel=command.channel,
             destination=profile.mobile_number,
         ),
     )
@@ -246,6 +246,7 @@ async def handle_otp_sent(sent: otp.OtpSent, scope: AuthenticationScope) -> list
             destination=sent.destination,
             expires_at=sent.expires_at,
             resend_available_at=sent.resend_available_at,
+            channel="voice" if sent.channel == "voice" else "sms",
         )
     else:
         assert sent.order is not None

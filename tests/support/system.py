@@ -81,6 +81,8 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
             (OTP_DISPATCH, OtpDispatchSettings(
                 **common, otp_store=otp_store, sandbox_outbox=sandbox, clock=clock, resend_cooldown_seconds=0,
                 max_sends_per_destination=100, email_provider="smtp", smtp_host="127.0.0.1", smtp_port=smtp_port,
+                # texts never confirmed: only a recipient whose policy has a fallback awaits a receipt
+                sandbox_sms_receipts="never", receipt_timeout_seconds=60, fallback_poll_seconds=0.2,
             )),
         ]
         async with contextlib.AsyncExitStack() as stack:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from libs.runtime.errors import BadRequest
 from services.authentication.domain import RecipientPolicy, otp_delivery_plan
 from services.otp_dispatch.domain import fallback_request
+from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from signgate_contracts.otp import FallbackStep, OtpDeliveryRequested
 
@@ -104,3 +105,13 @@ def test_a_phone_recipient_may_fall_back_to_voice_only_with_a_number() -> None:
     plan = otp_delivery_plan(policy(otp_fallback=("email", "voice")), "sms", None)
 
     assert [s.channel for s in plan.fallback] == ["voice"]
+
+
+def test_a_signer_may_ask_for_a_call_but_not_an_email() -> None:
+    """A signer's code goes to their profile's mobile number: by text unless they ask for a call; email
+    is no channel for it."""
+    named = {"package_id": "pkg-1", "document_id": "doc-1", "field_name": "signature-1"}
+    assert auth.RequestSigningOtp(**named).channel == "sms"
+    assert auth.RequestSigningOtp(**named, channel="voice").channel == "voice"
+    with pytest.raises(ValidationError):
+        auth.RequestSigningOtp(**named, channel="email")
