@@ -221,14 +221,16 @@ def fallback_started(
     )
 
 
-def fallback_refused(
-    request: OtpDeliveryRequested, provider: str, refused: SendRefused
-) -> OtpDeliveryFailed:
+NO_PROVIDER = "none"
+"""The provider of an outcome no provider was asked for (a fallback a send limit stopped)."""
+
+
+def fallback_refused(request: OtpDeliveryRequested, refused: SendRefused) -> OtpDeliveryFailed:
     """A fallback a send limit stopped: its delivery failed (nobody asked for it, so there is no
     caller to answer 429), and the recipient may ask anew once the limit allows."""
     code, _ = send_refusal(refused.limit, refused.retry_after_seconds)
     return OtpDeliveryFailed(
-        **_about(request, provider),
+        **_about(request, NO_PROVIDER),
         reason=f"send limit ({code})",
         resend_available_at=refused.retry_at,
     )

@@ -231,8 +231,7 @@ def _refused(request: OtpDeliveryRequested, refused: SendRefused, fallback: bool
         fallback=fallback,
     )
     if fallback:
-        provider = "none"  # no provider was asked
-        return _published(request, fallback_refused(request, provider, refused))
+        return _published(request, fallback_refused(request, refused))
     return _published(request, refusal(request, refused))
 
 

@@ -7,7 +7,7 @@ challenge id the text was sent with>, "status": "delivered" | "undelivered" | "f
 ``X-Signgate-Signature: sha256=<hex HMAC-SHA256 of the body>``. A delivered text will not fall
 back; an undelivered one falls back at once (the next sweep); other statuses (``queued``,
 ``sent``) change nothing. Answers: 204 taken, 400 not a receipt, 401 not signed by the secret,
-404 no receipt route (no secret set). A forged receipt could only stop or hasten a fallback of a
+503 not started yet, 404 no receipt route (no secret set). A forged receipt could only stop or hasten a fallback of a
 code the forger cannot read; without the secret none is taken.
 """
 
@@ -65,7 +65,8 @@ def receipt_routes(resources: Resources) -> list[tuple[str, Asgi]]:
             return await _answer(send, 400)
         challenge_id, status = parsed
         dependencies = resources.dependencies
-        assert isinstance(dependencies, OtpDispatchDependencies)
+        if not isinstance(dependencies, OtpDispatchDependencies):  # starting: the gateway retries
+            return await _answer(send, 503)
         if status in DELIVERED | UNDELIVERED:
             before = await dependencies.fallbacks.receipt(
                 challenge_id, delivered=status in DELIVERED, now=dependencies.clock()

@@ -572,3 +572,29 @@ async def test_a_plan_sealed_under_another_pepper_is_dropped_not_sent(
     assert (dropped, afterwards) == ([], [])
     assert [line["channel"] for line in outbox_for(before, request.challenge_id)] == ["sms"]
     assert not [line for line in read_outbox(before.settings.sandbox_outbox) if line["channel"] == "voice"]
+
+
+async def test_the_receipt_route_answers_bad_input_plainly(make: Callable[..., Dispatcher], gateway: SmsGateway) -> None:
+    """A signed body that is no receipt is 400, an oversized one 413, a GET 405; a receipt with a status
+    that settles nothing (queued) is taken and leaves the fallback due."""
+    dispatcher = make(
+        sms_provider="http", sms_gateway_url=gateway.url,
+        sms_receipt_timeout_seconds=20, sms_receipt_secret=SecretStr(RECEIPT_SECRET),
+    )
+    request = with_fallback("+15555550319", ("voice", "+15555550319"))
+    await dispatcher.dispatch(request)
+    not_a_receipt = b'{"status": "delivered"}'
+    oversized = b"{" + b" " * 20_000 + b"}"
+
+    async with receipt_client(dispatcher) as client:
+        answers = [
+            (await client.post(PATH, content=body, headers={
+                "X-Signgate-Signature": receipt_signature(RECEIPT_SECRET, body)})).status_code
+            for body in (not_a_receipt, oversized)
+        ]
+        answers.append((await client.get(PATH)).status_code)
+        answers.append((await post_receipt(client, request.challenge_id, "queued", RECEIPT_SECRET)).status_code)
+    dispatcher.dependencies.clock.advance(21)  # type: ignore[attr-defined]
+
+    assert answers == [400, 413, 405, 204]
+    assert [e["type"] for e in await dispatcher.sweep()] == ["otp.fallback_started", "otp.sent"]
