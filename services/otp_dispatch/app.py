@@ -87,6 +87,7 @@ def providers_for(settings: OtpDispatchSettings) -> dict[Channel, Provider]:
     sandbox = SandboxProvider(
         settings.sandbox_outbox,
         refuse=settings.sandbox_refuse_channels,
+        refuse_sms_to=settings.sandbox_refuse_sms_to,
         sms_receipts=settings.sandbox_sms_receipts,
     )
     return {

@@ -114,6 +114,10 @@ class OtpDispatchSettings(ServiceSettings):
         default_factory=list,
         description="Development: the sandbox refuses these channels' deliveries (to try fallback).",
     )
+    sandbox_refuse_sms_to: list[str] = Field(
+        default_factory=list,
+        description="Development: the sandbox refuses texts to these numbers (calls and mails go).",
+    )
     sandbox_sms_receipts: Literal["delivered", "never"] = Field(
         "delivered",
         description="Development: `never` leaves the sandbox's texts without a delivery receipt, "

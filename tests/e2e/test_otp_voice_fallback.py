@@ -13,6 +13,7 @@ from signgate_contracts import workflow as wf
 from tests.e2e.conftest import System
 from tests.e2e.steps import SharedPackage, authentication, owner_token, shared_package
 from tests.support.kafka import correlated
+from tests.support.system import REFUSED_NUMBERS
 
 CAROL_MOBILE = "+447700900601"
 DAN_MOBILE = "+447700900602"
@@ -83,3 +84,54 @@ async def test_a_recipient_picks_a_call_and_its_spoken_code_opens(system: System
         "authentication.document_otp_sent", "voice", "+44******0602")
     assert call["channel"] == "voice" and ", ".join(call["code"]) in call["text"]
     assert opened["type"] == "authentication.recipient_authenticated"
+
+
+@pytest.fixture
+async def refused(system: System) -> SharedPackage:
+    """Erin (1) and Fay (2), whose numbers the gateway refuses to text: Erin's policy falls back to voice,
+    Fay's has no fallback."""
+    token = await owner_token(system)
+    erin, fay = REFUSED_NUMBERS
+    return await shared_package(
+        system, token,
+        [wf.RecipientSpec(order=1, email="erin@example.com", name="Erin", mobile_number=erin),
+         wf.RecipientSpec(order=2, email="fay@example.com", name="Fay", mobile_number=fay)],
+        {"order": 1, "body": {"authentication": {"enabled": True, "sms_otp": {
+            "enabled": True, "mobile_number": erin, "fallback": ["voice"]}}}},
+        {"order": 2, "body": {"authentication": {"enabled": True, "sms_otp": {
+            "enabled": True, "mobile_number": fay}}}},
+    )
+
+
+async def test_a_refused_text_falls_back_to_a_call_at_once(system: System, refused: SharedPackage) -> None:
+    """The gateway refuses Erin's text: the caller's answer is that the code went by voice, the call's code
+    opens the document."""
+    erin = REFUSED_NUMBERS[0]
+    request = auth.RequestDocumentOtp(package_id=refused.package_id, invitation=refused.invitations[1])
+
+    sent = await authentication(system, request)
+    [call] = deliveries(system, erin)
+    opened = await authentication(system, auth.VerifyDocumentOtp(
+        package_id=refused.package_id, invitation=refused.invitations[1], code=call["code"]))
+
+    assert (sent["type"], sent["channel"], sent["destination"]) == (
+        "authentication.document_otp_sent", "voice", "+44******0611")
+    assert call["channel"] == "voice"
+    assert opened["type"] == "authentication.recipient_authenticated"
+
+
+async def test_a_refused_text_without_fallback_is_the_failure_and_nothing_else(
+    system: System, refused: SharedPackage
+) -> None:
+    """Fay's policy has no fallback: her refused text answers the caller with the delivery failure, and no
+    call or mail is made."""
+    fay = REFUSED_NUMBERS[1]
+    request = auth.RequestDocumentOtp(package_id=refused.package_id, invitation=refused.invitations[2])
+
+    failed = await authentication(system, request)
+    steps = [json.loads(r.value)["type"] for r in await system.watch.wait_for(
+        lambda r: r.topic.endswith("otp.events") and correlated(r, request.correlation_id))]
+
+    assert (failed["type"], failed["status"], failed["code"]) == ("command.rejected", 500, "otp_delivery_failed")
+    assert steps == ["otp.delivery_failed"]  # with any fallback step, published in the same batch
+    assert deliveries(system, fay) == [] and system.smtp.to("fay@example.com") == []

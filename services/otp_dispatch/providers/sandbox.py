@@ -2,7 +2,8 @@
 
 For development and tests: a developer reads the code from the file instead of a phone.
 The file is created readable by its owner only. For trying fallback, the sandbox can be told to
-refuse the deliveries of some channels (as a gateway that is down), and to leave SMS without a
+refuse the deliveries of some channels (as a gateway that is down), or the texts to some numbers
+(a gateway that refuses them), and to leave SMS without a
 delivery receipt (as a gateway whose receipt never comes); otherwise what it takes counts as
 delivered at once.
 """
@@ -31,15 +32,18 @@ class SandboxProvider:
         outbox: Path,
         *,
         refuse: Iterable[str] = (),
+        refuse_sms_to: Iterable[str] = (),
         sms_receipts: Literal["delivered", "never"] = "delivered",
     ) -> None:
         self.outbox = outbox
         self.refuse = frozenset(refuse)
+        self.refuse_sms_to = frozenset(number.strip() for number in refuse_sms_to)
         self.sms_receipts = sms_receipts
         self._lock = asyncio.Lock()
 
     async def deliver(self, delivery: Delivery) -> Receipt:
-        if delivery.channel in self.refuse:
+        refused_text = delivery.channel == "sms" and delivery.destination in self.refuse_sms_to
+        if delivery.channel in self.refuse or refused_text:
             raise DeliveryFailed(REFUSED, transient=False)
         message_id = f"sandbox-{uuid4()}"
         line = json.dumps(
