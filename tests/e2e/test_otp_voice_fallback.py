@@ -115,7 +115,7 @@ async def test_a_refused_text_falls_back_to_a_call_at_once(system: System, refus
         package_id=refused.package_id, invitation=refused.invitations[1], code=call["code"]))
 
     assert (sent["type"], sent["channel"], sent["destination"]) == (
-        "authentication.document_otp_sent", "voice", "+44******0611")
+        "authentication.document_otp_sent", "voice", "+44******0961")
     assert call["channel"] == "voice"
     assert opened["type"] == "authentication.recipient_authenticated"
 
