@@ -59,6 +59,12 @@ class RequestDocumentOtp(_RecipientCommand):
     """Send the recipient a one-time password by the method the sender chose (SMS or email)."""
 
     type: Literal["authentication.request_document_otp"] = "authentication.request_document_otp"
+    channel: Literal["sms", "voice", "email"] | None = Field(
+        default=None,
+        description="The channel the recipient picks, among those their policy allows: a mobile "
+        "number allows `sms` and `voice` (a call that reads the code out), an email `email`. "
+        "Left out: the policy's own (sms or email).",
+    )
 
 
 class VerifyDocumentOtp(_RecipientCommand):
@@ -89,6 +95,9 @@ class RequestSigningOtp(Command):
     package_id: str = Field(min_length=1, max_length=100)
     document_id: str = Field(min_length=1, max_length=100)
     field_name: str = Field(min_length=1, max_length=200)
+    channel: Literal["sms", "voice"] = Field(
+        default="sms", description="`voice`: a call to the same mobile number reads the code out."
+    )
 
 
 class VerifySigningOtp(Command):
@@ -157,7 +166,10 @@ class DocumentOtpSent(Event):
     type: Literal["authentication.document_otp_sent"] = "authentication.document_otp_sent"
     package_id: str
     order: int
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "voice"] = Field(
+        description="`voice`: a call reads the code out (the recipient asked for it, or an SMS "
+        "fell back to it)."
+    )
     destination: str = Field(description="Masked phone number or email.")
     expires_at: AwareDatetime
     resend_available_at: AwareDatetime
@@ -172,6 +184,7 @@ class SigningOtpSent(Event):
     destination: str = Field(description="Masked phone number.")
     expires_at: AwareDatetime
     resend_available_at: AwareDatetime
+    channel: Literal["sms", "voice"] = "sms"
 
 
 class SignerAuthenticated(Event):

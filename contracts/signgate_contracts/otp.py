@@ -3,7 +3,9 @@
 The authentication service asks for a delivery on ``signgate.otp.requests`` (keyed by the
 challenge id); the dispatcher answers each request with exactly one outcome on
 ``signgate.otp.events``: `OtpSent`, `OtpDeliveryFailed`, or `command.rejected` (429 when a
-send limit is spent, with ``retry_after_seconds``). The code itself never travels on Kafka:
+send limit is spent, with ``retry_after_seconds``). When the request names ``fallback`` channels and its
+own delivery fails, `OtpFallbackStarted` comes first and the outcome is the fallback's. The
+code itself never travels on Kafka:
 the dispatcher generates it, stores only its HMAC digest in the shared OTP store
 (``libs/security/otp_store.py``) and hands it to the delivery provider.
 """
@@ -14,13 +16,24 @@ import re
 from typing import Literal
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from signgate_contracts.envelope import Command, Event
 from signgate_contracts.localisation import BrandName, Locale
 from signgate_contracts.rejection import CommandRejected
 
-Channel = Literal["sms", "email"]
+Channel = Literal["sms", "email", "voice"]
+"""``voice``: a call to an E.164 number that reads the code out, digit by digit."""
+PHONE_CHANNELS: frozenset[str] = frozenset({"sms", "voice"})
+"""The channels that reach a phone number: a recipient with a mobile number may pick either."""
 Purpose = Literal["document_opening", "signing"]
 """``document_opening``: a recipient opening a package's document (named by ``order``);
 ``signing``: an authenticated user signing a field (named by ``user_id``, document and field)."""
@@ -30,6 +43,40 @@ MAX_TTL_SECONDS = 600
 
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def suited_destination(channel: object, destination: str) -> str:
+    """``destination`` if it is what ``channel`` reaches: an E.164 number, or an email address."""
+    if channel in PHONE_CHANNELS and not _E164.fullmatch(destination):
+        raise ValueError(f"an {channel} destination is an E.164 number such as +447700908899")
+    if channel == "email" and not _EMAIL.fullmatch(destination):
+        raise ValueError("an email destination is an email address")
+    return destination
+
+
+# -- delivery fallback (voice, then email) --
+
+
+class FallbackStep(BaseModel):
+    """One channel to fall back to, and its destination in clear (as the request's own)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channel: Channel
+    destination: str = Field(max_length=254, repr=False)
+
+    @field_validator("destination")
+    @classmethod
+    def _suits_channel(cls, destination: str, info: ValidationInfo) -> str:
+        return suited_destination(info.data.get("channel"), destination)
+
+
+FallbackReason = Literal["provider_refused", "undelivered", "no_receipt"]
+"""Why a delivery fell back: the provider refused it (after the bounded retry), reported it
+undelivered (a delivery receipt), or took it but no receipt came before the receipt timeout."""
+
+
+# -- requests --
 
 
 class OtpDeliveryRequested(Command):
@@ -63,7 +110,8 @@ class OtpDeliveryRequested(Command):
     destination: str = Field(
         max_length=254,
         repr=False,
-        description="E.164 phone number (`+447700908899`) for sms, email address for email; in clear.",
+        description="E.164 phone number (`+447700908899`) for sms and voice, email address for "
+        "email; in clear.",
     )
     code_length: int = Field(
         default=6,
@@ -88,16 +136,18 @@ class OtpDeliveryRequested(Command):
         default=None,
         description="The sender's brand in the message; OTP dispatch's own when left out.",
     )
+    fallback: list[FallbackStep] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Where the code goes next, in order, when this channel fails (the provider "
+        "refuses, or no delivery receipt comes in time): the channels the recipient's policy "
+        "allows after this one. Empty: a failure is final.",
+    )
 
     @field_validator("destination")
     @classmethod
     def _suits_channel(cls, destination: str, info: ValidationInfo) -> str:
-        channel = info.data.get("channel")
-        if channel == "sms" and not _E164.fullmatch(destination):
-            raise ValueError("an sms destination is an E.164 number such as +447700908899")
-        if channel == "email" and not _EMAIL.fullmatch(destination):
-            raise ValueError("an email destination is an email address")
-        return destination
+        return suited_destination(info.data.get("channel"), destination)
 
     @model_validator(mode="after")
     def _recipient_named(self) -> OtpDeliveryRequested:
@@ -122,7 +172,9 @@ class _OtpOutcome(Event):
     field_name: str | None = None
     channel: Channel
     destination: str = Field(description="Masked: `+44******8899`, `a***@example.com`.")
-    provider: str = Field(description="The delivery provider: `sandbox`, `smtp`, `http_sms`.")
+    provider: str = Field(
+        description="The delivery provider: `sandbox`, `smtp`, `http_sms`, `http_voice`."
+    )
 
 
 class OtpSent(_OtpOutcome):
@@ -145,5 +197,16 @@ class OtpDeliveryFailed(_OtpOutcome):
     resend_available_at: AwareDatetime | None = None
 
 
+class OtpFallbackStarted(_OtpOutcome):
+    """A delivery failed and the recipient's policy allows another channel: the failed code was
+    withdrawn and a new one (``challenge_id``) is being sent by ``channel`` to ``destination``
+    (masked). The new code's own `OtpSent` or `OtpDeliveryFailed` follows."""
+
+    type: Literal["otp.fallback_started"] = "otp.fallback_started"
+    failed_challenge_id: UUID = Field(description="The code that was not delivered.")
+    from_channel: Channel
+    reason: FallbackReason
+
+
 REQUESTS: tuple[type[Command], ...] = (OtpDeliveryRequested,)
-EVENTS: tuple[type[Event], ...] = (OtpSent, OtpDeliveryFailed, CommandRejected)
+EVENTS: tuple[type[Event], ...] = (OtpSent, OtpDeliveryFailed, OtpFallbackStarted, CommandRejected)

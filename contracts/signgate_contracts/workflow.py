@@ -237,6 +237,31 @@ class RecipientSpec(Body):
     )
 
 
+# -- OTP channels and delivery fallback (voice codes) --
+
+FallbackChannel = Literal["voice", "email"]
+"""Where a recipient's code may go when the text fails: ``voice``, a call to the same number that
+reads it out; ``email``, the recipient's email on the package."""
+
+
+def _distinct_channels(channels: list[FallbackChannel]) -> list[FallbackChannel]:
+    if len(set(channels)) != len(channels):
+        raise ValueError("each fallback channel at most once")
+    return channels
+
+
+FallbackChannels = Annotated[
+    list[FallbackChannel],
+    Field(
+        max_length=2,
+        description="Where the code goes, in this order, when the text fails (the gateway "
+        "refuses it or no delivery receipt comes): `voice` (a call to the same number), `email` "
+        "(the recipient's email on the package). Empty or left out: no fallback, a failure is final.",
+    ),
+    AfterValidator(_distinct_channels),
+]
+
+
 # -- SigningHub: Update Workflow User Authentication (Document Opening) --
 
 
@@ -257,6 +282,7 @@ class SmsOtpSetting(Body):
         validate_default=True,
         description="Required when SMS OTP is enabled; international form (+ or 00).",
     )
+    fallback: FallbackChannels = Field(default_factory=list)
 
     @field_validator("mobile_number")
     @classmethod
@@ -438,6 +464,17 @@ class AddAuthenticationBody(SignerReference):
         default=None, ge=1, le=10, description="Attempts allowed before lockout; 3 when left out."
     )
     identity_verification_settings: IdentityVerificationSettings | None = None
+    otp_fallback: FallbackChannels = Field(default_factory=list)
+    """For SMSOTP only (``otpFallback``)."""
+
+    @field_validator("otp_fallback")
+    @classmethod
+    def _fallback_only_for_sms(
+        cls, value: list[FallbackChannel], info: ValidationInfo
+    ) -> list[FallbackChannel]:
+        if value and info.data.get("authentication_type") != "SMSOTP":
+            raise ValueError("otpFallback applies only to SMSOTP authentication")
+        return value
 
     # -- signgate's extension: how the signer's code messages read --
     locale: Locale | None = Field(default=None, description="The signer's language.")
@@ -652,7 +689,7 @@ class View(BaseModel):
 class Destination(View):
     """Where a one-time password goes (first shape only: in clear)."""
 
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "voice"]
     address: str = Field(description="E.164 number or email, in clear: what OTP dispatch needs.")
     masked: str
 
@@ -683,6 +720,9 @@ class AuthenticationPolicy(View):
     frequency: Frequency
     identity_verification: IdentityVerification | None = None
     on_behalf_of: str | None = Field(default=None, description="Masked sender identity (BoldSign).")
+    otp_fallback: list[FallbackChannel] = Field(
+        default_factory=list, description="Where a failed text falls back to, in order."
+    )
 
 
 class SealedAuthenticationPolicy(View):
@@ -691,14 +731,16 @@ class SealedAuthenticationPolicy(View):
 
     methods: list[Method]
     secret_set: bool = Field(description="Whether a password or access code is set.")
-    channel: Literal["sms", "email"] | None = Field(
-        default=None, description="For sms_otp or email_otp."
+    channel: Literal["sms", "email", "voice"] | None = Field(
+        default=None,
+        description="For sms_otp (`sms`: a number, which allows voice too) or email_otp (`email`).",
     )
     destination_masked: str | None = None
     sealed: str | None = Field(
         default=None,
         description="Sealed to the authentication service (libs.security.sealing), context "
-        "'policy:<package_id>/<order>/<authentication_version>': {secret_hash, destination}.",
+        "'policy:<package_id>/<order>/<authentication_version>': {secret_hash, destination, "
+        "fallback_email (the recipient's email, when otp_fallback names email)}.",
     )
     retry_count: int = Field(ge=1, le=10, description="Failed attempts allowed before lockout.")
     frequency: Frequency
@@ -720,6 +762,12 @@ class SealedAuthenticationPolicy(View):
     # -- how the recipient's code messages read (additions with defaults) --
     locale: str | None = Field(default=None, description="BCP 47; None: the deployment's default.")
     brand_name: str | None = Field(default=None, description="None: the deployment's brand.")
+
+    otp_fallback: list[FallbackChannel] = Field(
+        default_factory=list,
+        description="Where a failed text falls back to, in order: `voice` (the number), `email` "
+        "(its address is in the sealed part). Empty: no fallback.",
+    )
 
 
 def sealed_policy_context(package_id: str, order: int, version: int) -> str:
@@ -947,6 +995,10 @@ class PublicAuthenticationPolicy(View):
     # -- how the recipient's code messages read (additions with defaults) --
     locale: str | None = None
     brand_name: str | None = None
+
+    otp_fallback: list[FallbackChannel] = Field(
+        default_factory=list, description="Where a failed text falls back to, in order."
+    )
 
 
 class RecipientTotpProvisioned(_RecipientEvent):

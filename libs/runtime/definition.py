@@ -160,6 +160,12 @@ class ServiceDefinition:
     http_routes: Callable[[Any], Sequence[tuple[str, Any]]] | None = None
     """The service's own HTTP routes besides /livez, /readyz, /health and /metrics: (path, ASGI handler) pairs, built
     once from the service's settings (the authentication service's JWKS)."""
+    resource_routes: Callable[[Resources], Sequence[tuple[str, Any]]] | None = None
+    """HTTP routes that act on the service's dependencies (read from ``Resources`` per request:
+    they exist once the resources have opened): otp-dispatch's delivery-receipt callbacks."""
+    background: Callable[[Resources], Awaitable[None]] | None = None
+    """A loop the service runs beside its consumer once its resources are open, cancelled before the
+    broker stops: otp-dispatch's sweep of due fallbacks."""
     rejection_key: Callable[[ServiceSettings], Callable[[str], str]] | None = None
     """Makes what keys a rejection from the command's record key, when that key must not be
     published as it is (identity's: the user name a caller gave, published as a keyed digest)."""

@@ -7,10 +7,11 @@ lifespan opens the Postgres pool, the Redis client and the outbox relay, and clo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +217,10 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
             await relay_loop.enter_async_context(
                 running_relay(resources.relay, settings.outbox_poll_interval)
             )
+        if definition.background is not None:
+            await relay_loop.enter_async_context(
+                running_background(definition.name, definition.background(resources))
+            )
 
     ready = readiness_endpoint(readiness)
     app = ServiceApp(
@@ -226,6 +231,7 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
             ("/health", ready),  # the older name of /readyz
             ("/metrics", metrics.asgi()),
             *(definition.http_routes(settings) if definition.http_routes else ()),
+            *(definition.resource_routes(resources) if definition.resource_routes else ()),
         ],
         asyncapi_path="/docs",
         on_startup=[open_resources],
@@ -246,6 +252,19 @@ def build_service(definition: ServiceDefinition, settings: ServiceSettings) -> S
         open_resources,
         stack.aclose,
     )
+
+
+@contextlib.asynccontextmanager
+async def running_background(name: str, loop: Awaitable[None]) -> AsyncIterator[None]:
+    """Run a service's background loop for the duration of the block; cancel it at the end."""
+    task = asyncio.ensure_future(loop)
+    task.set_name(f"{name}-background")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def record_keys(

@@ -32,8 +32,8 @@ def mask_email(address: str) -> str:
 
 
 def mask_destination(channel: str, destination: str) -> str:
-    """The masked form of an OTP destination for its channel (``sms`` or ``email``)."""
-    if channel == "sms":
+    """The masked form of an OTP destination for its channel (``sms``, ``voice`` or ``email``)."""
+    if channel in ("sms", "voice"):
         return mask_phone(destination)
     if channel == "email":
         return mask_email(destination)

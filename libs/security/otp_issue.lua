@@ -7,7 +7,7 @@
 -- KEYS[3] resend cooldown (string: when the next send is allowed, epoch ms)
 -- KEYS[4] recipient's sends (zset: challenge id -> sent at ms)
 -- ARGV[1] now ms            ARGV[2] challenge id        ARGV[3] code digest
--- ARGV[4] expires at ms     ARGV[5] ttl ms              ARGV[6] cooldown ms (0: none)
+-- ARGV[4] expires at ms     ARGV[5] ttl ms              ARGV[6] cooldown ms (0: none, and none checked)
 -- ARGV[7] recipient limit   ARGV[8] recipient window ms
 -- ARGV[9] '' when the destination gave the request a place, else when it will (ms)
 -- ARGV[10] record ttl ms    ARGV[11] channel            ARGV[12] masked destination
@@ -43,8 +43,9 @@ local function spent(key, limit, window_ms)
   return tonumber(entry[2]) + window_ms, count
 end
 
+-- A cooldown of 0 checks none (a fallback's code: the service resends, not the recipient).
 local cooldown_until = tonumber(redis.call('GET', KEYS[3]) or '0')
-if cooldown_until > now then
+if tonumber(ARGV[6]) > 0 and cooldown_until > now then
   return refuse('cooldown', cooldown_until)
 end
 local recipient_retry, recipient_sends = spent(KEYS[4], tonumber(ARGV[7]), tonumber(ARGV[8]))

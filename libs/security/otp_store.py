@@ -9,7 +9,8 @@ authentication service's, in Postgres.
 Every time is passed in by the caller (``now``, default: the store's clock) rather than read
 from Redis's clock, so tests inject time. Key layout, all under the deployment's Redis
 prefix ``P`` (``signgate:``); ``R`` is a recipient's id (`OtpRecipient.id`), ``D`` an HMAC of
-a normalised destination (no phone number or address appears in a key). The part in braces is
+a normalised destination and, for voice, its channel (no phone number or address appears in a
+key; a number's texts and calls are counted apart, each against the destination limit). The part in braces is
 the key's hash tag: on Redis Cluster only it decides the slot, so every key of one recipient
 sits in one slot (``{R}``) and a destination's count in its own (``{D}``):
 
@@ -314,8 +315,13 @@ class OtpStore:
         message = f"signgate-otp-v1\x00{recipient.id}\x00{code.strip()}".encode()
         return hmac.new(self._pepper, message, hashlib.sha256).hexdigest()
 
-    def _destination_id(self, destination: str) -> str:
-        message = f"signgate-otp-destination-v1\x00{destination.strip().lower()}".encode()
+    def _destination_id(self, channel: str, destination: str) -> str:
+        """A keyed name of one destination on one channel: a number's texts and its calls count
+        apart (sms and email destinations never meet, so theirs keep the name they had)."""
+        name = destination.strip().lower()
+        if channel not in ("sms", "email"):
+            name = f"{channel}\x00{name}"
+        message = f"signgate-otp-destination-v1\x00{name}".encode()
         return hmac.new(self._pepper, message, hashlib.sha256).hexdigest()[:32]
 
     def _recipient_keys(self, recipient: OtpRecipient) -> tuple[str, str, str, str]:
@@ -332,8 +338,8 @@ class OtpStore:
     def _attempt_key(self, recipient: OtpRecipient, attempt: UUID) -> str:
         return f"{self._recipient_base(recipient)}:attempt:{attempt}"
 
-    def _destination_key(self, destination: str) -> str:
-        return f"{self._prefix}dest:{{{self._destination_id(destination)}}}:sends"
+    def _destination_key(self, channel: str, destination: str) -> str:
+        return f"{self._prefix}dest:{{{self._destination_id(channel, destination)}}}:sends"
 
     # -- otp-dispatch --
 
@@ -363,7 +369,7 @@ class OtpStore:
         now = now or self._clock()
         now_ms = _ms_at(now)
         challenge, _failures, cooldown, sends = self._recipient_keys(recipient)
-        destination_sends = self._destination_key(destination)
+        destination_sends = self._destination_key(channel, destination)
         verdict, *when = _strings(
             await self._scripts["otp_reserve"](
                 keys=[destination_sends],

@@ -14,6 +14,7 @@ from typing import Literal
 from libs.runtime.errors import BadRequest, Forbidden, NotFound, Refusal, Unauthorized
 from libs.security.invitations import Invitation
 from signgate_contracts.authentication import RevocationReason
+from signgate_contracts.otp import PHONE_CHANNELS, Channel, FallbackStep
 from signgate_contracts.workflow import DEFAULT_RETRY_COUNT
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp", "totp"]
@@ -147,6 +148,11 @@ class RecipientPolicy:
     totp_authenticator_id: str | None = None
     totp_sealed: str | None = None
     """The provisioned secret, as workflow sealed it to this service (opened to check a code)."""
+
+    otp_fallback: tuple[str, ...] = ()
+    """Where a failed text falls back to, in order (``voice``, ``email``), as the sender chose."""
+    fallback_email: str | None = None
+    """The recipient's email for the ``email`` fallback; unmasked, never published."""
 
     @property
     def totp_subject(self) -> str:
@@ -356,3 +362,44 @@ def revocation_for(event_type: str, order: int | None = None) -> Revocation | No
     if event_type in RECIPIENT_REVOCATIONS and order is not None:
         return Revocation(RECIPIENT_REVOCATIONS[event_type], order)
     return None
+
+
+# -- OTP channels and delivery fallback --
+
+OTP_CHANNEL_NOT_ALLOWED = "This recipient's code cannot be sent by {channel}: {allowed}"
+
+
+@dataclass(frozen=True)
+class OtpDeliveryPlan:
+    """How a recipient's code goes: by ``channel`` first, then by each ``fallback`` step in order."""
+
+    channel: Channel
+    fallback: list[FallbackStep]
+
+
+def otp_delivery_plan(
+    policy: RecipientPolicy, channel_on_record: Channel, chosen: Channel | None
+) -> OtpDeliveryPlan:
+    """The channel the recipient (or the caller for them) picked, among those the policy allows (a
+    phone number allows sms and voice; an email, email), and where it falls back to: the policy's
+    fallback channels after it, in the sender's order (voice to the same number, email to the
+    recipient's address). A policy without fallback gives none; a pick it does not allow is a 400."""
+    assert policy.destination is not None
+    allowed = sorted(PHONE_CHANNELS) if channel_on_record in PHONE_CHANNELS else ["email"]
+    first = chosen or channel_on_record
+    if first not in allowed:
+        raise BadRequest(
+            OTP_CHANNEL_NOT_ALLOWED.format(channel=first, allowed=" or ".join(allowed)),
+            code="otp_channel_not_allowed",
+            field="channel",
+        )
+    destinations: dict[str, str | None] = {
+        "voice": policy.destination if channel_on_record in PHONE_CHANNELS else None,
+        "email": policy.fallback_email,
+    }
+    fallback = [
+        FallbackStep(channel=channel, destination=address)  # type: ignore[arg-type]
+        for channel in policy.otp_fallback
+        if channel != first and (address := destinations.get(channel))
+    ]
+    return OtpDeliveryPlan(first, fallback)

@@ -44,6 +44,7 @@ from services.authentication.domain import (
     check_attempt,
     grant_expiry,
     grant_still_current,
+    otp_delivery_plan,
 )
 from signgate_contracts import Command, CommandRejected, Event, Message, otp
 from signgate_contracts import authentication as auth
@@ -163,6 +164,7 @@ async def handle_request_document_otp(
         command, scope, scope.dependencies.now(), OTP_METHODS
     )
     assert stored.channel and policy.destination
+    plan = otp_delivery_plan(policy, stored.channel, command.channel)
     return await request_delivery(
         command,
         scope,
@@ -170,10 +172,11 @@ async def handle_request_document_otp(
             purpose="document_opening",
             package_id=policy.package_id,
             order=policy.order,
-            channel=stored.channel,
+            channel=plan.channel,
             destination=policy.destination,
             locale=stored.locale,
             brand_name=stored.brand_name,
+            fallback=plan.fallback,
         ),
     )
 
@@ -229,7 +232,7 @@ async def handle_request_signing_otp(
             user_id=claims.subject,
             document_id=command.document_id,
             field_name=command.field_name,
-            channel="sms",
+            channel=command.channel,
             destination=profile.mobile_number,
             locale=profile.locale,
         ),
@@ -291,6 +294,7 @@ async def handle_otp_sent(sent: otp.OtpSent, scope: AuthenticationScope) -> list
             destination=sent.destination,
             expires_at=sent.expires_at,
             resend_available_at=sent.resend_available_at,
+            channel="voice" if sent.channel == "voice" else "sms",
         )
     else:
         assert sent.order is not None

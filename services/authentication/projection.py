@@ -184,6 +184,7 @@ async def handle_recipient_authentication_updated_v2(
             **policy.model_dump(exclude={"sealed", "channel", "destination_masked", "secret_set"}),
             "secret_hash": opened.get("secret_hash"),
             "destination": destination,
+            "fallback_email": opened.get("fallback_email"),
         }
     await repository.update_recipient_policy(
         scope.transaction,

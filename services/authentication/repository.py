@@ -141,16 +141,16 @@ async def update_recipient_policy(
         """INSERT INTO recipients (package_id, "order", email_digest, methods, secret_hash, channel,
                destination, destination_masked, retry_count, frequency, starts_at, ends_at,
                days_after_receipt, authentication_version, locale, brand_name, totp_source,
-               totp_authenticator_id, totp_sealed)
+               totp_authenticator_id, totp_sealed, otp_fallback, fallback_email)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, 0),
-                   $15, $16, $17, $18, $19)
+                   $15, $16, $17, $18, $19, $20, $21)
            ON CONFLICT (package_id, "order") DO UPDATE SET
                email_digest = $3, methods = $4, secret_hash = $5, channel = $6, destination = $7,
                destination_masked = $8, retry_count = $9, frequency = $10, starts_at = $11,
                ends_at = $12, days_after_receipt = $13,
                authentication_version = coalesce($14, recipients.authentication_version),
                locale = $15, brand_name = $16, totp_source = $17, totp_authenticator_id = $18,
-               totp_sealed = $19""",
+               totp_sealed = $19, otp_fallback = $20, fallback_email = $21""",
         package_id,
         order,
         email_digest,
@@ -170,6 +170,8 @@ async def update_recipient_policy(
         policy.get("totp_source"),
         policy.get("totp_authenticator_id"),
         policy.get("totp_sealed"),
+        list(policy.get("otp_fallback") or []),
+        policy.get("fallback_email"),
     )
 
 
@@ -317,6 +319,8 @@ def stored_recipient(row: asyncpg.Record) -> StoredRecipient:
         totp_source=row["totp_source"],
         totp_authenticator_id=row["totp_authenticator_id"],
         totp_sealed=row["totp_sealed"],
+        otp_fallback=tuple(row["otp_fallback"]),
+        fallback_email=row["fallback_email"],
     )
     return StoredRecipient(
         policy,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from libs.runtime.service import Scope
 from libs.security.otp_store import OtpStore, SendLimits
+from services.otp_dispatch.fallbacks import FallbackSchedule
 from services.otp_dispatch.message_templates import MessageTemplates
 from services.otp_dispatch.providers import DeliveryPolicy, Provider
 from signgate_contracts.envelope import Clock
@@ -18,7 +19,7 @@ from signgate_contracts.otp import Channel
 class OtpDispatchDependencies:
     """The OTP store, the provider of each channel, and the service's own terms for a code: its
     length and lifetime (a request's are not taken), the send limits, how hard a delivery is
-    tried, and the message templates."""
+    tried, and the message templates; and the fallback schedule with its timings."""
 
     store: OtpStore
     providers: Mapping[Channel, Provider]
@@ -30,6 +31,14 @@ class OtpDispatchDependencies:
     """The texts of each locale, purpose and channel, checked at start-up."""
     clock: Clock
     """Now, for a code's issue time and the send limits (the store's clock too)."""
+    fallbacks: FallbackSchedule
+    receipt_timeouts: Mapping[str, timedelta]
+    """How long a message of each provider may await its delivery receipt."""
+    lease: timedelta
+    """How long a process holds a fallback it runs."""
+
+    def receipt_timeout(self, provider: str) -> timedelta:
+        return self.receipt_timeouts[provider]
 
     async def aclose(self) -> None:
         """Close what the providers hold open (the SMS gateway's HTTP client), each once."""

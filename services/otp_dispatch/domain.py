@@ -1,24 +1,28 @@
 """Rules of OTP dispatch, without I/O: codes, what a delivery is handed (its text from
-`message_templates`), what each request's outcome is (sent, failed, interrupted, refused), and
-which code is withdrawn with it."""
+`message_templates`), what each request's outcome is (sent, failed, interrupted, refused, fallen
+back), which code is withdrawn with it, and which channel a failed delivery falls back to."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypedDict
 from uuid import UUID
 
 from libs.security.masking import mask_destination
-from libs.security.otp_store import Issued, SendLimit, SendRefused
+from libs.security.otp_store import Issued, SendLimit, SendLimits, SendRefused
 from services.otp_dispatch.message_templates import MessageTemplates
 from services.otp_dispatch.providers import Delivery, DeliveryFailed, Receipt
 from signgate_contracts import CommandRejected
 from signgate_contracts.otp import (
     Channel,
+    FallbackReason,
     OtpDeliveryFailed,
     OtpDeliveryRequested,
+    OtpFallbackStarted,
     OtpSent,
     Purpose,
 )
@@ -107,17 +111,29 @@ INTERRUPTED = "delivery interrupted; outcome unknown"
 class Settlement:
     """The outcome to record (and publish) for a request, and the challenge to withdraw with it."""
 
-    outcome: OtpSent | OtpDeliveryFailed
+    outcome: OtpSent | OtpDeliveryFailed | OtpFallbackStarted
     withdraw: UUID | None
     """An undelivered code's challenge: it must not verify."""
+    fallback: OtpDeliveryRequested | None = None
+    """The request that delivers a new code by the next channel, when this one fell back."""
 
 
 def delivery_outcome(
-    request: OtpDeliveryRequested, provider: str, issued: Issued, result: Receipt | DeliveryFailed
+    request: OtpDeliveryRequested,
+    provider: str,
+    issued: Issued,
+    result: Receipt | DeliveryFailed,
+    fallback_provider: str | None = None,
 ) -> Settlement:
     """A delivered code is `OtpSent` (when it expires, when a resend is allowed, sends left); an
-    undelivered one is `OtpDeliveryFailed` with the provider's reason, and is withdrawn."""
+    undelivered one is withdrawn, and is `OtpFallbackStarted` when the request names a channel to
+    fall back to (``fallback_provider`` delivers by it), else `OtpDeliveryFailed` with the
+    provider's reason."""
     if isinstance(result, DeliveryFailed):
+        after = fallback_request(request)
+        if after is not None and fallback_provider is not None:
+            started = fallback_started(request, after, fallback_provider, "provider_refused")
+            return Settlement(started, withdraw=request.challenge_id, fallback=after)
         failed = OtpDeliveryFailed(
             **_about(request, provider),
             reason=result.reason,
@@ -142,6 +158,72 @@ def interrupted_outcome(
     withdrawn instead (fail closed) and the caller may ask anew."""
     failed = OtpDeliveryFailed(**_about(request, provider), reason=INTERRUPTED)
     return Settlement(failed, withdraw=pending or request.challenge_id)
+
+
+# -- fallback --
+
+
+def fallback_request(failed: OtpDeliveryRequested) -> OtpDeliveryRequested | None:
+    """The request that delivers a new code by the first channel ``failed`` names to fall back to
+    (and the rest after it), or None when it names none. Its ids are derived from the failed
+    request's, so deriving it again (a redelivery, a second replica) gives the same request, and
+    the OTP store sends it once."""
+    if not failed.fallback:
+        return None
+    step, *rest = failed.fallback
+    return failed.model_copy(
+        update={
+            "event_id": uuid.uuid5(failed.event_id, f"fallback:{step.channel}"),
+            "challenge_id": uuid.uuid5(failed.challenge_id, f"fallback:{step.channel}"),
+            "causation_id": failed.event_id,
+            "channel": step.channel,
+            "destination": step.destination,
+            "fallback": rest,
+        }
+    )
+
+
+def fallback_started(
+    failed: OtpDeliveryRequested,
+    after: OtpDeliveryRequested,
+    provider: str,
+    reason: FallbackReason,
+) -> OtpFallbackStarted:
+    """The step from ``failed``'s channel to ``after``'s, its destination masked."""
+    return OtpFallbackStarted(
+        **_about(after, provider),
+        failed_challenge_id=failed.challenge_id,
+        from_channel=failed.channel,
+        reason=reason,
+    )
+
+
+NO_PROVIDER = "none"
+"""The provider of an outcome no provider was asked for (a fallback a send limit stopped)."""
+
+
+def fallback_refused(request: OtpDeliveryRequested, refused: SendRefused) -> OtpDeliveryFailed:
+    """A fallback a send limit stopped: its delivery failed (nobody asked for it, so there is no
+    caller to answer 429), and the recipient may ask anew once the limit allows."""
+    code, _ = send_refusal(refused.limit, refused.retry_after_seconds)
+    return OtpDeliveryFailed(
+        **_about(request, NO_PROVIDER),
+        reason=f"send limit ({code})",
+        resend_available_at=refused.retry_at,
+    )
+
+
+def fallback_limits(limits: SendLimits) -> SendLimits:
+    """The limits a fallback's code is sent under: the recipient's and the destination's counts
+    as for any code, but no resend cooldown (the failed code just set it, and the recipient did
+    not ask again: the service is keeping its word to deliver)."""
+    return dataclasses.replace(limits, resend_cooldown=timedelta(0))
+
+
+def awaits_receipt(request: OtpDeliveryRequested, result: Receipt | DeliveryFailed) -> bool:
+    """Whether a delivery goes on the fallback schedule until its receipt comes: it was taken,
+    its provider reports delivery later, and the request has somewhere to fall back to."""
+    return isinstance(result, Receipt) and result.awaits_receipt and bool(request.fallback)
 
 
 class _About(TypedDict):

@@ -18,7 +18,7 @@ from signgate_contracts.localisation import BrandName, Locale
 
 
 class OtpDispatchSettings(ServiceSettings):
-    """Providers per channel, send limits, and where each provider is."""
+    """Providers per channel, send limits, where each provider is, and how fallback is timed."""
 
     model_config = SettingsConfigDict(env_prefix="SIGNGATE_OTP_DISPATCH_", extra="ignore")
 
@@ -32,6 +32,9 @@ class OtpDispatchSettings(ServiceSettings):
     )
     email_provider: Literal["sandbox", "smtp"] = Field(
         "sandbox", description="`smtp`: the SMTP server."
+    )
+    voice_provider: Literal["sandbox", "http"] = Field(
+        "sandbox", description="`http`: the voice gateway (a call that reads the code out)."
     )
     sandbox_outbox: Path = Field(
         DATA_DIR / "sandbox-outbox.jsonl",
@@ -83,6 +86,60 @@ class OtpDispatchSettings(ServiceSettings):
         None, description="Bearer token, instead of basic auth."
     )
     sms_sender: str = Field("signgate", description="Sender id the gateway shows.")
+    sms_receipt_timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Await the SMS gateway's delivery receipts (posted to /receipts/http_sms): a "
+        "text without one by then falls back to the recipient's next channel. Unset: taken is "
+        "delivered.",
+    )
+    sms_receipt_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key of the gateway's receipt callbacks (header "
+        "X-Signgate-Signature: sha256=<hex of the body's HMAC>); required with the receipt timeout.",
+    )
+
+    voice_gateway_url: str | None = Field(
+        None, description="POST endpoint of the HTTP voice gateway."
+    )
+    voice_gateway_username: str | None = Field(None, description="HTTP basic auth user.")
+    voice_gateway_password: SecretStr | None = None
+    voice_gateway_token: SecretStr | None = Field(
+        None, description="Bearer token, instead of basic auth."
+    )
+    voice_caller_id: str = Field(
+        "+10000000000", description="The E.164 number the call comes from (the gateway's)."
+    )
+    voice_language: str = Field("en", description="Language of the spoken text, for the gateway.")
+
+    sandbox_refuse_channels: list[Literal["sms", "voice", "email"]] = Field(
+        default_factory=list,
+        description="Development: the sandbox refuses these channels' deliveries (to try fallback).",
+    )
+    sandbox_refuse_sms_to: list[str] = Field(
+        default_factory=list,
+        description="Development: the sandbox refuses texts to these numbers (calls and mails go).",
+    )
+    sandbox_sms_receipts: Literal["delivered", "never"] = Field(
+        "delivered",
+        description="Development: `never` leaves the sandbox's texts without a delivery receipt, "
+        "so they fall back after the receipt timeout.",
+    )
+    receipt_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a text awaiting a receipt may go without one (the sandbox's; the "
+        "HTTP gateway's is SMS_RECEIPT_TIMEOUT_SECONDS).",
+    )
+    fallback_poll_seconds: float = Field(
+        1.0, gt=0, description="How often each replica looks for fallbacks that are due."
+    )
+    fallback_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a replica holds a fallback it runs; one that stopped midway is run "
+        "again by another after this.",
+    )
 
     # -- how the messages read --
     brand_name: BrandName = Field(
@@ -112,11 +169,26 @@ class OtpDispatchSettings(ServiceSettings):
             raise ValueError(
                 "sms_provider is http but SIGNGATE_OTP_DISPATCH_SMS_GATEWAY_URL is not set"
             )
+        if self.voice_provider == "http" and not self.voice_gateway_url:
+            raise ValueError(
+                "voice_provider is http but SIGNGATE_OTP_DISPATCH_VOICE_GATEWAY_URL is not set"
+            )
+        if self.sms_receipt_timeout_seconds is not None and self.sms_receipt_secret is None:
+            raise ValueError(
+                "SIGNGATE_OTP_DISPATCH_SMS_RECEIPT_TIMEOUT_SECONDS needs "
+                "SIGNGATE_OTP_DISPATCH_SMS_RECEIPT_SECRET (receipts are signed)"
+            )
         return self
 
     def message_templates(self) -> MessageTemplates:
         """The shipped templates with the operator's over them, each checked (`TemplateError`)."""
         return load_message_templates(self.default_locale, self.brand_name, self.templates_dir)
+
+    def receipt_timeout(self, provider: str) -> timedelta:
+        """How long a message of ``provider`` may await its delivery receipt."""
+        if provider == "http_sms" and self.sms_receipt_timeout_seconds is not None:
+            return timedelta(seconds=self.sms_receipt_timeout_seconds)
+        return timedelta(seconds=self.receipt_timeout_seconds)
 
     @property
     def limits(self) -> SendLimits:

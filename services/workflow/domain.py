@@ -32,6 +32,7 @@ from signgate_contracts.workflow import (
     AuthenticationSetting,
     ChangeAccessCode,
     ChangeAccessCodeBody,
+    FallbackChannel,
     Frequency,
     IdentityVerification,
     LockWorkflow,
@@ -151,6 +152,8 @@ class Authentication:
     """The sender's brand in code messages; None: the deployment's."""
     totp: RecipientTotp | None = None
     """For totp."""
+    otp_fallback: tuple[FallbackChannel, ...] = ()
+    """Where a failed text falls back to, in order (the sender's choice; none by default)."""
 
     @property
     def uses_secret(self) -> bool:
@@ -498,9 +501,11 @@ def _signinghub_authentication(
                 field="body.authentication.password.user_password",
             )
     mobile = None
+    fallback: tuple[FallbackChannel, ...] = ()
     if setting.sms_otp and setting.sms_otp.enabled:
         methods.append("sms_otp")
         mobile = setting.sms_otp.mobile_number
+        fallback = tuple(setting.sms_otp.fallback)
     totp = None
     if setting.totp and setting.totp.enabled:
         methods.append("totp")
@@ -516,6 +521,7 @@ def _signinghub_authentication(
         locale=setting.locale or base.locale,
         brand_name=setting.brand_name or base.brand_name,
         totp=totp,
+        otp_fallback=fallback,
     )
 
 
@@ -626,6 +632,7 @@ def add_authentication(
         on_behalf_of=body.on_behalf_of,
         locale=body.locale,
         brand_name=body.brand_name,
+        otp_fallback=tuple(body.otp_fallback),
     )
     changed = signer.with_authentication(authentication)
     return Decision(
@@ -767,6 +774,7 @@ def _reset_authentication(
         secret_hash=secret if uses_secret else None,
         mobile_number=mobile,
         totp=totp,
+        otp_fallback=current.otp_fallback if "sms_otp" in methods else (),
     )
 
 

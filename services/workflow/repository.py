@@ -242,6 +242,7 @@ def _dump_authentication(authentication: Authentication | None) -> str | None:
             "locale": authentication.locale,
             "brand_name": authentication.brand_name,
             "totp": dataclasses.asdict(authentication.totp) if authentication.totp else None,
+            "otp_fallback": list(authentication.otp_fallback),
         }
     )
 
@@ -265,6 +266,7 @@ def _load_authentication(text: str | None) -> Authentication | None:
         locale=document.get("locale"),  # policies stored before code messages were localised
         brand_name=document.get("brand_name"),
         totp=RecipientTotp(**totp) if totp else None,
+        otp_fallback=tuple(document.get("otp_fallback") or ()),  # absent from rows written before
     )
 
 

@@ -84,6 +84,7 @@ def policy(
     secret = {
         "secret_hash": authentication.secret_hash,
         "destination": where.address if where else None,
+        **({"fallback_email": recipient.email} if "email" in authentication.otp_fallback else {}),
     }
     context = sealed_policy_context(package_id, recipient.order, recipient.authentication_version)
     return SealedAuthenticationPolicy(
@@ -101,6 +102,7 @@ def policy(
         locale=authentication.locale,
         brand_name=authentication.brand_name,
         **totp_fields(authentication),
+        otp_fallback=list(authentication.otp_fallback),
     )
 
 
@@ -189,6 +191,7 @@ def public_policy(recipient: Recipient) -> PublicAuthenticationPolicy | None:
         brand_name=authentication.brand_name,
         totp_source=authentication.totp.source if authentication.totp else None,
         totp_authenticator_id=authentication.totp.authenticator_id if authentication.totp else None,
+        otp_fallback=list(authentication.otp_fallback),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from libs.runtime.settings import ConnectionSettings
 from libs.security.otp_store import OtpStoreSettings, VerifyOutcome
 from services.otp_dispatch.app import OtpDispatchSettings
 from services.otp_dispatch.providers.sandbox import read_outbox
+from signgate_contracts.otp import FallbackStep
 from tests.support.otp_dispatch import (
     PEPPER,
     OtpDispatchRun,
@@ -21,7 +23,7 @@ from tests.support.otp_dispatch import (
     running_otp_dispatch,
     sms_request,
 )
-from tests.support.otp_servers import SmtpSink, code_in, smtp_server, text_body
+from tests.support.otp_servers import SmtpSink, code_in, smtp_server, spoken_code_in, text_body
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,9 @@ async def run(
         smtp_port=smtp[1],
         sandbox_outbox=outbox,
         delivery_retry_delay_seconds=0.01,
+        sandbox_sms_receipts="never",  # only requests naming a fallback await a receipt
+        receipt_timeout_seconds=0.5,
+        fallback_poll_seconds=0.1,
     )
     async with running_otp_dispatch(settings) as running:
         yield running
@@ -149,3 +154,45 @@ async def test_no_code_appears_on_any_topic_or_in_any_log_line(
     assert "+447700900205" in published  # the request itself carries the number in clear ...
     events = [r.value.decode() for r in run.watch.records if r.topic.endswith("otp.events")]
     assert not any("+447700900205" in e or "frank@example.com" in e for e in events)  # ... events never
+
+
+async def test_a_voice_request_through_the_broker_is_spoken_and_its_code_verifies(
+    run: OtpDispatchRun, outbox: Path
+) -> None:
+    """A voice request on the requests topic yields OtpSent for voice with the number masked; the sandbox
+    holds the spelt-out text, and its code verifies."""
+    request = sms_request("+447700900207", channel="voice")
+    await run.send(request)
+
+    sent = await run.outcome(request)
+
+    assert (sent["type"], sent["channel"], sent["destination"]) == ("otp.sent", "voice", "+44******0207")
+    [line] = [entry for entry in read_outbox(outbox) if entry["challenge_id"] == str(request.challenge_id)]
+    assert spoken_code_in(line["text"]) == line["code"]
+    assert (await run.store().verify_and_consume(recipient_of(request), line["code"], retry_count=3)).ok
+
+
+async def test_a_text_without_a_receipt_falls_back_by_the_services_own_sweep(
+    run: OtpDispatchRun, smtp: tuple[SmtpSink, int]
+) -> None:
+    """A text whose receipt never comes is OtpSent, then, once the receipt timeout passes, the running
+    service's sweep publishes the step to email and the mail's OtpSent; the mailed code verifies and the
+    text's no longer does."""
+    sink, _ = smtp
+    request = sms_request("+447700900208", fallback=[FallbackStep(channel="email", destination="judy@example.com")])
+    await run.send(request)
+
+    records = await run.watch.wait_for(lambda r: run.is_outcome(r, request), count=3)
+
+    by_kind = {(e["type"], e["channel"]): e for e in (json.loads(r.value) for r in records)}
+    sent, started, mailed = (by_kind.get(kind, {}) for kind in (
+        ("otp.sent", "sms"), ("otp.fallback_started", "email"), ("otp.sent", "email")))  # keyed apart
+    assert len(records) == 3 and sent["challenge_id"] == started["failed_challenge_id"]
+    assert (started["type"], started["reason"], started["destination"]) == (
+        "otp.fallback_started", "no_receipt", "j***@example.com")
+    assert (mailed["type"], mailed["channel"], mailed["provider"]) == ("otp.sent", "email", "smtp")
+    [mail] = sink.to("judy@example.com")
+    [text_code] = sandbox_codes(run.settings.sandbox_outbox, request.challenge_id)
+    store, recipient = run.store(), recipient_of(request)
+    assert not (await store.verify_and_consume(recipient, text_code, retry_count=3)).ok
+    assert (await store.verify_and_consume(recipient, code_in(mail.get_content()), retry_count=3)).ok

@@ -239,10 +239,10 @@ async def test_the_dependencies_are_built_once_at_start_and_closed_at_shut_down(
         assert isinstance(dependencies, OtpDispatchDependencies) and isinstance(sms, HttpSmsProvider)
         assert dependencies.providers["email"].name == "sandbox"
         sent = outcome(await handle_otp_delivery_requested(sms_request("+15555550130"), Scope(dependencies)))
-        assert sent["type"] == "otp.sent" and not sms.client.is_closed
+        assert sent["type"] == "otp.sent" and not sms.gateway.client.is_closed
 
         await service.close_resources()
 
-        assert sms.client.is_closed
+        assert sms.gateway.client.is_closed
     finally:
         root.handlers[:] = handlers

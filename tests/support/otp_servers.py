@@ -35,6 +35,16 @@ def text_body(message: EmailMessage) -> str:
     return str(body.get_content())
 
 
+SPOKEN_CODE = re.compile(r"is: (\d(?:, \d){5,8})\.")
+
+
+def spoken_code_in(text: str) -> str:
+    """The OTP a voice call reads out, digit by digit ("4, 8, 2, 9, 1, 3")."""
+    match = SPOKEN_CODE.search(text)
+    assert match, "no spoken code in the call's text"
+    return match.group(1).replace(", ", "")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -60,7 +70,9 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
         return "250 Message accepted"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -88,12 +100,14 @@ class GatewayRequest:
 
 
 class SmsGateway:
-    """An HTTP SMS gateway on loopback: records every POST; answers 200 with an id, or the
-    status set in ``statuses`` for a destination number (to play a gateway that is down)."""
+    """An HTTP SMS (and voice: ``call_url``) gateway on loopback: records every POST; answers 200
+    with an id, or the status set in ``statuses`` for a destination number, or in
+    ``path_statuses`` for one endpoint (to play a gateway that is down)."""
 
     def __init__(self) -> None:
         self.requests: list[GatewayRequest] = []
         self.statuses: dict[str, int] = {}
+        self.path_statuses: dict[str, int] = {}
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -101,8 +115,12 @@ class SmsGateway:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 gateway.requests.append(GatewayRequest(self.path, dict(self.headers), body))
-                status = gateway.statuses.get(body.get("to"), 200)
-                answer = json.dumps({"id": f"gw-{len(gateway.requests)}"} if status == 200 else {"error": "down"})
+                status = gateway.path_statuses.get(
+                    self.path, gateway.statuses.get(body.get("to"), 200)
+                )
+                answer = json.dumps(
+                    {"id": f"gw-{len(gateway.requests)}"} if status == 200 else {"error": "down"}
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -114,6 +132,7 @@ class SmsGateway:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/messages"
+        self.call_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/calls"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> SmsGateway:
@@ -124,8 +143,8 @@ class SmsGateway:
         self.server.shutdown()
         self.server.server_close()
 
-    def to(self, number: str) -> list[GatewayRequest]:
-        return [r for r in self.requests if r.body.get("to") == number]
+    def to(self, number: str, path: str | None = None) -> list[GatewayRequest]:
+        return [r for r in self.requests if r.body.get("to") == number and path in (None, r.path)]
 
 
 def basic_auth(user: str, password: str) -> str:

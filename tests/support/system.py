@@ -38,6 +38,10 @@ from tests.support.kafka import TopicWatcher
 from tests.support.otp_servers import SmtpSink, smtp_server
 from tests.support.scanning import bus_leaks
 
+REFUSED_NUMBERS = ["+447700800961", "+447700800962"]
+"""Numbers the system's SMS sandbox refuses to text (calls and mails to them go): outside the
+range the other suites use (`tests.support.recipients.mobile`: +447700900000 and up)."""
+
 
 @dataclass
 class System:
@@ -81,6 +85,9 @@ async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
             (OTP_DISPATCH, OtpDispatchSettings(
                 **common, otp_store=otp_store, sandbox_outbox=sandbox, clock=clock, resend_cooldown_seconds=0,
                 max_sends_per_destination=100, email_provider="smtp", smtp_host="127.0.0.1", smtp_port=smtp_port,
+                # texts never confirmed: only a recipient whose policy has a fallback awaits a receipt
+                sandbox_sms_receipts="never", receipt_timeout_seconds=60, fallback_poll_seconds=0.2,
+                sandbox_refuse_sms_to=REFUSED_NUMBERS,  # a gateway that refuses texts to these
             )),
         ]
         async with contextlib.AsyncExitStack() as stack:

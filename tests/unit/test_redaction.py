@@ -44,6 +44,9 @@ NOT_CREDENTIALS = {
     ("ResetRecipientAuthentication", "totp_source"), ("SealedAuthenticationPolicy", "totp_source"),
     ("SealedAuthenticationPolicy", "totp_authenticator_id"), ("SealedAuthenticationPolicy", "totp_sealed"),
     ("PublicAuthenticationPolicy", "totp_source"), ("PublicAuthenticationPolicy", "totp_authenticator_id"),
+    # where a failed text falls back to: channel names (voice, email), no destination
+    ("AuthenticationPolicy", "otp_fallback"), ("SealedAuthenticationPolicy", "otp_fallback"),
+    ("PublicAuthenticationPolicy", "otp_fallback"), ("AddAuthenticationBody", "otp_fallback"),
 }
 """Fields whose names sound like credentials and are not: each one looked at, and why."""
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypedDict, TypeVar
 
@@ -821,15 +822,33 @@ def send_open(
     )
 
 
+class OtpChannel(StrEnum):
+    sms = "sms"
+    voice = "voice"
+    email = "email"
+
+
 @send_app.command("request-otp")
 def send_request_otp(
-    ctx: typer.Context, package: str, order: int, invitation: InvitationOption = None
+    ctx: typer.Context,
+    package: str,
+    order: int,
+    invitation: InvitationOption = None,
+    channel: Annotated[
+        OtpChannel | None,
+        typer.Option(
+            help="sms or voice (a mobile number allows both), or email; the policy's own if left out."
+        ),
+    ] = None,
 ) -> None:
     """A recipient asks for a one-time password (see `signgate outbox` on a development stack)."""
     _send(
         ctx,
         auth.RequestDocumentOtp(
-            package_id=package, order=order, **_credential(package, order, invitation)
+            package_id=package,
+            order=order,
+            channel=channel.value if channel else None,
+            **_credential(package, order, invitation),
         ),
     )
 

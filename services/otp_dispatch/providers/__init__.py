@@ -38,8 +38,13 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Receipt:
+    """The provider took the message (`message_id` names it: a message id, a call id)."""
+
     provider: str
     message_id: str
+    awaits_receipt: bool = False
+    """Whether it reached the phone is known later, from a delivery receipt (an SMS gateway's);
+    False when taking it is all the provider will say."""
 
 
 class DeliveryFailed(Exception):

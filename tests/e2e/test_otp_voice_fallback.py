@@ -1,0 +1,137 @@
+"""Voice codes and delivery fallback through all four services over the broker: the sender's policy,
+the recipient's pick, OTP dispatch's own fallback sweep, and the code that opens the document."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from signgate_contracts import authentication as auth
+from signgate_contracts import workflow as wf
+from tests.e2e.conftest import System
+from tests.e2e.steps import SharedPackage, authentication, owner_token, shared_package
+from tests.support.kafka import correlated
+from tests.support.system import REFUSED_NUMBERS
+
+CAROL_MOBILE = "+447700900601"
+DAN_MOBILE = "+447700900602"
+
+
+@pytest.fixture
+async def package(system: System) -> SharedPackage:
+    """Carol (1) has SMS OTP falling back to email; Dan (2) has SMS OTP without fallback (SigningHub's body)."""
+    token = await owner_token(system)
+    return await shared_package(
+        system, token,
+        [wf.RecipientSpec(order=1, email="carol@example.com", name="Carol", mobile_number=CAROL_MOBILE),
+         wf.RecipientSpec(order=2, email="dan@example.com", name="Dan", mobile_number=DAN_MOBILE)],
+        {"order": 1, "body": {"authentication": {"enabled": True, "sms_otp": {
+            "enabled": True, "mobile_number": CAROL_MOBILE, "fallback": ["email"]}}}},
+        {"order": 2, "body": {"authentication": {"enabled": True, "sms_otp": {
+            "enabled": True, "mobile_number": DAN_MOBILE}}}},
+    )
+
+
+def deliveries(system: System, destination: str) -> list[dict]:
+    return [d for d in map(json.loads, system.sandbox.read_text().splitlines()) if d["destination"] == destination]
+
+
+async def test_a_text_without_a_receipt_falls_back_to_email_and_the_mailed_code_opens(
+    system: System, package: SharedPackage
+) -> None:
+    """Carol's text is sent but never confirmed: once the receipt timeout passes, OTP dispatch's sweep
+    says it falls back to email, mails her a new code, authentication tells the caller the code went by
+    email, and the mailed code opens the document (the text's does not)."""
+    request = auth.RequestDocumentOtp(package_id=package.package_id, invitation=package.invitations[1])
+    first = await authentication(system, request)
+    system.clock.advance(timedelta(seconds=61))
+
+    records = await system.watch.wait_for(
+        lambda r: r.topic.endswith("authentication.events") and correlated(r, request.correlation_id), count=2)
+    steps = {(s["type"], s["channel"]): s for s in map(json.loads, (r.value for r in await system.watch.wait_for(
+        lambda r: r.topic.endswith("otp.events") and correlated(r, request.correlation_id), count=3)))}
+    [mail] = system.smtp.to("carol@example.com")
+    [text] = deliveries(system, CAROL_MOBILE)
+    mailed_code = next(word for word in mail.get_content().split() if word.rstrip(".").isdigit()).rstrip(".")
+    with_text = await authentication(system, auth.VerifyDocumentOtp(
+        package_id=package.package_id, invitation=package.invitations[1], code=text["code"]))
+    with_mail = await authentication(system, auth.VerifyDocumentOtp(
+        package_id=package.package_id, invitation=package.invitations[1], code=mailed_code))
+
+    assert (first["type"], first["channel"]) == ("authentication.document_otp_sent", "sms")
+    assert [json.loads(r.value)["channel"] for r in records] == ["sms", "email"]
+    assert sorted(steps) == [("otp.fallback_started", "email"), ("otp.sent", "email"), ("otp.sent", "sms")]
+    started = steps[("otp.fallback_started", "email")]  # keyed by the text's challenge, the mail by its own
+    assert (started["reason"], started["destination"]) == ("no_receipt", "c***@example.com")
+    assert with_text["type"] == "authentication.recipient_authentication_failed"
+    assert with_mail["type"] == "authentication.recipient_authenticated"
+
+
+async def test_a_recipient_picks_a_call_and_its_spoken_code_opens(system: System, package: SharedPackage) -> None:
+    """Dan asks for a call: the code goes by voice (no fallback step), the caller is told so, and the code
+    read out opens the document."""
+    request = auth.RequestDocumentOtp(package_id=package.package_id, invitation=package.invitations[2],
+                                      channel="voice")
+
+    sent = await authentication(system, request)
+    [call] = deliveries(system, DAN_MOBILE)
+    opened = await authentication(system, auth.VerifyDocumentOtp(
+        package_id=package.package_id, invitation=package.invitations[2], code=call["code"]))
+
+    assert (sent["type"], sent["channel"], sent["destination"]) == (
+        "authentication.document_otp_sent", "voice", "+44******0602")
+    assert call["channel"] == "voice" and ", ".join(call["code"]) in call["text"]
+    assert opened["type"] == "authentication.recipient_authenticated"
+
+
+@pytest.fixture
+async def refused(system: System) -> SharedPackage:
+    """Erin (1) and Fay (2), whose numbers the gateway refuses to text: Erin's policy falls back to voice,
+    Fay's has no fallback."""
+    token = await owner_token(system)
+    erin, fay = REFUSED_NUMBERS
+    return await shared_package(
+        system, token,
+        [wf.RecipientSpec(order=1, email="erin@example.com", name="Erin", mobile_number=erin),
+         wf.RecipientSpec(order=2, email="fay@example.com", name="Fay", mobile_number=fay)],
+        {"order": 1, "body": {"authentication": {"enabled": True, "sms_otp": {
+            "enabled": True, "mobile_number": erin, "fallback": ["voice"]}}}},
+        {"order": 2, "body": {"authentication": {"enabled": True, "sms_otp": {
+            "enabled": True, "mobile_number": fay}}}},
+    )
+
+
+async def test_a_refused_text_falls_back_to_a_call_at_once(system: System, refused: SharedPackage) -> None:
+    """The gateway refuses Erin's text: the caller's answer is that the code went by voice, the call's code
+    opens the document."""
+    erin = REFUSED_NUMBERS[0]
+    request = auth.RequestDocumentOtp(package_id=refused.package_id, invitation=refused.invitations[1])
+
+    sent = await authentication(system, request)
+    [call] = deliveries(system, erin)
+    opened = await authentication(system, auth.VerifyDocumentOtp(
+        package_id=refused.package_id, invitation=refused.invitations[1], code=call["code"]))
+
+    assert (sent["type"], sent["channel"], sent["destination"]) == (
+        "authentication.document_otp_sent", "voice", "+44******0961")
+    assert call["channel"] == "voice"
+    assert opened["type"] == "authentication.recipient_authenticated"
+
+
+async def test_a_refused_text_without_fallback_is_the_failure_and_nothing_else(
+    system: System, refused: SharedPackage
+) -> None:
+    """Fay's policy has no fallback: her refused text answers the caller with the delivery failure, and no
+    call or mail is made."""
+    fay = REFUSED_NUMBERS[1]
+    request = auth.RequestDocumentOtp(package_id=refused.package_id, invitation=refused.invitations[2])
+
+    failed = await authentication(system, request)
+    steps = [json.loads(r.value)["type"] for r in await system.watch.wait_for(
+        lambda r: r.topic.endswith("otp.events") and correlated(r, request.correlation_id))]
+
+    assert (failed["type"], failed["status"], failed["code"]) == ("command.rejected", 500, "otp_delivery_failed")
+    assert steps == ["otp.delivery_failed"]  # with any fallback step, published in the same batch
+    assert deliveries(system, fay) == [] and system.smtp.to("fay@example.com") == []
