@@ -26,12 +26,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from libs.runtime.kafka_security import signgate_client_options
+from libs.tools.bench.loadgen import run_job
 from libs.tools.bench.stats import percentile, summarize
 from signgate_client import OutcomeTimeout, SignGateClient
 from signgate_contracts import authentication as auth
@@ -200,18 +200,5 @@ async def run(job: dict) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    job_file, result_file = argv
-    job = json.loads(Path(job_file).read_text())
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        result = asyncio.run(run(job))
-    else:
-        result = uvloop.run(run(job))
-    Path(result_file).write_text(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_job(run, sys.argv[1:]))
