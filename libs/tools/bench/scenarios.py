@@ -130,7 +130,12 @@ class Sizes:
     def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(
-                verify_max=2_000, rate_seconds=1.5, ceiling=4_000, otp_requests=300, secrets=40
+                verify_max=2_000,
+                rate_seconds=1.5,
+                ceiling=4_000,
+                otp_requests=300,
+                secrets=40,
+                gateway_comparisons=2,
             )
         return cls(
             verify_max=5_000,
@@ -138,7 +143,7 @@ class Sizes:
             ceiling=20_000,
             otp_requests=1_000,
             secrets=150,
-            gateway_comparisons=2,
+            gateway_comparisons=3,
         )
 
 
