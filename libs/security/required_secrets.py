@@ -58,9 +58,8 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
 """Service -> the secret variables it needs, and the only ones it is given."""
 
 SERVICE_PUBLIC_KEYS: dict[str, tuple[str, ...]] = {
-    "identity": (
-        SEALING_PUBLIC_KEYS,
-    ),  # consumes only its commands; its tokens' public key is its key's
+    # identity consumes only its commands (no record to verify); its tokens' public key is its key's
+    "identity": (SEALING_PUBLIC_KEYS,),
     "workflow": (RECORD_PUBLIC_KEYS, TOKEN_PUBLIC_KEY, SEALING_PUBLIC_KEYS),
     "authentication": (RECORD_PUBLIC_KEYS, TOKEN_PUBLIC_KEY, INVITATION_PUBLIC_KEY),
     "otp_dispatch": (RECORD_PUBLIC_KEYS,),
