@@ -705,6 +705,7 @@ async def run(args: argparse.Namespace) -> Report:
         "lanes": args.lanes,
         "fetch_max_wait_ms": args.fetch_max_wait_ms,
         "quick": args.quick,
+        "gateway_only": args.gateway_only,
         "load_average_at_start": os.getloadavg(),
     }
     print(f"load average at start: {_load()}", flush=True)
@@ -784,7 +785,11 @@ async def run(args: argparse.Namespace) -> Report:
             redis=await open_redis(connections.redis_url, cluster=connections.redis_cluster),
         )
         try:
-            await scenarios(bench, report, sizes, args.replicas, hasher, argon_one, argon_all)
+            if args.gateway_only:
+                await start_services(bench, args.replicas)
+                await gateway_against_kafka(bench, report, sizes)
+            else:
+                await scenarios(bench, report, sizes, args.replicas, hasher, argon_one, argon_all)
         finally:
             bench.stop_all()
             await bench.pool.close()
@@ -797,6 +802,14 @@ async def run(args: argparse.Namespace) -> Report:
                 subprocess.run(["cp", "-r", str(folder), str(target)], check=False)
     report.context["load_average_at_end"] = os.getloadavg()
     return report
+
+
+async def start_services(bench: Bench, replicas: int) -> None:
+    for name in SERVICES:
+        bench.start(name, replicas if name == "authentication" else 1)
+    for name in SERVICES:
+        await bench.healthy(name)
+    print(f"services up ({replicas} authentication replica(s)), load {_load()}", flush=True)
 
 
 async def scenarios(
@@ -898,11 +911,7 @@ async def scenarios(
     )
 
     # -- the services --
-    for name in SERVICES:
-        bench.start(name, replicas if name == "authentication" else 1)
-    for name in SERVICES:
-        await bench.healthy(name)
-    print(f"services up ({replicas} authentication replica(s)), load {_load()}", flush=True)
+    await start_services(bench, replicas)
 
     await bench.load(
         "verify warm-up", AUTHENTICATION_COMMANDS.name, events, await verifications(bench, 500)
@@ -1144,6 +1153,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--quick", action="store_true", help="small runs: checks the harness in about a minute"
+    )
+    parser.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="only the gateway beside Kafka (the services, the gateway, the two paths)",
     )
     parser.add_argument(
         "--out", type=Path, default=DATA_DIR / "bench.json", help="where the JSON report goes"
