@@ -594,6 +594,7 @@ async def gateway_against_kafka(bench: Bench, report: Report, sizes: Sizes) -> N
         prepared = [await path_requests(bench, per_round) for _ in order]  # rounds close in time
         for mode, requests in zip(order, prepared, strict=True):
             rounds[mode].append(await _path_round(bench, base, mode, requests, "round"))
+        resident = bench.memory().get(GATEWAY)
     finally:
         bench.stop(GATEWAY)
     http, kafka = (pooled(rounds[mode], GATEWAY_RATE) for mode in ("http", "kafka"))
@@ -609,6 +610,8 @@ async def gateway_against_kafka(bench: Bench, report: Report, sizes: Sizes) -> N
     report.context["gateway_rounds"] = order
     for row in gateway_rows(http, kafka):
         report.add(row)
+    if resident is not None:
+        report.add(Row(f"resident memory: {GATEWAY}", resident, "MiB", note="after its rounds"))
 
 
 async def _path_round(bench: Bench, base: dict, mode: str, requests: list[list], what: str) -> dict:
