@@ -18,7 +18,7 @@ from libs.security.record_signatures import (
     generate_record_keys,
     is_signing_key_variable,
 )
-from libs.security.required_secrets import SERVICE_SECRETS
+from libs.security.required_secrets import PUBLIC_KEY_VARIABLES, SERVICE_SECRETS
 from libs.security.sealing import PUBLIC_KEYS_VARIABLE as SEALING_PUBLIC_KEYS
 from libs.security.sealing import generate_sealing_keys
 from libs.security.sealing import is_private_keys_variable as is_sealing_key_variable
@@ -67,13 +67,18 @@ def compose_passwords() -> dict[str, str]:
     }
 
 
+PUBLIC_KEYS_FOLDER = "public-keys"
+"""Where `write_kubernetes_secret_files` puts the public keys (the ConfigMap signgate-public-keys)."""
+
+
 def write_kubernetes_secret_files(folder: Path, secrets: dict[str, str]) -> list[Path]:
     """One file per service and secret it holds (``<folder>/<service>/<VARIABLE>``, 0600, no
-    trailing newline), as deploy/kubernetes/kustomization.yaml reads them; refuses to replace a
-    file (a new pepper would invalidate every stored hash)."""
+    trailing newline) and one per public key (``<folder>/public-keys/<VARIABLE>``, made with the
+    private keys they match), as deploy/kubernetes/kustomization.yaml reads them; refuses to
+    replace a file (a new pepper would invalidate every stored hash)."""
     paths = [
         folder / service / name for service, names in SERVICE_SECRETS.items() for name in names
-    ]
+    ] + [folder / PUBLIC_KEYS_FOLDER / name for name in sorted(PUBLIC_KEY_VARIABLES)]
     present = [str(path) for path in paths if path.exists()]
     if present:
         raise FileExistsError(f"will not replace {', '.join(present)}")

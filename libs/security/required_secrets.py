@@ -6,8 +6,12 @@ running with something an attacker can know or that its replicas do not share. `
 tests make a development set (`libs.devstack.dev_secrets`); a deployment sets its own.
 
 `SERVICE_SECRETS` is the one table of which secret each service holds: each is given only its own
-(`make run`'s runner, `docker-compose.yml`, checked by the compose contract test), so the token
-and grant private keys are in the one process that signs with them.
+(`make run`'s runner, `docker-compose.yml`, deploy/kubernetes' Secrets, checked by the contract
+tests), so the token and grant private keys are in the one process that signs with them.
+`SERVICE_PUBLIC_KEYS` says which public keys each one checks signatures with or seals to: public
+keys are not secrets (anyone may hold them; they only let a reader check what the key's owner
+signed), so they travel as settings (a ConfigMap on Kubernetes), and a caller such as the gateway,
+which holds no secret, still verifies that a record came from its writer.
 """
 
 from __future__ import annotations
@@ -19,54 +23,70 @@ from libs.security.record_signatures import is_signing_key_variable, signing_key
 from libs.security.sealing import PUBLIC_KEYS_VARIABLE as SEALING_PUBLIC_KEYS
 from libs.security.sealing import is_private_keys_variable, private_keys_variable
 
+TOKEN_PUBLIC_KEY = "SIGNGATE_TOKEN_PUBLIC_KEY"
+INVITATION_PUBLIC_KEY = "SIGNGATE_INVITATION_PUBLIC_KEY"
 
-def _record_keys(service: str) -> tuple[str, str]:
-    return signing_key_variable(f"SIGNGATE_{service.upper()}_"), RECORD_PUBLIC_KEYS
+
+def _signing_key(service: str) -> str:
+    return signing_key_variable(f"SIGNGATE_{service.upper()}_")
 
 
 SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
-    "identity": (  # consumes only its commands (no record to verify); its tokens' public key is its key's
-        _record_keys("identity")[0],
+    "identity": (
+        _signing_key("identity"),
         "SIGNGATE_SECRET_PEPPER",
         "SIGNGATE_TOKEN_PRIVATE_KEY",
         "SIGNGATE_DIGEST_KEY",
-        SEALING_PUBLIC_KEYS,
         "SIGNGATE_IDENTITY_TOTP_KEY",  # authenticator secrets at rest
     ),
     "workflow": (
-        *_record_keys("workflow"),
+        _signing_key("workflow"),
         "SIGNGATE_SECRET_PEPPER",
-        "SIGNGATE_TOKEN_PUBLIC_KEY",
         "SIGNGATE_INVITATION_PRIVATE_KEY",
         "SIGNGATE_DIGEST_KEY",
-        SEALING_PUBLIC_KEYS,
     ),
     "authentication": (
-        *_record_keys("authentication"),
+        _signing_key("authentication"),
         "SIGNGATE_SECRET_PEPPER",
         "SIGNGATE_OTP_PEPPER",
-        "SIGNGATE_TOKEN_PUBLIC_KEY",
         "SIGNGATE_GRANT_PRIVATE_KEY",
-        "SIGNGATE_INVITATION_PUBLIC_KEY",
         "SIGNGATE_DIGEST_KEY",
         private_keys_variable("authentication"),
     ),
-    "otp_dispatch": (*_record_keys("otp_dispatch"), "SIGNGATE_OTP_PEPPER"),
+    "otp_dispatch": (_signing_key("otp_dispatch"), "SIGNGATE_OTP_PEPPER"),
+    "gateway": (),  # a caller: the services check its callers' tokens themselves
 }
 """Service -> the secret variables it needs, and the only ones it is given."""
 
+SERVICE_PUBLIC_KEYS: dict[str, tuple[str, ...]] = {
+    # identity consumes only its commands (no record to verify); its tokens' public key is its key's
+    "identity": (SEALING_PUBLIC_KEYS,),
+    "workflow": (RECORD_PUBLIC_KEYS, TOKEN_PUBLIC_KEY, SEALING_PUBLIC_KEYS),
+    "authentication": (RECORD_PUBLIC_KEYS, TOKEN_PUBLIC_KEY, INVITATION_PUBLIC_KEY),
+    "otp_dispatch": (RECORD_PUBLIC_KEYS,),
+    "gateway": (RECORD_PUBLIC_KEYS,),  # identity's signature on a revoked API key
+}
+"""Service -> the public keys it verifies with or seals to (not secrets: settings)."""
+
 SECRET_VARIABLES = frozenset(name for names in SERVICE_SECRETS.values() for name in names)
+PUBLIC_KEY_VARIABLES = frozenset(name for names in SERVICE_PUBLIC_KEYS.values() for name in names)
+
+
+def is_public_key_variable(name: str) -> bool:
+    """One of the named public key settings (by name, never by a pattern: a private key called
+    ``..._PUBLIC_...`` by mistake stays a secret)."""
+    return name in PUBLIC_KEY_VARIABLES
 
 
 def is_secret_variable(name: str) -> bool:
-    return (
+    return not is_public_key_variable(name) and (
         name in SECRET_VARIABLES or is_signing_key_variable(name) or is_private_keys_variable(name)
     )
 
 
 def own_secrets_only(env: Mapping[str, str], service: str) -> dict[str, str]:
     """``env`` without the secrets ``service`` does not hold (other services' keys, peppers it does
-    not use); everything else (connections, settings) as it is."""
+    not use); everything else (connections, settings, public keys) as it is."""
     own = set(SERVICE_SECRETS.get(service, ()))
     return {
         name: value for name, value in env.items() if not is_secret_variable(name) or name in own

@@ -24,6 +24,7 @@ KINDS = {
     "batch/v1/Job": "job-batch-v1.json",
     "policy/v1/PodDisruptionBudget": "poddisruptionbudget-policy-v1.json",
     "networking.k8s.io/v1/NetworkPolicy": "networkpolicy-networking-v1.json",
+    "autoscaling/v2/HorizontalPodAutoscaler": "horizontalpodautoscaler-autoscaling-v2.json",
 }
 OUTPUT = Path(__file__).with_name("kubernetes-schema.json")
 

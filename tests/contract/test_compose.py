@@ -36,7 +36,12 @@ from pydantic_settings import BaseSettings
 from libs.devstack.dev_secrets import COMPOSE_KAFKA_USERS, compose_passwords, generate_secrets
 from libs.runtime.service import ServiceDefinition, ServiceSettings
 from libs.runtime.settings import ConnectionSettings
-from libs.security.required_secrets import SERVICE_SECRETS, is_secret_variable
+from libs.security.required_secrets import (
+    SERVICE_PUBLIC_KEYS,
+    SERVICE_SECRETS,
+    is_public_key_variable,
+    is_secret_variable,
+)
 from libs.tools.acls import deployment_principals, kafka_acls_commands, shell_script
 from services.registry import SERVICES
 
@@ -379,16 +384,39 @@ def test_secrets_are_required_from_the_operator():
 def test_each_service_container_is_given_exactly_its_own_secrets():
     """The one table of who holds which secret (`SERVICE_SECRETS`, which `make run` follows too)
     is what each container gets: the token private key only identity, the grant and sealing
-    private keys only authentication, the invitation private key only workflow."""
+    private keys only authentication, the invitation private key only workflow, no pepper or
+    private key the gateway."""
+    assert set(SERVICE_SECRETS) == {*APP_NAMES, GATEWAY}
     for name in SERVICE_SECRETS:
         given = {var for var in environment(services()[name], OPERATOR_SECRETS) if is_secret_variable(var)}
         assert given == set(SERVICE_SECRETS[name]), name
+    holders = {
+        var: [n for n in SERVICE_SECRETS if var in SERVICE_SECRETS[n]] for var in OPERATOR_SECRETS
+    }
+    assert holders["SIGNGATE_TOKEN_PRIVATE_KEY"] == ["identity"]
+    assert holders["SIGNGATE_GRANT_PRIVATE_KEY"] == ["authentication"]
+
+
+def test_each_container_is_given_the_public_keys_it_verifies_with():
+    """Each container gets the public keys of `SERVICE_PUBLIC_KEYS`, from the operator like the
+    private keys they match: the record keys to every consumer of internal topics, the gateway
+    included (it acts on a revoked API key only when identity signed the record)."""
+    for name in SERVICE_PUBLIC_KEYS:
+        given = {
+            var
+            for var in environment(services()[name], OPERATOR_SECRETS)
+            if is_public_key_variable(var)
+        }
+        assert given == set(SERVICE_PUBLIC_KEYS[name]), name
+        for var in given:
+            assert str(services()[name]["environment"][var]).startswith(f"${{{var}:?"), name
+    assert "SIGNGATE_RECORD_PUBLIC_KEYS" in SERVICE_PUBLIC_KEYS[GATEWAY]
 
 
 def test_each_service_container_starts_with_its_environment(monkeypatch: pytest.MonkeyPatch):
     """Each service's app builds from its container's environment alone: no secret it needs is
     missing (each refuses to start without one)."""
-    for name in [*SERVICE_SECRETS, GATEWAY]:
+    for name in [*APP_NAMES, GATEWAY]:
         with monkeypatch.context() as env:
             for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
                 env.delenv(var)
@@ -399,11 +427,24 @@ def test_each_service_container_starts_with_its_environment(monkeypatch: pytest.
             assert READINESS_PATH in paths, f"{name} does not serve {READINESS_PATH}"
 
 
-def test_the_gateway_is_given_no_secret():
-    """The gateway holds no pepper or key: it is a caller, and the services verify its callers'
-    tokens themselves."""
-    given = {var for var in environment(services()[GATEWAY], OPERATOR_SECRETS) if is_secret_variable(var)}
-    assert given == set()
+def test_the_gateway_is_given_no_secret_but_checks_identitys_signatures(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The gateway holds no pepper or private key (it is a caller, and the services verify its
+    callers' tokens themselves), yet its container's environment gives it identity's public record
+    key: the check that a watched revocation came from identity has the key it needs."""
+    env = environment(services()[GATEWAY], OPERATOR_SECRETS)
+    assert {var for var in env if is_secret_variable(var)} == set()
+    assert not [value for value in env.values() if "PRIVATE KEY" in value]
+    with monkeypatch.context() as patched:
+        for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
+            patched.delenv(var)
+        for var, value in env.items():
+            patched.setenv(var, value)
+        keys = settings_class(GATEWAY)().records.public_keys
+    assert (
+        keys["identity"] == json.loads(OPERATOR_SECRETS["SIGNGATE_RECORD_PUBLIC_KEYS"])["identity"]
+    )
 
 
 def test_each_container_environment_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch):

@@ -10,7 +10,8 @@ extracted by ``kubernetes_schema_bundle.py`` from the PyPI package kubernetes-va
 (``kubernetes-json-schema/v1.33.0-local-strict``; Apache-2.0, generated from Kubernetes' OpenAPI
 document), descriptions dropped. It is vendored so that the test needs neither that 22 MB package
 nor the network. KEDA's ScaledObject and TriggerAuthentication have no schema there: they are
-checked field by field.
+checked field by field. The gateway is deployed beside the services (a caller of its own, no
+``ServiceDefinition``), scaled on CPU by a HorizontalPodAutoscaler instead of on consumer lag.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from libs.devstack.dev_secrets import (
 )
 from libs.runtime.definition import ServiceDefinition
 from libs.runtime.settings import ConnectionSettings
-from libs.security.required_secrets import SERVICE_SECRETS, is_secret_variable
+from libs.security.required_secrets import (
+    PUBLIC_KEY_VARIABLES,
+    SERVICE_PUBLIC_KEYS,
+    SERVICE_SECRETS,
+    is_public_key_variable,
+    is_secret_variable,
+)
 from libs.tools.acls import deployment_principals
 from services.registry import SERVICES
 from tests.contract.test_compose import env_names, settings_class
@@ -49,6 +56,9 @@ HTTP_PORT = 8000
 LIVENESS, READINESS = "/livez", "/readyz"
 KEDA = "keda.sh/v1alpha1"
 PROVISION = "provision"
+GATEWAY = "gateway"
+PUBLIC_KEYS = "signgate-public-keys"
+"""The ConfigMap of the public keys (not secrets: `SERVICE_PUBLIC_KEYS`)."""
 OPERATOR_KEYS = {
     "SIGNGATE_KAFKA_SASL_USERNAME",
     "SIGNGATE_KAFKA_SASL_PASSWORD",
@@ -77,12 +87,17 @@ def of_kind(kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in documents() if d["kind"] == kind}
 
 
-def component(definition: ServiceDefinition) -> str:
-    return definition.name.replace("_", "-")
+def component(definition: ServiceDefinition | str) -> str:
+    name = definition if isinstance(definition, str) else definition.name
+    return name.replace("_", "-")
 
 
-def object_name(definition: ServiceDefinition) -> str:
+def object_name(definition: ServiceDefinition | str) -> str:
     return f"signgate-{component(definition)}"
+
+
+DEPLOYED = [*(d.name for d in SERVICES), GATEWAY]
+"""What runs as a Deployment: the services and the gateway."""
 
 
 def container(workload: dict[str, Any]) -> dict[str, Any]:
@@ -105,11 +120,22 @@ def generated_secrets() -> dict[str, set[str]]:
     return secrets
 
 
+def generated_configmaps() -> dict[str, set[str]]:
+    """ConfigMap name -> its keys, as kustomize's configMapGenerator makes them."""
+    return {
+        generator["name"]: {item.split("=", 1)[0] for item in generator.get("files", [])}
+        for generator in kustomization()["configMapGenerator"]
+    }
+
+
 def generator_files() -> dict[str, str]:
-    """Secret file path (relative to deploy/kubernetes) -> the key it fills."""
+    """Secret and public key file path (relative to deploy/kubernetes) -> the key it fills."""
     return {
         item.split("=", 1)[1]: item.split("=", 1)[0]
-        for generator in kustomization()["secretGenerator"]
+        for generator in [
+            *kustomization()["secretGenerator"],
+            *kustomization()["configMapGenerator"],
+        ]
         for item in generator.get("files", [])
     }
 
@@ -126,9 +152,16 @@ def secret_refs(workload: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
             yield entry["name"], ref
 
 
+def configmap_refs(workload: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for entry in container(workload).get("env", []):
+        ref = entry.get("valueFrom", {}).get("configMapKeyRef")
+        if ref:
+            yield entry["name"], ref
+
+
 def workloads() -> dict[str, dict[str, Any]]:
-    """Every principal's workload: each service's Deployment and the provision Job."""
-    found = {d.name: of_kind("Deployment")[object_name(d)] for d in SERVICES}
+    """Every principal's workload: each service's Deployment, the gateway's and the provision Job."""
+    found = {name: of_kind("Deployment")[object_name(name)] for name in DEPLOYED}
     found[PROVISION] = of_kind("Job")["signgate-provision"]
     return found
 
@@ -140,7 +173,10 @@ def container_env(name: str, workload: dict[str, Any]) -> dict[str, str]:
     env = dict(config())
     for entry in container(workload).get("env", []):
         ref = entry.get("valueFrom", {}).get("secretKeyRef")
-        if ref is None:
+        public = entry.get("valueFrom", {}).get("configMapKeyRef")
+        if public is not None:
+            env[entry["name"]] = values[public["key"]]
+        elif ref is None:
             env[entry["name"]] = entry["value"]
         elif ref.get("optional"):
             continue
@@ -208,11 +244,15 @@ def test_the_schema_rejects_a_misspelt_field_and_a_wrong_type():
 
 def test_each_service_has_a_deployment_service_budget_and_scaler():
     """Each registered service has a Deployment, a Service, a PodDisruptionBudget, a ScaledObject
-    and its TriggerAuthentication, and nothing else is deployed."""
+    and its TriggerAuthentication; the gateway a Deployment, a Service, a PodDisruptionBudget and a
+    HorizontalPodAutoscaler; and nothing else is deployed."""
     names = {object_name(d) for d in SERVICES}
-    for kind in ("Deployment", "Service", "PodDisruptionBudget", "ScaledObject"):
-        assert set(of_kind(kind)) == names, kind
+    gateway = object_name(GATEWAY)
+    for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+        assert set(of_kind(kind)) == names | {gateway}, kind
+    assert set(of_kind("ScaledObject")) == names
     assert set(of_kind("TriggerAuthentication")) == {f"{n}-kafka" for n in names}
+    assert set(of_kind("HorizontalPodAutoscaler")) == {gateway}
     assert set(of_kind("Job")) == {"signgate-provision"}
 
 
@@ -220,7 +260,7 @@ def test_selectors_match_their_own_pods_only():
     """Each Deployment's selector matches its pod labels and no other service's; its Service and
     its PodDisruptionBudget select exactly those pods."""
     deployments = of_kind("Deployment")
-    for definition in SERVICES:
+    for definition in DEPLOYED:
         name = object_name(definition)
         selector = deployments[name]["spec"]["selector"]["matchLabels"]
         labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
@@ -240,10 +280,10 @@ def test_each_container_runs_its_procfile_command_on_its_port():
     procfile = dict(
         line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
     )
-    for definition in SERVICES:
-        name = object_name(definition)
+    for service in DEPLOYED:
+        name = object_name(service)
         main = container(of_kind("Deployment")[name])
-        expected = procfile[definition.name].strip().replace("--host 127.0.0.1", "--host 0.0.0.0")
+        expected = procfile[service].strip().replace("--host 127.0.0.1", "--host 0.0.0.0")
         assert " ".join(main["command"]) == expected.replace("$PORT", str(HTTP_PORT)), name
         assert main["ports"] == [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}], (
             name
@@ -257,8 +297,8 @@ def test_probes_ask_liveness_and_readiness_at_the_paths_the_service_serves(
     """Liveness (and start-up) probe /livez and readiness /readyz on the ``http`` port, and each
     service's app, built from its pod's environment, serves both."""
     mounted = make_certificates(tmp_path).ca  # stands in for the CA the pod mounts
-    for definition in SERVICES:
-        workload = of_kind("Deployment")[object_name(definition)]
+    for service in DEPLOYED:
+        workload = of_kind("Deployment")[object_name(service)]
         main = container(workload)
         assert main["livenessProbe"]["httpGet"] == {"path": LIVENESS, "port": "http"}
         assert main["startupProbe"]["httpGet"] == {"path": LIVENESS, "port": "http"}
@@ -266,12 +306,14 @@ def test_probes_ask_liveness_and_readiness_at_the_paths_the_service_serves(
         with monkeypatch.context() as env:
             for var in [v for v in os.environ if v.startswith("SIGNGATE_")]:
                 env.delenv(var)
-            for var, value in container_env(definition.name, workload).items():
+            for var, value in container_env(service, workload).items():
                 env.setenv(var, str(mounted) if var.endswith("_CAFILE") else value)
-            routes = dict(
-                importlib.import_module(f"services.{definition.name}.app").create_app().routes
-            )
-        assert {LIVENESS, READINESS} <= routes.keys(), f"{definition.name} serves {sorted(routes)}"
+            app = importlib.import_module(f"services.{service}.app").create_app()
+            # FastStream's ASGI routes are (path, app) pairs; the gateway's FastAPI ones have .path
+            routes = {
+                r[0] if isinstance(r, tuple) else getattr(r, "path", None) for r in app.routes
+            }
+        assert {LIVENESS, READINESS} <= routes, f"{service} serves {sorted(map(str, routes))}"
 
 
 # --- settings and secrets --------------------------------------------------------------
@@ -310,15 +352,16 @@ def test_each_secret_reference_names_a_key_of_a_generated_secret():
 def test_each_service_holds_exactly_its_own_secrets():
     """A service's Secret and its container hold what `SERVICE_SECRETS` gives it, its Kafka
     credentials and (with Postgres) its database URL: the token private key only identity, the
-    grant and sealing private keys only authentication."""
+    grant and sealing private keys only authentication, no pepper or private key the gateway."""
     secrets = generated_secrets()
-    for definition in SERVICES:
-        name = object_name(definition)
-        wanted = set(SERVICE_SECRETS[definition.name]) | {
+    schemas = {d.name: d.schema for d in SERVICES}
+    for service in DEPLOYED:
+        name = object_name(service)
+        wanted = set(SERVICE_SECRETS[service]) | {
             "SIGNGATE_KAFKA_SASL_USERNAME",
             "SIGNGATE_KAFKA_SASL_PASSWORD",
         }
-        if definition.schema:
+        if schemas.get(service):
             wanted.add("SIGNGATE_DATABASE_URL")
         assert secrets[name] == wanted, name
         read = {
@@ -332,7 +375,28 @@ def test_each_service_holds_exactly_its_own_secrets():
             for e in container(of_kind("Deployment")[name])["env"]
             if is_secret_variable(e["name"]) and "value" in e
         ]
+    assert secrets[object_name(GATEWAY)] == {
+        "SIGNGATE_KAFKA_SASL_USERNAME",
+        "SIGNGATE_KAFKA_SASL_PASSWORD",
+    }
     assert secrets["signgate-provision"] == OPERATOR_KEYS
+
+
+def test_public_keys_are_a_configmap_each_container_reads_what_it_verifies_with():
+    """The public keys are one ConfigMap holding nothing else (no secret can land in it), and
+    each container reads from it exactly the public keys of `SERVICE_PUBLIC_KEYS`: the record keys
+    to every consumer of internal topics, the gateway included; no Secret holds a public key."""
+    assert generated_configmaps() == {PUBLIC_KEYS: set(PUBLIC_KEY_VARIABLES)}
+    assert not [
+        key for keys in generated_secrets().values() for key in keys if is_public_key_variable(key)
+    ]
+    for service in DEPLOYED:
+        refs = dict(configmap_refs(of_kind("Deployment")[object_name(service)]))
+        assert {ref["name"] for ref in refs.values()} <= {PUBLIC_KEYS}, service
+        assert {var: ref["key"] for var, ref in refs.items()} == {
+            var: var for var in SERVICE_PUBLIC_KEYS[service]
+        }, service
+    assert "SIGNGATE_RECORD_PUBLIC_KEYS" in SERVICE_PUBLIC_KEYS[GATEWAY]
 
 
 def test_no_secret_is_in_the_configmap_or_a_literal():
@@ -475,16 +539,53 @@ def test_the_provision_job_runs_once_as_provision():
     assert 0 < job["spec"]["backoffLimit"] <= 10
 
 
-def test_the_network_policy_admits_the_http_port_and_the_servers_ports_only():
-    """The NetworkPolicy selects every signgate pod, admits only their ``http`` port, and lets them
-    reach DNS, the broker's port, Postgres and Redis."""
-    policy = of_kind("NetworkPolicy")["signgate"]["spec"]
-    selector = policy["podSelector"]["matchLabels"]
-    for workload in workloads().values():
-        assert selector.items() <= workload["spec"]["template"]["metadata"]["labels"].items()
-    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == ["http"]
-    egress = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (``matchLabels`` and ``In``/``NotIn`` expressions) selects ``labels``."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        inside = labels.get(expression["key"]) in expression["values"]
+        if inside != {"In": True, "NotIn": False}[expression["operator"]]:
+            return False
+    return True
+
+
+def test_each_pod_has_one_network_policy_admitting_http_and_reaching_only_its_servers():
+    """Every signgate pod is selected by exactly one NetworkPolicy (policies add up), which admits
+    only its ``http`` port: the services' lets them reach DNS, the broker, Postgres and Redis (and
+    the delivery providers), the gateway's only DNS, the broker and Redis."""
+    policies = of_kind("NetworkPolicy")
     kafka_port = int(config()["SIGNGATE_KAFKA_BOOTSTRAP"].rpartition(":")[2])
     redis_port = int(config()["SIGNGATE_REDIS_URL"].rpartition(":")[2].split("/")[0])
-    assert {53, kafka_port, 5432, redis_port} <= egress
+    for name, workload in workloads().items():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        chosen = [n for n, p in policies.items() if selects(p["spec"]["podSelector"], labels)]
+        assert chosen == ["signgate-gateway" if name == GATEWAY else "signgate"], name
+    for name, policy in policies.items():
+        spec = policy["spec"]
+        assert set(spec["policyTypes"]) == {"Ingress", "Egress"}, name
+        assert [p["port"] for rule in spec["ingress"] for p in rule["ports"]] == ["http"], name
+        egress = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
+        assert {53, kafka_port, redis_port} <= egress, name
+    assert 5432 in {
+        p["port"] for rule in policies["signgate"]["spec"]["egress"] for p in rule["ports"]
+    }
+    gateway_egress = {
+        p["port"] for rule in policies["signgate-gateway"]["spec"]["egress"] for p in rule["ports"]
+    }
+    assert gateway_egress == {53, kafka_port, redis_port}
+
+
+def test_the_gateway_scales_on_cpu_from_two_replicas():
+    """The gateway's HorizontalPodAutoscaler scales its Deployment on CPU use (it is stateless and
+    consumes no group: no lag to scale on), over the CPU its container requests, never below one
+    more than its PodDisruptionBudget keeps, and starts as many replicas as it keeps at least."""
+    name = object_name(GATEWAY)
+    scaler = of_kind("HorizontalPodAutoscaler")[name]["spec"]
+    assert scaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert [m["resource"]["name"] for m in scaler["metrics"] if m["type"] == "Resource"] == ["cpu"]
+    assert 0 < scaler["metrics"][0]["resource"]["target"]["averageUtilization"] <= 100
+    assert "cpu" in container(of_kind("Deployment")[name])["resources"]["requests"]
+    budget = of_kind("PodDisruptionBudget")[name]["spec"]["minAvailable"]
+    assert scaler["minReplicas"] > budget and scaler["maxReplicas"] > scaler["minReplicas"]
+    assert of_kind("Deployment")[name]["spec"]["replicas"] >= scaler["minReplicas"]

@@ -15,7 +15,9 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -134,17 +136,23 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     raise RuntimeError(f"topic {topic} has no partitions")
 
 
-def main(argv: list[str]) -> int:
+def run_job(work: Callable[[dict], Coroutine[Any, Any, dict]], argv: list[str]) -> int:
+    """``JOB.json RESULT.json``: ``work`` on the job, on uvloop, its result written as JSON (every
+    load generator of the bench is run so)."""
     job_file, result_file = argv
     job = json.loads(Path(job_file).read_text())
     try:
         import uvloop
     except ImportError:  # pragma: no cover
-        result = asyncio.run(run(job))
+        result = asyncio.run(work(job))
     else:
-        result = uvloop.run(run(job))
+        result = uvloop.run(work(job))
     Path(result_file).write_text(json.dumps(result))
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_job(run, argv)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,13 @@ class Report:
         path.write_text(json.dumps(_finite(self.as_dict()), indent=2, default=str) + "\n")
 
 
+def by_role(spent: dict[str, float]) -> str:
+    """CPU µs per message by role, the largest first."""
+    return ", ".join(
+        f"{role} {us:.0f}" for role, us in sorted(spent.items(), key=lambda item: -item[1])
+    )
+
+
 def _number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

@@ -3,7 +3,9 @@
 ``python -m libs.tools.bench [--replicas N] [--quick]`` (``make bench``) starts the embedded stack
 (or uses the servers ``SIGNGATE_*`` URLs name) under a fresh topic and key prefix, runs the
 four services as their own processes (``faststream run``, as ``make run`` does), and drives
-every scenario with the load generator in a separate process.
+every scenario with the load generator in a separate process. For the gateway's figures it runs
+the gateway too (``uvicorn``, as ``make run`` does) and sends the same OTP verification over HTTP
+and over Kafka at one offered rate, in alternating rounds of one run (`libs.tools.bench.paths`).
 
 Recipients are prepared through the authentication service's own projection handlers (the
 code that applies workflow's facts), and their shared packages through the workflow service's
@@ -60,8 +62,8 @@ from libs.security.sealing import Opener, Sealer, private_keys_variable, public_
 from libs.security.secrets import SecretHasher, SecretSettings
 from libs.security.tokens import TokenIssuer
 from libs.tools.bench import cpu
-from libs.tools.bench.report import Report, Row
-from libs.tools.bench.stats import ratio
+from libs.tools.bench.report import Report, Row, by_role
+from libs.tools.bench.stats import pooled, ratio
 from libs.tools.provision import ProvisionSettings, provision
 from libs.tools.topics_admin import create_topics
 from signgate_contracts import Message, Topic, TopicKind, encode
@@ -86,6 +88,13 @@ SERVICES = {
     "authentication": "services.authentication.app:create_app",
     "otp_dispatch": "services.otp_dispatch.app:create_app",
 }
+GATEWAY = "gateway"
+GATEWAY_APP = "services.gateway.app:create_app"
+GATEWAY_RATE = 200
+"""The offered rate the gateway is compared with Kafka at (verifications per second)."""
+GATEWAY_ROUNDS = ("kafka", "http", "http", "kafka")
+"""The order of one comparison's rounds: each path as often, first and last in turn, so that a
+load that drifts during the run weighs on both alike."""
 CEILING_IN = Topic(
     "bench.ceiling.in",
     TopicKind.COMMANDS,
@@ -114,15 +123,27 @@ class Sizes:
     otp_requests: int
     secrets: int
     rates: tuple[int, ...] = (200, 1_000, 2_000)
+    gateway_comparisons: int = 1
+    """How many times the gateway's rounds (`GATEWAY_ROUNDS`) run, each round `rate_seconds` long."""
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(
-                verify_max=2_000, rate_seconds=1.5, ceiling=4_000, otp_requests=300, secrets=40
+                verify_max=2_000,
+                rate_seconds=1.5,
+                ceiling=4_000,
+                otp_requests=300,
+                secrets=40,
+                gateway_comparisons=2,
             )
         return cls(
-            verify_max=5_000, rate_seconds=3.0, ceiling=20_000, otp_requests=1_000, secrets=150
+            verify_max=5_000,
+            rate_seconds=3.0,
+            ceiling=20_000,
+            otp_requests=1_000,
+            secrets=150,
+            gateway_comparisons=3,
         )
 
 
@@ -157,22 +178,17 @@ class Bench:
     # -- processes --
 
     def start(self, name: str, replicas: int = 1) -> None:
+        """``replicas`` processes of a service, or of the gateway, as the Procfile runs them."""
+        runner = (
+            ["uvicorn", GATEWAY_APP, "--factory", "--log-level", "warning"]
+            if name == GATEWAY
+            else ["faststream", "run", SERVICES[name], "--factory"]
+        )
         for _ in range(replicas):
             port = free_port()
             log = open(self.folder / f"{name}-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faststream",
-                    "run",
-                    SERVICES[name],
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
+                [sys.executable, "-m", *runner, "--host", "127.0.0.1", "--port", str(port)],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,
@@ -243,34 +259,39 @@ class Bench:
         answer_types: list[str] | None = None,
         timeout: float = 300,
     ) -> dict:
+        result = await self.generate(
+            name,
+            "libs.tools.bench.loadgen",
+            {
+                "bootstrap": self.connections.kafka_bootstrap,
+                "topic": self.connections.topic(topic)
+                if not topic.startswith(self.connections.topic_prefix)
+                else topic,
+                "answer_topics": answer_topics,
+                "records": records,
+                "rate": rate,
+                "answer_types": answer_types,
+                "timeout": timeout,
+            },
+        )
+        print(
+            f"  {name}: {result['answered']}/{result['sent']} answered, {result['throughput']:.0f}/s, "
+            f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, load {_load()}",
+            flush=True,
+        )
+        return result
+
+    async def generate(self, name: str, module: str, job: dict) -> dict:
+        """Run load generator ``module`` on ``job`` in its own process; its result, with the load
+        average and the CPU the bench's processes spent per answer, by role."""
         self.jobs += 1
         job_file = self.folder / f"job-{self.jobs}.json"
         result_file = self.folder / f"result-{self.jobs}.json"
-        job_file.write_text(
-            json.dumps(
-                {
-                    "bootstrap": self.connections.kafka_bootstrap,
-                    "topic": self.connections.topic(topic)
-                    if not topic.startswith(self.connections.topic_prefix)
-                    else topic,
-                    "answer_topics": answer_topics,
-                    "records": records,
-                    "rate": rate,
-                    "answer_types": answer_types,
-                    "timeout": timeout,
-                }
-            )
-        )
+        job_file.write_text(json.dumps(job))
         services = {p.pid: name for name, processes in self.processes.items() for p in processes}
         before = cpu.cpu_seconds(services)
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "libs.tools.bench.loadgen",
-            str(job_file),
-            str(result_file),
-            cwd=ROOT,
-            env=self.env,
+            sys.executable, "-m", module, str(job_file), str(result_file), cwd=ROOT, env=self.env
         )
         if await process.wait() != 0:
             raise RuntimeError(f"load generator failed on {name}")
@@ -279,11 +300,6 @@ class Bench:
         result["load_average"] = os.getloadavg()
         result["cpu_us_per_message"] = cpu.per_message(
             before, cpu.cpu_seconds(services), max(result["answered"], 1)
-        )
-        print(
-            f"  {name}: {result['answered']}/{result['sent']} answered, {result['throughput']:.0f}/s, "
-            f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, load {_load()}",
-            flush=True,
         )
         return result
 
@@ -420,12 +436,6 @@ def _otp_policy(phone: str) -> wf.AuthenticationPolicy:
     )
 
 
-def _by_role(spent: dict[str, float]) -> str:
-    return ", ".join(
-        f"{role} {us:.0f}" for role, us in sorted(spent.items(), key=lambda item: -item[1])
-    )
-
-
 def _phone(package_id: str, order: int) -> str:
     return f"+4479{abs(hash((package_id, order))) % 10**8:08d}"
 
@@ -518,24 +528,172 @@ def recipient_credential_cost(secrets: dict[str, str], samples: int = 2_000) -> 
     }
 
 
-async def verifications(bench: Bench, count: int) -> list[list[str]]:
-    """``count`` prepared recipients with pending codes; commands half right, half wrong, in an
-    order that interleaves packages (many signers of many documents at once)."""
+async def pending_codes(bench: Bench, count: int) -> list[tuple[str, int, str]]:
+    """``count`` prepared recipients with pending codes, each with the code to send: half right,
+    half wrong, in an order that interleaves packages (many signers of many documents at once)."""
     recipients = await bench.recipients(count)
     await bench.challenges(recipients)
     random.Random(count).shuffle(recipients)
+    return [(p, o, RIGHT if i % 2 == 0 else WRONG) for i, (p, o) in enumerate(recipients)]
+
+
+async def verifications(bench: Bench, count: int) -> list[list[str]]:
+    """`pending_codes`' verifications as Kafka records."""
     return [
         _record(
             auth.VerifyDocumentOtp(
-                package_id=p,
-                order=o,
-                invitation=bench.invitation(p, o),
-                code=SecretStr(RIGHT if i % 2 == 0 else WRONG),
+                package_id=p, order=o, invitation=bench.invitation(p, o), code=SecretStr(code)
             ),
             p,
         )
-        for i, (p, o) in enumerate(recipients)
+        for p, o, code in await pending_codes(bench, count)
     ]
+
+
+async def path_requests(bench: Bench, count: int) -> list[list]:
+    """`pending_codes`' verifications as `libs.tools.bench.paths` sends them, each with the answer
+    it must get."""
+    return [
+        [
+            p,
+            o,
+            bench.invitation(p, o).get_secret_value(),
+            code,
+            "opened" if code == RIGHT else "refused",
+        ]
+        for p, o, code in await pending_codes(bench, count)
+    ]
+
+
+async def gateway_against_kafka(bench: Bench, report: Report, sizes: Sizes) -> None:
+    """The SigningHub OTP verification over HTTP through the gateway, and the same verification as
+    a Kafka command through `signgate_client`, each at `GATEWAY_RATE` offered, in alternating
+    rounds; latency, rate, errors and CPU per verification, with their ratios."""
+    from services.gateway.settings import GatewaySettings
+
+    c = bench.connections
+    bench.start(GATEWAY)
+    await bench.healthy(GATEWAY)
+    gateway_url = f"http://127.0.0.1:{bench.ports[GATEWAY][0]}"
+    fetch_wait = bench.env.get("SIGNGATE_GATEWAY_FETCH_MAX_WAIT_MS")
+    base = {
+        "rate": GATEWAY_RATE,
+        "gateway_url": gateway_url,
+        "bootstrap": c.kafka_bootstrap,
+        "topic_prefix": c.topic_prefix,
+        "fetch_max_wait_ms": int(fetch_wait)
+        if fetch_wait
+        else GatewaySettings.model_fields["fetch_max_wait_ms"].default,
+    }
+    per_round = int(GATEWAY_RATE * sizes.rate_seconds)
+    rounds: dict[str, list[dict]] = {"http": [], "kafka": []}
+    try:
+        for mode in ("kafka", "http"):  # warm-up: connections, the gateway's first requests
+            await _path_round(bench, base, mode, await path_requests(bench, 100), "warm-up")
+        order = list(GATEWAY_ROUNDS) * sizes.gateway_comparisons
+        prepared = [await path_requests(bench, per_round) for _ in order]  # rounds close in time
+        for mode, requests in zip(order, prepared, strict=True):
+            rounds[mode].append(await _path_round(bench, base, mode, requests, "round"))
+        resident = bench.memory().get(GATEWAY)
+    finally:
+        bench.stop(GATEWAY)
+    http, kafka = (pooled(rounds[mode], GATEWAY_RATE) for mode in ("http", "kafka"))
+    for path, result in (("http", http), ("kafka", kafka)):
+        done = rounds[path]
+        result["cpu_us_per_message"] = _mean_by_role([r["cpu_us_per_message"] for r in done])
+        result["caller_cpu_us_per_message"] = sum(
+            r["caller_cpu_us_per_message"] for r in done
+        ) / len(done)
+        result["send_late_p99_ms"] = max(r["send_late_p99_ms"] for r in done)
+        result["load_averages"] = [r["load_average"] for r in done]
+        report.runs[f"otp_verify_{path}_at_{GATEWAY_RATE}"] = result
+    report.context["gateway_rounds"] = order
+    for row in gateway_rows(http, kafka):
+        report.add(row)
+    if resident is not None:
+        report.add(Row(f"resident memory: {GATEWAY}", resident, "MiB", note="after its rounds"))
+
+
+async def _path_round(bench: Bench, base: dict, mode: str, requests: list[list], what: str) -> dict:
+    reply_topic = f"{bench.connections.topic(bench.connections.caller_reply_prefix)}bench.{uuid.uuid4().hex[:8]}"
+    result = await bench.generate(
+        f"{mode} {what}",
+        "libs.tools.bench.paths",
+        {**base, "mode": mode, "requests": requests, "reply_topic": reply_topic},
+    )
+    print(
+        f"  {mode} {what} at {GATEWAY_RATE}/s: {result['answered'] - result['errors']}/{result['sent']} right, "
+        f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, load {_load()}",
+        flush=True,
+    )
+    return result
+
+
+def gateway_rows(gateway: dict, kafka: dict) -> list[Row]:
+    """The gateway's latency, achieved rate and CPU per verification at `GATEWAY_RATE` offered,
+    each with its ratio to the same figure over Kafka, measured in the same run (on a shared
+    machine only the ratio of two runs side by side is worth reading)."""
+    rows = [
+        Row(
+            f"OTP verification via the gateway (HTTP) {q} at {GATEWAY_RATE}/s offered",
+            gateway[f"{q}_ms"],
+            "ms",
+            ratio(gateway[f"{q}_ms"], kafka[f"{q}_ms"]),
+            "Kafka direct",
+            note=f"Kafka direct {kafka[f'{q}_ms']:.1f} ms",
+        )
+        for q in ("p50", "p95", "p99", "max")
+    ]
+    rows.append(
+        Row(
+            f"OTP verification via the gateway (HTTP), achieved rate at {GATEWAY_RATE}/s offered",
+            gateway["achieved_rate"],
+            "verif/s",
+            ratio(gateway["achieved_rate"], kafka["achieved_rate"]),
+            "Kafka direct",
+            note=f"errors {gateway['errors']}/{gateway['sent']} (Kafka direct: "
+            f"{kafka['achieved_rate']:.0f}/s, errors {kafka['errors']}/{kafka['sent']})",
+        )
+    )
+    spent, spent_kafka = gateway["cpu_us_per_message"], kafka["cpu_us_per_message"]
+    rows.append(
+        Row(
+            "CPU per OTP verification via the gateway (services, servers, gateway)",
+            sum(spent.values()),
+            "µs",
+            ratio(sum(spent.values()), sum(spent_kafka.values())),
+            "Kafka direct",
+            note=by_role(spent),
+        )
+    )
+    rows.append(
+        Row(
+            "CPU per OTP verification in the caller: HTTP keep-alive against signgate_client",
+            gateway["caller_cpu_us_per_message"],
+            "µs",
+            ratio(gateway["caller_cpu_us_per_message"], kafka["caller_cpu_us_per_message"]),
+            "signgate_client",
+            note=f"the load generator, left out above; it sent up to "
+            f"{gateway['send_late_p99_ms']:.1f} ms late over HTTP, "
+            f"{kafka['send_late_p99_ms']:.1f} ms over Kafka (p99)",
+        )
+    )
+    rows.append(
+        Row(
+            "CPU per OTP verification in the gateway process",
+            spent.get(GATEWAY, 0.0),
+            "µs",
+            ratio(spent.get(GATEWAY, 0.0), sum(spent_kafka.values())),
+            "all CPU per verification over Kafka direct",
+        )
+    )
+    return rows
+
+
+def _mean_by_role(readings: list[dict[str, float]]) -> dict[str, float]:
+    """Rounds of equal size: the mean CPU per message of each role over them."""
+    roles = {role for reading in readings for role in reading}
+    return {role: sum(r.get(role, 0.0) for r in readings) / len(readings) for role in roles}
 
 
 async def run(args: argparse.Namespace) -> Report:
@@ -550,6 +708,7 @@ async def run(args: argparse.Namespace) -> Report:
         "lanes": args.lanes,
         "fetch_max_wait_ms": args.fetch_max_wait_ms,
         "quick": args.quick,
+        "gateway_only": args.gateway_only,
         "load_average_at_start": os.getloadavg(),
     }
     print(f"load average at start: {_load()}", flush=True)
@@ -601,6 +760,10 @@ async def run(args: argparse.Namespace) -> Report:
             **security_environment(connections),
             "SIGNGATE_OTP_DISPATCH_SANDBOX_OUTBOX": str(folder / "sandbox-outbox.jsonl"),
             "SIGNGATE_OTP_DISPATCH_RESEND_COOLDOWN_SECONDS": "0",
+            # the gateway's limits are Redis counters it still keeps; here they must not refuse
+            # one test client's address its load
+            "SIGNGATE_GATEWAY_RATE_LIMIT_PER_ADDRESS": str(10**9),
+            "SIGNGATE_GATEWAY_RATE_LIMIT_PER_CREDENTIAL": str(10**9),
             **(
                 {f"SIGNGATE_{name.upper()}_LANES": str(args.lanes) for name in SERVICES}
                 if args.lanes
@@ -609,7 +772,7 @@ async def run(args: argparse.Namespace) -> Report:
             **(
                 {
                     f"SIGNGATE_{name.upper()}_FETCH_MAX_WAIT_MS": str(args.fetch_max_wait_ms)
-                    for name in SERVICES
+                    for name in [*SERVICES, GATEWAY]
                 }
                 if args.fetch_max_wait_ms is not None
                 else {}
@@ -625,7 +788,11 @@ async def run(args: argparse.Namespace) -> Report:
             redis=await open_redis(connections.redis_url, cluster=connections.redis_cluster),
         )
         try:
-            await scenarios(bench, report, sizes, args.replicas, hasher, argon_one, argon_all)
+            if args.gateway_only:
+                await start_services(bench, args.replicas)
+                await gateway_against_kafka(bench, report, sizes)
+            else:
+                await scenarios(bench, report, sizes, args.replicas, hasher, argon_one, argon_all)
         finally:
             bench.stop_all()
             await bench.pool.close()
@@ -638,6 +805,14 @@ async def run(args: argparse.Namespace) -> Report:
                 subprocess.run(["cp", "-r", str(folder), str(target)], check=False)
     report.context["load_average_at_end"] = os.getloadavg()
     return report
+
+
+async def start_services(bench: Bench, replicas: int) -> None:
+    for name in SERVICES:
+        bench.start(name, replicas if name == "authentication" else 1)
+    for name in SERVICES:
+        await bench.healthy(name)
+    print(f"services up ({replicas} authentication replica(s)), load {_load()}", flush=True)
 
 
 async def scenarios(
@@ -699,7 +874,7 @@ async def scenarios(
             "CPU per echoed message (echo, broker, Redis)",
             sum(echo_cpu.values()),
             "µs",
-            note=_by_role(echo_cpu),
+            note=by_role(echo_cpu),
         )
     )
     sign_us, verify_us = record_authentication_cost(bench.secrets)
@@ -739,11 +914,7 @@ async def scenarios(
     )
 
     # -- the services --
-    for name in SERVICES:
-        bench.start(name, replicas if name == "authentication" else 1)
-    for name in SERVICES:
-        await bench.healthy(name)
-    print(f"services up ({replicas} authentication replica(s)), load {_load()}", flush=True)
+    await start_services(bench, replicas)
 
     await bench.load(
         "verify warm-up", AUTHENTICATION_COMMANDS.name, events, await verifications(bench, 500)
@@ -774,7 +945,7 @@ async def scenarios(
             "µs",
             ratio(sum(verify_cpu.values()), sum(echo_cpu.values())),
             "an echoed message",
-            note=_by_role(verify_cpu),
+            note=by_role(verify_cpu),
         )
     )
     for rate in sizes.rates:
@@ -795,6 +966,9 @@ async def scenarios(
                     note=answered if q == "p50" else "",
                 )
             )
+
+    # -- the gateway: the same verification over HTTP and over Kafka, side by side --
+    await gateway_against_kafka(bench, report, sizes)
 
     # -- OTP request -> OtpSent, through both services and the sandbox provider --
     requesting = await bench.recipients(sizes.otp_requests + 200, phones=True)
@@ -982,6 +1156,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--quick", action="store_true", help="small runs: checks the harness in about a minute"
+    )
+    parser.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="only the gateway beside Kafka (the services, the gateway, the two paths)",
     )
     parser.add_argument(
         "--out", type=Path, default=DATA_DIR / "bench.json", help="where the JSON report goes"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -65,5 +66,29 @@ def summarize(
 
 
 def ratio(value: float, reference: float) -> float | None:
-    """``value / reference``, or None when the reference is missing or zero."""
-    return value / reference if reference else None
+    """``value / reference``, or None when the reference is missing, zero or NaN (no answers)."""
+    return value / reference if reference and not math.isnan(reference) else None
+
+
+def pooled(rounds: Sequence[Mapping], offered_rate: float | None) -> dict:
+    """Rounds of one path (each with its ``latencies_ms``, ``errors``, ``outcomes``) as one run:
+    latencies pooled, counts and seconds summed; ``achieved_rate`` counts the right answers only."""
+    latencies = [ms / 1000 for run in rounds for ms in run["latencies_ms"]]
+    outcomes: Counter[str] = Counter()
+    for run in rounds:
+        outcomes.update(run["outcomes"])
+    elapsed = sum(run["elapsed"] for run in rounds)
+    errors = sum(run["errors"] for run in rounds)
+    result = summarize(
+        latencies,
+        sent=sum(run["sent"] for run in rounds),
+        elapsed=elapsed,
+        offered_rate=offered_rate,
+        outcomes=dict(outcomes),
+    )
+    return {
+        **result.as_dict(),
+        "errors": errors,
+        "rounds": len(rounds),
+        "achieved_rate": round((result.answered - errors) / elapsed, 1) if elapsed > 0 else 0.0,
+    }
