@@ -124,7 +124,9 @@ async def handle_verify_document_totp(
 ) -> list[Outgoing]:
     """A code from the recipient's authenticator app: a match is claimed for its time step (once
     per subject, atomically across replicas); a right code already used is refused (409) without
-    spending an attempt; a wrong one spends one of the recipient's retry count, as every method's."""
+    spending an attempt; a wrong one spends one of the recipient's retry count, as every method's,
+    and one of the subject's ceiling of wrong codes (`GuessCeiling`, shared by every package naming
+    the same API user, and by their logins): past it, 429 whatever the code, spending nothing."""
     dependencies = scope.dependencies
     now = dependencies.now()
     _, policy = await recipient_attempting(command, scope, now, TOTP_METHODS)
@@ -136,6 +138,9 @@ async def handle_verify_document_totp(
         now,
         parameters=key.parameters,
         drift_steps=drift,
+    )
+    await dependencies.totp_guesses.admit(
+        policy.totp_subject, str(command.event_id), now, wrong=step is None
     )
     if step is not None:
         if not await dependencies.used_steps.claim(

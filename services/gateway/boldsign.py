@@ -20,8 +20,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
 from services.gateway.dependencies import GatewayDependencies, dependencies
@@ -33,7 +35,7 @@ from services.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
-from services.gateway.outcomes import outcome_of, rejection_error
+from services.gateway.outcomes import NO_STORE, outcome_of, provisioned_totp, rejection_error
 from signgate_client import Outcome
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Command
@@ -68,6 +70,20 @@ SEED_001_BODIES: dict[str, dict[str, Any]] = {
 }
 """Seed 001's request bodies, verbatim (its curl samples)."""
 
+TOTP_BODIES: dict[str, dict[str, Any]] = {
+    "TOTP, provisioned": {
+        "authenticationType": "TOTP",
+        "emailId": "alexgayle@cubeflakes.com",
+        "totpSource": "provisioned",
+    },
+    "TOTP, the signer's app": {
+        "authenticationType": "TOTP",
+        "emailId": "alexgayle@cubeflakes.com",
+        "totpSource": "user_authenticator",
+    },
+}
+"""signgate's addition: an authenticator app (a secret made for the signer, or their own app)."""
+
 REMOVE_BODY: dict[str, Any] = {"emailId": "alexgayle@cubeflakes.com"}
 CHANGE_ACCESS_CODE_BODY: dict[str, Any] = {
     "emailId": "alexgayle@cubeflakes.com",
@@ -82,6 +98,31 @@ class BoldSignError(BaseModel):
     """BoldSign's ``ErrorResult``."""
 
     error: str
+
+
+class TotpProvisioning(BaseModel):
+    """The signer's new authenticator-app secret (``TOTP`` with ``totpSource: provisioned``),
+    answered only to this caller (``Cache-Control: no-store``) and never again."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    authenticator_id: str = Field(description="This provisioning; a new one has a new id.")
+    otpauth_uri: str = Field(description="otpauth://totp/... with the secret: for a QR code.")
+    secret: str = Field(description="The base32 secret, to type in.")
+    digits: int = 6
+    algorithm: str = "SHA1"
+    period_seconds: int = 30
+
+
+def totp_provisioning(provisioned: wf.RecipientTotpProvisioned) -> TotpProvisioning:
+    return TotpProvisioning(
+        authenticator_id=provisioned.authenticator_id,
+        otpauth_uri=provisioned.otpauth_uri.get_secret_value(),
+        secret=provisioned.secret.get_secret_value(),
+        digits=provisioned.digits,
+        algorithm=provisioned.algorithm,
+        period_seconds=provisioned.period_seconds,
+    )
 
 
 # -- translation (pure) --
@@ -147,11 +188,14 @@ _COMMON_ERRORS: dict[int, list[str]] = {
 }
 
 
-def error_responses(**texts: list[str]) -> dict[int | str, dict[str, Any]]:
-    """A route's documented errors, each text an example of ``{"error": ...}``."""
+def error_responses(
+    success: dict[str, Any] | None = None, **texts: list[str]
+) -> dict[int | str, dict[str, Any]]:
+    """A route's documented errors, each text an example of ``{"error": ...}``; ``success`` the
+    200 answer when it has a body."""
     by_status = {**_COMMON_ERRORS, **{int(k.lstrip("_")): v for k, v in texts.items()}}
     responses: dict[int | str, dict[str, Any]] = {
-        200: {"description": "Success (no body)"},
+        200: success or {"description": "Success (no body)"},
     }
     for status in sorted(by_status):
         examples = {
@@ -182,8 +226,11 @@ async def add_authentication(
         wf.AddAuthenticationBody,
         Body(
             openapi_examples={
-                f"seed 001: {name}": {"summary": f"Seed 001, {name}", "value": value}
-                for name, value in SEED_001_BODIES.items()
+                **{
+                    f"seed 001: {name}": {"summary": f"Seed 001, {name}", "value": value}
+                    for name, value in SEED_001_BODIES.items()
+                },
+                **{name: {"summary": name, "value": value} for name, value in TOTP_BODIES.items()},
             }
         ),
     ],
@@ -191,8 +238,13 @@ async def add_authentication(
     deps: Deps,
 ) -> Response:
     token = await _token(deps, api_key)
-    await _outcome(deps, add_authentication_command(document_id, body, token))
-    return Response(status_code=200)
+    provisioned = provisioned_totp(
+        await _outcome(deps, add_authentication_command(document_id, body, token))
+    )
+    if provisioned is None:
+        return Response(status_code=200)
+    answer = totp_provisioning(provisioned).model_dump(by_alias=True)
+    return JSONResponse(answer, headers=NO_STORE)
 
 
 async def remove_authentication(
@@ -231,11 +283,29 @@ _ROUTES = (
         add_authentication,
         "Add authentication to the document",
         error_responses(
+            {
+                "description": "Success: no body, or (TOTP, provisioned) the signer's new secret",
+                "headers": {"Cache-Control": {"description": "no-store, with a secret"}},
+                "content": {
+                    "application/json": {
+                        "schema": TotpProvisioning.model_json_schema(by_alias=True),
+                        "example": {
+                            "authenticatorId": "6f1c2a9e4b7d4e0f",
+                            "otpauthUri": "otpauth://totp/signgate:alexgayle%40cubeflakes.com"
+                            "?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
+                            "secret": "JBSWY3DPEHPK3PXP",
+                            "digits": 6,
+                            "algorithm": "SHA1",
+                            "periodSeconds": 30,
+                        },
+                    }
+                },
+            },
             _400=[
                 MALFORMED_JSON,
                 "an access code is required for AccessCode authentication",
                 f"body.authenticationType: {wf.ID_VERIFICATION_NOT_OFFERED}",
-            ]
+            ],
         ),
     ),
     (

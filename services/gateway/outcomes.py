@@ -10,9 +10,13 @@ from services.gateway.errors import OUTCOME_TIMEOUT, GatewayError
 from signgate_client import Outcome, OutcomeTimeout
 from signgate_contracts.envelope import Command
 from signgate_contracts.rejection import CommandRejected
+from signgate_contracts.workflow import RecipientTotpProvisioned
 
 CORRELATION_HEADER = "X-Correlation-Id"
 """Names, on the answer, the command a request became (its events and logs carry the same id)."""
+
+NO_STORE = {"Cache-Control": "no-store"}
+"""On an answer that carries a secret (a provisioned TOTP secret): no cache keeps it."""
 
 SENT: ContextVar[list[str] | None] = ContextVar("gateway_sent", default=None)
 """The correlation ids of the commands the request in hand sent (set per request by `CorrelationMiddleware`)."""
@@ -52,3 +56,9 @@ def rejection_error(rejection: CommandRejected) -> GatewayError:
     if rejection.status == 429:
         headers["Retry-After"] = str(max(rejection.retry_after_seconds or 1, 1))
     return GatewayError(rejection.status, rejection.message, headers)
+
+
+def provisioned_totp(outcome: Outcome) -> RecipientTotpProvisioned | None:
+    """The TOTP secret a command provisioned for its recipient, answered to this caller only."""
+    reply = outcome.reply
+    return reply if isinstance(reply, RecipientTotpProvisioned) else None
