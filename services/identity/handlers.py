@@ -864,6 +864,7 @@ async def handle_confirm_authenticator(
     secret = deps.authenticator_secrets.open(
         authenticator.secret_encrypted, authenticator_id=authenticator.id, user_id=user.id
     )
+    memberships = await repository.select_memberships(connection, user.id)
     return [
         Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer),
         fact(
@@ -875,6 +876,7 @@ async def handle_confirm_authenticator(
                 algorithm=authenticator.algorithm,
                 period_seconds=authenticator.period_seconds,
                 changed_by=by,
+                accounts=[m.context_identifier for m in memberships],
                 occurred_at=now,
             )
         ),

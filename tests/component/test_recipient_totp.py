@@ -170,16 +170,17 @@ async def status(services: Services, package_id: str, invitation: Secret) -> Pub
 
 
 async def user_with_authenticator(
-    services: Services,
+    services: Services, accounts: list[uuid.UUID] | None = None
 ) -> tuple[uuid.UUID, str, idn.AuthenticatorConfirmed]:
     """An API user whose confirmed authenticator identity announced (its secret sealed to
-    authentication, as identity seals it)."""
+    authentication, as identity seals it), a member of ``accounts``."""
     user, secret = uuid.uuid4(), pyotp.random_base32()
     confirmed = idn.AuthenticatorConfirmed(
         user_id=user,
         authenticator_id=uuid.uuid4(),
         changed_by="user",
         secret_sealed=authentication_sealer().seal(idn.user_totp_context(user), secret),
+        accounts=accounts or [],
     )
     assert await services.authentication.handle(confirmed) == []
     return user, secret, confirmed
@@ -474,3 +475,42 @@ async def test_new_packages_naming_one_user_do_not_buy_more_guesses_at_their_aut
         assert 0 < refused["retry_after_seconds"] <= 900
     assert (held["attempts_used"], held["attempts_remaining"]) == (1, 2)
     assert after_window.type == "authentication.recipient_authenticated"
+
+
+async def test_a_signers_app_opens_only_packages_of_an_account_the_signer_is_a_member_of(
+    services: Services,
+) -> None:
+    """An owner acting for an account names two API users as signers: the member's app opens
+    the package; the outsider's is 403 signer_not_member without the code being checked (no
+    attempt spent, no guess counted); once identity says the member left the account
+    (UserUpdatedV2), their app opens that account's packages no more."""
+    account, elsewhere = uuid.uuid4(), uuid.uuid4()
+    token = (
+        services.stack.token_issuer()
+        .issue(str(uuid.uuid4()), "owner", accounts=[str(account)], primary_account=str(account))
+        .token
+    )
+    member, member_secret, _ = await user_with_authenticator(services, [account])
+    outsider, outsider_secret, _ = await user_with_authenticator(services, [elsewhere])
+    for_member = await signed_for(services, token, member)
+    for_outsider = await signed_for(services, token, outsider)
+
+    opened = await services.to_authentication(verify(*for_member, services.code(member_secret)))
+    refused = await services.to_authentication(
+        verify(*for_outsider, services.code(outsider_secret))
+    )
+    untouched = await status(services, *for_outsider)
+    left = idn.UserUpdatedV2(
+        user_id=member,
+        accounts=[idn.AccountMembership(name="Elsewhere", context_identifier=elsewhere)],
+    )
+    assert await services.authentication.handle(left) == []
+    services.clock.advance(timedelta(seconds=30))
+    after_leaving = await services.to_authentication(
+        verify(*for_member, services.code(member_secret))
+    )
+
+    assert opened.type == "authentication.recipient_authenticated"
+    assert (refused["status"], refused["code"]) == (403, "signer_not_member")
+    assert untouched["attempts_used"] == 0
+    assert (after_leaving["status"], after_leaving["code"]) == (403, "signer_not_member")

@@ -15,11 +15,14 @@ import httpx
 import jwt
 import pyotp
 
+from services.authentication.domain import SIGNER_NOT_MEMBER
 from services.gateway.signinghub import ACCESS_GRANTED, LOCKED_OUT
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
-from tests.e2e.steps import invitations_of, send, workflow
+from tests.e2e.steps import invitations_of, owner_token, send, workflow
+from tests.security.test_recipient_credentials import user_with_token
+from tests.support.chaos_identity import admin_token
 from tests.support.system import System
 from tests.support.waiting import until
 
@@ -226,3 +229,103 @@ async def test_boldsign_totp_answers_the_secret_in_camel_case_and_its_code_opens
     }
     assert body["otpauthUri"].startswith("otpauth://totp/") and body["secret"] in body["otpauthUri"]
     assert opened.status_code == 200 and opened.json()["Message"] == ACCESS_GRANTED
+
+
+def next_code(secret: str) -> str:
+    """The app's next step's code (within the drift window): the confirming code spent this one."""
+    return str(pyotp.TOTP(secret).at(time.time() + 30))
+
+
+async def confirmed_app(system: System, user_name: str, user_token: str) -> str:
+    """The user enrols an authenticator app and confirms it with its first code; its secret."""
+    enrolment = await send(
+        system,
+        "signgate.identity.commands",
+        idn.EnrolAuthenticator(user_name=user_name, access_token=user_token),
+        answer_on="signgate.identity.replies",
+        key=user_name,
+    )
+    secret = enrolment["secret"]
+    confirmed = await send(
+        system,
+        "signgate.identity.commands",
+        idn.ConfirmAuthenticator(
+            user_name=user_name,
+            one_time_code=pyotp.TOTP(secret).now(),
+            access_token=user_token,
+        ),
+        answer_on="signgate.identity.replies",
+        key=user_name,
+    )
+    assert confirmed["type"] == "identity.recovery_codes_issued", confirmed
+    return str(secret)
+
+
+async def test_a_signers_own_app_opens_only_packages_of_their_account(
+    system: System, http: httpx.AsyncClient
+) -> None:
+    """Over HTTP, an owner sets TOTP from the signer's own authenticator app (no body back, no
+    secret): the app of a member of the owner's account opens the document with its code; the app
+    of an API user of another account is 403 (the owner cannot aim recipients at any user's app)."""
+    account = idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)
+    other = idn.AccountMembership(name="Other", context_identifier=uuid.uuid4(), is_primary=True)
+    owner = await owner_token(system, [account])
+    admin = admin_token(system)
+    member_id, member_name, member_token = await user_with_token(
+        system, admin, [account], "+447911123801"
+    )
+    outsider_id, outsider_name, outsider_token = await user_with_token(
+        system, admin, [other], "+447911123802"
+    )
+    member_secret = await confirmed_app(system, member_name, member_token)
+    outsider_secret = await confirmed_app(system, outsider_name, outsider_token)
+    body = {
+        "apply_to_all": False,
+        "authentication": {
+            "enabled": True,
+            "totp": {"enabled": True, "source": "user_authenticator"},
+        },
+    }
+    packages = []
+    for signer in (member_id, outsider_id):
+        package_id = f"pkg-{uuid.uuid4().hex[:8]}"
+        await workflow(
+            system,
+            wf.RegisterPackage(
+                package_id=package_id,
+                name="Lease",
+                access_token=owner,
+                recipients=[
+                    wf.RecipientSpec(
+                        order=1, email="s@example.com", name="S", signer_user_id=signer
+                    )
+                ],
+                documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
+            ),
+        )
+        put = await http.put(authentication_path(package_id), json=body, headers=bearer(owner))
+        assert (put.status_code, put.content) == (200, b""), put.text
+        await shared_and_projected(system, package_id, owner)
+        packages.append(package_id)
+    pool = system.services["authentication"].resources.pool
+    await until(
+        lambda: pool.fetchval(
+            "SELECT count(*) = 2 FROM user_authenticators WHERE user_id = ANY($1)",
+            [member_id, outsider_id],
+        ),
+        what="both apps projected by the authentication service",
+    )
+
+    member = await http.post(
+        f"{authentication_path(packages[0])}/totp",
+        json={"otp": next_code(member_secret)},
+        headers=bearer(owner),
+    )
+    outsider = await http.post(
+        f"{authentication_path(packages[1])}/totp",
+        json={"otp": next_code(outsider_secret)},
+        headers=bearer(owner),
+    )
+
+    assert member.status_code == 200 and member.json()["Message"] == ACCESS_GRANTED
+    assert answer(outsider) == (403, {"Message": SIGNER_NOT_MEMBER})
