@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
@@ -35,7 +35,13 @@ from services.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
-from services.gateway.outcomes import NO_STORE, outcome_of, provisioned_totp, rejection_error
+from services.gateway.outcomes import (
+    NO_STORE,
+    TotpProvisioning,
+    outcome_of,
+    provisioned_totp,
+    rejection_error,
+)
 from signgate_client import Outcome
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Command
@@ -100,29 +106,11 @@ class BoldSignError(BaseModel):
     error: str
 
 
-class TotpProvisioning(BaseModel):
-    """The signer's new authenticator-app secret (``TOTP`` with ``totpSource: provisioned``),
-    answered only to this caller (``Cache-Control: no-store``) and never again."""
+class BoldSignTotpProvisioning(TotpProvisioning):
+    """The signer's new authenticator-app secret (``TOTP`` with ``totpSource: provisioned``), in
+    BoldSign's casing."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-    authenticator_id: str = Field(description="This provisioning; a new one has a new id.")
-    otpauth_uri: str = Field(description="otpauth://totp/... with the secret: for a QR code.")
-    secret: str = Field(description="The base32 secret, to type in.")
-    digits: int = 6
-    algorithm: str = "SHA1"
-    period_seconds: int = 30
-
-
-def totp_provisioning(provisioned: wf.RecipientTotpProvisioned) -> TotpProvisioning:
-    return TotpProvisioning(
-        authenticator_id=provisioned.authenticator_id,
-        otpauth_uri=provisioned.otpauth_uri.get_secret_value(),
-        secret=provisioned.secret.get_secret_value(),
-        digits=provisioned.digits,
-        algorithm=provisioned.algorithm,
-        period_seconds=provisioned.period_seconds,
-    )
 
 
 # -- translation (pure) --
@@ -243,8 +231,8 @@ async def add_authentication(
     )
     if provisioned is None:
         return Response(status_code=200)
-    answer = totp_provisioning(provisioned).model_dump(by_alias=True)
-    return JSONResponse(answer, headers=NO_STORE)
+    answer = BoldSignTotpProvisioning.model_validate(provisioned.model_dump())
+    return JSONResponse(answer.model_dump(by_alias=True), headers=NO_STORE)
 
 
 async def remove_authentication(
@@ -288,7 +276,7 @@ _ROUTES = (
                 "headers": {"Cache-Control": {"description": "no-store, with a secret"}},
                 "content": {
                     "application/json": {
-                        "schema": TotpProvisioning.model_json_schema(by_alias=True),
+                        "schema": BoldSignTotpProvisioning.model_json_schema(by_alias=True),
                         "example": {
                             "authenticatorId": "6f1c2a9e4b7d4e0f",
                             "otpauthUri": "otpauth://totp/signgate:alexgayle%40cubeflakes.com"

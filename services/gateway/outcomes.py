@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from contextvars import ContextVar
 
+from pydantic import BaseModel, Field
+
 from services.gateway.dependencies import GatewayDependencies
 from services.gateway.errors import OUTCOME_TIMEOUT, GatewayError
 from signgate_client import Outcome, OutcomeTimeout
@@ -58,7 +60,30 @@ def rejection_error(rejection: CommandRejected) -> GatewayError:
     return GatewayError(rejection.status, rejection.message, headers)
 
 
-def provisioned_totp(outcome: Outcome) -> RecipientTotpProvisioned | None:
-    """The TOTP secret a command provisioned for its recipient, answered to this caller only."""
+class TotpProvisioning(BaseModel):
+    """A new authenticator-app secret for the recipient, answered only to the caller who set it
+    (``Cache-Control: no-store``) and never again: show ``otpauth_uri`` to the recipient as a QR
+    code, or ``secret`` to type in."""
+
+    authenticator_id: str = Field(description="This provisioning; a new one has a new id.")
+    otpauth_uri: str = Field(description="otpauth://totp/... with the secret: for a QR code.")
+    secret: str = Field(description="The base32 secret, to type in.")
+    digits: int = 6
+    algorithm: str = "SHA1"
+    period_seconds: int = 30
+
+
+def provisioned_totp(outcome: Outcome) -> TotpProvisioning | None:
+    """The TOTP secret a command provisioned for its recipient (the reply to this caller only),
+    as the HTTP answer gives it; None when the command provisioned none."""
     reply = outcome.reply
-    return reply if isinstance(reply, RecipientTotpProvisioned) else None
+    if not isinstance(reply, RecipientTotpProvisioned):
+        return None
+    return TotpProvisioning(
+        authenticator_id=reply.authenticator_id,
+        otpauth_uri=reply.otpauth_uri.get_secret_value(),
+        secret=reply.secret.get_secret_value(),
+        digits=reply.digits,
+        algorithm=reply.algorithm,
+        period_seconds=reply.period_seconds,
+    )

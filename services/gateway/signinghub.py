@@ -26,7 +26,7 @@ from services.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
-from services.gateway.outcomes import NO_STORE, outcome_of, provisioned_totp
+from services.gateway.outcomes import NO_STORE, TotpProvisioning, outcome_of, provisioned_totp
 from signgate_client import Outcome
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
@@ -137,35 +137,6 @@ OrderPath = Annotated[
 # -- Update / Get Workflow User Authentication (Document Opening) --
 
 
-class TotpProvisioning(BaseModel):
-    """A new authenticator-app secret for the recipient, answered only to the caller who set it
-    (``Cache-Control: no-store``) and never again: show ``otpauth_uri`` to the recipient as a QR
-    code, or ``secret`` to type in."""
-
-    authenticator_id: str = Field(description="This provisioning; a new one has a new id.")
-    otpauth_uri: str = Field(
-        description="otpauth://totp/... with the secret.",
-        examples=[
-            "otpauth://totp/signgate:signer%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=signgate"
-        ],
-    )
-    secret: str = Field(description="The base32 secret.", examples=["JBSWY3DPEHPK3PXP"])
-    digits: int = 6
-    algorithm: str = "SHA1"
-    period_seconds: int = 30
-
-
-def totp_provisioning(provisioned: wf.RecipientTotpProvisioned) -> TotpProvisioning:
-    return TotpProvisioning(
-        authenticator_id=provisioned.authenticator_id,
-        otpauth_uri=provisioned.otpauth_uri.get_secret_value(),
-        secret=provisioned.secret.get_secret_value(),
-        digits=provisioned.digits,
-        algorithm=provisioned.algorithm,
-        period_seconds=provisioned.period_seconds,
-    )
-
-
 def update_authentication_command(
     package_id: str, order: int, body: wf.SigningHubAuthenticationBody, token: Secret | None
 ) -> wf.UpdateRecipientAuthentication:
@@ -238,7 +209,7 @@ async def update_workflow_user_authentication(
     provisioned = provisioned_totp(await outcome_of(deps, command))
     if provisioned is None:
         return Response(status_code=200)
-    return JSONResponse(totp_provisioning(provisioned).model_dump(), headers=NO_STORE)
+    return JSONResponse(provisioned.model_dump(), headers=NO_STORE)
 
 
 class PasswordView(BaseModel):
@@ -746,7 +717,7 @@ async def reset_workflow_user_authentication(
         Message=UNLOCKED,
         order=order,
         was_locked=cleared.was_locked,
-        totp=totp_provisioning(provisioned) if provisioned else None,
+        totp=provisioned,
     )
     if provisioned:
         response.headers.update(NO_STORE)

@@ -10,10 +10,10 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 
-from services.gateway.boldsign import totp_provisioning as boldsign_totp
+from services.gateway.boldsign import BoldSignTotpProvisioning
 from services.gateway.errors import MALFORMED_JSON, GatewayError, shape_for, signinghub_error
 from services.gateway.middleware import client_address, credential_of
-from services.gateway.outcomes import rejection_error
+from services.gateway.outcomes import provisioned_totp, rejection_error
 from services.gateway.rate_limit import limit_key, retry_after
 from services.gateway.signinghub import (
     ACCESS_GRANTED,
@@ -28,7 +28,6 @@ from services.gateway.signinghub import (
     signing_otp_command,
     update_authentication_command,
 )
-from services.gateway.signinghub import totp_provisioning as signinghub_totp
 from services.gateway.validation import BODY_REQUIRED, validation_message
 from signgate_client import Outcome
 from signgate_contracts import CommandRejected
@@ -187,6 +186,13 @@ def test_totp_reads_back_enabled_with_its_source_and_nothing_of_the_secret() -> 
     assert "auth-1" not in provisioned.model_dump_json()
 
 
+ADD_TOTP = {
+    "package_id": "p",
+    "access_token": "t",
+    "body": {"emailId": "ann@example.com", "authenticationType": "TOTP"},
+}
+
+
 def test_a_provisioned_secret_is_answered_in_each_vendors_casing() -> None:
     """The RecipientTotpProvisioned reply becomes SigningHub's snake_case body and BoldSign's
     camelCase one, the URI and secret in clear for the caller; a reset body carries totp_source."""
@@ -201,7 +207,11 @@ def test_a_provisioned_secret_is_answered_in_each_vendors_casing() -> None:
         "p", 1, ResetAuthenticationBody(method="totp", totp_source="provisioned"), None
     )
 
-    assert signinghub_totp(provisioned).model_dump() == {
+    answered = provisioned_totp(
+        Outcome(wf.AddAuthentication.model_validate(ADD_TOTP), None, provisioned)
+    )
+    assert answered is not None
+    assert answered.model_dump() == {
         "authenticator_id": "auth-1",
         "otpauth_uri": "otpauth://totp/signgate:ann?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
         "secret": "JBSWY3DPEHPK3PXP",
@@ -209,7 +219,8 @@ def test_a_provisioned_secret_is_answered_in_each_vendors_casing() -> None:
         "algorithm": "SHA1",
         "period_seconds": 30,
     }
-    assert boldsign_totp(provisioned).model_dump(by_alias=True) == {
+    camel = BoldSignTotpProvisioning.model_validate(answered.model_dump())
+    assert camel.model_dump(by_alias=True) == {
         "authenticatorId": "auth-1",
         "otpauthUri": "otpauth://totp/signgate:ann?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
         "secret": "JBSWY3DPEHPK3PXP",
@@ -217,6 +228,7 @@ def test_a_provisioned_secret_is_answered_in_each_vendors_casing() -> None:
         "algorithm": "SHA1",
         "periodSeconds": 30,
     }
+    assert provisioned_totp(Outcome(reset, None, None)) is None
     assert (reset.method, reset.totp_source) == ("totp", "provisioned")
     assert wf.provisions_totp(reset)
 
