@@ -90,9 +90,9 @@ class TotpSettings(BaseSettings):
         10,
         ge=1,
         le=1000,
-        description="Wrong authenticator-app codes accepted for checking per subject (an API "
-        "user, or a provisioned recipient secret) within the guess window, from every package, "
-        "login and service together; past it, codes are refused unchecked (429).",
+        description="Wrong authenticator-app codes answered as wrong per subject (an API user, "
+        "or a provisioned recipient secret) within the guess window, from every package, login "
+        "and service together; past it, every code for the subject is refused unchecked (429).",
     )
     guess_window_seconds: int = Field(
         900,
