@@ -13,6 +13,9 @@ documents, and accepting the type would leave a document its sender believes ID-
 anyone holding the link; ``identityVerificationSettings`` on the other types are stored as sent
 (their ``type`` is the re-authentication frequency). BoldSign's paths are
 case-insensitive (its pages write ``RemoveAuthentication`` too): both spellings are routed.
+signgate's ``TOTP`` type with ``totpSource: provisioned`` answers 200 with the signer's new
+authenticator-app secret in the body (``otpauthUri``, ``secret``; ``Cache-Control: no-store``), the
+only place it is ever shown: workflow answers it to this gateway's own reply topic alone.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@
 Each route turns its request into one command with the caller's token (`*_command`), awaits the
 outcome (`outcome_of`) and answers with the seed's body (`*_view`); a refusal is the
 rejection's status and text as ``{"Message": "..."}``. The translations are pure functions.
+
+Authenticator apps (TOTP, signgate's addition): setting ``authentication.totp`` with a provisioned
+secret (or an unlock with ``totp_source: provisioned``) answers the secret in the body, to this
+caller only, not to be cached; ``POST .../authentication/totp`` opens with the app's code. It is a
+path of its own rather than ``.../otp`` with a body, because a bodiless ``.../otp`` generates an
+SMS or email code and the gateway does not know a recipient's method without asking for it: a
+separate path keeps SigningHub's OTP calls exactly as they were and says which code is meant.
 """
 
 from __future__ import annotations
