@@ -34,13 +34,8 @@ os.environ.update({**TEST_RECORD_KEYS, **TEST_SEALING_KEYS, **TEST_SHARED_KEYS})
 # The embedded broker answers a consumer's first JoinGroup after half its session timeout: at the
 # default 10 s every service start (a fixture's, a restart's) waits 5 s. Tests join in 1.5 s; a
 # test that wants another timeout passes its own.
-for _prefix in (
-    "SIGNGATE_IDENTITY_",
-    "SIGNGATE_WORKFLOW_",
-    "SIGNGATE_AUTHENTICATION_",
-    "SIGNGATE_OTP_DISPATCH_",
-    "SIGNGATE_LEDGER_",
-):
+for _prefix in ("SIGNGATE_IDENTITY_", "SIGNGATE_WORKFLOW_", "SIGNGATE_AUTHENTICATION_", "SIGNGATE_OTP_DISPATCH_",
+                "SIGNGATE_LEDGER_"):
     os.environ.setdefault(f"{_prefix}SESSION_TIMEOUT_MS", "3000")
     os.environ.setdefault(f"{_prefix}HEARTBEAT_INTERVAL_MS", "500")
 
@@ -96,17 +91,13 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture(scope="session")
-def cluster_connections(
-    connections: ConnectionSettings, redis_cluster_url: str
-) -> ConnectionSettings:
+def cluster_connections(connections: ConnectionSettings, redis_cluster_url: str) -> ConnectionSettings:
     """The session's connections with Redis on the three-master cluster."""
     return connections.model_copy(update={"redis_url": redis_cluster_url, "redis_cluster": True})
 
 
 @pytest.fixture(scope="session", params=["server", "cluster"])
-def redis_connections(
-    request: pytest.FixtureRequest, connections: ConnectionSettings
-) -> ConnectionSettings:
+def redis_connections(request: pytest.FixtureRequest, connections: ConnectionSettings) -> ConnectionSettings:
     """The session's connections, on its one Redis server and then on the Redis Cluster: a test
     that takes them runs on both."""
     if request.param == "server":

@@ -72,9 +72,7 @@ def instrument(service: Service) -> Publishes:
 
     def ended(key: int, started: float, error: BaseException | None) -> None:
         publishes.pending.pop(key, None)
-        publishes.ended.append(
-            (started, time.monotonic() - started, type(error).__name__ if error else None)
-        )
+        publishes.ended.append((started, time.monotonic() - started, type(error).__name__ if error else None))
 
     async def publish(*args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
@@ -86,9 +84,7 @@ def instrument(service: Service) -> Publishes:
             ended(key, started, error)
             raise
         if isinstance(result, asyncio.Future):
-            result.add_done_callback(
-                lambda f: ended(key, started, None if f.cancelled() else f.exception())
-            )
+            result.add_done_callback(lambda f: ended(key, started, None if f.cancelled() else f.exception()))
         else:
             ended(key, started, None)
         return result
@@ -103,12 +99,8 @@ class Caller:
 
     def __init__(self, connections: ConnectionSettings) -> None:
         self.connections = connections
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=connections.kafka_bootstrap,
-            acks="all",
-            request_timeout_ms=CALLER_REQUEST_TIMEOUT_MS,
-            retry_backoff_ms=100,
-        )
+        self.producer = AIOKafkaProducer(bootstrap_servers=connections.kafka_bootstrap, acks="all",
+                                         request_timeout_ms=CALLER_REQUEST_TIMEOUT_MS, retry_backoff_ms=100)
         self.accepted: dict[str, Deposit] = {}
         self.failures: list[tuple[float, float, str]] = []
         """(started, seconds, error type) of every attempt that did not get an acknowledgement."""
@@ -120,9 +112,8 @@ class Caller:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(UNBOUNDED):
-                    await self.producer.send_and_wait(
-                        self.connections.topic(COMMANDS.name), payload, key=command.account.encode()
-                    )
+                    await self.producer.send_and_wait(self.connections.topic(COMMANDS.name), payload,
+                                                      key=command.account.encode())
             except (KafkaError, TimeoutError) as error:
                 seconds = time.monotonic() - started
                 kind = "unbounded" if seconds >= UNBOUNDED else type(error).__name__
@@ -151,9 +142,7 @@ class Spine:
     publishes: Publishes
     caller: Caller
     watch: TopicWatcher
-    accounts: list[str] = field(
-        default_factory=lambda: [f"acct-{uuid.uuid4().hex[:8]}" for _ in range(6)]
-    )
+    accounts: list[str] = field(default_factory=lambda: [f"acct-{uuid.uuid4().hex[:8]}" for _ in range(6)])
     sequence: int = 0
 
     def command(self, **fields: Any) -> Deposit:
@@ -204,39 +193,22 @@ async def load(spine: Spine, every: float) -> AsyncIterator[list[Deposit]]:
 
 
 @pytest.fixture(scope="module")
-async def spine(
-    connections: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Spine]:
+async def spine(connections: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Spine]:
     async with FaultProxy() as proxy:
         with proxied_tansu(proxy, tmp_path_factory.mktemp("broker-faults")):
-            proxied = connections.model_copy(
-                update={
-                    "kafka_bootstrap": proxy.address,
-                    "kafka_idempotence": False,
-                    "topic_prefix": f"{connections.topic_prefix}faults.",
-                }
-            )
+            proxied = connections.model_copy(update={
+                "kafka_bootstrap": proxy.address, "kafka_idempotence": False,
+                "topic_prefix": f"{connections.topic_prefix}faults."})
             await prepare_ledger(proxied)
-            settings = ledger.LedgerSettings(
-                connections=proxied,
-                retry_first_delay=0.4,
-                outbox_poll_interval=0.2,
-                session_timeout_ms=6_000,
-                heartbeat_interval_ms=1_000,
-            )
+            settings = ledger.LedgerSettings(connections=proxied, retry_first_delay=0.4, outbox_poll_interval=0.2,
+                                             session_timeout_ms=6_000, heartbeat_interval_ms=1_000)
             service = build_service(ledger.DEFINITION, settings)
             publishes = instrument(service)
             caller = Caller(proxied)
             await caller.producer.start()
             try:
-                async with (
-                    service.app,
-                    TopicWatcher(
-                        proxied.kafka_bootstrap,
-                        proxied.topic(EVENTS.name),
-                        proxied.topic(COMMANDS.dlq),
-                    ) as watch,
-                ):
+                async with service.app, TopicWatcher(proxied.kafka_bootstrap, proxied.topic(EVENTS.name),
+                                                     proxied.topic(COMMANDS.dlq)) as watch:
                     spine = Spine(proxy, proxied, service, publishes, caller, watch)
                     yield spine
                     proxy.resume()
@@ -256,45 +228,27 @@ async def settled(spine: Spine, commands: list[Deposit]) -> dict[str, int]:
     owed = [str(c.correlation_id) for c in commands]
     twice = {c: outcomes[c] for c in owed if len(outcomes[c]) != 1}
     assert twice == {}
-    types = {
-        json.loads(r.value)["type"]
-        for r in spine.watch.records
-        if json.loads(r.value)["correlation_id"] in set(owed)
-    }
+    types = {json.loads(r.value)["type"] for r in spine.watch.records
+             if json.loads(r.value)["correlation_id"] in set(owed)}
     assert types == {"ledger.deposited"}
     assert spine.service.resources.pool is not None
     rows = await spine.service.resources.pool.fetch(
         "SELECT event_id, count(*) AS n FROM entries WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
-        [c.event_id for c in commands],
-    )
+        [c.event_id for c in commands])
     applied = {row["event_id"]: row["n"] for row in rows}
-    assert {c.event_id: applied.get(c.event_id, 0) for c in commands} == {
-        c.event_id: 1 for c in commands
-    }
-    records = [
-        json.loads(r.value)
-        for r in spine.watch.records
-        if r.topic == spine.connections.topic(EVENTS.name)
-    ]
+    assert {c.event_id: applied.get(c.event_id, 0) for c in commands} == {c.event_id: 1 for c in commands}
+    records = [json.loads(r.value) for r in spine.watch.records if r.topic == spine.connections.topic(EVENTS.name)]
     republished = sum(1 for b in records if b["correlation_id"] in set(owed)) - len(owed)
-    return {
-        "commands_accepted": len(commands),
-        "outcomes": len(owed),
-        "lost": 0,
-        "applied_twice": 0,
-        "outcome_records_republished": republished,
-    }
+    return {"commands_accepted": len(commands), "outcomes": len(owed), "lost": 0, "applied_twice": 0,
+            "outcome_records_republished": republished}
 
 
 async def final_check(spine: Spine) -> None:
     """After every fault: the events topic read from its start holds one outcome per accepted
     command, the service's group has committed everything, and nothing was dead-lettered."""
     owed = set(spine.caller.accepted)
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=spine.connections.kafka_bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    reader = AIOKafkaConsumer(bootstrap_servers=spine.connections.kafka_bootstrap, enable_auto_commit=False,
+                              auto_offset_reset="earliest")
     await reader.start()
     try:
         topic = spine.connections.topic(EVENTS.name)
@@ -308,24 +262,15 @@ async def final_check(spine: Spine) -> None:
                     seen[body["correlation_id"]].add(body["event_id"])
             return owed <= set(seen)
 
-        await until(
-            complete, timeout=60, what="every accepted command's outcome on the events topic"
-        )
+        await until(complete, timeout=60, what="every accepted command's outcome on the events topic")
     finally:
         await reader.stop()
     assert {c: len(seen[c]) for c in owed if len(seen[c]) != 1} == {}
     dead = [r for r in spine.watch.records if r.topic == spine.connections.topic(COMMANDS.dlq)]
     assert dead == []
-    report(
-        "broker faults: total",
-        commands_accepted=len(owed),
-        outcomes=len(owed & set(seen)),
-        lost=0,
-        applied_twice=0,
-        dead_letters=0,
-        connections_accepted=spine.proxy.accepted,
-        connections_reset=spine.proxy.resets,
-    )
+    report("broker faults: total", commands_accepted=len(owed), outcomes=len(owed & set(seen)), lost=0,
+           applied_twice=0, dead_letters=0, connections_accepted=spine.proxy.accepted,
+           connections_reset=spine.proxy.resets)
 
 
 async def round_trips(spine: Spine, count: int) -> list[float]:
@@ -355,23 +300,14 @@ async def test_commands_are_answered_under_latency(spine: Spine) -> None:
         spine.proxy.resume()
 
     figures = await settled(spine, burst)
-    assert (
-        statistics.median(slowed) > statistics.median(baseline) + 0.2
-    )  # the latency was really there
+    assert statistics.median(slowed) > statistics.median(baseline) + 0.2  # the latency was really there
     assert [f for f in spine.caller.failures if f[2] == "unbounded"] == []
-    report(
-        "broker faults: latency",
-        added_latency_ms=100,
-        round_trip_median_s=round(statistics.median(baseline), 3),
-        round_trip_median_under_latency_s=round(statistics.median(slowed), 3),
-        burst_answered_within_s=round(answer_seconds, 2),
-        **figures,
-    )
+    report("broker faults: latency", added_latency_ms=100, round_trip_median_s=round(statistics.median(baseline), 3),
+           round_trip_median_under_latency_s=round(statistics.median(slowed), 3),
+           burst_answered_within_s=round(answer_seconds, 2), **figures)
 
 
-async def test_publishing_times_out_during_a_hang_and_the_service_recovers_by_itself(
-    spine: Spine,
-) -> None:
+async def test_publishing_times_out_during_a_hang_and_the_service_recovers_by_itself(spine: Spine) -> None:
     """While the broker's connections are held open but silent, the caller's and the service's
     publishes fail within their request timeouts instead of hanging, and once the hang ends the
     service answers every accepted command, once, without being restarted."""
@@ -410,20 +346,14 @@ async def test_publishing_times_out_during_a_hang_and_the_service_recovers_by_it
     assert service_failures, "no publish of the service was caught in the hang"
     assert max(f[1] for f in service_failures) <= 2 * SERVICE_REQUEST_TIMEOUT + 1
     assert not [p for p in spine.publishes.pending.values() if p < resumed_at]  # none still waiting
-    report(
-        "broker faults: hang",
-        hang_s=HANG,
-        commands_submitted_during_hang=len(during),
-        caller_publish_timeouts=len(caller_failures),
-        caller_timeout_s_max=round(max(f[1] for f in caller_failures), 2),
-        caller_errors=sorted({f[2] for f in caller_failures}),
-        service_publish_timeouts=len(service_failures),
-        service_timeout_s_max=round(max(f[1] for f in service_failures), 2),
-        service_errors=sorted({f[2] for f in service_failures}),
-        all_answered_s_after_hang=round(recovery, 2),
-        new_command_answered_s=round(fresh, 2),
-        **figures,
-    )
+    report("broker faults: hang", hang_s=HANG, commands_submitted_during_hang=len(during),
+           caller_publish_timeouts=len(caller_failures),
+           caller_timeout_s_max=round(max(f[1] for f in caller_failures), 2),
+           caller_errors=sorted({f[2] for f in caller_failures}),
+           service_publish_timeouts=len(service_failures),
+           service_timeout_s_max=round(max(f[1] for f in service_failures), 2),
+           service_errors=sorted({f[2] for f in service_failures}),
+           all_answered_s_after_hang=round(recovery, 2), new_command_answered_s=round(fresh, 2), **figures)
 
 
 async def test_service_reconnects_after_connection_resets(spine: Spine) -> None:
@@ -440,20 +370,13 @@ async def test_service_reconnects_after_connection_resets(spine: Spine) -> None:
             sent.append(probe)
             spine.caller.submit_soon(probe)
             await spine.answered([probe], timeout=60)
-            reconnects.append(
-                (aborted, spine.proxy.accepted - accepted_before, time.monotonic() - reset_at)
-            )
+            reconnects.append((aborted, spine.proxy.accepted - accepted_before, time.monotonic() - reset_at))
 
     figures = await settled(spine, sent)
     assert all(aborted > 0 and made > 0 for aborted, made, _ in reconnects)
-    report(
-        "broker faults: resets",
-        resets=resets,
-        connections_aborted=sum(r[0] for r in reconnects),
-        connections_made_again=sum(r[1] for r in reconnects),
-        answered_s_after_reset=[round(r[2], 2) for r in reconnects],
-        **figures,
-    )
+    report("broker faults: resets", resets=resets, connections_aborted=sum(r[0] for r in reconnects),
+           connections_made_again=sum(r[1] for r in reconnects),
+           answered_s_after_reset=[round(r[2], 2) for r in reconnects], **figures)
 
 
 async def test_connections_closed_slowly_are_replaced(spine: Spine) -> None:
@@ -471,11 +394,5 @@ async def test_connections_closed_slowly_are_replaced(spine: Spine) -> None:
     figures = await settled(spine, sent)
     assert closing > 0
     assert answered <= linger + SERVICE_REQUEST_TIMEOUT  # noticed by the close or a request timeout
-    report(
-        "broker faults: slow close",
-        linger_s=linger,
-        connections_closed_slowly=closing,
-        probe_answered_s=round(answered, 2),
-        since_close_s=round(time.monotonic() - closed_at, 2),
-        **figures,
-    )
+    report("broker faults: slow close", linger_s=linger, connections_closed_slowly=closing,
+           probe_answered_s=round(answered, 2), since_close_s=round(time.monotonic() - closed_at, 2), **figures)

@@ -32,16 +32,9 @@ def stack(request: pytest.FixtureRequest, server_stack: ComponentStack) -> Compo
 
 
 @pytest.fixture(scope="session")
-async def server_stack(
-    endpoints: Endpoints, run_id: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ComponentStack]:
+async def server_stack(endpoints: Endpoints, run_id: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComponentStack]:
     from services.registry import SERVICES
 
-    async with component_stack(
-        endpoints.database_url,
-        endpoints.redis_url,
-        f"{run_id}c",
-        SERVICES,
-        tmp_path_factory.mktemp("component"),
-    ) as opened:
+    async with component_stack(endpoints.database_url, endpoints.redis_url, f"{run_id}c", SERVICES,
+                               tmp_path_factory.mktemp("component")) as opened:
         yield opened

@@ -97,9 +97,7 @@ async def identity(stack: ComponentStack, clock: MovableClock) -> AsyncIterator[
 
 
 @pytest.fixture(scope="module")
-async def authentication(
-    stack: ComponentStack, clock: MovableClock
-) -> AsyncIterator[ComponentService]:
+async def authentication(stack: ComponentStack, clock: MovableClock) -> AsyncIterator[ComponentService]:
     async with stack.service(AUTHENTICATION, clock=clock) as built:
         yield built
 
@@ -107,9 +105,7 @@ async def authentication(
 class Caller:
     """Sends identity commands as an upstream system would and reads their outcomes."""
 
-    def __init__(
-        self, stack: ComponentStack, identity: ComponentService, clock: MovableClock
-    ) -> None:
+    def __init__(self, stack: ComponentStack, identity: ComponentService, clock: MovableClock) -> None:
         self.stack = stack
         self.identity = identity
         self.clock = clock
@@ -117,11 +113,7 @@ class Caller:
 
     def admin_token(self) -> str:
         """An operator's token with the admin role, as ``libs.tools.operator_token`` mints."""
-        return (
-            self.stack.token_issuer(self.clock)
-            .issue("operator:tests", "operator:tests", roles=["admin"])
-            .token
-        )
+        return self.stack.token_issuer(self.clock).issue("operator:tests", "operator:tests", roles=["admin"]).token
 
     def verifier(self, states: PostgresAccountStates | None = None) -> TokenVerifier:
         return TokenVerifier(self.stack.token_keys.public_key, states=states, clock=self.clock)
@@ -136,33 +128,22 @@ class Caller:
 
     async def admin(self, command: Command) -> dict[str, Any]:
         """Send an administrative command with an admin token; its outcome."""
-        return await self.outcome(
-            command.model_copy(update={"access_token": SecretStr(self.admin_token())})
-        )
+        return await self.outcome(command.model_copy(update={"access_token": SecretStr(self.admin_token())}))
 
     async def register(self, password: str | None = None, **fields: Any) -> dict[str, Any]:
         """The registration's event, with the (normalised) user name registered."""
         command = RegisterUser(
-            user_name=fields.pop("user_name", new_user_name()),
-            first_name="Jane",
-            last_name="Doe",
-            accounts=fields.pop("accounts", [ACCOUNT]),
-            password=password,
-            **fields,
+            user_name=fields.pop("user_name", new_user_name()), first_name="Jane", last_name="Doe",
+            accounts=fields.pop("accounts", [ACCOUNT]), password=password, **fields,
         )
         registered = await self.admin(command)
         assert registered["type"] == "identity.user_registered_v2", registered
         return {**registered, "user_name": normalise_user_name(command.user_name)}
 
-    async def attempt(
-        self, user_name: str, password: str, *, reply_to: str | None = None
-    ) -> list[Published]:
+    async def attempt(self, user_name: str, password: str, *, reply_to: str | None = None) -> list[Published]:
         """Authenticate: everything identity published for it."""
-        return await self.identity.handle(
-            AuthenticateUser(
-                user_name=user_name, password=password, reply_to=reply_to or self.reply_to
-            )
-        )
+        return await self.identity.handle(AuthenticateUser(user_name=user_name, password=password,
+                                                           reply_to=reply_to or self.reply_to))
 
     async def authenticate(self, user_name: str, password: str) -> dict[str, Any]:
         """Authenticate; the reply on the caller's own topic."""
@@ -176,14 +157,9 @@ class Caller:
 
     async def fail(self, user_name: str, times: int) -> list[Published]:
         """``times`` wrong passwords in one batch (as a burst sent at once is fetched); what identity published."""
-        return await self.identity.handle_together(
-            *(
-                AuthenticateUser(
-                    user_name=user_name, password=new_password(), reply_to=self.reply_to
-                )
-                for _ in range(times)
-            )
-        )
+        return await self.identity.handle_together(*(
+            AuthenticateUser(user_name=user_name, password=new_password(), reply_to=self.reply_to)
+            for _ in range(times)))
 
 
 @pytest.fixture
@@ -202,9 +178,7 @@ FAILED = "identity.user_authentication_failed_v2"
 # -- registering and authenticating --
 
 
-async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_their_accounts(
-    caller: Caller,
-) -> None:
+async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_their_accounts(caller: Caller) -> None:
     """The right password is answered on the caller's reply topic with a token valid for 30 minutes,
     the user's names and accounts (with the primary flag), and the event carries no token."""
     password = new_password()
@@ -217,30 +191,15 @@ async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_t
     reply = record.document
     claims = await caller.verifier().verify(reply["access_token"])
     assert reply["type"] == "identity.authentication_succeeded" and reply["success"] is True
-    assert (reply["user_name"], reply["first_name"], reply["last_name"]) == (
-        registered["user_name"],
-        "Jane",
-        "Doe",
-    )
+    assert (reply["user_name"], reply["first_name"], reply["last_name"]) == (registered["user_name"], "Jane", "Doe")
     assert reply["accounts"] == [
-        {
-            "name": "Example, Inc.",
-            "context_identifier": str(ACCOUNT.context_identifier),
-            "is_primary": True,
-        },
-        {
-            "name": "Other Co",
-            "context_identifier": str(OTHER_ACCOUNT.context_identifier),
-            "is_primary": False,
-        },
+        {"name": "Example, Inc.", "context_identifier": str(ACCOUNT.context_identifier), "is_primary": True},
+        {"name": "Other Co", "context_identifier": str(OTHER_ACCOUNT.context_identifier), "is_primary": False},
     ]
     assert at(reply["expires_at"]) - at(reply["occurred_at"]) == timedelta(minutes=30)
     assert reply["change_password_url"] == change_url(registered["user_name"])
     assert claims.subject == registered["user_id"]
-    assert claims.accounts == (
-        str(ACCOUNT.context_identifier),
-        str(OTHER_ACCOUNT.context_identifier),
-    )
+    assert claims.accounts == (str(ACCOUNT.context_identifier), str(OTHER_ACCOUNT.context_identifier))
     assert claims.primary_account == str(ACCOUNT.context_identifier)
     assert event["type"] == "identity.user_authenticated_v2"
     assert (event["user_id"], event["token_id"]) == (registered["user_id"], str(claims.token_id))
@@ -248,16 +207,12 @@ async def test_a_registered_user_authenticates_and_gets_a_30_minute_token_with_t
     assert record.key is not None and record.key.decode() == registered["user_name"]
 
 
-async def test_without_reply_to_the_answer_goes_to_the_identity_replies_topic(
-    caller: Caller,
-) -> None:
+async def test_without_reply_to_the_answer_goes_to_the_identity_replies_topic(caller: Caller) -> None:
     """A caller that names no reply topic gets its token on signgate.identity.replies, keyed by user."""
     password = new_password()
     registered = await caller.register(password)
 
-    published = await caller.identity.handle(
-        AuthenticateUser(user_name=registered["user_name"], password=password)
-    )
+    published = await caller.identity.handle(AuthenticateUser(user_name=registered["user_name"], password=password))
 
     [record] = on(published, IDENTITY_REPLIES)
     assert record.type == "identity.authentication_succeeded"
@@ -269,22 +224,13 @@ async def test_a_reply_topic_that_is_a_signgate_events_topic_is_refused(caller: 
     password = new_password()
     registered = await caller.register(password)
 
-    published = await caller.attempt(
-        registered["user_name"],
-        password,
-        reply_to=caller.stack.connections.topic(IDENTITY_EVENTS.name),
-    )
+    published = await caller.attempt(registered["user_name"], password,
+                                     reply_to=caller.stack.connections.topic(IDENTITY_EVENTS.name))
 
     [record] = published
     assert (record["type"], record["status"], record["code"], record["field"]) == (
-        "command.rejected",
-        400,
-        "invalid_reply_to",
-        "reply_to",
-    )
-    assert record.key is not None and record.key.decode() == session_digests().user_name(
-        registered["user_name"]
-    )
+        "command.rejected", 400, "invalid_reply_to", "reply_to")
+    assert record.key is not None and record.key.decode() == session_digests().user_name(registered["user_name"])
 
 
 async def test_unknown_user_and_wrong_password_get_byte_identical_answers(caller: Caller) -> None:
@@ -300,9 +246,7 @@ async def test_unknown_user_and_wrong_password_get_byte_identical_answers(caller
     assert wrong["success"] is False and wrong["expired_password_url"] is None
 
 
-async def test_failed_logins_of_a_real_and_an_unknown_name_look_alike_on_the_events_topic(
-    caller: Caller,
-) -> None:
+async def test_failed_logins_of_a_real_and_an_unknown_name_look_alike_on_the_events_topic(caller: Caller) -> None:
     """A wrong password for a real user and one for a name nobody has publish events that are the
     same bytes apart from ids, timestamp and the name's keyed digest, which names the name typed (no user
     id, no name) and keys the record."""
@@ -314,11 +258,7 @@ async def test_failed_logins_of_a_real_and_an_unknown_name_look_alike_on_the_eve
 
     for record, typed in ((unknown, unknown_name), (wrong, wrong_name)):
         assert record.type == FAILED
-        assert (
-            record["user_name_digest"]
-            == session_digests().user_name(typed)
-            == (record.key or b"").decode()
-        )
+        assert record["user_name_digest"] == session_digests().user_name(typed) == (record.key or b"").decode()
         assert "user_id" not in record.document and "user_name" not in record.document
     assert without_ids(unknown, "user_name_digest") == without_ids(wrong, "user_name_digest")
 
@@ -345,36 +285,22 @@ async def test_a_user_name_is_registered_once_whatever_its_case(caller: Caller) 
 async def test_registering_needs_exactly_one_primary_account(caller: Caller) -> None:
     """Two primary accounts are a 400 naming `accounts`."""
     second = AccountMembership(name="Second", context_identifier=uuid.uuid4(), is_primary=True)
-    outcome = await caller.admin(
-        RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT, second])
-    )
+    outcome = await caller.admin(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT, second]))
 
-    assert (outcome["status"], outcome["code"], outcome["field"]) == (
-        400,
-        "invalid_accounts",
-        "accounts",
-    )
+    assert (outcome["status"], outcome["code"], outcome["field"]) == (400, "invalid_accounts", "accounts")
 
 
 async def test_a_too_short_password_is_refused_naming_the_field(caller: Caller) -> None:
     """Registering with a seven-character password is a 400 naming `password`."""
-    outcome = await caller.admin(
-        RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], password="seven77")
-    )
+    outcome = await caller.admin(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], password="seven77"))
 
-    assert (outcome["status"], outcome["code"], outcome["field"]) == (
-        400,
-        "password_rejected",
-        "password",
-    )
+    assert (outcome["status"], outcome["code"], outcome["field"]) == (400, "password_rejected", "password")
 
 
 # -- lockout --
 
 
-async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(
-    caller: Caller,
-) -> None:
+async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(caller: Caller) -> None:
     """Four wrong passwords do not lock; the fifth does (temporarily, for 5 minutes); then the right
     password answers "locked" and a wrong one still only "invalid credentials"."""
     password = new_password()
@@ -394,16 +320,12 @@ async def test_five_wrong_passwords_lock_and_the_right_one_then_answers_locked(
     assert [r["code"] for r in wrong["reasons"]] == ["invalid_credentials"]
 
 
-async def test_a_temporary_lock_ends_after_its_wait_and_a_success_resets_the_count(
-    caller: Caller,
-) -> None:
+async def test_a_temporary_lock_ends_after_its_wait_and_a_success_resets_the_count(caller: Caller) -> None:
     """After the lock's wait the right password gets a token, and four new failures do not lock again."""
     password = new_password()
     name = (await caller.register(password))["user_name"]
     [locked_out] = of_type(await caller.fail(name, 5), LOCKED_OUT)
-    caller.clock.advance(
-        at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) + timedelta(seconds=1)
-    )
+    caller.clock.advance(at(locked_out["locked_until"]) - at(locked_out["occurred_at"]) + timedelta(seconds=1))
 
     await caller.token(name, password)
     again = await caller.fail(name, 4)
@@ -467,27 +389,21 @@ async def test_a_disabled_users_token_is_refused_by_another_services_verifier(
     verifier = caller.verifier(PostgresAccountStates(authentication.pool))
     await verifier.verify(token)
 
-    disabling = await caller.events_of(
-        DisableUser(user_name=name, access_token=SecretStr(caller.admin_token()))
-    )
+    disabling = await caller.events_of(DisableUser(user_name=name, access_token=SecretStr(caller.admin_token())))
     await authentication.handle_published(disabling)
     with pytest.raises(AccountDisabled) as refused:
         await verifier.verify(token)
     disabled_login = await caller.authenticate(name, password)
     wrong_while_disabled = await caller.authenticate(name, new_password())
 
-    enabling = await caller.events_of(
-        EnableUser(user_name=name, access_token=SecretStr(caller.admin_token()))
-    )
+    enabling = await caller.events_of(EnableUser(user_name=name, access_token=SecretStr(caller.admin_token())))
     await authentication.handle_published(enabling)
     with pytest.raises(AuthorizationDenied):
         await verifier.verify(token)
     fresh = await caller.token(name, password)
 
     assert ([e.type for e in disabling], [e.type for e in enabling]) == (
-        ["identity.user_disabled_v2"],
-        ["identity.user_enabled_v2"],
-    )
+        ["identity.user_disabled_v2"], ["identity.user_enabled_v2"])
     assert (refused.value.status, refused.value.message) == (403, "Account is disabled")
     assert [r["code"] for r in disabled_login["reasons"]] == ["account_disabled"]
     assert [r["code"] for r in wrong_while_disabled["reasons"]] == ["invalid_credentials"]
@@ -504,9 +420,7 @@ async def test_a_password_change_revokes_earlier_tokens_everywhere(
     name = registered["user_name"]
     old_token = await caller.token(name, password)
 
-    changing = await caller.events_of(
-        ChangePassword(user_name=name, current_password=password, new_password=new)
-    )
+    changing = await caller.events_of(ChangePassword(user_name=name, current_password=password, new_password=new))
     await authentication.handle_published(changing)
     old_login = await caller.authenticate(name, password)
     await caller.token(name, new)
@@ -521,9 +435,7 @@ async def test_a_password_change_revokes_earlier_tokens_everywhere(
 # -- passwords --
 
 
-async def test_an_expired_password_is_told_only_with_the_right_password_and_a_change_cures_it(
-    caller: Caller,
-) -> None:
+async def test_an_expired_password_is_told_only_with_the_right_password_and_a_change_cures_it(caller: Caller) -> None:
     """After "expire now" the right password answers `password_expired` with the expired-password
     URL, a wrong one only `invalid_credentials`; changing the password lets the user in."""
     password, new = new_password(), new_password()
@@ -532,9 +444,7 @@ async def test_an_expired_password_is_told_only_with_the_right_password_and_a_ch
 
     right = await caller.authenticate(name, password)
     wrong = await caller.authenticate(name, new_password())
-    changed = await caller.outcome(
-        ChangePassword(user_name=name, current_password=password, new_password=new)
-    )
+    changed = await caller.outcome(ChangePassword(user_name=name, current_password=password, new_password=new))
 
     assert expired["type"] == "identity.password_expired_v2"
     assert [r["code"] for r in right["reasons"]] == ["password_expired"]
@@ -558,21 +468,14 @@ async def test_a_password_set_by_an_administrator_must_be_changed(caller: Caller
     assert reply["change_password_url"] == change_url(name)
 
 
-async def test_a_wrong_current_password_refuses_the_change_and_counts_as_a_failure(
-    caller: Caller,
-) -> None:
+async def test_a_wrong_current_password_refuses_the_change_and_counts_as_a_failure(caller: Caller) -> None:
     """Changing a password with a wrong current one is a 401 and a counted authentication failure."""
     name = (await caller.register(new_password()))["user_name"]
 
-    rejected, failed = await caller.events_of(
-        ChangePassword(user_name=name, current_password=new_password(), new_password=new_password())
-    )
+    rejected, failed = await caller.events_of(ChangePassword(user_name=name, current_password=new_password(),
+                                                             new_password=new_password()))
 
-    assert (rejected["type"], rejected["status"], rejected["code"]) == (
-        "command.rejected",
-        401,
-        "invalid_credentials",
-    )
+    assert (rejected["type"], rejected["status"], rejected["code"]) == ("command.rejected", 401, "invalid_credentials")
     assert (failed["type"], failed["reasons"]) == (FAILED, ["invalid_credentials"])
 
 
@@ -585,14 +488,10 @@ async def test_administrative_commands_need_an_administrators_token(caller: Call
     password = new_password()
     name = (await caller.register(password))["user_name"]
     user_token = await caller.token(name, password)
-    forged = (
-        TokenIssuer(generate_key_pair().private_key).issue("operator:x", "x", roles=["admin"]).token
-    )
+    forged = TokenIssuer(generate_key_pair().private_key).issue("operator:x", "x", roles=["admin"]).token
 
-    outcomes = [
-        await caller.outcome(DisableUser(user_name=name, access_token=token))
-        for token in (None, forged, user_token)
-    ]
+    outcomes = [await caller.outcome(DisableUser(user_name=name, access_token=token))
+                for token in (None, forged, user_token)]
 
     assert [(o["status"], o["message"]) for o in outcomes] == [
         (401, "User authentication required"),
@@ -608,15 +507,9 @@ async def test_a_disabled_administrators_token_is_refused(caller: Caller) -> Non
     token = await caller.token(name, password)
     await caller.admin(DisableUser(user_name=name))
 
-    outcome = await caller.outcome(
-        RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], access_token=token)
-    )
+    outcome = await caller.outcome(RegisterUser(user_name=new_user_name(), accounts=[ACCOUNT], access_token=token))
 
-    assert (outcome["status"], outcome["code"], outcome["message"]) == (
-        403,
-        "account_disabled",
-        "Account is disabled",
-    )
+    assert (outcome["status"], outcome["code"], outcome["message"]) == (403, "account_disabled", "Account is disabled")
 
 
 # -- API keys --
@@ -625,28 +518,17 @@ async def test_a_disabled_administrators_token_is_refused(caller: Caller) -> Non
 ISSUED_KEY, KEY_TOKEN = "identity.issued_api_key", "identity.api_key_token"
 
 
-async def issue_key(
-    caller: Caller, name: str, token: str, **fields: Any
-) -> tuple[dict[str, Any], list[Published]]:
+async def issue_key(caller: Caller, name: str, token: str, **fields: Any) -> tuple[dict[str, Any], list[Published]]:
     """Issue a key of ``name`` with ``token``; the reply on the caller's topic and all identity published."""
-    published = await caller.identity.handle(
-        IssueApiKey(
-            user_name=name,
-            name=fields.pop("label", "CI"),
-            access_token=token,
-            reply_to=caller.reply_to,
-            **fields,
-        )
-    )
+    published = await caller.identity.handle(IssueApiKey(user_name=name, name=fields.pop("label", "CI"),
+                                                         access_token=token, reply_to=caller.reply_to, **fields))
     [reply] = on(published, caller.reply_to)
     return reply.document, published
 
 
 async def exchange(caller: Caller, api_key: str) -> tuple[dict[str, Any], list[Published]]:
     """Exchange ``api_key``: the reply (or the rejection) and all identity published."""
-    published = await caller.identity.handle(
-        ExchangeApiKey(api_key=api_key, reply_to=caller.reply_to)
-    )
+    published = await caller.identity.handle(ExchangeApiKey(api_key=api_key, reply_to=caller.reply_to))
     replies = on(published, caller.reply_to)
     if replies:
         return replies[0].document, published
@@ -665,55 +547,31 @@ async def test_an_api_key_is_told_once_stored_as_a_digest_and_exchanged_for_a_to
     name, user_id = registered["user_name"], registered["user_id"]
     own_token = await caller.token(name, password)
 
-    issued, issuing = await issue_key(
-        caller, name, own_token, label="Nightly sync", account=OTHER_ACCOUNT.context_identifier
-    )
+    issued, issuing = await issue_key(caller, name, own_token, label="Nightly sync", account=OTHER_ACCOUNT.context_identifier)
     api_key = issued["api_key"]
     async with identity.pool.acquire() as connection:
-        stored = await connection.fetchrow(
-            "SELECT * FROM api_keys WHERE id = $1", uuid.UUID(issued["key_id"])
-        )
+        stored = await connection.fetchrow("SELECT * FROM api_keys WHERE id = $1", uuid.UUID(issued["key_id"]))
     token_reply, exchanging = await exchange(caller, api_key)
     claims = await caller.verifier().verify(token_reply["access_token"])
-    listing = await caller.identity.handle(
-        ListApiKeys(user_name=name, access_token=own_token, reply_to=caller.reply_to)
-    )
+    listing = await caller.identity.handle(ListApiKeys(user_name=name, access_token=own_token, reply_to=caller.reply_to))
     [listed] = on(listing, caller.reply_to)
 
     assert issued["type"] == ISSUED_KEY and api_key.startswith("sgk_") and len(api_key) == 79
     assert issued["key_id"] == str(uuid.UUID(hex=api_key[4:36]))
-    assert (issued["name"], issued["account"]) == (
-        "Nightly sync",
-        str(OTHER_ACCOUNT.context_identifier),
-    )
+    assert (issued["name"], issued["account"]) == ("Nightly sync", str(OTHER_ACCOUNT.context_identifier))
     [issued_event] = on(issuing, IDENTITY_EVENTS)
-    assert (
-        issued_event.type,
-        issued_event["user_id"],
-        issued_event["key_id"],
-        issued_event["issued_by"],
-    ) == ("identity.api_key_issued", user_id, issued["key_id"], "user")
+    assert (issued_event.type, issued_event["user_id"], issued_event["key_id"], issued_event["issued_by"]) == (
+        "identity.api_key_issued", user_id, issued["key_id"], "user")
     assert stored is not None and api_key not in dict(stored).values()
-    assert (
-        stored["digest"]
-        == hmac.new(
-            caller.stack.pepper.encode(), b"signgate-api-key\x00" + api_key.encode(), hashlib.sha256
-        ).hexdigest()
-    )
+    assert stored["digest"] == hmac.new(caller.stack.pepper.encode(), b"signgate-api-key\x00" + api_key.encode(),
+                                        hashlib.sha256).hexdigest()
     assert token_reply["type"] == KEY_TOKEN
     assert (claims.subject, claims.accounts, claims.primary_account, claims.roles) == (
-        user_id,
-        (str(OTHER_ACCOUNT.context_identifier),),
-        str(OTHER_ACCOUNT.context_identifier),
-        (),
-    )
+        user_id, (str(OTHER_ACCOUNT.context_identifier),), str(OTHER_ACCOUNT.context_identifier), ())
     assert claims.expires_at - claims.issued_at == timedelta(minutes=15)
     [exchanged] = on(exchanging, IDENTITY_EVENTS)
     assert (exchanged.type, exchanged["key_id"], exchanged["token_id"]) == (
-        "identity.api_key_exchanged",
-        issued["key_id"],
-        str(claims.token_id),
-    )
+        "identity.api_key_exchanged", issued["key_id"], str(claims.token_id))
     [summary] = listed["keys"]
     assert listed["type"] == "identity.api_keys_listed"
     assert set(summary) == {"key_id", "name", "account", "created_at", "last_used_at", "revoked_at"}
@@ -725,9 +583,7 @@ async def test_an_api_key_is_told_once_stored_as_a_digest_and_exchanged_for_a_to
     assert all(api_key not in (p.key or b"").decode() for p in [*issuing, *exchanging])
 
 
-async def test_a_revoked_an_unknown_and_a_wrong_key_are_refused_alike_and_a_second_revoke_conflicts(
-    caller: Caller,
-) -> None:
+async def test_a_revoked_an_unknown_and_a_wrong_key_are_refused_alike_and_a_second_revoke_conflicts(caller: Caller) -> None:
     """After its revocation a key's exchange is a 401 "Invalid API key", as for a key nobody was
     issued and for a real key id with a wrong secret; revoking it again is a 409; the list hides it
     unless asked for revoked keys."""
@@ -737,44 +593,22 @@ async def test_a_revoked_an_unknown_and_a_wrong_key_are_refused_alike_and_a_seco
     issued, _ = await issue_key(caller, name, token)
     before, _ = await exchange(caller, issued["api_key"])
 
-    revoked = await caller.outcome(
-        RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=token)
-    )
+    revoked = await caller.outcome(RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=token))
     after, _ = await exchange(caller, issued["api_key"])
     unknown, _ = await exchange(caller, f"sgk_{uuid.uuid4().hex}{'x' * 43}")
     wrong, _ = await exchange(caller, issued["api_key"][:36] + "y" * 43)
     not_a_key, _ = await exchange(caller, "hello")
-    again = await caller.outcome(
-        RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=token)
-    )
-    [active] = on(
-        await caller.identity.handle(
-            ListApiKeys(user_name=name, access_token=token, reply_to=caller.reply_to)
-        ),
-        caller.reply_to,
-    )
-    [every] = on(
-        await caller.identity.handle(
-            ListApiKeys(
-                user_name=name, include_revoked=True, access_token=token, reply_to=caller.reply_to
-            )
-        ),
-        caller.reply_to,
-    )
+    again = await caller.outcome(RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=token))
+    [active] = on(await caller.identity.handle(ListApiKeys(user_name=name, access_token=token, reply_to=caller.reply_to)),
+                  caller.reply_to)
+    [every] = on(await caller.identity.handle(ListApiKeys(user_name=name, include_revoked=True, access_token=token,
+                                                          reply_to=caller.reply_to)), caller.reply_to)
 
     assert before["type"] == KEY_TOKEN
-    assert (revoked["type"], revoked["key_id"], revoked["revoked_by"]) == (
-        "identity.api_key_revoked",
-        issued["key_id"],
-        "user",
-    )
+    assert (revoked["type"], revoked["key_id"], revoked["revoked_by"]) == ("identity.api_key_revoked", issued["key_id"], "user")
     for refused in (after, unknown, wrong, not_a_key):
         assert (refused["type"], refused["status"], refused["code"], refused["message"]) == (
-            "command.rejected",
-            401,
-            "invalid_api_key",
-            "Invalid API key",
-        )
+            "command.rejected", 401, "invalid_api_key", "Invalid API key")
     assert (again["status"], again["code"]) == (409, "api_key_revoked")
     assert active["keys"] == [] and [k["key_id"] for k in every["keys"]] == [issued["key_id"]]
     assert every["keys"][0]["revoked_at"] is not None
@@ -791,17 +625,11 @@ async def test_a_disabled_users_key_is_refused_and_works_again_once_enabled(call
     await caller.admin(EnableUser(user_name=name))
     enabled, _ = await exchange(caller, issued["api_key"])
 
-    assert (disabled["status"], disabled["code"], disabled["message"]) == (
-        403,
-        "account_disabled",
-        "Account is disabled",
-    )
+    assert (disabled["status"], disabled["code"], disabled["message"]) == (403, "account_disabled", "Account is disabled")
     assert enabled["type"] == KEY_TOKEN
 
 
-async def test_only_the_user_or_an_administrator_manages_a_users_keys_and_only_for_their_accounts(
-    caller: Caller,
-) -> None:
+async def test_only_the_user_or_an_administrator_manages_a_users_keys_and_only_for_their_accounts(caller: Caller) -> None:
     """Another user's token may not issue, list or revoke someone's keys (403); the user's own token
     cannot issue a key for an account they are not a member of, nor a key's token (bound to one
     account) for another of the user's accounts (400 naming `account`); an administrator's issue is
@@ -812,51 +640,24 @@ async def test_only_the_user_or_an_administrator_manages_a_users_keys_and_only_f
     other_token = await caller.token(other, other_password)
     issued, published = await issue_key(caller, name, caller.admin_token())
 
-    foreign = [
-        await caller.outcome(command)
-        for command in (
-            IssueApiKey(
-                user_name=name, name="x", access_token=other_token, reply_to=caller.reply_to
-            ),
-            ListApiKeys(user_name=name, access_token=other_token, reply_to=caller.reply_to),
-            RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=other_token),
-        )
-    ]
+    foreign = [await caller.outcome(command) for command in (
+        IssueApiKey(user_name=name, name="x", access_token=other_token, reply_to=caller.reply_to),
+        ListApiKeys(user_name=name, access_token=other_token, reply_to=caller.reply_to),
+        RevokeApiKey(user_name=name, key_id=issued["key_id"], access_token=other_token),
+    )]
     own = await caller.token(name, password)
-    elsewhere = await caller.outcome(
-        IssueApiKey(
-            user_name=name,
-            name="x",
-            account=uuid.uuid4(),
-            access_token=own,
-            reply_to=caller.reply_to,
-        )
-    )
-    not_theirs = await caller.outcome(
-        RevokeApiKey(user_name=other, key_id=issued["key_id"], access_token=caller.admin_token())
-    )
+    elsewhere = await caller.outcome(IssueApiKey(user_name=name, name="x", account=uuid.uuid4(),
+                                                 access_token=own, reply_to=caller.reply_to))
+    not_theirs = await caller.outcome(RevokeApiKey(user_name=other, key_id=issued["key_id"],
+                                                   access_token=caller.admin_token()))
     key_token = (await exchange(caller, issued["api_key"]))[0]["access_token"]
-    other_account = await caller.outcome(
-        IssueApiKey(
-            user_name=name,
-            name="x",
-            account=OTHER_ACCOUNT.context_identifier,
-            access_token=key_token,
-            reply_to=caller.reply_to,
-        )
-    )
+    other_account = await caller.outcome(IssueApiKey(user_name=name, name="x", account=OTHER_ACCOUNT.context_identifier,
+                                                     access_token=key_token, reply_to=caller.reply_to))
     same_account, _ = await issue_key(caller, name, key_token)
 
     assert [(o["status"], o["code"]) for o in foreign] == [(403, "not_an_administrator")] * 3
-    assert (elsewhere["status"], elsewhere["code"], elsewhere["field"]) == (
-        400,
-        "invalid_accounts",
-        "account",
-    )
+    assert (elsewhere["status"], elsewhere["code"], elsewhere["field"]) == (400, "invalid_accounts", "account")
     assert (not_theirs["status"], not_theirs["code"]) == (404, "api_key_not_found")
     assert (other_account["status"], other_account["field"]) == (400, "account")
-    assert (same_account["type"], same_account["account"]) == (
-        ISSUED_KEY,
-        str(ACCOUNT.context_identifier),
-    )
+    assert (same_account["type"], same_account["account"]) == (ISSUED_KEY, str(ACCOUNT.context_identifier))
     assert on(published, IDENTITY_EVENTS)[0]["issued_by"] == "administrator"

@@ -498,92 +498,56 @@ async def test_renewed_recovery_codes_replace_the_old_set(user: TotpUser) -> Non
     )
 
 
-async def test_a_password_change_needs_the_second_factor_and_cannot_test_a_password(
-    user: TotpUser,
-) -> None:
+async def test_a_password_change_needs_the_second_factor_and_cannot_test_a_password(user: TotpUser) -> None:
     """For a user with an authenticator, ChangePassword without a code is 401 second_factor_required for
     the right and a wrong current password alike; with the code it changes the password."""
     await user.enrolled()
 
-    [right] = on(
-        await user.send(
-            ChangePassword(
-                user_name=user.user_name,
-                current_password=user.password,
-                new_password="pw-new-one-1",
-            )
-        ),
-        IDENTITY_EVENTS,
-    )[:1]
-    [wrong] = on(
-        await user.send(
-            ChangePassword(
-                user_name=user.user_name, current_password="pw-not-it", new_password="pw-new-one-1"
-            )
-        ),
-        IDENTITY_EVENTS,
-    )[:1]
-    changed = await user.send(
-        ChangePassword(
-            user_name=user.user_name,
-            current_password=user.password,
-            new_password="pw-new-one-1",
-            one_time_code=user.code(),
-        )
-    )
+    [right] = on(await user.send(ChangePassword(user_name=user.user_name, current_password=user.password,
+                                                new_password="pw-new-one-1")), IDENTITY_EVENTS)[:1]
+    [wrong] = on(await user.send(ChangePassword(user_name=user.user_name, current_password="pw-not-it",
+                                                new_password="pw-new-one-1")), IDENTITY_EVENTS)[:1]
+    changed = await user.send(ChangePassword(user_name=user.user_name, current_password=user.password,
+                                             new_password="pw-new-one-1", one_time_code=user.code()))
 
-    assert (
-        (right["status"], right["code"])
-        == (wrong["status"], wrong["code"])
-        == (401, "second_factor_required")
-    )
+    assert (right["status"], right["code"]) == (wrong["status"], wrong["code"]) == (401, "second_factor_required")
     assert [p.type for p in on(changed, IDENTITY_EVENTS)] == ["identity.password_changed_v2"]
 
 
 async def test_after_a_key_rotation_a_secret_opens_and_is_sealed_again_under_the_new_key(
-    user: TotpUser, stack: ComponentStack, clock: MovableClock
-) -> None:
+        user: TotpUser, stack: ComponentStack, clock: MovableClock) -> None:
     """With a new key put first in SIGNGATE_IDENTITY_TOTP_KEY, a secret sealed under the old key still
     checks a code, and is then stored under the new key (its id first)."""
     await user.enrolled()
     old = json.loads(os.environ["SIGNGATE_IDENTITY_TOTP_KEY"])
     new_key = base64.b64encode(os.urandom(32)).decode()
 
-    async with stack.service(
-        IDENTITY, clock=clock, totp_key=SecretStr(json.dumps([new_key, *old]))
-    ) as rotated:
+    async with stack.service(IDENTITY, clock=clock, totp_key=SecretStr(json.dumps([new_key, *old]))) as rotated:
         reply = await user.login(code=user.code(), service=rotated)
         async with rotated.pool.acquire() as connection:
             stored = await connection.fetchval(
                 "SELECT secret_encrypted FROM authenticators a JOIN users u ON u.id = a.user_id "
-                "WHERE u.user_name = $1 AND a.removed_at IS NULL",
-                user.user_name,
-            )
+                "WHERE u.user_name = $1 AND a.removed_at IS NULL", user.user_name)
 
     assert reply["type"] == "identity.authentication_succeeded"
     assert stored.split(".")[0] == hashlib.sha256(base64.b64decode(new_key)).hexdigest()[:16]
 
 
 async def test_an_enrolment_asked_to_answer_on_the_events_topic_is_refused_before_a_secret_is_made(
-    user: TotpUser,
-) -> None:
+        user: TotpUser) -> None:
     """EnrolAuthenticator whose reply_to names the identity events topic is 400 invalid_reply_to, and
     no authenticator is stored: the secret never exists, let alone on the bus."""
     await user.register()
     token = await user.token()
     events_topic = user.stack.connections.topic(IDENTITY_EVENTS.name)
 
-    [refused] = await user.send(
-        EnrolAuthenticator(
-            user_name=user.user_name, access_token=SecretStr(token), reply_to=events_topic
-        )
-    )
+    [refused] = await user.send(EnrolAuthenticator(user_name=user.user_name, access_token=SecretStr(token),
+                                                   reply_to=events_topic))
 
     assert (refused["status"], refused["code"]) == (400, "invalid_reply_to")
     async with user.identity.pool.acquire() as connection:
-        stored = await connection.fetchval(
-            "SELECT count(*) FROM authenticators WHERE user_id = $1", uuid.UUID(user.user_id)
-        )
+        stored = await connection.fetchval("SELECT count(*) FROM authenticators WHERE user_id = $1",
+                                           uuid.UUID(user.user_id))
     assert stored == 0
 
 

@@ -60,9 +60,7 @@ class Services:
         published = await self.workflow.handle(command)
         self.published += published
         await self.authentication.handle_published(on(published, WORKFLOW_EVENTS))
-        return outcome(
-            published, WORKFLOW_REPLIES if on(published, WORKFLOW_REPLIES) else WORKFLOW_EVENTS
-        )
+        return outcome(published, WORKFLOW_REPLIES if on(published, WORKFLOW_REPLIES) else WORKFLOW_EVENTS)
 
     async def to_authentication(self, command: Command) -> Published:
         """An authentication command, its OTP requests through OTP dispatch and the answers back."""
@@ -82,23 +80,14 @@ def servers() -> Iterator[tuple[SmsGateway, SmtpSink, int]]:
 
 
 @pytest.fixture(scope="module")
-async def services(
-    stack: ComponentStack, servers: tuple[SmsGateway, SmtpSink, int]
-) -> AsyncIterator[Services]:
+async def services(stack: ComponentStack, servers: tuple[SmsGateway, SmtpSink, int]) -> AsyncIterator[Services]:
     gateway, sink, port = servers
     async with (
         stack.service(IDENTITY) as identity,
         stack.service(WORKFLOW) as workflow,
         stack.service(AUTHENTICATION) as authentication,
-        stack.service(
-            OTP_DISPATCH,
-            sms_provider="http",
-            sms_gateway_url=gateway.url,
-            email_provider="smtp",
-            smtp_port=port,
-            brand_name="Signgate Demo",
-            delivery_retry_delay_seconds=0.01,
-        ) as otp_dispatch,
+        stack.service(OTP_DISPATCH, sms_provider="http", sms_gateway_url=gateway.url, email_provider="smtp",
+                      smtp_port=port, brand_name="Signgate Demo", delivery_retry_delay_seconds=0.01) as otp_dispatch,
     ):
         yield Services(identity, workflow, authentication, otp_dispatch, gateway, sink, [])
 
@@ -107,64 +96,22 @@ async def shared(services: Services, token: str) -> tuple[str, dict[int, Secret]
     """Amélie (1, SMS, SigningHub body, fr-CA, the sender's brand), Bob (2, SMS, BoldSign body, no
     locale), Chloé (3, email, BoldSign body, fr, the sender's brand), Dave (4, email, no locale)."""
     package_id = f"pkg-{uuid.uuid4().hex[:8]}"
-    people = [
-        (1, "amelie@example.com", "Amélie", AMELIE),
-        (2, "bob@example.com", "Bob", BOB),
-        (3, CHLOE, "Chloé", None),
-        (4, DAVE, "Dave", None),
-    ]
+    people = [(1, "amelie@example.com", "Amélie", AMELIE), (2, "bob@example.com", "Bob", BOB),
+              (3, CHLOE, "Chloé", None), (4, DAVE, "Dave", None)]
     commands: list[Command] = [
-        wf.RegisterPackage(
-            package_id=package_id,
-            name="Bail",
-            access_token=token,
-            documents=[wf.DocumentSpec(document_id="doc-1", name="bail.pdf")],
-            recipients=[
-                wf.RecipientSpec(order=order, email=email, name=name, mobile_number=mobile)
-                for order, email, name, mobile in people
-            ],
-        ),
-        wf.UpdateRecipientAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "order": 1,
-                "body": {
-                    "authentication": {
-                        "enabled": True,
-                        "sms_otp": {"enabled": True, "mobile_number": AMELIE},
-                        "locale": "fr-CA",
-                        "brand_name": "Baux Dupont",
-                    }
-                },
-            }
-        ),
-        wf.AddAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "body": {"emailId": "bob@example.com", "authenticationType": "SMSOTP"},
-            }
-        ),
-        wf.AddAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "body": {
-                    "emailId": CHLOE,
-                    "authenticationType": "EmailOTP",
-                    "locale": "fr",
-                    "brandName": "Baux Dupont",
-                },
-            }
-        ),
-        wf.AddAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "body": {"emailId": DAVE, "authenticationType": "EmailOTP"},
-            }
-        ),
+        wf.RegisterPackage(package_id=package_id, name="Bail", access_token=token,
+                           documents=[wf.DocumentSpec(document_id="doc-1", name="bail.pdf")],
+                           recipients=[wf.RecipientSpec(order=order, email=email, name=name, mobile_number=mobile)
+                                       for order, email, name, mobile in people]),
+        wf.UpdateRecipientAuthentication.model_validate({"package_id": package_id, "access_token": token, "order": 1,
+            "body": {"authentication": {"enabled": True, "sms_otp": {"enabled": True, "mobile_number": AMELIE},
+                                        "locale": "fr-CA", "brand_name": "Baux Dupont"}}}),
+        wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
+            "emailId": "bob@example.com", "authenticationType": "SMSOTP"}}),
+        wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
+            "emailId": CHLOE, "authenticationType": "EmailOTP", "locale": "fr", "brandName": "Baux Dupont"}}),
+        wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
+            "emailId": DAVE, "authenticationType": "EmailOTP"}}),
     ]
     for command in commands:
         answer = await services.to_workflow(command)
@@ -189,58 +136,40 @@ async def test_each_recipient_gets_the_code_in_their_language_with_the_senders_b
     token = stack.token_issuer().issue(str(uuid.uuid4()), "owner").token
     package_id, invitations = await shared(services, token)
 
-    sent = [
-        await services.to_authentication(
-            auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[n])
-        )
-        for n in (1, 2, 3, 4)
-    ]
+    sent = [await services.to_authentication(auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[n]))
+            for n in (1, 2, 3, 4)]
     [amelie_sms], [bob_sms] = services.gateway.to(AMELIE), services.gateway.to(BOB)
     [chloe_mail], [dave_mail] = services.mail.to(CHLOE), services.mail.to(DAVE)
     chloe_text, chloe_html = text_of(chloe_mail)
     dave_text, dave_html = text_of(dave_mail)
     amelie_code = code_in(amelie_sms.body["text"])
-    opened = await services.to_authentication(
-        auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1], code=amelie_code)
-    )
+    opened = await services.to_authentication(auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1],
+                                                                     code=amelie_code))
 
     assert [s["type"] for s in sent] == ["authentication.document_otp_sent"] * 4
-    assert amelie_sms.body["text"] == (
-        f"Votre code Baux Dupont pour ouvrir votre document est {amelie_code}. "
-        "Il expire dans 5 minutes. Ne le communiquez à personne."
-    )
-    assert bob_sms.body["text"] == (
-        f"Your Signgate Demo code to open your document is {code_in(bob_sms.body['text'])}."
-        " It expires in 5 minutes. Do not share it with anyone."
-    )
+    assert amelie_sms.body["text"] == (f"Votre code Baux Dupont pour ouvrir votre document est {amelie_code}. "
+                                       "Il expire dans 5 minutes. Ne le communiquez à personne.")
+    assert bob_sms.body["text"] == (f"Your Signgate Demo code to open your document is {code_in(bob_sms.body['text'])}."
+                                    " It expires in 5 minutes. Do not share it with anyone.")
     assert chloe_mail["Subject"] == "Votre code Baux Dupont"
     assert "Votre code Baux Dupont pour ouvrir votre document est :" in chloe_text
     assert code_in(chloe_text) in chloe_html and "Il expire dans 5 minutes." in chloe_html
     assert dave_mail["Subject"] == "Your Signgate Demo code"
-    assert (
-        "Your Signgate Demo code to open your document is:" in dave_text
-        and code_in(dave_text) in dave_html
-    )
+    assert "Your Signgate Demo code to open your document is:" in dave_text and code_in(dave_text) in dave_html
     assert opened["type"] == "authentication.recipient_authenticated"
     on_the_bus = [p.value.decode() for p in services.published if p.topic != OTP_REQUESTS.name]
     assert leaks(on_the_bus, [amelie_code, code_in(chloe_text), AMELIE, BOB, CHLOE, DAVE]) == []
 
 
-async def test_the_sender_reads_back_the_locale_and_brand_set(
-    services: Services, stack: ComponentStack
-) -> None:
+async def test_the_sender_reads_back_the_locale_and_brand_set(services: Services, stack: ComponentStack) -> None:
     """The owner's query of a recipient shows the locale and brand the policy holds."""
     token = stack.token_issuer().issue(str(uuid.uuid4()), "owner").token
     package_id, _ = await shared(services, token)
 
-    described = await services.to_workflow(
-        wf.GetRecipientAuthentication(package_id=package_id, order=1, access_token=token)
-    )
+    described = await services.to_workflow(wf.GetRecipientAuthentication(package_id=package_id, order=1,
+                                                                          access_token=token))
 
-    assert (described["authentication"]["locale"], described["authentication"]["brand_name"]) == (
-        "fr-CA",
-        "Baux Dupont",
-    )
+    assert (described["authentication"]["locale"], described["authentication"]["brand_name"]) == ("fr-CA", "Baux Dupont")
 
 
 async def test_a_signer_gets_signer_codes_in_the_language_of_their_profile(
@@ -248,40 +177,22 @@ async def test_a_signer_gets_signer_codes_in_the_language_of_their_profile(
 ) -> None:
     """An API user whose profile says fr gets the signing code in French; once the profile no longer
     gives a language, in the default locale."""
-    mobile, account = (
-        "+33612345699",
-        AccountMembership(name="Baux", context_identifier=uuid.uuid4(), is_primary=True),
-    )
+    mobile, account = "+33612345699", AccountMembership(name="Baux", context_identifier=uuid.uuid4(), is_primary=True)
     operator = stack.token_issuer().issue("operator:tests", "operator:tests", roles=["admin"]).token
     name = f"signer-{uuid.uuid4().hex[:6]}@example.com"
-    registered = await services.to_identity(
-        RegisterUser(
-            user_name=name,
-            mobile_number=mobile,
-            locale="fr",
-            accounts=[account],
-            access_token=operator,
-        )
-    )
+    registered = await services.to_identity(RegisterUser(user_name=name, mobile_number=mobile, locale="fr",
+                                                         accounts=[account], access_token=operator))
     assert registered.type == "identity.user_registered_v2", registered.document
     user_id = registered["user_id"]
-    token = (
-        stack.token_issuer().issue(user_id, name, accounts=[str(account.context_identifier)]).token
-    )
+    token = stack.token_issuer().issue(user_id, name, accounts=[str(account.context_identifier)]).token
     package_id, _ = await shared(services, token)
 
     def signing_code() -> auth.RequestSigningOtp:
-        return auth.RequestSigningOtp(
-            package_id=package_id,
-            document_id="doc-1",
-            field_name=f"f-{uuid.uuid4().hex[:4]}",
-            access_token=token,
-        )
+        return auth.RequestSigningOtp(package_id=package_id, document_id="doc-1", field_name=f"f-{uuid.uuid4().hex[:4]}",
+                                      access_token=token)
 
     french = await services.to_authentication(signing_code())
-    await services.to_identity(
-        UpdateUserProfile(user_name=name, mobile_number=mobile, access_token=operator)
-    )
+    await services.to_identity(UpdateUserProfile(user_name=name, mobile_number=mobile, access_token=operator))
     english = await services.to_authentication(signing_code())
 
     assert (french["type"], english["type"]) == ("authentication.signing_otp_sent",) * 2
@@ -290,103 +201,44 @@ async def test_a_signer_gets_signer_codes_in_the_language_of_their_profile(
     assert second.startswith("Your Signgate Demo code to sign your document is ")
 
 
-def raw(
-    type_: str, token: str, package_id: str, body: dict[str, Any], **fields: Any
-) -> tuple[bytes, str]:
+def raw(type_: str, token: str, package_id: str, body: dict[str, Any], **fields: Any) -> tuple[bytes, str]:
     correlation_id = str(uuid.uuid4())
-    command = {
-        "type": type_,
-        "correlation_id": correlation_id,
-        "package_id": package_id,
-        "access_token": token,
-        "body": body,
-        **fields,
-    }
+    command = {"type": type_, "correlation_id": correlation_id, "package_id": package_id,
+               "access_token": token, "body": body, **fields}
     return json.dumps(command).encode(), correlation_id
 
 
 @pytest.mark.parametrize(
     ("type_", "body", "order", "field"),
     [
-        (
-            "workflow.update_recipient_authentication",
-            {
-                "authentication": {
-                    "enabled": True,
-                    "sms_otp": {"enabled": True, "mobile_number": AMELIE},
-                    "brand_name": "Refund at evil.com",
-                }
-            },
-            1,
-            "body.authentication.brand_name",
-        ),
-        (
-            "workflow.update_recipient_authentication",
-            {
-                "authentication": {
-                    "enabled": True,
-                    "sms_otp": {"enabled": True, "mobile_number": AMELIE},
-                    "brand_name": "Acme\nNew code: 000000",
-                }
-            },
-            1,
-            "body.authentication.brand_name",
-        ),
-        (
-            "workflow.add_authentication",
-            {
-                "emailId": "bob@example.com",
-                "authenticationType": "SMSOTP",
-                "brandName": "Call 0800 5550199",
-            },
-            None,
-            "body.brandName",
-        ),
-        (
-            "workflow.add_authentication",
-            {
-                "emailId": "bob@example.com",
-                "authenticationType": "SMSOTP",
-                "locale": "../../etc/fr",
-            },
-            None,
-            "body.locale",
-        ),
+        ("workflow.update_recipient_authentication",
+         {"authentication": {"enabled": True, "sms_otp": {"enabled": True, "mobile_number": AMELIE},
+                             "brand_name": "Refund at evil.com"}}, 1, "body.authentication.brand_name"),
+        ("workflow.update_recipient_authentication",
+         {"authentication": {"enabled": True, "sms_otp": {"enabled": True, "mobile_number": AMELIE},
+                             "brand_name": "Acme\nNew code: 000000"}}, 1, "body.authentication.brand_name"),
+        ("workflow.add_authentication",
+         {"emailId": "bob@example.com", "authenticationType": "SMSOTP", "brandName": "Call 0800 5550199"}, None,
+         "body.brandName"),
+        ("workflow.add_authentication",
+         {"emailId": "bob@example.com", "authenticationType": "SMSOTP", "locale": "../../etc/fr"}, None, "body.locale"),
     ],
 )
 async def test_a_hostile_brand_or_locale_is_a_400_naming_the_field(
-    services: Services,
-    stack: ComponentStack,
-    type_: str,
-    body: dict[str, Any],
-    order: int | None,
-    field: str,
+    services: Services, stack: ComponentStack, type_: str, body: dict[str, Any], order: int | None, field: str
 ) -> None:
     """A brand that holds a domain, a line break or a phone number, or a locale that is a path, is
     rejected 400 at the contract, naming the field, without echoing the value; the policy stays."""
     token = stack.token_issuer().issue(str(uuid.uuid4()), "owner").token
     package_id, _ = await shared(services, token)
-    record, correlation_id = raw(
-        type_, token, package_id, body, **({"order": order} if order else {})
-    )
+    record, correlation_id = raw(type_, token, package_id, body, **({"order": order} if order else {}))
 
     published = await services.workflow.handle(record, WORKFLOW_COMMANDS, key=package_id)
 
-    [rejected] = [
-        p for p in on(published, WORKFLOW_EVENTS) if p["correlation_id"] == correlation_id
-    ]
+    [rejected] = [p for p in on(published, WORKFLOW_EVENTS) if p["correlation_id"] == correlation_id]
     assert (rejected["type"], rejected["status"], rejected["code"], rejected["field"]) == (
-        "command.rejected",
-        400,
-        "invalid_command",
-        field,
-    )
-    assert (
-        b"evil.com" not in rejected.value
-        and b"0800" not in rejected.value
-        and b"etc" not in rejected.value
-    )
-    described = await services.to_workflow(
-        wf.GetRecipientAuthentication(package_id=package_id, order=1, access_token=token)
-    )
+        "command.rejected", 400, "invalid_command", field)
+    assert b"evil.com" not in rejected.value and b"0800" not in rejected.value and b"etc" not in rejected.value
+    described = await services.to_workflow(wf.GetRecipientAuthentication(package_id=package_id, order=1,
+                                                                          access_token=token))
     assert described["authentication"]["brand_name"] == "Baux Dupont"

@@ -85,15 +85,9 @@ async def services(stack: ComponentStack) -> AsyncIterator[Services]:
     async with (
         stack.service(WORKFLOW) as workflow,
         stack.service(AUTHENTICATION, clock=clock) as authentication,
-        stack.service(
-            OTP_DISPATCH,
-            clock=clock,
-            sandbox_outbox=sandbox,
-            sms_provider="sandbox",
-            resend_cooldown_seconds=0,
-            max_sends_per_destination=100,  # as the e2e system's
-            delivery_retry_delay_seconds=0.01,
-        ) as otp_dispatch,
+        stack.service(OTP_DISPATCH, clock=clock, sandbox_outbox=sandbox, sms_provider="sandbox",
+                      resend_cooldown_seconds=0, max_sends_per_destination=100,  # as the e2e system's
+                      delivery_retry_delay_seconds=0.01) as otp_dispatch,
     ):
         yield Services(workflow, authentication, otp_dispatch, sandbox, stack)
 
@@ -102,58 +96,27 @@ def reply_of(published: list[Published]) -> dict[str, Any]:
     return outcome(published, WORKFLOW_REPLIES).document
 
 
-async def shared_package(
-    services: Services, token: str, bob_mobile: str
-) -> tuple[str, dict[int, Secret]]:
+async def shared_package(services: Services, token: str, bob_mobile: str) -> tuple[str, dict[int, Secret]]:
     """Alice (1) opens with an access code (BoldSign's body), Bob (2) with an SMS OTP (SigningHub's
     body); shared, with the invitations workflow answered the share with."""
     package_id = f"pkg-{uuid.uuid4().hex[:8]}"
     commands: list[Command] = [
         wf.RegisterPackage(
-            package_id=package_id,
-            name="Lease",
-            access_token=token,
+            package_id=package_id, name="Lease", access_token=token,
             documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
-            recipients=[
-                wf.RecipientSpec(order=1, email="alice@example.com", name="Alice"),
-                wf.RecipientSpec(
-                    order=2, email="bob@example.com", name="Bob", mobile_number=bob_mobile
-                ),
-            ],
-        ),
-        wf.AddAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "body": {
-                    "accessCode": ACCESS_CODE,
-                    "authenticationType": "AccessCode",
-                    "emailId": "alice@example.com",
-                },
-            }
-        ),
-        wf.UpdateRecipientAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "order": 2,
-                "body": {
-                    "apply_to_all": False,
-                    "authentication": {
-                        "enabled": True,
-                        "password": {"enabled": False, "user_password": ""},
-                        "sms_otp": {"enabled": True, "mobile_number": "00" + bob_mobile[1:]},
-                    },
-                },
-            }
-        ),
+            recipients=[wf.RecipientSpec(order=1, email="alice@example.com", name="Alice"),
+                        wf.RecipientSpec(order=2, email="bob@example.com", name="Bob", mobile_number=bob_mobile)]),
+        wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
+            "accessCode": ACCESS_CODE, "authenticationType": "AccessCode", "emailId": "alice@example.com"}}),
+        wf.UpdateRecipientAuthentication.model_validate({"package_id": package_id, "access_token": token, "order": 2,
+            "body": {"apply_to_all": False, "authentication": {
+                "enabled": True, "password": {"enabled": False, "user_password": ""},
+                "sms_otp": {"enabled": True, "mobile_number": "00" + bob_mobile[1:]}}}}),
     ]
     for command in commands:
         [event, *_] = on(await services.to_workflow(command), WORKFLOW_EVENTS)
         assert event.type != "command.rejected", event.document
-    reply = reply_of(
-        await services.to_workflow(wf.ShareWorkflow(package_id=package_id, access_token=token))
-    )
+    reply = reply_of(await services.to_workflow(wf.ShareWorkflow(package_id=package_id, access_token=token)))
     assert reply["type"] == "workflow.recipient_invitations_issued", reply
     return package_id, {item["order"]: Secret(item["invitation"]) for item in reply["invitations"]}
 
@@ -168,65 +131,34 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(services: Services) ->
     package_id, invitations = await shared_package(services, token, bob_mobile)
     alice, bob = invitations[1], invitations[2]
 
-    opened = await services.to_authentication(
-        auth.OpenDocumentWithPassword(package_id=package_id, invitation=alice, password=ACCESS_CODE)
-    )
+    opened = await services.to_authentication(auth.OpenDocumentWithPassword(package_id=package_id, invitation=alice,
+                                                                            password=ACCESS_CODE))
     alice_before = await alice_status(services, package_id, alice)
-    sent = await services.to_authentication(
-        auth.RequestDocumentOtp(package_id=package_id, invitation=bob)
-    )
-    first = await services.to_authentication(
-        auth.VerifyDocumentOtp(
-            package_id=package_id, invitation=bob, code=services.latest_code(bob_mobile)
-        )
-    )
+    sent = await services.to_authentication(auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
+    first = await services.to_authentication(auth.VerifyDocumentOtp(package_id=package_id, invitation=bob,
+                                                                    code=services.latest_code(bob_mobile)))
     await services.to_authentication(auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
     right = services.latest_code(bob_mobile)
-    wrong = [
-        await services.to_authentication(
-            auth.VerifyDocumentOtp(
-                package_id=package_id, invitation=bob, code=str((int(right) + n) % 10**6).zfill(6)
-            )
-        )
-        for n in (1, 2, 3)
-    ]
-    while_locked = await services.to_authentication(
-        auth.VerifyDocumentOtp(package_id=package_id, invitation=bob, code=right)
-    )
-    resetting = await services.workflow.handle(
-        wf.ResetRecipientAuthentication(package_id=package_id, order=2, access_token=token)
-    )
-    [cleared] = [
-        e
-        for e in on(
-            await services.authentication.handle_published(on(resetting, WORKFLOW_EVENTS)),
-            AUTHENTICATION_EVENTS,
-        )
-        if e.type == "authentication.recipient_authentication_cleared"
-    ]
-    stale = await services.to_authentication(
-        auth.RequestDocumentOtp(package_id=package_id, invitation=bob)
-    )
-    issued = reply_of(
-        await services.to_workflow(
-            wf.IssueRecipientInvitation(package_id=package_id, order=2, access_token=token)
-        )
-    )
+    wrong = [await services.to_authentication(auth.VerifyDocumentOtp(
+        package_id=package_id, invitation=bob, code=str((int(right) + n) % 10**6).zfill(6))) for n in (1, 2, 3)]
+    while_locked = await services.to_authentication(auth.VerifyDocumentOtp(package_id=package_id, invitation=bob,
+                                                                           code=right))
+    resetting = await services.workflow.handle(wf.ResetRecipientAuthentication(package_id=package_id, order=2,
+                                                                               access_token=token))
+    [cleared] = [e for e in on(await services.authentication.handle_published(on(resetting, WORKFLOW_EVENTS)),
+                               AUTHENTICATION_EVENTS) if e.type == "authentication.recipient_authentication_cleared"]
+    stale = await services.to_authentication(auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
+    issued = reply_of(await services.to_workflow(wf.IssueRecipientInvitation(package_id=package_id, order=2,
+                                                                             access_token=token)))
     bob = Secret(issued["invitation"])
     await services.to_authentication(auth.RequestDocumentOtp(package_id=package_id, invitation=bob))
-    after_reset = await services.to_authentication(
-        auth.VerifyDocumentOtp(
-            package_id=package_id, invitation=bob, code=services.latest_code(bob_mobile)
-        )
-    )
+    after_reset = await services.to_authentication(auth.VerifyDocumentOtp(package_id=package_id, invitation=bob,
+                                                                          code=services.latest_code(bob_mobile)))
     alice_after = await alice_status(services, package_id, alice)
 
     assert opened["type"] == "authentication.recipient_authenticated"
     assert (sent["type"], sent["channel"], sent["destination"]) == (
-        "authentication.document_otp_sent",
-        "sms",
-        "+44******0123",
-    )
+        "authentication.document_otp_sent", "sms", "+44******0123")
     assert first["type"] == "authentication.recipient_authenticated"
     assert [(w["type"], w.get("attempts_remaining")) for w in wrong] == [
         ("authentication.recipient_authentication_failed", 2),
@@ -243,9 +175,8 @@ async def test_sms_otp_lockout_and_reset_of_one_recipient(services: Services) ->
 
 
 async def alice_status(services: Services, package_id: str, invitation: Secret) -> dict[str, Any]:
-    published = await services.authentication.handle(
-        auth.GetRecipientAuthenticationStatus(package_id=package_id, invitation=invitation)
-    )
+    published = await services.authentication.handle(auth.GetRecipientAuthenticationStatus(
+        package_id=package_id, invitation=invitation))
     status = dict(published[0].document)
     for volatile in ("event_id", "occurred_at", "correlation_id", "causation_id"):
         status.pop(volatile)
@@ -257,12 +188,7 @@ async def alice_status(services: Services, package_id: str, invitation: Secret) 
 
 def sms_request(destination: str, **fields: Any) -> OtpDeliveryRequested:
     """A request, signed as authentication signs it, to text a code to a recipient of a fresh package."""
-    values = {
-        "package_id": f"pkg-{uuid.uuid4().hex[:8]}",
-        "order": 2,
-        "channel": "sms",
-        "destination": destination,
-    }
+    values = {"package_id": f"pkg-{uuid.uuid4().hex[:8]}", "order": 2, "channel": "sms", "destination": destination}
     return OtpDeliveryRequested(**(values | fields))
 
 
@@ -278,27 +204,19 @@ async def test_an_sms_request_is_sent_masked_and_its_code_verifies(services: Ser
 
     assert sent["type"] == "otp.sent"
     assert (sent["destination"], sent["provider"], sent["challenge_id"]) == (
-        "+44******8899",
-        "sandbox",
-        str(request.challenge_id),
-    )
+        "+44******8899", "sandbox", str(request.challenge_id))
     assert sent["causation_id"] == str(request.event_id)
     [code] = services.codes_for(request.challenge_id)
     assert len(code) == 6 and code.encode() not in sent.value
-    store = OtpStore(
-        services.otp_dispatch.service.resources.redis,
-        prefix=services.stack.connections.redis_prefix,
-        pepper=services.stack.otp_pepper,
-    )
+    store = OtpStore(services.otp_dispatch.service.resources.redis, prefix=services.stack.connections.redis_prefix,
+                     pepper=services.stack.otp_pepper)
     assert (await store.verify_and_consume(OtpRecipient.of(request), code, retry_count=3)).ok
     assert not (await store.verify_and_consume(OtpRecipient.of(request), code, retry_count=3)).ok
 
 
 async def test_the_eleventh_code_to_one_number_in_an_hour_gets_a_429(stack: ComponentStack) -> None:
     """Ten codes to one phone number for ten packages are sent; the eleventh is refused for up to an hour."""
-    async with stack.service(
-        OTP_DISPATCH, sandbox_outbox=stack.workdir / "eleven.jsonl", sms_provider="sandbox"
-    ) as otp:
+    async with stack.service(OTP_DISPATCH, sandbox_outbox=stack.workdir / "eleven.jsonl", sms_provider="sandbox") as otp:
         number = "+447700900202"
         sent = [outcome(await otp.handle(sms_request(number)), OTP_EVENTS) for _ in range(10)]
         refused = outcome(await otp.handle(sms_request(number)), OTP_EVENTS)
@@ -308,24 +226,16 @@ async def test_the_eleventh_code_to_one_number_in_an_hour_gets_a_429(stack: Comp
     assert 1 <= refused["retry_after_seconds"] <= 3600
 
 
-async def test_a_resend_inside_the_cooldown_gets_a_429_with_when_to_retry(
-    stack: ComponentStack,
-) -> None:
+async def test_a_resend_inside_the_cooldown_gets_a_429_with_when_to_retry(stack: ComponentStack) -> None:
     """A second request for the same recipient right after the first is refused with 429 and the seconds to wait."""
-    async with stack.service(
-        OTP_DISPATCH, sandbox_outbox=stack.workdir / "cooldown.jsonl", sms_provider="sandbox"
-    ) as otp:
+    async with stack.service(OTP_DISPATCH, sandbox_outbox=stack.workdir / "cooldown.jsonl", sms_provider="sandbox") as otp:
         first = sms_request("+447700900201")
         again = sms_request("+447700900201", package_id=first.package_id, order=first.order)
         sent = outcome(await otp.handle(first), OTP_EVENTS)
         refused = outcome(await otp.handle(again), OTP_EVENTS)
 
     assert sent.type == "otp.sent"
-    assert (refused["type"], refused["status"], refused["code"]) == (
-        "command.rejected",
-        429,
-        "otp_resend_cooldown",
-    )
+    assert (refused["type"], refused["status"], refused["code"]) == ("command.rejected", 429, "otp_resend_cooldown")
     assert 1 <= refused["retry_after_seconds"] <= 30
     assert f"in {refused['retry_after_seconds']} seconds" in refused["message"]
     assert refused["command_type"] == "otp.delivery_requested"
@@ -343,27 +253,15 @@ async def test_a_request_delivered_twice_sends_one_code(services: Services) -> N
     assert {a.type for a in answers} == {"otp.sent"} and len({a["event_id"] for a in answers}) == 1
 
 
-async def test_an_invalid_request_is_rejected_without_echoing_the_destination(
-    services: Services,
-) -> None:
+async def test_an_invalid_request_is_rejected_without_echoing_the_destination(services: Services) -> None:
     """A request whose number is not E.164 gets a 400 that does not repeat the number."""
     correlation_id = str(uuid.uuid4())
-    body = {
-        "type": "otp.delivery_requested",
-        "correlation_id": correlation_id,
-        "package_id": "p",
-        "order": 1,
-        "channel": "sms",
-        "destination": "07700 900999",
-    }
+    body = {"type": "otp.delivery_requested", "correlation_id": correlation_id, "package_id": "p",
+            "order": 1, "channel": "sms", "destination": "07700 900999"}
 
     published = await services.otp_dispatch.handle(json.dumps(body).encode(), OTP_REQUESTS)
 
     rejection = outcome(published, OTP_EVENTS)
     assert rejection["correlation_id"] == correlation_id
-    assert (rejection["status"], rejection["code"], rejection["field"]) == (
-        400,
-        "invalid_command",
-        "destination",
-    )
+    assert (rejection["status"], rejection["code"], rejection["field"]) == (400, "invalid_command", "destination")
     assert b"07700" not in rejection.value

@@ -101,60 +101,28 @@ def owner_token(services: Services) -> str:
 
 async def registered(services: Services, token: str, signer: uuid.UUID | None = None) -> str:
     package_id = f"pkg-{uuid.uuid4().hex[:8]}"
-    [event] = on(
-        await services.to_workflow(
-            wf.RegisterPackage(
-                package_id=package_id,
-                name="Lease",
-                access_token=token,
-                documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
-                recipients=[
-                    wf.RecipientSpec(
-                        order=1, email="carol@example.com", name="Carol", signer_user_id=signer
-                    )
-                ],
-            )
-        ),
-        WORKFLOW_EVENTS,
-    )
+    [event] = on(await services.to_workflow(wf.RegisterPackage(
+        package_id=package_id, name="Lease", access_token=token,
+        documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
+        recipients=[wf.RecipientSpec(order=1, email="carol@example.com", name="Carol", signer_user_id=signer)])),
+        WORKFLOW_EVENTS)
     assert event.type == "workflow.package_registered", event.document
     return package_id
 
 
-def signinghub_totp(
-    package_id: str,
-    token: str,
-    *,
-    source: str = "provisioned",
-    password: bool = False,
-    apply_to_all: bool = False,
-) -> wf.UpdateRecipientAuthentication:
-    return wf.UpdateRecipientAuthentication.model_validate(
-        {
-            "package_id": package_id,
-            "access_token": token,
-            "order": 1,
-            "body": {
-                "apply_to_all": apply_to_all,
-                "authentication": {
-                    "enabled": True,
-                    "password": {
-                        "enabled": password,
-                        "user_password": PASSWORD if password else "",
-                    },
-                    "totp": {"enabled": True, "source": source},
-                },
-            },
-        }
-    )
+def signinghub_totp(package_id: str, token: str, *, source: str = "provisioned", password: bool = False,
+                    apply_to_all: bool = False) -> wf.UpdateRecipientAuthentication:
+    return wf.UpdateRecipientAuthentication.model_validate({
+        "package_id": package_id, "access_token": token, "order": 1, "body": {
+            "apply_to_all": apply_to_all, "authentication": {
+                "enabled": True, "password": {"enabled": password, "user_password": PASSWORD if password else ""},
+                "totp": {"enabled": True, "source": source}}}})
 
 
 async def shared(services: Services, package_id: str, token: str) -> Secret:
     """The package shared; recipient 1's invitation."""
-    reply = outcome(
-        await services.to_workflow(wf.ShareWorkflow(package_id=package_id, access_token=token)),
-        WORKFLOW_REPLIES,
-    )
+    reply = outcome(await services.to_workflow(wf.ShareWorkflow(package_id=package_id, access_token=token)),
+                    WORKFLOW_REPLIES)
     return Secret(reply["invitations"][0]["invitation"])
 
 
@@ -164,8 +132,7 @@ def verify(package_id: str, invitation: Secret, code: str) -> auth.VerifyDocumen
 
 async def status(services: Services, package_id: str, invitation: Secret) -> Published:
     published = await services.authentication.handle(
-        auth.GetRecipientAuthenticationStatus(package_id=package_id, invitation=invitation)
-    )
+        auth.GetRecipientAuthenticationStatus(package_id=package_id, invitation=invitation))
     return outcome(published, AUTHENTICATION_REPLIES)
 
 
@@ -210,9 +177,7 @@ async def signed_for(services: Services, token: str, user: uuid.UUID) -> tuple[s
     return package_id, await shared(services, package_id, token)
 
 
-async def test_a_provisioned_secret_reaches_only_the_sender_and_its_code_opens_once(
-    services: Services,
-) -> None:
+async def test_a_provisioned_secret_reaches_only_the_sender_and_its_code_opens_once(services: Services) -> None:
     """The sender asks for a provisioned TOTP secret: the otpauth URI and the secret are answered on
     the replies topic only (the policy event carries them sealed, neither in clear); the app's code
     opens the package once (a grant), the same code again is refused as used (409) and leaves
@@ -229,19 +194,11 @@ async def test_a_provisioned_secret_reaches_only_the_sender_and_its_code_opens_o
     again = await services.to_authentication(verify(package_id, invitation, code))
     after_replay = await status(services, package_id, invitation)
     services.clock.advance(timedelta(seconds=30))
-    next_step = await services.to_authentication(
-        verify(package_id, invitation, services.code(secret))
-    )
+    next_step = await services.to_authentication(verify(package_id, invitation, services.code(secret)))
 
-    assert (
-        provisioned["type"] == "workflow.recipient_totp_provisioned" and provisioned["order"] == 1
-    )
+    assert provisioned["type"] == "workflow.recipient_totp_provisioned" and provisioned["order"] == 1
     query = parse_qs(urlparse(uri).query)
-    assert (
-        uri.startswith("otpauth://totp/")
-        and query["secret"] == [secret]
-        and query["issuer"] == ["signgate"]
-    )
+    assert uri.startswith("otpauth://totp/") and query["secret"] == [secret] and query["issuer"] == ["signgate"]
     [policy_event] = on(setting, WORKFLOW_EVENTS)
     sealed_policy = policy_event["authentication"]
     assert sealed_policy["methods"] == ["totp"] and sealed_policy["totp_source"] == "provisioned"
@@ -250,53 +207,31 @@ async def test_a_provisioned_secret_reaches_only_the_sender_and_its_code_opens_o
     assert outcome(first, AUTHENTICATION_EVENTS).type == "authentication.recipient_authenticated"
     assert outcome(first, AUTHENTICATION_EVENTS)["method"] == "totp"
     assert outcome(first, AUTHENTICATION_REPLIES).type == "authentication.document_access_granted"
-    assert (again["type"], again["status"], again["code"]) == (
-        "command.rejected",
-        409,
-        "totp_code_used",
-    )
+    assert (again["type"], again["status"], again["code"]) == ("command.rejected", 409, "totp_code_used")
     assert (after_replay["attempts_used"], after_replay["attempts_remaining"]) == (0, 3)
     assert next_step.type == "authentication.recipient_authenticated"
-    not_replies = [
-        p.value.decode()
-        for p in services.published
-        if p.topic not in (WORKFLOW_REPLIES.name, AUTHENTICATION_REPLIES.name)
-    ]
+    not_replies = [p.value.decode() for p in services.published
+                   if p.topic not in (WORKFLOW_REPLIES.name, AUTHENTICATION_REPLIES.name)]
     assert leaks(not_replies, [secret, uri, secret.lower()]) == []
 
 
-async def test_wrong_codes_lock_the_recipient_and_the_senders_reset_clears_the_count(
-    services: Services,
-) -> None:
+async def test_wrong_codes_lock_the_recipient_and_the_senders_reset_clears_the_count(services: Services) -> None:
     """Three wrong codes lock a recipient with the default retry count (the third says locked out);
     the right code is then refused as locked; the sender's reset (seed 003) with a new provisioned
     secret clears the lock and the count, and the new secret's code opens while the old one's does not."""
     token = owner_token(services)
     package_id = await registered(services, token)
-    old = outcome(await services.to_workflow(signinghub_totp(package_id, token)), WORKFLOW_REPLIES)[
-        "secret"
-    ]
+    old = outcome(await services.to_workflow(signinghub_totp(package_id, token)), WORKFLOW_REPLIES)["secret"]
     invitation = await shared(services, package_id, token)
 
-    wrong = [
-        await services.to_authentication(verify(package_id, invitation, services.wrong_code(old)))
-        for _ in range(3)
-    ]
-    while_locked = await services.to_authentication(
-        verify(package_id, invitation, services.code(old))
-    )
-    resetting = await services.to_workflow(
-        wf.ResetRecipientAuthentication(
-            package_id=package_id, order=1, access_token=token, totp_source="provisioned"
-        )
-    )
+    wrong = [await services.to_authentication(verify(package_id, invitation, services.wrong_code(old)))
+             for _ in range(3)]
+    while_locked = await services.to_authentication(verify(package_id, invitation, services.code(old)))
+    resetting = await services.to_workflow(wf.ResetRecipientAuthentication(
+        package_id=package_id, order=1, access_token=token, totp_source="provisioned"))
     new = outcome(resetting, WORKFLOW_REPLIES)["secret"]
-    issued = outcome(
-        await services.to_workflow(
-            wf.IssueRecipientInvitation(package_id=package_id, order=1, access_token=token)
-        ),
-        WORKFLOW_REPLIES,
-    )
+    issued = outcome(await services.to_workflow(wf.IssueRecipientInvitation(
+        package_id=package_id, order=1, access_token=token)), WORKFLOW_REPLIES)
     invitation = Secret(issued["invitation"])
     with_old = await services.to_authentication(verify(package_id, invitation, services.code(old)))
     with_new = await services.to_authentication(verify(package_id, invitation, services.code(new)))
@@ -310,10 +245,7 @@ async def test_wrong_codes_lock_the_recipient_and_the_senders_reset_clears_the_c
     assert (while_locked["status"], while_locked["code"]) == (403, "recipient_locked")
     assert outcome(resetting, WORKFLOW_EVENTS).type == "workflow.recipient_authentication_reset_v2"
     assert new != old
-    assert (with_old["type"], with_old["attempts_remaining"]) == (
-        "authentication.recipient_authentication_failed",
-        2,
-    )
+    assert (with_old["type"], with_old["attempts_remaining"]) == ("authentication.recipient_authentication_failed", 2)
     assert with_new["type"] == "authentication.recipient_authenticated"
 
 
@@ -323,45 +255,25 @@ async def test_one_retry_count_is_shared_by_a_password_and_totp(services: Servic
     clear the wrong code."""
     token = owner_token(services)
     package_id = await registered(services, token)
-    secret = outcome(
-        await services.to_workflow(signinghub_totp(package_id, token, password=True)),
-        WORKFLOW_REPLIES,
-    )["secret"]
+    secret = outcome(await services.to_workflow(signinghub_totp(package_id, token, password=True)),
+                     WORKFLOW_REPLIES)["secret"]
     invitation = await shared(services, package_id, token)
 
-    code = await services.to_authentication(
-        verify(package_id, invitation, services.wrong_code(secret))
-    )
-    right_password = await services.to_authentication(
-        auth.OpenDocumentWithPassword(
-            package_id=package_id, invitation=invitation, password=PASSWORD
-        )
-    )
-    wrong_passwords = [
-        await services.to_authentication(
-            auth.OpenDocumentWithPassword(
-                package_id=package_id, invitation=invitation, password=f"Wrong-pass-{n}"
-            )
-        )
-        for n in (1, 2)
-    ]
+    code = await services.to_authentication(verify(package_id, invitation, services.wrong_code(secret)))
+    right_password = await services.to_authentication(auth.OpenDocumentWithPassword(
+        package_id=package_id, invitation=invitation, password=PASSWORD))
+    wrong_passwords = [await services.to_authentication(auth.OpenDocumentWithPassword(
+        package_id=package_id, invitation=invitation, password=f"Wrong-pass-{n}")) for n in (1, 2)]
 
-    assert (code["type"], code["attempts_remaining"]) == (
-        "authentication.recipient_authentication_failed",
-        2,
-    )
-    assert (
-        right_password.type == "authentication.recipient_authenticated"
-    )  # one of two methods passed
+    assert (code["type"], code["attempts_remaining"]) == ("authentication.recipient_authentication_failed", 2)
+    assert right_password.type == "authentication.recipient_authenticated"  # one of two methods passed
     assert [(w.type, w.get("attempts_remaining")) for w in wrong_passwords] == [
         ("authentication.recipient_authentication_failed", 1),
         ("authentication.recipient_locked_out", None),
     ]
 
 
-async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for(
-    services: Services,
-) -> None:
+async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for(services: Services) -> None:
     """A recipient whose named signer is an API user with a confirmed authenticator opens with its
     codes; the same code is then refused as used for another package that user signs for (one
     subject for the user); while the user is disabled their codes open nothing (403), and once
@@ -375,20 +287,10 @@ async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for
     elsewhere = await services.to_authentication(verify(*invitations[1], code))
     await services.authentication.handle(idn.UserDisabledV2(user_id=user))
     services.clock.advance(timedelta(seconds=30))
-    while_disabled = await services.to_authentication(
-        verify(*invitations[1], services.code(secret))
-    )
+    while_disabled = await services.to_authentication(verify(*invitations[1], services.code(secret)))
     await services.authentication.handle(idn.UserEnabledV2(user_id=user))
-    assert (
-        await services.authentication.handle(
-            idn.AuthenticatorRemoved(
-                user_id=user,
-                authenticator_id=confirmed.authenticator_id,
-                changed_by="administrator",
-            )
-        )
-        == []
-    )
+    assert await services.authentication.handle(idn.AuthenticatorRemoved(
+        user_id=user, authenticator_id=confirmed.authenticator_id, changed_by="administrator")) == []
     services.clock.advance(timedelta(seconds=30))
     removed = await services.to_authentication(verify(*invitations[1], services.code(secret)))
 
@@ -398,43 +300,24 @@ async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for
     assert (removed["status"], removed["code"]) == (400, "totp_without_authenticator")
 
 
-async def test_totp_without_an_authenticator_or_for_every_recipient_is_refused(
-    services: Services,
-) -> None:
+async def test_totp_without_an_authenticator_or_for_every_recipient_is_refused(services: Services) -> None:
     """TOTP from the user's authenticator for a recipient with no named API user is a 400 naming the
     field; so is a provisioned secret for every recipient at once (apply_to_all); neither changes
     the recipient's policy."""
     token = owner_token(services)
     package_id = await registered(services, token)
-    unbound = outcome(
-        await services.to_workflow(signinghub_totp(package_id, token, source="user_authenticator")),
-        WORKFLOW_EVENTS,
-    )
+    unbound = outcome(await services.to_workflow(signinghub_totp(package_id, token, source="user_authenticator")),
+                      WORKFLOW_EVENTS)
     to_all = await services.to_workflow(signinghub_totp(package_id, token, apply_to_all=True))
-    reset = outcome(
-        await services.to_workflow(
-            wf.ResetRecipientAuthentication(
-                package_id=package_id, order=1, access_token=token, method="totp"
-            )
-        ),
-        WORKFLOW_EVENTS,
-    )
+    reset = outcome(await services.to_workflow(wf.ResetRecipientAuthentication(
+        package_id=package_id, order=1, access_token=token, method="totp")), WORKFLOW_EVENTS)
 
     assert (unbound["status"], unbound["code"], unbound["field"]) == (
-        400,
-        "totp_without_authenticator",
-        "body.authentication.totp.source",
-    )
+        400, "totp_without_authenticator", "body.authentication.totp.source")
     assert on(to_all, WORKFLOW_REPLIES) == []  # no secret answered for a refused command
-    assert (
-        outcome(to_all, WORKFLOW_EVENTS)["status"],
-        outcome(to_all, WORKFLOW_EVENTS)["field"],
-    ) == (400, "body.authentication.totp.source")
-    assert (reset["status"], reset["code"], reset["field"]) == (
-        400,
-        "totp_without_authenticator",
-        "totp_source",
-    )
+    assert (outcome(to_all, WORKFLOW_EVENTS)["status"], outcome(to_all, WORKFLOW_EVENTS)["field"]) == (
+        400, "body.authentication.totp.source")
+    assert (reset["status"], reset["code"], reset["field"]) == (400, "totp_without_authenticator", "totp_source")
 
 
 async def test_new_packages_naming_one_user_do_not_buy_more_guesses_at_their_authenticator(

@@ -49,9 +49,7 @@ def localised(node: Any, reached: set[str]) -> Any:
 def bundle(folder: Path) -> dict[str, Any]:
     definitions = json.loads((folder / "_definitions.json").read_text())["$defs"]
     reached: set[str] = set()
-    kinds = {
-        kind: localised(json.loads((folder / f).read_text()), reached) for kind, f in KINDS.items()
-    }
+    kinds = {kind: localised(json.loads((folder / f).read_text()), reached) for kind, f in KINDS.items()}
     defs: dict[str, Any] = {}
     while missing := sorted(reached - set(defs)):
         for name in missing:

@@ -66,9 +66,7 @@ def test_every_topic_appears_with_each_message_type_it_carries(system: dict[str,
         channels = channels_at(system, topic.name)
         assert channels, f"{topic.name} is not in the document"
         for channel in channels:
-            assert set(payload_classes(system, channel)) == {
-                message_type(m) for m in topic.messages
-            }
+            assert set(payload_classes(system, channel)) == {message_type(m) for m in topic.messages}
 
 
 def test_each_message_schema_has_the_fields_of_its_class(system: dict[str, Any]) -> None:
@@ -130,17 +128,9 @@ def test_a_topic_prefix_is_applied_to_every_channel() -> None:
 def test_the_dead_letter_schema_matches_the_records_the_pipeline_writes() -> None:
     """A dead-letter record as the pipeline writes it is exactly what the documented schema describes."""
     record = ConsumerRecord(
-        topic="signgate.identity.commands",
-        partition=2,
-        offset=41,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"someone",
-        value=b'{"type": "identity.unknown", "password": "x"}',
-        checksum=None,
-        serialized_key_size=7,
-        serialized_value_size=40,
-        headers=(),
+        topic="signgate.identity.commands", partition=2, offset=41, timestamp=0, timestamp_type=0,
+        key=b"someone", value=b'{"type": "identity.unknown", "password": "x"}', checksum=None,
+        serialized_key_size=7, serialized_value_size=40, headers=(),
     )
     document = json.loads(dead_letter_record(record, service="identity", reason="unknown type"))
     assert set(document) == set(DeadLetter.model_fields)
@@ -164,31 +154,11 @@ def test_a_service_serves_the_document_of_its_topics(definition) -> None:
     from libs.runtime.service import ServiceSettings, build_service
 
     connections = documentation_connections()
-    served = build_service(
-        definition,
-        ServiceSettings(
-            connections=connections, record_signing_key=signing_key_of(definition.name)
-        ),
-    ).app.schema
+    served = build_service(definition, ServiceSettings(connections=connections, record_signing_key=signing_key_of(definition.name))).app.schema
     mine = service_specification(definition, connections, version=__version__)
     addresses = [
-        {
-            channel["address"]
-            for channel in document.to_specification().to_jsonable()["channels"].values()
-        }
+        {channel["address"] for channel in document.to_specification().to_jsonable()["channels"].values()}
         for document in (served, mine)
     ]
-    http_routes = {
-        "/livez",
-        "/readyz",
-        "/health",
-        *(
-            path
-            for path, _ in (
-                definition.http_routes(ServiceSettings()) if definition.http_routes else ()
-            )
-        ),
-    }
-    assert (
-        addresses[0] - http_routes == addresses[1] and addresses[1]
-    )  # plus the HTTP routes (probes, JWKS)
+    http_routes = {"/livez", "/readyz", "/health", *(path for path, _ in (definition.http_routes(ServiceSettings()) if definition.http_routes else ()))}
+    assert addresses[0] - http_routes == addresses[1] and addresses[1]  # plus the HTTP routes (probes, JWKS)

@@ -131,14 +131,12 @@ def published_ports(service: Mapping[str, Any]) -> list[Port]:
     for entry in service.get("ports") or []:
         if isinstance(entry, Mapping):
             published = entry.get("published")
-            ports.append(
-                Port(
-                    str(entry.get("host_ip", "")),
-                    int(published) if published is not None else None,
-                    int(entry["target"]),
-                    str(entry.get("protocol", "tcp")),
-                )
-            )
+            ports.append(Port(
+                str(entry.get("host_ip", "")),
+                int(published) if published is not None else None,
+                int(entry["target"]),
+                str(entry.get("protocol", "tcp")),
+            ))
             continue
         spec, _, protocol = str(entry).partition("/")
         parts = spec.rsplit(":", 2)
@@ -205,11 +203,8 @@ def settings_class(service: str) -> type[BaseSettings]:
         return importlib.import_module("services.gateway.settings").GatewaySettings
     module = importlib.import_module(f"services.{service}.app")
     found = {
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, ServiceSettings)
-        and value is not ServiceSettings
+        value for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
         and value.__module__.startswith(f"services.{service}")
     }
     assert len(found) == 1, f"{module.__name__} should name one ServiceSettings subclass: {found}"
@@ -289,9 +284,7 @@ def test_each_service_runs_its_procfile_command():
     )
     for name in [*APP_NAMES, GATEWAY]:
         expected = procfile[name].strip().replace("--host 127.0.0.1", "--host 0.0.0.0")
-        assert command_line(services()[name]) == expected.replace(
-            "$PORT", str(SERVICE_HTTP_PORT)
-        ), name
+        assert command_line(services()[name]) == expected.replace("$PORT", str(SERVICE_HTTP_PORT)), name
     assert command_line(services()[GATEWAY]) == UVICORN_COMMAND
 
 
@@ -380,9 +373,7 @@ def test_secrets_are_required_from_the_operator():
     for name in our_image_services():
         for var, value in (services()[name].get("environment") or {}).items():
             if any(word in var for word in ("PEPPER", "KEY")):
-                assert str(value).startswith(f"${{{var}:?"), (
-                    f"{name}: {var} must come from the operator"
-                )
+                assert str(value).startswith(f"${{{var}:?"), f"{name}: {var} must come from the operator"
 
 
 def test_each_service_container_is_given_exactly_its_own_secrets():
@@ -390,11 +381,7 @@ def test_each_service_container_is_given_exactly_its_own_secrets():
     is what each container gets: the token private key only identity, the grant and sealing
     private keys only authentication, the invitation private key only workflow."""
     for name in SERVICE_SECRETS:
-        given = {
-            var
-            for var in environment(services()[name], OPERATOR_SECRETS)
-            if is_secret_variable(var)
-        }
+        given = {var for var in environment(services()[name], OPERATOR_SECRETS) if is_secret_variable(var)}
         assert given == set(SERVICE_SECRETS[name]), name
 
 
@@ -408,20 +395,14 @@ def test_each_service_container_starts_with_its_environment(monkeypatch: pytest.
             for var, value in environment(services()[name], OPERATOR_SECRETS).items():
                 env.setenv(var, value)
             app = importlib.import_module(f"services.{name}.app").create_app()
-            paths = (
-                {getattr(r, "path", None) for r in app.routes}
-                if name == GATEWAY
-                else set(dict(app.routes))
-            )
+            paths = {getattr(r, "path", None) for r in app.routes} if name == GATEWAY else set(dict(app.routes))
             assert READINESS_PATH in paths, f"{name} does not serve {READINESS_PATH}"
 
 
 def test_the_gateway_is_given_no_secret():
     """The gateway holds no pepper or key: it is a caller, and the services verify its callers'
     tokens themselves."""
-    given = {
-        var for var in environment(services()[GATEWAY], OPERATOR_SECRETS) if is_secret_variable(var)
-    }
+    given = {var for var in environment(services()[GATEWAY], OPERATOR_SECRETS) if is_secret_variable(var)}
     assert given == set()
 
 
@@ -508,13 +489,8 @@ def test_kafka_host_port_is_advertised_to_the_host():
     """The broker port published to the host is a listener advertised as localhost on that port."""
     kafka = environment(services()["kafka"])
     listening = listener_ports(kafka["KAFKA_LISTENERS"])
-    advertised = dict(
-        zip(
-            listener_ports(kafka["KAFKA_ADVERTISED_LISTENERS"]),
-            addresses(kafka["KAFKA_ADVERTISED_LISTENERS"]),
-            strict=True,
-        )
-    )
+    advertised = dict(zip(listener_ports(kafka["KAFKA_ADVERTISED_LISTENERS"]),
+                          addresses(kafka["KAFKA_ADVERTISED_LISTENERS"]), strict=True))
     for port in published_ports(services()["kafka"]):
         listener = next(n for n, p in listening.items() if p == port.target)
         assert advertised[listener] == ("localhost", port.published)
@@ -527,10 +503,7 @@ def test_the_gateway_waits_for_provision_kafka_and_redis():
     """The gateway starts once the topics exist (its client reads the outcome topics) and Kafka
     and Redis (its rate limits) are healthy."""
     assert dependencies(services()[GATEWAY]) == {
-        PROVISION: "service_completed_successfully",
-        "kafka": "service_healthy",
-        "redis": "service_healthy",
-    }
+        PROVISION: "service_completed_successfully", "kafka": "service_healthy", "redis": "service_healthy"}
 
 
 def test_app_services_wait_for_provision_and_their_servers():
@@ -604,16 +577,11 @@ def test_every_kafka_listener_authenticates_and_the_authorizer_denies_by_default
     """Every listener is SASL (none PLAINTEXT), the StandardAuthorizer is on, nothing is allowed
     without an ACL, and ``admin`` is the only super user."""
     env = kafka_env()
-    protocols = dict(
-        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
-    )
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     assert set(protocols) == set(listener_ports(env["KAFKA_LISTENERS"]))
     assert set(protocols.values()) == {"SASL_PLAINTEXT"}
     assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN"
-    assert (
-        env["KAFKA_AUTHORIZER_CLASS_NAME"]
-        == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-    )
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
     assert env["KAFKA_SUPER_USERS"] == "User:admin"
 
@@ -627,9 +595,7 @@ def test_the_broker_knows_each_compose_user_and_the_controller_only_admin():
         assert password == OPERATOR_SECRETS[f"SASL_PASSWORD_{user.upper()}"] != "", user
     assert set(listener_users("CONTROLLER")) == {"admin"}
     for listener in ("INTERNAL", "CONTROLLER"):
-        client = JAAS_CLIENT.search(
-            kafka_env()[f"KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG"]
-        )
+        client = JAAS_CLIENT.search(kafka_env()[f"KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG"])
         assert client and client["user"] == "admin", listener
         assert client["password"] == OPERATOR_SECRETS["SASL_PASSWORD_ADMIN"]
 
@@ -706,9 +672,7 @@ def test_the_sms_sandbox_is_an_explicit_choice():
     assert "sandbox" in value and "http" in value
 
 
-EXACT_TAG = re.compile(
-    r"^(?P<name>[\w./-]+):v?\d+\.\d+(?P<patch>\.\d+)?(-[a-z0-9.]+)?(@sha256:[0-9a-f]{64})?$"
-)
+EXACT_TAG = re.compile(r"^(?P<name>[\w./-]+):v?\d+\.\d+(?P<patch>\.\d+)?(-[a-z0-9.]+)?(@sha256:[0-9a-f]{64})?$")
 TWO_PART_VERSIONS = {"postgres"}
 """Images whose releases have two parts (Postgres 17.6 is an exact release; Redis 7.4 is not)."""
 

@@ -74,9 +74,7 @@ def test_every_documented_variable_is_read_by_its_settings_class(
     services = list(docs.service_settings().values())
     nested = {n for cls in services for n in docs.nested_settings(cls)}
     classes = [ConnectionSettings, ProvisionSettings, *services, *nested]
-    documented = re.findall(
-        r"^\| `(SIGNGATE_[A-Z0-9_<>]+)` \| integer", generated["settings.md"], re.M
-    )
+    documented = re.findall(r"^\| `(SIGNGATE_[A-Z0-9_<>]+)` \| integer", generated["settings.md"], re.M)
     assert documented
     checked = 0
     for template in documented:
@@ -163,9 +161,7 @@ def test_every_chaos_and_security_suite_is_in_the_evidence() -> None:
     suites = sorted((ROOT / "tests").glob("chaos/test_*.py")) + sorted(
         (ROOT / "tests").glob("security/test_*.py")
     )
-    missing = [
-        str(s.relative_to(ROOT)) for s in suites if f"`{s.relative_to(ROOT)}`" not in evidence
-    ]
+    missing = [str(s.relative_to(ROOT)) for s in suites if f"`{s.relative_to(ROOT)}`" not in evidence]
     assert suites and not missing, f"not in docs/evidence.md: {', '.join(missing)}"
 
 

@@ -87,9 +87,7 @@ def test_the_graph_is_read() -> None:
     ],
     ids=["runtime-and-security", "services", "contracts"],
 )
-def test_layers_import_only_downwards(
-    importers: tuple[str, ...], forbidden: tuple[str, ...]
-) -> None:
+def test_layers_import_only_downwards(importers: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
     """The runtime and the shared security pieces import no service, tool or dev stack; a service
     imports no tool or dev stack; the contracts import neither libs nor services."""
     found = offences(importers, forbidden)
@@ -99,9 +97,7 @@ def test_layers_import_only_downwards(
 def test_only_tools_and_the_dev_stack_read_the_service_registry() -> None:
     """Only the tools and the dev stack know every service by name (``services.registry``)."""
     readers = {source for source, targets in GRAPH.items() if "services.registry" in targets}
-    assert readers and all(inside(r, "libs.tools", "libs.devstack") for r in readers), sorted(
-        readers
-    )
+    assert readers and all(inside(r, "libs.tools", "libs.devstack") for r in readers), sorted(readers)
 
 
 def test_there_are_no_import_circles() -> None:

@@ -30,26 +30,16 @@ LOCAL = {"signgate-contracts"}  # installed from ./contracts, not from the index
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff_finds_nothing_to_change(command: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", *command, *SHIPPED],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = subprocess.run([sys.executable, "-m", "ruff", *command, *SHIPPED], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_finds_no_error() -> None:
     """The cache is the repository's (.mypy_cache, git-ignored): after the first run, mypy reads
     again only what changed, in a second or two."""
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", *TYPE_CHECKED],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = subprocess.run([sys.executable, "-m", "mypy", *TYPE_CHECKED], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -73,11 +63,8 @@ def _asked(extras: list[str]) -> list[Requirement]:
     return [Requirement(r) for r in [*asked, *contracts["dependencies"]]]
 
 
-@pytest.mark.parametrize(
-    ("lock", "extras"),
-    [(LOCK, ["embedded", "test"]), (RUNTIME_LOCK, [])],
-    ids=["lock", "runtime-lock"],
-)
+@pytest.mark.parametrize(("lock", "extras"), [(LOCK, ["embedded", "test"]), (RUNTIME_LOCK, [])],
+                         ids=["lock", "runtime-lock"])
 def test_the_lock_pins_what_pyproject_asks_for(lock: Path, extras: list[str]) -> None:
     """Every dependency (with the extras `make run` and `make test` install) is pinned, each pin
     within its range, every pin with its hashes: a changed pyproject.toml needs `make lock`."""

@@ -19,18 +19,9 @@ from tests.support.monitoring import (
 )
 
 DURATION = re.compile(r"^[1-9][0-9]*[smh]$")
-PANELS = {
-    "Consumer lag per partition",
-    "Outbox backlog",
-    "Outbox oldest row age",
-    "Handling latency p50 / p99 by type",
-    "Records handled by type",
-    "Rejections by code",
-    "Dead letters",
-    "Redeliveries",
-    "CPU",
-    "Resident memory",
-}
+PANELS = {"Consumer lag per partition", "Outbox backlog", "Outbox oldest row age",
+          "Handling latency p50 / p99 by type", "Records handled by type", "Rejections by code",
+          "Dead letters", "Redeliveries", "CPU", "Resident memory"}
 
 
 def served_names() -> set[str]:
@@ -44,13 +35,8 @@ def test_every_alert_rule_waits_names_a_severity_and_says_what_is_wrong() -> Non
     """Each alert has an expression, a `for` duration, a warning or critical severity and a summary."""
     found = rules()
     assert {rule["alert"] for rule in found} >= {
-        "SigngateServiceDown",
-        "SigngateServiceNotReady",
-        "SigngateConsumerLagGrowing",
-        "SigngatePartitionStalled",
-        "SigngateDeadLetters",
-        "SigngateOutboxStale",
-    }
+        "SigngateServiceDown", "SigngateServiceNotReady", "SigngateConsumerLagGrowing",
+        "SigngatePartitionStalled", "SigngateDeadLetters", "SigngateOutboxStale"}
     for rule in found:
         assert rule["expr"].strip(), rule["alert"]
         assert DURATION.match(rule["for"]), rule["alert"]
@@ -66,9 +52,7 @@ def test_the_dashboard_has_a_panel_for_each_thing_an_operator_watches() -> None:
     titles = {panel["title"] for panel in board["panels"]}
     assert titles >= PANELS, PANELS - titles
     for panel in board["panels"]:
-        assert panel["targets"] and all(target["expr"].strip() for target in panel["targets"]), (
-            panel["title"]
-        )
+        assert panel["targets"] and all(target["expr"].strip() for target in panel["targets"]), panel["title"]
     assert len({panel["id"] for panel in board["panels"]}) == len(board["panels"])
 
 
@@ -82,10 +66,8 @@ def test_every_metric_the_dashboard_and_the_alerts_read_is_registered_by_a_servi
 
 def test_the_metric_name_reader_finds_selectors_and_nothing_else() -> None:
     """The reader behind the check above takes metric names, not functions, labels or durations."""
-    expression = (
-        'histogram_quantile(0.99, sum by (service, le) (rate(a_bucket{type="x.y"}[5m])))'
-        " > on (service) group_left b_total and up"
-    )
+    expression = ('histogram_quantile(0.99, sum by (service, le) (rate(a_bucket{type="x.y"}[5m])))'
+                  " > on (service) group_left b_total and up")
     assert metric_names(expression) == {"a_bucket", "b_total", "up"}
 
 

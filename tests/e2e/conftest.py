@@ -13,8 +13,6 @@ __all__ = ["System"]
 
 
 @pytest.fixture(scope="package")
-async def system(
-    provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[System]:
+async def system(provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
     async with running_system(provisioned, tmp_path_factory.mktemp("otp")) as running:
         yield running

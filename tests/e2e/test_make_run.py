@@ -38,12 +38,8 @@ def runner(tmp_path: Path):
     env["SIGNGATE_DATA_DIR"] = str(tmp_path / "data")
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "libs.devstack.runner"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        [sys.executable, "-m", "libs.devstack.runner"], cwd=ROOT, env=env,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     yield process, tmp_path
     if process.poll() is None:
@@ -75,14 +71,10 @@ async def test_runner_answers_a_first_command_and_ctrl_c_leaves_nothing_running(
     async with TopicWatcher(stack["kafka_bootstrap"], "signgate.identity.events") as watch:
         async with producer(stack["kafka_bootstrap"]) as client:
             body = {"type": "identity.no_such_command", "correlation_id": correlation_id}
-            await client.send_and_wait(
-                "signgate.identity.commands", json.dumps(body).encode(), key=b"first"
-            )
+            await client.send_and_wait("signgate.identity.commands", json.dumps(body).encode(), key=b"first")
         outcome = await watch.outcome(correlation_id, timeout=60)
     up_in = time.monotonic() - started
-    refused = await until(
-        lambda: gateway_answer(stack["gateway_url"]), timeout=60, what="the gateway answering"
-    )
+    refused = await until(lambda: gateway_answer(stack["gateway_url"]), timeout=60, what="the gateway answering")
     descendants = psutil.Process(process.pid).children(recursive=True)
     names = {p.name() for p in descendants}
 
@@ -91,15 +83,8 @@ async def test_runner_answers_a_first_command_and_ctrl_c_leaves_nothing_running(
     gone, alive = psutil.wait_procs(descendants, timeout=20)
 
     assert outcome["type"] == "command.rejected" and outcome["status"] == 400
-    assert (refused.status_code, refused.json()) == (
-        401,
-        {"Message": "User authentication required"},
-    )
-    print(
-        f"make run answered its first command {up_in:.1f} s after it started"
-    )  # a figure, not a check
-    assert {"redis-server", "postgres"} <= names and any(n.startswith("tansu") for n in names), (
-        names
-    )
+    assert (refused.status_code, refused.json()) == (401, {"Message": "User authentication required"})
+    print(f"make run answered its first command {up_in:.1f} s after it started")  # a figure, not a check
+    assert {"redis-server", "postgres"} <= names and any(n.startswith("tansu") for n in names), names
     assert not alive, [p.cmdline() for p in alive]
     assert not (tmp_path / "data" / "stack.json").exists()

@@ -15,16 +15,12 @@ from tests.support.kafka import TopicWatcher
 
 
 async def prepare_ledger(connections: ConnectionSettings) -> None:
-    await migrate(
-        connections.database_url, "ledger", service_tracks("ledger", ledger.DEFINITION.folder)
-    )
+    await migrate(connections.database_url, "ledger", service_tracks("ledger", ledger.DEFINITION.folder))
     await create_topics(connections, ledger.TOPICS)
 
 
 def ledger_settings(connections: ConnectionSettings) -> ledger.LedgerSettings:
-    return ledger.LedgerSettings(
-        connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2
-    )
+    return ledger.LedgerSettings(connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,10 @@ async def test_record_unacknowledged_at_a_crash_is_handled_after_restart(
 ) -> None:
     """A SIGKILL in the middle of a handler loses nothing: after restart the record is handled,
     once, and the record behind it on the partition too."""
-    connections = provisioned.model_copy(
-        update={"topic_prefix": f"{provisioned.topic_prefix}crash."}
-    )
+    connections = provisioned.model_copy(update={"topic_prefix": f"{provisioned.topic_prefix}crash."})
     await prepare_ledger(connections)
-    env = service_env(
-        connections,
-        SIGNGATE_LEDGER_RETRY_FIRST_DELAY="0.01",
-        SIGNGATE_LEDGER_SESSION_TIMEOUT_MS="3000",
-        SIGNGATE_LEDGER_HEARTBEAT_INTERVAL_MS="500",
-    )
+    env = service_env(connections, SIGNGATE_LEDGER_RETRY_FIRST_DELAY="0.01",
+                      SIGNGATE_LEDGER_SESSION_TIMEOUT_MS="3000", SIGNGATE_LEDGER_HEARTBEAT_INTERVAL_MS="500")
     first = Deposit(account="crash", amount=1, behaviour="hang")
     second = Deposit(account="crash", amount=2)
     redis = aioredis.Redis.from_url(connections.redis_url)
@@ -42,14 +36,9 @@ async def test_record_unacknowledged_at_a_crash_is_handled_after_restart(
         try:
             async with producer(connections.kafka_bootstrap) as client:
                 for command in (first, second):
-                    await client.send_and_wait(
-                        connections.topic(COMMANDS.name), encode(command), key=b"crash"
-                    )
-            await until(
-                lambda: redis.exists(entered_key(connections.redis_prefix, first.event_id)),
-                timeout=60,
-                what="the service signalling, through Redis, that it is inside the handler",
-            )
+                    await client.send_and_wait(connections.topic(COMMANDS.name), encode(command), key=b"crash")
+            await until(lambda: redis.exists(entered_key(connections.redis_prefix, first.event_id)),
+                        timeout=60, what="the service signalling, through Redis, that it is inside the handler")
             service.kill()
             assert not watch.records, "nothing may be published by a handler that never finished"
 

@@ -34,9 +34,7 @@ async def test_servers_answer_and_postgres_data_survives_a_restart(tmp_path: Pat
         assert hosts == {"127.0.0.1"}
     finally:
         stack.stop()
-    assert not [
-        pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
-    ]
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
 
     with EmbeddedStack(tmp_path, kafka=False, redis=False) as again:
         connection = await asyncpg.connect(again.urls["postgres"])

@@ -68,11 +68,8 @@ def clock() -> MovableClock:
 @pytest.fixture(scope="module")
 async def service(provisioned: ConnectionSettings, clock: MovableClock) -> AsyncIterator[Service]:
     settings = AuthenticationSettings(
-        connections=provisioned,
-        retry_first_delay=0.01,
-        clock=clock,
-        secrets=SecretSettings(pepper=PEPPER),
-        tokens=TokenSettings(public_key=generate_key_pair().public_key),
+        connections=provisioned, retry_first_delay=0.01, clock=clock,
+        secrets=SecretSettings(pepper=PEPPER), tokens=TokenSettings(public_key=generate_key_pair().public_key),
         otp_store=OtpStoreSettings(pepper=PEPPER),
         grants=GrantSettings(private_key=GRANT_KEY.private_key, lifetime=LIFETIME),
     )
@@ -85,9 +82,8 @@ async def service(provisioned: ConnectionSettings, clock: MovableClock) -> Async
 async def jwks_url(service: Service) -> AsyncIterator[str]:
     """The service's HTTP routes on a real loopback socket, as `faststream run` serves them (the
     broker and resources are the fixture's: the server's lifespan is off)."""
-    server = uvicorn.Server(
-        uvicorn.Config(service.app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=0, lifespan="off",
+                                           log_level="warning"))
     task = asyncio.create_task(server.serve())
 
     async def started() -> bool:
@@ -101,14 +97,10 @@ async def jwks_url(service: Service) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def revocations(
-    provisioned: ConnectionSettings, clock: MovableClock
-) -> AsyncIterator[GrantRevocations]:
+async def revocations(provisioned: ConnectionSettings, clock: MovableClock) -> AsyncIterator[GrantRevocations]:
     """What a viewer knows of revocations: the events topic, followed from its start."""
     known = GrantRevocations(clock=clock)
-    task = asyncio.create_task(
-        known.follow(provisioned.kafka_bootstrap, topic_prefix=provisioned.topic_prefix)
-    )
+    task = asyncio.create_task(known.follow(provisioned.kafka_bootstrap, topic_prefix=provisioned.topic_prefix))
     await asyncio.wait_for(known.caught_up.wait(), 20)
     yield known
     task.cancel()
@@ -117,9 +109,7 @@ async def revocations(
 
 
 @pytest.fixture(scope="module")
-async def verifier(
-    jwks_url: str, revocations: GrantRevocations, clock: MovableClock
-) -> GrantVerifier:
+async def verifier(jwks_url: str, revocations: GrantRevocations, clock: MovableClock) -> GrantVerifier:
     """A viewer's verifier: the keys fetched over HTTP with a real client, the revocations followed."""
     async with httpx.AsyncClient() as client:
         keys = await fetch_grant_keys(jwks_url, client=client)
@@ -129,9 +119,7 @@ async def verifier(
 @pytest.fixture
 async def watch(provisioned: ConnectionSettings) -> AsyncIterator[TopicWatcher]:
     topics = (AUTHENTICATION_EVENTS, AUTHENTICATION_REPLIES)
-    async with TopicWatcher(
-        provisioned.kafka_bootstrap, *(provisioned.topic(t.name) for t in topics)
-    ) as watcher:
+    async with TopicWatcher(provisioned.kafka_bootstrap, *(provisioned.topic(t.name) for t in topics)) as watcher:
         yield watcher
 
 
@@ -142,22 +130,14 @@ def email(order: int) -> str:
     return f"grantee{order}@example.com"
 
 
-GRANTEE_POLICY = wf.AuthenticationPolicy(
-    methods=["access_code"], secret_hash=SECRET_HASH, retry_count=3, frequency="OncePerDocument"
-)
+GRANTEE_POLICY = wf.AuthenticationPolicy(methods=["access_code"], secret_hash=SECRET_HASH, retry_count=3,
+                                         frequency="OncePerDocument")
 
 
-def policy_updated(
-    package_id: str,
-    order: int,
-    version: int,
-    window: wf.AccessWindow | None = None,
-    kind: type = wf.RecipientAuthenticationUpdatedV2,
-) -> Message:
+def policy_updated(package_id: str, order: int, version: int, window: wf.AccessWindow | None = None,
+                   kind: type = wf.RecipientAuthenticationUpdatedV2) -> Message:
     """Recipient ``order``'s access-code policy at ``version``, as workflow publishes it."""
-    return signed_policy_updated(
-        package_id, order, email(order), GRANTEE_POLICY, window, version, kind
-    )
+    return signed_policy_updated(package_id, order, email(order), GRANTEE_POLICY, window, version, kind)
 
 
 @dataclass
@@ -167,52 +147,23 @@ class Package:
     """Each recipient's authentication version (what their invitation must carry)."""
 
 
-async def shared_package(
-    connections: ConnectionSettings,
-    service: Service,
-    *orders: int,
-    windows: dict[int, wf.AccessWindow] | None = None,
-) -> Package:
+async def shared_package(connections: ConnectionSettings, service: Service, *orders: int,
+                         windows: dict[int, wf.AccessWindow] | None = None) -> Package:
     """A shared package whose recipients at ``orders`` open with the access code, projected."""
     package_id = f"pkg-{uuid.uuid4().hex[:10]}"
     windows = windows or {}
-    summaries = [
-        wf.RecipientSummary(
-            order=o,
-            name=f"R{o}",
-            role="signer",
-            email_masked="g***@example.com",
-            email_digest=DIGESTS.email(email(o)),
-        )
-        for o in orders
-    ]
-    await publish(
-        connections,
-        WORKFLOW_EVENTS.name,
-        package_id,
-        wf.PackageRegistered(
-            package_id=package_id,
-            owner_id=str(uuid.uuid4()),
-            name="Contract",
-            workflow_type="parallel",
-            documents=[wf.DocumentSummary(document_id="doc-1", name="contract.pdf")],
-            recipients=summaries,
-        ),
-        *(policy_updated(package_id, o, 1, windows.get(o)) for o in orders),
-        wf.WorkflowShared(
-            package_id=package_id, workflow_type="parallel", shared_at=datetime.now(UTC)
-        ),
-    )
+    summaries = [wf.RecipientSummary(order=o, name=f"R{o}", role="signer", email_masked="g***@example.com",
+                                     email_digest=DIGESTS.email(email(o))) for o in orders]
+    await publish(connections, WORKFLOW_EVENTS.name, package_id, wf.PackageRegistered(
+        package_id=package_id, owner_id=str(uuid.uuid4()), name="Contract", workflow_type="parallel",
+        documents=[wf.DocumentSummary(document_id="doc-1", name="contract.pdf")], recipients=summaries,
+    ), *(policy_updated(package_id, o, 1, windows.get(o)) for o in orders),
+        wf.WorkflowShared(package_id=package_id, workflow_type="parallel", shared_at=datetime.now(UTC)))
     pool = service.resources.pool
-    await until(
-        lambda: pool.fetchval(
-            """SELECT count(*) = $2 FROM recipients r JOIN packages p USING (package_id)
+    await until(lambda: pool.fetchval(
+        """SELECT count(*) = $2 FROM recipients r JOIN packages p USING (package_id)
            WHERE package_id = $1 AND authentication_version = 1 AND p.state = 'in_progress'""",
-            package_id,
-            len(orders),
-        ),
-        what="the projection of the package",
-    )
+        package_id, len(orders)), what="the projection of the package")
     return Package(package_id, dict.fromkeys(orders, 1))
 
 
@@ -223,46 +174,25 @@ class Granted:
     authenticated: dict
 
 
-async def open_document(
-    connections: ConnectionSettings,
-    watch: TopicWatcher,
-    package: Package,
-    order: int,
-    clock: MovableClock,
-) -> Granted:
+async def open_document(connections: ConnectionSettings, watch: TopicWatcher, package: Package,
+                        order: int, clock: MovableClock) -> Granted:
     """The recipient opens with their invitation and the access code; their grant and its event."""
     invitation = invitation_for(package.package_id, order, package.versions[order], now=clock())
-    command = auth.OpenDocumentWithPassword(
-        package_id=package.package_id, invitation=invitation, password=ACCESS_CODE
-    )
+    command = auth.OpenDocumentWithPassword(package_id=package.package_id, invitation=invitation,
+                                            password=ACCESS_CODE)
     await publish(connections, AUTHENTICATION_COMMANDS.name, package.package_id, command)
-    replies, events = (
-        connections.topic(AUTHENTICATION_REPLIES.name),
-        connections.topic(AUTHENTICATION_EVENTS.name),
-    )
-    [reply] = await watch.wait_for(
-        lambda r: r.topic == replies and correlated(r, command.correlation_id)
-    )
-    [event] = await watch.wait_for(
-        lambda r: r.topic == events and correlated(r, command.correlation_id)
-    )
+    replies, events = connections.topic(AUTHENTICATION_REPLIES.name), connections.topic(AUTHENTICATION_EVENTS.name)
+    [reply] = await watch.wait_for(lambda r: r.topic == replies and correlated(r, command.correlation_id))
+    [event] = await watch.wait_for(lambda r: r.topic == events and correlated(r, command.correlation_id))
     granted = json.loads(reply.value)
     assert granted["type"] == "authentication.document_access_granted", granted
     return Granted(granted["grant"], granted, json.loads(event.value))
 
 
-async def revoked(
-    watch: TopicWatcher, connections: ConnectionSettings, package_id: str, count: int = 1
-) -> list[dict]:
+async def revoked(watch: TopicWatcher, connections: ConnectionSettings, package_id: str, count: int = 1) -> list[dict]:
     events = connections.topic(AUTHENTICATION_EVENTS.name)
-    found = await watch.wait_for(
-        lambda r: (
-            r.topic == events
-            and b"document_access_revoked" in r.value
-            and json.loads(r.value)["package_id"] == package_id
-        ),
-        count=count,
-    )
+    found = await watch.wait_for(lambda r: r.topic == events and b"document_access_revoked" in r.value
+                                 and json.loads(r.value)["package_id"] == package_id, count=count)
     return [json.loads(record.value) for record in found]
 
 
@@ -277,36 +207,21 @@ async def until_revoked_here(revocations: GrantRevocations, jti: str) -> None:
 
 
 async def test_a_viewer_following_the_events_topic_refuses_the_grants_a_termination_revoked(
-    provisioned: ConnectionSettings,
-    service: Service,
-    watch: TopicWatcher,
-    verifier: GrantVerifier,
-    revocations: GrantRevocations,
-    clock: MovableClock,
+    provisioned: ConnectionSettings, service: Service, watch: TopicWatcher, verifier: GrantVerifier,
+    revocations: GrantRevocations, clock: MovableClock,
 ) -> None:
     """Terminating the package revokes the grants of all its recipients, one event each on the events
     topic, and a viewer holding the keys fetched over HTTP from the running service and following that
     topic from its start learns of each and then refuses the grant."""
     package = await shared_package(provisioned, service, 1, 2, 3)
-    grants = {
-        order: await open_document(provisioned, watch, package, order, clock) for order in (1, 2, 3)
-    }
+    grants = {order: await open_document(provisioned, watch, package, order, clock) for order in (1, 2, 3)}
 
-    await publish(
-        provisioned,
-        WORKFLOW_EVENTS.name,
-        package.package_id,
-        wf.WorkflowTerminated(
-            package_id=package.package_id, terminated_at=datetime.now(UTC), reason="withdrawn"
-        ),
-    )
+    await publish(provisioned, WORKFLOW_EVENTS.name, package.package_id, wf.WorkflowTerminated(
+        package_id=package.package_id, terminated_at=datetime.now(UTC), reason="withdrawn"))
     announced = await revoked(watch, provisioned, package.package_id, count=3)
 
     assert sorted((r["order"], r["reason"]) for r in announced) == [
-        (1, "package_terminated"),
-        (2, "package_terminated"),
-        (3, "package_terminated"),
-    ]
+        (1, "package_terminated"), (2, "package_terminated"), (3, "package_terminated")]
     for granted in grants.values():
         await until_revoked_here(revocations, granted.reply["grant_id"])
         with pytest.raises(GrantRevoked):

@@ -73,9 +73,7 @@ async def secured_broker(log_path: Path, **front: Any) -> AsyncIterator[SecuredB
     tansu.start()
     try:
         tansu.wait_until_ready()
-        async with BrokerFront(
-            f"127.0.0.1:{tansu.port}", listen=f"127.0.0.1:{port}", **front
-        ) as front_:
+        async with BrokerFront(f"127.0.0.1:{tansu.port}", listen=f"127.0.0.1:{port}", **front) as front_:
             yield SecuredBroker(tansu, front_)
     finally:
         tansu.stop()
@@ -84,50 +82,33 @@ async def secured_broker(log_path: Path, **front: Any) -> AsyncIterator[SecuredB
 def secured(base: ConnectionSettings, bootstrap: str, **security: Any) -> ConnectionSettings:
     """``base``'s connections with another broker and the given ``kafka_*`` security settings."""
     return ConnectionSettings(
-        kafka_bootstrap=bootstrap,
-        kafka_idempotence=base.kafka_idempotence,
-        database_url=base.database_url,
-        redis_url=base.redis_url,
-        topic_prefix=base.topic_prefix,
-        redis_prefix=base.redis_prefix,
-        kafka_request_timeout_ms=5_000,
-        log_format="json",
-        **security,
+        kafka_bootstrap=bootstrap, kafka_idempotence=base.kafka_idempotence, database_url=base.database_url,
+        redis_url=base.redis_url, topic_prefix=base.topic_prefix, redis_prefix=base.redis_prefix,
+        kafka_request_timeout_ms=5_000, log_format="json", **security,
     )
 
 
 def a_topic() -> Topic:
     """A one-partition topic of its own, for a test to create."""
-    return dataclasses.replace(
-        IDENTITY_COMMANDS, name=f"signgate.security.{uuid.uuid4().hex[:8]}", partitions=1
-    )
+    return dataclasses.replace(IDENTITY_COMMANDS, name=f"signgate.security.{uuid.uuid4().hex[:8]}", partitions=1)
 
 
 @contextlib.asynccontextmanager
 async def running_identity(connections: ConnectionSettings) -> AsyncIterator[Service]:
     keys = generate_key_pair()
-    service = build_service(
-        IDENTITY,
-        IdentitySettings(
-            connections=connections,
-            retry_first_delay=0.01,
-            outbox_poll_interval=0.2,
-            secrets=SecretSettings(pepper=generate_pepper()),
-            tokens=TokenSettings(private_key=keys.private_key, public_key=keys.public_key),
-        ),
-    )
+    service = build_service(IDENTITY, IdentitySettings(
+        connections=connections, retry_first_delay=0.01, outbox_poll_interval=0.2,
+        secrets=SecretSettings(pepper=generate_pepper()),
+        tokens=TokenSettings(private_key=keys.private_key, public_key=keys.public_key),
+    ))
     async with service.app:
         yield service
 
 
 async def unknown_user_outcome(client: SignGateClient) -> None:
     """An AuthenticateUser for a user nobody registered comes back as its event and its reply."""
-    outcome = await client.send(
-        idn.AuthenticateUser(
-            user_name=f"nobody-{uuid.uuid4().hex[:6]}@example.com", password="wrong"
-        ),
-        timeout=20,
-    )
+    outcome = await client.send(idn.AuthenticateUser(user_name=f"nobody-{uuid.uuid4().hex[:6]}@example.com",
+                                                     password="wrong"), timeout=20)
     assert isinstance(outcome.event, idn.UserAuthenticationFailedV2)
     assert isinstance(outcome.reply, idn.AuthenticationFailed)
 
@@ -143,9 +124,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 @pytest.fixture(scope="module")
 async def mtls_broker(certificates: Certificates, tmp_path_factory: pytest.TempPathFactory):
     """A broker whose only listener wants TLS and a client certificate signed by the test CA."""
-    tls = server_context(
-        certificates.server.cert, certificates.server.key, client_cafile=certificates.ca
-    )
+    tls = server_context(certificates.server.cert, certificates.server.key, client_cafile=certificates.ca)
     async with secured_broker(tmp_path_factory.mktemp("mtls") / "tansu.log", tls=tls) as broker:
         yield broker
 
@@ -159,49 +138,31 @@ async def other_name_front(mtls_broker: SecuredBroker, certificates: Certificate
 
 
 def mtls_settings(certificates: Certificates, **overrides: Any) -> dict[str, Any]:
-    return {
-        "kafka_security_protocol": "SSL",
-        "kafka_ssl_cafile": certificates.ca,
-        "kafka_ssl_certfile": certificates.client.cert,
-        "kafka_ssl_keyfile": certificates.client.key,
-        "kafka_ssl_key_password": CLIENT_KEY_PASSWORD,
-        **overrides,
-    }
+    return {"kafka_security_protocol": "SSL", "kafka_ssl_cafile": certificates.ca,
+            "kafka_ssl_certfile": certificates.client.cert, "kafka_ssl_keyfile": certificates.client.key,
+            "kafka_ssl_key_password": CLIENT_KEY_PASSWORD, **overrides}
 
 
 @pytest.fixture(scope="module")
-async def mtls_connections(
-    provisioned: ConnectionSettings,
-    endpoints,
-    run_id: str,
-    mtls_broker: SecuredBroker,
-    certificates: Certificates,
-) -> AsyncIterator[ConnectionSettings]:
+async def mtls_connections(provisioned: ConnectionSettings, endpoints, run_id: str, mtls_broker: SecuredBroker,
+                           certificates: Certificates) -> AsyncIterator[ConnectionSettings]:
     """A database of its own, migrated, and every registry topic created over mutual TLS."""
     async with own_database(endpoints.database_url, f"{run_id}_mtls") as database_url:
-        connections = secured(
-            provisioned.model_copy(update={"database_url": database_url}),
-            mtls_broker.address,
-            **mtls_settings(certificates),
-        )
+        connections = secured(provisioned.model_copy(update={"database_url": database_url}), mtls_broker.address,
+                              **mtls_settings(certificates))
         await provision(ProvisionSettings(connections=connections), [IDENTITY])
         yield connections
 
 
-async def test_a_service_answers_a_client_over_mutual_tls(
-    mtls_connections: ConnectionSettings, mtls_broker: SecuredBroker
-) -> None:
+async def test_a_service_answers_a_client_over_mutual_tls(mtls_connections: ConnectionSettings,
+                                                          mtls_broker: SecuredBroker) -> None:
     """The identity service and the client, each verifying the broker's certificate and presenting
     its own, exchange a command and its outcome through a listener that speaks only TLS."""
     before = len(mtls_broker.front.peers)
-    async with (
-        running_identity(mtls_connections),
-        SignGateClient(
-            mtls_connections.kafka_bootstrap,
-            topic_prefix=mtls_connections.topic_prefix,
-            **signgate_client_options(mtls_connections),
-        ) as client,
-    ):
+    async with running_identity(mtls_connections), SignGateClient(
+        mtls_connections.kafka_bootstrap, topic_prefix=mtls_connections.topic_prefix,
+        **signgate_client_options(mtls_connections),
+    ) as client:
         await unknown_user_outcome(client)
     assert mtls_broker.front.peers[before:] and set(mtls_broker.front.peers[before:]) == {"client"}
 
@@ -211,9 +172,8 @@ async def test_provisioning_creates_topics_over_tls(mtls_connections: Connection
     topic = a_topic()
     created = await create_topics(mtls_connections, [topic])
     assert created == [mtls_connections.topic(topic.name), mtls_connections.topic(topic.dlq)]
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=mtls_connections.kafka_bootstrap, **client_options(mtls_connections)
-    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=mtls_connections.kafka_bootstrap,
+                                **client_options(mtls_connections))
     await admin.start()
     try:
         assert set(created) <= set(await admin.list_topics())
@@ -221,91 +181,56 @@ async def test_provisioning_creates_topics_over_tls(mtls_connections: Connection
         await admin.close()
 
 
-async def test_a_client_without_a_certificate_is_refused(
-    mtls_connections: ConnectionSettings, certificates: Certificates
-) -> None:
+async def test_a_client_without_a_certificate_is_refused(mtls_connections: ConnectionSettings,
+                                                         certificates: Certificates) -> None:
     """Without a client certificate, provisioning and the client are refused, saying one is required."""
-    no_certificate = secured(
-        mtls_connections,
-        mtls_connections.kafka_bootstrap,
-        kafka_security_protocol="SSL",
-        kafka_ssl_cafile=certificates.ca,
-    )
+    no_certificate = secured(mtls_connections, mtls_connections.kafka_bootstrap,
+                             kafka_security_protocol="SSL", kafka_ssl_cafile=certificates.ca)
     with pytest.raises(KafkaTlsError, match="requires a client certificate"):
         await create_topics(no_certificate, [a_topic()])
     with pytest.raises(KafkaTlsError, match="requires a client certificate"):
-        async with SignGateClient(
-            no_certificate.kafka_bootstrap, **signgate_client_options(no_certificate)
-        ):
+        async with SignGateClient(no_certificate.kafka_bootstrap, **signgate_client_options(no_certificate)):
             pass
 
 
-async def test_a_client_certificate_of_another_ca_is_refused(
-    mtls_connections: ConnectionSettings, certificates: Certificates
-) -> None:
+async def test_a_client_certificate_of_another_ca_is_refused(mtls_connections: ConnectionSettings,
+                                                             certificates: Certificates) -> None:
     """A client certificate the broker's CA did not sign is refused, saying the broker does not trust it."""
-    stranger = secured(
-        mtls_connections,
-        mtls_connections.kafka_bootstrap,
-        **mtls_settings(
-            certificates,
-            kafka_ssl_certfile=certificates.stranger_client.cert,
-            kafka_ssl_keyfile=certificates.stranger_client.key,
-            kafka_ssl_key_password=None,
-        ),
-    )
+    stranger = secured(mtls_connections, mtls_connections.kafka_bootstrap, **mtls_settings(
+        certificates, kafka_ssl_certfile=certificates.stranger_client.cert,
+        kafka_ssl_keyfile=certificates.stranger_client.key, kafka_ssl_key_password=None))
     with pytest.raises(KafkaTlsError, match="does not trust the client certificate's CA"):
         await create_topics(stranger, [a_topic()])
 
 
-async def test_a_broker_certificate_of_an_unknown_ca_is_refused(
-    mtls_connections: ConnectionSettings, certificates: Certificates
-) -> None:
+async def test_a_broker_certificate_of_an_unknown_ca_is_refused(mtls_connections: ConnectionSettings,
+                                                                certificates: Certificates) -> None:
     """With another CA file the broker's certificate fails verification, and the error names the CA file."""
-    wrong_ca = secured(
-        mtls_connections,
-        mtls_connections.kafka_bootstrap,
-        **mtls_settings(certificates, kafka_ssl_cafile=certificates.stranger_ca),
-    )
-    with pytest.raises(
-        KafkaTlsError, match="the broker's certificate was refused: .*CA file"
-    ) as refused:
+    wrong_ca = secured(mtls_connections, mtls_connections.kafka_bootstrap,
+                       **mtls_settings(certificates, kafka_ssl_cafile=certificates.stranger_ca))
+    with pytest.raises(KafkaTlsError, match="the broker's certificate was refused: .*CA file") as refused:
         await create_topics(wrong_ca, [a_topic()])
-    assert isinstance(
-        refused.value.__cause__, KafkaConnectionError
-    )  # what aiokafka said: "Unable to bootstrap"
+    assert isinstance(refused.value.__cause__, KafkaConnectionError)  # what aiokafka said: "Unable to bootstrap"
 
 
 async def test_a_certificate_for_another_name_is_refused_while_hostnames_are_checked(
-    mtls_connections: ConnectionSettings, other_name_front: BrokerFront, certificates: Certificates
-) -> None:
+        mtls_connections: ConnectionSettings, other_name_front: BrokerFront, certificates: Certificates) -> None:
     """A broker certificate of the trusted CA for another host's name is refused by default, and
     accepted once hostname checks are turned off."""
     checked = secured(mtls_connections, other_name_front.address, **mtls_settings(certificates))
     with pytest.raises(KafkaTlsError, match="mismatch, certificate is not valid for '127.0.0.1'"):
         await create_topics(checked, [a_topic()])
-    unchecked = secured(
-        mtls_connections,
-        other_name_front.address,
-        **mtls_settings(certificates, kafka_ssl_check_hostname=False),
-    )
+    unchecked = secured(mtls_connections, other_name_front.address,
+                        **mtls_settings(certificates, kafka_ssl_check_hostname=False))
     topic = a_topic()
-    assert await create_topics(unchecked, [topic]) == [
-        unchecked.topic(topic.name),
-        unchecked.topic(topic.dlq),
-    ]
+    assert await create_topics(unchecked, [topic]) == [unchecked.topic(topic.name), unchecked.topic(topic.dlq)]
 
 
 async def test_a_service_whose_certificate_is_refused_does_not_start(
-    mtls_connections: ConnectionSettings, certificates: Certificates
-) -> None:
+        mtls_connections: ConnectionSettings, certificates: Certificates) -> None:
     """A service without the client certificate the brokers require stops at start-up with the reason."""
-    no_certificate = secured(
-        mtls_connections,
-        mtls_connections.kafka_bootstrap,
-        kafka_security_protocol="SSL",
-        kafka_ssl_cafile=certificates.ca,
-    )
+    no_certificate = secured(mtls_connections, mtls_connections.kafka_bootstrap,
+                             kafka_security_protocol="SSL", kafka_ssl_cafile=certificates.ca)
     with pytest.raises(KafkaTlsError, match="requires a client certificate"):
         async with running_identity(no_certificate):
             pass
@@ -319,125 +244,72 @@ async def sasl_broker(certificates: Certificates, tmp_path_factory: pytest.TempP
     """A broker that wants TLS and then SASL (PLAIN, SCRAM-SHA-256 or -512) from each connection."""
     tls = server_context(certificates.server.cert, certificates.server.key)
     users = {SERVICE_USER: SERVICE_PASSWORD, CALLER_USER: CALLER_PASSWORD}
-    async with secured_broker(
-        tmp_path_factory.mktemp("sasl") / "tansu.log", tls=tls, users=users
-    ) as broker:
+    async with secured_broker(tmp_path_factory.mktemp("sasl") / "tansu.log", tls=tls, users=users) as broker:
         yield broker
 
 
-def sasl_settings(
-    certificates: Certificates, mechanism: str, user: str, password: str
-) -> dict[str, Any]:
-    return {
-        "kafka_security_protocol": "SASL_SSL",
-        "kafka_ssl_cafile": certificates.ca,
-        "kafka_sasl_mechanism": mechanism,
-        "kafka_sasl_username": user,
-        "kafka_sasl_password": password,
-    }
+def sasl_settings(certificates: Certificates, mechanism: str, user: str, password: str) -> dict[str, Any]:
+    return {"kafka_security_protocol": "SASL_SSL", "kafka_ssl_cafile": certificates.ca,
+            "kafka_sasl_mechanism": mechanism, "kafka_sasl_username": user, "kafka_sasl_password": password}
 
 
 @pytest.fixture(scope="module")
-async def sasl_connections(
-    provisioned: ConnectionSettings,
-    endpoints,
-    run_id: str,
-    sasl_broker: SecuredBroker,
-    certificates: Certificates,
-) -> AsyncIterator[ConnectionSettings]:
+async def sasl_connections(provisioned: ConnectionSettings, endpoints, run_id: str, sasl_broker: SecuredBroker,
+                           certificates: Certificates) -> AsyncIterator[ConnectionSettings]:
     """The identity service's connections, as its own principal over SCRAM-SHA-512; provisioned."""
     async with own_database(endpoints.database_url, f"{run_id}_sasl") as database_url:
-        connections = secured(
-            provisioned.model_copy(update={"database_url": database_url}),
-            sasl_broker.address,
-            **sasl_settings(certificates, "SCRAM-SHA-512", SERVICE_USER, SERVICE_PASSWORD),
-        )
+        connections = secured(provisioned.model_copy(update={"database_url": database_url}), sasl_broker.address,
+                              **sasl_settings(certificates, "SCRAM-SHA-512", SERVICE_USER, SERVICE_PASSWORD))
         await provision(ProvisionSettings(connections=connections), [IDENTITY])
         yield connections
 
 
 async def test_a_service_and_a_caller_authenticate_with_scram_over_tls(
-    sasl_connections: ConnectionSettings, sasl_broker: SecuredBroker, certificates: Certificates
-) -> None:
+        sasl_connections: ConnectionSettings, sasl_broker: SecuredBroker, certificates: Certificates) -> None:
     """The service (SCRAM-SHA-512) and a caller (SCRAM-SHA-256), each as its own principal, exchange a
     command and its outcome over SASL_SSL."""
-    caller = secured(
-        sasl_connections,
-        sasl_connections.kafka_bootstrap,
-        **sasl_settings(certificates, "SCRAM-SHA-256", CALLER_USER, CALLER_PASSWORD),
-    )
+    caller = secured(sasl_connections, sasl_connections.kafka_bootstrap,
+                     **sasl_settings(certificates, "SCRAM-SHA-256", CALLER_USER, CALLER_PASSWORD))
     before = len(sasl_broker.front.principals)
-    async with (
-        running_identity(sasl_connections),
-        SignGateClient(
-            caller.kafka_bootstrap,
-            topic_prefix=caller.topic_prefix,
-            **signgate_client_options(caller),
-        ) as client,
-    ):
+    async with running_identity(sasl_connections), SignGateClient(
+        caller.kafka_bootstrap, topic_prefix=caller.topic_prefix, **signgate_client_options(caller),
+    ) as client:
         await unknown_user_outcome(client)
     assert set(sasl_broker.front.principals[before:]) == {SERVICE_USER, CALLER_USER}
 
 
-@pytest.mark.parametrize(
-    ("mechanism", "user", "password"),
-    [
-        ("SCRAM-SHA-256", CALLER_USER, "not-the-password"),
-        ("SCRAM-SHA-512", "nobody", CALLER_PASSWORD),
-        ("PLAIN", CALLER_USER, "not-the-password"),
-    ],
-)
-async def test_wrong_sasl_credentials_are_refused(
-    sasl_connections: ConnectionSettings,
-    certificates: Certificates,
-    mechanism: str,
-    user: str,
-    password: str,
-) -> None:
+@pytest.mark.parametrize(("mechanism", "user", "password"), [
+    ("SCRAM-SHA-256", CALLER_USER, "not-the-password"),
+    ("SCRAM-SHA-512", "nobody", CALLER_PASSWORD),
+    ("PLAIN", CALLER_USER, "not-the-password"),
+])
+async def test_wrong_sasl_credentials_are_refused(sasl_connections: ConnectionSettings, certificates: Certificates,
+                                                  mechanism: str, user: str, password: str) -> None:
     """A wrong password or an unknown user is refused with the broker's SASL_AUTHENTICATION_FAILED."""
-    wrong = secured(
-        sasl_connections,
-        sasl_connections.kafka_bootstrap,
-        **sasl_settings(certificates, mechanism, user, password),
-    )
-    with pytest.raises(
-        KafkaAuthenticationError, match=f"SASL {mechanism} refused: .*invalid credentials"
-    ):
+    wrong = secured(sasl_connections, sasl_connections.kafka_bootstrap,
+                    **sasl_settings(certificates, mechanism, user, password))
+    with pytest.raises(KafkaAuthenticationError, match=f"SASL {mechanism} refused: .*invalid credentials"):
         await create_topics(wrong, [a_topic()])
 
 
 async def test_a_client_without_sasl_is_refused_by_a_sasl_listener(
-    sasl_connections: ConnectionSettings, certificates: Certificates
-) -> None:
+        sasl_connections: ConnectionSettings, certificates: Certificates) -> None:
     """TLS alone, where the listener wants SASL too, is refused with a hint at SASL_SSL."""
-    tls_only = secured(
-        sasl_connections,
-        sasl_connections.kafka_bootstrap,
-        kafka_security_protocol="SSL",
-        kafka_ssl_cafile=certificates.ca,
-    )
+    tls_only = secured(sasl_connections, sasl_connections.kafka_bootstrap, kafka_security_protocol="SSL",
+                       kafka_ssl_cafile=certificates.ca)
     with pytest.raises(KafkaSecurityError, match="require SASL"):
         await create_topics(tls_only, [a_topic()])
 
 
-async def test_the_cli_lists_topics_over_sasl_ssl(
-    sasl_connections: ConnectionSettings,
-    certificates: Certificates,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_the_cli_lists_topics_over_sasl_ssl(sasl_connections: ConnectionSettings, certificates: Certificates,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`signgate topics`, given SASL_SSL by the environment, reads the secured broker's topics."""
-    caller = secured(
-        sasl_connections,
-        sasl_connections.kafka_bootstrap,
-        **sasl_settings(certificates, "SCRAM-SHA-256", CALLER_USER, CALLER_PASSWORD),
-    )
+    caller = secured(sasl_connections, sasl_connections.kafka_bootstrap,
+                     **sasl_settings(certificates, "SCRAM-SHA-256", CALLER_USER, CALLER_PASSWORD))
     for name, value in security_environment(caller).items():
         monkeypatch.setenv(name, value)
-    result = await asyncio.to_thread(
-        CliRunner().invoke,
-        cli,
-        ["--bootstrap", caller.kafka_bootstrap, "--topic-prefix", caller.topic_prefix, "topics"],
-    )
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [
+        "--bootstrap", caller.kafka_bootstrap, "--topic-prefix", caller.topic_prefix, "topics"])
     assert result.exit_code == 0, result.output
     assert "missing" not in result.output and "partitions" in result.output
 
@@ -445,9 +317,7 @@ async def test_the_cli_lists_topics_over_sasl_ssl(
 # -- the embedded broker's own authentication --
 
 
-async def test_the_embedded_broker_enforces_authentication_that_nobody_can_pass(
-    tmp_path: Path,
-) -> None:
+async def test_the_embedded_broker_enforces_authentication_that_nobody_can_pass(tmp_path: Path) -> None:
     """Tansu with --authentication closes on a client without SASL and refuses SCRAM for any user (its
     memory storage keeps no credentials): what the broker front stands in for."""
     tansu = tansu_server(tmp_path / "tansu.log", authentication=True)
@@ -459,14 +329,9 @@ async def test_the_embedded_broker_enforces_authentication_that_nobody_can_pass(
         with pytest.raises(KafkaConnectionError, match="Unable to bootstrap"):
             await plain.start()
         await plain.close()
-        scram = ConnectionSettings(
-            kafka_bootstrap=bootstrap,
-            kafka_security_protocol="SASL_PLAINTEXT",
-            kafka_sasl_mechanism="SCRAM-SHA-256",
-            kafka_sasl_username="anyone",
-            kafka_sasl_password="anything",
-            kafka_request_timeout_ms=5_000,
-        )
+        scram = ConnectionSettings(kafka_bootstrap=bootstrap, kafka_security_protocol="SASL_PLAINTEXT",
+                                   kafka_sasl_mechanism="SCRAM-SHA-256", kafka_sasl_username="anyone",
+                                   kafka_sasl_password="anything", kafka_request_timeout_ms=5_000)
         with pytest.raises(KafkaAuthenticationError, match="SASL SCRAM-SHA-256 refused"):
             await create_topics(scram, [a_topic()])
     finally:

@@ -24,30 +24,21 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def http(service: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=service.app), base_url="http://service"
-    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://service")
 
 
 async def scrape(client: httpx.AsyncClient) -> tuple[str, Samples]:
     """/metrics as text, and its samples by (name, labels)."""
     text = (await client.get("/metrics")).text
-    samples = {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
     return text, samples
 
 
 def values(samples: Samples, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
     """The samples of ``name`` whose labels include ``labels``."""
     wanted = set(labels.items())
-    return {
-        found: value
-        for (sample, found), value in samples.items()
-        if sample == name and wanted <= found
-    }
+    return {found: value for (sample, found), value in samples.items() if sample == name and wanted <= found}
 
 
 def one(samples: Samples, name: str, **labels: str) -> float:
@@ -56,8 +47,7 @@ def one(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_readiness_reports_every_dependency_and_progress_and_liveness_answers(
-    ledger_service: Service,
-) -> None:
+        ledger_service: Service) -> None:
     """/readyz and its older name /health answer 200 with the broker, Postgres, Redis and consumer
     progress all OK; /livez answers 200."""
     async with http(ledger_service) as client:
@@ -72,8 +62,7 @@ async def test_readiness_reports_every_dependency_and_progress_and_liveness_answ
 
 
 async def test_health_fails_while_records_wait_and_no_committed_offset_moves_and_recovers(
-    ledger_service: Service,
-) -> None:
+        ledger_service: Service) -> None:
     """/health answers 503, naming the partition, once a record has waited past the committed offset
     for ``stall_after``; when the record is handled and its offset committed, it answers 200 again."""
     progress = ledger_service.progress
@@ -85,11 +74,8 @@ async def test_health_fails_while_records_wait_and_no_committed_offset_moves_and
     try:
         try:
             async with producer(connections.kafka_bootstrap) as client:
-                await client.send_and_wait(
-                    connections.topic(COMMANDS.name),
-                    encode(Deposit(account="stalled", amount=1)),
-                    key=b"stalled",
-                )
+                await client.send_and_wait(connections.topic(COMMANDS.name),
+                                           encode(Deposit(account="stalled", amount=1)), key=b"stalled")
             async with http(ledger_service) as client:
                 stalled = await until(lambda: failing(client), timeout=20, what="/health failing")
         finally:
@@ -100,8 +86,7 @@ async def test_health_fails_while_records_wait_and_no_committed_offset_moves_and
         progress.stall_after = stall_after
     assert stalled["checks"]["progress"]["lag"] >= 1
     assert [name.split("/")[0] for name in stalled["checks"]["progress"]["stalled"]] == [
-        connections.topic(COMMANDS.name)
-    ]
+        connections.topic(COMMANDS.name)]
 
 
 async def failing(client: httpx.AsyncClient, path: str = "/health") -> dict | None:
@@ -114,8 +99,7 @@ async def healthy(client: httpx.AsyncClient, path: str = "/health") -> bool:
 
 
 async def test_consumer_lag_gauge_rises_while_records_wait_and_returns_to_zero_once_handled(
-    ledger_service: Service,
-) -> None:
+        ledger_service: Service) -> None:
     """signgate_consumer_lag shows a record waiting on its partition while the consumer is paused, and
     falls back to 0 (the committed offset having moved past it) once the record is handled."""
     consumer = ledger_service.broker.subscribers[0].consumer
@@ -133,9 +117,8 @@ async def test_consumer_lag_gauge_rises_while_records_wait_and_returns_to_zero_o
         consumer.pause(*partitions)
         try:
             async with producer(connections.kafka_bootstrap) as kafka:
-                sent = await kafka.send_and_wait(
-                    topic, encode(Deposit(account="lagging", amount=1)), key=b"lagging"
-                )
+                sent = await kafka.send_and_wait(topic, encode(Deposit(account="lagging", amount=1)),
+                                                 key=b"lagging")
             waiting = {"topic": topic, "partition": str(sent.partition)}
 
             async def lagging() -> Samples | None:
@@ -155,8 +138,7 @@ async def test_consumer_lag_gauge_rises_while_records_wait_and_returns_to_zero_o
 
     assert one(during, "signgate_consumer_lag", **waiting) >= 1
     assert one(after, "signgate_consumer_committed_offset", **waiting) > one(
-        during, "signgate_consumer_committed_offset", **waiting
-    )
+        during, "signgate_consumer_committed_offset", **waiting)
 
 
 async def test_metrics_count_published_messages_handling_and_dead_letters_with_bounded_labels(
@@ -178,16 +160,8 @@ async def test_metrics_count_published_messages_handling_and_dead_letters_with_b
         text, samples = await scrape(client)
 
     service = {"service": "ledger"}
-    assert (
-        one(
-            samples,
-            "signgate_messages_published_total",
-            **service,
-            type="ledger.deposited",
-            destination=ledger.EVENTS.name,
-        )
-        >= 1
-    )
+    assert one(samples, "signgate_messages_published_total", **service, type="ledger.deposited",
+               destination=ledger.EVENTS.name) >= 1
     assert one(samples, "signgate_handling_seconds_count", **service, type="ledger.deposit") >= 1
     assert one(samples, "signgate_handling_seconds_count", **service, type="unknown") >= 1
     assert one(samples, "signgate_messages_dead_lettered_total", **service, topic=commands) >= 1
@@ -196,20 +170,13 @@ async def test_metrics_count_published_messages_handling_and_dead_letters_with_b
     assert one(samples, "signgate_outbox_oldest_age_seconds", **service) >= 0
     assert one(samples, "process_resident_memory_bytes", **service) > 0
     assert "process_cpu_seconds_total" in {name for name, _ in samples}
-    destinations = {
-        dict(labels)["destination"]
-        for (name, labels) in samples
-        if name.startswith(("faststream_published", "signgate_messages_published"))
-    }
-    assert destinations and not any(
-        d.startswith(ledger_connections.topic_prefix) for d in destinations
-    )
+    destinations = {dict(labels)["destination"] for (name, labels) in samples
+                    if name.startswith(("faststream_published", "signgate_messages_published"))}
+    assert destinations and not any(d.startswith(ledger_connections.topic_prefix) for d in destinations)
     assert "faststream_received_messages_total" in text
 
 
-async def test_every_metric_the_dashboard_and_the_alerts_read_is_served(
-    ledger_service: Service,
-) -> None:
+async def test_every_metric_the_dashboard_and_the_alerts_read_is_served(ledger_service: Service) -> None:
     """Every metric name in deploy/monitoring's expressions is in a running service's /metrics."""
     async with http(ledger_service) as client:
         text = (await client.get("/metrics")).text
@@ -219,21 +186,14 @@ async def test_every_metric_the_dashboard_and_the_alerts_read_is_served(
 
 
 @pytest.fixture
-async def proxied_ledger(
-    ledger_connections: ConnectionSettings,
-) -> AsyncIterator[tuple[Service, FaultProxy]]:
+async def proxied_ledger(ledger_connections: ConnectionSettings) -> AsyncIterator[tuple[Service, FaultProxy]]:
     """A ledger service of its own topics whose Postgres is reached through a proxy the test can hang."""
     database = urlsplit(ledger_connections.database_url)
     async with FaultProxy(f"{database.hostname}:{database.port}") as proxy:
-        netloc = (
-            f"{database.username or ''}{'@' if database.username else ''}127.0.0.1:{proxy.port}"
-        )
-        connections = ledger_connections.model_copy(
-            update={
-                "database_url": urlunsplit(database._replace(netloc=netloc)),
-                "topic_prefix": f"{ledger_connections.topic_prefix}probes.",
-            }
-        )
+        netloc = f"{database.username or ''}{'@' if database.username else ''}127.0.0.1:{proxy.port}"
+        connections = ledger_connections.model_copy(update={
+            "database_url": urlunsplit(database._replace(netloc=netloc)),
+            "topic_prefix": f"{ledger_connections.topic_prefix}probes."})
         await prepare_ledger(connections)
         service = build_service(ledger.DEFINITION, ledger_settings(connections))
         async with service.app:
@@ -241,8 +201,7 @@ async def proxied_ledger(
 
 
 async def test_liveness_answers_while_postgres_is_unreachable_and_readiness_fails_until_it_is_back(
-    proxied_ledger: tuple[Service, FaultProxy],
-) -> None:
+        proxied_ledger: tuple[Service, FaultProxy]) -> None:
     """With Postgres unreachable, /readyz (and /health) answer 503 naming postgres while /livez stays
     200; once Postgres answers again, /readyz answers 200."""
     service, proxy = proxied_ledger
@@ -250,9 +209,7 @@ async def test_liveness_answers_while_postgres_is_unreachable_and_readiness_fail
         await until(lambda: healthy(client, "/readyz"), timeout=20, what="/readyz ready at first")
         proxy.hang()
         try:
-            not_ready = await until(
-                lambda: failing(client, "/readyz"), timeout=20, what="/readyz failing"
-            )
+            not_ready = await until(lambda: failing(client, "/readyz"), timeout=20, what="/readyz failing")
             health = await client.get("/health")
             live = await client.get("/livez")
         finally:

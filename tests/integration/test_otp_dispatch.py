@@ -53,14 +53,10 @@ async def run(
 
 
 def sandbox_codes(outbox: Path, challenge_id: object) -> list[str]:
-    return [
-        line["code"] for line in read_outbox(outbox) if line["challenge_id"] == str(challenge_id)
-    ]
+    return [line["code"] for line in read_outbox(outbox) if line["challenge_id"] == str(challenge_id)]
 
 
-async def test_an_sms_request_is_sent_masked_and_its_code_verifies(
-    run: OtpDispatchRun, outbox: Path
-) -> None:
+async def test_an_sms_request_is_sent_masked_and_its_code_verifies(run: OtpDispatchRun, outbox: Path) -> None:
     """A request yields OtpSent with a masked number; the sandbox holds the code, which verifies once."""
     request = sms_request("+447700908899")
     await run.send(request)
@@ -69,9 +65,7 @@ async def test_an_sms_request_is_sent_masked_and_its_code_verifies(
 
     assert sent["type"] == "otp.sent"
     assert (sent["destination"], sent["provider"], sent["challenge_id"]) == (
-        "+44******8899",
-        "sandbox",
-        str(request.challenge_id),
+        "+44******8899", "sandbox", str(request.challenge_id)
     )
     assert sent["causation_id"] == str(request.event_id)
     lifetime_after_cooldown = datetime.fromisoformat(sent["expires_at"]) - datetime.fromisoformat(
@@ -98,16 +92,11 @@ async def test_an_email_request_goes_through_the_smtp_server(
 
     [mail] = sink.to("erin.example@example.com")
     code = code_in(text_body(mail))
-    assert (sent["type"], sent["provider"], sent["destination"]) == (
-        "otp.sent",
-        "smtp",
-        "e***@example.com",
-    )
+    assert (sent["type"], sent["provider"], sent["destination"]) == ("otp.sent", "smtp", "e***@example.com")
     assert sent["provider_message_id"] == mail["Message-ID"].strip("<>")
     assert len(code) == 6
     lifetime_after_cooldown = datetime.fromisoformat(sent["expires_at"]) - datetime.fromisoformat(
-        sent["resend_available_at"]
-    )
+        sent["resend_available_at"])
     assert lifetime_after_cooldown.total_seconds() == 300 - run.settings.resend_cooldown_seconds
     assert (await run.store().verify_and_consume(recipient_of(request), code, retry_count=3)).ok
 
@@ -124,9 +113,7 @@ async def test_a_refused_mailbox_yields_delivery_failed_and_no_pending_code(
     failed = await run.outcome(request)
 
     assert (failed["type"], failed["reason"], failed["destination"]) == (
-        "otp.delivery_failed",
-        "smtp recipient refused 550",
-        "g***@example.com",
+        "otp.delivery_failed", "smtp recipient refused 550", "g***@example.com"
     )
     assert (await run.store().status(recipient_of(request))).pending is None
 
@@ -154,17 +141,11 @@ async def test_no_code_appears_on_any_topic_or_in_any_log_line(
     for request in requests:
         assert (await run.outcome(request))["type"] == "otp.sent"
 
-    codes = [line["code"] for line in read_outbox(outbox)] + [
-        code_in(text_body(m)) for m in sink.messages
-    ]
+    codes = [line["code"] for line in read_outbox(outbox)] + [code_in(text_body(m)) for m in sink.messages]
     published = run.everything_published()
 
-    assert (
-        len(codes) >= 5 and run.logs.lines
-    )  # every code the module sent: SMS, email, the wrong-code one
+    assert len(codes) >= 5 and run.logs.lines  # every code the module sent: SMS, email, the wrong-code one
     assert leaked(codes, published, *run.logs.lines) == []
     assert "+447700900205" in published  # the request itself carries the number in clear ...
     events = [r.value.decode() for r in run.watch.records if r.topic.endswith("otp.events")]
-    assert not any(
-        "+447700900205" in e or "frank@example.com" in e for e in events
-    )  # ... events never
+    assert not any("+447700900205" in e or "frank@example.com" in e for e in events)  # ... events never

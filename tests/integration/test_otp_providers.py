@@ -27,14 +27,8 @@ EXPIRES = datetime(2026, 3, 1, 9, 5, tzinfo=UTC)
 
 def delivery(channel: str = "sms", destination: str = PHONE) -> Delivery:
     return Delivery(
-        uuid4(),
-        channel,
-        destination,
-        CODE,
-        f"Your signgate code is {CODE}.",
-        "Your signgate code",
-        "document_opening",
-        EXPIRES,
+        uuid4(), channel, destination, CODE, f"Your signgate code is {CODE}.", "Your signgate code",
+        "document_opening", EXPIRES,
     )
 
 
@@ -72,9 +66,7 @@ async def http_sms() -> AsyncIterator[Callable[..., HttpSmsProvider]]:
         await provider.aclose()
 
 
-async def test_the_sandbox_appends_the_delivery_with_its_code_to_a_private_file(
-    tmp_path: Path,
-) -> None:
+async def test_the_sandbox_appends_the_delivery_with_its_code_to_a_private_file(tmp_path: Path) -> None:
     """Each sandbox delivery is one JSON line holding the code, in a file only its owner can read."""
     outbox = tmp_path / "deep" / "outbox.jsonl"
     provider = SandboxProvider(outbox)
@@ -84,16 +76,11 @@ async def test_the_sandbox_appends_the_delivery_with_its_code_to_a_private_file(
 
     lines = read_outbox(outbox)
     assert [line["code"] for line in lines] == [CODE, CODE]
-    assert (
-        lines[0]["message_id"] == first.message_id
-        and lines[1]["destination"] == "alice@example.com"
-    )
+    assert lines[0]["message_id"] == first.message_id and lines[1]["destination"] == "alice@example.com"
     assert stat.S_IMODE(os.stat(outbox).st_mode) == 0o600
 
 
-async def test_email_reaches_the_smtp_server_with_the_code_in_the_body_only(
-    smtp: tuple[SmtpSink, int],
-) -> None:
+async def test_email_reaches_the_smtp_server_with_the_code_in_the_body_only(smtp: tuple[SmtpSink, int]) -> None:
     """The SMTP provider hands the message to the server; the code is in the body, not the subject."""
     sink, port = smtp
     provider = SmtpProvider(settings(smtp_port=port, smtp_from="signgate <otp@signgate.test>"))
@@ -112,25 +99,19 @@ async def test_a_refused_mailbox_fails_at_once_without_the_code(smtp: tuple[Smtp
     sink.refuse.add("nobody@example.com")
 
     with pytest.raises(DeliveryFailed) as failed:
-        await retried(
-            SmtpProvider(settings(smtp_port=port)), delivery("email", "nobody@example.com")
-        )
+        await retried(SmtpProvider(settings(smtp_port=port)), delivery("email", "nobody@example.com"))
 
     assert (failed.value.reason, failed.value.transient) == ("smtp recipient refused 550", False)
     assert sink.attempts.count("nobody@example.com") == 1
 
 
-async def test_a_deferring_smtp_server_is_retried_a_bounded_number_of_times(
-    smtp: tuple[SmtpSink, int],
-) -> None:
+async def test_a_deferring_smtp_server_is_retried_a_bounded_number_of_times(smtp: tuple[SmtpSink, int]) -> None:
     """A 451 for the address is transient: retried up to the attempts allowed, then failed."""
     sink, port = smtp
     sink.defer.add("later@example.com")
 
     with pytest.raises(DeliveryFailed, match="451"):
-        await retried(
-            SmtpProvider(settings(smtp_port=port)), delivery("email", "later@example.com")
-        )
+        await retried(SmtpProvider(settings(smtp_port=port)), delivery("email", "later@example.com"))
 
     assert sink.attempts.count("later@example.com") == 3
 
@@ -138,21 +119,15 @@ async def test_a_deferring_smtp_server_is_retried_a_bounded_number_of_times(
 async def test_an_smtp_server_that_is_down_is_a_transient_failure() -> None:
     """Nothing listening on the SMTP port fails with the connection error's type, marked transient."""
     with pytest.raises(DeliveryFailed) as failed:
-        await SmtpProvider(settings(smtp_port=free_port())).deliver(
-            delivery("email", "dan@example.com")
-        )
+        await SmtpProvider(settings(smtp_port=free_port())).deliver(delivery("email", "dan@example.com"))
 
     assert failed.value.transient and CODE not in failed.value.reason
 
 
-async def test_sms_reaches_the_gateway_with_basic_auth(
-    gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]
-) -> None:
+async def test_sms_reaches_the_gateway_with_basic_auth(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """The HTTP provider POSTs number, sender, text and reference with basic auth, and keeps the gateway's id."""
     provider = http_sms(
-        sms_gateway_url=gateway.url,
-        sms_gateway_username="acct",
-        sms_gateway_password=SecretStr("pw"),
+        sms_gateway_url=gateway.url, sms_gateway_username="acct", sms_gateway_password=SecretStr("pw"),
     )
     item = delivery(destination="+15555550111")
 
@@ -161,17 +136,12 @@ async def test_sms_reaches_the_gateway_with_basic_auth(
     [request] = gateway.to("+15555550111")
     assert request.headers["Authorization"] == basic_auth("acct", "pw")
     assert request.body == {
-        "to": "+15555550111",
-        "from": "signgate",
-        "text": item.text,
-        "reference": str(item.challenge_id),
+        "to": "+15555550111", "from": "signgate", "text": item.text, "reference": str(item.challenge_id),
     }
     assert receipt.message_id == f"gw-{len(gateway.requests)}" and receipt.provider == "http_sms"
 
 
-async def test_sms_gateway_token_goes_as_a_bearer(
-    gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]
-) -> None:
+async def test_sms_gateway_token_goes_as_a_bearer(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """With a token set, the provider authenticates with `Authorization: Bearer`."""
     provider = http_sms(sms_gateway_url=gateway.url, sms_gateway_token=SecretStr("tok"))
 
@@ -180,9 +150,7 @@ async def test_sms_gateway_token_goes_as_a_bearer(
     assert gateway.to("+15555550112")[0].headers["Authorization"] == "Bearer tok"
 
 
-async def test_a_gateway_answering_503_is_retried_then_failed(
-    gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]
-) -> None:
+async def test_a_gateway_answering_503_is_retried_then_failed(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """5xx answers are retried up to the attempts allowed; the reason is the status, never the text."""
     gateway.statuses["+15555550113"] = 503
     provider = http_sms(sms_gateway_url=gateway.url)
@@ -194,9 +162,7 @@ async def test_a_gateway_answering_503_is_retried_then_failed(
     assert len(gateway.to("+15555550113")) == 3
 
 
-async def test_a_gateway_refusing_the_number_is_not_retried(
-    gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]
-) -> None:
+async def test_a_gateway_refusing_the_number_is_not_retried(gateway: SmsGateway, http_sms: Callable[..., HttpSmsProvider]) -> None:
     """A 400 from the gateway (a number it will not serve) fails after one call."""
     gateway.statuses["+15555550114"] = 400
     provider = http_sms(sms_gateway_url=gateway.url)
@@ -207,9 +173,7 @@ async def test_a_gateway_refusing_the_number_is_not_retried(
     assert len(gateway.to("+15555550114")) == 1
 
 
-async def test_a_gateway_that_never_answers_times_out(
-    http_sms: Callable[..., HttpSmsProvider],
-) -> None:
+async def test_a_gateway_that_never_answers_times_out(http_sms: Callable[..., HttpSmsProvider]) -> None:
     """A gateway that accepts the connection and never answers is given up after the timeout."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

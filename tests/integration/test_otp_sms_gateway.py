@@ -80,10 +80,7 @@ class Dispatcher:
 
 @pytest.fixture
 async def dispatcher(
-    connections: ConnectionSettings,
-    gateway: SmsGateway,
-    tmp_path_factory: pytest.TempPathFactory,
-    clock: Clock,
+    connections: ConnectionSettings, gateway: SmsGateway, tmp_path_factory: pytest.TempPathFactory, clock: Clock
 ) -> AsyncIterator[Dispatcher]:
     settings = OtpDispatchSettings(
         clock=clock,
@@ -123,17 +120,11 @@ async def test_an_sms_goes_through_the_gateway_and_its_code_verifies(
 
     [posted] = gateway.to("+15555550123")
     assert posted.headers["Authorization"] == basic_auth("signgate", "gateway-password")
-    assert (sent["type"], sent["provider"], sent["destination"]) == (
-        "otp.sent",
-        "http_sms",
-        "+15*****0123",
-    )
+    assert (sent["type"], sent["provider"], sent["destination"]) == ("otp.sent", "http_sms", "+15*****0123")
     assert sent["provider_message_id"] == f"gw-{gateway.requests.index(posted) + 1}"
     code = code_in(posted.body["text"])
     assert len(code) == 9 and posted.body["reference"] == str(request.challenge_id)
-    assert (
-        await dispatcher.store.verify_and_consume(recipient_of(request), code, retry_count=3)
-    ).ok
+    assert (await dispatcher.store.verify_and_consume(recipient_of(request), code, retry_count=3)).ok
 
 
 async def test_a_gateway_that_is_down_yields_delivery_failed_and_a_withdrawn_code(
@@ -148,15 +139,9 @@ async def test_a_gateway_that_is_down_yields_delivery_failed_and_a_withdrawn_cod
 
     attempts = gateway.to("+15555550124")
     code = code_in(attempts[0].body["text"])
-    assert (failed["type"], failed["reason"], failed["provider"]) == (
-        "otp.delivery_failed",
-        "http 503",
-        "http_sms",
-    )
+    assert (failed["type"], failed["reason"], failed["provider"]) == ("otp.delivery_failed", "http 503", "http_sms")
     assert len(attempts) == ATTEMPTS
-    verification = await dispatcher.store.verify_and_consume(
-        recipient_of(request), code, retry_count=3
-    )
+    verification = await dispatcher.store.verify_and_consume(recipient_of(request), code, retry_count=3)
     assert verification.outcome is VerifyOutcome.NO_PENDING
 
 
@@ -203,24 +188,15 @@ async def test_a_request_interrupted_after_its_code_was_issued_fails_closed(
 
     assert (failed["type"], failed["reason"]) == ("otp.delivery_failed", INTERRUPTED)
     assert gateway.to("+15555550128") == []
-    verification = await dispatcher.store.verify_and_consume(
-        recipient_of(request), "135792", retry_count=3
-    )
+    verification = await dispatcher.store.verify_and_consume(recipient_of(request), "135792", retry_count=3)
     assert verification.outcome is VerifyOutcome.NO_PENDING
 
 
-async def claim_without_settling(
-    dispatcher: Dispatcher, request: OtpDeliveryRequested, code: str
-) -> None:
+async def claim_without_settling(dispatcher: Dispatcher, request: OtpDeliveryRequested, code: str) -> None:
     """What a crash right after the store step leaves behind."""
     await dispatcher.store.issue(
-        request.event_id,
-        recipient_of(request),
-        challenge_id=request.challenge_id,
-        code=code,
-        channel="sms",
-        destination=request.destination,
-        ttl=timedelta(minutes=5),
+        request.event_id, recipient_of(request), challenge_id=request.challenge_id, code=code,
+        channel="sms", destination=request.destination, ttl=timedelta(minutes=5),
     )
 
 
@@ -260,13 +236,9 @@ async def test_the_dependencies_are_built_once_at_start_and_closed_at_shut_down(
         await service.open_resources()
         dependencies = service.resources.dependencies
         sms = dependencies.providers["sms"]
-        assert isinstance(dependencies, OtpDispatchDependencies) and isinstance(
-            sms, HttpSmsProvider
-        )
+        assert isinstance(dependencies, OtpDispatchDependencies) and isinstance(sms, HttpSmsProvider)
         assert dependencies.providers["email"].name == "sandbox"
-        sent = outcome(
-            await handle_otp_delivery_requested(sms_request("+15555550130"), Scope(dependencies))
-        )
+        sent = outcome(await handle_otp_delivery_requested(sms_request("+15555550130"), Scope(dependencies)))
         assert sent["type"] == "otp.sent" and not sms.client.is_closed
 
         await service.close_resources()

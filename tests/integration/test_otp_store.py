@@ -61,15 +61,8 @@ async def issue(
     request_id: uuid.UUID | None = None,
 ) -> Issued | SendRefused | SeenBefore:
     return await store.issue(
-        request_id or uuid.uuid4(),
-        who,
-        challenge_id=uuid.uuid4(),
-        code=code,
-        channel="sms",
-        destination=destination,
-        ttl=ttl,
-        limits=limits,
-        now=at,
+        request_id or uuid.uuid4(), who, challenge_id=uuid.uuid4(), code=code, channel="sms",
+        destination=destination, ttl=ttl, limits=limits, now=at,
     )
 
 
@@ -86,9 +79,7 @@ async def test_a_correct_code_verifies_once(store: OtpStore) -> None:
     assert second.outcome is VerifyOutcome.NO_PENDING
 
 
-async def test_an_attempt_made_again_gets_its_first_answer_and_changes_nothing(
-    store: OtpStore,
-) -> None:
+async def test_an_attempt_made_again_gets_its_first_answer_and_changes_nothing(store: OtpStore) -> None:
     """A verification repeated with its command's id (a redelivery) is answered as the first time:
     a wrong code counts once, a right code is not refused as already used, and a new attempt
     still sees the code consumed."""
@@ -107,9 +98,7 @@ async def test_an_attempt_made_again_gets_its_first_answer_and_changes_nothing(
     assert another.outcome is VerifyOutcome.NO_PENDING
 
 
-async def test_a_hundred_concurrent_wrong_guesses_count_exactly_the_retry_count(
-    store: OtpStore,
-) -> None:
+async def test_a_hundred_concurrent_wrong_guesses_count_exactly_the_retry_count(store: OtpStore) -> None:
     """100 concurrent wrong guesses at retry count 3 count exactly 3 failures, one of which signals the lock."""
     who = recipient()
     await issue(store, who, "123456")
@@ -127,9 +116,7 @@ async def test_a_hundred_concurrent_wrong_guesses_count_exactly_the_retry_count(
     assert correct.outcome is VerifyOutcome.LOCKED and not correct.locked_now
 
 
-async def test_fifty_concurrent_submissions_of_the_correct_code_succeed_once(
-    store: OtpStore,
-) -> None:
+async def test_fifty_concurrent_submissions_of_the_correct_code_succeed_once(store: OtpStore) -> None:
     """50 concurrent submissions of one correct code yield exactly one success."""
     who = recipient()
     await issue(store, who, "654321")
@@ -149,18 +136,12 @@ async def test_a_code_submitted_at_ten_minutes_and_one_second_is_rejected(store:
     await issue(store, early, ttl=timedelta(minutes=10))
     await issue(store, late, ttl=timedelta(minutes=10))
 
-    in_time = await store.verify_and_consume(
-        early, "123456", retry_count=3, now=T0 + timedelta(seconds=599)
-    )
-    too_late = await store.verify_and_consume(
-        late, "123456", retry_count=3, now=T0 + timedelta(seconds=601)
-    )
+    in_time = await store.verify_and_consume(early, "123456", retry_count=3, now=T0 + timedelta(seconds=599))
+    too_late = await store.verify_and_consume(late, "123456", retry_count=3, now=T0 + timedelta(seconds=601))
 
     assert in_time.outcome is VerifyOutcome.OK
     assert too_late.outcome is VerifyOutcome.EXPIRED and too_late.attempts_used == 0
-    assert (
-        await store.verify_and_consume(late, "123456", retry_count=3)
-    ).outcome is VerifyOutcome.NO_PENDING
+    assert (await store.verify_and_consume(late, "123456", retry_count=3)).outcome is VerifyOutcome.NO_PENDING
 
 
 async def test_a_code_cannot_be_issued_for_longer_than_ten_minutes(store: OtpStore) -> None:
@@ -180,14 +161,10 @@ async def test_a_new_code_does_not_reset_the_failure_count(store: OtpStore) -> N
     third = await store.verify_and_consume(who, "000002", retry_count=3)
 
     assert (third.outcome, third.locked_now, third.attempts_used) == (VerifyOutcome.LOCKED, True, 3)
-    assert (
-        await store.verify_and_consume(who, "222222", retry_count=3)
-    ).outcome is VerifyOutcome.LOCKED
+    assert (await store.verify_and_consume(who, "222222", retry_count=3)).outcome is VerifyOutcome.LOCKED
 
 
-async def test_a_ceiling_already_spent_by_other_failures_refuses_the_right_code_unchecked(
-    store: OtpStore,
-) -> None:
+async def test_a_ceiling_already_spent_by_other_failures_refuses_the_right_code_unchecked(store: OtpStore) -> None:
     """A ceiling of 0 (the recipient's password failures spent the shared retry count) answers LOCKED,
     already spent, without checking or consuming the code; the right code then verifies under a ceiling."""
     who = recipient()
@@ -195,12 +172,7 @@ async def test_a_ceiling_already_spent_by_other_failures_refuses_the_right_code_
 
     refused = await store.verify_and_consume(who, "123456", retry_count=0)
 
-    assert (refused.outcome, refused.locked_now, refused.spent, refused.attempts_used) == (
-        VerifyOutcome.LOCKED,
-        False,
-        True,
-        0,
-    )
+    assert (refused.outcome, refused.locked_now, refused.spent, refused.attempts_used) == (VerifyOutcome.LOCKED, False, True, 0)
     assert (await store.failures(who), (await store.status(who)).pending is not None) == (0, True)
     assert (await store.verify_and_consume(who, "123456", retry_count=3)).ok
 
@@ -227,11 +199,7 @@ async def test_success_resets_the_failure_count(store: OtpStore) -> None:
 
     result = await store.verify_and_consume(who, "123456", retry_count=3)
 
-    assert (result.outcome, result.attempts_used, result.attempts_remaining) == (
-        VerifyOutcome.OK,
-        0,
-        3,
-    )
+    assert (result.outcome, result.attempts_used, result.attempts_remaining) == (VerifyOutcome.OK, 0, 3)
     assert (await store.status(who)).failures == 0
 
 
@@ -262,9 +230,7 @@ async def test_losing_redis_leaves_no_code_that_verifies(
     await redis_client.delete(*keys)
     await redis_client.script_flush()
 
-    assert (
-        await store.verify_and_consume(who, "123456", retry_count=3)
-    ).outcome is VerifyOutcome.NO_PENDING
+    assert (await store.verify_and_consume(who, "123456", retry_count=3)).outcome is VerifyOutcome.NO_PENDING
 
 
 async def test_redis_holds_neither_the_code_nor_the_destination(
@@ -278,9 +244,7 @@ async def test_redis_holds_neither_the_code_nor_the_destination(
         kind = (await redis_client.type(key)).decode()
         dump.append(key.decode())
         if kind == "hash":
-            dump += [
-                f"{k.decode()}={v.decode()}" for k, v in (await redis_client.hgetall(key)).items()
-            ]
+            dump += [f"{k.decode()}={v.decode()}" for k, v in (await redis_client.hgetall(key)).items()]
         elif kind == "zset":
             dump += [m.decode() for m in await redis_client.zrange(key, 0, -1)]
         elif kind == "string":
@@ -302,9 +266,7 @@ async def test_a_resend_inside_the_cooldown_is_refused_until_it_ends(store: OtpS
 
     assert isinstance(refused, SendRefused)
     assert (refused.limit, refused.retry_at, refused.retry_after_seconds) == (
-        "cooldown",
-        T0 + timedelta(seconds=30),
-        20,
+        "cooldown", T0 + timedelta(seconds=30), 20
     )
     assert isinstance(allowed, Issued)
 
@@ -324,20 +286,14 @@ async def test_a_recipient_gets_at_most_five_codes_per_window(store: OtpStore) -
     assert isinstance(next_day, Issued)
 
 
-async def test_a_destination_gets_at_most_ten_codes_an_hour_across_packages(
-    store: OtpStore,
-) -> None:
+async def test_a_destination_gets_at_most_ten_codes_an_hour_across_packages(store: OtpStore) -> None:
     """Ten codes to one phone number for ten different recipients fill its hour; the eleventh waits."""
     limits = SendLimits()
     for n in range(10):
-        assert isinstance(
-            await issue(store, recipient(), at=T0 + timedelta(minutes=n), limits=limits), Issued
-        )
+        assert isinstance(await issue(store, recipient(), at=T0 + timedelta(minutes=n), limits=limits), Issued)
 
     eleventh = await issue(store, recipient(), at=T0 + timedelta(minutes=30), limits=limits)
-    other_phone = await issue(
-        store, recipient(), at=T0 + timedelta(minutes=30), limits=limits, destination="+15555550100"
-    )
+    other_phone = await issue(store, recipient(), at=T0 + timedelta(minutes=30), limits=limits, destination="+15555550100")
     an_hour_later = await issue(store, recipient(), at=T0 + timedelta(hours=1), limits=limits)
 
     assert isinstance(eleventh, SendRefused)
@@ -347,17 +303,13 @@ async def test_a_destination_gets_at_most_ten_codes_an_hour_across_packages(
 
 async def test_concurrent_sends_to_one_destination_never_exceed_its_limit(store: OtpStore) -> None:
     """Thirty concurrent requests for thirty recipients at one phone number issue exactly ten codes."""
-    results = await asyncio.gather(
-        *(issue(store, recipient(), limits=SendLimits()) for _ in range(30))
-    )
+    results = await asyncio.gather(*(issue(store, recipient(), limits=SendLimits()) for _ in range(30)))
 
     assert sum(isinstance(r, Issued) for r in results) == 10
     assert {r.limit for r in results if isinstance(r, SendRefused)} == {"destination"}
 
 
-async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destinations_window(
-    store: OtpStore,
-) -> None:
+async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destinations_window(store: OtpStore) -> None:
     """With two sends per destination: a request refused by the cooldown gives its place back and a
     request delivered again after it issued is not counted again, so a second recipient still gets
     a code there and only a third is refused for the destination."""
@@ -365,9 +317,7 @@ async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destina
     first, request = recipient(), uuid.uuid4()
     issued = await issue(store, first, limits=limits, request_id=request)
     in_cooldown = await issue(store, first, at=T0 + timedelta(seconds=5), limits=limits)
-    again = await issue(
-        store, first, at=T0 + timedelta(seconds=6), limits=limits, request_id=request
-    )
+    again = await issue(store, first, at=T0 + timedelta(seconds=6), limits=limits, request_id=request)
 
     second = await issue(store, recipient(), at=T0 + timedelta(seconds=7), limits=limits)
     third = await issue(store, recipient(), at=T0 + timedelta(seconds=8), limits=limits)
@@ -375,10 +325,7 @@ async def test_a_refused_or_repeated_request_holds_no_extra_place_in_the_destina
     assert isinstance(issued, Issued) and isinstance(again, SeenBefore)
     assert isinstance(in_cooldown, SendRefused) and in_cooldown.limit == "cooldown"
     assert isinstance(second, Issued)
-    assert isinstance(third, SendRefused) and (third.limit, third.retry_at) == (
-        "destination",
-        T0 + timedelta(hours=1),
-    )
+    assert isinstance(third, SendRefused) and (third.limit, third.retry_at) == ("destination", T0 + timedelta(hours=1))
 
 
 async def test_a_request_interrupted_between_its_two_steps_takes_one_place_when_delivered_again(
@@ -399,9 +346,7 @@ async def test_a_request_interrupted_between_its_two_steps_takes_one_place_when_
         await issue(store, first, limits=limits, request_id=request)
     monkeypatch.setitem(store._scripts, "otp_issue", claim)
 
-    redelivered = await issue(
-        store, first, at=T0 + timedelta(seconds=1), limits=limits, request_id=request
-    )
+    redelivered = await issue(store, first, at=T0 + timedelta(seconds=1), limits=limits, request_id=request)
     second = await issue(store, recipient(), at=T0 + timedelta(seconds=2), limits=limits)
     third = await issue(store, recipient(), at=T0 + timedelta(seconds=3), limits=limits)
 
@@ -416,10 +361,7 @@ async def test_a_request_issued_twice_stores_one_code(store: OtpStore) -> None:
     again = await issue(store, who, "222222", request_id=request_id)
 
     assert isinstance(first, Issued)
-    assert isinstance(again, SeenBefore) and (again.state, again.challenge_id) == (
-        "claimed",
-        first.challenge_id,
-    )
+    assert isinstance(again, SeenBefore) and (again.state, again.challenge_id) == ("claimed", first.challenge_id)
     assert (await store.verify_and_consume(who, "111111", retry_count=3)).ok
 
 
@@ -427,20 +369,14 @@ async def test_a_refused_request_is_refused_again_when_redelivered(store: OtpSto
     """A request refused by the cooldown gets the same refusal on redelivery, even after the cooldown."""
     who, request_id = recipient(), uuid.uuid4()
     await issue(store, who, limits=SendLimits())
-    refused = await issue(
-        store, who, at=T0 + timedelta(seconds=5), limits=SendLimits(), request_id=request_id
-    )
+    refused = await issue(store, who, at=T0 + timedelta(seconds=5), limits=SendLimits(), request_id=request_id)
 
-    again = await issue(
-        store, who, at=T0 + timedelta(minutes=5), limits=SendLimits(), request_id=request_id
-    )
+    again = await issue(store, who, at=T0 + timedelta(minutes=5), limits=SendLimits(), request_id=request_id)
 
     assert isinstance(again, SeenBefore) and again.refusal == refused
 
 
-async def test_the_first_recorded_outcome_stands_and_withdraws_only_its_own_code(
-    store: OtpStore,
-) -> None:
+async def test_the_first_recorded_outcome_stands_and_withdraws_only_its_own_code(store: OtpStore) -> None:
     """Settling twice keeps the first outcome; withdrawing a code that was already replaced leaves the new one."""
     who, request_id = recipient(), uuid.uuid4()
     first = await issue(store, who, "111111", request_id=request_id)
@@ -452,10 +388,7 @@ async def test_the_first_recorded_outcome_stands_and_withdraws_only_its_own_code
     seen = await issue(store, who, request_id=request_id)
 
     assert kept == later == '{"first": true}'
-    assert isinstance(seen, SeenBefore) and (seen.state, seen.outcome) == (
-        "settled",
-        '{"first": true}',
-    )
+    assert isinstance(seen, SeenBefore) and (seen.state, seen.outcome) == ("settled", '{"first": true}')
     assert (await store.verify_and_consume(who, "222222", retry_count=3)).ok
 
 
@@ -470,9 +403,7 @@ async def test_status_shows_the_pending_code_and_cooldown_without_secrets(store:
 
     assert isinstance(issued, Issued) and status.pending is not None
     assert (status.failures, status.pending.challenge_id, status.pending.destination) == (
-        1,
-        issued.challenge_id,
-        "+44******8899",
+        1, issued.challenge_id, "+44******8899"
     )
     assert status.pending.expires_at == T0 + timedelta(minutes=5)
     assert status.resend_available_at == T0 + timedelta(seconds=30)
@@ -497,7 +428,5 @@ async def test_signer_codes_are_per_field(store: OtpStore) -> None:
     field_b = OtpRecipient.signing("pkg-s", "user-1", "doc-1", "sig-b")
     await issue(store, field_a, "314159")
 
-    assert (
-        await store.verify_and_consume(field_b, "314159", retry_count=3)
-    ).outcome is VerifyOutcome.NO_PENDING
+    assert (await store.verify_and_consume(field_b, "314159", retry_count=3)).outcome is VerifyOutcome.NO_PENDING
     assert (await store.verify_and_consume(field_a, "314159", retry_count=3)).ok

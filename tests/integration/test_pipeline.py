@@ -72,10 +72,7 @@ async def test_transient_failure_is_retried_until_it_succeeds(
     assert outcome["type"] == "ledger.deposited"
     redis = ledger_service.resources.redis
     assert redis is not None
-    assert (
-        int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{command.event_id}"))
-        == 3
-    )
+    assert int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{command.event_id}")) == 3
 
 
 async def test_lasting_transient_failure_pauses_the_partition_until_the_dependency_is_back(
@@ -96,15 +93,8 @@ async def test_lasting_transient_failure_pauses_the_partition_until_the_dependen
     assert await entries(ledger_service, key) == [(failing.event_id, 1), (following.event_id, 2)]
     redis = ledger_service.resources.redis
     assert redis is not None
-    assert (
-        int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{failing.event_id}"))
-        == retries + 3
-    )
-    assert not [
-        r
-        for r in ledger_watch.records
-        if is_dead_letter(ledger_connections)(r) and document(r)["key"] == key
-    ]
+    assert int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{failing.event_id}")) == retries + 3
+    assert not [r for r in ledger_watch.records if is_dead_letter(ledger_connections)(r) and document(r)["key"] == key]
 
 
 async def test_a_record_that_aborts_its_lane_transaction_is_settled_alone_and_its_lane_goes_on(
@@ -124,24 +114,14 @@ async def test_a_record_that_aborts_its_lane_transaction_is_settled_alone_and_it
     for command in (before, after, beside):
         assert (await ledger_watch.outcome(command.correlation_id))["type"] == "ledger.deposited"
     [dead] = await ledger_watch.wait_for(
-        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key
-    )
+        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key)
 
     assert (rejection["status"], rejection["code"]) == (500, "internal_error")
     assert document(dead)["reason"] == "failed: InvalidTextRepresentationError"
     assert await entries(ledger_service, key) == [(before.event_id, 1), (after.event_id, 3)]
     assert await entries(ledger_service, other) == [(beside.event_id, 4)]
-    assert (
-        len(
-            ledger_watch.matching(
-                lambda r: (
-                    document(r).get("correlation_id") == str(aborting.correlation_id)
-                    and r.topic == ledger_connections.topic(EVENTS.name)
-                )
-            )
-        )
-        == 1
-    )
+    assert len(ledger_watch.matching(lambda r: document(r).get("correlation_id") == str(aborting.correlation_id)
+                                     and r.topic == ledger_connections.topic(EVENTS.name))) == 1
 
 
 async def test_a_record_failing_transiently_while_its_dependencies_answer_is_dead_lettered_after_max_deliveries(
@@ -161,19 +141,13 @@ async def test_a_record_failing_transiently_while_its_dependencies_answer_is_dea
     rejection = await ledger_watch.outcome(failing.correlation_id)
     applied = await ledger_watch.outcome(following.correlation_id)
     [dead] = await ledger_watch.wait_for(
-        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key
-    )
+        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key)
 
     assert rejection["status"] == 500 and applied["type"] == "ledger.deposited"
-    assert (
-        document(dead)["reason"]
-        == f"failed after {settings.max_deliveries} deliveries: ConnectionError"
-    )
+    assert document(dead)["reason"] == f"failed after {settings.max_deliveries} deliveries: ConnectionError"
     redis = ledger_service.resources.redis
     assert redis is not None
-    attempts = int(
-        await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{failing.event_id}")
-    )
+    attempts = int(await redis.get(f"{ledger_connections.redis_prefix}ledger:attempts:{failing.event_id}"))
     assert attempts == settings.max_deliveries * settings.retry_attempts
     assert redelivered._value.get() - redelivered_before >= settings.max_deliveries - 1
     assert await entries(ledger_service, key) == [(following.event_id, 2)]
@@ -191,9 +165,7 @@ async def test_same_event_id_delivered_twice_is_applied_once(
     await ledger_watch.outcome(marker.correlation_id)
 
     assert await entries(ledger_service, key) == [(command.event_id, 3), (marker.event_id, 4)]
-    outcomes = ledger_watch.matching(
-        is_event(ledger_connections, "ledger.deposited", account=key, amount=3)
-    )
+    outcomes = ledger_watch.matching(is_event(ledger_connections, "ledger.deposited", account=key, amount=3))
     assert len({document(r)["event_id"] for r in outcomes}) == 1
 
 
@@ -232,13 +204,8 @@ async def test_json_nested_too_deep_to_parse_is_dead_lettered_not_failed(
         lambda r: is_dead_letter(ledger_connections)(r) and document(r)["key"] == key
     )
     applied = await ledger_watch.outcome(following.correlation_id)
-    rejections = [
-        r
-        for r in ledger_watch.records
-        if r.topic == ledger_connections.topic(EVENTS.name)
-        and r.key == key.encode()
-        and document(r)["type"] == "command.rejected"
-    ]
+    rejections = [r for r in ledger_watch.records if r.topic == ledger_connections.topic(EVENTS.name)
+                  and r.key == key.encode() and document(r)["type"] == "command.rejected"]
 
     assert document(dead)["reason"] == "undecodable: not JSON: RecursionError"
     assert applied["type"] == "ledger.deposited"
@@ -252,11 +219,8 @@ async def test_command_without_ids_takes_ids_from_its_position(
     record's position, so its outcome can be found and a redelivery is recognised."""
     key = account()
     async with producer(ledger_connections.kafka_bootstrap) as client:
-        sent = await client.send_and_wait(
-            ledger_connections.topic(COMMANDS.name),
-            json.dumps({"type": "ledger.deposit", "account": key, "amount": 4}).encode(),
-            key=key.encode(),
-        )
+        sent = await client.send_and_wait(ledger_connections.topic(COMMANDS.name), json.dumps(
+            {"type": "ledger.deposit", "account": key, "amount": 4}).encode(), key=key.encode())
     position = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{sent.topic}/{sent.partition}/{sent.offset}")
 
     outcome = await ledger_watch.outcome(position)
@@ -270,21 +234,12 @@ async def test_invalid_command_is_rejected_naming_the_field(
 ) -> None:
     """A command whose body breaks the contract gets a 400 naming the offending field, not a DLQ entry."""
     correlation_id = str(uuid.uuid4())
-    body = {
-        "type": "ledger.deposit",
-        "correlation_id": correlation_id,
-        "account": "x",
-        "amount": "lots",
-    }
+    body = {"type": "ledger.deposit", "correlation_id": correlation_id, "account": "x", "amount": "lots"}
     await send(ledger_connections, json.dumps(body).encode())
 
     rejection = await ledger_watch.outcome(correlation_id)
 
-    assert (rejection["status"], rejection["code"], rejection["field"]) == (
-        400,
-        "invalid_command",
-        "amount",
-    )
+    assert (rejection["status"], rejection["code"], rejection["field"]) == (400, "invalid_command", "amount")
     assert "lots" not in json.dumps(rejection)
 
 
@@ -298,9 +253,7 @@ async def test_refusal_becomes_a_rejection_with_its_status(
     rejection = await ledger_watch.outcome(command.correlation_id)
 
     assert (rejection["status"], rejection["code"], rejection["message"]) == (
-        404,
-        "account_not_found",
-        "Account not found",
+        404, "account_not_found", "Account not found"
     )
     assert rejection["causation_id"] == str(command.event_id)
 
@@ -310,18 +263,12 @@ async def test_unknown_type_is_rejected_and_dead_lettered(
 ) -> None:
     """A message type the topic does not carry is answered with a 400 and kept in the DLQ."""
     correlation_id = str(uuid.uuid4())
-    await send(
-        ledger_connections,
-        json.dumps({"type": "ledger.withdraw", "correlation_id": correlation_id}).encode(),
-    )
+    await send(ledger_connections, json.dumps({"type": "ledger.withdraw", "correlation_id": correlation_id}).encode())
 
     rejection = await ledger_watch.outcome(correlation_id)
     [dead] = await ledger_watch.wait_for(
-        lambda r: (
-            is_dead_letter(ledger_connections)(r)
-            and document(r)["payload"]
-            and document(r)["payload"].get("correlation_id") == correlation_id
-        )
+        lambda r: is_dead_letter(ledger_connections)(r) and document(r)["payload"]
+        and document(r)["payload"].get("correlation_id") == correlation_id
     )
 
     assert (rejection["status"], rejection["code"]) == (400, "unknown_message_type")
@@ -361,7 +308,5 @@ async def test_failed_message_is_not_skipped_when_a_later_one_succeeds(
     assert len(failures) == 1 and document(dead)["offset"] == failures[0]
     assert rejection["status"] == 500
     assert applied["type"] == "ledger.deposited"
-    order = [
-        document(r)["correlation_id"] for r in ledger_watch.records if r.topic.endswith(EVENTS.name)
-    ]
+    order = [document(r)["correlation_id"] for r in ledger_watch.records if r.topic.endswith(EVENTS.name)]
     assert order.index(str(poison.correlation_id)) < order.index(str(following.correlation_id))

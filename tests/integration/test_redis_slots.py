@@ -50,9 +50,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Call]]:
     seen: list[Call] = []
     run = AsyncScript.__call__
 
-    async def recorded(
-        self: AsyncScript, keys: Any = None, args: Any = None, client: Any = None
-    ) -> Any:
+    async def recorded(self: AsyncScript, keys: Any = None, args: Any = None, client: Any = None) -> Any:
         seen.append(Call(self.sha, tuple(_text(k) for k in keys or ())))
         return await run(self, keys=keys, args=args, client=client)
 
@@ -77,9 +75,7 @@ def watch_deletes(client: RedisClient, calls: list[Call], monkeypatch: pytest.Mo
 
 
 async def test_every_key_of_every_script_call_hashes_to_one_slot(
-    client: RedisClient,
-    redis_connections: ConnectionSettings,
-    calls: list[Call],
+    client: RedisClient, redis_connections: ConnectionSettings, calls: list[Call],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issuing (allowed, refused, repeated), verifying, settling, status, reset, and the identity
@@ -89,36 +85,12 @@ async def test_every_key_of_every_script_call_hashes_to_one_slot(
     prefix = f"{redis_connections.redis_prefix}slots-{uuid.uuid4().hex[:8]}:"
     store = OtpStore(client, prefix=prefix, pepper=PEPPER, clock=lambda: T0)
     who, request = OtpRecipient.document_opening(f"pkg-{uuid.uuid4().hex[:8]}", 1), uuid.uuid4()
-    issued = await store.issue(
-        request,
-        who,
-        challenge_id=uuid.uuid4(),
-        code="123456",
-        channel="sms",
-        destination="+447700900123",
-        ttl=timedelta(minutes=5),
-        now=T0,
-    )
-    refused = await store.issue(
-        uuid.uuid4(),
-        who,
-        challenge_id=uuid.uuid4(),
-        code="654321",
-        channel="sms",
-        destination="+447700900123",
-        ttl=timedelta(minutes=5),
-        now=T0,
-    )
-    await store.issue(
-        request,
-        who,
-        challenge_id=uuid.uuid4(),
-        code="123456",
-        channel="sms",
-        destination="+447700900123",
-        ttl=timedelta(minutes=5),
-        now=T0,
-    )
+    issued = await store.issue(request, who, challenge_id=uuid.uuid4(), code="123456", channel="sms",
+                               destination="+447700900123", ttl=timedelta(minutes=5), now=T0)
+    refused = await store.issue(uuid.uuid4(), who, challenge_id=uuid.uuid4(), code="654321", channel="sms",
+                                destination="+447700900123", ttl=timedelta(minutes=5), now=T0)
+    await store.issue(request, who, challenge_id=uuid.uuid4(), code="123456", channel="sms",
+                      destination="+447700900123", ttl=timedelta(minutes=5), now=T0)
     await store.verify_and_consume(who, "000000", retry_count=3, attempt=uuid.uuid4())
     await store.status(who)
     await store.settle(request, who, '{"sent": true}')
@@ -136,9 +108,7 @@ async def test_every_key_of_every_script_call_hashes_to_one_slot(
     )
 
     assert isinstance(issued, Issued) and isinstance(refused, SendRefused)
-    every_sha = {
-        script.sha for scripts in EVERY_SCRIPT.values() for script in scripts.bind(client).values()
-    }
+    every_sha = {script.sha for scripts in EVERY_SCRIPT.values() for script in scripts.bind(client).values()}
     assert {call.what for call in calls} >= every_sha | {"DEL"}
     for call in calls:
         assert len({key_slot(key.encode()) for key in call.keys}) == 1, call
@@ -148,8 +118,7 @@ async def test_every_key_of_every_script_call_hashes_to_one_slot(
 
 
 async def test_the_keys_of_different_recipients_spread_over_the_three_masters(
-    cluster_connections: ConnectionSettings,
-    calls: list[Call],
+    cluster_connections: ConnectionSettings, calls: list[Call],
 ) -> None:
     """On the cluster, forty recipients' codes sit on all three masters, each recipient's keys on
     the master the client routes its slot to: the cluster is really spread, not one slot."""
@@ -159,17 +128,9 @@ async def test_the_keys_of_different_recipients_spread_over_the_three_masters(
         store = OtpStore(client, prefix=prefix, pepper=PEPPER, clock=lambda: T0)
         for n in range(40):
             who = OtpRecipient.document_opening(f"pkg-{uuid.uuid4().hex[:8]}", n)
-            issued = await store.issue(
-                uuid.uuid4(),
-                who,
-                challenge_id=uuid.uuid4(),
-                code="123456",
-                channel="sms",
-                destination=f"+4477009{n:05d}",
-                ttl=timedelta(minutes=5),
-                limits=SendLimits(),
-                now=T0,
-            )
+            issued = await store.issue(uuid.uuid4(), who, challenge_id=uuid.uuid4(), code="123456",
+                                       channel="sms", destination=f"+4477009{n:05d}", ttl=timedelta(minutes=5),
+                                       limits=SendLimits(), now=T0)
             assert isinstance(issued, Issued)
         issue_sha = otp_store._SCRIPTS.bind(client)["otp_issue"].sha
         challenges = [call.keys[1] for call in calls if call.what == issue_sha]

@@ -26,15 +26,10 @@ COMMAND_TOPICS = {s.name: t for s in SERVICES for t in s.consumes if t.name in O
 @pytest.fixture(scope="module")
 async def running_services(provisioned: ConnectionSettings) -> AsyncIterator[None]:
     # each service's own settings class, its secrets (peppers, keys) from a development set
-    secrets = {
-        k: v for k, v in generate_secrets().items() if "RECORD" not in k
-    }  # records: the session's keys
+    secrets = {k: v for k, v in generate_secrets().items() if "RECORD" not in k}  # records: the session's keys
     with mock.patch.dict(os.environ, secrets):
-        settings = [
-            (d, d.settings(connections=provisioned, record_signing_key=signing_key_of(d.name)))
-            for d in SERVICES
-            if d.settings is not None
-        ]
+        settings = [(d, d.settings(connections=provisioned, record_signing_key=signing_key_of(d.name)))
+                    for d in SERVICES if d.settings is not None]
     async with contextlib.AsyncExitStack() as stack:
         services = [build_service(d, s) for d, s in settings]
         await asyncio.gather(*(stack.enter_async_context(s.app) for s in services))  # joins overlap
@@ -51,22 +46,14 @@ async def test_unknown_command_gets_a_rejection_on_the_outcome_topic(
     correlation_id = str(uuid.uuid4())
     async with TopicWatcher(provisioned.kafka_bootstrap, outcome_topic) as watch:
         async with producer(provisioned.kafka_bootstrap) as client:
-            body = {
-                "type": "no.such.command",
-                "correlation_id": correlation_id,
-                "event_id": str(uuid.uuid4()),
-            }
+            body = {"type": "no.such.command", "correlation_id": correlation_id, "event_id": str(uuid.uuid4())}
             deployed, value = provisioned.topic(topic.name), json.dumps(body).encode()
-            await client.send_and_wait(
-                deployed, value, key=b"k", headers=as_writer(topic.name, deployed, b"k", value)
-            )
+            await client.send_and_wait(deployed, value, key=b"k", headers=as_writer(topic.name, deployed, b"k", value))
         rejection = await watch.outcome(correlation_id, timeout=30)
 
     assert rejection["type"] == "command.rejected"
     assert (rejection["status"], rejection["code"], rejection["command_type"]) == (
-        400,
-        "unknown_message_type",
-        "no.such.command",
+        400, "unknown_message_type", "no.such.command"
     )
 
 
@@ -80,12 +67,8 @@ async def test_garbage_is_dead_lettered_without_its_content(
     async with TopicWatcher(provisioned.kafka_bootstrap, provisioned.topic(topic.dlq)) as watch:
         async with producer(provisioned.kafka_bootstrap) as client:
             deployed = provisioned.topic(topic.name)
-            await client.send_and_wait(
-                deployed,
-                secret.encode(),
-                key=b"k",
-                headers=as_writer(topic.name, deployed, b"k", secret.encode()),
-            )
+            await client.send_and_wait(deployed, secret.encode(), key=b"k",
+                                       headers=as_writer(topic.name, deployed, b"k", secret.encode()))
         [dead] = await watch.wait_for(lambda r: True, timeout=30)
 
     assert document(dead)["service"] == service

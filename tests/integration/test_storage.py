@@ -57,9 +57,7 @@ def schema_name() -> str:
 async def test_migrations_apply_once_in_order(database_url: str, tmp_path: Path) -> None:
     """Numbered migrations are applied in order and a second run applies nothing."""
     schema = schema_name()
-    track = read_track(
-        schema, write_track(tmp_path, "CREATE TABLE a (id int)", "ALTER TABLE a ADD b text")
-    )
+    track = read_track(schema, write_track(tmp_path, "CREATE TABLE a (id int)", "ALTER TABLE a ADD b text"))
 
     first = await migrate(database_url, schema, [track])
     second = await migrate(database_url, schema, [track])
@@ -77,14 +75,10 @@ async def test_migrations_apply_once_in_order(database_url: str, tmp_path: Path)
     assert [c["column_name"] for c in columns] == ["id", "b"]
 
 
-async def test_concurrent_migrations_serialise_on_the_advisory_lock(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_concurrent_migrations_serialise_on_the_advisory_lock(database_url: str, tmp_path: Path) -> None:
     """Three replicas migrating at once apply each migration exactly once."""
     schema = schema_name()
-    track = read_track(
-        schema, write_track(tmp_path, "CREATE TABLE t (id int)", "CREATE TABLE u (id int)")
-    )
+    track = read_track(schema, write_track(tmp_path, "CREATE TABLE t (id int)", "CREATE TABLE u (id int)"))
 
     results = await asyncio.gather(*(migrate(database_url, schema, [track]) for _ in range(3)))
 
@@ -94,9 +88,7 @@ async def test_concurrent_migrations_serialise_on_the_advisory_lock(
 async def test_a_database_ahead_of_the_code_is_refused(database_url: str, tmp_path: Path) -> None:
     """A schema with a migration the code does not know is refused, and nothing is applied."""
     schema = schema_name()
-    newer = read_track(
-        schema, write_track(tmp_path / "new", "CREATE TABLE x (id int)", "CREATE TABLE y (id int)")
-    )
+    newer = read_track(schema, write_track(tmp_path / "new", "CREATE TABLE x (id int)", "CREATE TABLE y (id int)"))
     older = newer[:1]
     await migrate(database_url, schema, [newer])
 
@@ -107,11 +99,7 @@ async def test_a_database_ahead_of_the_code_is_refused(database_url: str, tmp_pa
 async def test_an_edited_applied_migration_is_refused(database_url: str, tmp_path: Path) -> None:
     """Changing a migration after it was applied is caught by its checksum."""
     schema = schema_name()
-    await migrate(
-        database_url,
-        schema,
-        [read_track(schema, write_track(tmp_path / "a", "CREATE TABLE x (id int)"))],
-    )
+    await migrate(database_url, schema, [read_track(schema, write_track(tmp_path / "a", "CREATE TABLE x (id int)"))])
     edited = read_track(schema, write_track(tmp_path / "b", "CREATE TABLE x (id bigint)"))
 
     with pytest.raises(MigrationError, match="was changed"):
@@ -127,9 +115,7 @@ def test_gaps_in_numbering_are_refused(tmp_path: Path) -> None:
         read_track("t", tmp_path)
 
 
-async def test_processed_message_claim_is_once_per_consumer(
-    provisioned: ConnectionSettings,
-) -> None:
+async def test_processed_message_claim_is_once_per_consumer(provisioned: ConnectionSettings) -> None:
     """An event id is claimed once per consumer, even when a batch repeats it; another consumer may
     claim it too."""
     pool = await create_pool(provisioned.database_url, "identity")
@@ -147,9 +133,7 @@ async def test_processed_message_claim_is_once_per_consumer(
     assert claims == [{first}, {second}, {first}, set()]
 
 
-async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(
-    provisioned: ConnectionSettings,
-) -> None:
+async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(provisioned: ConnectionSettings) -> None:
     """Queued messages are sent in insertion order, deleted once sent, and a failed send leaves
     them queued for the next flush."""
     pool = await create_pool(provisioned.database_url, "workflow")
@@ -162,9 +146,7 @@ async def test_outbox_relay_publishes_in_order_and_forgets_what_it_sent(
         sent.extend((topic, payload) for topic, _key, payload, _headers in records)
 
     messages = [
-        Outgoing(
-            "signgate.workflow.events", "p1", CommandRejected(status=404, code="c", message=f"m{n}")
-        )
+        Outgoing("signgate.workflow.events", "p1", CommandRejected(status=404, code="c", message=f"m{n}"))
         for n in range(3)
     ]
     try:
@@ -204,11 +186,7 @@ async def test_concurrent_flushes_share_the_work_and_publish_each_message_once(
     relay = OutboxRelay(pool, Outlet(send_many))
 
     async def handler(n: int) -> None:
-        message = Outgoing(
-            "signgate.authentication.events",
-            "p",
-            CommandRejected(status=404, code="c", message=f"m{n}"),
-        )
+        message = Outgoing("signgate.authentication.events", "p", CommandRejected(status=404, code="c", message=f"m{n}"))
         async with pool.acquire() as connection, connection.transaction():
             await insert_outbox_records(connection, [as_published(message)])
         nonlocal flushing
@@ -238,48 +216,31 @@ async def test_the_relays_claim_stays_one_pass_over_an_outbox_analysed_while_emp
     connection = await asyncpg.connect(provisioned.database_url)
     try:
         await connection.execute("SET search_path TO authentication")
-        await connection.execute(
-            "CREATE TEMP TABLE outbox (LIKE authentication.outbox INCLUDING ALL)"
-        )
-        await connection.execute(
-            "INSERT INTO pg_temp.outbox (topic, payload) SELECT 't', 'x' FROM generate_series(1, 2000)"
-        )
+        await connection.execute("CREATE TEMP TABLE outbox (LIKE authentication.outbox INCLUDING ALL)")
+        await connection.execute("INSERT INTO pg_temp.outbox (topic, payload) SELECT 't', 'x' FROM generate_series(1, 2000)")
         await connection.execute("DELETE FROM pg_temp.outbox")
         await connection.execute("ANALYZE pg_temp.outbox")
-        await connection.execute(
-            "INSERT INTO pg_temp.outbox (topic, payload) SELECT 't', 'x' FROM generate_series(1, 300)"
-        )
+        await connection.execute("INSERT INTO pg_temp.outbox (topic, payload) SELECT 't', 'x' FROM generate_series(1, 300)")
         await connection.execute("SET plan_cache_mode = force_generic_plan")
-        await connection.execute(
-            f"PREPARE claim(int) AS {CLAIM_OLDEST.replace('outbox', 'pg_temp.outbox')}"
-        )
+        await connection.execute(f"PREPARE claim(int) AS {CLAIM_OLDEST.replace('outbox', 'pg_temp.outbox')}")
         async with connection.transaction():
-            [plan] = json.loads(
-                await connection.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim(500)")
-            )
+            [plan] = json.loads(await connection.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim(500)"))
     finally:
         await connection.close()
 
     def node_types(node: dict) -> list[str]:
-        return [
-            node["Node Type"],
-            *(t for child in node.get("Plans", []) for t in node_types(child)),
-        ]
+        return [node["Node Type"], *(t for child in node.get("Plans", []) for t in node_types(child))]
 
     types = node_types(plan["Plan"])
     assert not [t for t in types if "Join" in t or "Loop" in t], types
     assert types.count("Index Scan") == 2  # the claim, once; the delete, by the claimed ids
 
 
-async def test_lua_scripts_load_from_files_and_survive_a_script_flush(
-    redis_connections: ConnectionSettings,
-) -> None:
+async def test_lua_scripts_load_from_files_and_survive_a_script_flush(redis_connections: ConnectionSettings) -> None:
     """A script from a .lua file runs atomically by SHA and is reloaded after the server (every
     master of a cluster) forgets it."""
     async with redis_client(redis_connections) as client:
-        script = LuaScripts(str(Path(__file__).parent / "lua" / "x.py"), "bounded_counter").bind(
-            client
-        )["bounded_counter"]
+        script = LuaScripts(str(Path(__file__).parent / "lua" / "x.py"), "bounded_counter").bind(client)["bounded_counter"]
         key = f"{redis_connections.redis_prefix}counter:{uuid.uuid4().hex}"
         results = await asyncio.gather(*(script(keys=[key], args=[3, 60]) for _ in range(10)))
         await client.script_flush()
@@ -317,9 +278,7 @@ async def test_a_record_that_refuses_after_writing_leaves_nothing_and_a_reader_o
             assert not reader.wrote
             await reader.rollback()  # nothing to undo: the lane's transaction goes on
 
-            later = SavepointOnWrite(
-                connection
-            )  # savepoints share a name: each undoes only its own
+            later = SavepointOnWrite(connection)  # savepoints share a name: each undoes only its own
             await later.execute(f"INSERT INTO {table} VALUES (3)")
             last = SavepointOnWrite(connection)
             await last.execute(f"INSERT INTO {table} VALUES (4)")

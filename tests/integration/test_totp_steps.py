@@ -16,14 +16,9 @@ from tests.support.redis import redis_client
 
 
 @pytest.fixture
-async def steps(
-    redis_connections: ConnectionSettings,
-) -> AsyncIterator[tuple[UsedSteps, RedisClient]]:
+async def steps(redis_connections: ConnectionSettings) -> AsyncIterator[tuple[UsedSteps, RedisClient]]:
     async with redis_client(redis_connections) as client:
-        yield (
-            UsedSteps(client, f"{redis_connections.redis_prefix}totp-{uuid.uuid4().hex[:8]}:"),
-            client,
-        )
+        yield UsedSteps(client, f"{redis_connections.redis_prefix}totp-{uuid.uuid4().hex[:8]}:"), client
 
 
 async def test_ten_thousand_concurrent_claims_of_one_step_accept_exactly_one(

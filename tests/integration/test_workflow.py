@@ -37,9 +37,7 @@ async def workflow(provisioned: ConnectionSettings, keys: Keys) -> AsyncIterator
 
 
 @pytest.fixture(scope="module")
-async def client(
-    provisioned: ConnectionSettings, workflow: Service
-) -> AsyncIterator[WorkflowClient]:
+async def client(provisioned: ConnectionSettings, workflow: Service) -> AsyncIterator[WorkflowClient]:
     async with workflow_client(provisioned) as client:
         yield client
 
@@ -66,15 +64,9 @@ async def test_burst_of_mixed_commands_ends_as_applying_them_one_by_one(
     assert workflow.resources.pool is not None
     async with workflow.resources.pool.acquire() as connection:
         for package_id, package in expected.packages.items():
-            assert comparable(
-                await repository.select_package(connection, package_id)
-            ) == comparable(package)
-            actual_history = [
-                (h.action, h.order, h.details)
-                for h in await repository.select_history(connection, package_id)
-            ]
+            assert comparable(await repository.select_package(connection, package_id)) == comparable(package)
+            actual_history = [(h.action, h.order, h.details)
+                              for h in await repository.select_history(connection, package_id)]
             assert actual_history == expected.history.get(package_id, [])
-    accepted_count = sum(
-        1 for types in expected.outcomes.values() if not types[0].startswith("command.rejected")
-    )
+    accepted_count = sum(1 for types in expected.outcomes.values() if not types[0].startswith("command.rejected"))
     assert accepted_count > 400, "the burst should change packages, not only be refused"

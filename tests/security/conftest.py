@@ -19,13 +19,7 @@ IDENTITY = {} if LONG else {"lockout_hard_after": 20}
 
 
 @pytest.fixture(scope="package")
-async def system(
-    provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[System]:
-    async with running_system(
-        provisioned,
-        tmp_path_factory.mktemp("security"),
-        identity_clock=MovableClock(),
-        identity=IDENTITY,
-    ) as running:
+async def system(provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
+    async with running_system(provisioned, tmp_path_factory.mktemp("security"),
+                              identity_clock=MovableClock(), identity=IDENTITY) as running:
         yield running

@@ -26,20 +26,12 @@ async def lockout_of(system: System, answer: Answer) -> dict[str, Any]:
     """The lockout the answered attempt caused (it must have caused one)."""
     correlation_id = answer.events[0]["correlation_id"]
     events = system.connections.topic("signgate.identity.events")
-    records = await system.watch.wait_for(
-        lambda r: (
-            r.topic == events
-            and correlated(r, correlation_id)
-            and json.loads(r.value).get("type") == LOCKED_OUT
-        ),
-        timeout=30,
-    )
+    records = await system.watch.wait_for(lambda r: r.topic == events and correlated(r, correlation_id)
+                                          and json.loads(r.value).get("type") == LOCKED_OUT, timeout=30)
     return json.loads(records[0].value)
 
 
-async def test_lock_expire_fail_cycles_never_allow_more_than_a_hundred_failures(
-    system: System,
-) -> None:
+async def test_lock_expire_fail_cycles_never_allow_more_than_a_hundred_failures(system: System) -> None:
     """Failing until locked, waiting out each temporary lockout and failing again ends in a hard lock
     after at most 100 wrong passwords (the configured cap), and the right password then gets no token."""
     policy = system.services["identity"].resources.settings.lockout
@@ -67,9 +59,7 @@ async def test_lock_expire_fail_cycles_never_allow_more_than_a_hundred_failures(
                 run = 0
                 if lock["mode"] == "hard":
                     break
-                clock.advance(
-                    datetime.fromisoformat(lock["locked_until"]) - clock() + timedelta(seconds=1)
-                )
+                clock.advance(datetime.fromisoformat(lock["locked_until"]) - clock() + timedelta(seconds=1))
             clock.advance(timedelta(days=30))
             after_hard_lock = await authenticate(system, client, user_name, PASSWORD)
     finally:
@@ -80,22 +70,8 @@ async def test_lock_expire_fail_cycles_never_allow_more_than_a_hundred_failures(
     assert max(lock["consecutive_failures"] for lock in lockouts) <= cap
     assert after_hard_lock.reply["success"] is False
     assert [r["code"] for r in after_hard_lock.reply["reasons"]] == ["account_locked"]
-    report(
-        "brute-force budget (identity)",
-        wrong_passwords_before_hard_lock=guesses,
-        hard_after=cap,
-        temporary_lockouts=len(lockouts) - 1,
-        max_consecutive_failures=lockouts[-1]["consecutive_failures"],
-        longest_wait=str(
-            max(
-                (
-                    datetime.fromisoformat(lock["locked_until"])
-                    - datetime.fromisoformat(lock["occurred_at"])
-                    for lock in lockouts
-                    if lock["locked_until"]
-                ),
-                default=None,
-            )
-        ),
-        median_answer_ms=round(sorted(seconds)[len(seconds) // 2] * 1000, 1),
-    )
+    report("brute-force budget (identity)", wrong_passwords_before_hard_lock=guesses, hard_after=cap,
+           temporary_lockouts=len(lockouts) - 1, max_consecutive_failures=lockouts[-1]["consecutive_failures"],
+           longest_wait=str(max((datetime.fromisoformat(lock["locked_until"]) - datetime.fromisoformat(
+               lock["occurred_at"]) for lock in lockouts if lock["locked_until"]), default=None)),
+           median_answer_ms=round(sorted(seconds)[len(seconds) // 2] * 1000, 1))

@@ -28,15 +28,14 @@ pytestmark = pytest.mark.timeout(600)
 
 
 async def test_every_hostile_record_is_rejected_or_dead_lettered_and_no_consumer_dies(
-    system: System, caplog: pytest.LogCaptureFixture
-) -> None:
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
     """Every generated record ends as a 400 `command.rejected` or outcome, or a dead letter with a reason;
     afterwards every service still answers a valid command, and memory stays bounded."""
     caplog.set_level(logging.INFO)
     connections = system.connections
     cases = generate(scaled(80, 800))
     rss_before = psutil.Process().memory_info().rss
-    owed: dict[str, tuple] = {}  # correlation id -> case
+    owed: dict[str, tuple] = {}   # correlation id -> case
     dead: dict[tuple[str, int, int], tuple] = {}  # source position -> case
     started = time.monotonic()
     async with producer(connections.kafka_bootstrap) as client:
@@ -48,9 +47,7 @@ async def test_every_hostile_record_is_rejected_or_dead_lettered_and_no_consumer
             except Exception as error:  # the broker itself refused it: nothing was accepted
                 owed[f"refused-by-broker-{len(owed)}"] = (case, type(error).__name__)
                 continue
-            lettered, correlation_id = expected_ending(
-                case, deployed, metadata.partition, metadata.offset
-            )
+            lettered, correlation_id = expected_ending(case, deployed, metadata.partition, metadata.offset)
             if lettered:
                 dead[(deployed, metadata.partition, metadata.offset)] = (case,)
             if correlation_id is not None:
@@ -70,39 +67,26 @@ async def test_every_hostile_record_is_rejected_or_dead_lettered_and_no_consumer
         return body["source_topic"], body["partition"], body["offset"]
 
     answered = {k for k in owed if not k.startswith("refused-by-broker")}
-    await system.watch.wait_for(
-        lambda r: outcome_of(r) in answered, count=len(answered), timeout=scaled(90, 400)
-    )
+    await system.watch.wait_for(lambda r: outcome_of(r) in answered, count=len(answered), timeout=scaled(90, 400))
     await system.watch.wait_for(lambda r: letter_of(r) in dead, count=len(dead), timeout=60)
     elapsed = time.monotonic() - started
 
-    outcomes = {
-        outcome_of(r): json.loads(r.value)
-        for r in system.watch.records
-        if outcome_of(r) in answered
-    }
-    letters = {
-        letter_of(r): json.loads(r.value) for r in system.watch.records if letter_of(r) in dead
-    }
+    outcomes = {outcome_of(r): json.loads(r.value) for r in system.watch.records if outcome_of(r) in answered}
+    letters = {letter_of(r): json.loads(r.value) for r in system.watch.records if letter_of(r) in dead}
     endings: Counter[str] = Counter()
     for correlation_id, (case, *why) in owed.items():
         if why:
             endings[f"{case.kind}: refused by the broker ({why[0]})"] += 1
         elif correlation_id in outcomes:
             outcome = outcomes[correlation_id]
-            ending = (
-                f"rejected {outcome['status']} {outcome['code']}"
-                if outcome["type"] == "command.rejected"
-                else outcome["type"]
-            )
+            ending = (f"rejected {outcome['status']} {outcome['code']}" if outcome["type"] == "command.rejected"
+                      else outcome["type"])
             endings[f"{case.kind}: {ending}"] += 1
     for position, letter in letters.items():
         [case] = dead[position]
         endings[f"{case.kind}: dead-lettered ({letter['reason'].split(':')[0]})"] += 1
         assert letter["reason"] and letter["service"], letter
-    rejected_5xx = [
-        o for o in outcomes.values() if o["type"] == "command.rejected" and o["status"] >= 500
-    ]
+    rejected_5xx = [o for o in outcomes.values() if o["type"] == "command.rejected" and o["status"] >= 500]
     assert rejected_5xx == [], rejected_5xx
 
     # every consumer is alive: a valid command to each command topic still gets its outcome
@@ -111,61 +95,34 @@ async def test_every_hostile_record_is_rejected_or_dead_lettered_and_no_consumer
     growth = (rss_after - rss_before) / 2**20
     assert growth < 400, f"memory grew by {growth:.0f} MiB over {len(cases)} hostile records"
 
-    published = [
-        r.value.decode(errors="replace")
-        for r in system.watch.records
-        if r.topic.endswith((".events", ".dlq", ".replies"))
-    ]
+    published = [r.value.decode(errors="replace") for r in system.watch.records
+                 if r.topic.endswith((".events", ".dlq", ".replies"))]
     logged = [logging.getLogger().handlers[0].format(record) for record in caplog.records]
     secrets = [system.secrets[name] for name in sorted(system.secrets)]
     found = leaks(published + logged, secrets)
     assert found == []
-    report(
-        "hostile input",
-        cases=len(cases),
-        outcomes=len(outcomes),
-        dead_letters=len(letters),
-        refused_by_broker=len(broker_refused),
-        endings=dict(sorted(endings.items())),
-        consumers_alive=alive,
-        rss_growth_mib=round(growth, 1),
-        seconds=round(elapsed, 1),
-        secrets_found=len(found),
-        scanned=len(published) + len(logged),
-    )
+    report("hostile input", cases=len(cases), outcomes=len(outcomes), dead_letters=len(letters),
+           refused_by_broker=len(broker_refused), endings=dict(sorted(endings.items())),
+           consumers_alive=alive, rss_growth_mib=round(growth, 1), seconds=round(elapsed, 1),
+           secrets_found=len(found), scanned=len(published) + len(logged))
 
 
 async def _valid_commands_answered(system: System) -> list[str]:
     connections = system.connections
     commands = {
-        "signgate.identity.commands": idn.AuthenticateUser(
-            user_name="nobody@example.com", password="Wrong-pass-1"
-        ),
-        "signgate.workflow.commands": wf.GetWorkflowHistory(
-            package_id="no-such-package", access_token="x"
-        ),
-        "signgate.authentication.commands": auth.GetRecipientAuthenticationStatus(
-            package_id="none", order=1
-        ),
+        "signgate.identity.commands": idn.AuthenticateUser(user_name="nobody@example.com", password="Wrong-pass-1"),
+        "signgate.workflow.commands": wf.GetWorkflowHistory(package_id="no-such-package", access_token="x"),
+        "signgate.authentication.commands": auth.GetRecipientAuthenticationStatus(package_id="none", order=1),
     }
     bodies = {topic: encode(command) for topic, command in commands.items()}
     correlation_ids = {topic: command.correlation_id for topic, command in commands.items()}
-    correlation_ids["signgate.otp.requests"] = (
-        uuid.uuid4()
-    )  # a request missing its destination: a 400
-    bodies["signgate.otp.requests"] = json.dumps(
-        {
-            "type": "otp.delivery_requested",
-            "event_id": str(uuid.uuid4()),
-            "correlation_id": str(correlation_ids["signgate.otp.requests"]),
-        }
-    ).encode()
+    correlation_ids["signgate.otp.requests"] = uuid.uuid4()  # a request missing its destination: a 400
+    bodies["signgate.otp.requests"] = json.dumps({"type": "otp.delivery_requested", "event_id": str(uuid.uuid4()),
+                                                  "correlation_id": str(correlation_ids["signgate.otp.requests"])}).encode()
     async with producer(connections.kafka_bootstrap) as client:
         for topic, body in bodies.items():
             deployed = connections.topic(topic)
-            await client.send_and_wait(
-                deployed, body, key=b"k", headers=as_writer(topic, deployed, b"k", body)
-            )
+            await client.send_and_wait(deployed, body, key=b"k", headers=as_writer(topic, deployed, b"k", body))
     for correlation_id in correlation_ids.values():
         await system.watch.outcome(correlation_id, timeout=30)
     return sorted(bodies)

@@ -39,38 +39,19 @@ async def two_recipients(system: System, token: str, **alice: Any) -> SharedPack
     """Alice (1) opens with an access code, Bob (2) with an SMS OTP."""
     tag = uuid.uuid4().hex[:6]
     return await shared_package(
-        system,
-        token,
-        [
-            wf.RecipientSpec(order=1, email=f"alice-{tag}@example.com", name="Alice", **alice),
-            wf.RecipientSpec(
-                order=2, email=f"bob-{tag}@example.com", name="Bob", mobile_number=BOB_MOBILE
-            ),
-        ],
-        {
-            "body": {
-                "accessCode": ALICE_CODE,
-                "authenticationType": "AccessCode",
-                "emailId": f"alice-{tag}@example.com",
-            }
-        },
-        {
-            "body": {
-                "authenticationType": "SMSOTP",
-                "emailId": f"bob-{tag}@example.com",
-                "phoneNumber": {"countryCode": "+44", "number": BOB_MOBILE[3:]},
-            }
-        },
+        system, token,
+        [wf.RecipientSpec(order=1, email=f"alice-{tag}@example.com", name="Alice", **alice),
+         wf.RecipientSpec(order=2, email=f"bob-{tag}@example.com", name="Bob", mobile_number=BOB_MOBILE)],
+        {"body": {"accessCode": ALICE_CODE, "authenticationType": "AccessCode", "emailId": f"alice-{tag}@example.com"}},
+        {"body": {"authenticationType": "SMSOTP", "emailId": f"bob-{tag}@example.com",
+                  "phoneNumber": {"countryCode": "+44", "number": BOB_MOBILE[3:]}}},
     )
 
 
 def otp_requests_for(system: System, package_id: str) -> list[dict[str, Any]]:
     topic = system.connections.topic("signgate.otp.requests")
-    return [
-        body
-        for r in system.watch.records
-        if r.topic == topic and (body := json_object(r)).get("package_id") == package_id
-    ]
+    return [body for r in system.watch.records
+            if r.topic == topic and (body := json_object(r)).get("package_id") == package_id]
 
 
 async def test_knowing_a_package_and_an_order_reads_sends_and_locks_nothing(system: System) -> None:
@@ -84,35 +65,18 @@ async def test_knowing_a_package_and_an_order_reads_sends_and_locks_nothing(syst
         auth.GetRecipientAuthenticationStatus(package_id=package_id, order=2),
         auth.GetRecipientAuthenticationStatus(package_id=package_id, email="alice@example.com"),
         auth.RequestDocumentOtp(package_id=package_id, order=2),
-        *(
-            auth.VerifyDocumentOtp(package_id=package_id, order=2, code=f"{n:06d}")
-            for n in range(3)
-        ),
-        *(
-            auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=f"guess-{n}")
-            for n in range(3)
-        ),
+        *(auth.VerifyDocumentOtp(package_id=package_id, order=2, code=f"{n:06d}") for n in range(3)),
+        *(auth.OpenDocumentWithPassword(package_id=package_id, order=1, password=f"guess-{n}") for n in range(3)),
     ]
 
     refused = [await authentication(system, attempt) for attempt in attempts]
-    bob = await authentication(
-        system,
-        auth.GetRecipientAuthenticationStatus(
-            package_id=package_id, invitation=shared.invitations[2]
-        ),
-        answer_on="signgate.authentication.replies",
-    )
-    alice = await authentication(
-        system,
-        auth.GetRecipientAuthenticationStatus(
-            package_id=package_id, invitation=shared.invitations[1]
-        ),
-        answer_on="signgate.authentication.replies",
-    )
+    bob = await authentication(system, auth.GetRecipientAuthenticationStatus(
+        package_id=package_id, invitation=shared.invitations[2]), answer_on="signgate.authentication.replies")
+    alice = await authentication(system, auth.GetRecipientAuthenticationStatus(
+        package_id=package_id, invitation=shared.invitations[1]), answer_on="signgate.authentication.replies")
 
     assert {(r["type"], r["status"], r["code"], r["message"]) for r in refused} == {
-        ("command.rejected", 401, "credential_required", "User authentication required")
-    }
+        ("command.rejected", 401, "credential_required", "User authentication required")}
     assert otp_requests_for(system, package_id) == []  # no code was sent, so no SMS was paid for
     assert [(s["attempts_used"], s["locked"]) for s in (alice, bob)] == [(0, False), (0, False)]
 
@@ -126,17 +90,12 @@ async def test_a_forged_a_foreign_or_a_stale_invitation_is_refused(system: Syste
     package_id = shared.package_id
     forger = InvitationIssuer(InvitationSettings(private_key=generate_key_pair().private_key))
     forged, _ = forger.issue(package_id, 2, 1, datetime.now(UTC))
-    await workflow(
-        system, wf.ResetRecipientAuthentication(package_id=package_id, order=2, access_token=token)
-    )
+    await workflow(system, wf.ResetRecipientAuthentication(package_id=package_id, order=2, access_token=token))
     stale = shared.invitations[2]
 
-    async def request(
-        invitation: Secret, order: int | None = None, package: str = package_id
-    ) -> dict[str, Any]:
-        return await authentication(
-            system, auth.RequestDocumentOtp(package_id=package, order=order, invitation=invitation)
-        )
+    async def request(invitation: Secret, order: int | None = None, package: str = package_id) -> dict[str, Any]:
+        return await authentication(system, auth.RequestDocumentOtp(package_id=package, order=order,
+                                                                    invitation=invitation))
 
     answers = {
         "forged": await request(Secret(forged)),
@@ -148,60 +107,34 @@ async def test_a_forged_a_foreign_or_a_stale_invitation_is_refused(system: Syste
     sent = await request(fresh)
 
     assert {name: (a["status"], a["code"]) for name, a in answers.items()} == {
-        "forged": (401, "authorization_denied"),
-        "alice's for bob": (401, "invitation_not_valid"),
-        "another package's": (401, "invitation_not_valid"),
-        "stale": (401, "invitation_not_valid"),
-    }
+        "forged": (401, "authorization_denied"), "alice's for bob": (401, "invitation_not_valid"),
+        "another package's": (401, "invitation_not_valid"), "stale": (401, "invitation_not_valid")}
     assert sent["type"] == "authentication.document_otp_sent", sent
     assert [r["destination"] for r in otp_requests_for(system, package_id)] == [BOB_MOBILE]
 
 
-async def test_a_self_edited_profile_signs_nothing_and_the_named_signer_does(
-    system: System,
-) -> None:
+async def test_a_self_edited_profile_signs_nothing_and_the_named_signer_does(system: System) -> None:
     """Before: a user of another account set their profile email to a recipient's and their mobile
     to their own, and passed the signer OTP of that package. Now the signer is the API user the
     owner named: the impostor is refused 403 and no code goes to their phone; the named signer,
     in the package's account, gets the code at their own number."""
     admin = admin_token(system)
     account = idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)
-    elsewhere = idn.AccountMembership(
-        name="Other Ltd", context_identifier=uuid.uuid4(), is_primary=True
-    )
+    elsewhere = idn.AccountMembership(name="Other Ltd", context_identifier=uuid.uuid4(), is_primary=True)
     owner = await owner_token(system, accounts=[account])
     signer_id, _, signer = await user_with_token(system, admin, [account], "+447911123521")
     _, impostor_name, impostor = await user_with_token(system, admin, [elsewhere], "+447911123522")
     shared = await two_recipients(system, owner, signer_user_id=signer_id)
     package_id = shared.package_id
-    edited = await send(
-        system,
-        "signgate.identity.commands",
-        idn.UpdateUserProfile(
-            user_name=impostor_name,
-            email=f"alice@{package_id}.example.com",
-            mobile_number="+447911123522",
-            access_token=impostor,
-        ),
-        key=impostor_name,
-    )
+    edited = await send(system, "signgate.identity.commands", idn.UpdateUserProfile(
+        user_name=impostor_name, email=f"alice@{package_id}.example.com", mobile_number="+447911123522",
+        access_token=impostor), key=impostor_name)
     assert edited["type"] == "identity.user_profile_updated_v2", edited
 
-    refused = await authentication(
-        system,
-        auth.RequestSigningOtp(
-            package_id=package_id,
-            document_id="doc-1",
-            field_name="Signature1",
-            access_token=impostor,
-        ),
-    )
-    sent = await authentication(
-        system,
-        auth.RequestSigningOtp(
-            package_id=package_id, document_id="doc-1", field_name="Signature1", access_token=signer
-        ),
-    )
+    refused = await authentication(system, auth.RequestSigningOtp(
+        package_id=package_id, document_id="doc-1", field_name="Signature1", access_token=impostor))
+    sent = await authentication(system, auth.RequestSigningOtp(
+        package_id=package_id, document_id="doc-1", field_name="Signature1", access_token=signer))
 
     assert (refused["status"], refused["message"]) == (403, "Document does not belong to user")
     assert sent["type"] == "authentication.signing_otp_sent", sent
@@ -209,36 +142,16 @@ async def test_a_self_edited_profile_signs_nothing_and_the_named_signer_does(
     assert latest_sms_code(system, "+447911123521")
 
 
-async def user_with_token(
-    system: System, admin: str, accounts: list[idn.AccountMembership], mobile: str
-) -> tuple[uuid.UUID, str, str]:
+async def user_with_token(system: System, admin: str, accounts: list[idn.AccountMembership],
+                          mobile: str) -> tuple[uuid.UUID, str, str]:
     """A registered API user with a profile mobile: their id, user name and token."""
     name, password = f"u-{uuid.uuid4().hex[:6]}@example.com", "User-pass-7731"
-    registered = await send(
-        system,
-        "signgate.identity.commands",
-        idn.RegisterUser(
-            user_name=name,
-            first_name="U",
-            last_name="Ser",
-            password=password,
-            mobile_number=mobile,
-            accounts=accounts,
-            access_token=admin,
-        ),
-        key=name,
-    )
-    assert registered["type"].startswith("identity.user_registered"), (
-        registered["code"],
-        registered["message"],
-    )
-    reply = await send(
-        system,
-        "signgate.identity.commands",
-        idn.AuthenticateUser(user_name=name, password=password),
-        answer_on="signgate.identity.replies",
-        key=name,
-    )
+    registered = await send(system, "signgate.identity.commands", idn.RegisterUser(
+        user_name=name, first_name="U", last_name="Ser", password=password, mobile_number=mobile,
+        accounts=accounts, access_token=admin), key=name)
+    assert registered["type"].startswith("identity.user_registered"), (registered["code"], registered["message"])
+    reply = await send(system, "signgate.identity.commands", idn.AuthenticateUser(user_name=name, password=password),
+                       answer_on="signgate.identity.replies", key=name)
     return uuid.UUID(registered["user_id"]), name, reply["access_token"]
 
 

@@ -16,19 +16,8 @@ from signgate_contracts.codec import read_object
 from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC
 
 COMMAND_TOPICS = tuple(OUTCOME_TOPIC)
-ODD_TEXT = st.text(
-    st.characters(codec="utf-8", exclude_categories=()), max_size=40
-) | st.sampled_from(
-    [
-        "\u202e\u0000",
-        "\ud7ff\ufeff",
-        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
-        "' OR 1=1 --",
-        "%s%n",
-        "\\u0000",
-        "null",
-        "../../etc",
-    ]
+ODD_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=()), max_size=40) | st.sampled_from(
+    ["\u202e\u0000", "\ud7ff\ufeff", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "' OR 1=1 --", "%s%n", "\\u0000", "null", "../../etc"]
 )
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ODD_TEXT,
@@ -47,12 +36,10 @@ class Case:
 
 def _fields(topic: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     models = BY_NAME[topic].messages
-    return st.sampled_from(models).flatmap(
-        lambda model: st.tuples(
-            st.just(model.model_fields["type"].default),
-            st.dictionaries(st.sampled_from(sorted(model.model_fields)), JSON, max_size=6),
-        )
-    )
+    return st.sampled_from(models).flatmap(lambda model: st.tuples(
+        st.just(model.model_fields["type"].default),
+        st.dictionaries(st.sampled_from(sorted(model.model_fields)), JSON, max_size=6),
+    ))
 
 
 def _deepen(parts: tuple[Case, int]) -> Case:
@@ -72,7 +59,6 @@ def _case(topic: str) -> st.SearchStrategy[Case]:
                 if envelope:
                     document[name] = str(uuid.uuid4())
             return Case(kind, topic, b"k", json.dumps(document, ensure_ascii=False).encode())
-
         return st.tuples(_fields(topic), body).map(lambda p: (p[0][0], p[0][1], p[1])).map(build)
 
     return st.one_of(
@@ -80,31 +66,13 @@ def _case(topic: str) -> st.SearchStrategy[Case]:
         JSON.map(lambda j: Case("random JSON", topic, b"k", json.dumps(j).encode())),
         typed("wrong types", st.just({})),
         typed("missing envelope", st.just({}), envelope=False),
-        typed(
-            "huge string",
-            st.sampled_from(["x", "é", "𝔘", "\u0000"]).map(
-                lambda c: {"user_name": c * 200_000, "package_id": c * 200_000, "name": c * 200_000}
-            ),
-        ),
-        st.tuples(typed("deep nesting", st.just({})), st.sampled_from([300, 900, 5000])).map(
-            _deepen
-        ),
-        st.sampled_from(["x", "é"]).map(
-            lambda c: Case(
-                "oversize",
-                topic,
-                b"k",
-                json.dumps({"type": c * 300_000}, ensure_ascii=False).encode(),
-            )
-        ),
-        ODD_TEXT.map(
-            lambda t: Case(
-                "unknown type",
-                topic,
-                t.encode()[:100] or b"k",
-                json.dumps({"type": f"x.{t}", "correlation_id": str(uuid.uuid4())}).encode(),
-            )
-        ),
+        typed("huge string", st.sampled_from(["x", "é", "𝔘", "\u0000"]).map(
+            lambda c: {"user_name": c * 200_000, "package_id": c * 200_000, "name": c * 200_000})),
+        st.tuples(typed("deep nesting", st.just({})), st.sampled_from([300, 900, 5000])).map(_deepen),
+        st.sampled_from(["x", "é"]).map(lambda c: Case(
+            "oversize", topic, b"k", json.dumps({"type": c * 300_000}, ensure_ascii=False).encode())),
+        ODD_TEXT.map(lambda t: Case("unknown type", topic, t.encode()[:100] or b"k", json.dumps(
+            {"type": f"x.{t}", "correlation_id": str(uuid.uuid4())}).encode())),
     )
 
 
@@ -112,14 +80,8 @@ def generate(count: int) -> list[Case]:
     """``count`` cases over every command topic, the same ones on every run."""
     cases: list[Case] = []
 
-    @settings(
-        max_examples=count,
-        database=None,
-        derandomize=True,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        deadline=None,
-    )
+    @settings(max_examples=count, database=None, derandomize=True, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), deadline=None)
     @given(st.sampled_from(COMMAND_TOPICS).flatmap(_case))
     def collect(case: Case) -> None:
         cases.append(case)
@@ -128,19 +90,14 @@ def generate(count: int) -> list[Case]:
     return cases
 
 
-def expected(
-    case: Case, deployed_topic: str, partition: int, offset: int
-) -> tuple[bool, uuid.UUID | None]:
+def expected(case: Case, deployed_topic: str, partition: int, offset: int) -> tuple[bool, uuid.UUID | None]:
     """(dead-lettered?, correlation id of the outcome owed, or None) for a record at its position."""
     from aiokafka.structs import ConsumerRecord
 
-    record = ConsumerRecord(
-        deployed_topic, partition, offset, 0, 0, case.key, case.value, None, 0, len(case.value), ()
-    )
+    record = ConsumerRecord(deployed_topic, partition, offset, 0, 0, case.key, case.value, None, 0,
+                            len(case.value), ())
     envelope = read_envelope(record)
-    if (
-        BY_NAME[case.topic].writer is not None
-    ):  # unsigned on an internal topic: no effect, no answer
+    if BY_NAME[case.topic].writer is not None:  # unsigned on an internal topic: no effect, no answer
         return True, None
     try:
         document = read_object(case.value)

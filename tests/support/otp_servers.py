@@ -60,9 +60,7 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 Message accepted"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -104,9 +102,7 @@ class SmsGateway:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 gateway.requests.append(GatewayRequest(self.path, dict(self.headers), body))
                 status = gateway.statuses.get(body.get("to"), 200)
-                answer = json.dumps(
-                    {"id": f"gw-{len(gateway.requests)}"} if status == 200 else {"error": "down"}
-                )
+                answer = json.dumps({"id": f"gw-{len(gateway.requests)}"} if status == 200 else {"error": "down"})
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))

@@ -41,22 +41,9 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faststream",
-                    "run",
-                    self.factory,
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "faststream", "run", self.factory, "--factory",
+                 "--host", "127.0.0.1", "--port", "0"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         return self
 

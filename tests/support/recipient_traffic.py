@@ -108,9 +108,7 @@ def expected_outcomes(recipient: Recipient, observed: list[Outcome | None]) -> l
             else:
                 expected.append(fail())
         elif pending is None:
-            expected.append(
-                ("authentication.recipient_authentication_failed", "no_pending_code", failures)
-            )
+            expected.append(("authentication.recipient_authentication_failed", "no_pending_code", failures))
         elif attempt.code == pending:
             failures, pending = 0, None
             expected.append(("authentication.recipient_authenticated", "sms_otp", None))
@@ -138,9 +136,7 @@ def _otp_steps(rng: random.Random, retries: int) -> list[str]:
         case _:
             steps = ["request"]
             for _ in range(5):
-                steps.append(
-                    rng.choices(["wrong", "right", "again", "request"], weights=[3, 2, 1, 1])[0]
-                )
+                steps.append(rng.choices(["wrong", "right", "again", "request"], weights=[3, 2, 1, 1])[0])
                 if steps.count("request") == 3:  # the per-recipient send limit is 5 a day
                     steps[-1] = "wrong"
             return steps
@@ -149,17 +145,8 @@ def _otp_steps(rng: random.Random, retries: int) -> list[str]:
 class RecipientTraffic:
     """Real recipients' attempts, sent through a `Ledger` while the services are being killed."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        owner_token: str,
-        sandbox: Path,
-        rng: random.Random,
-        *,
-        packages: int,
-        prefix: str,
-        first: int,
-    ) -> None:
+    def __init__(self, ledger: Ledger, owner_token: str, sandbox: Path, rng: random.Random, *,
+                 packages: int, prefix: str, first: int) -> None:
         """``first``: the first recipient number (`mobile`, `access_code`), distinct from any
         other phone the run sends codes to."""
         self.ledger = ledger
@@ -187,22 +174,10 @@ class RecipientTraffic:
     async def prepare(self, database_url: str, *, timeout: float) -> None:
         """Register, protect and share every package; wait until authentication has the recipients."""
         for package_id, (one, two) in self.packages.items():
-            self.setup += await self.ledger.send(
-                WORKFLOW,
-                package_id,
-                *shared_package(
-                    self.owner_token,
-                    package_id,
-                    one.n,
-                    retry_counts=(one.retry_count, two.retry_count),
-                ),
-            )
+            self.setup += await self.ledger.send(WORKFLOW, package_id, *shared_package(
+                self.owner_token, package_id, one.n, retry_counts=(one.retry_count, two.retry_count)))
         await self.ledger.answered(self.setup, timeout=timeout, what="the recipients' set-up")
-        refused = [
-            self.ledger.outcome(c)
-            for c in self.setup
-            if self.ledger.outcome(c)["type"] == "command.rejected"
-        ]
+        refused = [self.ledger.outcome(c) for c in self.setup if self.ledger.outcome(c)["type"] == "command.rejected"]
         assert refused == []
         await projected(database_url, self.packages, timeout=timeout)
 
@@ -211,75 +186,35 @@ class RecipientTraffic:
         seconds, with up to ``pause`` seconds between two commands."""
         async with asyncio.TaskGroup() as group:
             for package_id, pair in self.packages.items():
-                group.create_task(
-                    self._script(
-                        package_id,
-                        pair,
-                        self.rng.uniform(0, spread),
-                        random.Random(self.rng.random()),
-                        pause,
-                        timeout,
-                    )
-                )
+                group.create_task(self._script(package_id, pair, self.rng.uniform(0, spread),
+                                               random.Random(self.rng.random()), pause, timeout))
 
-    async def _script(
-        self,
-        package_id: str,
-        pair: list[Recipient],
-        start: float,
-        rng: random.Random,
-        pause: float,
-        timeout: float,
-    ) -> None:
-        await asyncio.sleep(
-            start
-        )  # staggered starts: the traffic spans the kill schedule (load pacing)
+    async def _script(self, package_id: str, pair: list[Recipient], start: float, rng: random.Random,
+                      pause: float, timeout: float) -> None:
+        await asyncio.sleep(start)  # staggered starts: the traffic spans the kill schedule (load pacing)
         queues = [(recipient, list(recipient.steps)) for recipient in pair]
         while any(steps for _, steps in queues):
             recipient, steps = rng.choice([q for q in queues if q[1]])
             attempt = self._attempt(recipient, steps.pop(0))
             recipient.attempts.append(attempt)
             await self.ledger.send(AUTHENTICATION, package_id, attempt.command)
-            if (
-                attempt.step == "request"
-            ):  # its code, if delivered, is what the next "right" submits
-                await self.ledger.answered(
-                    [attempt.command],
-                    timeout=timeout,
-                    what=f"the outcome of an OTP request of {package_id}",
-                )
+            if attempt.step == "request":  # its code, if delivered, is what the next "right" submits
+                await self.ledger.answered([attempt.command], timeout=timeout,
+                                           what=f"the outcome of an OTP request of {package_id}")
                 if self.ledger.outcome(attempt.command)["type"] == SENT[0]:
                     attempt.code = delivered_code(self.sandbox, mobile(recipient.n))
-            await asyncio.sleep(
-                rng.uniform(0, pause)
-            )  # the pace of one signer, not a synchronisation
+            await asyncio.sleep(rng.uniform(0, pause))  # the pace of one signer, not a synchronisation
 
     def _attempt(self, recipient: Recipient, step: str) -> Attempt:
         package_id = recipient.package_id
         if recipient.method == "access_code":
-            secret = (
-                access_code(recipient.n)
-                if step == "right"
-                else f"wrong-{self.rng.randrange(10**6)}"
-            )
-            return Attempt(
-                step,
-                auth.OpenDocumentWithPassword(
-                    package_id=package_id, order=1, access_token=self.owner_token, password=secret
-                ),
-            )
+            secret = access_code(recipient.n) if step == "right" else f"wrong-{self.rng.randrange(10**6)}"
+            return Attempt(step, auth.OpenDocumentWithPassword(package_id=package_id, order=1, access_token=self.owner_token, password=secret))
         if step == "request":
-            return Attempt(
-                step,
-                auth.RequestDocumentOtp(
-                    package_id=package_id, order=2, access_token=self.owner_token
-                ),
-            )
+            return Attempt(step, auth.RequestDocumentOtp(package_id=package_id, order=2, access_token=self.owner_token))
         delivered = delivered_code(self.sandbox, mobile(recipient.n))
         if step == "again":
-            code = next(
-                (a.code for a in reversed(recipient.attempts) if a.step == "right"), delivered
-            )
+            code = next((a.code for a in reversed(recipient.attempts) if a.step == "right"), delivered)
         elif step == "right":
             code = delivered
         else:
@@ -287,13 +222,7 @@ class RecipientTraffic:
             while code == delivered:
                 code = f"{self.rng.randrange(10**6):06d}"
         code = code or "000000"  # nothing delivered yet: no code is pending either
-        return Attempt(
-            step,
-            auth.VerifyDocumentOtp(
-                package_id=package_id, order=2, access_token=self.owner_token, code=code
-            ),
-            code,
-        )
+        return Attempt(step, auth.VerifyDocumentOtp(package_id=package_id, order=2, access_token=self.owner_token, code=code), code)
 
     def check(self) -> dict[str, Any]:
         """Compare every recipient's answers with the reference and the lockout rules; returns the
@@ -318,13 +247,8 @@ class RecipientTraffic:
                     locked = True
                     before_lock[name] = streak
                     if streak + 1 > recipient.retry_count or (used or 0) > recipient.retry_count:
-                        violations.append(
-                            (name, "more failures than the retry count", streak + 1, used)
-                        )
-                elif (
-                    kind == "authentication.recipient_authentication_failed"
-                    and detail == "wrong_secret"
-                ):
+                        violations.append((name, "more failures than the retry count", streak + 1, used))
+                elif kind == "authentication.recipient_authentication_failed" and detail == "wrong_secret":
                     streak += 1
                 elif kind == "authentication.recipient_authenticated":
                     streak = 0
@@ -333,9 +257,7 @@ class RecipientTraffic:
                     figures[f"accepted {detail}"] += 1
                 if detail == "recipient_not_found":
                     violations.append((name, "recipient not found", attempt.step, outcome))
-                figures[
-                    f"{attempt.step} {recipient.method} -> {kind}{' ' + detail if detail else ''}"
-                ] += 1
+                figures[f"{attempt.step} {recipient.method} -> {kind}{' ' + detail if detail else ''}"] += 1
             if lockouts[name] > 1:
                 violations.append((name, "locked out more than once", lockouts[name]))
         twice = {code: n for code, n in accepted_codes.items() if n > 1}
@@ -351,10 +273,8 @@ class RecipientTraffic:
             "recipients": len(self.recipients),
             "authentication_commands": sum(len(r.attempts) for r in self.recipients),
             "locked_out": len(lockouts),
-            "lockouts_by_retry_count": {
-                k: f"{len(v)} locked after {sorted(set(v))} failures"
-                for k, v in sorted(spent.items())
-            },
+            "lockouts_by_retry_count": {k: f"{len(v)} locked after {sorted(set(v))} failures"
+                                        for k, v in sorted(spent.items())},
             "otp_codes_accepted": sum(accepted_codes.values()),
             "otp_codes_accepted_twice": len(twice),
             "answers": dict(sorted(figures.items())),

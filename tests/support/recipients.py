@@ -25,56 +25,25 @@ def mobile(n: int) -> str:
     return f"+447700{900000 + n}"
 
 
-def shared_package(
-    token: str,
-    package_id: str,
-    n: int,
-    *,
-    retry_counts: tuple[int | None, int | None] = (None, None),
-) -> list[Command]:
+def shared_package(token: str, package_id: str, n: int, *,
+                   retry_counts: tuple[int | None, int | None] = (None, None)) -> list[Command]:
     """Register, protect and share a package: order 1 opens with ``access_code(n)``, order 2 with an
     SMS OTP to ``mobile(n)``; each with its retry count (None: the default, 3)."""
-
     def retries(count: int | None) -> dict[str, int]:
         return {} if count is None else {"authenticationRetryCount": count}
 
     return [
-        wf.RegisterPackage(
-            package_id=package_id,
-            name="Lease",
-            access_token=token,
-            documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
-            recipients=[
-                wf.RecipientSpec(order=1, email=f"a{n}@example.com", name="A"),
-                wf.RecipientSpec(
-                    order=2, email=f"b{n}@example.com", name="B", mobile_number=mobile(n)
-                ),
-            ],
-        ),
-        wf.AddAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "body": {
-                    "authenticationType": "AccessCode",
-                    "accessCode": access_code(n),
-                    "emailId": f"a{n}@example.com",
-                    **retries(retry_counts[0]),
-                },
-            }
-        ),
-        wf.AddAuthentication.model_validate(
-            {
-                "package_id": package_id,
-                "access_token": token,
-                "body": {
-                    "authenticationType": "SMSOTP",
-                    "emailId": f"b{n}@example.com",
-                    "phoneNumber": {"countryCode": "+44", "number": mobile(n)[3:]},
-                    **retries(retry_counts[1]),
-                },
-            }
-        ),
+        wf.RegisterPackage(package_id=package_id, name="Lease", access_token=token,
+                           documents=[wf.DocumentSpec(document_id="doc-1", name="lease.pdf")],
+                           recipients=[wf.RecipientSpec(order=1, email=f"a{n}@example.com", name="A"),
+                                       wf.RecipientSpec(order=2, email=f"b{n}@example.com", name="B",
+                                                        mobile_number=mobile(n))]),
+        wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
+            "authenticationType": "AccessCode", "accessCode": access_code(n), "emailId": f"a{n}@example.com",
+            **retries(retry_counts[0])}}),
+        wf.AddAuthentication.model_validate({"package_id": package_id, "access_token": token, "body": {
+            "authenticationType": "SMSOTP", "emailId": f"b{n}@example.com",
+            "phoneNumber": {"countryCode": "+44", "number": mobile(n)[3:]}, **retries(retry_counts[1])}}),
         wf.ShareWorkflow(package_id=package_id, access_token=token),
     ]
 
@@ -85,23 +54,17 @@ def invitations_in(reply: dict) -> dict[int, Secret]:
     return {item["order"]: Secret(item["invitation"]) for item in reply["invitations"]}
 
 
-async def projected(
-    database_url: str, package_ids: Iterable[str], *, timeout: float = 60.0
-) -> None:
+async def projected(database_url: str, package_ids: Iterable[str], *, timeout: float = 60.0) -> None:
     """Until the authentication service has projected both recipients of every shared package, with
     their methods (no message says so)."""
     ids = list(package_ids)
 
     async def ready() -> bool:
-        connection = await asyncpg.connect(
-            database_url, server_settings={"search_path": "authentication"}
-        )
+        connection = await asyncpg.connect(database_url, server_settings={"search_path": "authentication"})
         try:
             return await connection.fetchval(
                 "SELECT count(*) FROM recipients r JOIN packages p USING (package_id)"
-                " WHERE package_id = ANY($1) AND methods <> '{}' AND p.state = 'in_progress'",
-                ids,
-            ) == 2 * len(ids)
+                " WHERE package_id = ANY($1) AND methods <> '{}' AND p.state = 'in_progress'", ids) == 2 * len(ids)
         finally:
             await connection.close()
 

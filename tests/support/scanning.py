@@ -55,9 +55,8 @@ def leaks(texts: Iterable[str], secrets: Iterable[str]) -> list[tuple[str, str]]
 
 
 _ARGON2 = re.compile(r"\$argon2(id|i|d)\$")
-_CLEAR_EMAIL = re.compile(
-    r"(?<![\w.*+-])[\w.+-]*[A-Za-z][\w.+-]*(?<!\*)@[\w-]+(\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE
-)
+_CLEAR_EMAIL = re.compile(r"(?<![\w.*+-])[\w.+-]*[A-Za-z][\w.+-]*(?<!\*)@[\w-]+(\.[\w-]+)*\.[a-z]{2,}",
+                          re.IGNORECASE)
 """An email address whose local part is not masked (``a***@example.com`` is) and has a letter (an
 SMTP message id, ``179628488529.25654.1530@signgate.localhost``, has none)."""
 _CLEAR_PHONE = re.compile(r"\+\d{8,15}(?!\d)")
@@ -68,9 +67,7 @@ _OTPAUTH = re.compile(r"otpauth://", re.IGNORECASE)
 """An authenticator app's provisioning URI: it holds a TOTP secret."""
 
 
-def bus_findings(
-    records: Iterable[Any], registry_kind: Any, caller_prefix: str
-) -> list[tuple[str, str, str]]:
+def bus_findings(records: Iterable[Any], registry_kind: Any, caller_prefix: str) -> list[tuple[str, str, str]]:
     """(what, topic, excerpt) for each record that shows what its topic must not:
 
     - an argon2 hash anywhere but a command topic (where none is either, but a caller may send
@@ -91,10 +88,7 @@ def bus_findings(
         if kind != "commands" and _ARGON2.search(text):
             found.append(("argon2 hash", topic, text[:160]))
         if kind in ("events", "dlq"):
-            for what, pattern in (
-                ("email in clear", _CLEAR_EMAIL),
-                ("phone in clear", _CLEAR_PHONE),
-            ):
+            for what, pattern in (("email in clear", _CLEAR_EMAIL), ("phone in clear", _CLEAR_PHONE)):
                 for where in (text, key):
                     if match := pattern.search(where):
                         found.append((what, topic, match.group(0)))

@@ -59,31 +59,19 @@ def signer_of(writer: str, keys: Mapping[str, str] = TEST_RECORD_KEYS) -> Record
     return RecordSigner(keys[signing_key_variable(f"SIGNGATE_{writer.upper()}_")])
 
 
-def signed_headers(
-    writer: str,
-    topic: str,
-    key: bytes | None,
-    value: bytes,
-    keys: Mapping[str, str] = TEST_RECORD_KEYS,
-) -> list[tuple[str, bytes]]:
+def signed_headers(writer: str, topic: str, key: bytes | None, value: bytes,
+                   keys: Mapping[str, str] = TEST_RECORD_KEYS) -> list[tuple[str, bytes]]:
     """aiokafka headers for ``value`` on the deployed ``topic``, signed by ``writer`` as it signs."""
     try:
         type_ = str(json.loads(value).get("type", ""))
     except (ValueError, AttributeError):
         type_ = ""
-    headers = signer_of(writer, keys).headers(
-        topic, key, value, {"type": type_, "content-type": "application/json"}
-    )
+    headers = signer_of(writer, keys).headers(topic, key, value, {"type": type_, "content-type": "application/json"})
     return [(name, text.encode()) for name, text in headers.items()]
 
 
-def as_writer(
-    registry_topic: str,
-    deployed_topic: str,
-    key: bytes | None,
-    value: bytes,
-    keys: Mapping[str, str] = TEST_RECORD_KEYS,
-) -> list[tuple[str, bytes]] | None:
+def as_writer(registry_topic: str, deployed_topic: str, key: bytes | None, value: bytes,
+              keys: Mapping[str, str] = TEST_RECORD_KEYS) -> list[tuple[str, bytes]] | None:
     """The headers ``registry_topic``'s writer would give ``value`` (None for a command topic)."""
     writer = BY_NAME[registry_topic].writer
     return signed_headers(writer, deployed_topic, key, value, keys) if writer else None
@@ -98,14 +86,10 @@ def session_digests() -> Digests:
     return Digests(TEST_SHARED_KEYS["SIGNGATE_DIGEST_KEY"])
 
 
-def invitation_for(
-    package_id: str, order: int, version: int = 1, *, now: datetime | None = None
-) -> Secret:
+def invitation_for(package_id: str, order: int, version: int = 1, *, now: datetime | None = None) -> Secret:
     """The invitation workflow would issue to recipient ``order`` at authentication ``version``,
     signed with the session's invitation key (for tests standing in for the workflow service)."""
-    issuer = InvitationIssuer(
-        InvitationSettings(private_key=TEST_SHARED_KEYS["SIGNGATE_INVITATION_PRIVATE_KEY"])
-    )
+    issuer = InvitationIssuer(InvitationSettings(private_key=TEST_SHARED_KEYS["SIGNGATE_INVITATION_PRIVATE_KEY"]))
     token, _ = issuer.issue(package_id, order, version, now or datetime.now(UTC))
     return Secret(token)
 
@@ -115,55 +99,36 @@ def authentication_sealer() -> Sealer:
     return Sealer("authentication", public_keys_of(TEST_SEALING_KEYS)["authentication"])
 
 
-def sealed_policy(
-    policy: wf.AuthenticationPolicy, package_id: str, order: int, version: int = 1
-) -> wf.SealedAuthenticationPolicy:
+def sealed_policy(policy: wf.AuthenticationPolicy, package_id: str, order: int,
+                  version: int = 1) -> wf.SealedAuthenticationPolicy:
     """``policy`` as workflow publishes it: the secret's hash and the destination sealed to the
     authentication service, bound to the recipient and ``version``."""
     where = policy.destination
     secret = {"secret_hash": policy.secret_hash, "destination": where.address if where else None}
     context = wf.sealed_policy_context(package_id, order, version)
     return wf.SealedAuthenticationPolicy(
-        methods=list(policy.methods),
-        secret_set=policy.secret_hash is not None,
-        channel=where.channel if where else None,
-        destination_masked=where.masked if where else None,
-        sealed=authentication_sealer().seal(context, secret)
-        if policy.secret_hash or where
-        else None,
-        retry_count=policy.retry_count,
-        frequency=policy.frequency,
-        identity_verification=policy.identity_verification,
-        on_behalf_of=policy.on_behalf_of,
+        methods=list(policy.methods), secret_set=policy.secret_hash is not None,
+        channel=where.channel if where else None, destination_masked=where.masked if where else None,
+        sealed=authentication_sealer().seal(context, secret) if policy.secret_hash or where else None,
+        retry_count=policy.retry_count, frequency=policy.frequency,
+        identity_verification=policy.identity_verification, on_behalf_of=policy.on_behalf_of,
     )
 
 
-def policy_updated(
-    package_id: str,
-    order: int,
-    email: str,
-    policy: wf.AuthenticationPolicy | None,
-    window: wf.AccessWindow | None = None,
-    version: int = 1,
-    kind: type[
-        wf.RecipientAuthenticationUpdatedV2 | wf.RecipientAuthenticationResetV2
-    ] = wf.RecipientAuthenticationUpdatedV2,
-) -> Message:
+def policy_updated(package_id: str, order: int, email: str, policy: wf.AuthenticationPolicy | None,
+                   window: wf.AccessWindow | None = None, version: int = 1,
+                   kind: type[wf.RecipientAuthenticationUpdatedV2 | wf.RecipientAuthenticationResetV2]
+                   = wf.RecipientAuthenticationUpdatedV2) -> Message:
     """The fact workflow publishes when recipient ``order``'s policy becomes ``policy`` (``kind``:
     `RecipientAuthenticationResetV2` for the owner's reset)."""
     return kind(
-        package_id=package_id,
-        order=order,
-        email_digest=session_digests().email(email),
-        authentication_version=version,
-        access_window=window,
+        package_id=package_id, order=order, email_digest=session_digests().email(email),
+        authentication_version=version, access_window=window,
         authentication=sealed_policy(policy, package_id, order, version) if policy else None,
     )
 
 
-async def publish_as_writer(
-    connections: ConnectionSettings, topic: str, key: str, *messages: Message
-) -> None:
+async def publish_as_writer(connections: ConnectionSettings, topic: str, key: str, *messages: Message) -> None:
     """Publish to the registry ``topic`` as its writer would: signed, if it is an internal topic."""
     writer = BY_NAME[topic].writer
     async with producer(connections.kafka_bootstrap) as client:

@@ -27,11 +27,8 @@ def http_port(process: ServiceProcess) -> int | None:
     """The port a service process serves /health on (it was started with ``--port 0``)."""
     assert process.process is not None
     try:
-        listening = [
-            c.laddr.port
-            for c in psutil.Process(process.process.pid).net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN
-        ]
+        listening = [c.laddr.port for c in psutil.Process(process.process.pid).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN]
     except psutil.Error:
         return None
     return listening[0] if listening else None
@@ -74,9 +71,7 @@ class Ledger:
     """Commands sent as an upstream system sends them, and what each caused on its outcome topic,
     read incrementally from a TopicWatcher of the outcome topics."""
 
-    def __init__(
-        self, connections: ConnectionSettings, producer: AIOKafkaProducer, watch: TopicWatcher
-    ) -> None:
+    def __init__(self, connections: ConnectionSettings, producer: AIOKafkaProducer, watch: TopicWatcher) -> None:
         self.connections = connections
         self.producer = producer
         self.watch = watch
@@ -99,7 +94,7 @@ class Ledger:
         return list(commands)
 
     def _catch_up(self) -> None:
-        fresh, self._read = self.watch.records[self._read :], len(self.watch.records)
+        fresh, self._read = self.watch.records[self._read:], len(self.watch.records)
         for record in fresh:
             try:
                 body = json.loads(record.value)
@@ -113,28 +108,17 @@ class Ledger:
     def outcomes(self, command: Command | str) -> list[dict[str, Any]]:
         """What the command caused on its outcome topic, distinct by event id, the accompanying facts left out."""
         self._catch_up()
-        return [
-            b
-            for b in self.seen.get(str(getattr(command, "correlation_id", command)), {}).values()
-            if b["type"] not in ACCOMPANYING
-        ]
+        return [b for b in self.seen.get(str(getattr(command, "correlation_id", command)), {}).values()
+                if b["type"] not in ACCOMPANYING]
 
     def outcome(self, command: Command) -> dict[str, Any]:
         [first, *_] = self.outcomes(command)
         return first
 
-    async def answered(
-        self,
-        commands: Iterable[Command | str] | None = None,
-        *,
-        timeout: float = 60.0,
-        what: str = "an outcome of every command",
-    ) -> None:
+    async def answered(self, commands: Iterable[Command | str] | None = None, *, timeout: float = 60.0,
+                       what: str = "an outcome of every command") -> None:
         """Wait until every command (every one sent, by default) has at least one outcome."""
-        ids = [
-            str(getattr(c, "correlation_id", c))
-            for c in (self.owed if commands is None else commands)
-        ]
+        ids = [str(getattr(c, "correlation_id", c)) for c in (self.owed if commands is None else commands)]
 
         async def done() -> bool:
             return all(self.outcomes(c) for c in ids)

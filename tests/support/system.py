@@ -55,14 +55,9 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def running_system(
-    provisioned: ConnectionSettings,
-    workdir: Path,
-    *,
-    identity_clock: MovableClock | None = None,
-    identity: dict[str, Any] | None = None,
-    replicas: int = 1,
-) -> AsyncIterator[System]:
+async def running_system(provisioned: ConnectionSettings, workdir: Path, *,
+                         identity_clock: MovableClock | None = None,
+                         identity: dict[str, Any] | None = None, replicas: int = 1) -> AsyncIterator[System]:
     """Start the four services (identity on ``identity_clock`` if given, else the wall clock, and
     with the ``identity`` settings given), each as ``replicas`` instances of one consumer group."""
     secrets = generate_secrets()
@@ -76,65 +71,27 @@ async def running_system(
     identity_extra = {**({"clock": identity_clock} if identity_clock else {}), **(identity or {})}
     with smtp_server() as (smtp, smtp_port):
         settings = [
-            (
-                IDENTITY,
-                IdentitySettings(
-                    **common,
-                    **identity_extra,
-                    secrets=pepper,
-                    tokens=TokenSettings(
-                        private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"],
-                        public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"],
-                    ),
-                ),
-            ),
+            (IDENTITY, IdentitySettings(**common, **identity_extra, secrets=pepper, tokens=TokenSettings(
+                private_key=secrets["SIGNGATE_TOKEN_PRIVATE_KEY"], public_key=secrets["SIGNGATE_TOKEN_PUBLIC_KEY"]))),
             (WORKFLOW, WorkflowSettings(**common, secrets=pepper, tokens=tokens)),
-            (
-                AUTHENTICATION,
-                AuthenticationSettings(
-                    **common,
-                    secrets=pepper,
-                    tokens=tokens,
-                    otp_store=otp_store,
-                    clock=clock,
-                    grants=GrantSettings(private_key=secrets["SIGNGATE_GRANT_PRIVATE_KEY"]),
-                ),
-            ),
-            (
-                OTP_DISPATCH,
-                OtpDispatchSettings(
-                    **common,
-                    otp_store=otp_store,
-                    sandbox_outbox=sandbox,
-                    clock=clock,
-                    resend_cooldown_seconds=0,
-                    max_sends_per_destination=100,
-                    email_provider="smtp",
-                    smtp_host="127.0.0.1",
-                    smtp_port=smtp_port,
-                ),
-            ),
+            (AUTHENTICATION, AuthenticationSettings(
+                **common, secrets=pepper, tokens=tokens, otp_store=otp_store, clock=clock,
+                grants=GrantSettings(private_key=secrets["SIGNGATE_GRANT_PRIVATE_KEY"]),
+            )),
+            (OTP_DISPATCH, OtpDispatchSettings(
+                **common, otp_store=otp_store, sandbox_outbox=sandbox, clock=clock, resend_cooldown_seconds=0,
+                max_sends_per_destination=100, email_provider="smtp", smtp_host="127.0.0.1", smtp_port=smtp_port,
+            )),
         ]
         async with contextlib.AsyncExitStack() as stack:
-            watch = await stack.enter_async_context(
-                TopicWatcher(provisioned.kafka_bootstrap, *topics)
-            )
+            watch = await stack.enter_async_context(TopicWatcher(provisioned.kafka_bootstrap, *topics))
             instances = [build_service(d, s) for d, s in settings for _ in range(replicas)]
             services = {s.definition.name: s for s in reversed(instances)}  # the first of each
             # started at once: each start is mostly a consumer-group join, seconds of waiting
             await asyncio.gather(*(stack.enter_async_context(s.app) for s in instances))
             logging.getLogger().setLevel(logging.INFO)
-            yield System(
-                provisioned,
-                services,
-                secrets,
-                sandbox,
-                clock,
-                smtp,
-                watch,
-                identity_clock,
-                instances if replicas > 1 else None,
-            )
+            yield System(provisioned, services, secrets, sandbox, clock, smtp, watch, identity_clock,
+                         instances if replicas > 1 else None)
             # after every test that used it: the bus showed no hash, contact or credential it must not
             shown = bus_leaks(watch.records, provisioned)
             assert shown == [], f"the bus showed what it must not: {shown[:5]}"

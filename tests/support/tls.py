@@ -68,23 +68,14 @@ def _certificate(
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False),
             critical=True,
         )
     else:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
         )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -93,67 +84,40 @@ def _certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _write_pair(
-    folder: Path,
-    stem: str,
-    cert: x509.Certificate,
-    key: ec.EllipticCurvePrivateKey,
-    password: str | None = None,
-) -> Pair:
+def _write_pair(folder: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey,
+                password: str | None = None) -> Pair:
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     )
     cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    )
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
     return Pair(cert_path, key_path)
 
 
 def make_certificates(folder: Path) -> Certificates:
     """Write a fresh set of certificates into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    ca_key, stranger_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
+    ca_key, stranger_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("signgate test CA", ca_key, None, ca=True)
     stranger = _certificate("stranger CA", stranger_key, None, ca=True)
     server_usage = [ExtendedKeyUsageOID.SERVER_AUTH]
     client_usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
     signed_by_ca = ("signgate test CA", ca_key)
 
-    def pair(
-        stem: str,
-        issuer: tuple[str, ec.EllipticCurvePrivateKey],
-        password: str | None = None,
-        **extensions: object,
-    ) -> Pair:
+    def pair(stem: str, issuer: tuple[str, ec.EllipticCurvePrivateKey], password: str | None = None,
+             **extensions: object) -> Pair:
         key = ec.generate_private_key(ec.SECP256R1())
-        return _write_pair(
-            folder, stem, _certificate(stem, key, issuer, **extensions), key, password
-        )  # type: ignore[arg-type]
+        return _write_pair(folder, stem, _certificate(stem, key, issuer, **extensions), key, password)  # type: ignore[arg-type]
 
     local_names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     certificates = Certificates(
         ca=folder / "ca.pem",
         server=pair("server", signed_by_ca, names=local_names, usage=server_usage),
-        other_server=pair(
-            "other-server",
-            signed_by_ca,
-            names=[x509.DNSName("broker.elsewhere.test")],
-            usage=server_usage,
-        ),
-        client=pair(
-            "client",
-            signed_by_ca,
-            CLIENT_KEY_PASSWORD,
-            names=[x509.DNSName("signgate-client")],
-            usage=client_usage,
-        ),
+        other_server=pair("other-server", signed_by_ca, names=[x509.DNSName("broker.elsewhere.test")],
+                          usage=server_usage),
+        client=pair("client", signed_by_ca, CLIENT_KEY_PASSWORD, names=[x509.DNSName("signgate-client")],
+                    usage=client_usage),
         stranger_ca=folder / "stranger-ca.pem",
         stranger_client=pair("stranger-client", ("stranger CA", stranger_key), usage=client_usage),
     )

@@ -9,9 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def until(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition"
-) -> T:
+async def until(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
     """Ask ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
@@ -33,6 +31,4 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0
     try:
         return await until(remembered, timeout=timeout)
     except AssertionError:
-        raise AssertionError(
-            f"condition not met within {timeout}s; last probe gave {last!r}"
-        ) from None
+        raise AssertionError(f"condition not met within {timeout}s; last probe gave {last!r}") from None

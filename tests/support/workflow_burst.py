@@ -40,38 +40,13 @@ from tests.support.workflow_driver import User
 STAND_IN_HASH = "<hash>"
 
 SIGNINGHUB_BODIES: list[dict[str, Any]] = [
-    {
-        "authentication": {
-            "enabled": True,
-            "password": {"enabled": True, "user_password": "pw-burst"},
-        }
-    },
+    {"authentication": {"enabled": True, "password": {"enabled": True, "user_password": "pw-burst"}}},
     {"authentication": {"enabled": True, "password": {"enabled": True}}},
-    {
-        "authentication": {
-            "enabled": True,
-            "sms_otp": {"enabled": True, "mobile_number": "00445566778899"},
-        }
-    },
-    {
-        "apply_to_all": True,
-        "access_duration": {
-            "enabled": True,
-            "duration_by_days": {"enabled": True, "duration": {"total_days": 4}},
-        },
-    },
-    {
-        "access_duration": {
-            "enabled": True,
-            "duration_by_date": {
-                "enabled": True,
-                "duration": {
-                    "start_date_time": "2015-02-13T12:10:000Z",
-                    "end_date_time": "2015-02-28T12:10:000Z",
-                },
-            },
-        }
-    },
+    {"authentication": {"enabled": True, "sms_otp": {"enabled": True, "mobile_number": "00445566778899"}}},
+    {"apply_to_all": True, "access_duration": {"enabled": True, "duration_by_days": {
+        "enabled": True, "duration": {"total_days": 4}}}},
+    {"access_duration": {"enabled": True, "duration_by_date": {"enabled": True, "duration": {
+        "start_date_time": "2015-02-13T12:10:000Z", "end_date_time": "2015-02-28T12:10:000Z"}}}},
     {"authentication": {"enabled": False}, "access_duration": {"enabled": False}},
 ]
 
@@ -84,9 +59,7 @@ class Burst:
     callers: dict[str, str] = field(default_factory=dict)
 
 
-def generate(
-    owner: User, stranger: User, *, packages: int, per_package: int, seed: int, prefix: str
-) -> Burst:
+def generate(owner: User, stranger: User, *, packages: int, per_package: int, seed: int, prefix: str) -> Burst:
     """``packages`` x ``per_package`` commands; each package starts with its registration and the
     packages' commands are interleaved at random (each package's own order is kept)."""
     rng = random.Random(seed)
@@ -101,12 +74,8 @@ def generate(
         queue = rng.choice([q for q in queues if q])
         user, command = queue.pop(0)
         tick += 1
-        command = command.model_copy(
-            update={
-                "occurred_at": start + timedelta(seconds=tick),
-                "access_token": SecretStr(user.token),
-            }
-        )
+        command = command.model_copy(update={
+            "occurred_at": start + timedelta(seconds=tick), "access_token": SecretStr(user.token)})
         burst.commands.append(command)
         burst.callers[str(command.correlation_id)] = user.user_id
     return burst
@@ -119,23 +88,13 @@ def _package_commands(
     with settings changes, locks, resets and some mistakes (wrong order, a stranger) throughout."""
     emails = ["one@example.com", "two@example.com", "one@example.com"][: rng.choice([2, 3])]
     recipients = [
-        {
-            "order": order,
-            "email": email,
-            "name": f"R{order}",
-            "mobile_number": f"+447700900{order:03d}",
-        }
+        {"order": order, "email": email, "name": f"R{order}", "mobile_number": f"+447700900{order:03d}"}
         for order, email in enumerate(emails, start=1)
     ]
-    commands: list[Command] = [
-        RegisterPackage(
-            package_id=package_id,
-            name="Burst",
-            workflow_type=rng.choice(["sequential", "parallel"]),
-            documents=[{"document_id": "d-1", "name": "d.pdf"}],
-            recipients=recipients,
-        )
-    ]
+    commands: list[Command] = [RegisterPackage(
+        package_id=package_id, name="Burst", workflow_type=rng.choice(["sequential", "parallel"]),
+        documents=[{"document_id": "d-1", "name": "d.pdf"}], recipients=recipients,
+    )]
     progress = [
         kind(package_id=package_id, order=order)
         for order in range(1, len(recipients) + 1)
@@ -164,11 +123,8 @@ def _setting_or_mistake(rng: random.Random, package_id: str, recipients: int) ->
     )[0]
     match choice:
         case "update":
-            return [
-                UpdateRecipientAuthentication(
-                    package_id=package_id, order=order, body=rng.choice(SIGNINGHUB_BODIES)
-                )
-            ]
+            return [UpdateRecipientAuthentication(package_id=package_id, order=order,
+                                                  body=rng.choice(SIGNINGHUB_BODIES))]
         case "add":
             kind = rng.choices(["EmailOTP", "SMSOTP", "AccessCode"], weights=[5, 4, 1])[0]
             extra: dict[str, Any] = {"accessCode": "123456"} if kind == "AccessCode" else {}
@@ -176,11 +132,7 @@ def _setting_or_mistake(rng: random.Random, package_id: str, recipients: int) ->
                 extra["phoneNumber"] = {"countryCode": "+1", "number": "2015666802"}
             if rng.random() < 0.3:
                 extra["authenticationRetryCount"] = rng.randint(1, 10)
-            return [
-                AddAuthentication(
-                    package_id=package_id, body={**ref, "authenticationType": kind, **extra}
-                )
-            ]
+            return [AddAuthentication(package_id=package_id, body={**ref, "authenticationType": kind, **extra})]
         case "remove":
             return [RemoveAuthentication(package_id=package_id, body=ref)]
         case "change":
@@ -189,11 +141,8 @@ def _setting_or_mistake(rng: random.Random, package_id: str, recipients: int) ->
             lock: list[Command] = [LockWorkflow(package_id=package_id)]
             return lock + ([UnlockWorkflow(package_id=package_id)] if rng.random() < 0.8 else [])
         case "reset":
-            return [
-                ResetRecipientAuthentication(
-                    package_id=package_id, order=order, method=rng.choice([None, None, "email_otp"])
-                )
-            ]
+            return [ResetRecipientAuthentication(
+                package_id=package_id, order=order, method=rng.choice([None, None, "email_otp"]))]
         case "declined":
             return [RecordRecipientDeclined(package_id=package_id, order=order)]
         case _:
@@ -225,9 +174,7 @@ def reference(burst: Burst) -> Reference:
         secret = domain.secret_of(command)
         secret_hash = STAND_IN_HASH if secret is not None and secret.get_secret_value() else None
         try:
-            decision = domain.decide(
-                command, before, burst.callers[str(command.correlation_id)], secret_hash
-            )
+            decision = domain.decide(command, before, burst.callers[str(command.correlation_id)], secret_hash)
         except Refusal as refusal:
             model.outcomes[str(command.correlation_id)] = [f"command.rejected:{refusal.code}"]
             model.packages.setdefault(package_id, before)
@@ -236,9 +183,7 @@ def reference(burst: Burst) -> Reference:
         model.history.setdefault(package_id, []).extend(
             (change.action, change.order, dict(change.details)) for change in decision.changes
         )
-        model.outcomes[str(command.correlation_id)] = [
-            event.type for event in views.events(decision, keys)
-        ]
+        model.outcomes[str(command.correlation_id)] = [event.type for event in views.events(decision, keys)]
     return model
 
 
@@ -246,8 +191,7 @@ def outcome_types(outcomes: list[dict[str, Any]]) -> list[str]:
     """The types of a command's outcomes in the form `Reference.outcomes` uses: its events, in their
     order (a share's reply, the invitations, is not an outcome: it goes to the caller)."""
     return [
-        f"command.rejected:{o['code']}" if o["type"] == "command.rejected" else o["type"]
-        for o in outcomes
+        f"command.rejected:{o['code']}" if o["type"] == "command.rejected" else o["type"] for o in outcomes
         if o["type"] != "workflow.recipient_invitations_issued"
     ]
 
@@ -256,30 +200,19 @@ def comparable(package: Package | None) -> Package | None:
     """The package with each secret hash reduced to whether there is one."""
     if package is None:
         return None
-    return replace(
-        package,
-        recipients=tuple(
-            replace(
-                r,
-                authentication=replace(
-                    r.authentication,
-                    secret_hash=STAND_IN_HASH if r.authentication.secret_hash else None,
-                ),
-            )
-            if r.authentication
-            else r
-            for r in package.recipients
-        ),
-    )
+    return replace(package, recipients=tuple(
+        replace(r, authentication=replace(
+            r.authentication, secret_hash=STAND_IN_HASH if r.authentication.secret_hash else None))
+        if r.authentication else r
+        for r in package.recipients
+    ))
 
 
 def new_prefix(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-async def stored_against_reference(
-    database_url: str, expected: Any, burst: Any
-) -> tuple[dict[str, list], int]:
+async def stored_against_reference(database_url: str, expected: Any, burst: Any) -> tuple[dict[str, list], int]:
     """Assert every reference package is stored as the reference has it; return each package's
     stored history, and how many history entries of the burst were applied more than once."""
     from collections import Counter
@@ -292,16 +225,11 @@ async def stored_against_reference(
         async with pool.acquire() as connection:
             histories = {}
             for package_id, package in expected.packages.items():
-                assert comparable(
-                    await repository.select_package(connection, package_id)
-                ) == comparable(package)
+                assert comparable(await repository.select_package(connection, package_id)) == comparable(package)
                 histories[package_id] = await repository.select_history(connection, package_id)
             causes = await connection.fetch(
                 "SELECT cause_id, position FROM history WHERE starts_with(package_id, $1)",
-                burst.commands[0].package_id.rsplit("-", 1)[0],
-            )
+                burst.commands[0].package_id.rsplit("-", 1)[0])
     finally:
         await pool.close()
-    return histories, sum(
-        n - 1 for n in Counter((r["cause_id"], r["position"]) for r in causes).values() if n > 1
-    )
+    return histories, sum(n - 1 for n in Counter((r["cause_id"], r["position"]) for r in causes).values() if n > 1)

@@ -107,13 +107,10 @@ class OutcomeWatcher(TopicWatcher):
                 await self._changed.wait_for(lambda: wanted <= self.by_correlation.keys())
         except TimeoutError:
             missing = wanted - self.by_correlation.keys()
-            raise AssertionError(
-                f"{len(missing)} of {len(wanted)} commands have no outcome after {timeout}s"
-            ) from None
+            raise AssertionError(f"{len(missing)} of {len(wanted)} commands have no outcome after {timeout}s") from None
 
-    async def wait_outcomes(
-        self, correlation_id: str, count: int = 1, *, timeout: float = 30.0
-    ) -> list[dict[str, Any]]:
+    async def wait_outcomes(self, correlation_id: str, count: int = 1, *, timeout: float = 30.0
+                            ) -> list[dict[str, Any]]:
         """Wait until one command has ``count`` distinct outcomes; returns them."""
         try:
             async with asyncio.timeout(timeout), self._changed:
@@ -141,9 +138,7 @@ class OutcomeWatcher(TopicWatcher):
 class WorkflowClient:
     """Publishes workflow commands as an upstream system would, and reads their outcomes."""
 
-    def __init__(
-        self, connections: ConnectionSettings, producer: AIOKafkaProducer, watcher: OutcomeWatcher
-    ) -> None:
+    def __init__(self, connections: ConnectionSettings, producer: AIOKafkaProducer, watcher: OutcomeWatcher) -> None:
         self.connections = connections
         self.producer = producer
         self.watcher = watcher
@@ -161,34 +156,22 @@ class WorkflowClient:
         """Publish one command and return its first outcome."""
         return (await self.send_expecting(command, 1, timeout=timeout))[0]
 
-    async def send_expecting(
-        self, command: Command, count: int, *, timeout: float = 30.0
-    ) -> list[dict[str, Any]]:
+    async def send_expecting(self, command: Command, count: int, *, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Publish one command and return its first ``count`` outcomes."""
         await self.publish([command])
         return await self.watcher.wait_outcomes(str(command.correlation_id), count, timeout=timeout)
 
-    async def send_raw(
-        self, text: str, key: str, correlation_id: str, count: int = 1, *, timeout: float = 30.0
-    ) -> list[dict[str, Any]]:
+    async def send_raw(self, text: str, key: str, correlation_id: str, count: int = 1, *,
+                       timeout: float = 30.0) -> list[dict[str, Any]]:
         """Publish a command given as JSON text (a body verbatim); returns its first ``count`` outcomes."""
         await self.producer.send_and_wait(self.topic, text.encode(), key=key.encode())
         return await self.watcher.wait_outcomes(correlation_id, count, timeout=timeout)
 
-
 @contextlib.asynccontextmanager
-async def workflow_client(
-    connections: ConnectionSettings, *extra_topics: str
-) -> AsyncIterator[WorkflowClient]:
+async def workflow_client(connections: ConnectionSettings, *extra_topics: str) -> AsyncIterator[WorkflowClient]:
     """A producer and a watcher of the workflow's events, replies and ``extra_topics``, from now on."""
-    topics = [
-        connections.topic(WORKFLOW_EVENTS.name),
-        connections.topic(WORKFLOW_REPLIES.name),
-        *extra_topics,
-    ]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=connections.kafka_bootstrap, acks="all", linger_ms=5
-    )
+    topics = [connections.topic(WORKFLOW_EVENTS.name), connections.topic(WORKFLOW_REPLIES.name), *extra_topics]
+    producer = AIOKafkaProducer(bootstrap_servers=connections.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         async with OutcomeWatcher(connections.kafka_bootstrap, *topics) as watcher:

@@ -39,7 +39,9 @@ SIGNINGHUB_SAMPLE = """{
 
 # shared/seeds/001: the curl bodies (`-d "..."`, shell quoting undone) and the JavaScript one.
 BOLDSIGN_EMAIL_OTP = '{"authenticationType": "EmailOTP", "emailId": "alexgayle@cubeflakes.com"}'
-BOLDSIGN_ACCESS_CODE = '{"accessCode": "123456", "authenticationType": "AccessCode", "emailId": "alexgayle@cubeflakes.com"}'
+BOLDSIGN_ACCESS_CODE = (
+    '{"accessCode": "123456", "authenticationType": "AccessCode", "emailId": "alexgayle@cubeflakes.com"}'
+)
 BOLDSIGN_SMS_OTP = (
     '{"authenticationType": "SMSOTP", "emailId": "alexgayle@cubeflakes.com",'
     ' "phoneNumber": {"countryCode": "+1", "number": "2015666802"}}'

@@ -69,30 +69,10 @@ OTHER_CALLERS_REPLY = "signgate.replies.crm.1f2e"
 def test_otp_dispatch_holds_exactly_its_grants():
     """OTP dispatch reads otp.requests and its group, writes otp.events and otp.requests.dlq: no more."""
     assert set(principals()["User:otp_dispatch"].grants) == {
-        Grant(
-            Resource.TOPIC,
-            "signgate.otp.requests",
-            Pattern.LITERAL,
-            (Operation.READ, Operation.DESCRIBE),
-        ),
-        Grant(
-            Resource.GROUP,
-            "signgate-otp_dispatch",
-            Pattern.LITERAL,
-            (Operation.READ, Operation.DESCRIBE),
-        ),
-        Grant(
-            Resource.TOPIC,
-            "signgate.otp.events",
-            Pattern.LITERAL,
-            (Operation.WRITE, Operation.DESCRIBE),
-        ),
-        Grant(
-            Resource.TOPIC,
-            "signgate.otp.requests.dlq",
-            Pattern.LITERAL,
-            (Operation.WRITE, Operation.DESCRIBE),
-        ),
+        Grant(Resource.TOPIC, "signgate.otp.requests", Pattern.LITERAL, (Operation.READ, Operation.DESCRIBE)),
+        Grant(Resource.GROUP, "signgate-otp_dispatch", Pattern.LITERAL, (Operation.READ, Operation.DESCRIBE)),
+        Grant(Resource.TOPIC, "signgate.otp.events", Pattern.LITERAL, (Operation.WRITE, Operation.DESCRIBE)),
+        Grant(Resource.TOPIC, "signgate.otp.requests.dlq", Pattern.LITERAL, (Operation.WRITE, Operation.DESCRIBE)),
     }
 
 
@@ -138,9 +118,7 @@ def test_only_its_writer_writes_an_events_topic():
             continue
         writers = {p.principal for p in found.values() if topic.name in writable(p, ALL_TOPICS)}
         assert writers == {f"User:{topic.writer}"}, topic.name
-    assert not allowed(
-        found["User:otp_dispatch"], Operation.WRITE, Resource.TOPIC, "signgate.workflow.events"
-    )
+    assert not allowed(found["User:otp_dispatch"], Operation.WRITE, Resource.TOPIC, "signgate.workflow.events")
 
 
 def test_every_outcome_and_own_reply_of_a_service_is_writable():
@@ -157,9 +135,7 @@ def test_a_caller_writes_commands_reads_outcomes_and_only_its_own_replies():
     no events topic, no service's replies topic, no other caller's replies, no dead letters."""
     portal = principals()["User:portal"]
     assert writable(portal, ALL_TOPICS) == {
-        "signgate.identity.commands",
-        "signgate.workflow.commands",
-        "signgate.authentication.commands",
+        "signgate.identity.commands", "signgate.workflow.commands", "signgate.authentication.commands",
     }
     assert readable(portal, ALL_TOPICS) == {t.name for t in OUTCOME_TOPIC.values()}
     assert allowed(portal, Operation.READ, Resource.TOPIC, "signgate.replies.portal.abc")
@@ -196,14 +172,10 @@ def test_provisioning_creates_exactly_the_topics_it_provisions():
     provision = principals(PREFIXED)["User:provision"]
     wanted = {spec.name for spec in topic_specs(PREFIXED)}
     creatable = {
-        g.name
-        for g in provision.grants
-        if Operation.CREATE in g.operations and g.pattern is Pattern.LITERAL
+        g.name for g in provision.grants if Operation.CREATE in g.operations and g.pattern is Pattern.LITERAL
     }
     assert creatable == wanted
-    assert all(
-        set(g.operations) == {Operation.CREATE, Operation.DESCRIBE} for g in provision.grants
-    )
+    assert all(set(g.operations) == {Operation.CREATE, Operation.DESCRIBE} for g in provision.grants)
 
 
 def test_topic_prefix_is_on_every_topic_group_and_reply_prefix():
@@ -244,26 +216,12 @@ def test_commands_are_kafka_acls_invocations_of_each_grant():
     assert len(commands) == sum(len(p.grants) for p in found)
     argv = shlex.split(commands[-1])
     assert argv[:8] == [
-        "kafka-acls.sh",
-        "--bootstrap-server",
-        "kafka:19092",
-        "--command-config",
-        "/tmp/admin.properties",
-        "--add",
-        "--allow-principal",
-        "User:gateway",
+        "kafka-acls.sh", "--bootstrap-server", "kafka:19092", "--command-config", "/tmp/admin.properties",
+        "--add", "--allow-principal", "User:gateway",
     ]
     assert argv[8:] == [
-        "--operation",
-        "Read",
-        "--operation",
-        "Describe",
-        "--operation",
-        "Create",
-        "--topic",
-        "signgate.replies.gateway.",
-        "--resource-pattern-type",
-        "prefixed",
+        "--operation", "Read", "--operation", "Describe", "--operation", "Create",
+        "--topic", "signgate.replies.gateway.", "--resource-pattern-type", "prefixed",
     ]
     prefixed = [c for c in commands if "--resource-pattern-type prefixed" in c]
     assert len(prefixed) == sum(g.pattern is Pattern.PREFIXED for p in found for g in p.grants)

@@ -38,9 +38,7 @@ def test_a_short_pepper_is_refused() -> None:
         ApiKeyDigests(b"short")
 
 
-@pytest.mark.parametrize(
-    "text", ["", "hello", "sgk_", "sgk_zz" + "0" * 30 + "secret", "SGK_" + "0" * 32]
-)
+@pytest.mark.parametrize("text", ["", "hello", "sgk_", "sgk_zz" + "0" * 30 + "secret", "SGK_" + "0" * 32])
 def test_text_that_is_no_key_has_no_id(text: str) -> None:
     """Text without the prefix and 32 hex digits names no key."""
     assert api_key_id(text) is None

@@ -26,13 +26,8 @@ from services.authentication.domain import (
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-POLICY = RecipientPolicy(
-    package_id="p1",
-    order=2,
-    email="b@example.com",
-    methods=("sms_otp",),
-    destination="+447700900123",
-)
+POLICY = RecipientPolicy(package_id="p1", order=2, email="b@example.com", methods=("sms_otp",),
+                         destination="+447700900123")
 
 
 def test_unknown_recipient_is_not_found_with_the_seed_text() -> None:
@@ -91,9 +86,7 @@ def test_closed_packages_refuse_authentication() -> None:
         check_attempt(replace(POLICY, package_state="terminated"), NOW, OTP_METHODS)
 
 
-@pytest.mark.parametrize(
-    ("used", "remaining", "locks"), [(1, 2, False), (2, 1, False), (3, 0, True), (4, 0, True)]
-)
+@pytest.mark.parametrize(("used", "remaining", "locks"), [(1, 2, False), (2, 1, False), (3, 0, True), (4, 0, True)])
 def test_failure_count_locks_at_the_retry_count(used: int, remaining: int, locks: bool) -> None:
     """The retry count's worth of failures locks; remaining attempts never go below zero."""
     failure = RecipientAttempts(retry_count=3).wrong_attempt("secret", used)
@@ -106,20 +99,14 @@ def test_the_third_wrong_attempt_of_either_kind_locks_a_recipient_with_two_metho
     attempts = RecipientAttempts(retry_count=3, secret_failures=1, otp_failures=1)
     assert (attempts.ceiling("secret"), attempts.ceiling("otp")) == (2, 2)
     assert attempts.wrong_attempt("otp", 2) == Failure(3, 0, locks=True)
-    assert RecipientAttempts(retry_count=3, otp_failures=1).wrong_attempt("secret", 1) == Failure(
-        2, 1, locks=False
-    )
+    assert RecipientAttempts(retry_count=3, otp_failures=1).wrong_attempt("secret", 1) == Failure(2, 1, locks=False)
 
 
 def test_wrong_totp_codes_share_the_one_retry_count_with_secrets_and_otps() -> None:
     """A recipient with a password, an OTP and an authenticator app has one retry count for all
     three: each counter may count what the other two have left, and the status counts all."""
     attempts = RecipientAttempts(retry_count=5, secret_failures=1, otp_failures=1, totp_failures=2)
-    assert (attempts.ceiling("secret"), attempts.ceiling("otp"), attempts.ceiling("totp")) == (
-        2,
-        2,
-        3,
-    )
+    assert (attempts.ceiling("secret"), attempts.ceiling("otp"), attempts.ceiling("totp")) == (2, 2, 3)
     assert attempts.wrong_attempt("totp", 3) == Failure(5, 0, locks=True)
     assert (attempts.used, attempts.remaining) == (4, 1)
 
@@ -152,12 +139,8 @@ def test_the_status_reports_both_counters_or_the_failures_the_lock_was_taken_at(
 
 def test_every_access_grants_this_opening_only() -> None:
     """EveryAccess gives a short grant, never past the access window."""
-    assert grant_expiry(replace(POLICY, frequency="EveryAccess"), NOW) == NOW + timedelta(
-        minutes=15
-    )
-    closing = replace(
-        POLICY, frequency="EveryAccess", window=AccessWindow(end=NOW + timedelta(minutes=5))
-    )
+    assert grant_expiry(replace(POLICY, frequency="EveryAccess"), NOW) == NOW + timedelta(minutes=15)
+    closing = replace(POLICY, frequency="EveryAccess", window=AccessWindow(end=NOW + timedelta(minutes=5)))
     assert grant_expiry(closing, NOW) == NOW + timedelta(minutes=5)
 
 
@@ -166,18 +149,14 @@ def test_a_grant_without_an_access_window_still_expires_after_the_lifetime(frequ
     """OncePerDocument and UntilSignCompleted without a window expire after the grant lifetime (30
     minutes by default, or the setting's), not never."""
     assert grant_expiry(replace(POLICY, frequency=frequency), NOW) == NOW + GRANT_LIFETIME
-    assert grant_expiry(
-        replace(POLICY, frequency=frequency), NOW, timedelta(minutes=10)
-    ) == NOW + timedelta(minutes=10)
+    assert grant_expiry(replace(POLICY, frequency=frequency), NOW, timedelta(minutes=10)) == NOW + timedelta(minutes=10)
 
 
 def test_a_grant_ends_with_the_access_window_when_it_closes_first() -> None:
     """A window closing before the lifetime ends bounds the grant: by date, or by days after receipt."""
     by_date = replace(POLICY, window=AccessWindow(end=NOW + timedelta(minutes=7)))
     assert grant_expiry(by_date, NOW) == NOW + timedelta(minutes=7)
-    by_days = replace(
-        POLICY, window=AccessWindow(days=2), received_at=NOW - timedelta(days=2, minutes=-3)
-    )
+    by_days = replace(POLICY, window=AccessWindow(days=2), received_at=NOW - timedelta(days=2, minutes=-3))
     assert grant_expiry(by_days, NOW) == NOW + timedelta(minutes=3)
     long_window = replace(POLICY, window=AccessWindow(days=2), received_at=NOW)
     assert grant_expiry(long_window, NOW) == NOW + GRANT_LIFETIME

@@ -30,9 +30,7 @@ def test_one_slow_answer_in_a_hundred_shows_at_p99_not_p95() -> None:
     assert run.p50_ms == pytest.approx(2) and run.p95_ms == pytest.approx(2)
     assert run.p99_ms == pytest.approx(2) and run.max_ms == pytest.approx(250)
     latencies = [0.002] * 98 + [0.250, 0.250]
-    assert summarize(latencies, sent=100, elapsed=0.5, offered_rate=200).p99_ms == pytest.approx(
-        250
-    )
+    assert summarize(latencies, sent=100, elapsed=0.5, offered_rate=200).p99_ms == pytest.approx(250)
 
 
 def test_throughput_counts_answers_not_sends() -> None:
@@ -63,9 +61,5 @@ def test_report_prints_each_figure_with_its_ratio_and_writes_json(tmp_path) -> N
     report.write(path)
     written = json.loads(path.read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN
     assert written["context"] == {"cpus": 2}
-    assert [r["figure"] for r in written["rows"]] == [
-        "ceiling",
-        "OTP verification",
-        "p99 at 1,000/s",
-    ]
+    assert [r["figure"] for r in written["rows"]] == ["ceiling", "OTP verification", "p99 at 1,000/s"]
     assert written["runs"]["empty"]["p99_ms"] is None

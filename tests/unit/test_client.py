@@ -24,26 +24,17 @@ def test_identity_commands_are_keyed_by_the_normalised_user_name() -> None:
     """An identity command goes to identity's command topic under its stripped, lower-cased user name."""
     path = route(idn.AuthenticateUser(user_name="  Ann@Example.COM ", password="x"))
     assert (path.topic.name, path.key, path.outcome.name, path.replies.name, path.answer) == (
-        "signgate.identity.commands",
-        "ann@example.com",
-        "signgate.identity.events",
-        "signgate.identity.replies",
-        Answer.EVENT_AND_REPLY,
-    )
+        "signgate.identity.commands", "ann@example.com", "signgate.identity.events", "signgate.identity.replies",
+        Answer.EVENT_AND_REPLY)
 
 
 def test_the_authenticator_commands_that_answer_with_a_secret_wait_for_their_reply() -> None:
     """Enrolling, confirming and renewing recovery codes are complete only with their reply (the secret
     or the codes); disabling with its event."""
-    assert [
-        route(c).answer
-        for c in (
-            idn.EnrolAuthenticator(user_name="a"),
-            idn.ConfirmAuthenticator(user_name="a", one_time_code="1"),
-            idn.RegenerateRecoveryCodes(user_name="a", one_time_code="1"),
-            idn.DisableAuthenticator(user_name="a"),
-        )
-    ] == [Answer.EVENT_AND_REPLY] * 3 + [Answer.EVENT]
+    assert [route(c).answer for c in (
+        idn.EnrolAuthenticator(user_name="a"), idn.ConfirmAuthenticator(user_name="a", one_time_code="1"),
+        idn.RegenerateRecoveryCodes(user_name="a", one_time_code="1"), idn.DisableAuthenticator(user_name="a"),
+    )] == [Answer.EVENT_AND_REPLY] * 3 + [Answer.EVENT]
 
 
 def test_package_commands_are_keyed_by_package_and_otp_requests_by_challenge() -> None:
@@ -51,25 +42,16 @@ def test_package_commands_are_keyed_by_package_and_otp_requests_by_challenge() -
     challenge = uuid.uuid4()
     assert route(wf.ShareWorkflow(package_id="pkg-1")).key == "pkg-1"
     assert route(auth.RequestDocumentOtp(package_id="pkg-2", order=1)).key == "pkg-2"
-    request = otp.OtpDeliveryRequested(
-        challenge_id=challenge, package_id="p", order=1, channel="sms", destination="+447700900123"
-    )
-    assert (route(request).topic.name, route(request).key) == (
-        "signgate.otp.requests",
-        str(challenge),
-    )
+    request = otp.OtpDeliveryRequested(challenge_id=challenge, package_id="p", order=1, channel="sms",
+                                       destination="+447700900123")
+    assert (route(request).topic.name, route(request).key) == ("signgate.otp.requests", str(challenge))
 
 
 def test_queries_are_answered_by_a_reply_and_opening_by_an_event_and_maybe_a_grant() -> None:
     """Queries complete with their reply; document opening with its event, then perhaps a grant."""
     assert route(wf.GetWorkflowHistory(package_id="p")).answer is Answer.REPLY
-    assert (
-        route(auth.GetRecipientAuthenticationStatus(package_id="p", order=1)).answer is Answer.REPLY
-    )
-    assert (
-        route(auth.VerifyDocumentOtp(package_id="p", order=1, code="1")).answer
-        is Answer.EVENT_AND_GRANT
-    )
+    assert route(auth.GetRecipientAuthenticationStatus(package_id="p", order=1)).answer is Answer.REPLY
+    assert route(auth.VerifyDocumentOtp(package_id="p", order=1, code="1")).answer is Answer.EVENT_AND_GRANT
     assert route(wf.ResetRecipientAuthentication(package_id="p", order=1)).answer is Answer.EVENT
 
 
@@ -79,31 +61,22 @@ def test_an_event_is_not_a_command() -> None:
         route(AUTHENTICATED)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("answer", "event", "reply", "expected"),
-    [
-        (Answer.EVENT, None, None, Progress.WAITING),
-        (Answer.EVENT, AUTHENTICATED, None, Progress.COMPLETE),
-        (Answer.EVENT, REFUSED, None, Progress.COMPLETE),
-        (Answer.REPLY, None, None, Progress.WAITING),
-        (Answer.REPLY, None, GRANT, Progress.COMPLETE),
-        (Answer.REPLY, REFUSED, None, Progress.COMPLETE),
-        (Answer.EVENT_AND_REPLY, AUTHENTICATED, None, Progress.WAITING),
-        (Answer.EVENT_AND_REPLY, None, GRANT, Progress.WAITING),
-        (Answer.EVENT_AND_REPLY, AUTHENTICATED, GRANT, Progress.COMPLETE),
-        (Answer.EVENT_AND_GRANT, AUTHENTICATED, None, Progress.GRANT_MAY_FOLLOW),
-        (Answer.EVENT_AND_GRANT, AUTHENTICATED, GRANT, Progress.COMPLETE),
-        (Answer.EVENT_AND_GRANT, REFUSED, None, Progress.COMPLETE),
-        (
-            Answer.EVENT_AND_GRANT,
-            auth.RecipientLockedOut(
-                package_id="p", order=1, method="sms_otp", failures=3, locked_at=NOW
-            ),
-            None,
-            Progress.COMPLETE,
-        ),
-    ],
-)
+@pytest.mark.parametrize(("answer", "event", "reply", "expected"), [
+    (Answer.EVENT, None, None, Progress.WAITING),
+    (Answer.EVENT, AUTHENTICATED, None, Progress.COMPLETE),
+    (Answer.EVENT, REFUSED, None, Progress.COMPLETE),
+    (Answer.REPLY, None, None, Progress.WAITING),
+    (Answer.REPLY, None, GRANT, Progress.COMPLETE),
+    (Answer.REPLY, REFUSED, None, Progress.COMPLETE),
+    (Answer.EVENT_AND_REPLY, AUTHENTICATED, None, Progress.WAITING),
+    (Answer.EVENT_AND_REPLY, None, GRANT, Progress.WAITING),
+    (Answer.EVENT_AND_REPLY, AUTHENTICATED, GRANT, Progress.COMPLETE),
+    (Answer.EVENT_AND_GRANT, AUTHENTICATED, None, Progress.GRANT_MAY_FOLLOW),
+    (Answer.EVENT_AND_GRANT, AUTHENTICATED, GRANT, Progress.COMPLETE),
+    (Answer.EVENT_AND_GRANT, REFUSED, None, Progress.COMPLETE),
+    (Answer.EVENT_AND_GRANT, auth.RecipientLockedOut(package_id="p", order=1, method="sms_otp", failures=3,
+                                                     locked_at=NOW), None, Progress.COMPLETE),
+])
 def test_progress_of_an_outcome(answer: Answer, event, reply, expected: Progress) -> None:
     """An outcome is complete once the rejection, or everything the command's kind owes, has arrived."""
     assert progress(answer, event, reply) is expected
@@ -111,20 +84,14 @@ def test_progress_of_an_outcome(answer: Answer, event, reply, expected: Progress
 
 def test_a_caller_whose_replies_go_elsewhere_waits_for_the_event_only() -> None:
     """Without a reply expected, the event completes even a command that would have a reply."""
-    assert (
-        progress(Answer.EVENT_AND_REPLY, AUTHENTICATED, None, reply_expected=False)
-        is Progress.COMPLETE
-    )
+    assert progress(Answer.EVENT_AND_REPLY, AUTHENTICATED, None, reply_expected=False) is Progress.COMPLETE
 
 
 def test_awaited_effects_hold_the_outcome_open_until_they_arrive() -> None:
     """An outcome waits for every effect asked for, even after its event has arrived."""
     cleared = "authentication.recipient_authentication_cleared"
     assert progress(Answer.EVENT, AUTHENTICATED, None, effects={cleared}) is Progress.WAITING
-    assert (
-        progress(Answer.EVENT, AUTHENTICATED, None, effects={cleared}, seen={cleared})
-        is Progress.COMPLETE
-    )
+    assert progress(Answer.EVENT, AUTHENTICATED, None, effects={cleared}, seen={cleared}) is Progress.COMPLETE
 
 
 def test_a_refusal_completes_an_outcome_whose_effects_will_never_come() -> None:

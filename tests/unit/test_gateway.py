@@ -38,41 +38,18 @@ from signgate_contracts.envelope import Secret
 WHEN = datetime(2015, 2, 13, 12, 10, tzinfo=UTC)
 
 
-def described(
-    methods: list[str],
-    window: wf.AccessWindow | None,
-    masked: str | None = "+44******8899",
-    totp_source: wf.TotpSource | None = None,
-):
-    policy = (
-        wf.PublicAuthenticationPolicy(
-            methods=methods,
-            secret_set="password" in methods,
-            destination_masked=masked,
-            retry_count=3,
-            frequency="OncePerDocument",
-            totp_source=totp_source,
-            totp_authenticator_id="auth-1" if totp_source else None,
-        )
-        if methods
-        else None
-    )
+def described(methods: list[str], window: wf.AccessWindow | None, masked: str | None = "+44******8899",
+              totp_source: wf.TotpSource | None = None):
+    policy = wf.PublicAuthenticationPolicy(methods=methods, secret_set="password" in methods,
+                                           destination_masked=masked, retry_count=3,
+                                           frequency="OncePerDocument", totp_source=totp_source,
+                                           totp_authenticator_id="auth-1" if totp_source else None,
+                                           ) if methods else None
     return wf.RecipientAuthenticationDescribed(
-        package_id="p",
-        order=1,
-        package_state="draft",
-        locked_workflow=False,
-        authentication=policy,
-        access_window=window,
-        recipient=wf.RecipientSummary(
-            order=1,
-            name="Ann",
-            role="signer",
-            email_masked="a***@example.com",
-            email_digest="d",
-            mobile_masked="+44******0001",
-        ),
-    )
+        package_id="p", order=1, package_state="draft", locked_workflow=False, authentication=policy,
+        access_window=window, recipient=wf.RecipientSummary(
+            order=1, name="Ann", role="signer", email_masked="a***@example.com", email_digest="d",
+            mobile_masked="+44******0001"))
 
 
 def test_seed_000_body_becomes_the_update_command_with_the_token() -> None:
@@ -80,11 +57,7 @@ def test_seed_000_body_becomes_the_update_command_with_the_token() -> None:
     for the path's package and order, the bearer token as the command's."""
     body = wf.SigningHubAuthenticationBody.model_validate(SEED_000_BODY)
     command = update_authentication_command("pkg-1", 2, body, Secret("t0k"))
-    assert (command.package_id, command.order, command.access_token.get_secret_value()) == (
-        "pkg-1",
-        2,
-        "t0k",
-    )
+    assert (command.package_id, command.order, command.access_token.get_secret_value()) == ("pkg-1", 2, "t0k")
     window = command.body.access_duration.duration_by_date.duration
     assert window.start_date_time == WHEN and command.body.apply_to_all is True
 
@@ -94,24 +67,12 @@ def test_an_unlock_is_the_reset_of_that_recipient_with_what_the_body_changes() -
     SigningHub's 00 form) travel on the command; a field the reset does not have is refused."""
     as_is = reset_command("pkg-1", 2, ResetAuthenticationBody.model_validate({}), Secret("t0k"))
     no_body = reset_command("pkg-1", 2, None, None)
-    switched = reset_command(
-        "pkg-1",
-        2,
-        ResetAuthenticationBody.model_validate(
-            {"method": "sms_otp", "mobile_number": "00447700900123"}
-        ),
-        Secret("t0k"),
-    )
-    new_code = reset_command(
-        "pkg-1", 1, ResetAuthenticationBody.model_validate({"access_code": "Sesame-2"}), None
-    )
+    switched = reset_command("pkg-1", 2, ResetAuthenticationBody.model_validate(
+        {"method": "sms_otp", "mobile_number": "00447700900123"}), Secret("t0k"))
+    new_code = reset_command("pkg-1", 1, ResetAuthenticationBody.model_validate({"access_code": "Sesame-2"}), None)
 
     assert (as_is.type, as_is.package_id, as_is.order, as_is.access_token.get_secret_value()) == (
-        "workflow.reset_recipient_authentication",
-        "pkg-1",
-        2,
-        "t0k",
-    )
+        "workflow.reset_recipient_authentication", "pkg-1", 2, "t0k")
     assert (as_is.method, as_is.access_code, as_is.mobile_number) == (None, None, None)
     assert (no_body.method, no_body.access_code, no_body.access_token) == (None, None, None)
     assert (switched.method, switched.mobile_number) == ("sms_otp", "+447700900123")
@@ -123,27 +84,15 @@ def test_an_unlock_is_the_reset_of_that_recipient_with_what_the_body_changes() -
 def test_settings_read_back_in_signinghubs_shape_without_the_password() -> None:
     """A password-and-window recipient reads back as SigningHub's GET body: password enabled (no
     password), SMS off with the profile's masked number, the window's dates with a Z."""
-    view = authentication_view(
-        described(["password"], wf.AccessWindow(starts_at=WHEN, ends_at=WHEN.replace(day=28)))
-    )
+    view = authentication_view(described(["password"], wf.AccessWindow(starts_at=WHEN, ends_at=WHEN.replace(day=28))))
     assert view.model_dump() == {
-        "authentication": {
-            "enabled": True,
-            "password": {"enabled": True},
-            "sms_otp": {"enabled": False, "mobile_number": "+44******0001"},
-            "totp": {"enabled": False, "source": None},
-        },
-        "access_duration": {
-            "enabled": True,
-            "duration_by_date": {
-                "enabled": True,
-                "duration": {
-                    "start_date_time": "2015-02-13T12:10:00Z",
-                    "end_date_time": "2015-02-28T12:10:00Z",
-                },
-            },
-            "duration_by_days": {"enabled": False, "duration": {"total_days": 0}},
-        },
+        "authentication": {"enabled": True, "password": {"enabled": True},
+                           "sms_otp": {"enabled": False, "mobile_number": "+44******0001"},
+                           "totp": {"enabled": False, "source": None}},
+        "access_duration": {"enabled": True,
+                            "duration_by_date": {"enabled": True, "duration": {
+                                "start_date_time": "2015-02-13T12:10:00Z", "end_date_time": "2015-02-28T12:10:00Z"}},
+                            "duration_by_days": {"enabled": False, "duration": {"total_days": 0}}},
     }
 
 
@@ -152,14 +101,8 @@ def test_sms_otp_by_days_and_no_authentication_read_back() -> None:
     without authentication or window reads back all disabled."""
     by_days = authentication_view(described(["sms_otp"], wf.AccessWindow(days_after_receipt=4)))
     nothing = authentication_view(described([], None))
-    assert by_days.authentication.sms_otp.model_dump() == {
-        "enabled": True,
-        "mobile_number": "+44******8899",
-    }
-    assert by_days.access_duration.duration_by_days.model_dump() == {
-        "enabled": True,
-        "duration": {"total_days": 4},
-    }
+    assert by_days.authentication.sms_otp.model_dump() == {"enabled": True, "mobile_number": "+44******8899"}
+    assert by_days.access_duration.duration_by_days.model_dump() == {"enabled": True, "duration": {"total_days": 4}}
     assert by_days.access_duration.duration_by_date.enabled is False
     assert (nothing.authentication.enabled, nothing.access_duration.enabled) == (False, False)
 
@@ -236,44 +179,27 @@ def test_a_provisioned_secret_is_answered_in_each_vendors_casing() -> None:
 def test_seed_002_body_generates_and_with_a_code_verifies() -> None:
     """Seed 002's {"field_name"} is RequestSigningOtp; with "otp" the same route is VerifySigningOtp."""
     generate = signing_otp_command("p", "doc-1", SigningOtpBody(field_name="12345678"), Secret("t"))
-    verify = signing_otp_command(
-        "p", "doc-1", SigningOtpBody(field_name="12345678", otp="123456"), Secret("t")
-    )
+    verify = signing_otp_command("p", "doc-1", SigningOtpBody(field_name="12345678", otp="123456"), Secret("t"))
     assert isinstance(generate, auth.RequestSigningOtp) and generate.field_name == "12345678"
     assert isinstance(verify, auth.VerifySigningOtp) and verify.code.get_secret_value() == "123456"
 
 
 def outcome(event, reply=None) -> Outcome:
-    return Outcome(
-        auth.OpenDocumentWithPassword(package_id="p", order=1, password="x"), event, reply
-    )
+    return Outcome(auth.OpenDocumentWithPassword(package_id="p", order=1, password="x"), event, reply)
 
 
 def test_an_opening_answers_granted_passed_failed_or_locked() -> None:
     """A grant is SigningHub's 200 text with the grant; a success without one says another method is
     owed; a wrong password is 403 naming it; a lockout 403 with the lock's text."""
     ok = auth.RecipientAuthenticated(package_id="p", order=1, method="password")
-    grant = auth.DocumentAccessGranted(
-        package_id="p", order=1, grant="a.b.c", frequency="EveryAccess", expires_at=WHEN
-    )
-    failed = auth.RecipientAuthenticationFailed(
-        package_id="p",
-        order=1,
-        method="password",
-        reason="wrong_secret",
-        attempts_used=1,
-        attempts_remaining=2,
-    )
-    locked = auth.RecipientLockedOut(
-        package_id="p", order=1, method="password", failures=3, locked_at=WHEN
-    )
+    grant = auth.DocumentAccessGranted(package_id="p", order=1, grant="a.b.c", frequency="EveryAccess",
+                                       expires_at=WHEN)
+    failed = auth.RecipientAuthenticationFailed(package_id="p", order=1, method="password", reason="wrong_secret",
+                                                attempts_used=1, attempts_remaining=2)
+    locked = auth.RecipientLockedOut(package_id="p", order=1, method="password", failures=3, locked_at=WHEN)
 
     granted = opened_view(outcome(ok, grant), "password")
-    assert (granted.Message, granted.access_grant, granted.expires_at) == (
-        ACCESS_GRANTED,
-        "a.b.c",
-        "2015-02-13T12:10:00Z",
-    )
+    assert (granted.Message, granted.access_grant, granted.expires_at) == (ACCESS_GRANTED, "a.b.c", "2015-02-13T12:10:00Z")
     assert opened_view(outcome(ok), "password").Message == METHOD_PASSED
     with pytest.raises(GatewayError) as wrong:
         opened_view(outcome(failed), "password")
@@ -285,61 +211,29 @@ def test_an_opening_answers_granted_passed_failed_or_locked() -> None:
 
 def test_a_rejection_is_its_status_and_seed_text_with_retry_after_on_429() -> None:
     """command.rejected answers with its own status and text; a 429 carries Retry-After."""
-    refused = rejection_error(
-        CommandRejected(status=403, code="x", message="Document does not belong to user")
-    )
-    throttled = rejection_error(
-        CommandRejected(status=429, code="y", message="slow", retry_after_seconds=7)
-    )
-    assert (refused.status, refused.message, refused.headers) == (
-        403,
-        "Document does not belong to user",
-        {},
-    )
+    refused = rejection_error(CommandRejected(status=403, code="x", message="Document does not belong to user"))
+    throttled = rejection_error(CommandRejected(status=429, code="y", message="slow", retry_after_seconds=7))
+    assert (refused.status, refused.message, refused.headers) == (403, "Document does not belong to user", {})
     assert throttled.headers == {"Retry-After": "7"}
 
 
 def test_history_entries_become_signinghub_actions_in_order() -> None:
     """Each history entry is an action: its sequence the log id, its action upper-case, a Z time."""
-    entries = [
-        wf.HistoryEntry(
-            sequence=n, occurred_at=WHEN, recorded_at=WHEN, actor="u1", action=a, order=o
-        )
-        for n, (a, o) in enumerate(
-            [("package_registered", None), ("recipient_authenticated", 2)], 1
-        )
-    ]
+    entries = [wf.HistoryEntry(sequence=n, occurred_at=WHEN, recorded_at=WHEN, actor="u1", action=a, order=o)
+               for n, (a, o) in enumerate([("package_registered", None), ("recipient_authenticated", 2)], 1)]
     view = history_view("p", entries)
     assert [(a.log_id, a.action_type, a.order, a.date_time) for a in view.actions] == [
-        (1, "PACKAGE_REGISTERED", None, "2015-02-13T12:10:00Z"),
-        (2, "RECIPIENT_AUTHENTICATED", 2, "2015-02-13T12:10:00Z"),
-    ]
+        (1, "PACKAGE_REGISTERED", None, "2015-02-13T12:10:00Z"), (2, "RECIPIENT_AUTHENTICATED", 2, "2015-02-13T12:10:00Z")]
 
 
-@pytest.mark.parametrize(
-    ("errors", "expected"),
-    [
-        (
-            [{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}],
-            MALFORMED_JSON,
-        ),
-        ([{"type": "missing", "loc": ("body",), "msg": "Field required"}], BODY_REQUIRED),
-        (
-            [{"type": "less_than_equal", "loc": ("path", "order"), "msg": "Input should be <= 50"}],
-            "order: Input should be <= 50",
-        ),
-        (
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "authentication", "sms_otp", "mobile_number"),
-                    "msg": "bad",
-                }
-            ],
-            "body.authentication.sms_otp.mobile_number: bad",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("errors", "expected"), [
+    ([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}], MALFORMED_JSON),
+    ([{"type": "missing", "loc": ("body",), "msg": "Field required"}], BODY_REQUIRED),
+    ([{"type": "less_than_equal", "loc": ("path", "order"), "msg": "Input should be <= 50"}],
+     "order: Input should be <= 50"),
+    ([{"type": "value_error", "loc": ("body", "authentication", "sms_otp", "mobile_number"), "msg": "bad"}],
+     "body.authentication.sms_otp.mobile_number: bad"),
+])
 def test_validation_messages_name_the_field_as_the_services_do(errors, expected) -> None:
     """The first problem is named like the services name a field (path parameters by name alone),
     malformed JSON and a missing body by their own texts."""
@@ -350,10 +244,7 @@ def test_the_error_shape_is_signinghubs_message() -> None:
     """SigningHub's paths (and paths of no vendor) answer errors as {"Message": ...} with the headers."""
     response = shape_for("/v3/packages/x/log")(429, "slow down", {"Retry-After": "3"})
     assert (response.status_code, json.loads(response.body), response.headers["retry-after"]) == (
-        429,
-        {"Message": "slow down"},
-        "3",
-    )
+        429, {"Message": "slow down"}, "3")
     assert shape_for("/nowhere") is signinghub_error
 
 
@@ -373,9 +264,5 @@ def test_rate_limit_keys_hold_no_credential_and_retry_after_rounds_up() -> None:
     seconds, at least one."""
     token = f"secret-{uuid.uuid4()}"
     key = limit_key("signgate:", "credential", token)
-    assert (
-        token not in key
-        and key.startswith("signgate:gateway:rate:credential:{")
-        and key.endswith("}")
-    )
+    assert token not in key and key.startswith("signgate:gateway:rate:credential:{") and key.endswith("}")
     assert [retry_after(ms) for ms in (1, 999, 1000, 1001, 0)] == [1, 1, 1, 2, 1]

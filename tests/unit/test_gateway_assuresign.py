@@ -215,9 +215,7 @@ def outcome(**parts: object) -> Outcome:
 
 def test_the_reply_is_answered_whether_or_not_a_rejection_came() -> None:
     """identity's reply is what answers: rendered as the seed's response, enveloped on request."""
-    assert shape(answer(outcome(event=None, reply=success()), enveloped=False)) == shape(
-        SEED_RESPONSE
-    )
+    assert shape(answer(outcome(event=None, reply=success()), enveloped=False)) == shape(SEED_RESPONSE)
     assert b"soap:Envelope" in answer(outcome(event=None, reply=success()), enveloped=True)
 
 
@@ -225,10 +223,7 @@ def test_the_reply_is_answered_whether_or_not_a_rejection_came() -> None:
 def test_a_rejection_without_a_reply_is_a_fault_with_its_status(status: int, code: str) -> None:
     """A command.rejected (no reply) is a Fault with the rejection's status and text; a 429 says when to retry."""
     rejection = CommandRejected(
-        command_type="identity.authenticate_user",
-        status=status,
-        code="refused",
-        message="Refused here",
+        command_type="identity.authenticate_user", status=status, code="refused", message="Refused here",
         retry_after_seconds=7 if status == 429 else None,
     )
     with pytest.raises(SoapFault, match="Refused here") as refused:
@@ -244,17 +239,12 @@ def test_no_answer_at_all_is_a_server_fault_504() -> None:
     assert (refused.value.status, refused.value.code) == (504, "Server")
 
 
-@pytest.mark.parametrize(
-    "request_element",
-    [
-        '<AuthenticateUserRequest UserName="jdoe@example.com" Password="pw" OneTimeCode="123456" />',
-        '<AuthenticateUserRequest UserName="jdoe@example.com" Password="pw"><OneTimeCode>123456</OneTimeCode>'
-        "</AuthenticateUserRequest>",
-    ],
-)
-def test_a_one_time_code_attribute_or_element_reaches_authenticate_user(
-    request_element: str,
-) -> None:
+@pytest.mark.parametrize("request_element", [
+    '<AuthenticateUserRequest UserName="jdoe@example.com" Password="pw" OneTimeCode="123456" />',
+    '<AuthenticateUserRequest UserName="jdoe@example.com" Password="pw"><OneTimeCode>123456</OneTimeCode>'
+    "</AuthenticateUserRequest>",
+])
+def test_a_one_time_code_attribute_or_element_reaches_authenticate_user(request_element: str) -> None:
     """Our OneTimeCode extension, as an attribute or a child element, is the command's one_time_code."""
     body = f'<AuthenticateUser xmlns="{NAMESPACE}">{request_element}</AuthenticateUser>'.encode()
 
@@ -271,18 +261,10 @@ def test_a_request_without_a_one_time_code_sends_none() -> None:
 
 def test_second_factor_required_is_an_assuresign_style_exception() -> None:
     """A reply asking for the second factor is Success="false" with the exception second_factor_required."""
-    reply = AuthenticationFailed(
-        reasons=[
-            AuthenticationFailure(
-                code="second_factor_required",
-                message="A one-time code from the authenticator app is required",
-            )
-        ]
-    )
+    reply = AuthenticationFailed(reasons=[AuthenticationFailure(
+        code="second_factor_required", message="A one-time code from the authenticator app is required")])
 
-    result = SafeTree.fromstring(render_result(reply)).find(
-        f"{{{NAMESPACE}}}AuthenticateUserResult"
-    )
+    result = SafeTree.fromstring(render_result(reply)).find(f"{{{NAMESPACE}}}AuthenticateUserResult")
 
     assert result is not None and result.get("Success") == "false"
     [exception] = result.iter(f"{{{NAMESPACE}}}Exception")

@@ -26,9 +26,7 @@ from signgate_contracts.rejection import CommandRejected
 from tests.support.clock import MovableClock
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-KEYS = {
-    name: f"sgk_{uuid.uuid4().hex}{name[0] * 43}" for name in ("key", "same", "other", "one", "two")
-}
+KEYS = {name: f"sgk_{uuid.uuid4().hex}{name[0] * 43}" for name in ("key", "same", "other", "one", "two")}
 """API keys of the shape identity issues (the gateway refuses any other without asking)."""
 
 
@@ -47,8 +45,7 @@ def test_each_seed_001_body_becomes_an_add_authentication_of_that_document(name:
     assert command.body.email_id == sent["emailId"]
     assert command.body.order == sent.get("order")
     assert (command.body.phone_number.e164 if command.body.phone_number else None) == (
-        "+12015666802" if "phoneNumber" in sent else None
-    )
+        "+12015666802" if "phoneNumber" in sent else None)
     if "accessCode" in sent:
         assert command.body.access_code is not None
         assert command.body.access_code.get_secret_value() == sent["accessCode"]
@@ -60,19 +57,11 @@ def test_id_verification_is_refused_by_name_with_the_types_offered(spelling: str
     checks are not offered here and names AccessCode, EmailOTP and SMSOTP, not pydantic's "input
     should be"."""
     with pytest.raises(ValidationError) as refused:
-        wf.AddAuthenticationBody.model_validate(
-            {
-                "authenticationType": spelling,
-                "emailId": "a@example.com",
-                "identityVerificationSettings": {"type": "EveryAccess"},
-            }
-        )
+        wf.AddAuthenticationBody.model_validate({"authenticationType": spelling, "emailId": "a@example.com",
+                                                 "identityVerificationSettings": {"type": "EveryAccess"}})
 
     [problem] = refused.value.errors(include_input=False, include_url=False)
-    assert (problem["loc"], problem["msg"]) == (
-        ("authenticationType",),
-        wf.ID_VERIFICATION_NOT_OFFERED,
-    )
+    assert (problem["loc"], problem["msg"]) == (("authenticationType",), wf.ID_VERIFICATION_NOT_OFFERED)
     assert "not offered" in problem["msg"]
     assert all(name in problem["msg"] for name in ("AccessCode", "EmailOTP", "SMSOTP"))
 
@@ -80,68 +69,37 @@ def test_id_verification_is_refused_by_name_with_the_types_offered(spelling: str
 def test_the_siblings_become_remove_and_change_access_code() -> None:
     """removeAuthentication and changeAccessCode bodies become their workflow commands."""
     reference = wf.SignerReference.model_validate({"emailId": "a@example.com", "order": 2})
-    change = wf.ChangeAccessCodeBody.model_validate(
-        {"emailId": "a@example.com", "accessCode": "654321"}
-    )
+    change = wf.ChangeAccessCodeBody.model_validate({"emailId": "a@example.com", "accessCode": "654321"})
 
     removed = remove_authentication_command("doc-1", reference, "tok")
     changed = change_access_code_command("doc-1", change, "tok")
 
-    assert (removed.type, removed.package_id, removed.body.order) == (
-        "workflow.remove_authentication",
-        "doc-1",
-        2,
-    )
-    assert (changed.type, changed.body.access_code.get_secret_value()) == (
-        "workflow.change_access_code",
-        "654321",
-    )
+    assert (removed.type, removed.package_id, removed.body.order) == ("workflow.remove_authentication", "doc-1", 2)
+    assert (changed.type, changed.body.access_code.get_secret_value()) == ("workflow.change_access_code", "654321")
 
 
-def rejected(
-    status: int, code: str, message: str, retry_after: int | None = None
-) -> CommandRejected:
-    return CommandRejected(
-        status=status,
-        code=code,
-        message=message,
-        command_type="workflow.add_authentication",
-        command_event_id=uuid.uuid4(),
-        retry_after_seconds=retry_after,
-    )
+def rejected(status: int, code: str, message: str, retry_after: int | None = None) -> CommandRejected:
+    return CommandRejected(status=status, code=code, message=message, command_type="workflow.add_authentication",
+                           command_event_id=uuid.uuid4(), retry_after_seconds=retry_after)
 
 
 def test_a_missing_or_foreign_document_is_boldsigns_invalid_document_id() -> None:
     """Not found and not the caller's are one answer, 403 "Invalid Document ID"; other refusals keep
     their status and text, and a 429 its Retry-After."""
     missing = boldsign_refusal(rejected(404, "document_not_found", "Document not found"))
-    foreign = boldsign_refusal(
-        rejected(403, "document_not_owned", "Document does not belong to user")
-    )
-    conflict = boldsign_refusal(
-        rejected(409, "not_access_code", "The signer does not authenticate with an access code")
-    )
+    foreign = boldsign_refusal(rejected(403, "document_not_owned", "Document does not belong to user"))
+    conflict = boldsign_refusal(rejected(409, "not_access_code", "The signer does not authenticate with an access code"))
     limited = boldsign_refusal(rejected(429, "too_many", "Slow down", retry_after=7))
 
-    assert (
-        (missing.status, missing.message)
-        == (foreign.status, foreign.message)
-        == (403, "Invalid Document ID")
-    )
-    assert (conflict.status, conflict.message) == (
-        409,
-        "The signer does not authenticate with an access code",
-    )
+    assert (missing.status, missing.message) == (foreign.status, foreign.message) == (403, "Invalid Document ID")
+    assert (conflict.status, conflict.message) == (409, "The signer does not authenticate with an access code")
     assert (limited.status, limited.headers) == (429, {"Retry-After": "7"})
 
 
 def test_boldsign_paths_answer_errors_as_error_results() -> None:
     """Under /v1/ an error is {"error": ...}; under /v3/ it stays SigningHub's {"Message": ...}."""
     assert shape_for("/v1/document/addAuthentication")(400, "bad", {}).body == b'{"error":"bad"}'
-    assert (
-        shape_for("/v3/packages/p/workflow/1/authentication")(400, "bad", {}).body
-        == b'{"Message":"bad"}'
-    )
+    assert shape_for("/v3/packages/p/workflow/1/authentication")(400, "bad", {}).body == b'{"Message":"bad"}'
 
 
 class Identity:
@@ -159,15 +117,9 @@ class Identity:
         if self.refuse:
             raise GatewayError(401, "Invalid API key")
         now = self.clock()
-        reply = ApiKeyToken(
-            access_token=SecretStr(f"token-{self.calls}"),
-            expires_at=now + self.ttl,
-            key_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            user_name="u",
-            account=uuid.uuid4(),
-            occurred_at=now,
-        )
+        reply = ApiKeyToken(access_token=SecretStr(f"token-{self.calls}"), expires_at=now + self.ttl,
+                            key_id=uuid.uuid4(), user_id=uuid.uuid4(), user_name="u", account=uuid.uuid4(),
+                            occurred_at=now)
         return Outcome(command, None, reply)
 
 
@@ -193,9 +145,7 @@ async def test_concurrent_first_requests_share_one_exchange_and_a_refusal_is_not
     identity.release.clear()
 
     waiting = [asyncio.create_task(exchanger(KEYS["same"])) for _ in range(5)]
-    await (
-        identity.entered.wait()
-    )  # the first is exchanging; the other four were scheduled before us
+    await identity.entered.wait()  # the first is exchanging; the other four were scheduled before us
     identity.release.set()
     tokens = await asyncio.gather(*waiting)
     identity.refuse = True
@@ -209,12 +159,8 @@ async def test_concurrent_first_requests_share_one_exchange_and_a_refusal_is_not
     assert refusals == [401, 401] and identity.calls == 3
 
 
-@pytest.mark.parametrize(
-    "api_key", ["", "hello", "sgk_" + "0" * 32, KEYS["key"] + "x", "sgk_" + "z" * 75]
-)
-async def test_a_request_without_a_key_of_our_shape_is_refused_without_an_exchange(
-    api_key: str,
-) -> None:
+@pytest.mark.parametrize("api_key", ["", "hello", "sgk_" + "0" * 32, KEYS["key"] + "x", "sgk_" + "z" * 75])
+async def test_a_request_without_a_key_of_our_shape_is_refused_without_an_exchange(api_key: str) -> None:
     """No X-API-KEY, or one that is no key's shape, is a 401 and asks identity nothing."""
     identity = Identity(MovableClock(T0))
 

@@ -50,13 +50,8 @@ def verifier_of(signer: GrantSigner, *, at: datetime = NOW, **options: object) -
     return GrantVerifier.from_jwks(json.dumps(signer.jwks()), clock=lambda: at, **options)
 
 
-def grant(
-    by: GrantSigner,
-    *,
-    lasts: timedelta = timedelta(minutes=30),
-    package_id: str = "pkg-1",
-    order: int = 2,
-) -> str:
+def grant(by: GrantSigner, *, lasts: timedelta = timedelta(minutes=30), package_id: str = "pkg-1",
+          order: int = 2) -> str:
     return by.sign(package_id, order, NOW, NOW + lasts).token
 
 
@@ -66,9 +61,7 @@ def forged(claims: dict, *, key: Ed25519PrivateKey, kid: str) -> str:
 
 def public_pem(by: GrantSigner) -> bytes:
     """The signer's current public key as PEM (what an algorithm-confusion forger would HMAC with)."""
-    return by.keys[by.key_id].public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return by.keys[by.key_id].public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def hs256(claims: dict, secret: bytes, *, kid: str) -> str:
@@ -88,14 +81,8 @@ def test_key_id_is_the_rfc_7638_thumbprint() -> None:
     x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
     key = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "="))
     assert thumbprint(key) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-    assert jwk_of(key) == {
-        "kty": "OKP",
-        "crv": "Ed25519",
-        "x": x,
-        "kid": thumbprint(key),
-        "use": "sig",
-        "alg": "EdDSA",
-    }
+    assert jwk_of(key) == {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": thumbprint(key), "use": "sig",
+                           "alg": "EdDSA"}
 
 
 def test_jwks_lists_the_current_key_first_and_the_previous_ones_during_a_rotation() -> None:
@@ -104,34 +91,16 @@ def test_jwks_lists_the_current_key_first_and_the_previous_ones_during_a_rotatio
     current = signer(previous_public_keys=[old.public_key])
     kids = [key["kid"] for key in current.jwks()["keys"]]
     assert kids == [current.key_id, thumbprint(GrantKeys.from_pem(old.public_key)[kids[1]])]
-    assert (
-        json.loads(jwks_text(GrantSettings(private_key=generate_key_pair().private_key)))["keys"][
-            0
-        ]["alg"]
-        == "EdDSA"
-    )
+    assert json.loads(jwks_text(GrantSettings(private_key=generate_key_pair().private_key)))["keys"][0]["alg"] == "EdDSA"
 
 
-@pytest.mark.parametrize(
-    "entry",
-    [
-        {"kty": "RSA", "n": "AQAB", "e": "AQAB"},
-        {"kty": "OKP", "crv": "X25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
-        {
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
-            "use": "enc",
-        },
-        {
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
-            "kid": "chosen",
-        },
-        {"kty": "OKP", "crv": "Ed25519", "x": "short"},
-    ],
-)
+@pytest.mark.parametrize("entry", [
+    {"kty": "RSA", "n": "AQAB", "e": "AQAB"},
+    {"kty": "OKP", "crv": "X25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+    {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "use": "enc"},
+    {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "chosen"},
+    {"kty": "OKP", "crv": "Ed25519", "x": "short"},
+])
 def test_a_key_set_with_a_key_grants_do_not_use_is_refused(entry: dict) -> None:
     """A JWKS entry that is not an Ed25519 signing key, or whose kid is not its thumbprint, is refused."""
     with pytest.raises(KeySetError):
@@ -157,8 +126,7 @@ def test_development_keys_are_read_only_when_the_stack_made_them(tmp_path) -> No
     assert development_settings(tmp_path) is None
     assert not (tmp_path / "development-secrets.json").exists()
     (tmp_path / "development-secrets.json").write_text(
-        json.dumps({"SIGNGATE_GRANT_PRIVATE_KEY": generate_key_pair().private_key})
-    )
+        json.dumps({"SIGNGATE_GRANT_PRIVATE_KEY": generate_key_pair().private_key}))
     assert development_settings(tmp_path).private_key is not None
 
 
@@ -169,24 +137,12 @@ def test_a_grant_carries_iss_aud_exp_jti_and_a_kid_header() -> None:
     """A grant names its key, its audience, issuer, recipient, scope, id and expiry."""
     by = signer(audience="viewer.example")
     issued = by.sign("pkg-1", 2, NOW, NOW + timedelta(minutes=12, microseconds=500))
-    header, claims = (
-        jwt.get_unverified_header(issued.token),
-        jwt.decode(issued.token, options={"verify_signature": False}),
-    )
+    header, claims = jwt.get_unverified_header(issued.token), jwt.decode(issued.token, options={"verify_signature": False})
     assert header == {"alg": "EdDSA", "typ": "JWT", "kid": by.key_id}
     assert claims["aud"] == "viewer.example" and claims["iss"] == "signgate-authentication"
-    assert (claims["pkg"], claims["ord"], claims["sub"], claims["scope"]) == (
-        "pkg-1",
-        2,
-        "pkg-1/2",
-        "doc:open",
-    )
+    assert (claims["pkg"], claims["ord"], claims["sub"], claims["scope"]) == ("pkg-1", 2, "pkg-1/2", "doc:open")
     assert claims["jti"] == issued.grant_id and uuid.UUID(issued.grant_id)
-    assert (
-        claims["exp"]
-        == int((NOW + timedelta(minutes=12)).timestamp())
-        == int(issued.expires_at.timestamp())
-    )
+    assert claims["exp"] == int((NOW + timedelta(minutes=12)).timestamp()) == int(issued.expires_at.timestamp())
 
 
 def test_the_verifier_accepts_a_genuine_grant_and_says_what_it_allows() -> None:
@@ -195,11 +151,7 @@ def test_the_verifier_accepts_a_genuine_grant_and_says_what_it_allows() -> None:
     issued = by.sign("pkg-1", 2, NOW, NOW + timedelta(minutes=30))
     verified = verifier_of(by).verify(issued.token, package_id="pkg-1", order=2)
     assert (verified.package_id, verified.order, verified.grant_id, verified.key_id) == (
-        "pkg-1",
-        2,
-        issued.grant_id,
-        by.key_id,
-    )
+        "pkg-1", 2, issued.grant_id, by.key_id)
     assert verified.expires_at == NOW + timedelta(minutes=30) and verified.issued_at == NOW
 
 
@@ -315,12 +267,9 @@ def test_a_grant_of_the_previous_key_verifies_during_a_rotation() -> None:
 # -- revocations --
 
 
-def revocation(
-    jti: str, *, expires_at: datetime = NOW + timedelta(minutes=30)
-) -> DocumentAccessRevoked:
-    return DocumentAccessRevoked(
-        jti=jti, package_id="pkg-1", order=2, reason="recipient_signed", expires_at=expires_at
-    )
+def revocation(jti: str, *, expires_at: datetime = NOW + timedelta(minutes=30)) -> DocumentAccessRevoked:
+    return DocumentAccessRevoked(jti=jti, package_id="pkg-1", order=2, reason="recipient_signed",
+                                 expires_at=expires_at)
 
 
 def test_the_verifier_refuses_a_revoked_grant() -> None:
@@ -362,21 +311,18 @@ def test_revocations_are_forgotten_once_their_grant_has_expired() -> None:
 # -- the rules of revocation --
 
 
-@pytest.mark.parametrize(
-    ("event_type", "expected"),
-    [
-        ("workflow.recipient_signed", Revocation("recipient_signed", 2)),
-        ("workflow.recipient_declined", Revocation("recipient_declined", 2)),
-        ("workflow.recipient_authentication_updated_v2", Revocation("authentication_changed", 2)),
-        ("workflow.recipient_authentication_reset_v2", Revocation("authentication_reset", 2)),
-        ("workflow.recipient_authentication_removed", Revocation("authentication_removed", 2)),
-        ("workflow.workflow_terminated", Revocation("package_terminated", None)),
-        ("workflow.workflow_declined", Revocation("package_declined", None)),
-        ("workflow.workflow_completed", Revocation("package_completed", None)),
-        ("workflow.recipient_received", None),
-        ("workflow.workflow_locked", None),
-    ],
-)
+@pytest.mark.parametrize(("event_type", "expected"), [
+    ("workflow.recipient_signed", Revocation("recipient_signed", 2)),
+    ("workflow.recipient_declined", Revocation("recipient_declined", 2)),
+    ("workflow.recipient_authentication_updated_v2", Revocation("authentication_changed", 2)),
+    ("workflow.recipient_authentication_reset_v2", Revocation("authentication_reset", 2)),
+    ("workflow.recipient_authentication_removed", Revocation("authentication_removed", 2)),
+    ("workflow.workflow_terminated", Revocation("package_terminated", None)),
+    ("workflow.workflow_declined", Revocation("package_declined", None)),
+    ("workflow.workflow_completed", Revocation("package_completed", None)),
+    ("workflow.recipient_received", None),
+    ("workflow.workflow_locked", None),
+])
 def test_which_facts_revoke_whose_grants(event_type: str, expected: Revocation | None) -> None:
     """Signing, declining, a changed, reset or removed authentication revoke the recipient's grants;
     the package's end revokes everyone's; nothing else revokes."""
@@ -386,9 +332,7 @@ def test_which_facts_revoke_whose_grants(event_type: str, expected: Revocation |
 def test_no_grant_is_issued_on_an_authentication_changed_or_a_package_ended_meanwhile() -> None:
     """A grant is issued only if the recipient's authentication version and the package are as the
     attempt saw them."""
-    policy = RecipientPolicy(
-        package_id="p", order=1, email="d", methods=("access_code",), authentication_version=3
-    )
+    policy = RecipientPolicy(package_id="p", order=1, email="d", methods=("access_code",), authentication_version=3)
     grant_still_current(policy, 3, "in_progress")
     with pytest.raises(AuthenticationChanged):
         grant_still_current(policy, 4, "in_progress")

@@ -71,27 +71,18 @@ def test_recovery_codes_are_distinct_and_their_digest_ignores_case_and_hyphens()
     assert digests.digest(uuid.uuid4(), made.codes[0]) != made.digests[0]
 
 
-@pytest.mark.parametrize(
-    ("password", "enrolled", "check", "proven", "counts", "refusal"),
-    [
-        (True, False, None, True, False, None),
-        (False, False, None, False, True, None),
-        (True, True, None, False, False, "second_factor_required"),
-        (False, True, None, False, True, "second_factor_required"),
-        (True, True, "accepted", True, False, None),
-        (True, True, "wrong", False, True, None),
-        (False, True, "wrong", False, True, None),
-        (True, True, "used", False, False, "totp_code_used"),
-    ],
-)
-def test_the_login_rule_with_a_second_factor(
-    password: bool,
-    enrolled: bool,
-    check: str | None,
-    proven: bool,
-    counts: bool,
-    refusal: str | None,
-) -> None:
+@pytest.mark.parametrize(("password", "enrolled", "check", "proven", "counts", "refusal"), [
+    (True, False, None, True, False, None),
+    (False, False, None, False, True, None),
+    (True, True, None, False, False, "second_factor_required"),
+    (False, True, None, False, True, "second_factor_required"),
+    (True, True, "accepted", True, False, None),
+    (True, True, "wrong", False, True, None),
+    (False, True, "wrong", False, True, None),
+    (True, True, "used", False, False, "totp_code_used"),
+])
+def test_the_login_rule_with_a_second_factor(password: bool, enrolled: bool, check: str | None, proven: bool,
+                                             counts: bool, refusal: str | None) -> None:
     """Each combination of password, authenticator and code: proven, counted, and the reason told."""
     proof = login_proof(password_matches=password, has_authenticator=enrolled, code_check=check)  # type: ignore[arg-type]
 

@@ -41,22 +41,17 @@ def test_an_invalid_email_is_refused_naming_the_field(email: str) -> None:
     assert (refused.value.status, refused.value.field) == (400, "email")
 
 
-@pytest.mark.parametrize(
-    ("given", "e164"),
-    [
-        ("+1 415-555-0123", "+14155550123"),
-        ("+49 151 12345678", "+4915112345678"),
-        ("+33 6 12 34 56 78", "+33612345678"),
-    ],
-)
+@pytest.mark.parametrize(("given", "e164"), [
+    ("+1 415-555-0123", "+14155550123"),
+    ("+49 151 12345678", "+4915112345678"),
+    ("+33 6 12 34 56 78", "+33612345678"),
+])
 def test_a_mobile_number_is_stored_as_e164(given: str, e164: str) -> None:
     """A mobile number with its country code, in any common layout, becomes E.164."""
     assert domain.valid_mobile_number(given) == e164
 
 
-@pytest.mark.parametrize(
-    "number", ["4155550123", "+1 415", "+49 30 12345678", "call me", "+999 1234"]
-)
+@pytest.mark.parametrize("number", ["4155550123", "+1 415", "+49 30 12345678", "call me", "+999 1234"])
 def test_a_number_that_is_not_a_valid_mobile_is_refused(number: str) -> None:
     """No country code, too short, a landline, or not a number: a 400 naming `mobile_number`."""
     with pytest.raises(domain.InvalidProfile) as refused:
@@ -86,14 +81,9 @@ def test_an_account_may_be_listed_once() -> None:
         domain.valid_memberships([twice, twice.model_copy(update={"is_primary": False})])
 
 
-@pytest.mark.parametrize(
-    ("password", "reason"),
-    [
-        ("short", "at least 8"),
-        ("x" * 1025, "at most 1024"),
-        ("JDoe@Example.com", "user name"),
-    ],
-)
+@pytest.mark.parametrize(("password", "reason"), [
+    ("short", "at least 8"), ("x" * 1025, "at most 1024"), ("JDoe@Example.com", "user name"),
+])
 def test_a_weak_new_password_is_refused(password: str, reason: str) -> None:
     """Too short, too long, or the user name itself: refused; no composition rules (NIST)."""
     with pytest.raises(domain.PasswordRejected, match=reason):
@@ -108,48 +98,33 @@ def test_a_long_plain_passphrase_is_accepted() -> None:
 def test_passwords_do_not_expire_by_default() -> None:
     """With no max age (the default), a ten-year-old password has not expired."""
     assert not domain.password_has_expired(
-        expired_now=False,
-        changed_at=NOW - timedelta(days=3650),
-        now=NOW,
-        policy=domain.PasswordPolicy(),
+        expired_now=False, changed_at=NOW - timedelta(days=3650), now=NOW, policy=domain.PasswordPolicy()
     )
 
 
 def test_a_max_age_policy_expires_old_passwords() -> None:
     """With a 90-day policy, a password changed 90 days ago has expired, 89 days ago not."""
     policy = domain.PasswordPolicy(max_age=timedelta(days=90))
-    assert domain.password_has_expired(
-        expired_now=False, changed_at=NOW - timedelta(days=90), now=NOW, policy=policy
-    )
-    assert not domain.password_has_expired(
-        expired_now=False, changed_at=NOW - timedelta(days=89), now=NOW, policy=policy
-    )
+    assert domain.password_has_expired(expired_now=False, changed_at=NOW - timedelta(days=90), now=NOW, policy=policy)
+    assert not domain.password_has_expired(expired_now=False, changed_at=NOW - timedelta(days=89), now=NOW, policy=policy)
 
 
 def test_an_administrator_can_expire_a_password_now() -> None:
-    """ "Expire now" expires a password whatever its age or the policy."""
-    assert domain.password_has_expired(
-        expired_now=True, changed_at=NOW, now=NOW, policy=domain.PasswordPolicy()
-    )
+    """"Expire now" expires a password whatever its age or the policy."""
+    assert domain.password_has_expired(expired_now=True, changed_at=NOW, now=NOW, policy=domain.PasswordPolicy())
 
 
 def test_temporary_lockouts_wait_longer_each_time_up_to_the_maximum() -> None:
     """Each temporary lockout of a run waits twice as long as the one before, never past max_wait."""
-    policy = domain.LockoutPolicy(
-        threshold=5, base_wait=timedelta(minutes=5), max_wait=timedelta(hours=1)
-    )
-    waits = [
-        domain.lock_for(policy, consecutive_failures=5 * (n + 1), lockouts=n, now=NOW).until - NOW
-        for n in range(6)
-    ]
+    policy = domain.LockoutPolicy(threshold=5, base_wait=timedelta(minutes=5), max_wait=timedelta(hours=1))
+    waits = [domain.lock_for(policy, consecutive_failures=5 * (n + 1), lockouts=n, now=NOW).until - NOW
+             for n in range(6)]
     assert waits == [timedelta(minutes=m) for m in (5, 10, 20, 40, 60, 60)]
 
 
 def test_hard_mode_locks_until_unlocked() -> None:
     """In hard mode the first lockout is hard, with no end."""
-    lock = domain.lock_for(
-        domain.LockoutPolicy(mode="hard"), consecutive_failures=5, lockouts=0, now=NOW
-    )
+    lock = domain.lock_for(domain.LockoutPolicy(mode="hard"), consecutive_failures=5, lockouts=0, now=NOW)
     assert lock == domain.Lock("hard", None)
 
 
@@ -178,21 +153,13 @@ def test_a_lock_holds_until_its_time_and_a_hard_lock_for_ever() -> None:
 
 def test_the_right_password_learns_every_reason_it_gets_no_token() -> None:
     """Locked, disabled and expired are all reported to a caller who proved the password."""
-    standing = domain.AccountStanding(
-        locked=True, disabled=True, password_expired=True, must_change_password=True
-    )
-    assert domain.refusal_reasons(standing) == [
-        "account_locked",
-        "account_disabled",
-        "password_expired",
-    ]
+    standing = domain.AccountStanding(locked=True, disabled=True, password_expired=True, must_change_password=True)
+    assert domain.refusal_reasons(standing) == ["account_locked", "account_disabled", "password_expired"]
 
 
 def test_change_required_is_reported_when_the_password_has_not_expired() -> None:
     """A password that must be changed (but has not expired) answers `change_required`."""
-    standing = domain.AccountStanding(
-        locked=False, disabled=False, password_expired=False, must_change_password=True
-    )
+    standing = domain.AccountStanding(locked=False, disabled=False, password_expired=False, must_change_password=True)
     assert domain.refusal_reasons(standing) == ["change_required"]
 
 
@@ -203,9 +170,7 @@ def test_a_good_standing_gets_a_token() -> None:
 
 def test_urls_are_filled_in_and_quoted() -> None:
     """A URL template gets the user name and id, URL-quoted; no template, no URL."""
-    url = domain.render_url(
-        "https://x.example/pw?u={user_name}&id={user_id}", user_name="j doe&co", user_id=7
-    )
+    url = domain.render_url("https://x.example/pw?u={user_name}&id={user_id}", user_name="j doe&co", user_id=7)
     assert url == "https://x.example/pw?u=j%20doe%26co&id=7"
     assert domain.render_url(None, user_name="j", user_id=1) is None
 
@@ -230,24 +195,17 @@ def test_password_pages_are_built_from_the_portal_url() -> None:
     links = domain.PasswordLinks("https://portal.example/")
 
     assert links.expired(user_name="jdoe@example.com", user_id=7) == (
-        "https://portal.example/password/expired?user_name=jdoe%40example.com"
-    )
+        "https://portal.example/password/expired?user_name=jdoe%40example.com")
     assert links.change(user_name="jdoe@example.com", user_id=7) == (
-        "https://portal.example/password/change?user_name=jdoe%40example.com"
-    )
+        "https://portal.example/password/change?user_name=jdoe%40example.com")
 
 
 def test_a_template_replaces_a_portal_page() -> None:
     """A configured template wins over the portal's page, for that URL only."""
-    links = domain.PasswordLinks(
-        "https://portal.example", change_template="https://sso.example/pw/{user_id}"
-    )
+    links = domain.PasswordLinks("https://portal.example", change_template="https://sso.example/pw/{user_id}")
 
     assert links.change(user_name="j", user_id=7) == "https://sso.example/pw/7"
-    assert (
-        links.expired(user_name="j", user_id=7)
-        == "https://portal.example/password/expired?user_name=j"
-    )
+    assert links.expired(user_name="j", user_id=7) == "https://portal.example/password/expired?user_name=j"
 
 
 def test_a_refusal_carries_the_url_of_its_reason_only() -> None:
@@ -256,16 +214,11 @@ def test_a_refusal_carries_the_url_of_its_reason_only() -> None:
     links = domain.PasswordLinks("https://portal.example")
 
     assert domain.links_for(["password_expired"], links, user_name="j", user_id=1) == {
-        "expired_password_url": "https://portal.example/password/expired?user_name=j"
-    }
+        "expired_password_url": "https://portal.example/password/expired?user_name=j"}
     assert domain.links_for(["change_required"], links, user_name="j", user_id=1) == {
-        "change_password_url": "https://portal.example/password/change?user_name=j"
-    }
+        "change_password_url": "https://portal.example/password/change?user_name=j"}
     assert domain.links_for(["invalid_credentials"], links, user_name="j", user_id=1) == {}
-    assert (
-        domain.links_for(["account_locked", "account_disabled"], links, user_name="j", user_id=1)
-        == {}
-    )
+    assert domain.links_for(["account_locked", "account_disabled"], links, user_name="j", user_id=1) == {}
 
 
 def test_setting_replacing_or_removing_the_mobile_number_is_a_change() -> None:
@@ -285,22 +238,10 @@ def test_a_change_is_made_by_the_user_or_by_an_administrator() -> None:
 
 def user(**fields: object) -> domain.User:
     stored: dict[str, object] = {
-        "id": uuid.uuid4(),
-        "user_name": "jdoe@example.com",
-        "first_name": "Jane",
-        "last_name": "Doe",
-        "email": None,
-        "mobile_number": None,
-        "roles": (),
-        "disabled": False,
-        "password_hash": "h",
-        "password_changed_at": NOW,
-        "password_expired": False,
-        "must_change_password": False,
-        "failed_attempts": 0,
-        "lockouts": 0,
-        "lock_mode": None,
-        "locked_until": None,
+        "id": uuid.uuid4(), "user_name": "jdoe@example.com", "first_name": "Jane", "last_name": "Doe",
+        "email": None, "mobile_number": None, "roles": (), "disabled": False, "password_hash": "h",
+        "password_changed_at": NOW, "password_expired": False, "must_change_password": False,
+        "failed_attempts": 0, "lockouts": 0, "lock_mode": None, "locked_until": None,
         "tokens_valid_after": None,
     }
     return domain.User(**{**stored, **fields})  # type: ignore[arg-type]
@@ -308,27 +249,21 @@ def user(**fields: object) -> domain.User:
 
 def test_a_failure_that_does_not_reach_the_threshold_locks_nobody() -> None:
     """Below the threshold a counted failure imposes no lock."""
-    assert (
-        domain.lock_after_failure(
-            domain.LockoutPolicy(), user(), locks=False, consecutive_failures=4, now=NOW
-        )
-        is None
-    )
+    assert domain.lock_after_failure(
+        domain.LockoutPolicy(), user(), locks=False, consecutive_failures=4, now=NOW) is None
 
 
 def test_a_failure_that_locks_a_hard_locked_user_keeps_the_lock_hard() -> None:
     """A hard lock is never softened by a later temporary one."""
     lock = domain.lock_after_failure(
-        domain.LockoutPolicy(), user(lock_mode="hard"), locks=True, consecutive_failures=10, now=NOW
-    )
+        domain.LockoutPolicy(), user(lock_mode="hard"), locks=True, consecutive_failures=10, now=NOW)
     assert lock == domain.Lock("hard", None)
 
 
 def test_a_failure_that_locks_waits_longer_with_each_lockout_of_the_run() -> None:
     """The second temporary lockout of a run waits twice the base wait."""
     lock = domain.lock_after_failure(
-        domain.LockoutPolicy(), user(lockouts=1), locks=True, consecutive_failures=10, now=NOW
-    )
+        domain.LockoutPolicy(), user(lockouts=1), locks=True, consecutive_failures=10, now=NOW)
     assert lock == domain.Lock("temporary", NOW + timedelta(minutes=10))
 
 
@@ -336,40 +271,30 @@ def test_a_wrong_password_and_an_unknown_name_are_answered_alike() -> None:
     """Both are `invalid_credentials` and carry no URL, whatever the user's standing."""
     links = domain.PasswordLinks("https://portal.example")
     expired = user(password_expired=True, lock_mode="hard")
-    wrong = domain.wrong_password(
-        expired, locks=False, consecutive_failures=1, policy=domain.LockoutPolicy(), now=NOW
-    )
-    unknown = domain.wrong_password(
-        None, locks=True, consecutive_failures=5, policy=domain.LockoutPolicy(), now=NOW
-    )
+    wrong = domain.wrong_password(expired, locks=False, consecutive_failures=1,
+                                  policy=domain.LockoutPolicy(), now=NOW)
+    unknown = domain.wrong_password(None, locks=True, consecutive_failures=5,
+                                    policy=domain.LockoutPolicy(), now=NOW)
 
     assert wrong.reasons == unknown.reasons == ["invalid_credentials"]
     assert unknown.lock is None  # nobody to lock
-    answers = [
-        domain.login_refusal(a, links, NOW).model_dump(exclude={"event_id", "correlation_id"})
-        for a in (wrong, unknown)
-    ]
+    answers = [domain.login_refusal(a, links, NOW).model_dump(exclude={"event_id", "correlation_id"})
+               for a in (wrong, unknown)]
     assert answers[0] == answers[1]
     assert answers[0]["expired_password_url"] is None and answers[0]["change_password_url"] is None
 
 
 def test_the_right_password_of_a_locked_user_is_told_locked_and_the_run_goes_on() -> None:
     """While locked, the right password answers `account_locked` and does not end the run of failures."""
-    attempt = domain.right_password(
-        user(lock_mode="temporary", locked_until=NOW + timedelta(minutes=1)),
-        NOW,
-        domain.PasswordPolicy(),
-    )
+    attempt = domain.right_password(user(lock_mode="temporary", locked_until=NOW + timedelta(minutes=1)),
+                                    NOW, domain.PasswordPolicy())
     assert attempt.reasons == ["account_locked"] and not attempt.ends_failure_run
 
 
 def test_the_right_password_of_an_unlocked_user_ends_the_run() -> None:
     """After the lock's time, the right password gets a token and ends the run of failures."""
-    attempt = domain.right_password(
-        user(lock_mode="temporary", locked_until=NOW, failed_attempts=5),
-        NOW,
-        domain.PasswordPolicy(),
-    )
+    attempt = domain.right_password(user(lock_mode="temporary", locked_until=NOW, failed_attempts=5),
+                                    NOW, domain.PasswordPolicy())
     assert attempt.reasons == [] and attempt.ends_failure_run
 
 
@@ -380,24 +305,18 @@ def test_an_expired_password_is_answered_with_the_expired_password_page() -> Non
     answer = domain.login_refusal(attempt, links, NOW)
 
     assert [r.code for r in answer.reasons] == ["password_expired"]
-    assert (
-        answer.expired_password_url
-        == "https://portal.example/password/expired?user_name=jdoe%40example.com"
-    )
+    assert answer.expired_password_url == "https://portal.example/password/expired?user_name=jdoe%40example.com"
 
 
 def test_a_password_change_needs_the_current_password_and_an_open_account() -> None:
     """A wrong current password is 401; a locked or disabled account 403; an expired password, or
     one that must be changed, may be replaced."""
     policy = domain.PasswordPolicy()
-    wrong = domain.wrong_password(
-        user(), locks=False, consecutive_failures=1, policy=domain.LockoutPolicy(), now=NOW
-    )
+    wrong = domain.wrong_password(user(), locks=False, consecutive_failures=1,
+                                  policy=domain.LockoutPolicy(), now=NOW)
     locked = domain.right_password(user(lock_mode="hard"), NOW, policy)
     disabled = domain.right_password(user(disabled=True), NOW, policy)
-    expired = domain.right_password(
-        user(password_expired=True, must_change_password=True), NOW, policy
-    )
+    expired = domain.right_password(user(password_expired=True, must_change_password=True), NOW, policy)
 
     assert isinstance(domain.password_change_refusal(wrong), domain.InvalidCredentials)
     assert isinstance(domain.password_change_refusal(locked), domain.AccountLocked)
@@ -418,25 +337,14 @@ def test_a_registration_is_normalised_and_checked() -> None:
     """The name is normalised, the primary account first, the roles once each, and the password
     checked against the policy."""
     primary = account("Zeta", primary=True)
-    command = RegisterUser(
-        user_name=" JDoe@Example.com ",
-        first_name="Jane",
-        last_name="Doe",
-        accounts=[account("Alpha"), primary],
-        roles=["admin", "admin"],
-        password="correct horse battery staple",
-    )
+    command = RegisterUser(user_name=" JDoe@Example.com ", first_name="Jane", last_name="Doe",
+                           accounts=[account("Alpha"), primary], roles=["admin", "admin"],
+                           password="correct horse battery staple")
     new = domain.registration(command, domain.PasswordPolicy())
 
-    assert (new.user_name, new.access.accounts[0], new.access.roles) == (
-        "jdoe@example.com",
-        primary,
-        ["admin"],
-    )
+    assert (new.user_name, new.access.accounts[0], new.access.roles) == ("jdoe@example.com", primary, ["admin"])
     with pytest.raises(domain.PasswordRejected):
-        domain.registration(
-            command.model_copy(update={"password": SecretStr("short")}), domain.PasswordPolicy()
-        )
+        domain.registration(command.model_copy(update={"password": SecretStr("short")}), domain.PasswordPolicy())
 
 
 def test_a_locked_or_disabled_account_refuses_whatever_it_proves() -> None:

@@ -13,11 +13,9 @@ def test_the_password_urls_point_at_the_development_portal_by_default() -> None:
     links = IdentitySettings().password_links
 
     assert links.expired(user_name="jdoe@example.com", user_id=1) == (
-        f"{DEVELOPMENT_PORTAL_URL}/password/expired?user_name=jdoe%40example.com"
-    )
+        f"{DEVELOPMENT_PORTAL_URL}/password/expired?user_name=jdoe%40example.com")
     assert links.change(user_name="jdoe@example.com", user_id=1) == (
-        f"{DEVELOPMENT_PORTAL_URL}/password/change?user_name=jdoe%40example.com"
-    )
+        f"{DEVELOPMENT_PORTAL_URL}/password/change?user_name=jdoe%40example.com")
 
 
 def test_one_setting_moves_both_urls(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,14 +23,8 @@ def test_one_setting_moves_both_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNGATE_IDENTITY_PORTAL_URL", "https://sign.example.com/portal/")
     links = IdentitySettings().password_links
 
-    assert (
-        links.expired(user_name="j", user_id=1)
-        == "https://sign.example.com/portal/password/expired?user_name=j"
-    )
-    assert (
-        links.change(user_name="j", user_id=1)
-        == "https://sign.example.com/portal/password/change?user_name=j"
-    )
+    assert links.expired(user_name="j", user_id=1) == "https://sign.example.com/portal/password/expired?user_name=j"
+    assert links.change(user_name="j", user_id=1) == "https://sign.example.com/portal/password/change?user_name=j"
 
 
 def test_a_portal_url_must_be_http() -> None:

@@ -23,9 +23,7 @@ def keys() -> PublishingKeys:
     return PublishingKeys.build(IdentitySettings())
 
 
-def test_profile_contacts_are_masked_digested_and_the_number_sealed_to_authentication(
-    keys: PublishingKeys,
-) -> None:
+def test_profile_contacts_are_masked_digested_and_the_number_sealed_to_authentication(keys: PublishingKeys) -> None:
     """The email is masked and a keyed digest; the mobile number masked, and sealed so that the
     authentication service opens it as this user's number, and as nobody else's."""
     user_id = uuid.uuid4()
@@ -46,9 +44,7 @@ def test_no_contact_no_field(keys: PublishingKeys) -> None:
     assert set(contacts(uuid.uuid4(), None, None, keys).values()) == {None}
 
 
-def test_a_failed_authentication_names_and_is_keyed_by_the_digest_of_the_name_typed(
-    keys: PublishingKeys,
-) -> None:
+def test_a_failed_authentication_names_and_is_keyed_by_the_digest_of_the_name_typed(keys: PublishingKeys) -> None:
     """The record names the typed name only by its keyed digest (case and spaces aside), and is
     keyed by it; the text typed appears nowhere."""
     typed = "  Hunter2-Typed-As-A-Name@Example.com "
@@ -67,12 +63,8 @@ def test_a_mobile_number_change_is_announced_masked(keys: PublishingKeys) -> Non
 
     assert outgoing.key == str(user_id)
     assert (outgoing.message.old_mobile_masked, outgoing.message.new_mobile_masked) == (  # type: ignore[attr-defined]
-        "+14*****0123",
-        "+44******0123",
-    )
-    assert b"4155550123" not in encode(outgoing.message) and b"7700900123" not in encode(
-        outgoing.message
-    )
+        "+14*****0123", "+44******0123")
+    assert b"4155550123" not in encode(outgoing.message) and b"7700900123" not in encode(outgoing.message)
 
 
 def test_without_the_digest_or_sealing_key_identity_refuses_to_build() -> None:
@@ -80,6 +72,4 @@ def test_without_the_digest_or_sealing_key_identity_refuses_to_build() -> None:
     with pytest.raises(DigestKeyMissing):
         PublishingKeys.build(IdentitySettings(digests=DigestSettings(key=None)))
     with pytest.raises(SealingKeyError):
-        PublishingKeys.build(
-            IdentitySettings(sealing=SealingPublicKeySettings.model_construct(public_keys={}))
-        )
+        PublishingKeys.build(IdentitySettings(sealing=SealingPublicKeySettings.model_construct(public_keys={})))

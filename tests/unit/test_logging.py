@@ -34,10 +34,8 @@ def _restore_logging() -> Iterator[None]:
     """Leave the root logger, structlog and its context as they were before the test."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    libraries = {
-        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
-        for name in ("faststream", "uvicorn", "uvicorn.error")
-    }
+    libraries = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+                 for name in ("faststream", "uvicorn", "uvicorn.error")}
     config = structlog.get_config()
     structlog.contextvars.clear_contextvars()
     yield
@@ -111,27 +109,19 @@ def test_structlog_line_is_json_without_credentials_and_with_correlation_id(
     assert line["challenge"] == {"code": REDACTED, "attempt": 2}
 
 
-def test_a_line_logged_while_handling_names_the_handling_service(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_line_logged_while_handling_names_the_handling_service(capsys: pytest.CaptureFixture[str]) -> None:
     """In a process that runs several services (the process's logging set up by the last one), a
     line logged while a record is handled names the service handling it; other lines, the process's."""
     configure_logging("INFO", "json", service="otp_dispatch")
-    pipeline = Pipeline(
-        service="workflow",
-        settings=ConnectionSettings(),
-        publisher=None,  # type: ignore[arg-type]
-        outcome_topics={},
-    )
+    pipeline = Pipeline(service="workflow", settings=ConnectionSettings(), publisher=None,  # type: ignore[arg-type]
+                        outcome_topics={})
     record = ConsumerRecord("signgate.workflow.commands", 0, 1, 0, 0, b"k", b"{}", None, 1, 2, ())
     with pipeline.bound(record, read_envelope(record)):
         get_logger("signgate.test").info("handling")
     get_logger("signgate.test").info("idle")
 
     assert [(line["event"], line["service"]) for line in _json_lines(capsys.readouterr().err)] == [
-        ("handling", "workflow"),
-        ("idle", "otp_dispatch"),
-    ]
+        ("handling", "workflow"), ("idle", "otp_dispatch")]
 
 
 def test_stdlib_line_goes_through_the_same_json_renderer(
@@ -203,12 +193,8 @@ def test_a_line_about_a_batch_names_its_records_and_a_line_about_a_record_names_
     ids = ["00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"]
     records = tuple(_record(n, correlation_id) for n, correlation_id in enumerate(ids))
     batch = Batch(records, tuple(map(read_envelope, records)))
-    pipeline = Pipeline(
-        service="workflow",
-        settings=ConnectionSettings(),
-        publisher=None,  # type: ignore[arg-type]
-        outcome_topics={},
-    )
+    pipeline = Pipeline(service="workflow", settings=ConnectionSettings(), publisher=None,  # type: ignore[arg-type]
+                        outcome_topics={})
     with about(batch_log_fields("workflow", batch)):
         logging.getLogger("aiokafka.consumer").warning("about the batch")
         with pipeline.bound(records[1], batch.envelopes[1]):
@@ -224,19 +210,14 @@ def test_a_line_about_a_batch_names_its_records_and_a_line_about_a_record_names_
     assert "correlation_id" not in idle and "correlation_ids" not in idle
 
 
-def test_a_batch_of_one_record_is_named_by_that_records_ids(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_batch_of_one_record_is_named_by_that_records_ids(capsys: pytest.CaptureFixture[str]) -> None:
     """A line about a batch holding one record carries its correlation id as a line about the record does."""
     configure_logging("INFO", "json", service="workflow")
     record = _record(7, "00000000-0000-0000-0000-00000000000c")
     with about(batch_log_fields("workflow", Batch((record,), (read_envelope(record),)))):
         logging.getLogger("signgate.workflow.broker").info("Received")
     [line] = _json_lines(capsys.readouterr().err)
-    assert (line["correlation_id"], line["topic"]) == (
-        "00000000-0000-0000-0000-00000000000c",
-        "t.commands",
-    )
+    assert (line["correlation_id"], line["topic"]) == ("00000000-0000-0000-0000-00000000000c", "t.commands")
 
 
 def test_uvicorn_and_faststream_lines_are_json_without_colour_codes(
@@ -246,19 +227,13 @@ def test_uvicorn_and_faststream_lines_are_json_without_colour_codes(
     write through the one JSON renderer, and uvicorn's coloured copy of its message is left out."""
     import faststream  # noqa: F401  (its logger gets its own handler at import)
 
-    for name in (
-        "uvicorn.error",
-        "faststream",
-    ):  # as in a fresh process: earlier tests may have tuned them
+    for name in ("uvicorn.error", "faststream"):  # as in a fresh process: earlier tests may have tuned them
         monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     logging.getLogger("uvicorn.error").addHandler(logging.StreamHandler(sys.stderr))
     configure_logging("INFO", "json", service="identity")
     logging.getLogger("uvicorn.error").info(
-        "Started server process [%d]",
-        42,
-        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
-    )
+        "Started server process [%d]", 42, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
     logging.getLogger("faststream").info("FastStream app starting...")
     captured = capsys.readouterr().err
     assert "\x1b" not in captured

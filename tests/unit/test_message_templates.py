@@ -52,9 +52,7 @@ def test_every_shipped_message_names_the_brand_the_code_and_its_lifetime(
 ) -> None:
     """Each locale's message of each channel and purpose holds the brand, the code (digit by digit on
     a call) and the minutes, and its subject never the code."""
-    message = templates.render(
-        channel, purpose, code=CODE, ttl=FIVE_MINUTES, locale=locale, brand="Acme Leasing"
-    )
+    message = templates.render(channel, purpose, code=CODE, ttl=FIVE_MINUTES, locale=locale, brand="Acme Leasing")
 
     expected_code = "4, 8, 2, 9, 1, 3" if channel == "voice" else CODE
     assert expected_code in message.text and "Acme Leasing" in message.text
@@ -66,26 +64,19 @@ def test_every_shipped_message_names_the_brand_the_code_and_its_lifetime(
 
 def test_english_and_french_sms_read_as_written(templates: MessageTemplates) -> None:
     """The English and French SMS of both purposes, word for word, with "1 minute" in the singular."""
-
     def sms(purpose: str, locale: str) -> str:
-        return templates.render(
-            "sms", purpose, code=CODE, ttl=timedelta(seconds=60), locale=locale
-        ).text
+        return templates.render("sms", purpose, code=CODE, ttl=timedelta(seconds=60), locale=locale).text
 
     assert sms("document_opening", "en") == (
-        "Your signgate code to open your document is 482913. It expires in 1 minute. Do not share it with anyone."
-    )
+        "Your signgate code to open your document is 482913. It expires in 1 minute. Do not share it with anyone.")
     assert sms("signing", "en") == (
-        "Your signgate code to sign your document is 482913. It expires in 1 minute. Do not share it with anyone."
-    )
+        "Your signgate code to sign your document is 482913. It expires in 1 minute. Do not share it with anyone.")
     assert sms("document_opening", "fr") == (
         "Votre code signgate pour ouvrir votre document est 482913. Il expire dans 1 minute. "
-        "Ne le communiquez à personne."
-    )
+        "Ne le communiquez à personne.")
     assert sms("signing", "fr") == (
         "Votre code signgate pour signer votre document est 482913. Il expire dans 1 minute. "
-        "Ne le communiquez à personne."
-    )
+        "Ne le communiquez à personne.")
 
 
 @pytest.mark.parametrize("locale", SHIPPED_LOCALES)
@@ -95,14 +86,8 @@ def test_a_shipped_sms_is_one_gsm7_segment_even_at_its_longest(
 ) -> None:
     """With the longest brand, a nine-digit code and ten minutes, each shipped SMS is GSM-7 text of at
     most 160 characters: one segment, not a UCS-2 one of 70."""
-    text = templates.render(
-        "sms",
-        purpose,
-        code="9" * 9,
-        ttl=timedelta(minutes=10),
-        locale=locale,
-        brand="B" * BRAND_NAME_MAX_LENGTH,
-    ).text
+    text = templates.render("sms", purpose, code="9" * 9, ttl=timedelta(minutes=10), locale=locale,
+                            brand="B" * BRAND_NAME_MAX_LENGTH).text
     assert set(text) <= GSM7, set(text) - GSM7
     assert len(text) <= 160, len(text)
 
@@ -114,37 +99,21 @@ def test_a_call_reads_the_code_digit_by_digit() -> None:
 
 def test_the_html_body_escapes_what_it_is_given(templates: MessageTemplates) -> None:
     """The brand goes into the HTML body escaped; the text body has it as written."""
-    message = templates.render(
-        "email", "document_opening", code=CODE, ttl=FIVE_MINUTES, brand="Smith & Sons"
-    )
-    assert (
-        message.html is not None
-        and "Smith &amp; Sons" in message.html
-        and "Smith & Sons" not in message.html
-    )
+    message = templates.render("email", "document_opening", code=CODE, ttl=FIVE_MINUTES, brand="Smith & Sons")
+    assert message.html is not None and "Smith &amp; Sons" in message.html and "Smith & Sons" not in message.html
     assert "Smith & Sons" in message.text
 
 
 def test_without_a_brand_the_deployments_is_named() -> None:
     """A request without a brand gets the brand of the deployment's settings."""
     templates = load_message_templates("en", "Contoso Sign")
-    assert (
-        "Your Contoso Sign code"
-        in templates.render("sms", "signing", code=CODE, ttl=FIVE_MINUTES).text
-    )
+    assert "Your Contoso Sign code" in templates.render("sms", "signing", code=CODE, ttl=FIVE_MINUTES).text
 
 
 @pytest.mark.parametrize(
     ("locale", "chosen"),
-    [
-        ("fr", "fr"),
-        ("fr-CA", "fr"),
-        ("fr-Latn-CA", "fr"),
-        ("en-GB", "en"),
-        ("de-CH", "en"),
-        ("zh-Hant-TW", "en"),
-        (None, "en"),
-    ],
+    [("fr", "fr"), ("fr-CA", "fr"), ("fr-Latn-CA", "fr"), ("en-GB", "en"), ("de-CH", "en"), ("zh-Hant-TW", "en"),
+     (None, "en")],
 )
 def test_a_locale_falls_back_to_its_language_then_to_the_default(
     templates: MessageTemplates, locale: str | None, chosen: str
@@ -170,11 +139,9 @@ def test_an_operator_file_replaces_only_the_parts_it_gives(tmp_path: Path) -> No
     templates = load_message_templates("en", "signgate", tmp_path)
 
     assert templates.render("sms", "signing", code=CODE, ttl=FIVE_MINUTES, locale="fr").text == (
-        "Code signgate pour signer : 482913 (5 minutes)."
-    )
-    assert templates.render(
-        "sms", "document_opening", code=CODE, ttl=FIVE_MINUTES, locale="fr"
-    ).text.startswith("Votre code signgate pour ouvrir votre document est 482913.")
+        "Code signgate pour signer : 482913 (5 minutes).")
+    assert templates.render("sms", "document_opening", code=CODE, ttl=FIVE_MINUTES, locale="fr").text.startswith(
+        "Votre code signgate pour ouvrir votre document est 482913.")
     email = templates.render("email", "signing", code=CODE, ttl=FIVE_MINUTES, locale="fr")
     assert email.subject == "Votre code signgate pour signer" and email.html is not None
 
@@ -182,37 +149,23 @@ def test_an_operator_file_replaces_only_the_parts_it_gives(tmp_path: Path) -> No
 def test_a_regional_file_takes_what_it_leaves_out_from_its_language(tmp_path: Path) -> None:
     """An operator's fr-CA.toml with one SMS is chosen for fr-CA; everything else comes from fr, and fr
     itself is unchanged."""
-    templates = load_message_templates(
-        "en", "signgate", write(tmp_path, "fr-CA.toml", OPERATOR_FR_CA)
-    )
+    templates = load_message_templates("en", "signgate", write(tmp_path, "fr-CA.toml", OPERATOR_FR_CA))
 
     def sms(purpose: str, locale: str) -> str:
         return templates.render("sms", purpose, code=CODE, ttl=FIVE_MINUTES, locale=locale).text
 
-    assert (
-        sms("document_opening", "fr-CA")
-        == "Votre code signgate pour ouvrir votre document : 482913. Valide 5 min."
-    )
-    assert sms("signing", "fr-CA").startswith(
-        "Votre code signgate pour signer votre document est 482913."
-    )
-    assert sms("document_opening", "fr").startswith(
-        "Votre code signgate pour ouvrir votre document est 482913."
-    )
+    assert sms("document_opening", "fr-CA") == "Votre code signgate pour ouvrir votre document : 482913. Valide 5 min."
+    assert sms("signing", "fr-CA").startswith("Votre code signgate pour signer votre document est 482913.")
+    assert sms("document_opening", "fr").startswith("Votre code signgate pour ouvrir votre document est 482913.")
 
 
 def test_a_new_locale_with_every_part_is_added(tmp_path: Path) -> None:
     """An operator's de.toml that gives every part is chosen for de-AT."""
-    english = (
-        Path(__file__).resolve().parents[2] / "services/otp_dispatch/templates/en.toml"
-    ).read_text()
-    german = english.replace(
-        "Your $brand code to open your document is", "Ihr $brand-Code zum Öffnen Ihres Dokuments:"
-    )
+    english = (Path(__file__).resolve().parents[2] / "services/otp_dispatch/templates/en.toml").read_text()
+    german = english.replace("Your $brand code to open your document is", "Ihr $brand-Code zum Öffnen Ihres Dokuments:")
     templates = load_message_templates("en", "signgate", write(tmp_path, "de.toml", german))
-    assert templates.render(
-        "sms", "document_opening", code=CODE, ttl=FIVE_MINUTES, locale="de-AT"
-    ).text.startswith("Ihr signgate-Code zum Öffnen Ihres Dokuments: 482913.")
+    assert templates.render("sms", "document_opening", code=CODE, ttl=FIVE_MINUTES, locale="de-AT").text.startswith(
+        "Ihr signgate-Code zum Öffnen Ihres Dokuments: 482913.")
 
 
 def test_an_email_text_without_html_drops_the_shipped_html(tmp_path: Path) -> None:
@@ -220,8 +173,7 @@ def test_an_email_text_without_html_drops_the_shipped_html(tmp_path: Path) -> No
     shipped HTML (which mail clients would show instead)."""
     write(tmp_path, "en.toml", '[document_opening]\nemail_text = "Code: $code"\n')
     email = load_message_templates("en", "signgate", tmp_path).render(
-        "email", "document_opening", code=CODE, ttl=FIVE_MINUTES
-    )
+        "email", "document_opening", code=CODE, ttl=FIVE_MINUTES)
     assert (email.text, email.html) == ("Code: 482913", None)
 
 
@@ -229,17 +181,9 @@ def test_an_email_text_without_html_drops_the_shipped_html(tmp_path: Path) -> No
     ("name", "text", "says"),
     [
         ("en.toml", '[signing]\nsms = "Your code is $cod."', "unknown placeholder $cod"),
-        (
-            "en.toml",
-            '[signing]\nsms = "Your code is ${code.__class__}."',
-            "a $ that starts no placeholder",
-        ),
+        ("en.toml", '[signing]\nsms = "Your code is ${code.__class__}."', "a $ that starts no placeholder"),
         ("en.toml", '[signing]\nsms = "Pay $5 now: $code"', "a $ that starts no placeholder"),
-        (
-            "en.toml",
-            '[signing]\nsms = "Your $brand code expires in $duration."',
-            "[signing] sms: has no $code",
-        ),
+        ("en.toml", '[signing]\nsms = "Your $brand code expires in $duration."', "[signing] sms: has no $code"),
         ("en.toml", '[signing]\nvoice = "Your code."', "[signing] voice: has no $code"),
         ("en.toml", '[signing]\nemail_subject = "Code $code"', "must not show the $code"),
         ("en.toml", '[signing]\nemail_subject = """Your code\nBcc: x"""', "must be one line"),
@@ -251,9 +195,7 @@ def test_an_email_text_without_html_drops_the_shipped_html(tmp_path: Path) -> No
         ("english.toml", '[signing]\nsms = "$code"', "the file's name is not a locale"),
     ],
 )
-def test_a_broken_operator_template_is_refused_naming_it(
-    tmp_path: Path, name: str, text: str, says: str
-) -> None:
+def test_a_broken_operator_template_is_refused_naming_it(tmp_path: Path, name: str, text: str, says: str) -> None:
     """A template with bad syntax, an unknown placeholder, no code (or a code in a subject), a typo in a
     part or table, or a new locale missing parts stops the templates from loading, saying where."""
     with pytest.raises(TemplateError) as refused:
@@ -283,9 +225,7 @@ def test_the_service_does_not_start_with_a_broken_template(tmp_path: Path) -> No
         create_app(settings)
 
 
-@pytest.mark.parametrize(
-    "brand", ["Visit evil.com", "x" * (BRAND_NAME_MAX_LENGTH + 1), "Call 0800 1234567", "a\nb"]
-)
+@pytest.mark.parametrize("brand", ["Visit evil.com", "x" * (BRAND_NAME_MAX_LENGTH + 1), "Call 0800 1234567", "a\nb"])
 def test_the_deployments_brand_follows_the_senders_rules(brand: str) -> None:
     """The deployment's brand name is held to the rules of a sender's: no domain, no long digit run,
     no control character, at most the length."""

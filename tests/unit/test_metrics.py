@@ -14,18 +14,12 @@ from libs.runtime.observability import (
     faststream_metrics,
 )
 
-DESTINATIONS = Destinations(
-    "t1.", "t1.signgate.replies.", ["signgate.workflow.events", "signgate.identity.replies"]
-)
+DESTINATIONS = Destinations("t1.", "t1.signgate.replies.", ["signgate.workflow.events", "signgate.identity.replies"])
 
 
 def samples(metrics: Metrics, name: str) -> dict[frozenset[tuple[str, str]], float]:
-    return {
-        frozenset(s.labels.items()): s.value
-        for family in metrics.registry.collect()
-        for s in family.samples
-        if s.name == name
-    }
+    return {frozenset(s.labels.items()): s.value
+            for family in metrics.registry.collect() for s in family.samples if s.name == name}
 
 
 def test_a_destination_is_a_registry_name_or_caller_reply_and_never_a_callers_topic() -> None:
@@ -37,9 +31,7 @@ def test_a_destination_is_a_registry_name_or_caller_reply_and_never_a_callers_to
     assert DESTINATIONS.label("t1.signgate.identity.replies") == "signgate.identity.replies"
     assert DESTINATIONS.label("t1.signgate.workflow.events.dlq") == "signgate.workflow.events.dlq"
     assert DESTINATIONS.label("t1.somewhere.else") == OTHER_DESTINATION
-    assert (
-        DESTINATIONS.label("signgate.workflow.events") == OTHER_DESTINATION
-    )  # another deployment's
+    assert DESTINATIONS.label("signgate.workflow.events") == OTHER_DESTINATION  # another deployment's
 
 
 def test_published_messages_are_counted_under_the_bounded_destination() -> None:
@@ -48,14 +40,8 @@ def test_published_messages_are_counted_under_the_bounded_destination() -> None:
     for n in range(1000):
         metrics.count_published("identity.user_authenticated", f"t1.signgate.replies.caller-{n}")
     assert samples(metrics, "signgate_messages_published_total") == {
-        frozenset(
-            {
-                ("service", "identity"),
-                ("type", "identity.user_authenticated"),
-                ("destination", CALLER_REPLY),
-            }
-        ): 1000
-    }
+        frozenset({("service", "identity"), ("type", "identity.user_authenticated"),
+                   ("destination", CALLER_REPLY)}): 1000}
 
 
 def test_lag_is_reported_for_the_assigned_partitions_only_and_a_revoked_one_disappears() -> None:
@@ -66,15 +52,12 @@ def test_lag_is_reported_for_the_assigned_partitions_only_and_a_revoked_one_disa
     metrics.record_offsets({a: 5}, {a: 8, b: 2})
     assert samples(metrics, "signgate_consumer_lag") == {
         frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "0")}): 3,
-        frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "1")}): 2,
-    }
+        frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "1")}): 2}
     metrics.record_offsets({b: 2}, {b: 2})
     assert samples(metrics, "signgate_consumer_lag") == {
-        frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "1")}): 0
-    }
+        frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "1")}): 0}
     assert samples(metrics, "signgate_consumer_committed_offset") == {
-        frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "1")}): 2
-    }
+        frozenset({("service", "workflow"), ("topic", "w.commands"), ("partition", "1")}): 2}
 
 
 def test_process_metrics_are_in_the_service_registry_labelled_with_the_service() -> None:
@@ -93,8 +76,5 @@ async def test_faststream_labels_a_publish_to_a_callers_topic_as_caller_reply() 
     async with TestKafkaBroker(broker):
         await broker.publish(b"{}", topic="t1.signgate.replies.portal-7f3a")
         await broker.publish(b"{}", topic="t1.signgate.workflow.events")
-    found = {
-        dict(labels)["destination"]
-        for labels in samples(metrics, "faststream_published_messages_total")
-    }
+    found = {dict(labels)["destination"] for labels in samples(metrics, "faststream_published_messages_total")}
     assert found == {CALLER_REPLY, "signgate.workflow.events"}

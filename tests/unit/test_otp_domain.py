@@ -44,9 +44,7 @@ def test_lengths_outside_six_to_nine_are_refused(length: int) -> None:
         generate_code(length)
 
 
-def test_codes_come_from_the_os_csprng_and_keep_leading_zeros(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_codes_come_from_the_os_csprng_and_keep_leading_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
     """The code is `secrets.randbelow(10**n)`, zero-padded, so every code of n digits is possible."""
     calls = []
 
@@ -65,11 +63,8 @@ def test_codes_vary() -> None:
 
 @pytest.mark.parametrize(
     ("limit", "code"),
-    [
-        ("cooldown", "otp_resend_cooldown"),
-        ("recipient", "otp_recipient_send_limit"),
-        ("destination", "otp_destination_send_limit"),
-    ],
+    [("cooldown", "otp_resend_cooldown"), ("recipient", "otp_recipient_send_limit"),
+     ("destination", "otp_destination_send_limit")],
 )
 def test_each_spent_limit_has_its_own_code_and_says_when_to_retry(limit: str, code: str) -> None:
     """A refusal names the limit in a stable code and the seconds to wait in its message."""
@@ -78,12 +73,7 @@ def test_each_spent_limit_has_its_own_code_and_says_when_to_retry(limit: str, co
 
 
 def request(**fields: object) -> OtpDeliveryRequested:
-    values: dict[str, object] = {
-        "package_id": "pkg-1",
-        "order": 2,
-        "channel": "sms",
-        "destination": "+447700908899",
-    }
+    values: dict[str, object] = {"package_id": "pkg-1", "order": 2, "channel": "sms", "destination": "+447700908899"}
     return OtpDeliveryRequested(**(values | fields))  # type: ignore[arg-type]
 
 
@@ -95,15 +85,8 @@ def test_a_spent_limit_is_a_429_answering_the_request() -> None:
     """A refused request is answered 429 with the limit's code, the seconds to wait, and the request named."""
     asked = request()
     rejection = refusal(asked, SendRefused("destination", T0 + timedelta(seconds=99.5), T0))
-    assert (rejection.status, rejection.code, rejection.retry_after_seconds) == (
-        429,
-        "otp_destination_send_limit",
-        100,
-    )
-    assert (rejection.command_type, rejection.command_event_id) == (
-        "otp.delivery_requested",
-        asked.event_id,
-    )
+    assert (rejection.status, rejection.code, rejection.retry_after_seconds) == (429, "otp_destination_send_limit", 100)
+    assert (rejection.command_type, rejection.command_event_id) == ("otp.delivery_requested", asked.event_id)
     assert "in 100 seconds" in rejection.message
 
 
@@ -111,86 +94,49 @@ def test_the_provider_is_handed_the_code_its_text_and_when_it_expires() -> None:
     """What a provider delivers holds the code in the text only, with the subject of its purpose."""
     asked = request(purpose="signing", order=None, user_id="u-1", document_id="d-1", field_name="f")
     templates = load_message_templates("en", "Acme Leasing")
-    delivery = delivery_of(
-        asked, "482913", timedelta(minutes=5), issued(asked.challenge_id), templates
-    )
-    assert (delivery.code, delivery.destination, delivery.expires_at) == (
-        "482913",
-        "+447700908899",
-        T0 + timedelta(minutes=5),
-    )
-    assert delivery.text == (
-        "Your Acme Leasing code to sign your document is 482913. It expires in 5 minutes. "
-        "Do not share it with anyone."
-    )
+    delivery = delivery_of(asked, "482913", timedelta(minutes=5), issued(asked.challenge_id), templates)
+    assert (delivery.code, delivery.destination, delivery.expires_at) == ("482913", "+447700908899", T0 + timedelta(minutes=5))
+    assert delivery.text == ("Your Acme Leasing code to sign your document is 482913. It expires in 5 minutes. "
+                             "Do not share it with anyone.")
     assert delivery.subject == "Your Acme Leasing code to sign" and delivery.html is None
 
 
-def test_the_provider_is_handed_the_message_in_the_recipients_locale_with_the_senders_brand() -> (
-    None
-):
+def test_the_provider_is_handed_the_message_in_the_recipients_locale_with_the_senders_brand() -> None:
     """A request's locale and brand choose the text: a French email with its HTML body, under the sender's brand."""
-    asked = request(
-        channel="email", destination="bob@example.com", locale="fr-CA", brand_name="Baux Dupont"
-    )
-    delivery = delivery_of(
-        asked,
-        "482913",
-        timedelta(minutes=5),
-        issued(asked.challenge_id),
-        load_message_templates("en", "signgate"),
-    )
+    asked = request(channel="email", destination="bob@example.com", locale="fr-CA", brand_name="Baux Dupont")
+    delivery = delivery_of(asked, "482913", timedelta(minutes=5), issued(asked.challenge_id),
+                           load_message_templates("en", "signgate"))
     assert delivery.subject == "Votre code Baux Dupont"
-    assert (
-        "Votre code Baux Dupont pour ouvrir votre document est" in delivery.text
-        and "482913" in delivery.text
-    )
+    assert "Votre code Baux Dupont pour ouvrir votre document est" in delivery.text and "482913" in delivery.text
     assert delivery.html is not None and "482913" in delivery.html
 
 
 def test_a_delivered_code_is_sent_with_its_times_and_a_masked_destination() -> None:
     """A receipt makes OtpSent (expiry, resend time, sends left, the provider's message id); nothing is withdrawn."""
     asked = request()
-    settlement = delivery_outcome(
-        asked, "sandbox", issued(asked.challenge_id), Receipt("sandbox", "m-7")
-    )
+    settlement = delivery_outcome(asked, "sandbox", issued(asked.challenge_id), Receipt("sandbox", "m-7"))
     sent = settlement.outcome
     assert isinstance(sent, OtpSent) and settlement.withdraw is None
-    assert (sent.destination, sent.provider, sent.provider_message_id) == (
-        "+44******8899",
-        "sandbox",
-        "m-7",
-    )
+    assert (sent.destination, sent.provider, sent.provider_message_id) == ("+44******8899", "sandbox", "m-7")
     assert (sent.expires_at, sent.resend_available_at, sent.sends_remaining) == (
-        T0 + timedelta(minutes=5),
-        T0 + timedelta(seconds=30),
-        3,
-    )
+        T0 + timedelta(minutes=5), T0 + timedelta(seconds=30), 3)
 
 
 def test_an_undelivered_code_fails_with_the_reason_and_is_withdrawn() -> None:
     """A provider's failure makes OtpDeliveryFailed with its reason, and withdraws the request's code."""
     asked = request(channel="email", destination="erin@example.com")
-    settlement = delivery_outcome(
-        asked, "smtp", issued(asked.challenge_id), DeliveryFailed("smtp 550", transient=False)
-    )
+    settlement = delivery_outcome(asked, "smtp", issued(asked.challenge_id), DeliveryFailed("smtp 550", transient=False))
     failed = settlement.outcome
     assert isinstance(failed, OtpDeliveryFailed) and settlement.withdraw == asked.challenge_id
     assert (failed.reason, failed.destination, failed.resend_available_at) == (
-        "smtp 550",
-        "e***@example.com",
-        T0 + timedelta(seconds=30),
-    )
+        "smtp 550", "e***@example.com", T0 + timedelta(seconds=30))
 
 
 def test_an_interrupted_delivery_fails_closed_and_withdraws_the_pending_code() -> None:
     """A request issued but never settled is answered failed ("outcome unknown") and its pending code withdrawn."""
     asked, pending = request(), uuid4()
     settlement = interrupted_outcome(asked, "http_sms", pending=pending)
-    assert (
-        isinstance(settlement.outcome, OtpDeliveryFailed)
-        and settlement.outcome.reason == INTERRUPTED
-    )
+    assert isinstance(settlement.outcome, OtpDeliveryFailed) and settlement.outcome.reason == INTERRUPTED
     assert settlement.withdraw == pending
     assert interrupted_outcome(asked, "http_sms", pending=None).withdraw == asked.challenge_id
 
@@ -223,16 +169,12 @@ class FlakyProvider:
 
 
 def delivery() -> Delivery:
-    return Delivery(
-        uuid4(), "sms", "+447700908899", "482913", "text 482913", "subject", "signing", T0
-    )
+    return Delivery(uuid4(), "sms", "+447700908899", "482913", "text 482913", "subject", "signing", T0)
 
 
 async def test_transient_failures_are_retried_until_delivery() -> None:
     """Two transient failures then a success make three calls and a receipt."""
-    provider = FlakyProvider(
-        [DeliveryFailed("http 503", transient=True), ConnectionResetError("x")]
-    )
+    provider = FlakyProvider([DeliveryFailed("http 503", transient=True), ConnectionResetError("x")])
     receipt = await deliver_with_retries(provider, delivery(), attempts=3, first_delay=0, timeout=5)
     assert (receipt.message_id, provider.calls) == ("m-1", 3)
 

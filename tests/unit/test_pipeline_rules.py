@@ -32,17 +32,9 @@ class Login(Command):
 
 def record(value: bytes, offset: int = 7) -> ConsumerRecord:
     return ConsumerRecord(
-        topic="signgate.identity.commands",
-        partition=2,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"alice",
-        value=value,
-        checksum=None,
-        serialized_key_size=5,
-        serialized_value_size=len(value),
-        headers=(),
+        topic="signgate.identity.commands", partition=2, offset=offset, timestamp=0, timestamp_type=0,
+        key=b"alice", value=value, checksum=None, serialized_key_size=5,
+        serialized_value_size=len(value), headers=(),
     )
 
 
@@ -51,11 +43,7 @@ def test_envelope_of_a_valid_record_carries_its_ids() -> None:
     event_id, correlation_id = uuid.uuid4(), uuid.uuid4()
     body = {"type": "x.y", "event_id": str(event_id), "correlation_id": str(correlation_id)}
     envelope = read_envelope(record(json.dumps(body).encode()))
-    assert (envelope.event_id, envelope.correlation_id, envelope.type) == (
-        event_id,
-        correlation_id,
-        "x.y",
-    )
+    assert (envelope.event_id, envelope.correlation_id, envelope.type) == (event_id, correlation_id, "x.y")
 
 
 def test_envelope_of_garbage_gets_ids_stable_across_redelivery() -> None:
@@ -77,29 +65,18 @@ def test_validation_error_names_the_field_without_the_input() -> None:
 
 def test_dead_letter_keeps_a_json_payload_with_credentials_removed() -> None:
     """A JSON payload is kept in the dead letter with every secret-named field redacted."""
-    body = {
-        "type": "test.login",
-        "user_name": "alice",
-        "password": "hunter2",
-        "nested": {"otp": "123456"},
-    }
-    document = json.loads(
-        dead_letter_record(record(json.dumps(body).encode()), service="identity", reason="r")
-    )
+    body = {"type": "test.login", "user_name": "alice", "password": "hunter2", "nested": {"otp": "123456"}}
+    document = json.loads(dead_letter_record(record(json.dumps(body).encode()), service="identity", reason="r"))
     assert document["payload"]["user_name"] == "alice"
     assert "hunter2" not in json.dumps(document) and "123456" not in json.dumps(document)
     assert (document["source_topic"], document["partition"], document["offset"]) == (
-        "signgate.identity.commands",
-        2,
-        7,
+        "signgate.identity.commands", 2, 7
     )
 
 
 def test_dead_letter_of_non_json_keeps_only_a_digest() -> None:
     """Bytes that are not a JSON object are kept only as digest and size."""
-    document = json.loads(
-        dead_letter_record(record(b"password=hunter2"), service="identity", reason="r")
-    )
+    document = json.loads(dead_letter_record(record(b"password=hunter2"), service="identity", reason="r"))
     assert document["payload"] is None and document["payload_size"] == 16
     assert "hunter2" not in json.dumps(document)
 
@@ -128,28 +105,19 @@ def test_secret_fields_stay_out_of_repr_but_travel_on_the_wire() -> None:
 
 def test_dead_letter_masks_phone_numbers_and_email_addresses() -> None:
     """A dead-lettered OTP request keeps its destination masked, and a package's recipients too."""
-    body = {
-        "type": "otp.delivery_requested",
-        "channel": "sms",
-        "destination": "+447700908899",
-        "recipients": [{"email": "alice@example.com", "mobile_number": "+447700900123"}],
-        "body": {"phoneNumber": {"countryCode": "+1", "number": "2015666802"}},
-    }
-    document = json.loads(
-        dead_letter_record(record(json.dumps(body).encode()), service="otp", reason="r")
-    )
+    body = {"type": "otp.delivery_requested", "channel": "sms", "destination": "+447700908899",
+            "recipients": [{"email": "alice@example.com", "mobile_number": "+447700900123"}],
+            "body": {"phoneNumber": {"countryCode": "+1", "number": "2015666802"}}}
+    document = json.loads(dead_letter_record(record(json.dumps(body).encode()), service="otp", reason="r"))
     text = json.dumps(document)
     assert document["payload"]["destination"] == "+44******8899"
-    assert document["payload"]["recipients"][0] == {
-        "email": "a***@example.com",
-        "mobile_number": "+44******0123",
-    }
+    assert document["payload"]["recipients"][0] == {"email": "a***@example.com", "mobile_number": "+44******0123"}
     assert "2015666802" not in text and "alice@example.com" not in text
 
 
 def test_dead_letter_of_an_object_too_deep_to_redact_keeps_only_a_digest() -> None:
     """A JSON object nested deeper than the redactor can walk is dead-lettered as digest and size."""
-    raw = ('{"type":"x.y","a":' + '{"a":' * 900 + "1" + "}" * 901).encode()
+    raw = ('{"type":"x.y","a":' + '{"a":' * 900 + '1' + '}' * 901).encode()
     document = json.loads(dead_letter_record(record(raw), service="identity", reason="r"))
     assert document["payload"] is None and document["payload_size"] == len(raw)
 
@@ -166,9 +134,7 @@ def test_only_a_plain_select_counts_as_reading() -> None:
     assert reads_only("  select * from recipients")
     assert not reads_only("UPDATE recipients SET locked_at = now()")
     assert not reads_only("INSERT INTO outbox VALUES (1)")
-    assert not reads_only(
-        "WITH gone AS (DELETE FROM outbox RETURNING id) SELECT count(*) FROM gone"
-    )
+    assert not reads_only("WITH gone AS (DELETE FROM outbox RETURNING id) SELECT count(*) FROM gone")
 
 
 class _SilentBroker:
@@ -211,8 +177,6 @@ def test_lanes_keep_each_keys_records_together_in_order_and_hold_about_as_many()
         for key in keys:
             offsets = [r.offset for r in lane if (r.key or b"p3") == key]
             assert offsets == sorted(offsets)
-            assert not any(
-                (r.key or b"p3") == key for other in lanes if other is not lane for r in other
-            )
+            assert not any((r.key or b"p3") == key for other in lanes if other is not lane for r in other)
     assert max(map(len, lanes)) - min(map(len, lanes)) <= 10
     assert balanced_lanes(records[:3], 4) == [[records[0]], [records[1]], [records[2]]]

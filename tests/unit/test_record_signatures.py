@@ -18,11 +18,7 @@ from libs.security.record_signatures import (
 
 KEYS = generate_record_keys(["authentication", "workflow"])
 NEXT = generate_record_keys(["authentication"])  # the key a rotation moves to
-TOPIC, KEY, VALUE = (
-    "signgate.otp.requests",
-    b"challenge-1",
-    b'{"type":"otp.delivery_requested","destination":"+1"}',
-)
+TOPIC, KEY, VALUE = "signgate.otp.requests", b"challenge-1", b'{"type":"otp.delivery_requested","destination":"+1"}'
 
 
 def signer(keys: dict[str, str], writer: str) -> RecordSigner:
@@ -37,52 +33,23 @@ def verifier(*keyrings: dict[str, str]) -> RecordVerifier:
     return RecordVerifier(public)
 
 
-def headers(
-    by: RecordSigner,
-    topic: str = TOPIC,
-    key: bytes = KEY,
-    value: bytes = VALUE,
-    type_: str = "otp.delivery_requested",
-) -> list[tuple[str, bytes]]:
+def headers(by: RecordSigner, topic: str = TOPIC, key: bytes = KEY, value: bytes = VALUE,
+            type_: str = "otp.delivery_requested") -> list[tuple[str, bytes]]:
     return [(n, v.encode()) for n, v in by.headers(topic, key, value, {"type": type_}).items()]
 
 
 def test_a_record_signed_by_its_topics_writer_is_accepted() -> None:
-    verifier(KEYS).verify(
-        TOPIC, KEY, VALUE, headers(signer(KEYS, "authentication")), "authentication"
-    )
+    verifier(KEYS).verify(TOPIC, KEY, VALUE, headers(signer(KEYS, "authentication")), "authentication")
 
 
-@pytest.mark.parametrize(
-    ("topic", "key", "value", "type_", "reason"),
-    [
-        (
-            "signgate.workflow.events",
-            KEY,
-            VALUE,
-            "otp.delivery_requested",
-            "the signature does not match the record",
-        ),
-        (
-            TOPIC,
-            b"challenge-2",
-            VALUE,
-            "otp.delivery_requested",
-            "the signature does not match the record",
-        ),
-        (
-            TOPIC,
-            KEY,
-            VALUE.replace(b"+1", b"+2"),
-            "otp.delivery_requested",
-            "the signature does not match the record",
-        ),
-        (TOPIC, KEY, VALUE, "otp.sent", "the signature does not match the record"),
-    ],
-)
+@pytest.mark.parametrize(("topic", "key", "value", "type_", "reason"), [
+    ("signgate.workflow.events", KEY, VALUE, "otp.delivery_requested", "the signature does not match the record"),
+    (TOPIC, b"challenge-2", VALUE, "otp.delivery_requested", "the signature does not match the record"),
+    (TOPIC, KEY, VALUE.replace(b"+1", b"+2"), "otp.delivery_requested", "the signature does not match the record"),
+    (TOPIC, KEY, VALUE, "otp.sent", "the signature does not match the record"),
+])
 def test_a_signed_record_moved_to_another_topic_or_key_or_changed_is_refused(
-    topic: str, key: bytes, value: bytes, type_: str, reason: str
-) -> None:
+        topic: str, key: bytes, value: bytes, type_: str, reason: str) -> None:
     signed = dict(headers(signer(KEYS, "authentication")))
     moved = [(n, type_.encode() if n == "type" else v) for n, v in signed.items()]
     with pytest.raises(Unauthenticated, match=reason):
@@ -97,17 +64,12 @@ def test_unsigned_unknown_key_and_another_writers_key_are_refused_each_saying_wh
         check.verify(TOPIC, KEY, VALUE, headers(signer(NEXT, "authentication")), "authentication")
     with pytest.raises(Unauthenticated, match="signed by workflow, not by authentication"):
         check.verify(TOPIC, KEY, VALUE, headers(signer(KEYS, "workflow")), "authentication")
-    garbled = [
-        (n, b"!!" if n == "signgate-signature" else v)
-        for n, v in headers(signer(KEYS, "authentication"))
-    ]
+    garbled = [(n, b"!!" if n == "signgate-signature" else v) for n, v in headers(signer(KEYS, "authentication"))]
     with pytest.raises(Unauthenticated, match="does not match"):
         check.verify(TOPIC, KEY, VALUE, garbled, "authentication")
 
 
-def test_during_a_rotation_both_keys_of_a_writer_are_accepted_and_after_it_only_the_new_one() -> (
-    None
-):
+def test_during_a_rotation_both_keys_of_a_writer_are_accepted_and_after_it_only_the_new_one() -> None:
     during, after = verifier(KEYS, NEXT), verifier(NEXT)
     for by in (signer(KEYS, "authentication"), signer(NEXT, "authentication")):
         during.verify(TOPIC, KEY, VALUE, headers(by), "authentication")

@@ -21,8 +21,7 @@ def test_external_urls_are_read_by_kind() -> None:
     """Each configured URL is used for its kind of server; empty variables count as unset."""
     environ = {**EXTERNAL, "SIGNGATE_REDIS_URL": ""}
     assert stack.external_urls(environ) == {
-        "kafka": "kafka.example:9092",
-        "postgres": "postgresql://u@db.example/signgate",
+        "kafka": "kafka.example:9092", "postgres": "postgresql://u@db.example/signgate",
     }
 
 

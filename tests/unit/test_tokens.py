@@ -46,23 +46,13 @@ def clock() -> MovableClock:
 
 
 def issue(clock: MovableClock, **kwargs) -> str:
-    return (
-        TokenIssuer(KEYS.private_key, clock=clock)
-        .issue(
-            USER,
-            "jdoe@example.com",
-            accounts=["acc-1", "acc-2"],
-            primary_account="acc-1",
-            roles=["admin"],
-            **kwargs,
-        )
-        .token
-    )
+    return TokenIssuer(KEYS.private_key, clock=clock).issue(
+        USER, "jdoe@example.com", accounts=["acc-1", "acc-2"], primary_account="acc-1",
+        roles=["admin"], **kwargs,
+    ).token
 
 
-async def test_a_token_carries_user_accounts_roles_and_a_30_minute_expiry(
-    clock: MovableClock,
-) -> None:
+async def test_a_token_carries_user_accounts_roles_and_a_30_minute_expiry(clock: MovableClock) -> None:
     """A verified token says who the user is, their accounts, roles, and expires 30 minutes after issue."""
     claims = await TokenVerifier(KEYS.public_key, clock=clock).verify(issue(clock))
     assert (claims.subject, claims.user_name) == (USER, "jdoe@example.com")
@@ -120,20 +110,10 @@ async def test_a_tampered_token_is_denied(clock: MovableClock) -> None:
 async def test_other_algorithms_are_refused(clock: MovableClock, algorithm: str) -> None:
     """A token in another algorithm (an HMAC keyed with the public key, or none) is denied."""
     now = clock().timestamp()
-    claims = {
-        "sub": USER,
-        "jti": str(uuid.uuid4()),
-        "iat": now,
-        "nbf": now,
-        "exp": now + 60,
-        "iss": "signgate-identity",
-        "aud": "signgate",
-        "roles": ["admin"],
-    }
+    claims = {"sub": USER, "jti": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 60,
+              "iss": "signgate-identity", "aud": "signgate", "roles": ["admin"]}
     with pytest.raises(AuthorizationDenied):
-        await TokenVerifier(KEYS.public_key, clock=clock).verify(
-            forge(claims, algorithm, KEYS.public_key)
-        )
+        await TokenVerifier(KEYS.public_key, clock=clock).verify(forge(claims, algorithm, KEYS.public_key))
 
 
 def forge(claims: dict, algorithm: str, key: str) -> str:
@@ -177,13 +157,9 @@ async def test_tokens_issued_before_a_revocation_are_denied(clock: MovableClock)
     await verifier.verify(new)
 
 
-async def test_a_user_unknown_to_the_states_is_trusted_on_the_signature(
-    clock: MovableClock,
-) -> None:
+async def test_a_user_unknown_to_the_states_is_trusted_on_the_signature(clock: MovableClock) -> None:
     """A user the projection has heard nothing of (never disabled) is accepted on a valid token."""
-    assert (
-        await TokenVerifier(KEYS.public_key, states=States(), clock=clock).verify(issue(clock))
-    ).subject == USER
+    assert (await TokenVerifier(KEYS.public_key, states=States(), clock=clock).verify(issue(clock))).subject == USER
 
 
 def test_the_public_key_is_derived_from_the_private_key_when_not_set() -> None:

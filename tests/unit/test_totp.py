@@ -57,9 +57,7 @@ def test_an_rfc_code_does_not_open_under_another_algorithm(algorithm: str) -> No
     code = codes[("SHA1", "SHA256", "SHA512").index(algorithm)]
     parameters = TotpParameters(digits=8, algorithm=other, period=30)  # type: ignore[arg-type]
     at = datetime.fromtimestamp(seconds, UTC)
-    assert (
-        matching_step(secret_from_bytes(SEEDS[algorithm]), code, at, parameters=parameters) is None
-    )
+    assert matching_step(secret_from_bytes(SEEDS[algorithm]), code, at, parameters=parameters) is None
 
 
 def test_the_drift_window_admits_one_step_either_side_and_no_more() -> None:
@@ -70,18 +68,13 @@ def test_the_drift_window_admits_one_step_either_side_and_no_more() -> None:
     now = current_step(at)
     totp = pyotp.TOTP(secret)
     for offset in (-1, 0, 1):
-        assert (
-            matching_step(secret, totp.generate_otp(now + offset), at, drift_steps=1)
-            == now + offset
-        )
+        assert matching_step(secret, totp.generate_otp(now + offset), at, drift_steps=1) == now + offset
     for offset in (-2, 2):
         assert matching_step(secret, totp.generate_otp(now + offset), at, drift_steps=1) is None
     assert matching_step(secret, totp.generate_otp(now - 1), at, drift_steps=0) is None
 
 
-@pytest.mark.parametrize(
-    "code", ["", "12345", "1234567", "12345a", "１２３４５６", " 12345", "123 45"]
-)
+@pytest.mark.parametrize("code", ["", "12345", "1234567", "12345a", "１２３４５６", " 12345", "123 45"])
 def test_codes_of_the_wrong_shape_never_match(code: str) -> None:
     """Text that is not exactly six ASCII digits is refused before any code is computed."""
     assert matching_step(new_secret(), code, datetime.now(UTC)) is None
@@ -104,10 +97,9 @@ def test_the_provisioning_uri_names_issuer_account_and_parameters() -> None:
     assert query["digits"] == "8" and query["algorithm"] == "SHA256" and query["period"] == "60"
     assert "alex%40example.com" in parts.path or "alex@example.com" in parts.path
     code = pyotp.parse_uri(uri).now()
-    assert (
-        matching_step(secret, code, datetime.now(UTC), parameters=TotpParameters(8, "SHA256", 60))
-        is not None
-    )
+    assert matching_step(
+        secret, code, datetime.now(UTC), parameters=TotpParameters(8, "SHA256", 60)
+    ) is not None
 
 
 def test_fresh_secrets_are_160_bits_and_differ() -> None:
@@ -117,7 +109,7 @@ def test_fresh_secrets_are_160_bits_and_differ() -> None:
 
 
 def test_the_guess_ceiling_is_ten_wrong_codes_in_fifteen_minutes_and_bounded() -> None:
-    """By default a subject gets ten wrong codes per fifteen minutes; the environment sets both,
+    """By default a subject gets ten wrong codes per fifteen minutes; both are settings held
     within bounds (no ceiling of 0, no window under a minute)."""
     default = TotpSettings()
     assert (default.guess_ceiling, default.guess_window_seconds) == (10, 900)

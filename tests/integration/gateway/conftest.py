@@ -19,9 +19,7 @@ from tests.support.system import System, running_system
 
 
 @pytest.fixture(scope="package")
-async def system(
-    provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[System]:
+async def system(provisioned: ConnectionSettings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
     """All four services, for the gateway's tests (one set for every module of this package)."""
     async with running_system(provisioned, tmp_path_factory.mktemp("gateway-otp")) as running:
         yield running

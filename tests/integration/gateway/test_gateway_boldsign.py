@@ -33,13 +33,8 @@ class Owner:
 
 async def issue_key(system: System, token: str) -> tuple[str, str]:
     user_name = jwt.decode(token, options={"verify_signature": False})["user_name"]
-    issued = await send(
-        system,
-        IDENTITY,
-        idn.IssueApiKey(user_name=user_name, name="BoldSign", access_token=token),
-        answer_on="signgate.identity.replies",
-        key=user_name,
-    )
+    issued = await send(system, IDENTITY, idn.IssueApiKey(user_name=user_name, name="BoldSign", access_token=token),
+                        answer_on="signgate.identity.replies", key=user_name)
     assert issued["type"] == "identity.issued_api_key", issued
     return issued["api_key"], issued["key_id"]
 
@@ -48,59 +43,34 @@ async def issue_key(system: System, token: str) -> tuple[str, str]:
 async def owner(system: System) -> Owner:
     token = await owner_token(system)
     api_key, key_id = await issue_key(system, token)
-    return Owner(
-        token, api_key, key_id, jwt.decode(token, options={"verify_signature": False})["user_name"]
-    )
+    return Owner(token, api_key, key_id, jwt.decode(token, options={"verify_signature": False})["user_name"])
 
 
 async def document(system: System, owner: Owner, *orders: str) -> str:
     """A new package in progress whose signers at orders 1.. have the emails given."""
     package_id = f"doc-{uuid.uuid4().hex[:8]}"
-    await workflow(
-        system,
-        wf.RegisterPackage(
-            package_id=package_id,
-            name="Lease",
-            access_token=owner.token,
-            recipients=[
-                wf.RecipientSpec(order=n, email=email, name=f"Signer {n}")
-                for n, email in enumerate(orders, 1)
-            ],
-            documents=[wf.DocumentSpec(document_id="file-1", name="lease.pdf")],
-        ),
-    )
+    await workflow(system, wf.RegisterPackage(
+        package_id=package_id, name="Lease", access_token=owner.token,
+        recipients=[wf.RecipientSpec(order=n, email=email, name=f"Signer {n}") for n, email in enumerate(orders, 1)],
+        documents=[wf.DocumentSpec(document_id="file-1", name="lease.pdf")],
+    ))
     await workflow(system, wf.ShareWorkflow(package_id=package_id, access_token=owner.token))
     return package_id
 
 
 async def described(system: System, owner: Owner, package_id: str, order: int) -> dict[str, Any]:
     """The recipient's settings as the workflow service describes them to the owner."""
-    reply = await send(
-        system,
-        WORKFLOW,
-        wf.GetRecipientAuthentication(package_id=package_id, order=order, access_token=owner.token),
-        answer_on="signgate.workflow.replies",
-        key=package_id,
-    )
+    reply = await send(system, WORKFLOW, wf.GetRecipientAuthentication(
+        package_id=package_id, order=order, access_token=owner.token),
+        answer_on="signgate.workflow.replies", key=package_id)
     assert reply["type"] == "workflow.recipient_authentication_described", reply
     return reply
 
 
-def patch(
-    http: httpx.AsyncClient,
-    path: str,
-    package_id: str,
-    body: dict[str, Any] | bytes,
-    api_key: str | None,
-):
-    headers = {
-        "Content-Type": "application/json",
-        **({"X-API-KEY": api_key} if api_key is not None else {}),
-    }
+def patch(http: httpx.AsyncClient, path: str, package_id: str, body: dict[str, Any] | bytes, api_key: str | None):
+    headers = {"Content-Type": "application/json", **({"X-API-KEY": api_key} if api_key is not None else {})}
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return http.patch(
-        f"/v1/document/{path}", params={"documentId": package_id}, content=content, headers=headers
-    )
+    return http.patch(f"/v1/document/{path}", params={"documentId": package_id}, content=content, headers=headers)
 
 
 async def test_seed_001_bodies_verbatim_set_each_authentication_and_the_siblings_change_and_remove_it(
@@ -113,16 +83,12 @@ async def test_seed_001_bodies_verbatim_set_each_authentication_and_the_siblings
     package_id = await document(system, owner, SIGNER, "bob@example.com")
     seen = []
     for name in ("EmailOTP", "AccessCode", "SMSOTP"):
-        answer = await patch(
-            http, "addAuthentication", package_id, SEED_001_BODIES[name], owner.api_key
-        )
+        answer = await patch(http, "addAuthentication", package_id, SEED_001_BODIES[name], owner.api_key)
         assert (answer.status_code, answer.content) == (200, b""), answer.text
         policy = (await described(system, owner, package_id, 1))["authentication"]
         seen.append((policy["methods"], policy["retry_count"], policy["secret_set"]))
         if name == "AccessCode":
-            changed = await patch(
-                http, "changeAccessCode", package_id, CHANGE_ACCESS_CODE_BODY, owner.api_key
-            )
+            changed = await patch(http, "changeAccessCode", package_id, CHANGE_ACCESS_CODE_BODY, owner.api_key)
             assert (changed.status_code, changed.content) == (200, b""), changed.text
     sms = (await described(system, owner, package_id, 1))["authentication"]
     removed = await patch(http, "RemoveAuthentication", package_id, REMOVE_BODY, owner.api_key)
@@ -143,22 +109,14 @@ async def test_the_order_body_sets_the_repeated_signer_at_order_2_only(
     order 2 and leaves the one at order 1 as they were; the same body without order is a 400."""
     package_id = await document(system, owner, SIGNER, SIGNER)
 
-    answer = await patch(
-        http, "addAuthentication", package_id, SEED_001_BODIES["EmailOTP, order 2"], owner.api_key
-    )
-    ambiguous = await patch(
-        http, "addAuthentication", package_id, SEED_001_BODIES["EmailOTP"], owner.api_key
-    )
+    answer = await patch(http, "addAuthentication", package_id, SEED_001_BODIES["EmailOTP, order 2"], owner.api_key)
+    ambiguous = await patch(http, "addAuthentication", package_id, SEED_001_BODIES["EmailOTP"], owner.api_key)
 
     assert (answer.status_code, answer.content) == (200, b""), answer.text
-    assert (await described(system, owner, package_id, 2))["authentication"]["methods"] == [
-        "email_otp"
-    ]
+    assert (await described(system, owner, package_id, 2))["authentication"]["methods"] == ["email_otp"]
     assert (await described(system, owner, package_id, 1))["authentication"] is None
     assert (ambiguous.status_code, ambiguous.json()) == (
-        400,
-        {"error": "order is required: this signer appears more than once"},
-    )
+        400, {"error": "order is required: this signer appears more than once"})
 
 
 async def test_refusals_are_boldsign_error_results(
@@ -171,70 +129,33 @@ async def test_refusals_are_boldsign_error_results(
     package_id = await document(system, owner, SIGNER)
     body = SEED_001_BODIES["EmailOTP"]
     token = owner.token
-    assert (
-        await patch(http, "addAuthentication", package_id, body, owner.api_key)
-    ).status_code == 200
+    assert (await patch(http, "addAuthentication", package_id, body, owner.api_key)).status_code == 200
     revoked_key, revoked_id = await issue_key(system, token)
-    revoked = await send(
-        system,
-        IDENTITY,
-        idn.RevokeApiKey(user_name=owner.user_name, key_id=revoked_id, access_token=token),
-        key=owner.user_name,
-    )
+    revoked = await send(system, IDENTITY, idn.RevokeApiKey(user_name=owner.user_name, key_id=revoked_id,
+                                                            access_token=token), key=owner.user_name)
     assert revoked["type"] == "identity.api_key_revoked", revoked
 
     answers = {
         "no key": await patch(http, "addAuthentication", package_id, body, None),
-        "unknown key": await patch(
-            http, "addAuthentication", package_id, body, f"sgk_{uuid.uuid4().hex}{'x' * 43}"
-        ),
+        "unknown key": await patch(http, "addAuthentication", package_id, body, f"sgk_{uuid.uuid4().hex}{'x' * 43}"),
         "revoked key": await patch(http, "addAuthentication", package_id, body, revoked_key),
-        "nobody's document": await patch(
-            http, "addAuthentication", "doc-nobody", body, owner.api_key
-        ),
-        "malformed JSON": await patch(
-            http, "addAuthentication", package_id, b'{"emailId": ', owner.api_key
-        ),
-        "no access code": await patch(
-            http,
-            "addAuthentication",
-            package_id,
-            {"authenticationType": "AccessCode", "emailId": SIGNER},
-            owner.api_key,
-        ),
+        "nobody's document": await patch(http, "addAuthentication", "doc-nobody", body, owner.api_key),
+        "malformed JSON": await patch(http, "addAuthentication", package_id, b'{"emailId": ', owner.api_key),
+        "no access code": await patch(http, "addAuthentication", package_id,
+                                      {"authenticationType": "AccessCode", "emailId": SIGNER}, owner.api_key),
     }
 
     assert {name: a.status_code for name, a in answers.items()} == {
-        "no key": 401,
-        "unknown key": 401,
-        "revoked key": 401,
-        "nobody's document": 403,
-        "malformed JSON": 400,
-        "no access code": 400,
-    }
-    assert (
-        answers["unknown key"].json()
-        == answers["revoked key"].json()
-        == {"error": "Invalid API key"}
-    )
+        "no key": 401, "unknown key": 401, "revoked key": 401, "nobody's document": 403, "malformed JSON": 400,
+        "no access code": 400}
+    assert answers["unknown key"].json() == answers["revoked key"].json() == {"error": "Invalid API key"}
     assert answers["nobody's document"].json() == {"error": "Invalid Document ID"}
     assert all(set(a.json()) == {"error"} for a in answers.values())
-    assert (await described(system, owner, package_id, 1))["authentication"]["methods"] == [
-        "email_otp"
-    ]
-    elsewhere = [
-        r
-        for r in system.watch.records
-        if not r.topic.endswith((".commands", ".replies"))
-        and not r.topic.startswith(system.connections.topic(system.connections.caller_reply_prefix))
-    ]
-    assert (
-        elsewhere
-        and leaks(
-            (r.value.decode(errors="replace") for r in elsewhere), [owner.api_key, revoked_key]
-        )
-        == []
-    )
+    assert (await described(system, owner, package_id, 1))["authentication"]["methods"] == ["email_otp"]
+    elsewhere = [r for r in system.watch.records if not r.topic.endswith((".commands", ".replies"))
+                 and not r.topic.startswith(system.connections.topic(system.connections.caller_reply_prefix))]
+    assert elsewhere and leaks((r.value.decode(errors="replace") for r in elsewhere),
+                               [owner.api_key, revoked_key]) == []
     assert bus_leaks(system.watch.records, system.connections) == []
 
 
@@ -249,12 +170,8 @@ async def test_a_revoked_key_whose_token_the_gateway_holds_is_refused_once_the_r
     body = SEED_001_BODIES["EmailOTP"]
     assert (await patch(http, "addAuthentication", package_id, body, api_key)).status_code == 200
 
-    revoked = await send(
-        system,
-        IDENTITY,
-        idn.RevokeApiKey(user_name=owner.user_name, key_id=key_id, access_token=owner.token),
-        key=owner.user_name,
-    )
+    revoked = await send(system, IDENTITY, idn.RevokeApiKey(user_name=owner.user_name, key_id=key_id,
+                                                            access_token=owner.token), key=owner.user_name)
 
     async def refused() -> httpx.Response | None:
         answer = await patch(http, "addAuthentication", package_id, body, api_key)
@@ -272,52 +189,21 @@ async def test_id_verification_is_a_clear_400_and_its_settings_are_stored_with_a
     naming the types that are, and the signer is left as they were; EmailOTP with seed 001's
     identityVerificationSettings answers 200 and the settings read back as sent."""
     package_id = await document(system, owner, SIGNER)
-    settings = {
-        "type": "EveryAccess",
-        "maximumRetryCount": 5,
-        "requireLiveCapture": True,
-        "requireMatchingSelfie": True,
-        "nameMatcher": "Strict",
-        "holdForPrefill": False,
-    }
+    settings = {"type": "EveryAccess", "maximumRetryCount": 5, "requireLiveCapture": True,
+                "requireMatchingSelfie": True, "nameMatcher": "Strict", "holdForPrefill": False}
 
-    refused = await patch(
-        http,
-        "addAuthentication",
-        package_id,
-        {
-            "authenticationType": "IdVerification",
-            "emailId": SIGNER,
-            "identityVerificationSettings": settings,
-        },
-        owner.api_key,
-    )
+    refused = await patch(http, "addAuthentication", package_id, {
+        "authenticationType": "IdVerification", "emailId": SIGNER, "identityVerificationSettings": settings},
+        owner.api_key)
     unchanged = (await described(system, owner, package_id, 1))["authentication"]
-    stored = await patch(
-        http,
-        "addAuthentication",
-        package_id,
-        {
-            "authenticationType": "EmailOTP",
-            "emailId": SIGNER,
-            "identityVerificationSettings": settings,
-        },
-        owner.api_key,
-    )
+    stored = await patch(http, "addAuthentication", package_id, {
+        "authenticationType": "EmailOTP", "emailId": SIGNER, "identityVerificationSettings": settings}, owner.api_key)
     policy = (await described(system, owner, package_id, 1))["authentication"]
 
-    assert (refused.status_code, refused.json()) == (
-        400,
-        {"error": f"body.authenticationType: {ID_VERIFICATION_NOT_OFFERED}"},
-    )
+    assert (refused.status_code, refused.json()) == (400, {"error": f"body.authenticationType: {ID_VERIFICATION_NOT_OFFERED}"})
     assert unchanged is None
     assert (stored.status_code, stored.content) == (200, b""), stored.text
     assert policy["methods"] == ["email_otp"]
     assert policy["identity_verification"] == {
-        "type": "EveryAccess",
-        "maximum_retry_count": 5,
-        "require_live_capture": True,
-        "require_matching_selfie": True,
-        "name_matcher": "Strict",
-        "hold_for_prefill": False,
-    }
+        "type": "EveryAccess", "maximum_retry_count": 5, "require_live_capture": True,
+        "require_matching_selfie": True, "name_matcher": "Strict", "hold_for_prefill": False}

@@ -21,12 +21,7 @@ from tests.support.gateway import RunningGateway
 
 EXAMPLES = 4
 """Generated requests per operation (and the documented examples): the short form of `make test`."""
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def fuzz(document: dict[str, Any], base_url: str, headers: dict[str, str]) -> list[str]:
@@ -36,14 +31,9 @@ def fuzz(document: dict[str, Any], base_url: str, headers: dict[str, str]) -> li
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @hypothesis.settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
+        @hypothesis.settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+                             phases=[Phase.explicit, Phase.generate],
+                             suppress_health_check=list(HealthCheck))
         @hypothesis.given(case=operation.as_strategy())
         def run(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
@@ -68,8 +58,6 @@ async def test_generated_requests_get_no_500_and_no_answer_outside_the_document(
     assert {"/v3/packages/{package_id}/workflow/{order}/authentication"} <= document["paths"].keys()
 
     # schemathesis calls are blocking: off the loop, which serves the gateway meanwhile
-    failures = await asyncio.to_thread(
-        fuzz, document, gateway.url, {"Authorization": f"Bearer {token}"}
-    )
+    failures = await asyncio.to_thread(fuzz, document, gateway.url, {"Authorization": f"Bearer {token}"})
 
     assert failures == []

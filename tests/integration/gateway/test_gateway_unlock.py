@@ -84,9 +84,7 @@ async def lock_out(http: httpx.AsyncClient, token: str, package_id: str, order: 
     assert answer(wrong) == (403, {"Message": LOCKED_OUT})
 
 
-async def recorded(
-    http: httpx.AsyncClient, token: str, package_id: str, actions: set[tuple[str, int]]
-) -> bool:
+async def recorded(http: httpx.AsyncClient, token: str, package_id: str, actions: set[tuple[str, int]]) -> bool:
     """Whether the package's history has these actions (the workflow records the authentication
     service's facts after that service answered)."""
     history = (await http.get(f"/v3/packages/{package_id}/log", headers=bearer(token))).json()
@@ -139,12 +137,8 @@ async def test_a_locked_out_recipient_is_unlocked_over_http_and_nobody_else_chan
     )
     await lock_out(http, token, package_id, 1)
     await lock_out(http, token, package_id, 3)
-    await until(
-        lambda: recorded(
-            http, token, package_id, {("RECIPIENT_AUTHENTICATED", 2), ("RECIPIENT_LOCKED_OUT", 3)}
-        ),
-        what="the workflow recording signer 2's opening and signer 3's lockout",
-    )
+    await until(lambda: recorded(http, token, package_id, {("RECIPIENT_AUTHENTICATED", 2), ("RECIPIENT_LOCKED_OUT", 3)}),
+                what="the workflow recording signer 2's opening and signer 3's lockout")
     before = {order: await state_of(system, token, package_id, order) for order in (2, 3)}
 
     reset = await http.put(
@@ -300,12 +294,8 @@ async def test_a_disabled_owner_cannot_unlock(system: System, http: httpx.AsyncC
     owner = await owner_token(system)
     package_id = await package(system, owner, 1)
     await lock_out(http, owner, package_id, 1)
-    disabled = await send(
-        system,
-        "signgate.identity.commands",
-        idn.DisableUser(user_name=user_name_of(system, owner), access_token=admin_token(system)),
-        key="disable",
-    )
+    disabled = await send(system, "signgate.identity.commands", idn.DisableUser(
+        user_name=user_name_of(system, owner), access_token=admin_token(system)), key="disable")
     assert disabled["type"].startswith("identity.user_disabled"), disabled
 
     async def refused() -> tuple[int, Any] | None:
@@ -313,14 +303,7 @@ async def test_a_disabled_owner_cannot_unlock(system: System, http: httpx.AsyncC
         return got if got[0] == 403 else None  # until the workflow service has heard of it
 
     assert await until(refused, what="the disabling reaching the workflow service") == (
-        403,
-        {"Message": "Account is disabled"},
-    )
+        403, {"Message": "Account is disabled"})
     pool = system.services["authentication"].resources.pool
-    assert (
-        await pool.fetchval(
-            'SELECT locked_at IS NOT NULL FROM recipients WHERE package_id = $1 AND "order" = 1',
-            package_id,
-        )
-        is True
-    )
+    assert await pool.fetchval("SELECT locked_at IS NOT NULL FROM recipients WHERE package_id = $1 AND \"order\" = 1",
+                               package_id) is True

@@ -38,31 +38,15 @@ class Deposited(Event):
     amount: int
 
 
-COMMANDS = Topic(
-    "test.ledger.commands",
-    TopicKind.COMMANDS,
-    "account",
-    3,
-    timedelta(hours=1),
-    (Deposit,),
-    "Test commands.",
-)
-EVENTS = Topic(
-    "test.ledger.events",
-    TopicKind.EVENTS,
-    "account",
-    3,
-    timedelta(hours=1),
-    (Deposited, CommandRejected),
-    "Test events.",
-)
+COMMANDS = Topic("test.ledger.commands", TopicKind.COMMANDS, "account", 3, timedelta(hours=1),
+                 (Deposit,), "Test commands.")
+EVENTS = Topic("test.ledger.events", TopicKind.EVENTS, "account", 3, timedelta(hours=1),
+               (Deposited, CommandRejected), "Test events.")
 TOPICS = (COMMANDS, EVENTS)
 
 
 def attempts_key(scope: Scope[Resources], command: Deposit) -> str:
-    return (
-        f"{scope.dependencies.settings.connections.redis_prefix}ledger:attempts:{command.event_id}"
-    )
+    return f"{scope.dependencies.settings.connections.redis_prefix}ledger:attempts:{command.event_id}"
 
 
 def armed_key(prefix: str, event_id: object) -> str:
@@ -92,15 +76,9 @@ async def deposit(command: Deposit, scope: Scope[Resources]) -> list[Outgoing]:
             await asyncio.Event().wait()  # until the process is killed
     await scope.connection.execute(
         "INSERT INTO entries (event_id, account, amount) VALUES ($1, $2, $3)",
-        command.event_id,
-        command.account,
-        command.amount,
+        command.event_id, command.account, command.amount,
     )
-    return [
-        Outgoing(
-            EVENTS.name, command.account, Deposited(account=command.account, amount=command.amount)
-        )
-    ]
+    return [Outgoing(EVENTS.name, command.account, Deposited(account=command.account, amount=command.amount))]
 
 
 class LedgerSettings(ServiceSettings):
@@ -115,9 +93,7 @@ DEFINITION = ServiceDefinition(
     extra_outcomes={COMMANDS.name: EVENTS},
     handlers={Deposit: deposit},
     settings=LedgerSettings,
-    dependencies=lambda resources: (
-        resources
-    ),  # a test service: its handler reads the resources as they are
+    dependencies=lambda resources: resources,  # a test service: its handler reads the resources as they are
     folder=Path(__file__).parent,
 )
 
