@@ -496,6 +496,12 @@ class AuthenticatorConfirmed(_UserEvent):
     changed_by: ChangedBy = Field(
         description="The user themself (with their own token), or an administrator."
     )
+    accounts: list[UUID] = Field(
+        default_factory=list,
+        description="The accounts (context identifiers) the user is a member of now: the app "
+        "opens a package for a recipient the user signs for only while the user is a member of "
+        "the package's account (`UserUpdatedV2` says when that changes).",
+    )
 
 
 class AuthenticatorEnrolled(_UserEvent):

@@ -22,11 +22,26 @@ key                             type    value                                   
 ``P totp:{S}:last_step``        string  ``<step>:<claim id>``: the last accepted step     until that step and every
                                         and the attempt that claimed it                  step below it is out of
                                                                                          any drift window
+``P totp:{S}:guesses``          zset    attempt id -> when it was counted (ms): the      the guess window after
+                                        subject's wrong codes within the guess window    the last one
+                                        (`GuessCeiling`)
 ==============================  ======  ===============================================  =========================
 
 A claim names its attempt (the command's event id), so the same command delivered again after a
 crash gets its acceptance again instead of "used". Losing Redis forgets the last steps: a code
 seen in the current window could then be accepted once more, within at most ``2d + 1`` steps.
+
+Why a ceiling per subject as well as each party's retry budget: an owner may name any API user
+as a recipient's signer, and every package (and every reset) brings a fresh retry budget, so
+budgets alone leave a user's authenticator open to unlimited guessing. `GuessCeiling` admits at
+most ``guess_ceiling`` codes per subject and ``guess_window_seconds`` that are not found right,
+whichever service, package or login they come from; past it, every code for that subject, right or
+wrong, is answered ``totp_guesses_exhausted`` (429 with the time to wait, counting nothing else)
+until the oldest wrong code leaves the window, so no answer past the ceiling tells anything about
+a code. The decision is one script run after the code was compared, so concurrent wrong codes
+cannot overshoot; right codes take no place under the ceiling (a burst of one right code is
+answered "used", not 429). The same attempt delivered again is admitted again. Losing Redis
+forgets the wrong codes: the ceiling starts afresh, the retry budgets and identity's lockout hold.
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ import pyotp
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.runtime.errors import Refusal
 from libs.runtime.redis_client import RedisClient
 from libs.runtime.redis_scripts import LuaScripts, hash_tag
 from signgate_contracts.identity import TotpAlgorithm
@@ -49,7 +65,7 @@ _DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sh
 SECRET_BYTES = 20
 """160 bits, RFC 4226's recommended key length and what authenticator apps expect."""
 
-SCRIPTS = LuaScripts(__file__, "totp_claim")
+SCRIPTS = LuaScripts(__file__, "totp_claim", "totp_guess")
 
 
 class TotpSettings(BaseSettings):
@@ -69,6 +85,20 @@ class TotpSettings(BaseSettings):
         min_length=1,
         max_length=64,
         description="The issuer an authenticator app shows beside the account (the otpauth URI's).",
+    )
+    guess_ceiling: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Wrong authenticator-app codes answered as wrong per subject (an API user, "
+        "or a provisioned recipient secret) within the guess window, from every package, login "
+        "and service together; past it, every code for the subject is refused unchecked (429).",
+    )
+    guess_window_seconds: int = Field(
+        900,
+        ge=60,
+        le=86_400,
+        description="The window of the guess ceiling: a wrong code counts against it this long.",
     )
 
 
@@ -160,3 +190,63 @@ class UsedSteps:
         keep_ms = (2 * drift_steps + 2) * parameters.period * 1000
         accepted = await self._claim(keys=[self.key(subject)], args=[step, claim_id, keep_ms])
         return bool(accepted)
+
+
+GUESSES_EXHAUSTED = (
+    "Too many wrong authenticator-app codes: no code is checked for {seconds} seconds"
+)
+
+
+class TotpGuessesExhausted(Refusal):
+    """The subject's ceiling of wrong codes is reached: the code was not checked (so a guess
+    learns nothing), whichever package or login it came for."""
+
+    status, code = 429, "totp_guesses_exhausted"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            GUESSES_EXHAUSTED.format(seconds=retry_after_seconds),
+            retry_after_seconds=retry_after_seconds,
+        )
+
+
+class GuessCeiling:
+    """At most ``guess_ceiling`` wrong codes per subject per window, across every service, package
+    and login (see the module's key layout and why). `admit` each code once compared, before its
+    answer is decided."""
+
+    def __init__(self, redis: RedisClient, prefix: str, settings: TotpSettings) -> None:
+        self._prefix = prefix
+        self._settings = settings
+        self._admit = SCRIPTS.bind(redis)["totp_guess"]
+
+    def key(self, subject: str) -> str:
+        return f"{self._prefix}totp:{hash_tag(subject)}:guesses"
+
+    async def retry_after(
+        self, subject: str, attempt_id: str, now: datetime, *, wrong: bool
+    ) -> int | None:
+        """Count the code of ``attempt_id`` if ``wrong``: None when admitted, else the seconds
+        until the ceiling admits another (nothing counted; the answer must not depend on the
+        code)."""
+        admitted, retry_after_ms = await self._admit(
+            keys=[self.key(subject)],
+            args=[
+                attempt_id,
+                int(now.timestamp() * 1000),
+                self._settings.guess_window_seconds * 1000,
+                self._settings.guess_ceiling,
+                1 if wrong else 0,
+            ],
+        )
+        if admitted:
+            return None
+        return max(-(-int(retry_after_ms) // 1000), 1)
+
+    async def admit(self, subject: str, attempt_id: str, now: datetime, *, wrong: bool) -> None:
+        """`retry_after`, raising `TotpGuessesExhausted` (429) past the ceiling: call it after the
+        code was compared and before anything is spent or counted, with whether it was wrong
+        (``wrong=False`` for a code not compared: only the ceiling is consulted)."""
+        seconds = await self.retry_after(subject, attempt_id, now, wrong=wrong)
+        if seconds is not None:
+            raise TotpGuessesExhausted(seconds)

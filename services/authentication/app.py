@@ -24,7 +24,7 @@ from libs.security.required_secrets import require
 from libs.security.sealing import Opener
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenVerifier
-from libs.security.totp import UsedSteps
+from libs.security.totp import GuessCeiling, UsedSteps
 from services.authentication.dependencies import AuthenticationDependencies
 from services.authentication.failures import SecretFailures
 from services.authentication.grants import GrantSigner
@@ -65,6 +65,7 @@ def build_dependencies(resources: Resources) -> AuthenticationDependencies:
         clock=settings.clock,
         signing_retry_count=settings.signing_retry_count,
         used_steps=UsedSteps(resources.redis, prefix),
+        totp_guesses=GuessCeiling(resources.redis, prefix, settings.totp),
         totp=settings.totp,
     )
 

@@ -13,7 +13,7 @@ from libs.security.otp_store import OtpStore
 from libs.security.sealing import Opener
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenVerifier
-from libs.security.totp import TotpSettings, UsedSteps
+from libs.security.totp import GuessCeiling, TotpSettings, UsedSteps
 from services.authentication.failures import SecretFailures
 from services.authentication.grants import GrantSigner
 
@@ -38,11 +38,13 @@ class AuthenticationDependencies:
     """Opens what workflow and identity sealed to this service (secret hashes, destinations, mobiles)."""
     clock: Callable[[], datetime]
     signing_retry_count: int
+    """Wrong codes a signer may submit for one field (`AuthenticationSettings.signing_retry_count`)."""
     used_steps: UsedSteps
     """The TOTP steps each subject has used (shared with identity: a code opens once, anywhere)."""
+    totp_guesses: GuessCeiling
+    """Each subject's ceiling of wrong TOTP codes (shared with identity: one ceiling per user)."""
     totp: TotpSettings
     """The drift window codes are checked in."""
-    """Wrong codes a signer may submit for one field (`AuthenticationSettings.signing_retry_count`)."""
 
     def now(self) -> datetime:
         return self.clock()

@@ -97,6 +97,19 @@ class TotpNotSetUp(BadRequest):
     code = "totp_without_authenticator"
 
 
+SIGNER_NOT_MEMBER = (
+    "The API user named as this recipient's signer is not a member of the package's account: "
+    "their authenticator app opens nothing here"
+)
+
+
+class SignerNotMember(Forbidden):
+    """The signer's app opens packages of their own accounts only, as their token signs only
+    those (seed 002): an owner cannot point a recipient at any user's authenticator."""
+
+    code = "signer_not_member"
+
+
 @dataclass(frozen=True)
 class AccessWindow:
     """When a recipient may open the package: by dates, or by days after they received it."""

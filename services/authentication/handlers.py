@@ -29,6 +29,7 @@ from services.authentication.domain import (
     OTP_METHODS,
     RECIPIENT_LOCKED,
     SECRET_METHODS,
+    SIGNER_NOT_MEMBER,
     TOTP_METHODS,
     TOTP_NOT_SET_UP,
     AttemptKind,
@@ -38,6 +39,7 @@ from services.authentication.domain import (
     RecipientAttempts,
     RecipientLocked,
     RecipientPolicy,
+    SignerNotMember,
     TotpCodeUsed,
     TotpNotSetUp,
     admit_invitation,
@@ -125,7 +127,9 @@ async def handle_verify_document_totp(
 ) -> list[Outgoing]:
     """A code from the recipient's authenticator app: a match is claimed for its time step (once
     per subject, atomically across replicas); a right code already used is refused (409) without
-    spending an attempt; a wrong one spends one of the recipient's retry count, as every method's."""
+    spending an attempt; a wrong one spends one of the recipient's retry count, as every method's,
+    and one of the subject's ceiling of wrong codes (`GuessCeiling`, shared by every package naming
+    the same API user, and by their logins): past it, 429 whatever the code, spending nothing."""
     dependencies = scope.dependencies
     now = dependencies.now()
     _, policy = await recipient_attempting(command, scope, now, TOTP_METHODS)
@@ -137,6 +141,9 @@ async def handle_verify_document_totp(
         now,
         parameters=key.parameters,
         drift_steps=drift,
+    )
+    await dependencies.totp_guesses.admit(
+        policy.totp_subject, str(command.event_id), now, wrong=step is None
     )
     if step is not None:
         if not await dependencies.used_steps.claim(
@@ -360,15 +367,23 @@ class TotpKey:
 async def totp_key(scope: AuthenticationScope, policy: RecipientPolicy) -> TotpKey:
     """The recipient's TOTP secret, opened from its sealed form: the authenticator the API user
     named as their signer confirmed (identity sealed it; a disabled user's opens nothing, as
-    their tokens), or the one workflow provisioned."""
-    opener = scope.dependencies.opener
+    their tokens; nor does a user's who is not a member of the package's account, as their token
+    would not sign for it: otherwise any owner could name any user and guess at their app), or
+    the one workflow provisioned."""
+    opener, connection = scope.dependencies.opener, scope.transaction
     if policy.totp_source == "user_authenticator":
-        found = await repository.select_user_authenticator(scope.transaction, policy.signer_user_id)
+        found = await repository.select_user_authenticator(connection, policy.signer_user_id)
         if found is None:
             raise TotpNotSetUp(TOTP_NOT_SET_UP)
-        state = await PostgresAccountStates(scope.transaction).get(str(found.user_id))
+        state = await PostgresAccountStates(connection).get(str(found.user_id))
         if state is not None and state.disabled:
             raise AccountDisabled()
+        package = await repository.select_package(connection, policy.package_id)
+        account = package.account if package else None
+        if account is not None and not await repository.user_in_account(
+            connection, found.user_id, account
+        ):
+            raise SignerNotMember(SIGNER_NOT_MEMBER)
         secret = opener.open(user_totp_context(found.user_id), found.secret_sealed)
         algorithm = cast(TotpAlgorithm, found.algorithm)
         return TotpKey(secret, TotpParameters(found.digits, algorithm, found.period_seconds))

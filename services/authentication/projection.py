@@ -255,6 +255,23 @@ async def handle_user_profile(
         event.occurred_at,
         event.locale,
     )
+    if isinstance(event, identity.UserRegisteredV2):
+        await handle_user_accounts(event, scope)
+    return []
+
+
+async def handle_user_accounts(
+    event: identity.UserRegisteredV2 | identity.UserUpdatedV2 | identity.UserUpdated,
+    scope: AuthenticationScope,
+) -> list[Outgoing]:
+    """The accounts the user is a member of: a recipient opens with their signer's authenticator
+    app only while the signer is a member of the package's account."""
+    await repository.upsert_user_accounts(
+        scope.transaction,
+        event.user_id,
+        [a.context_identifier for a in event.accounts],
+        event.occurred_at,
+    )
     return []
 
 
@@ -288,6 +305,10 @@ async def handle_authenticator_confirmed(
         ),
         event.occurred_at,
     )
+    if event.accounts:  # confirmations published before they carried the accounts have none
+        await repository.upsert_user_accounts(
+            scope.transaction, event.user_id, event.accounts, event.occurred_at
+        )
     return []
 
 
@@ -321,6 +342,8 @@ HANDLERS: dict[type[Message], MessageHandler] = {
     identity.UserProfileUpdatedV2: handle_user_profile,
     identity.UserRegistered: handle_user_profile_in_first_shape,
     identity.UserProfileUpdated: handle_user_profile_in_first_shape,
+    identity.UserUpdatedV2: handle_user_accounts,
+    identity.UserUpdated: handle_user_accounts,
     identity.AuthenticatorConfirmed: handle_authenticator_confirmed,
     identity.AuthenticatorRemoved: handle_authenticator_removed,
 }

@@ -370,6 +370,28 @@ async def upsert_user_profile(
     )
 
 
+async def upsert_user_accounts(
+    connection: asyncpg.Connection, user_id: UUID, accounts: list[UUID], changed_at: datetime
+) -> None:
+    """The accounts the user is a member of as of ``changed_at``, unless later ones were applied."""
+    await connection.execute(
+        """INSERT INTO user_accounts (user_id, accounts, changed_at) VALUES ($1, $2, $3)
+           ON CONFLICT (user_id) DO UPDATE SET accounts = $2, changed_at = $3
+           WHERE user_accounts.changed_at <= $3""",
+        user_id,
+        [str(account) for account in accounts],
+        changed_at,
+    )
+
+
+async def user_in_account(connection: asyncpg.Connection, user_id: UUID, account: str) -> bool:
+    """Whether identity last said the user is a member of ``account`` (no word: not a member)."""
+    found = await connection.fetchval(
+        "SELECT 1 FROM user_accounts WHERE user_id = $1 AND $2 = ANY(accounts)", user_id, account
+    )
+    return found is not None
+
+
 async def select_user_profile(connection: asyncpg.Connection, user_id: str) -> UserProfile | None:
     try:
         key = UUID(user_id)

@@ -13,6 +13,9 @@ documents, and accepting the type would leave a document its sender believes ID-
 anyone holding the link; ``identityVerificationSettings`` on the other types are stored as sent
 (their ``type`` is the re-authentication frequency). BoldSign's paths are
 case-insensitive (its pages write ``RemoveAuthentication`` too): both spellings are routed.
+signgate's ``TOTP`` type with ``totpSource: provisioned`` answers 200 with the signer's new
+authenticator-app secret in the body (``otpauthUri``, ``secret``; ``Cache-Control: no-store``), the
+only place it is ever shown: workflow answers it to this gateway's own reply topic alone.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
 from services.gateway.dependencies import GatewayDependencies, dependencies
@@ -33,7 +38,13 @@ from services.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
-from services.gateway.outcomes import outcome_of, rejection_error
+from services.gateway.outcomes import (
+    NO_STORE,
+    TotpProvisioning,
+    outcome_of,
+    provisioned_totp,
+    rejection_error,
+)
 from signgate_client import Outcome
 from signgate_contracts import workflow as wf
 from signgate_contracts.envelope import Command
@@ -68,6 +79,20 @@ SEED_001_BODIES: dict[str, dict[str, Any]] = {
 }
 """Seed 001's request bodies, verbatim (its curl samples)."""
 
+TOTP_BODIES: dict[str, dict[str, Any]] = {
+    "TOTP, provisioned": {
+        "authenticationType": "TOTP",
+        "emailId": "alexgayle@cubeflakes.com",
+        "totpSource": "provisioned",
+    },
+    "TOTP, the signer's app": {
+        "authenticationType": "TOTP",
+        "emailId": "alexgayle@cubeflakes.com",
+        "totpSource": "user_authenticator",
+    },
+}
+"""signgate's addition: an authenticator app (a secret made for the signer, or their own app)."""
+
 REMOVE_BODY: dict[str, Any] = {"emailId": "alexgayle@cubeflakes.com"}
 CHANGE_ACCESS_CODE_BODY: dict[str, Any] = {
     "emailId": "alexgayle@cubeflakes.com",
@@ -82,6 +107,13 @@ class BoldSignError(BaseModel):
     """BoldSign's ``ErrorResult``."""
 
     error: str
+
+
+class BoldSignTotpProvisioning(TotpProvisioning):
+    """The signer's new authenticator-app secret (``TOTP`` with ``totpSource: provisioned``), in
+    BoldSign's casing."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 # -- translation (pure) --
@@ -147,11 +179,14 @@ _COMMON_ERRORS: dict[int, list[str]] = {
 }
 
 
-def error_responses(**texts: list[str]) -> dict[int | str, dict[str, Any]]:
-    """A route's documented errors, each text an example of ``{"error": ...}``."""
+def error_responses(
+    success: dict[str, Any] | None = None, **texts: list[str]
+) -> dict[int | str, dict[str, Any]]:
+    """A route's documented errors, each text an example of ``{"error": ...}``; ``success`` the
+    200 answer when it has a body."""
     by_status = {**_COMMON_ERRORS, **{int(k.lstrip("_")): v for k, v in texts.items()}}
     responses: dict[int | str, dict[str, Any]] = {
-        200: {"description": "Success (no body)"},
+        200: success or {"description": "Success (no body)"},
     }
     for status in sorted(by_status):
         examples = {
@@ -182,8 +217,11 @@ async def add_authentication(
         wf.AddAuthenticationBody,
         Body(
             openapi_examples={
-                f"seed 001: {name}": {"summary": f"Seed 001, {name}", "value": value}
-                for name, value in SEED_001_BODIES.items()
+                **{
+                    f"seed 001: {name}": {"summary": f"Seed 001, {name}", "value": value}
+                    for name, value in SEED_001_BODIES.items()
+                },
+                **{name: {"summary": name, "value": value} for name, value in TOTP_BODIES.items()},
             }
         ),
     ],
@@ -191,8 +229,13 @@ async def add_authentication(
     deps: Deps,
 ) -> Response:
     token = await _token(deps, api_key)
-    await _outcome(deps, add_authentication_command(document_id, body, token))
-    return Response(status_code=200)
+    provisioned = provisioned_totp(
+        await _outcome(deps, add_authentication_command(document_id, body, token))
+    )
+    if provisioned is None:
+        return Response(status_code=200)
+    answer = BoldSignTotpProvisioning.model_validate(provisioned.model_dump())
+    return JSONResponse(answer.model_dump(by_alias=True), headers=NO_STORE)
 
 
 async def remove_authentication(
@@ -231,11 +274,29 @@ _ROUTES = (
         add_authentication,
         "Add authentication to the document",
         error_responses(
+            {
+                "description": "Success: no body, or (TOTP, provisioned) the signer's new secret",
+                "headers": {"Cache-Control": {"description": "no-store, with a secret"}},
+                "content": {
+                    "application/json": {
+                        "schema": BoldSignTotpProvisioning.model_json_schema(by_alias=True),
+                        "example": {
+                            "authenticatorId": "6f1c2a9e4b7d4e0f",
+                            "otpauthUri": "otpauth://totp/signgate:alexgayle%40cubeflakes.com"
+                            "?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
+                            "secret": "JBSWY3DPEHPK3PXP",
+                            "digits": 6,
+                            "algorithm": "SHA1",
+                            "periodSeconds": 30,
+                        },
+                    }
+                },
+            },
             _400=[
                 MALFORMED_JSON,
                 "an access code is required for AccessCode authentication",
                 f"body.authenticationType: {wf.ID_VERIFICATION_NOT_OFFERED}",
-            ]
+            ],
         ),
     ),
     (

@@ -3,6 +3,13 @@
 Each route turns its request into one command with the caller's token (`*_command`), awaits the
 outcome (`outcome_of`) and answers with the seed's body (`*_view`); a refusal is the
 rejection's status and text as ``{"Message": "..."}``. The translations are pure functions.
+
+Authenticator apps (TOTP, signgate's addition): setting ``authentication.totp`` with a provisioned
+secret (or an unlock with ``totp_source: provisioned``) answers the secret in the body, to this
+caller only, not to be cached; ``POST .../authentication/totp`` opens with the app's code. It is a
+path of its own rather than ``.../otp`` with a body, because a bodiless ``.../otp`` generates an
+SMS or email code and the gateway does not know a recipient's method without asking for it: a
+separate path keeps SigningHub's OTP calls exactly as they were and says which code is meant.
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from libs.security.totp import GUESSES_EXHAUSTED
 from services.gateway.dependencies import GatewayDependencies, dependencies
 from services.gateway.errors import (
     BODY_TOO_LARGE,
@@ -24,7 +33,7 @@ from services.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
-from services.gateway.outcomes import outcome_of
+from services.gateway.outcomes import NO_STORE, TotpProvisioning, outcome_of, provisioned_totp
 from signgate_client import Outcome
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
@@ -58,6 +67,15 @@ SEED_000_BODY: dict[str, Any] = {
     },
 }
 """Seed 000's request body, verbatim (its three-digit seconds included)."""
+
+TOTP_PROVISIONED_BODY: dict[str, Any] = {
+    "apply_to_all": True,
+    "authentication": {"enabled": True, "totp": {"enabled": True, "source": "provisioned"}},
+}
+TOTP_SIGNER_APP_BODY: dict[str, Any] = {
+    "apply_to_all": True,
+    "authentication": {"enabled": True, "totp": {"enabled": True, "source": "user_authenticator"}},
+}
 
 
 class SigningHubError(BaseModel):
@@ -137,9 +155,30 @@ def update_authentication_command(
 @router.put(
     "/packages/{package_id}/workflow/{order}/authentication",
     summary="Update Workflow User Authentication (Document Opening)",
+    description="Seed 000's body answers 200 with no body. With `authentication.totp` enabled and "
+    "`source: provisioned`, a new authenticator-app secret is made for the recipient and answered "
+    "in the body, to this caller only (`Cache-Control: no-store`); `user_authenticator` uses the "
+    "app the recipient's signer (an API user) confirmed, and answers no body.",
     response_class=Response,
     responses={
-        200: {"description": "OK (no body)"},
+        200: {
+            "description": "OK: no body, or the provisioned TOTP secret",
+            "headers": {"Cache-Control": {"description": "no-store, with a secret"}},
+            "content": {
+                "application/json": {
+                    "schema": TotpProvisioning.model_json_schema(),
+                    "example": {
+                        "authenticator_id": "6f1c2a9e4b7d4e0f",
+                        "otpauth_uri": "otpauth://totp/signgate:signer%40example.com"
+                        "?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
+                        "secret": "JBSWY3DPEHPK3PXP",
+                        "digits": 6,
+                        "algorithm": "SHA1",
+                        "period_seconds": 30,
+                    },
+                }
+            },
+        },
         **error_responses(
             _403=[
                 "Document is no longer in draft state",
@@ -156,13 +195,28 @@ async def update_workflow_user_authentication(
     order: OrderPath,
     body: Annotated[
         wf.SigningHubAuthenticationBody,
-        Body(openapi_examples={"seed 000": {"summary": "Seed 000", "value": SEED_000_BODY}}),
+        Body(
+            openapi_examples={
+                "seed 000": {"summary": "Seed 000", "value": SEED_000_BODY},
+                "TOTP, provisioned": {
+                    "summary": "Authenticator app: a new secret, answered in the body",
+                    "value": TOTP_PROVISIONED_BODY,
+                },
+                "TOTP, the signer's app": {
+                    "summary": "Authenticator app of the API user named as the signer",
+                    "value": TOTP_SIGNER_APP_BODY,
+                },
+            }
+        ),
     ],
     token: Token,
     deps: Deps,
 ) -> Response:
-    await outcome_of(deps, update_authentication_command(package_id, order, body, token_of(token)))
-    return Response(status_code=200)
+    command = update_authentication_command(package_id, order, body, token_of(token))
+    provisioned = provisioned_totp(await outcome_of(deps, command))
+    if provisioned is None:
+        return Response(status_code=200)
+    return JSONResponse(provisioned.model_dump(), headers=NO_STORE)
 
 
 class PasswordView(BaseModel):
@@ -174,10 +228,20 @@ class SmsOtpView(BaseModel):
     mobile_number: str = Field(description="Masked.")
 
 
+class TotpView(BaseModel):
+    enabled: bool
+    source: wf.TotpSource | None = Field(
+        default=None,
+        description="provisioned (a secret made for the recipient) or user_authenticator (the "
+        "signer's app); never the secret.",
+    )
+
+
 class AuthenticationView(BaseModel):
     enabled: bool
     password: PasswordView
     sms_otp: SmsOtpView
+    totp: TotpView = Field(description="Codes from an authenticator app (not in SigningHub's).")
 
 
 class DateRangeView(BaseModel):
@@ -237,9 +301,13 @@ def authentication_view(
     days = window.days_after_receipt if window else None
     return WorkflowUserAuthentication(
         authentication=AuthenticationView(
-            enabled=bool(methods & {"password", "sms_otp"}),
+            enabled=bool(methods & {"password", "sms_otp", "totp"}),
             password=PasswordView(enabled="password" in methods),
             sms_otp=SmsOtpView(enabled="sms_otp" in methods, mobile_number=mobile or ""),
+            totp=TotpView(
+                enabled="totp" in methods,
+                source=policy.totp_source if policy and "totp" in methods else None,
+            ),
         ),
         access_duration=AccessDurationView(
             enabled=window is not None,
@@ -401,6 +469,59 @@ async def open_document_via_otp(
     return opened_view(outcome, "OTP")
 
 
+class TotpCodeBody(BaseModel):
+    """Open Document via Authenticator App's body."""
+
+    otp: Secret = Field(
+        description="The code the recipient's authenticator app shows now.", max_length=20
+    )
+
+
+@router.post(
+    "/packages/{package_id}/workflow/{order}/authentication/totp",
+    summary="Open Document via Authenticator App (TOTP)",
+    description="For a recipient whose method is `totp`: the code their authenticator app shows. "
+    "A code opens once (409 when its time step was used, which spends no attempt); a wrong "
+    "code spends one of the recipient's attempts, as a wrong password or OTP does, and one "
+    "of the ceiling of wrong codes of the secret's owner (429 past it, with Retry-After, and "
+    "the code is not checked).",
+    responses=error_responses(
+        _400=[
+            MALFORMED_JSON,
+            "Authentication is not enabled for this recipient",
+            "No authenticator app is set up for this recipient: the API user named as their "
+            "signer has none confirmed",
+        ],
+        _403=[
+            "Document does not belong to user",
+            "Account is disabled",
+            "You cannot access this document after the access period ends",
+            "The authenticator code is incorrect",
+            LOCKED_OUT,
+        ],
+        _404=["Document not found", "No user found at given order"],
+        _409=[auth.TOTP_CODE_USED],
+        _429=[RATE_LIMITED, GUESSES_EXHAUSTED.format(seconds=840)],
+    ),
+)
+async def open_document_via_totp(
+    package_id: PackagePath,
+    order: OrderPath,
+    body: Annotated[TotpCodeBody, Body(openapi_examples={"code": {"value": {"otp": "287082"}}})],
+    token: Token,
+    deps: Deps,
+    invitation: Invitation = None,
+) -> AccessGranted:
+    command = auth.VerifyDocumentTotp(
+        package_id=package_id,
+        order=order,
+        code=body.otp,
+        access_token=token_of(token),
+        invitation=invitation_of(invitation),
+    )
+    return opened_view(await outcome_of(deps, command), "authenticator code")
+
+
 # -- Signer Authentication via OTP (seed 002) --
 
 
@@ -511,6 +632,10 @@ class ResetAuthenticationBody(BaseModel):
         max_length=40,
         description="For SMS OTP: another number (international); the one on record if left out.",
     )
+    totp_source: wf.TotpSource | None = Field(
+        default=None,
+        description="For TOTP: provisioned makes a new secret (a lost phone), answered as `totp`.",
+    )
 
 
 class RecipientReset(BaseModel):
@@ -526,6 +651,10 @@ class RecipientReset(BaseModel):
         "the package is not out or the recipient has signed or declined.",
     )
     invitation_expires_at: str | None = None
+    totp: TotpProvisioning | None = Field(
+        default=None,
+        description="With totp_source provisioned: the recipient's new secret, to this caller only.",
+    )
 
 
 def reset_command(
@@ -565,6 +694,7 @@ async def reset_workflow_user_authentication(
     order: OrderPath,
     token: Token,
     deps: Deps,
+    response: Response,
     resend_envelope: Annotated[
         bool,
         Query(description="Issue a new invitation for the recipient (seed 003's resend)."),
@@ -578,6 +708,9 @@ async def reset_workflow_user_authentication(
                 "switch to SMS OTP": {
                     "value": {"method": "sms_otp", "mobile_number": "+447700900123"}
                 },
+                "new authenticator-app secret": {
+                    "value": {"method": "totp", "totp_source": "provisioned"}
+                },
             }
         ),
     ] = None,
@@ -586,7 +719,15 @@ async def reset_workflow_user_authentication(
     outcome = await outcome_of(deps, command, effects={CLEARED})
     cleared = outcome.effects[CLEARED]
     assert isinstance(cleared, auth.RecipientAuthenticationCleared), cleared
-    answer = RecipientReset(Message=UNLOCKED, order=order, was_locked=cleared.was_locked)
+    provisioned = provisioned_totp(outcome)
+    answer = RecipientReset(
+        Message=UNLOCKED,
+        order=order,
+        was_locked=cleared.was_locked,
+        totp=provisioned,
+    )
+    if provisioned:
+        response.headers.update(NO_STORE)
     if not resend_envelope:
         return answer
     invite = wf.IssueRecipientInvitation(

@@ -20,7 +20,7 @@ from libs.security.api_keys import ApiKeyDigests
 from libs.security.required_secrets import require
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenIssuer, TokenVerifier
-from libs.security.totp import UsedSteps
+from libs.security.totp import GuessCeiling, UsedSteps
 from services.identity.authenticators import (
     TOTP_KEY_VARIABLE,
     AuthenticatorSecrets,
@@ -60,6 +60,9 @@ def build_dependencies(resources: Resources) -> IdentityDependencies:
         authenticator_secrets=AuthenticatorSecrets.from_setting(settings.totp_key),
         recovery_codes=RecoveryCodeDigests.from_settings(settings.secrets),
         used_steps=UsedSteps(resources.redis, settings.connections.redis_prefix),
+        totp_guesses=GuessCeiling(
+            resources.redis, settings.connections.redis_prefix, settings.totp
+        ),
         totp=settings.totp,
         clock=settings.clock,
     )

@@ -10,7 +10,7 @@ from libs.runtime.service import Scope
 from libs.security.api_keys import ApiKeyDigests
 from libs.security.secrets import SecretHasher
 from libs.security.tokens import TokenIssuer, TokenVerifier
-from libs.security.totp import TotpSettings, UsedSteps
+from libs.security.totp import GuessCeiling, TotpSettings, UsedSteps
 from services.identity.authenticators import AuthenticatorSecrets, RecoveryCodeDigests
 from services.identity.domain import LockoutPolicy, PasswordLinks, PasswordPolicy
 from services.identity.failures import FailureCounters
@@ -47,6 +47,8 @@ class IdentityDependencies:
     """Makes recovery codes and their keyed digests."""
     used_steps: UsedSteps
     """Each user's last accepted TOTP step, in Redis (shared with the authentication service)."""
+    totp_guesses: GuessCeiling
+    """Each user's ceiling of wrong TOTP codes (shared with the authentication service)."""
     totp: TotpSettings
     """The drift window and the issuer an authenticator app shows."""
     clock: Clock

@@ -489,6 +489,12 @@ def uncounted_refusal(user: User | None, proof: LoginProof) -> PasswordAttempt:
     return PasswordAttempt(user, None, second_factor=proof.refusal)
 
 
+def account_refuses(user: User, now: datetime) -> bool:
+    """A locked or disabled account gets no token whatever it proves: a recovery code shown to it
+    is checked but not spent, so it still opens once the account is unlocked or enabled."""
+    return user.disabled or is_locked(user.lock_mode, user.locked_until, now)
+
+
 def right_password(user: User, now: datetime, policy: PasswordPolicy) -> PasswordAttempt:
     """The right password: the account's standing decides whether a token is due. A locked user
     stays locked (the run of failures goes on); otherwise the run is over."""

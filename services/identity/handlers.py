@@ -309,17 +309,31 @@ async def check_one_time_code(
     code: str,
     claim_id: uuid.UUID,
     now: datetime,
+    *,
+    spend_recovery_code: bool = True,
 ) -> CodeVerdict:
     """Check ``code`` against the authenticator: a TOTP code of a step within the drift window spends
     that step for the user (`UsedSteps`, subject ``user:<id>``, shared with the authentication
     service; the same command delivered again gets its acceptance again); a recovery code of a
-    confirmed authenticator is spent in Postgres. Anything else is wrong."""
+    confirmed authenticator is spent in Postgres (only looked up, when not ``spend_recovery_code``:
+    an account that refuses anyway must not use one up). Anything else is wrong.
+
+    Once compared, and before anything is spent, the code is admitted under the user's ceiling of
+    wrong codes (`GuessCeiling`, shared with the authentication service, where packages naming
+    the user as a signer check codes too): past it, `TotpGuessesExhausted` (429) whatever the code."""
     deps, connection = scope.dependencies, scope.transaction
     secrets = deps.authenticator_secrets
     stored = authenticator.secret_encrypted
     secret = secrets.open(stored, authenticator_id=authenticator.id, user_id=authenticator.user_id)
     parameters, drift = authenticator.parameters, deps.totp.drift_steps
     step = matching_step(secret, code, now, parameters=parameters, drift_steps=drift)
+    recovery = None
+    if step is None and authenticator.confirmed and looks_like_recovery_code(code):
+        digest = deps.recovery_codes.digest(authenticator.id, code)
+        if await repository.recovery_code_unused(connection, authenticator.id, digest):
+            recovery = digest
+    subject, wrong = domain.totp_subject(authenticator.user_id), step is None and recovery is None
+    await deps.totp_guesses.admit(subject, str(claim_id), now, wrong=wrong)
     if step is not None:
         if secrets.needs_resealing(stored):
             await repository.update_authenticator_secret(
@@ -330,17 +344,20 @@ async def check_one_time_code(
                 ),
             )
         claimed = await deps.used_steps.claim(
-            domain.totp_subject(authenticator.user_id),
+            subject,
             step,
             str(claim_id),
             parameters=parameters,
             drift_steps=drift,
         )
         return CodeVerdict("accepted" if claimed else "used", "totp")
-    if authenticator.confirmed and looks_like_recovery_code(code):
-        digest = deps.recovery_codes.digest(authenticator.id, code)
-        left = await repository.update_recovery_code_used(connection, authenticator.id, digest, now)
-        if left is not None:
+    if recovery is not None and not spend_recovery_code:
+        return CodeVerdict("accepted", "recovery_code")
+    if recovery is not None:
+        left = await repository.update_recovery_code_used(
+            connection, authenticator.id, recovery, now
+        )
+        if left is not None:  # None: spent meanwhile by a concurrent login
             return CodeVerdict("accepted", "recovery_code", left)
     return CodeVerdict("wrong")
 
@@ -387,8 +404,21 @@ async def attempt_password(
         enrolled = await repository.select_authenticator(connection, user.id)
         authenticator = enrolled if enrolled is not None and enrolled.confirmed else None
     code = None
+    if authenticator is not None and one_time_code is not None and not matches:
+        # no code is compared, but past the ceiling the answer is its 429 all the same: a 429
+        # must not tell that the password was right
+        subject = domain.totp_subject(authenticator.user_id)
+        await deps.totp_guesses.admit(subject, str(attempt_id), now, wrong=False)
     if authenticator is not None and matches and one_time_code is not None:
-        code = await check_one_time_code(scope, authenticator, one_time_code, attempt_id, now)
+        assert user is not None
+        code = await check_one_time_code(
+            scope,
+            authenticator,
+            one_time_code,
+            attempt_id,
+            now,
+            spend_recovery_code=not domain.account_refuses(user, now),
+        )
     proof = domain.login_proof(
         password_matches=matches,
         has_authenticator=authenticator is not None,
@@ -834,6 +864,7 @@ async def handle_confirm_authenticator(
     secret = deps.authenticator_secrets.open(
         authenticator.secret_encrypted, authenticator_id=authenticator.id, user_id=user.id
     )
+    memberships = await repository.select_memberships(connection, user.id)
     return [
         Outgoing.answer(command, IDENTITY_REPLIES.name, user.user_name, answer),
         fact(
@@ -845,6 +876,7 @@ async def handle_confirm_authenticator(
                 algorithm=authenticator.algorithm,
                 period_seconds=authenticator.period_seconds,
                 changed_by=by,
+                accounts=[m.context_identifier for m in memberships],
                 occurred_at=now,
             )
         ),

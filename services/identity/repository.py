@@ -513,6 +513,19 @@ async def replace_recovery_codes(
     )
 
 
+async def recovery_code_unused(
+    connection: asyncpg.Connection, authenticator_id: uuid.UUID, digest: str
+) -> bool:
+    """Whether an unused recovery code has ``digest`` (looked up, not spent)."""
+    found = await connection.fetchval(
+        "SELECT 1 FROM recovery_codes "
+        "WHERE authenticator_id = $1 AND digest = $2 AND used_at IS NULL",
+        authenticator_id,
+        digest,
+    )
+    return found is not None
+
+
 async def update_recovery_code_used(
     connection: asyncpg.Connection, authenticator_id: uuid.UUID, digest: str, now: datetime
 ) -> int | None:

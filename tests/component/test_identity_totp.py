@@ -20,6 +20,7 @@ import pyotp
 import pytest
 from pydantic import SecretStr
 
+from libs.security.totp import GuessCeiling, TotpSettings, UsedSteps, current_step
 from services.identity.app import DEFINITION as IDENTITY
 from signgate_contracts import Command
 from signgate_contracts.identity import (
@@ -37,6 +38,7 @@ from signgate_contracts.identity import (
 from signgate_contracts.topics import IDENTITY_EVENTS
 from tests.support.clock import MovableClock
 from tests.support.component import ComponentService, ComponentStack, Published, on
+from tests.support.redis import redis_client
 from tests.support.scanning import leaks
 from tests.support.signing import authentication_opener
 
@@ -559,3 +561,79 @@ async def test_the_code_that_confirmed_the_authenticator_opens_no_login(user: To
     replayed = await user.login(code=confirming)
 
     assert reasons(replayed) == ["totp_code_used"]
+
+
+async def test_a_locked_account_spends_no_recovery_code_and_the_code_opens_once_unlocked(
+    user: TotpUser,
+) -> None:
+    """Locked by five wrong passwords, the user's right password with a recovery code is answered
+    account_locked and the code is not used up (no event, still unused in the table); once the
+    lock has passed, the same code gets the token, and nine are left."""
+    await user.enrolled()
+    recovery = user.recovery_codes[0]
+    for _ in range(5):
+        await user.login(password="pw-wrong")
+
+    while_locked = await user.login(code=recovery)
+    async with user.identity.pool.acquire() as connection:
+        unused = await connection.fetchval(
+            "SELECT count(*) FROM recovery_codes r JOIN authenticators a ON a.id = r.authenticator_id"
+            " WHERE a.user_id = $1 AND r.used_at IS NULL",
+            uuid.UUID(user.user_id),
+        )
+    user.clock.advance(timedelta(minutes=6))
+    unlocked = await user.login(code=recovery)
+
+    assert len(events(user.published, "identity.user_locked_out_v2")) == 1
+    assert reasons(while_locked) == ["account_locked"]
+    assert unused == 10
+    assert unlocked["type"] == "identity.authentication_succeeded"
+    [used] = events(user.published, "identity.recovery_code_used")
+    assert used["remaining"] == 9
+
+
+async def test_wrong_codes_for_the_user_from_anywhere_share_one_ceiling_with_the_login(
+    user: TotpUser, stack: ComponentStack
+) -> None:
+    """Ten wrong codes for the user counted elsewhere (as the authentication service counts a
+    package's, under the same Redis key) exhaust the user's ceiling: the right password and the
+    right code, and a wrong password with it, are then both refused 429 totp_guesses_exhausted
+    (so the refusal tells nothing of the password), spending neither the code nor a failure; once
+    the window has passed the same code gets the token."""
+    await user.enrolled()
+    subject, prefix = f"user:{user.user_id}", user.identity.connections.redis_prefix
+    async with redis_client(user.identity.connections) as client:
+        elsewhere = GuessCeiling(client, prefix, TotpSettings())
+        for n in range(10):
+            await elsewhere.admit(subject, f"package-{n}", user.clock(), wrong=True)
+    code, at = user.code(), user.clock()
+
+    right = await user.send(
+        AuthenticateUser(
+            user_name=user.user_name,
+            password=user.password,
+            one_time_code=code,
+            reply_to=user.reply_to,
+        )
+    )
+    wrong_password = await user.send(
+        AuthenticateUser(
+            user_name=user.user_name,
+            password="pw-wrong",
+            one_time_code=code,
+            reply_to=user.reply_to,
+        )
+    )
+    failures = await user.failed_attempts()
+    async with redis_client(user.identity.connections) as client:
+        last_step = await client.get(UsedSteps(client, prefix).key(subject))
+    user.clock.advance(timedelta(minutes=15))
+    after = await user.login(code=user.code())
+
+    for published in (right, wrong_password):
+        [refused] = [p.document for p in published if p.type == "command.rejected"]
+        assert (refused["status"], refused["code"]) == (429, "totp_guesses_exhausted")
+        assert 0 < refused["retry_after_seconds"] <= 900
+    assert failures == 0
+    assert int(last_step.split(b":")[0]) < current_step(at)  # the refused code's step is unspent
+    assert after["type"] == "identity.authentication_succeeded"

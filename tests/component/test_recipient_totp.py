@@ -136,6 +136,47 @@ async def status(services: Services, package_id: str, invitation: Secret) -> Pub
     return outcome(published, AUTHENTICATION_REPLIES)
 
 
+async def user_with_authenticator(
+    services: Services, accounts: list[uuid.UUID] | None = None
+) -> tuple[uuid.UUID, str, idn.AuthenticatorConfirmed]:
+    """An API user whose confirmed authenticator identity announced (its secret sealed to
+    authentication, as identity seals it), a member of ``accounts``."""
+    user, secret = uuid.uuid4(), pyotp.random_base32()
+    confirmed = idn.AuthenticatorConfirmed(
+        user_id=user,
+        authenticator_id=uuid.uuid4(),
+        changed_by="user",
+        secret_sealed=authentication_sealer().seal(idn.user_totp_context(user), secret),
+        accounts=accounts or [],
+    )
+    assert await services.authentication.handle(confirmed) == []
+    return user, secret, confirmed
+
+
+async def signed_for(services: Services, token: str, user: uuid.UUID) -> tuple[str, Secret]:
+    """A new package whose recipient's signer is ``user``, opening with the user's authenticator
+    (BoldSign's addAuthentication), shared: its id and the recipient's invitation."""
+    package_id = await registered(services, token, signer=user)
+    [event] = on(
+        await services.to_workflow(
+            wf.AddAuthentication.model_validate(
+                {
+                    "package_id": package_id,
+                    "access_token": token,
+                    "body": {
+                        "emailId": "carol@example.com",
+                        "authenticationType": "TOTP",
+                        "totpSource": "user_authenticator",
+                    },
+                }
+            )
+        ),
+        WORKFLOW_EVENTS,
+    )
+    assert event.type == "workflow.recipient_authentication_updated_v2", event.document
+    return package_id, await shared(services, package_id, token)
+
+
 async def test_a_provisioned_secret_reaches_only_the_sender_and_its_code_opens_once(services: Services) -> None:
     """The sender asks for a provisioned TOTP secret: the otpauth URI and the secret are answered on
     the replies topic only (the policy event carries them sealed, neither in clear); the app's code
@@ -238,20 +279,8 @@ async def test_an_api_users_authenticator_opens_for_the_recipients_they_sign_for
     subject for the user); while the user is disabled their codes open nothing (403), and once
     identity says the authenticator is removed, nothing either (400)."""
     token = owner_token(services)
-    user, secret = uuid.uuid4(), pyotp.random_base32()
-    confirmed = idn.AuthenticatorConfirmed(
-        user_id=user, authenticator_id=uuid.uuid4(), changed_by="user",
-        secret_sealed=authentication_sealer().seal(idn.user_totp_context(user), secret))
-    assert await services.authentication.handle(confirmed) == []
-    invitations = []
-    for _ in range(2):
-        package_id = await registered(services, token, signer=user)
-        [event] = on(await services.to_workflow(wf.AddAuthentication.model_validate({
-            "package_id": package_id, "access_token": token, "body": {
-                "emailId": "carol@example.com", "authenticationType": "TOTP", "totpSource": "user_authenticator"}})),
-            WORKFLOW_EVENTS)
-        assert event.type == "workflow.recipient_authentication_updated_v2", event.document
-        invitations.append((package_id, await shared(services, package_id, token)))
+    user, secret, confirmed = await user_with_authenticator(services)
+    invitations = [await signed_for(services, token, user) for _ in range(2)]
 
     code = services.code(secret)
     opened = await services.to_authentication(verify(*invitations[0], code))
@@ -290,3 +319,81 @@ async def test_totp_without_an_authenticator_or_for_every_recipient_is_refused(s
         400, "body.authentication.totp.source")
     assert (reset["status"], reset["code"], reset["field"]) == (400, "totp_without_authenticator", "totp_source")
 
+
+async def test_new_packages_naming_one_user_do_not_buy_more_guesses_at_their_authenticator(
+    services: Services,
+) -> None:
+    """An owner names one API user as the signer of four packages (three attempts each, twelve in
+    all): the first ten wrong codes are answered as wrong, spending each package's attempts (the
+    first three packages lock); from the eleventh, every code for that user, the right one too, is
+    429 totp_guesses_exhausted with the time to wait, and spends no attempt; once the window has
+    passed the right code opens the fourth package."""
+    token = owner_token(services)
+    user, secret, _ = await user_with_authenticator(services)
+    packages = [await signed_for(services, token, user) for _ in range(4)]
+
+    answers = [
+        await services.to_authentication(verify(*package, services.wrong_code(secret)))
+        for package in packages[:3]
+        for _ in range(3)
+    ]
+    tenth = await services.to_authentication(verify(*packages[3], services.wrong_code(secret)))
+    eleventh = await services.to_authentication(verify(*packages[3], services.wrong_code(secret)))
+    right = await services.to_authentication(verify(*packages[3], services.code(secret)))
+    held = await status(services, *packages[3])
+    services.clock.advance(timedelta(minutes=15))
+    after_window = await services.to_authentication(verify(*packages[3], services.code(secret)))
+
+    assert [a.type for a in answers] == [
+        "authentication.recipient_authentication_failed",
+        "authentication.recipient_authentication_failed",
+        "authentication.recipient_locked_out",
+    ] * 3
+    assert (tenth.type, tenth["attempts_remaining"]) == (
+        "authentication.recipient_authentication_failed",
+        2,
+    )
+    for refused in (eleventh, right):
+        assert (refused["status"], refused["code"]) == (429, "totp_guesses_exhausted")
+        assert 0 < refused["retry_after_seconds"] <= 900
+    assert (held["attempts_used"], held["attempts_remaining"]) == (1, 2)
+    assert after_window.type == "authentication.recipient_authenticated"
+
+
+async def test_a_signers_app_opens_only_packages_of_an_account_the_signer_is_a_member_of(
+    services: Services,
+) -> None:
+    """An owner acting for an account names two API users as signers: the member's app opens
+    the package; the outsider's is 403 signer_not_member without the code being checked (no
+    attempt spent, no guess counted); once identity says the member left the account
+    (UserUpdatedV2), their app opens that account's packages no more."""
+    account, elsewhere = uuid.uuid4(), uuid.uuid4()
+    token = (
+        services.stack.token_issuer()
+        .issue(str(uuid.uuid4()), "owner", accounts=[str(account)], primary_account=str(account))
+        .token
+    )
+    member, member_secret, _ = await user_with_authenticator(services, [account])
+    outsider, outsider_secret, _ = await user_with_authenticator(services, [elsewhere])
+    for_member = await signed_for(services, token, member)
+    for_outsider = await signed_for(services, token, outsider)
+
+    opened = await services.to_authentication(verify(*for_member, services.code(member_secret)))
+    refused = await services.to_authentication(
+        verify(*for_outsider, services.code(outsider_secret))
+    )
+    untouched = await status(services, *for_outsider)
+    left = idn.UserUpdatedV2(
+        user_id=member,
+        accounts=[idn.AccountMembership(name="Elsewhere", context_identifier=elsewhere)],
+    )
+    assert await services.authentication.handle(left) == []
+    services.clock.advance(timedelta(seconds=30))
+    after_leaving = await services.to_authentication(
+        verify(*for_member, services.code(member_secret))
+    )
+
+    assert opened.type == "authentication.recipient_authenticated"
+    assert (refused["status"], refused["code"]) == (403, "signer_not_member")
+    assert untouched["attempts_used"] == 0
+    assert (after_leaving["status"], after_leaving["code"]) == (403, "signer_not_member")

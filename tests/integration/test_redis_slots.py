@@ -103,6 +103,9 @@ async def test_every_key_of_every_script_call_hashes_to_one_slot(
     await secrets.satisfy("pkg-}{", 1, "password")
     await secrets.reset("pkg-}{", 1)
     await totp.UsedSteps(client, prefix).claim("user:}{", 7, "attempt-1")
+    await totp.GuessCeiling(client, prefix, totp.TotpSettings()).retry_after(
+        "user:}{", "attempt-2", T0, wrong=True
+    )
 
     assert isinstance(issued, Issued) and isinstance(refused, SendRefused)
     every_sha = {script.sha for scripts in EVERY_SCRIPT.values() for script in scripts.bind(client).values()}

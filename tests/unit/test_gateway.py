@@ -10,9 +10,10 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 
+from services.gateway.boldsign import BoldSignTotpProvisioning
 from services.gateway.errors import MALFORMED_JSON, GatewayError, shape_for, signinghub_error
 from services.gateway.middleware import client_address, credential_of
-from services.gateway.outcomes import rejection_error
+from services.gateway.outcomes import provisioned_totp, rejection_error
 from services.gateway.rate_limit import limit_key, retry_after
 from services.gateway.signinghub import (
     ACCESS_GRANTED,
@@ -37,10 +38,13 @@ from signgate_contracts.envelope import Secret
 WHEN = datetime(2015, 2, 13, 12, 10, tzinfo=UTC)
 
 
-def described(methods: list[str], window: wf.AccessWindow | None, masked: str | None = "+44******8899"):
+def described(methods: list[str], window: wf.AccessWindow | None, masked: str | None = "+44******8899",
+              totp_source: wf.TotpSource | None = None):
     policy = wf.PublicAuthenticationPolicy(methods=methods, secret_set="password" in methods,
                                            destination_masked=masked, retry_count=3,
-                                           frequency="OncePerDocument") if methods else None
+                                           frequency="OncePerDocument", totp_source=totp_source,
+                                           totp_authenticator_id="auth-1" if totp_source else None,
+                                           ) if methods else None
     return wf.RecipientAuthenticationDescribed(
         package_id="p", order=1, package_state="draft", locked_workflow=False, authentication=policy,
         access_window=window, recipient=wf.RecipientSummary(
@@ -83,7 +87,8 @@ def test_settings_read_back_in_signinghubs_shape_without_the_password() -> None:
     view = authentication_view(described(["password"], wf.AccessWindow(starts_at=WHEN, ends_at=WHEN.replace(day=28))))
     assert view.model_dump() == {
         "authentication": {"enabled": True, "password": {"enabled": True},
-                           "sms_otp": {"enabled": False, "mobile_number": "+44******0001"}},
+                           "sms_otp": {"enabled": False, "mobile_number": "+44******0001"},
+                           "totp": {"enabled": False, "source": None}},
         "access_duration": {"enabled": True,
                             "duration_by_date": {"enabled": True, "duration": {
                                 "start_date_time": "2015-02-13T12:10:00Z", "end_date_time": "2015-02-28T12:10:00Z"}},
@@ -100,6 +105,75 @@ def test_sms_otp_by_days_and_no_authentication_read_back() -> None:
     assert by_days.access_duration.duration_by_days.model_dump() == {"enabled": True, "duration": {"total_days": 4}}
     assert by_days.access_duration.duration_by_date.enabled is False
     assert (nothing.authentication.enabled, nothing.access_duration.enabled) == (False, False)
+
+
+def test_totp_reads_back_enabled_with_its_source_and_nothing_of_the_secret() -> None:
+    """A recipient opening with an authenticator app reads back with authentication enabled, totp
+    enabled and where its secret comes from (no id, no secret); password and SMS off."""
+    provisioned = authentication_view(described(["totp"], None, None, "provisioned"))
+    signer_app = authentication_view(described(["totp"], None, None, "user_authenticator"))
+
+    assert provisioned.authentication.enabled is True
+    assert provisioned.authentication.totp.model_dump() == {
+        "enabled": True,
+        "source": "provisioned",
+    }
+    assert signer_app.authentication.totp.source == "user_authenticator"
+    assert (
+        provisioned.authentication.password.enabled,
+        provisioned.authentication.sms_otp.enabled,
+    ) == (
+        False,
+        False,
+    )
+    assert "auth-1" not in provisioned.model_dump_json()
+
+
+ADD_TOTP = {
+    "package_id": "p",
+    "access_token": "t",
+    "body": {"emailId": "ann@example.com", "authenticationType": "TOTP"},
+}
+
+
+def test_a_provisioned_secret_is_answered_in_each_vendors_casing() -> None:
+    """The RecipientTotpProvisioned reply becomes SigningHub's snake_case body and BoldSign's
+    camelCase one, the URI and secret in clear for the caller; a reset body carries totp_source."""
+    provisioned = wf.RecipientTotpProvisioned(
+        package_id="p",
+        order=1,
+        authenticator_id="auth-1",
+        otpauth_uri="otpauth://totp/signgate:ann?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
+        secret="JBSWY3DPEHPK3PXP",
+    )
+    reset = reset_command(
+        "p", 1, ResetAuthenticationBody(method="totp", totp_source="provisioned"), None
+    )
+
+    answered = provisioned_totp(
+        Outcome(wf.AddAuthentication.model_validate(ADD_TOTP), None, provisioned)
+    )
+    assert answered is not None
+    assert answered.model_dump() == {
+        "authenticator_id": "auth-1",
+        "otpauth_uri": "otpauth://totp/signgate:ann?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
+        "secret": "JBSWY3DPEHPK3PXP",
+        "digits": 6,
+        "algorithm": "SHA1",
+        "period_seconds": 30,
+    }
+    camel = BoldSignTotpProvisioning.model_validate(answered.model_dump())
+    assert camel.model_dump(by_alias=True) == {
+        "authenticatorId": "auth-1",
+        "otpauthUri": "otpauth://totp/signgate:ann?secret=JBSWY3DPEHPK3PXP&issuer=signgate",
+        "secret": "JBSWY3DPEHPK3PXP",
+        "digits": 6,
+        "algorithm": "SHA1",
+        "periodSeconds": 30,
+    }
+    assert provisioned_totp(Outcome(reset, None, None)) is None
+    assert (reset.method, reset.totp_source) == ("totp", "provisioned")
+    assert wf.provisions_totp(reset)
 
 
 def test_seed_002_body_generates_and_with_a_code_verifies() -> None:

@@ -345,3 +345,18 @@ def test_a_registration_is_normalised_and_checked() -> None:
     assert (new.user_name, new.access.accounts[0], new.access.roles) == ("jdoe@example.com", primary, ["admin"])
     with pytest.raises(domain.PasswordRejected):
         domain.registration(command.model_copy(update={"password": SecretStr("short")}), domain.PasswordPolicy())
+
+
+def test_a_locked_or_disabled_account_refuses_whatever_it_proves() -> None:
+    """A hard lock, a temporary lock not yet over, or a disabled account refuses (so a recovery
+    code shown to it is not spent); a temporary lock that has passed does not."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert domain.account_refuses(user(lock_mode="hard"), now)
+    assert domain.account_refuses(
+        user(lock_mode="temporary", locked_until=now + timedelta(minutes=1)), now
+    )
+    assert domain.account_refuses(user(disabled=True), now)
+    assert not domain.account_refuses(
+        user(lock_mode="temporary", locked_until=now - timedelta(minutes=1)), now
+    )
+    assert not domain.account_refuses(user(), now)

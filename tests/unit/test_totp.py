@@ -10,7 +10,9 @@ import pyotp
 import pytest
 
 from libs.security.totp import (
+    TotpGuessesExhausted,
     TotpParameters,
+    TotpSettings,
     current_step,
     matching_step,
     new_secret,
@@ -104,3 +106,26 @@ def test_fresh_secrets_are_160_bits_and_differ() -> None:
     """A new secret is 32 base32 characters (160 bits) and never repeats."""
     secrets = {new_secret() for _ in range(100)}
     assert len(secrets) == 100 and all(len(s) == 32 for s in secrets)
+
+
+def test_the_guess_ceiling_is_ten_wrong_codes_in_fifteen_minutes_and_bounded() -> None:
+    """By default a subject gets ten wrong codes per fifteen minutes; both are settings held
+    within bounds (no ceiling of 0, no window under a minute)."""
+    default = TotpSettings()
+    assert (default.guess_ceiling, default.guess_window_seconds) == (10, 900)
+    with pytest.raises(ValueError):
+        TotpSettings(guess_ceiling=0)
+    with pytest.raises(ValueError):
+        TotpSettings(guess_window_seconds=59)
+
+
+def test_past_the_ceiling_the_refusal_is_a_429_saying_how_long_to_wait() -> None:
+    """The refusal is 429 totp_guesses_exhausted with its wait in seconds, in the text and the field
+    a gateway turns into Retry-After."""
+    refused = TotpGuessesExhausted(840)
+    assert (refused.status, refused.code, refused.retry_after_seconds) == (
+        429,
+        "totp_guesses_exhausted",
+        840,
+    )
+    assert "840 seconds" in refused.message

@@ -202,6 +202,7 @@ async def test_the_unlock_sets_a_new_password_in_the_same_step(
             "was_locked": True,
             "invitation": None,
             "invitation_expires_at": None,
+            "totp": None,
         },
     )
     assert answer(old) == (403, {"Message": "The password is incorrect"})
@@ -281,6 +282,7 @@ async def test_the_unlocks_refusals_are_seed_000s_texts_with_their_status_codes(
                 "was_locked": False,
                 "invitation": None,
                 "invitation_expires_at": None,
+                "totp": None,
             },
         ),
     }
