@@ -171,6 +171,7 @@ class UsedSteps:
 
     def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._prefix = prefix
+        self._redis = redis
         self._claim = SCRIPTS.bind(redis)["totp_claim"]
 
     def key(self, subject: str) -> str:
@@ -190,6 +191,15 @@ class UsedSteps:
         keep_ms = (2 * drift_steps + 2) * parameters.period * 1000
         accepted = await self._claim(keys=[self.key(subject)], args=[step, claim_id, keep_ms])
         return bool(accepted)
+
+    async def used(self, subject: str, step: int) -> bool:
+        """Whether ``step`` is at or below the subject's last accepted step: a code of it would be
+        refused as used. Reads only; a claim is what accepts."""
+        last = await self._redis.get(self.key(subject))
+        if last is None:
+            return False
+        text = last.decode() if isinstance(last, bytes) else str(last)
+        return step <= int(text.split(":", 1)[0])
 
 
 GUESSES_EXHAUSTED = (

@@ -467,8 +467,9 @@ def login_proof(
       not tell; a wrong password still counts as a failure (guessing passwords without a code is
       guessing), a right one neither counts nor ends the run of failures (it proved nothing yet).
     - A wrong password, or a wrong code: the generic ``invalid_credentials``, counted.
-    - The right password and a right TOTP code of a step already used: ``totp_code_used``, not
-      counted (a replayed code must not lock the rightful user out). A spent recovery code is a
+    - A right TOTP code of a step already used: ``totp_code_used`` whether or not the password was
+      right (otherwise a code seen once would test passwords), counted only when the password was
+      wrong (a replayed code must not lock the rightful user out). A spent recovery code is a
       wrong code.
     """
     if not has_authenticator:
@@ -477,10 +478,10 @@ def login_proof(
         return LoginProof(
             False, counts_failure=not password_matches, refusal="second_factor_required"
         )
+    if code_check == "used":
+        return LoginProof(False, counts_failure=not password_matches, refusal="totp_code_used")
     if not password_matches or code_check == "wrong":
         return LoginProof(False, counts_failure=True)
-    if code_check == "used":
-        return LoginProof(False, counts_failure=False, refusal="totp_code_used")
     return LoginProof(True, counts_failure=False)
 
 

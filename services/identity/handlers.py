@@ -362,6 +362,23 @@ async def check_one_time_code(
     return CodeVerdict("wrong")
 
 
+async def code_already_used(
+    scope: IdentityScope, authenticator: domain.Authenticator, code: str, now: datetime
+) -> bool:
+    """Whether ``code`` is the authenticator's code of a step already spent (read only: nothing is
+    claimed or counted)."""
+    deps = scope.dependencies
+    secret = deps.authenticator_secrets.open(
+        authenticator.secret_encrypted,
+        authenticator_id=authenticator.id,
+        user_id=authenticator.user_id,
+    )
+    parameters, drift = authenticator.parameters, deps.totp.drift_steps
+    step = matching_step(secret, code, now, parameters=parameters, drift_steps=drift)
+    subject = domain.totp_subject(authenticator.user_id)
+    return step is not None and await deps.used_steps.used(subject, step)
+
+
 @dataclass(frozen=True)
 class LoginAttempt:
     """What a password (and, for a user with an authenticator app, a one-time code) decided."""
@@ -405,10 +422,13 @@ async def attempt_password(
         authenticator = enrolled if enrolled is not None and enrolled.confirmed else None
     code = None
     if authenticator is not None and one_time_code is not None and not matches:
-        # no code is compared, but past the ceiling the answer is its 429 all the same: a 429
-        # must not tell that the password was right
+        # nothing is spent, but past the ceiling the answer is its 429 all the same, and a code
+        # already used is totp_code_used as it would be with the right password: neither answer
+        # may tell that the password was right
         subject = domain.totp_subject(authenticator.user_id)
         await deps.totp_guesses.admit(subject, str(attempt_id), now, wrong=False)
+        if await code_already_used(scope, authenticator, one_time_code, now):
+            code = CodeVerdict("used", "totp")
     if authenticator is not None and matches and one_time_code is not None:
         assert user is not None
         code = await check_one_time_code(

@@ -373,6 +373,24 @@ async def test_a_wrong_password_spends_no_code(user: TotpUser) -> None:
     assert right["type"] == "identity.authentication_succeeded"
 
 
+async def test_a_used_code_gets_the_same_answer_whatever_the_password_so_it_tests_no_password(
+    user: TotpUser,
+) -> None:
+    """A code already spent answers totp_code_used with the right password and with a wrong one
+    alike (a code seen over a shoulder cannot test passwords); only the wrong password counts."""
+    await user.enrolled()
+    code = user.code()
+    await user.login(code=code)
+
+    with_right = await user.login(code=code)
+    right_failures = await user.failed_attempts()
+    with_wrong = await user.login(password="pw-wrong", code=code)
+    wrong_failures = await user.failed_attempts()
+
+    assert reasons(with_right) == reasons(with_wrong) == ["totp_code_used"]
+    assert (right_failures, wrong_failures) == (0, 1)
+
+
 async def test_a_recovery_code_opens_one_login_and_says_how_many_are_left(user: TotpUser) -> None:
     """A recovery code (typed in upper case without its hyphen) gets a token once; the event says 9
     are left; the same code again is invalid_credentials."""

@@ -80,6 +80,7 @@ def test_recovery_codes_are_distinct_and_their_digest_ignores_case_and_hyphens()
     (True, True, "wrong", False, True, None),
     (False, True, "wrong", False, True, None),
     (True, True, "used", False, False, "totp_code_used"),
+    (False, True, "used", False, True, "totp_code_used"),
 ])
 def test_the_login_rule_with_a_second_factor(password: bool, enrolled: bool, check: str | None, proven: bool,
                                              counts: bool, refusal: str | None) -> None:
