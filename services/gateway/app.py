@@ -44,6 +44,7 @@ from services.gateway.middleware import (
     BodyLimitMiddleware,
     CorrelationMiddleware,
     MetricsMiddleware,
+    NoStoreMiddleware,
     RateLimitMiddleware,
     RequestMetrics,
 )
@@ -152,6 +153,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         middleware=[
             Middleware(MetricsMiddleware),
             Middleware(CorrelationMiddleware),
+            Middleware(NoStoreMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(BodyLimitMiddleware),
         ],

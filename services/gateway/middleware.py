@@ -153,6 +153,28 @@ class CorrelationMiddleware:
             SENT.reset(token)
 
 
+class NoStoreMiddleware:
+    """Puts ``Cache-Control: no-store`` on every answer that has no cache rule of its own: answers
+    carry tokens, access grants, invitations and secrets, and no proxy or browser cache may keep one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"cache-control", b"no-store")]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
 UNMATCHED = "unmatched"
 """The ``route`` of a request no route took (a 404): one series, not one per path tried."""
 

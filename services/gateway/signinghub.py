@@ -15,7 +15,7 @@ separate path keeps SigningHub's OTP calls exactly as they were and says which c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
@@ -138,6 +138,14 @@ Deps = Annotated[GatewayDependencies, Depends(dependencies)]
 PackagePath = Annotated[str, Path(min_length=1, max_length=100, description="The package id.")]
 OrderPath = Annotated[
     int, Path(ge=1, le=50, description="The recipient's order in the workflow, 1-50.")
+]
+Channel = Annotated[
+    Literal["sms", "voice", "email"] | None,
+    Query(
+        description="signgate's addition, for generating a code: how it is sent, among the channels "
+        "the recipient's policy allows (a mobile number: `sms` or `voice`, a call that reads it "
+        "out); the policy's own channel if left out."
+    ),
 ]
 
 
@@ -451,6 +459,7 @@ async def open_document_via_otp(
     token: Token,
     deps: Deps,
     invitation: Invitation = None,
+    channel: Channel = None,
     body: Annotated[
         DocumentOtpBody | None,
         Body(openapi_examples={"verify": {"value": {"otp": "123456"}}}),
@@ -463,7 +472,7 @@ async def open_document_via_otp(
         "invitation": invitation_of(invitation),
     }
     if body is None:
-        await outcome_of(deps, auth.RequestDocumentOtp(**named))
+        await outcome_of(deps, auth.RequestDocumentOtp(**named, channel=channel))
         return Response(status_code=200)
     outcome = await outcome_of(deps, auth.VerifyDocumentOtp(**named, code=body.otp))
     return opened_view(outcome, "OTP")
@@ -546,9 +555,14 @@ SIGNER_FAILED = {
 
 
 def signing_otp_command(
-    package_id: str, document_id: str, body: SigningOtpBody, token: Secret | None
+    package_id: str,
+    document_id: str,
+    body: SigningOtpBody,
+    token: Secret | None,
+    channel: Literal["sms", "voice"] | None = None,
 ) -> auth.RequestSigningOtp | auth.VerifySigningOtp:
-    """Seed 002's request as its command: generate, or verify when the body carries the code."""
+    """Seed 002's request as its command: generate (by text, or by a call), or verify when the body
+    carries the code."""
     named: dict[str, Any] = {
         "package_id": package_id,
         "document_id": document_id,
@@ -556,7 +570,7 @@ def signing_otp_command(
         "access_token": token,
     }
     if body.otp is None:
-        return auth.RequestSigningOtp(**named)
+        return auth.RequestSigningOtp(**named, channel=channel or "sms")
     return auth.VerifySigningOtp(**named, code=body.otp)
 
 
@@ -601,8 +615,15 @@ async def signer_authentication_via_otp(
     ],
     token: Token,
     deps: Deps,
+    channel: Annotated[
+        Literal["sms", "voice"] | None,
+        Query(
+            description="signgate's addition, for generating a code: `voice` calls the profile's "
+            "mobile number and reads the code out; `sms` if left out."
+        ),
+    ] = None,
 ) -> Response:
-    command = signing_otp_command(package_id, document_id, body, token_of(token))
+    command = signing_otp_command(package_id, document_id, body, token_of(token), channel)
     signer_verified(await outcome_of(deps, command))
     return Response(status_code=200)
 

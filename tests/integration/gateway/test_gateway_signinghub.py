@@ -279,6 +279,7 @@ async def test_opening_by_password_and_by_otp_and_the_history(system: System, to
     assert answer(wrong) == (403, {"Message": "The password is incorrect"})
     assert right.status_code == 200 and right.json()["Message"] == ACCESS_GRANTED
     assert right.json()["access_grant"].count(".") == 2  # a signed grant (JWS)
+    assert right.headers["cache-control"] == wrong.headers["cache-control"] == "no-store"
     assert (generated.status_code, generated.content) == (200, b"")
     assert verified.status_code == 200 and verified.json()["Message"] == ACCESS_GRANTED
     assert history.status_code == 200
@@ -314,6 +315,46 @@ async def test_seed_002_signer_otp_is_generated_and_verified(system: System, htt
     assert answer(wrong) == (403, {"Message": "The OTP is incorrect"})
     assert (right.status_code, right.content) == (200, b"")
     assert answer(stranger) == (403, {"Message": "Document does not belong to user"})
+
+
+async def test_a_recipient_and_a_signer_ask_for_their_code_by_a_call(system: System, token: str,
+                                                                     http: httpx.AsyncClient) -> None:
+    """With ?channel=voice the recipient's code and seed 002's signer code go out by a call (the
+    sandbox's voice entries) and open over HTTP; a channel the policy does not allow is 400."""
+    account = idn.AccountMembership(name="Acme", context_identifier=uuid.uuid4(), is_primary=True)
+    owner = await owner_token(system, accounts=[account])
+    signer_id, _, signer = await user_with_token(system, admin_token(system), [account], "+447911123997")
+    package_id = await draft(system, owner, signer_user_id=signer_id)
+    headers = {**bearer(owner), "Content-Type": "application/json"}
+    by_sms = {"apply_to_all": False, "authentication": {"enabled": True, "sms_otp": {
+        "enabled": True, "mobile_number": "00447700900003"}}}
+    assert (await http.put(authentication_path(package_id, 2), json=by_sms, headers=headers)).status_code == 200
+    await invitations_of(system, wf.ShareWorkflow(package_id=package_id, access_token=owner))
+    pool = system.services["authentication"].resources.pool
+    await until(lambda: pool.fetchval("SELECT count(*) = 1 FROM recipients WHERE package_id = $1 AND methods <> '{}'",
+                                      package_id), what="the authentication service's projection")
+    otp = f"{authentication_path(package_id, 2)}/otp"
+    signing = f"/v3/packages/{package_id}/documents/doc-1/otp"
+
+    called = await http.post(otp, params={"channel": "voice"}, headers=bearer(owner))
+    not_allowed = await http.post(otp, params={"channel": "email"}, headers=bearer(owner))
+    [call] = [d for d in sandbox_entries(system, "+447700900003") if d["channel"] == "voice"]
+    opened = await http.post(otp, json={"otp": call["code"]}, headers=headers)
+    signer_called = await http.post(signing, params={"channel": "voice"}, json={"field_name": "12345678"},
+                                    headers={**bearer(signer), "Content-Type": "application/json"})
+    [signer_call] = [d for d in sandbox_entries(system, "+447911123997") if d["channel"] == "voice"]
+    signed = await http.post(signing, json={"field_name": "12345678", "otp": signer_call["code"]},
+                             headers={**bearer(signer), "Content-Type": "application/json"})
+
+    assert (called.status_code, called.content) == (200, b""), called.text
+    assert not_allowed.status_code == 400, not_allowed.text
+    assert opened.status_code == 200 and opened.json()["Message"] == ACCESS_GRANTED
+    assert (signer_called.status_code, signed.status_code) == (200, 200), signer_called.text
+
+
+def sandbox_entries(system: System, destination: str) -> list[dict]:
+    """What the sandbox provider delivered to ``destination``, texts and calls, oldest first."""
+    return [d for d in map(json.loads, system.sandbox.read_text().splitlines()) if d["destination"] == destination]
 
 
 async def test_probes_and_metrics_of_the_gateway(http: httpx.AsyncClient) -> None:
