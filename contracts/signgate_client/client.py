@@ -37,7 +37,7 @@ from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from signgate_client.routing import Answer, Progress, Route, progress, route
+from signgate_client.routing import Answer, Progress, Route, answers_command, progress, route
 from signgate_client.security import kafka_security, start_checked
 from signgate_client.stream import assign, correlation_of, partitions_of
 from signgate_contracts import authentication, identity, workflow
@@ -469,7 +469,7 @@ class SignGateClient:
             message = _decoded(registry, record)
             if message is None:
                 return
-            if registry is path.outcome and pending.event is None and isinstance(message, Event):
+            if registry is path.outcome and pending.event is None and answers_command(message):
                 pending.event = message
             elif message.type in pending.effects:
                 pending.seen.setdefault(message.type, message)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeGuard
 
 from signgate_contracts import authentication, identity, workflow
-from signgate_contracts.envelope import Command, Message
+from signgate_contracts.envelope import Command, Event, Message
 from signgate_contracts.rejection import CommandRejected
 from signgate_contracts.topics import BY_NAME, OUTCOME_TOPIC, TOPICS, Topic
 
@@ -99,6 +99,13 @@ def parse_command(document: dict[str, Any]) -> Command:
     if model is None:
         raise ValueError(f"no signgate command has type {kind!r}")
     return model.model_validate(document)
+
+
+def answers_command(message: Message) -> TypeGuard[Event]:
+    """Whether an event on a command's outcome topic, carrying its correlation id, is its outcome:
+    every event is but the facts that follow one (`authentication.AFTER_OUTCOME`: a code the request
+    was answered with went another way, or nowhere), so a late fact never stands as the answer."""
+    return isinstance(message, Event) and not isinstance(message, authentication.AFTER_OUTCOME)
 
 
 class Progress(Enum):

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import AwareDatetime, EmailStr, Field, model_validator
 
 from signgate_contracts.envelope import Command, Event, Secret
+from signgate_contracts.otp import Channel, FallbackReason
 from signgate_contracts.rejection import CommandRejected
 
 Method = Literal["password", "access_code", "sms_otp", "email_otp", "totp"]
@@ -187,6 +188,76 @@ class SigningOtpSent(Event):
     channel: Literal["sms", "voice"] = "sms"
 
 
+# -- after the answer: what became of a code the request was answered with --
+
+
+class _CodeRerouted(Event):
+    """A code sent (the request answered with `document_otp_sent` or `signing_otp_sent`) was not
+    delivered (no receipt in time, or one saying undelivered), and a new code went by ``channel``;
+    the earlier one no longer verifies. It carries the request's correlation id, for tracing, and is
+    not its outcome: that came before."""
+
+    channel: Channel
+    destination: str = Field(description="Masked phone number or email.")
+    reason: FallbackReason = Field(description="Why the code before this one fell back.")
+    expires_at: AwareDatetime
+    resend_available_at: AwareDatetime
+
+
+class _CodeUndelivered(Event):
+    """A code sent (the request answered) was not delivered, nor was its fallback's, the last by
+    ``channel``: no code is pending; the recipient asks anew. It carries the request's correlation
+    id, for tracing, and is not its outcome (no `command.rejected` follows a success)."""
+
+    channel: Channel
+    destination: str = Field(description="Masked phone number or email.")
+    resend_available_at: AwareDatetime | None = None
+
+
+class DocumentOtpRerouted(_CodeRerouted):
+    """A recipient's code went by another channel after `document_otp_sent` answered the request
+    (the text was not confirmed): a fact, not the request's outcome."""
+
+    type: Literal["authentication.document_otp_rerouted"] = "authentication.document_otp_rerouted"
+    package_id: str
+    order: int
+
+
+class DocumentOtpUndelivered(_CodeUndelivered):
+    """A recipient's code, and its fallback's, did not arrive after `document_otp_sent` answered the
+    request: a fact, not the request's outcome; the recipient asks for a new code."""
+
+    type: Literal["authentication.document_otp_undelivered"] = (
+        "authentication.document_otp_undelivered"
+    )
+    package_id: str
+    order: int
+
+
+class SigningOtpRerouted(_CodeRerouted):
+    """A signer's code went by another channel after `signing_otp_sent` answered the request: a
+    fact, not the request's outcome."""
+
+    type: Literal["authentication.signing_otp_rerouted"] = "authentication.signing_otp_rerouted"
+    package_id: str
+    document_id: str
+    field_name: str
+    user_id: str
+
+
+class SigningOtpUndelivered(_CodeUndelivered):
+    """A signer's code, and its fallback's, did not arrive after `signing_otp_sent` answered the
+    request: a fact, not the request's outcome."""
+
+    type: Literal["authentication.signing_otp_undelivered"] = (
+        "authentication.signing_otp_undelivered"
+    )
+    package_id: str
+    document_id: str
+    field_name: str
+    user_id: str
+
+
 class SignerAuthenticated(Event):
     type: Literal["authentication.signer_authenticated"] = "authentication.signer_authenticated"
     package_id: str
@@ -296,5 +367,18 @@ EVENTS: tuple[type[Event], ...] = (
     SignerAuthenticationFailed,
     DocumentAccessRevoked,
     CommandRejected,
+    DocumentOtpRerouted,
+    DocumentOtpUndelivered,
+    SigningOtpRerouted,
+    SigningOtpUndelivered,
 )
+AFTER_OUTCOME: tuple[type[Event], ...] = (
+    DocumentOtpRerouted,
+    DocumentOtpUndelivered,
+    SigningOtpRerouted,
+    SigningOtpUndelivered,
+)
+"""Facts that carry a command's correlation id but are not its outcome: they follow it (a code the
+request was answered with went another way, or nowhere). A caller awaiting the command's answer
+passes over them (`signgate_client.routing.answers_command`)."""
 REPLIES: tuple[type[Event], ...] = (DocumentAccessGranted, RecipientAuthenticationStatus)

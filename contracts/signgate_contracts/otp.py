@@ -4,7 +4,10 @@ The authentication service asks for a delivery on ``signgate.otp.requests`` (key
 challenge id); the dispatcher answers each request with exactly one outcome on
 ``signgate.otp.events``: `OtpSent`, `OtpDeliveryFailed`, or `command.rejected` (429 when a
 send limit is spent, with ``retry_after_seconds``). When the request names ``fallback`` channels and its
-own delivery fails, `OtpFallbackStarted` comes first and the outcome is the fallback's. The
+own delivery fails, `OtpFallbackStarted` comes first and the outcome is the fallback's. A code
+that was sent and then not delivered (no receipt in time, or one saying undelivered) falls back
+too, after its `OtpSent` answered the request: that fallback's `OtpSent` or `OtpDeliveryFailed`
+says ``answered_before`` and is a fact about the recipient's code, not a second outcome. The
 code itself never travels on Kafka:
 the dispatcher generates it, stores only its HMAC digest in the shared OTP store
 (``libs/security/otp_store.py``) and hands it to the delivery provider.
@@ -177,7 +180,29 @@ class _OtpOutcome(Event):
     )
 
 
-class OtpSent(_OtpOutcome):
+class _FallbackMarks(BaseModel):
+    """What a code's outcome says when the code is a fallback's (additions with defaults: a request's
+    own code leaves them out)."""
+
+    fallback_of: UUID | None = Field(
+        default=None,
+        description="The challenge whose failed delivery this code replaces (its "
+        "`otp.fallback_started` names both); None for the request's own code.",
+    )
+    fallback_reason: FallbackReason | None = Field(
+        default=None,
+        description="Why the code before this one fell back; None when not a fallback.",
+    )
+    answered_before: bool = Field(
+        default=False,
+        description="The request was answered already, by an earlier code's `otp.sent` (a text then "
+        "not confirmed by its receipt): this is a fact about the recipient's code, not the "
+        "request's outcome. False for the request's one outcome, a fallback's too when the earlier "
+        "code was refused at once.",
+    )
+
+
+class OtpSent(_FallbackMarks, _OtpOutcome):
     """A code was issued and handed to the provider; it is the only pending code of its recipient."""
 
     type: Literal["otp.sent"] = "otp.sent"
@@ -189,7 +214,7 @@ class OtpSent(_OtpOutcome):
     )
 
 
-class OtpDeliveryFailed(_OtpOutcome):
+class OtpDeliveryFailed(_FallbackMarks, _OtpOutcome):
     """The provider could not deliver the code; it was withdrawn and will not verify."""
 
     type: Literal["otp.delivery_failed"] = "otp.delivery_failed"

@@ -290,7 +290,11 @@ async def handle_verify_signing_otp(
 
 
 async def handle_otp_sent(sent: otp.OtpSent, scope: AuthenticationScope) -> list[Outgoing]:
-    """OTP dispatch sent the code: that is the outcome of the command that asked for it."""
+    """OTP dispatch sent the code: that is the outcome of the command that asked for it; unless the
+    command was answered already (a fallback's code, after the text it was answered with went
+    undelivered): then the fact that the code went another way, which is no second answer."""
+    if sent.answered_before:
+        return [event(code_rerouted(sent), sent.package_id)]
     if sent.purpose == "signing":
         assert sent.user_id and sent.document_id and sent.field_name
         outcome: Event = auth.SigningOtpSent(
@@ -319,8 +323,64 @@ async def handle_otp_sent(sent: otp.OtpSent, scope: AuthenticationScope) -> list
 async def handle_otp_delivery_failed(
     failure: otp.OtpDeliveryFailed, scope: AuthenticationScope
 ) -> list[Outgoing]:
+    """OTP dispatch could not deliver the code: the command's outcome is a 500; unless the command
+    was answered already (a fallback's code failed after the text it was answered with went
+    undelivered): then the fact that no code is on its way, and no rejection after the success."""
+    if failure.answered_before:
+        return [event(code_undelivered(failure), failure.package_id)]
     rejection = CommandRejected(status=500, code="otp_delivery_failed", message=DELIVERY_FAILED)
     return [event(rejection, failure.package_id)]
+
+
+def code_rerouted(sent: otp.OtpSent) -> Event:
+    """The fact of a fallback's code sent after the command was answered, for the code's purpose."""
+    reason = sent.fallback_reason or "no_receipt"
+    if sent.purpose == "signing":
+        assert sent.user_id and sent.document_id and sent.field_name
+        return auth.SigningOtpRerouted(
+            package_id=sent.package_id,
+            document_id=sent.document_id,
+            field_name=sent.field_name,
+            user_id=sent.user_id,
+            channel=sent.channel,
+            destination=sent.destination,
+            reason=reason,
+            expires_at=sent.expires_at,
+            resend_available_at=sent.resend_available_at,
+        )
+    assert sent.order is not None
+    return auth.DocumentOtpRerouted(
+        package_id=sent.package_id,
+        order=sent.order,
+        channel=sent.channel,
+        destination=sent.destination,
+        reason=reason,
+        expires_at=sent.expires_at,
+        resend_available_at=sent.resend_available_at,
+    )
+
+
+def code_undelivered(failure: otp.OtpDeliveryFailed) -> Event:
+    """The fact of a fallback's code undelivered after the command was answered."""
+    if failure.purpose == "signing":
+        assert failure.user_id and failure.document_id and failure.field_name
+        return auth.SigningOtpUndelivered(
+            package_id=failure.package_id,
+            document_id=failure.document_id,
+            field_name=failure.field_name,
+            user_id=failure.user_id,
+            channel=failure.channel,
+            destination=failure.destination,
+            resend_available_at=failure.resend_available_at,
+        )
+    assert failure.order is not None
+    return auth.DocumentOtpUndelivered(
+        package_id=failure.package_id,
+        order=failure.order,
+        channel=failure.channel,
+        destination=failure.destination,
+        resend_available_at=failure.resend_available_at,
+    )
 
 
 async def handle_command_rejected(

@@ -108,6 +108,37 @@ INTERRUPTED = "delivery interrupted; outcome unknown"
 
 
 @dataclass(frozen=True)
+class FallbackOf:
+    """What makes a request a fallback's, and what its code's outcome says of it: the challenge whose
+    delivery failed, why, and whether the request was answered already (an earlier code of the
+    chain was `OtpSent`, then not delivered): then the outcome is a fact, not a second answer."""
+
+    failed_challenge_id: UUID
+    reason: FallbackReason
+    answered_before: bool
+
+
+def fallback_after(
+    failed: UUID, reason: FallbackReason, of: FallbackOf | None, *, answered: bool
+) -> FallbackOf:
+    """The mark of the fallback of a delivery (itself a fallback's when ``of``): ``answered`` when
+    that delivery was the request's `OtpSent` (a missing or undelivered receipt), so the request was
+    answered whatever comes next; a delivery refused at once leaves it as the one before it did."""
+    return FallbackOf(failed, reason, answered or (of is not None and of.answered_before))
+
+
+def _marks(of: FallbackOf | None) -> _Marks:
+    """The fallback fields of a code's outcome; their defaults for a request's own code."""
+    if of is None:
+        return {"fallback_of": None, "fallback_reason": None, "answered_before": False}
+    return {
+        "fallback_of": of.failed_challenge_id,
+        "fallback_reason": of.reason,
+        "answered_before": of.answered_before,
+    }
+
+
+@dataclass(frozen=True)
 class Settlement:
     """The outcome to record (and publish) for a request, and the challenge to withdraw with it."""
 
@@ -124,11 +155,12 @@ def delivery_outcome(
     issued: Issued,
     result: Receipt | DeliveryFailed,
     fallback_provider: str | None = None,
+    of: FallbackOf | None = None,
 ) -> Settlement:
     """A delivered code is `OtpSent` (when it expires, when a resend is allowed, sends left); an
     undelivered one is withdrawn, and is `OtpFallbackStarted` when the request names a channel to
     fall back to (``fallback_provider`` delivers by it), else `OtpDeliveryFailed` with the
-    provider's reason."""
+    provider's reason. A fallback's (``of``) outcome says so."""
     if isinstance(result, DeliveryFailed):
         after = fallback_request(request)
         if after is not None and fallback_provider is not None:
@@ -136,12 +168,14 @@ def delivery_outcome(
             return Settlement(started, withdraw=request.challenge_id, fallback=after)
         failed = OtpDeliveryFailed(
             **_about(request, provider),
+            **_marks(of),
             reason=result.reason,
             resend_available_at=issued.resend_available_at,
         )
         return Settlement(failed, withdraw=request.challenge_id)
     sent = OtpSent(
         **_about(request, provider),
+        **_marks(of),
         provider_message_id=result.message_id,
         expires_at=issued.expires_at,
         resend_available_at=issued.resend_available_at,
@@ -151,12 +185,15 @@ def delivery_outcome(
 
 
 def interrupted_outcome(
-    request: OtpDeliveryRequested, provider: str, pending: UUID | None
+    request: OtpDeliveryRequested,
+    provider: str,
+    pending: UUID | None,
+    of: FallbackOf | None = None,
 ) -> Settlement:
     """A redelivered request whose code was issued but whose outcome was never recorded: whether the
     provider took the message is unknown, and sending again could double it, so the code is
     withdrawn instead (fail closed) and the caller may ask anew."""
-    failed = OtpDeliveryFailed(**_about(request, provider), reason=INTERRUPTED)
+    failed = OtpDeliveryFailed(**_about(request, provider), **_marks(of), reason=INTERRUPTED)
     return Settlement(failed, withdraw=pending or request.challenge_id)
 
 
@@ -202,12 +239,15 @@ NO_PROVIDER = "none"
 """The provider of an outcome no provider was asked for (a fallback a send limit stopped)."""
 
 
-def fallback_refused(request: OtpDeliveryRequested, refused: SendRefused) -> OtpDeliveryFailed:
+def fallback_refused(
+    request: OtpDeliveryRequested, refused: SendRefused, of: FallbackOf
+) -> OtpDeliveryFailed:
     """A fallback a send limit stopped: its delivery failed (nobody asked for it, so there is no
     caller to answer 429), and the recipient may ask anew once the limit allows."""
     code, _ = send_refusal(refused.limit, refused.retry_after_seconds)
     return OtpDeliveryFailed(
         **_about(request, NO_PROVIDER),
+        **_marks(of),
         reason=f"send limit ({code})",
         resend_available_at=refused.retry_at,
     )
@@ -224,6 +264,12 @@ def awaits_receipt(request: OtpDeliveryRequested, result: Receipt | DeliveryFail
     """Whether a delivery goes on the fallback schedule until its receipt comes: it was taken,
     its provider reports delivery later, and the request has somewhere to fall back to."""
     return isinstance(result, Receipt) and result.awaits_receipt and bool(request.fallback)
+
+
+class _Marks(TypedDict):
+    fallback_of: UUID | None
+    fallback_reason: FallbackReason | None
+    answered_before: bool
 
 
 class _About(TypedDict):

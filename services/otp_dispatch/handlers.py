@@ -18,10 +18,12 @@ from libs.runtime.messaging.outgoing import Outgoing, caused_by
 from libs.security.otp_store import OtpRecipient, SeenBefore, SendRefused
 from services.otp_dispatch.dependencies import OtpDispatchDependencies, OtpDispatchScope
 from services.otp_dispatch.domain import (
+    FallbackOf,
     Settlement,
     awaits_receipt,
     delivery_of,
     delivery_outcome,
+    fallback_after,
     fallback_limits,
     fallback_refused,
     fallback_request,
@@ -51,10 +53,11 @@ async def deliver(
     dependencies: OtpDispatchDependencies,
     request: OtpDeliveryRequested,
     *,
-    fallback: bool = False,
+    fallback: FallbackOf | None = None,
 ) -> list[Outgoing]:
     """Issue a code for ``request`` within the send limits, deliver it, and fall back if it failed
-    (``fallback``: the request is itself a fallback, sent under `fallback_limits`)."""
+    (``fallback``: the request is itself a fallback's, sent under `fallback_limits`, its outcome
+    marked so)."""
     limits = fallback_limits(dependencies.limits) if fallback else dependencies.limits
     recipient = OtpRecipient.of(request)
     code = generate_code(dependencies.code_length)  # never the request's: a code's strength is ours
@@ -87,7 +90,9 @@ async def deliver(
         result = failure
     after = fallback_request(request)
     fallback_provider = dependencies.providers[after.channel].name if after else None
-    settlement = delivery_outcome(request, provider.name, issued, result, fallback_provider)
+    settlement = delivery_outcome(
+        request, provider.name, issued, result, fallback_provider, of=fallback
+    )
     _log_delivery(settlement, result, provider.name)
     if awaits_receipt(request, result):  # before the outcome stands: a redelivery finds it done
         await dependencies.fallbacks.watch(
@@ -96,25 +101,30 @@ async def deliver(
             due=dependencies.clock() + dependencies.receipt_timeout(provider.name),
         )
     outcome = await _settle(dependencies, request, recipient, settlement)
-    return [outcome, *await _fall_back_now(dependencies, request, outcome.message)]
+    return [outcome, *await _fall_back_now(dependencies, request, outcome.message, fallback)]
 
 
 async def _fall_back_now(
-    dependencies: OtpDispatchDependencies, failed: OtpDeliveryRequested, stood: Message
+    dependencies: OtpDispatchDependencies,
+    failed: OtpDeliveryRequested,
+    stood: Message,
+    of: FallbackOf | None,
 ) -> list[Outgoing]:
-    """When the outcome that stands for ``failed`` is a fallback: schedule it due now (so that a
-    crash leaves it to the sweep) and run it here, unless another process holds it."""
+    """When the outcome that stands for ``failed`` (itself a fallback's when ``of``) is a fallback:
+    schedule it due now (so that a crash leaves it to the sweep) and run it here, unless another
+    process holds it. Nothing answered the request yet, unless ``of`` says so."""
     if not isinstance(stood, OtpFallbackStarted):
         return []
     fallbacks, now = dependencies.fallbacks, dependencies.clock()
     after = fallback_request(failed)
     assert after is not None, "a fallback outcome stands only for a request that names one"
+    mark = fallback_after(failed.challenge_id, stood.reason, of, answered=False)
     if await fallbacks.watch(failed, reason=stood.reason, due=now) == "done":
-        return await deliver(dependencies, after, fallback=True)  # its outcome again; none sent
+        return await deliver(dependencies, after, fallback=mark)  # its outcome again; none sent
     claimed = await fallbacks.claim(failed.challenge_id, now=now, lease=dependencies.lease)
     if claimed is None:  # another process runs it (a run beside it would withdraw its code)
         return []
-    outgoing = await deliver(dependencies, after, fallback=True)
+    outgoing = await deliver(dependencies, after, fallback=mark)
     await fallbacks.done(failed.challenge_id)
     return outgoing
 
@@ -145,7 +155,8 @@ async def _scheduled_fallback(
     dependencies: OtpDispatchDependencies, claimed: ClaimedFallback
 ) -> list[Outgoing]:
     """The events of one scheduled fallback, each caused by the request it answers: the step
-    (caused by the failed request), then the new code's outcome (by the fallback's request)."""
+    (caused by the failed request), then the new code's outcome (by the fallback's request), marked
+    answered before: the failed code was sent, and its `OtpSent` answered the request."""
     failed = claimed.failed
     after = fallback_request(failed)
     if after is None:  # scheduled only for requests that name a fallback
@@ -159,7 +170,8 @@ async def _scheduled_fallback(
         to_channel=after.channel,
         reason=claimed.reason,
     )
-    outcomes = await deliver(dependencies, after, fallback=True)
+    mark = fallback_after(failed.challenge_id, claimed.reason, None, answered=True)
+    outcomes = await deliver(dependencies, after, fallback=mark)
     return [
         _published(failed, caused_by(failed, started, index=1)),
         *(
@@ -174,14 +186,14 @@ async def _seen_before(
     request: OtpDeliveryRequested,
     recipient: OtpRecipient,
     seen: SeenBefore,
-    fallback: bool,
+    fallback: FallbackOf | None,
 ) -> list[Outgoing]:
     """A redelivered request: the same outcome again, and nothing sent or stored (but a fallback
     that stands as its outcome is seen through: it may be what stopped midway)."""
     if seen.refusal is not None:
         return [_refused(request, seen.refusal, fallback)]
-    outcome = await _seen_outcome(dependencies, request, recipient, seen)
-    return [outcome, *await _fall_back_now(dependencies, request, outcome.message)]
+    outcome = await _seen_outcome(dependencies, request, recipient, seen, fallback)
+    return [outcome, *await _fall_back_now(dependencies, request, outcome.message, fallback)]
 
 
 async def _seen_outcome(
@@ -189,6 +201,7 @@ async def _seen_outcome(
     request: OtpDeliveryRequested,
     recipient: OtpRecipient,
     seen: SeenBefore,
+    fallback: FallbackOf | None,
 ) -> Outgoing:
     log.info(
         "delivery request seen before", state=seen.state, challenge_id=str(request.challenge_id)
@@ -199,7 +212,7 @@ async def _seen_outcome(
             dependencies,
             request,
             recipient,
-            interrupted_outcome(request, provider, pending=seen.challenge_id),
+            interrupted_outcome(request, provider, pending=seen.challenge_id, of=fallback),
         )
     return _published(request, decode(OTP_EVENTS, seen.outcome.encode()))
 
@@ -221,17 +234,19 @@ async def _settle(
     return _published(request, decode(OTP_EVENTS, stored.encode()))
 
 
-def _refused(request: OtpDeliveryRequested, refused: SendRefused, fallback: bool) -> Outgoing:
+def _refused(
+    request: OtpDeliveryRequested, refused: SendRefused, fallback: FallbackOf | None
+) -> Outgoing:
     """The 429 for a spent limit; for a fallback, which nobody asked for (so no caller awaits a
     429 for it), the failure of its delivery."""
     log.info(
         "code not sent: send limit",
         limit=refused.limit,
         retry_after_seconds=refused.retry_after_seconds,
-        fallback=fallback,
+        fallback=fallback is not None,
     )
-    if fallback:
-        return _published(request, fallback_refused(request, refused))
+    if fallback is not None:
+        return _published(request, fallback_refused(request, refused, fallback))
     return _published(request, refusal(request, refused))
 
 

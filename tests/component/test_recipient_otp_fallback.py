@@ -39,6 +39,7 @@ from tests.support.component import (
     on,
     outcome,
 )
+from tests.support.outcomes import answers_to, outcome_findings
 from tests.support.scanning import bus_findings
 
 pytestmark = ON_SERVER_AND_CLUSTER
@@ -136,11 +137,12 @@ async def test_a_refused_text_falls_back_to_a_call_whose_code_opens_the_document
     services: Services, package: tuple[str, dict[int, Secret]]
 ) -> None:
     """Bob's text is refused: OTP dispatch says it falls back from sms to voice, the call is made,
-    authentication tells the caller the code went by voice, and the spoken code opens the document."""
+    authentication tells the caller the code went by voice (the request's one answer), and the spoken
+    code opens the document."""
     package_id, invitations = package
+    request = auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[1])
 
-    answers, events = await services.to_authentication(
-        auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[1]))
+    answers, events = await services.to_authentication(request)
     [call] = [d for d in services.deliveries() if d["destination"] == BOB]
     _, opened = await services.to_authentication(
         auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1], code=call["code"]))
@@ -149,6 +151,8 @@ async def test_a_refused_text_falls_back_to_a_call_whose_code_opens_the_document
         ("otp.fallback_started", "sms", "voice"), ("otp.sent", None, "voice")]
     assert answers[0]["destination"] == "+44******0401"
     assert [(e.type, e.get("channel")) for e in events] == [("authentication.document_otp_sent", "voice")]
+    assert answers[1].get("answered_before") is False  # the request's one answer, not a fact after it
+    assert outcome_findings(authentication_values(services), [request.correlation_id]) == []
     assert call["channel"] == "voice"
     assert [e.type for e in opened] == ["authentication.recipient_authenticated"]
 
@@ -204,40 +208,103 @@ async def test_the_recipient_picks_voice_and_a_channel_the_policy_does_not_allow
         ("command.rejected", 400, "otp_channel_not_allowed", "channel")]
 
 
-async def test_a_text_whose_receipt_never_comes_falls_back_to_a_call_that_opens_the_document(
-    services: Services, package: tuple[str, dict[int, Secret]]
-) -> None:
-    """With a gateway that takes texts but never confirms them, Bob's text is sent; nothing moves before
-    the receipt timeout; after it the sweep calls him, and the code read out opens the document while the
-    text's no longer does."""
-    package_id, invitations = package
+@dataclass
+class NoReceipt:
+    """A text sent by an OTP dispatch whose texts are never confirmed, then its receipt timeout passed
+    and the sweep run: what each service published at each step."""
+
+    sent: list[Published]
+    answered: list[Published]
+    swept_early: int
+    swept_late: int
+    swept: list[Published]
+    after: list[Published]
+    deliveries: list[dict[str, Any]]
+
+
+async def text_not_confirmed(services: Services, command: Command, **otp_settings: Any) -> NoReceipt:
+    """Hand ``command``'s request to an OTP dispatch (with ``otp_settings``) whose texts are never
+    confirmed, its outcome to authentication; sweep before and after the receipt timeout, publishing
+    as the service does, and hand the sweep's events to authentication."""
     sandbox = services.stack.workdir / f"receipts-{uuid.uuid4().hex[:6]}.jsonl"
     async with services.stack.service(
         OTP_DISPATCH, clock=services.clock, sandbox_outbox=sandbox, sandbox_sms_receipts="never",
-        receipt_timeout_seconds=60, resend_cooldown_seconds=0,
+        receipt_timeout_seconds=60, resend_cooldown_seconds=0, delivery_retry_delay_seconds=0.01, **otp_settings,
     ) as otp_dispatch:
-        dependencies = otp_dispatch.service.resources.dependencies
-        swept: list[Outgoing] = []
+        resources = otp_dispatch.service.resources
 
         async def publish(outgoing: list[Outgoing]) -> None:
-            swept.extend(outgoing)
+            for message in outgoing:
+                await resources.publisher.publish(message)
 
-        requested = await services.authentication.handle(
-            auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[1]))
-        [sent] = on(await otp_dispatch.handle_published(on(requested, OTP_REQUESTS)), OTP_EVENTS)
-        early = await run_due_fallbacks(dependencies, publish)
+        requested = await services.authentication.handle(command)
+        sent = on(await otp_dispatch.handle_published(on(requested, OTP_REQUESTS)), OTP_EVENTS)
+        answered = on(await services.authentication.handle_published(sent), AUTHENTICATION_EVENTS)
+        early = await run_due_fallbacks(resources.dependencies, publish)
         services.clock.advance(timedelta(seconds=61))
-        late = await run_due_fallbacks(dependencies, publish)
-    deliveries = [json.loads(line) for line in sandbox.read_text().splitlines()]
-    text, call = (next(d for d in deliveries if d["channel"] == channel) for channel in ("sms", "voice"))
+        start = len(otp_dispatch.recorder.records)
+        late = await run_due_fallbacks(resources.dependencies, publish)
+        swept = on(otp_dispatch.recorder.records[start:], OTP_EVENTS)
+    after = on(await services.authentication.handle_published(swept), AUTHENTICATION_EVENTS)
+    services.records += requested + sent + answered + swept + after
+    deliveries = [json.loads(line) for line in sandbox.read_text().splitlines()] if sandbox.exists() else []
+    return NoReceipt(sent, answered, early, late, swept, after, deliveries)
+
+
+def authentication_values(services: Services) -> list[bytes]:
+    return [r.value for r in on(services.records, AUTHENTICATION_EVENTS)]
+
+
+async def test_a_text_whose_receipt_never_comes_falls_back_to_a_call_that_opens_the_document(
+    services: Services, package: tuple[str, dict[int, Secret]]
+) -> None:
+    """With a gateway that takes texts but never confirms them, Bob's text is sent and answers the caller;
+    nothing moves before the receipt timeout; after it the sweep calls him, which authentication tells as
+    the fact that the code was rerouted (no second answer), and the code read out opens the document while
+    the text's no longer does."""
+    package_id, invitations = package
+    request = auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[1])
+
+    run = await text_not_confirmed(services, request)
+    text, call = (next(d for d in run.deliveries if d["channel"] == channel) for channel in ("sms", "voice"))
     _, with_text = await services.to_authentication(
         auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1], code=text["code"]))
     _, with_call = await services.to_authentication(
         auth.VerifyDocumentOtp(package_id=package_id, invitation=invitations[1], code=call["code"]))
 
-    assert (sent.type, sent["channel"], early, late) == ("otp.sent", "sms", 0, 1)
-    assert [(json.loads(o.payload)["type"], json.loads(o.payload)["channel"]) for o in swept] == [
-        ("otp.fallback_started", "voice"), ("otp.sent", "voice")]
-    assert json.loads(swept[0].payload)["reason"] == "no_receipt"
+    assert ([s.type for s in run.sent], run.sent[0]["channel"], run.swept_early, run.swept_late) == (
+        ["otp.sent"], "sms", 0, 1)
+    assert [(s.type, s["channel"], s.get("answered_before")) for s in run.swept] == [
+        ("otp.fallback_started", "voice", None), ("otp.sent", "voice", True)]
+    assert (run.swept[0]["reason"], run.swept[1]["fallback_of"]) == ("no_receipt", str(run.sent[0]["challenge_id"]))
+    assert [(e.type, e["channel"]) for e in run.answered] == [("authentication.document_otp_sent", "sms")]
+    assert [(e.type, e["channel"], e["destination"], e["reason"]) for e in run.after] == [
+        ("authentication.document_otp_rerouted", "voice", "+44******0401", "no_receipt")]
+    assert run.after[0]["correlation_id"] == str(request.correlation_id)
+    assert answers_to(authentication_values(services), request.correlation_id) == ["authentication.document_otp_sent"]
+    assert outcome_findings(authentication_values(services), [request.correlation_id]) == []
     assert [e.type for e in with_text] == ["authentication.recipient_authentication_failed"]
     assert [e.type for e in with_call] == ["authentication.recipient_authenticated"]
+
+
+async def test_a_text_whose_receipt_never_comes_and_whose_fallbacks_fail_is_a_fact_not_a_rejection(
+    services: Services, package: tuple[str, dict[int, Secret]]
+) -> None:
+    """Bob's text is sent and answers the caller; after the receipt timeout the call and then the email are
+    refused: OTP dispatch marks the last failure answered before, and authentication publishes that the code
+    was undelivered instead of a 500 after the success, so the command keeps its one answer."""
+    package_id, invitations = package
+    request = auth.RequestDocumentOtp(package_id=package_id, invitation=invitations[1])
+
+    run = await text_not_confirmed(  # Bob has had his five codes of the day in this module: room for more
+        services, request, sandbox_refuse_channels=["voice", "email"], max_sends_per_recipient=20)
+
+    assert [(s.type, s["channel"], s.get("reason"), s.get("answered_before")) for s in run.swept] == [
+        ("otp.fallback_started", "voice", "no_receipt", None),
+        ("otp.fallback_started", "email", "provider_refused", None),
+        ("otp.delivery_failed", "email", "sandbox refused", True)]
+    assert [(e.type, e["channel"]) for e in run.answered] == [("authentication.document_otp_sent", "sms")]
+    assert [(e.type, e["channel"], e["destination"]) for e in run.after] == [
+        ("authentication.document_otp_undelivered", "email", "b***@example.com")]
+    assert answers_to(authentication_values(services), request.correlation_id) == ["authentication.document_otp_sent"]
+    assert outcome_findings(authentication_values(services), [request.correlation_id]) == []

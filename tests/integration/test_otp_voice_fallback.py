@@ -273,6 +273,11 @@ async def test_a_refused_sms_falls_back_to_a_voice_call(
         started["destination"] == "+15*****0303" and started["challenge_id"] == sent["challenge_id"]
     )
     assert (sent["type"], sent["channel"], sent["provider"]) == ("otp.sent", "voice", "sandbox")
+    assert (sent["fallback_of"], sent["fallback_reason"], sent["answered_before"]) == (
+        str(request.challenge_id),
+        "provider_refused",
+        False,
+    )  # nothing answered the request before: the call's code is its one outcome
     text_code = code_in(gateway.to("+15555550303")[0].body["text"])
     [call] = outbox_for(dispatcher, sent["challenge_id"])
     assert await verifies(dispatcher, request, text_code) in (
@@ -299,6 +304,7 @@ async def test_a_failed_call_falls_back_again_to_the_email(make: Callable[..., D
         ("otp.sent", None, "email"),
     ]
     assert to_email["destination"] == "g***@example.com"
+    assert (sent["fallback_of"], sent["answered_before"]) == (to_voice["challenge_id"], False)
     [mail] = outbox_for(dispatcher, sent["challenge_id"])
     assert mail["destination"] == "grace@example.com"
     assert await verifies(dispatcher, request, mail["code"]) is VerifyOutcome.OK
@@ -337,9 +343,10 @@ async def test_a_redelivered_refused_request_repeats_its_events_without_a_second
 async def test_a_text_without_a_receipt_falls_back_once_the_timeout_passes(
     make: Callable[..., Dispatcher], clock: Clock
 ) -> None:
-    """A text the sandbox never confirms is OtpSent; nothing moves before the receipt timeout; after it the
-    sweep publishes the step (no_receipt) and the call's OtpSent, the text's code no longer verifies, and a
-    second sweep finds nothing."""
+    """A text the sandbox never confirms is OtpSent (the request's outcome); nothing moves before the
+    receipt timeout; after it the sweep publishes the step (no_receipt) and the call's OtpSent, marked
+    answered before (a fact, not a second outcome), the text's code no longer verifies, and a second sweep
+    finds nothing."""
     dispatcher = make(sandbox_sms_receipts="never")
     request = with_fallback("+447700900307", ("voice", "+447700900307"))
 
@@ -358,6 +365,12 @@ async def test_a_text_without_a_receipt_falls_back_once_the_timeout_passes(
         "voice",
     )
     assert started["correlation_id"] == called["correlation_id"] == str(request.correlation_id)
+    assert sent["answered_before"] is False and sent["fallback_of"] is None
+    assert (called["fallback_of"], called["fallback_reason"], called["answered_before"]) == (
+        str(request.challenge_id),
+        "no_receipt",
+        True,
+    )
     [call] = outbox_for(dispatcher, called["challenge_id"])
     assert await verifies(dispatcher, request, text["code"]) is not VerifyOutcome.OK
     assert await verifies(dispatcher, request, call["code"]) is VerifyOutcome.OK
@@ -486,7 +499,8 @@ async def test_no_code_number_or_address_in_what_voice_and_fallback_publish(
     make: Callable[..., Dispatcher], clock: Clock
 ) -> None:
     """Every event of a refused text, a missing receipt and the calls and mail that followed shows numbers and
-    addresses masked, and none of the codes delivered."""
+    addresses masked, and none of the codes delivered; the mail after a missing receipt and a refused call
+    is marked answered before, the mail after a call refused at once is not."""
     dispatcher = make(sandbox_refuse_channels=["voice"], sandbox_sms_receipts="never")
     requests = [
         with_fallback("+447700900315", ("voice", "+447700900315"), ("email", "heidi@example.com")),
@@ -503,6 +517,13 @@ async def test_no_code_number_or_address_in_what_voice_and_fallback_publish(
     codes = [line["code"] for line in read_outbox(dispatcher.settings.sandbox_outbox)]
     records = dispatcher.records()
     texts = [r.value.decode() for r in records]
+    # in order: the first text (the first request's outcome), the call refused at once and its mail (the
+    # second's), then the sweep: the first text's mail, after its call was refused, is a fact after its outcome
+    assert [(e["type"], e["channel"], e.get("answered_before")) for e in map(json.loads, texts)] == [
+        ("otp.sent", "sms", False),
+        ("otp.fallback_started", "email", None), ("otp.sent", "email", False),
+        ("otp.fallback_started", "voice", None), ("otp.fallback_started", "email", None),
+        ("otp.sent", "email", True)]
     assert (
         len(codes) == 3 and len(records) == 6
     )  # a text and two mails; the refused calls wrote none

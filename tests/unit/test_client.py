@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import ConsumerRecord
 
 from signgate_client import Answer, Outcome, Rejected, parse_command, route
-from signgate_client.routing import Progress, progress
-from signgate_contracts import CommandRejected, otp
+from signgate_client.client import SignGateClient, _Pending
+from signgate_client.routing import Progress, answers_command, progress
+from signgate_contracts import CommandRejected, encode, otp
 from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
@@ -116,3 +118,23 @@ def test_an_accepted_outcome_passes_and_a_rejected_one_raises() -> None:
         Outcome(command, REFUSED).accepted()
     assert raised.value.rejection is REFUSED
     assert Outcome(command, None, GRANT).result is GRANT
+
+
+def test_a_fact_after_an_outcome_is_never_taken_as_the_answer() -> None:
+    """A code rerouted or undelivered after the request was answered carries the request's correlation
+    id on its outcome topic, yet the client takes neither as the command's outcome: the code sent is."""
+    command = auth.RequestDocumentOtp(package_id="p", order=1, access_token="t")
+    stamp = {"correlation_id": command.correlation_id, "package_id": "p", "order": 1, "channel": "email",
+             "destination": "c***@example.com"}
+    rerouted = auth.DocumentOtpRerouted(**stamp, reason="no_receipt", expires_at=NOW, resend_available_at=NOW)
+    undelivered = auth.DocumentOtpUndelivered(**stamp)
+    sent = auth.DocumentOtpSent(**stamp, expires_at=NOW, resend_available_at=NOW)
+    client = SignGateClient("127.0.0.1:9")
+    pending = _Pending(command, route(command), wants_reply=False, effects=frozenset())
+
+    for message in (rerouted, undelivered, sent, rerouted):
+        client._take(pending, ConsumerRecord(
+            "signgate.authentication.events", 0, 0, 0, 0, b"p", encode(message), None, 1, 1, []))
+
+    assert pending.event == sent and pending.progress() is Progress.COMPLETE
+    assert [answers_command(m) for m in (rerouted, undelivered, sent, REFUSED)] == [False, False, True, True]

@@ -3,12 +3,14 @@ authentication makes from a recipient's policy."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from pydantic import ValidationError
 
 from libs.runtime.errors import BadRequest
 from services.authentication.domain import RecipientPolicy, otp_delivery_plan
-from services.otp_dispatch.domain import fallback_request
+from services.otp_dispatch.domain import FallbackOf, fallback_after, fallback_request
 from signgate_contracts import authentication as auth
 from signgate_contracts import workflow as wf
 from signgate_contracts.otp import FallbackStep, OtpDeliveryRequested
@@ -50,6 +52,20 @@ def test_the_fallback_request_is_the_same_each_time_it_is_derived() -> None:
     assert [step.channel for step in first.fallback] == ["email"]
     assert first.event_id != failed.event_id and first.challenge_id != failed.challenge_id
     assert fallback_request(request()) is None
+
+
+def test_a_fallback_is_answered_before_once_a_code_of_its_chain_was_sent() -> None:
+    """A fallback of a text refused at once is the request's answer; one after a sent text (no receipt) is
+    answered before, and so is every fallback down that chain, even one of a call refused at once."""
+    text, call = uuid.uuid4(), uuid.uuid4()
+
+    refused_at_once = fallback_after(text, "provider_refused", None, answered=False)
+    after_no_receipt = fallback_after(text, "no_receipt", None, answered=True)
+    down_the_chain = fallback_after(call, "provider_refused", after_no_receipt, answered=False)
+
+    assert refused_at_once == FallbackOf(text, "provider_refused", answered_before=False)
+    assert after_no_receipt.answered_before and down_the_chain == FallbackOf(call, "provider_refused", True)
+    assert not fallback_after(call, "provider_refused", refused_at_once, answered=False).answered_before
 
 
 def test_an_old_policy_without_the_fallback_field_decodes_with_none() -> None:
