@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import SecretStr
 
@@ -289,34 +289,39 @@ async def handle_verify_signing_otp(
     ]
 
 
+def recipient_named(outcome: otp.OtpSent | otp.OtpDeliveryFailed) -> dict[str, Any]:
+    """Who a code was for, as this service's events name them: a signer's field, or a recipient."""
+    if outcome.purpose == "signing":
+        assert outcome.user_id and outcome.document_id and outcome.field_name
+        return {
+            "package_id": outcome.package_id,
+            "document_id": outcome.document_id,
+            "field_name": outcome.field_name,
+            "user_id": outcome.user_id,
+        }
+    assert outcome.order is not None
+    return {"package_id": outcome.package_id, "order": outcome.order}
+
+
 async def handle_otp_sent(sent: otp.OtpSent, scope: AuthenticationScope) -> list[Outgoing]:
     """OTP dispatch sent the code: that is the outcome of the command that asked for it; unless the
     command was answered already (a fallback's code, after the text it was answered with went
     undelivered): then the fact that the code went another way, which is no second answer."""
     if sent.answered_before:
         return [event(code_rerouted(sent), sent.package_id)]
+    sent_fields: dict[str, Any] = {
+        "destination": sent.destination,
+        "expires_at": sent.expires_at,
+        "resend_available_at": sent.resend_available_at,
+    }
+    outcome: Event
     if sent.purpose == "signing":
-        assert sent.user_id and sent.document_id and sent.field_name
-        outcome: Event = auth.SigningOtpSent(
-            package_id=sent.package_id,
-            document_id=sent.document_id,
-            field_name=sent.field_name,
-            user_id=sent.user_id,
-            destination=sent.destination,
-            expires_at=sent.expires_at,
-            resend_available_at=sent.resend_available_at,
-            channel="voice" if sent.channel == "voice" else "sms",
+        signing_channel: Literal["sms", "voice"] = "voice" if sent.channel == "voice" else "sms"
+        outcome = auth.SigningOtpSent(
+            **recipient_named(sent), **sent_fields, channel=signing_channel
         )
     else:
-        assert sent.order is not None
-        outcome = auth.DocumentOtpSent(
-            package_id=sent.package_id,
-            order=sent.order,
-            channel=sent.channel,
-            destination=sent.destination,
-            expires_at=sent.expires_at,
-            resend_available_at=sent.resend_available_at,
-        )
+        outcome = auth.DocumentOtpSent(**recipient_named(sent), **sent_fields, channel=sent.channel)
     return [event(outcome, sent.package_id)]
 
 
@@ -334,27 +339,12 @@ async def handle_otp_delivery_failed(
 
 def code_rerouted(sent: otp.OtpSent) -> Event:
     """The fact of a fallback's code sent after the command was answered, for the code's purpose."""
-    reason = sent.fallback_reason or "no_receipt"
-    if sent.purpose == "signing":
-        assert sent.user_id and sent.document_id and sent.field_name
-        return auth.SigningOtpRerouted(
-            package_id=sent.package_id,
-            document_id=sent.document_id,
-            field_name=sent.field_name,
-            user_id=sent.user_id,
-            channel=sent.channel,
-            destination=sent.destination,
-            reason=reason,
-            expires_at=sent.expires_at,
-            resend_available_at=sent.resend_available_at,
-        )
-    assert sent.order is not None
-    return auth.DocumentOtpRerouted(
-        package_id=sent.package_id,
-        order=sent.order,
+    rerouted = auth.SigningOtpRerouted if sent.purpose == "signing" else auth.DocumentOtpRerouted
+    return rerouted(
+        **recipient_named(sent),
         channel=sent.channel,
         destination=sent.destination,
-        reason=reason,
+        reason=sent.fallback_reason or "no_receipt",
         expires_at=sent.expires_at,
         resend_available_at=sent.resend_available_at,
     )
@@ -362,21 +352,11 @@ def code_rerouted(sent: otp.OtpSent) -> Event:
 
 def code_undelivered(failure: otp.OtpDeliveryFailed) -> Event:
     """The fact of a fallback's code undelivered after the command was answered."""
-    if failure.purpose == "signing":
-        assert failure.user_id and failure.document_id and failure.field_name
-        return auth.SigningOtpUndelivered(
-            package_id=failure.package_id,
-            document_id=failure.document_id,
-            field_name=failure.field_name,
-            user_id=failure.user_id,
-            channel=failure.channel,
-            destination=failure.destination,
-            resend_available_at=failure.resend_available_at,
-        )
-    assert failure.order is not None
-    return auth.DocumentOtpUndelivered(
-        package_id=failure.package_id,
-        order=failure.order,
+    undelivered = (
+        auth.SigningOtpUndelivered if failure.purpose == "signing" else auth.DocumentOtpUndelivered
+    )
+    return undelivered(
+        **recipient_named(failure),
         channel=failure.channel,
         destination=failure.destination,
         resend_available_at=failure.resend_available_at,

@@ -149,6 +149,22 @@ Channel = Annotated[
 ]
 
 
+def recipient_named(
+    package_id: str,
+    order: int,
+    token: HTTPAuthorizationCredentials | None,
+    invitation: str | None,
+) -> dict[str, Any]:
+    """A recipient command's naming and credentials: the recipient by package and order, with the
+    owner's token or the recipient's invitation (whichever came)."""
+    return {
+        "package_id": package_id,
+        "order": order,
+        "access_token": token_of(token),
+        "invitation": invitation_of(invitation),
+    }
+
+
 # -- Update / Get Workflow User Authentication (Document Opening) --
 
 
@@ -435,11 +451,7 @@ async def open_document_via_password(
     invitation: Invitation = None,
 ) -> AccessGranted:
     command = auth.OpenDocumentWithPassword(
-        package_id=package_id,
-        order=order,
-        password=body.password,
-        access_token=token_of(token),
-        invitation=invitation_of(invitation),
+        **recipient_named(package_id, order, token, invitation), password=body.password
     )
     return opened_view(await outcome_of(deps, command), "password")
 
@@ -465,12 +477,7 @@ async def open_document_via_otp(
         Body(openapi_examples={"verify": {"value": {"otp": "123456"}}}),
     ] = None,
 ) -> Any:
-    named: dict[str, Any] = {
-        "package_id": package_id,
-        "order": order,
-        "access_token": token_of(token),
-        "invitation": invitation_of(invitation),
-    }
+    named = recipient_named(package_id, order, token, invitation)
     if body is None:
         await outcome_of(deps, auth.RequestDocumentOtp(**named, channel=channel))
         return Response(status_code=200)
@@ -522,11 +529,7 @@ async def open_document_via_totp(
     invitation: Invitation = None,
 ) -> AccessGranted:
     command = auth.VerifyDocumentTotp(
-        package_id=package_id,
-        order=order,
-        code=body.otp,
-        access_token=token_of(token),
-        invitation=invitation_of(invitation),
+        **recipient_named(package_id, order, token, invitation), code=body.otp
     )
     return opened_view(await outcome_of(deps, command), "authenticator code")
 

@@ -30,7 +30,7 @@ from libs.security.tokens import Claims, check_account_state
 from libs.security.totp import TotpParameters, matching_step, new_secret, provisioning_uri
 from services.identity import domain, repository
 from services.identity.authenticators import looks_like_recovery_code
-from services.identity.dependencies import IdentityScope
+from services.identity.dependencies import IdentityDependencies, IdentityScope
 from services.identity.views import (
     contacts,
     fact,
@@ -324,9 +324,8 @@ async def check_one_time_code(
     deps, connection = scope.dependencies, scope.transaction
     secrets = deps.authenticator_secrets
     stored = authenticator.secret_encrypted
-    secret = secrets.open(stored, authenticator_id=authenticator.id, user_id=authenticator.user_id)
+    secret, step = matching_authenticator_step(deps, authenticator, code, now)
     parameters, drift = authenticator.parameters, deps.totp.drift_steps
-    step = matching_step(secret, code, now, parameters=parameters, drift_steps=drift)
     recovery = None
     if step is None and authenticator.confirmed and looks_like_recovery_code(code):
         digest = deps.recovery_codes.digest(authenticator.id, code)
@@ -362,21 +361,29 @@ async def check_one_time_code(
     return CodeVerdict("wrong")
 
 
-async def code_already_used(
-    scope: IdentityScope, authenticator: domain.Authenticator, code: str, now: datetime
-) -> bool:
-    """Whether ``code`` is the authenticator's code of a step already spent (read only: nothing is
-    claimed or counted)."""
-    deps = scope.dependencies
+def matching_authenticator_step(
+    deps: IdentityDependencies, authenticator: domain.Authenticator, code: str, now: datetime
+) -> tuple[str, int | None]:
+    """The authenticator's secret, opened, and the time step ``code`` matches (None: no match)."""
     secret = deps.authenticator_secrets.open(
         authenticator.secret_encrypted,
         authenticator_id=authenticator.id,
         user_id=authenticator.user_id,
     )
-    parameters, drift = authenticator.parameters, deps.totp.drift_steps
-    step = matching_step(secret, code, now, parameters=parameters, drift_steps=drift)
+    step = matching_step(
+        secret, code, now, parameters=authenticator.parameters, drift_steps=deps.totp.drift_steps
+    )
+    return secret, step
+
+
+async def code_already_used(
+    scope: IdentityScope, authenticator: domain.Authenticator, code: str, now: datetime
+) -> bool:
+    """Whether ``code`` is the authenticator's code of a step already spent (read only: nothing is
+    claimed or counted)."""
+    _, step = matching_authenticator_step(scope.dependencies, authenticator, code, now)
     subject = domain.totp_subject(authenticator.user_id)
-    return step is not None and await deps.used_steps.used(subject, step)
+    return step is not None and await scope.dependencies.used_steps.used(subject, step)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 says how the gateway is spoken to).
 
 The request is ``{"to": "+447700908899", "from": caller id, "text": spoken text, "language":
-"en", "reference": challenge id}``; the text spells the code digit by digit
-(the `voice` template, `message_templates.spoken_code`) so a text-to-speech engine reads it one digit at a time. The gateway's
-answer names the call (``id`` or ``call_id``).
+"en", "reference": challenge id}``; the text (the `voice` template, with
+`message_templates.spoken_code`) spells the code digit by digit, so a text-to-speech engine reads
+it one digit at a time. The gateway's answer names the call (``id`` or ``call_id``).
 """
 
 from __future__ import annotations

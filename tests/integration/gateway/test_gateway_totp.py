@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -21,6 +20,7 @@ from signgate_contracts import authentication as auth
 from signgate_contracts import identity as idn
 from signgate_contracts import workflow as wf
 from tests.e2e.steps import invitations_of, owner_token, send, workflow
+from tests.integration.gateway.test_gateway_signinghub import answer, authentication_path, bearer
 from tests.security.test_recipient_credentials import user_with_token
 from tests.support.chaos_identity import admin_token
 from tests.support.system import System
@@ -30,18 +30,6 @@ PROVISIONED = {
     "apply_to_all": False,
     "authentication": {"enabled": True, "totp": {"enabled": True, "source": "provisioned"}},
 }
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-
-
-def authentication_path(package_id: str, order: int = 1) -> str:
-    return f"/v3/packages/{package_id}/workflow/{order}/authentication"
-
-
-def answer(response: httpx.Response) -> tuple[int, Any]:
-    return response.status_code, response.json() if response.content else None
 
 
 def wrong_code(secret: str) -> str:
